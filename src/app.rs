@@ -1,0 +1,175 @@
+//! Wiring: resolves the secret, opens the store, builds the router and serves it until
+//! SIGINT/SIGTERM, draining in-flight requests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Environment, Settings};
+use crate::crypto::signed::SigningKey;
+use crate::crypto::token::generate_id;
+use crate::http::client::IpRules;
+use crate::http::origin::TrustedOrigins;
+use crate::http::{router, AppState};
+use crate::session::SessionService;
+use crate::store::sql::{connect, ExtraColumn};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration.
+    #[error("{0}")]
+    Config(String),
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The listener could not bind.
+    #[error("listen: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Minimum secret length accepted in production.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// The secret to sign with: configured, or in development generated once into
+/// `<data_dir>/secret` (with a warning). Production refuses a missing or short secret.
+pub fn resolve_secret(s: &Settings) -> Result<String, StartError> {
+    if !s.secret.is_empty() {
+        if s.environment == Environment::Production && s.secret.len() < MIN_SECRET_LEN {
+            return Err(StartError::Config(format!(
+                "secret must be at least {MIN_SECRET_LEN} characters in production"
+            )));
+        }
+        if s.secret.len() < MIN_SECRET_LEN {
+            tracing::warn!("the secret is shorter than {MIN_SECRET_LEN} characters");
+        }
+        return Ok(s.secret.clone());
+    }
+    if s.environment == Environment::Production {
+        return Err(StartError::Config(
+            "no secret: set BETTER_AUTH_SECRET or SESSIOND_SECRET (at least 32 characters)".into(),
+        ));
+    }
+    let path = s.data_dir.join("secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim().to_owned();
+        if existing.len() >= MIN_SECRET_LEN {
+            tracing::warn!(path = %path.display(), "no secret configured; using the generated development secret");
+            return Ok(existing);
+        }
+    }
+    std::fs::create_dir_all(&s.data_dir)?;
+    let secret = format!("{}{}", generate_id(), generate_id());
+    write_private(&path, &secret)?;
+    tracing::warn!(path = %path.display(), "no secret configured; generated a development secret");
+    Ok(secret)
+}
+
+fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(content.as_bytes())
+}
+
+/// A built, bound application.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    /// Builds with the system clock.
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// Builds with an injected clock (tests move it instead of sleeping).
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartError> {
+        let secret = resolve_secret(&settings)?;
+        let key = SigningKey::new(secret.as_bytes())
+            .map_err(|_| StartError::Config("unusable secret".into()))?;
+        let extras = settings
+            .session
+            .additional_fields
+            .iter()
+            .map(|(name, f)| ExtraColumn { name: name.clone(), kind: f.kind })
+            .collect();
+        let (store, backend) = connect(
+            &settings.database,
+            &settings.data_dir,
+            extras,
+            settings.database.migrate_on_start,
+        )
+        .await?;
+        tracing::info!(?backend, "store ready");
+        let ip = IpRules::new(&settings.advanced.ip_address).map_err(StartError::Config)?;
+        let state = AppState {
+            sessions: SessionService::new(&settings, store, clock, key),
+            origins: Arc::new(TrustedOrigins::new(&settings)),
+            ip: Arc::new(ip),
+            base_path: Arc::from(settings.base_path.as_str()),
+            csrf_disabled: settings.advanced.disable_csrf_check
+                || settings.advanced.disable_origin_check,
+        };
+        let listener = TcpListener::bind((settings.host.as_str(), settings.port)).await?;
+        Ok(Self { listener, router: router(state) })
+    }
+
+    /// The bound address (port 0 in settings picks a free one).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until SIGINT or SIGTERM, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router.into_make_service())
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// Applies migrations and exits (the `migrate` command).
+pub async fn migrate_only(settings: &Settings) -> Result<(), StartError> {
+    let extras = settings
+        .session
+        .additional_fields
+        .iter()
+        .map(|(name, f)| ExtraColumn { name: name.clone(), kind: f.kind })
+        .collect();
+    connect(&settings.database, &settings.data_dir, extras, true).await?;
+    Ok(())
+}

@@ -1,0 +1,411 @@
+//! Settings: built-in defaults, then a TOML file (`config/default.toml` or `--config FILE`),
+//! then the environment, later layers winning. Option names are Better Auth's, in snake_case;
+//! every option can be set as `SESSIOND_<PATH>` with `__` between levels
+//! (`SESSIOND_SESSION__EXPIRES_IN=3600`); lists and maps take JSON. Better Auth's own
+//! variables (`BETTER_AUTH_SECRET`, `BETTER_AUTH_URL`, `BETTER_AUTH_TRUSTED_ORIGINS`) and
+//! `DATABASE_URL`, `REDIS_URL`, `HOST`, `PORT` are honoured under the `SESSIOND_` ones.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Where the service runs; production refuses weak configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// Local use: a secret is generated when none is given, logs are human-readable.
+    #[default]
+    Development,
+    /// Deployed: a secret of at least 32 characters is required, logs are JSON.
+    Production,
+}
+
+/// Every setting of the service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// `development` or `production`.
+    pub environment: Environment,
+    /// Address to listen on.
+    pub host: String,
+    /// Port to listen on.
+    pub port: u16,
+    /// Public URL of the service (Better Auth's `baseURL`); its origin is trusted.
+    /// Empty: `http://localhost:<port>`.
+    pub base_url: String,
+    /// Path under which the API is served.
+    pub base_path: String,
+    /// Secret for signing cookies (Better Auth's `secret` / `BETTER_AUTH_SECRET`).
+    pub secret: String,
+    /// Extra origins allowed to send cookie-bearing POSTs; `*` and `?` are wildcards.
+    pub trusted_origins: Vec<String>,
+    /// Directory for the embedded SQLite database and a generated development secret.
+    pub data_dir: PathBuf,
+    /// Database connection.
+    pub database: DatabaseSettings,
+    /// Session lifetime and refresh.
+    pub session: SessionSettings,
+    /// Email and password sign-in.
+    pub email_and_password: EmailPasswordSettings,
+    /// Cookies, origin checks, client addresses.
+    pub advanced: AdvancedSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            environment: Environment::Development,
+            host: "127.0.0.1".into(),
+            port: 3000,
+            base_url: String::new(),
+            base_path: "/api/auth".into(),
+            secret: String::new(),
+            trusted_origins: Vec::new(),
+            data_dir: PathBuf::from("./data"),
+            database: DatabaseSettings::default(),
+            session: SessionSettings::default(),
+            email_and_password: EmailPasswordSettings::default(),
+            advanced: AdvancedSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+/// Database connection settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `postgres://…` or `sqlite://…`; empty: SQLite at `<data_dir>/sessiond.db`.
+    pub url: String,
+    /// Connection pool size.
+    pub max_connections: u32,
+    /// Seconds to wait for a pooled connection before answering 503.
+    pub acquire_timeout: u64,
+    /// Apply migrations at start.
+    pub migrate_on_start: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self { url: String::new(), max_connections: 16, acquire_timeout: 5, migrate_on_start: true }
+    }
+}
+
+/// Better Auth's `session.*` options (durations in seconds).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionSettings {
+    /// Session lifetime; each refresh moves the expiry to now + this.
+    pub expires_in: u64,
+    /// How old the last refresh must be before `get-session` slides the expiry.
+    pub update_age: u64,
+    /// Sessions younger than this are "fresh"; 0 disables freshness checks.
+    pub fresh_age: u64,
+    /// Never slide the expiry.
+    pub disable_session_refresh: bool,
+    /// `GET /get-session` never writes; `POST /get-session` refreshes.
+    pub defer_session_refresh: bool,
+    /// Extra session columns, by name.
+    pub additional_fields: BTreeMap<String, AdditionalField>,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            expires_in: 604_800,
+            update_age: 86_400,
+            fresh_age: 86_400,
+            disable_session_refresh: false,
+            defer_session_refresh: false,
+            additional_fields: BTreeMap::new(),
+        }
+    }
+}
+
+/// Type of an additional field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldType {
+    /// Text.
+    String,
+    /// Integer.
+    Number,
+    /// Boolean.
+    Boolean,
+}
+
+/// An additional session field, as Better Auth's `additionalFields` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdditionalField {
+    /// Value type.
+    #[serde(rename = "type")]
+    pub kind: FieldType,
+    /// Must a value exist (after defaults) when a session is created.
+    #[serde(default)]
+    pub required: bool,
+    /// Value given to new sessions.
+    #[serde(default)]
+    pub default_value: Option<serde_json::Value>,
+    /// Clients may set it through `update-session`.
+    #[serde(default = "yes")]
+    pub input: bool,
+    /// Included in responses.
+    #[serde(default = "yes")]
+    pub returned: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Better Auth's `emailAndPassword.*` options.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailPasswordSettings {
+    /// Allow email and password sign-in.
+    pub enabled: bool,
+    /// Refuse new sign-ups.
+    pub disable_sign_up: bool,
+    /// Shortest accepted password.
+    pub min_password_length: usize,
+    /// Longest accepted password.
+    pub max_password_length: usize,
+    /// Sign the user in after sign-up.
+    pub auto_sign_in: bool,
+    /// Password hashes allowed to run at once (0: number of CPUs).
+    pub hash_concurrency: usize,
+}
+
+impl Default for EmailPasswordSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            disable_sign_up: false,
+            min_password_length: 8,
+            max_password_length: 128,
+            auto_sign_in: true,
+            hash_concurrency: 0,
+        }
+    }
+}
+
+/// Better Auth's `advanced.*` options.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdvancedSettings {
+    /// Cookie name prefix (`<prefix>.session_token`).
+    pub cookie_prefix: String,
+    /// Force `Secure` cookies and the `__Secure-` prefix on or off; unset: on when
+    /// `base_url` is https or in production.
+    pub use_secure_cookies: Option<bool>,
+    /// Skip the origin check on cookie-bearing POSTs and the sign-in CSRF check.
+    pub disable_csrf_check: bool,
+    /// Skip the origin check (Better Auth's older switch).
+    pub disable_origin_check: bool,
+    /// Share cookies with subdomains.
+    pub cross_sub_domain_cookies: CrossSubDomainCookies,
+    /// Client address detection.
+    pub ip_address: IpAddressSettings,
+}
+
+impl Default for AdvancedSettings {
+    fn default() -> Self {
+        Self {
+            cookie_prefix: "better-auth".into(),
+            use_secure_cookies: None,
+            disable_csrf_check: false,
+            disable_origin_check: false,
+            cross_sub_domain_cookies: CrossSubDomainCookies::default(),
+            ip_address: IpAddressSettings::default(),
+        }
+    }
+}
+
+/// `advanced.crossSubDomainCookies`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CrossSubDomainCookies {
+    /// Emit `Domain=` on session cookies.
+    pub enabled: bool,
+    /// The domain; empty: the host of `base_url`.
+    pub domain: String,
+}
+
+/// `advanced.ipAddress`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IpAddressSettings {
+    /// Headers holding the client address, tried in order.
+    pub ip_address_headers: Vec<String>,
+    /// Never record addresses.
+    pub disable_ip_tracking: bool,
+    /// IPv6 addresses are masked to this prefix length.
+    pub ipv6_subnet: u8,
+    /// Proxies (addresses or CIDRs) whose hops are skipped in forwarded chains.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for IpAddressSettings {
+    fn default() -> Self {
+        Self {
+            ip_address_headers: vec!["x-forwarded-for".into()],
+            disable_ip_tracking: false,
+            ipv6_subnet: 64,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `tracing` filter, e.g. `info` or `sessiond=debug`.
+    pub level: String,
+    /// `json`, `pretty`, or empty: JSON in production, pretty otherwise.
+    pub format: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { level: "info".into(), format: String::new() }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value could not be read; the message names the key and where it came from.
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(e: figment::Error) -> Self {
+        // figment's errors name the key and the provider ("env variable SESSIOND_PORT").
+        let mut msgs = Vec::new();
+        for err in e {
+            msgs.push(err.to_string());
+        }
+        ConfigError::Invalid(msgs.join("; "))
+    }
+}
+
+impl Settings {
+    /// Loads defaults < `file` (or `config/default.toml` when present) < environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Settings::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError::Invalid(format!(
+                        "config file {} does not exist",
+                        path.display()
+                    )));
+                }
+                fig = fig.merge(Toml::file(path));
+            }
+            None => fig = fig.merge(Toml::file("config/default.toml")),
+        }
+        Self::from_figment(fig.merge(environment_provider()))
+    }
+
+    /// Extracts and checks settings from a prepared figment.
+    pub fn from_figment(fig: Figment) -> Result<Self, ConfigError> {
+        let s: Settings = fig.extract()?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.base_path.starts_with('/') || self.base_path.ends_with('/') {
+            return Err(ConfigError::Invalid(format!(
+                "base_path must start with '/' and not end with '/': {:?}",
+                self.base_path
+            )));
+        }
+        if self.session.expires_in == 0 {
+            return Err(ConfigError::Invalid("session.expires_in must be > 0".into()));
+        }
+        for (name, field) in &self.session.additional_fields {
+            let ok = !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with(|c: char| c.is_ascii_digit());
+            if !ok || crate::session::model::CORE_SESSION_FIELDS.contains(&name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "session.additional_fields: {name:?} is not a usable field name"
+                )));
+            }
+            if let Some(d) = &field.default_value {
+                if !field_type_matches(field.kind, d) {
+                    return Err(ConfigError::Invalid(format!(
+                        "session.additional_fields.{name}.default_value does not match its type"
+                    )));
+                }
+            }
+        }
+        if self.email_and_password.min_password_length > self.email_and_password.max_password_length
+        {
+            return Err(ConfigError::Invalid(
+                "email_and_password.min_password_length exceeds max_password_length".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The public base URL, defaulting to `http://localhost:<port>`.
+    pub fn effective_base_url(&self) -> String {
+        if self.base_url.is_empty() {
+            format!("http://localhost:{}", self.port)
+        } else {
+            self.base_url.trim_end_matches('/').to_string()
+        }
+    }
+
+    /// Whether cookies are `Secure` and `__Secure-`-prefixed.
+    pub fn secure_cookies(&self) -> bool {
+        self.advanced.use_secure_cookies.unwrap_or_else(|| {
+            self.effective_base_url().starts_with("https://")
+                || self.environment == Environment::Production
+        })
+    }
+}
+
+/// Whether a JSON value fits an additional field's type.
+pub fn field_type_matches(kind: FieldType, v: &serde_json::Value) -> bool {
+    match kind {
+        FieldType::String => v.is_string(),
+        FieldType::Number => v.is_i64(),
+        FieldType::Boolean => v.is_boolean(),
+    }
+}
+
+fn environment_provider() -> Figment {
+    // Better Auth's and the platform's variable names, under our own prefixed ones.
+    let compat = Env::raw()
+        .only(&[
+            "BETTER_AUTH_SECRET",
+            "BETTER_AUTH_URL",
+            "DATABASE_URL",
+            "HOST",
+            "PORT",
+        ])
+        .map(|k| {
+            match k.as_str() {
+                "BETTER_AUTH_SECRET" => "secret",
+                "BETTER_AUTH_URL" => "base_url",
+                "DATABASE_URL" => "database.url",
+                "HOST" => "host",
+                _ => "port",
+            }
+            .into()
+        })
+        .split(".");
+    Figment::new().merge(compat).merge(Env::prefixed("SESSIOND_").split("__"))
+}

@@ -1,0 +1,103 @@
+//! Better Auth's password hash: scrypt (N=16384, r=16, p=1, 64-byte key) over the
+//! NFKC-normalised password, with the 32-character *hex text* of 16 random bytes as the
+//! salt, stored as `<saltHex>:<keyHex>`.
+//!
+//! Hashing is CPU- and memory-heavy (16 MiB, tens of milliseconds), so callers run it
+//! through [`Hasher`], which moves it off the async runtime and bounds how many run at once.
+
+use std::sync::Arc;
+
+use rand::rngs::OsRng;
+use rand::RngCore;
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+use unicode_normalization::UnicodeNormalization;
+
+/// log2(N) for N = 16384.
+const LOG_N: u8 = 14;
+const R: u32 = 16;
+const P: u32 = 1;
+const KEY_LEN: usize = 64;
+
+/// Why a hash could not be made or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    /// The stored string is not `<salt>:<key>`.
+    #[error("invalid password hash")]
+    Malformed,
+    /// scrypt itself failed (parameters rejected) or the worker was lost.
+    #[error("password hashing failed")]
+    Internal,
+}
+
+fn derive(password: &str, salt: &str) -> Result<[u8; KEY_LEN], PasswordError> {
+    let normalized: String = password.nfkc().collect();
+    let params =
+        scrypt::Params::new(LOG_N, R, P, KEY_LEN).map_err(|_| PasswordError::Internal)?;
+    let mut key = [0u8; KEY_LEN];
+    scrypt::scrypt(normalized.as_bytes(), salt.as_bytes(), &params, &mut key)
+        .map_err(|_| PasswordError::Internal)?;
+    Ok(key)
+}
+
+/// Hashes a password into Better Auth's `<saltHex>:<keyHex>` form (blocking).
+pub fn hash_blocking(password: &str) -> Result<String, PasswordError> {
+    let mut salt = [0u8; 16];
+    OsRng.fill_bytes(&mut salt);
+    hash_with_salt(password, &hex::encode(salt))
+}
+
+/// Hashes with a given hex salt text (blocking); used for vectors.
+pub fn hash_with_salt(password: &str, salt_hex: &str) -> Result<String, PasswordError> {
+    let key = derive(password, salt_hex)?;
+    Ok(format!("{salt_hex}:{}", hex::encode(key)))
+}
+
+/// Checks a password against a stored hash (blocking). Like Better Auth, the stored key
+/// must be lowercase hex; an uppercase key never verifies.
+pub fn verify_blocking(password: &str, stored: &str) -> Result<bool, PasswordError> {
+    let mut parts = stored.split(':');
+    let (salt, key) = match (parts.next(), parts.next()) {
+        (Some(s), Some(k)) if !s.is_empty() && !k.is_empty() => (s, k),
+        _ => return Err(PasswordError::Malformed),
+    };
+    let derived = hex::encode(derive(password, salt)?);
+    Ok(derived.as_bytes().ct_eq(key.as_bytes()).into())
+}
+
+/// Runs password hashing on the blocking pool, at most `limit` at a time, so sign-ins
+/// never occupy the async workers that serve `get-session`.
+#[derive(Clone)]
+pub struct Hasher {
+    permits: Arc<Semaphore>,
+}
+
+impl Hasher {
+    /// A hasher allowing `limit` concurrent hashes (at least one).
+    pub fn new(limit: usize) -> Self {
+        Self { permits: Arc::new(Semaphore::new(limit.max(1))) }
+    }
+
+    /// Number of hashes waiting for a permit or running.
+    pub fn available(&self) -> usize {
+        self.permits.available_permits()
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let _permit = self.permits.acquire().await.map_err(|_| PasswordError::Internal)?;
+        tokio::task::spawn_blocking(f).await.map_err(|_| PasswordError::Internal)?
+    }
+
+    /// Hashes a new password.
+    pub async fn hash(&self, password: String) -> Result<String, PasswordError> {
+        self.run(move || hash_blocking(&password)).await
+    }
+
+    /// Verifies a password; a malformed stored hash is an error, as in Better Auth.
+    pub async fn verify(&self, password: String, stored: String) -> Result<bool, PasswordError> {
+        self.run(move || verify_blocking(&password, &stored)).await
+    }
+}

@@ -1,0 +1,193 @@
+//! The one error type of the service and its wire form: Better Auth's
+//! `{"message": "...", "code": "..."}` body with its status codes. Storage failures become
+//! 503 (backend unreachable) or 500, with no detail on the wire; the cause is logged.
+
+use std::borrow::Cow;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::crypto::password::PasswordError;
+use crate::store::StoreError;
+
+/// An error answered to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Better Auth's machine-readable code; some of its errors have none.
+    pub code: Option<&'static str>,
+    /// Human-readable message; `None` answers an empty body.
+    pub message: Option<Cow<'static, str>>,
+}
+
+impl ApiError {
+    /// An error with a code and a message.
+    pub const fn new(status: StatusCode, code: &'static str, message: &'static str) -> Self {
+        Self { status, code: Some(code), message: Some(Cow::Borrowed(message)) }
+    }
+
+    /// An error with a code and a computed message.
+    pub fn with_message(status: StatusCode, code: &'static str, message: String) -> Self {
+        Self { status, code: Some(code), message: Some(Cow::Owned(message)) }
+    }
+
+    /// An error whose body is `{"message"}` only.
+    pub const fn message_only(status: StatusCode, message: &'static str) -> Self {
+        Self { status, code: None, message: Some(Cow::Borrowed(message)) }
+    }
+
+    /// An error with an empty body.
+    pub const fn empty(status: StatusCode) -> Self {
+        Self { status, code: None, message: None }
+    }
+
+    /// 400 `VALIDATION_ERROR` with a zod-style summary.
+    pub fn validation(summary: String) -> Self {
+        Self::with_message(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", summary)
+    }
+}
+
+/// Better Auth's error catalogue, for the errors this service can raise.
+pub mod codes {
+    use super::ApiError;
+    use axum::http::StatusCode as S;
+
+    /// No valid session.
+    pub const UNAUTHORIZED: ApiError = ApiError::new(S::UNAUTHORIZED, "UNAUTHORIZED", "Unauthorized");
+    /// A refresh or update found the session gone.
+    pub const FAILED_TO_GET_SESSION: ApiError =
+        ApiError::new(S::UNAUTHORIZED, "FAILED_TO_GET_SESSION", "Failed to get session");
+    /// Unexpected failure while resolving a session.
+    pub const FAILED_TO_GET_SESSION_500: ApiError =
+        ApiError::new(S::INTERNAL_SERVER_ERROR, "FAILED_TO_GET_SESSION", "Failed to get session");
+    /// `POST /get-session` without `defer_session_refresh`.
+    pub const METHOD_NOT_ALLOWED_DEFER: ApiError = ApiError::new(
+        S::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED_DEFER_SESSION_REQUIRED",
+        "POST method requires deferSessionRefresh to be enabled in session config",
+    );
+    /// The session is older than `fresh_age`.
+    pub const SESSION_NOT_FRESH: ApiError =
+        ApiError::new(S::FORBIDDEN, "SESSION_NOT_FRESH", "Session is not fresh");
+    /// Body is not a JSON object.
+    pub const BODY_MUST_BE_AN_OBJECT: ApiError =
+        ApiError::new(S::BAD_REQUEST, "BODY_MUST_BE_AN_OBJECT", "Body must be an object");
+    /// Nothing updatable in the body.
+    pub const NO_FIELDS_TO_UPDATE: ApiError =
+        ApiError::message_only(S::BAD_REQUEST, "No fields to update");
+    /// `update-user` with an email.
+    pub const EMAIL_CAN_NOT_BE_UPDATED: ApiError =
+        ApiError::new(S::BAD_REQUEST, "EMAIL_CAN_NOT_BE_UPDATED", "Email can not be updated");
+    /// Password under the minimum length.
+    pub const PASSWORD_TOO_SHORT: ApiError =
+        ApiError::new(S::BAD_REQUEST, "PASSWORD_TOO_SHORT", "Password too short");
+    /// Password over the maximum length.
+    pub const PASSWORD_TOO_LONG: ApiError =
+        ApiError::new(S::BAD_REQUEST, "PASSWORD_TOO_LONG", "Password too long");
+    /// No credential account for the user.
+    pub const CREDENTIAL_ACCOUNT_NOT_FOUND: ApiError = ApiError::new(
+        S::BAD_REQUEST,
+        "CREDENTIAL_ACCOUNT_NOT_FOUND",
+        "Credential account not found",
+    );
+    /// Wrong current password.
+    pub const INVALID_PASSWORD: ApiError =
+        ApiError::new(S::BAD_REQUEST, "INVALID_PASSWORD", "Invalid password");
+    /// Malformed email on sign-in.
+    pub const INVALID_EMAIL: ApiError =
+        ApiError::new(S::BAD_REQUEST, "INVALID_EMAIL", "Invalid email");
+    /// Email and password disabled.
+    pub const EMAIL_PASSWORD_DISABLED: ApiError = ApiError::new(
+        S::BAD_REQUEST,
+        "EMAIL_PASSWORD_DISABLED",
+        "Email and password is not enabled",
+    );
+    /// Sign-up disabled.
+    pub const EMAIL_PASSWORD_SIGN_UP_DISABLED: ApiError = ApiError::new(
+        S::BAD_REQUEST,
+        "EMAIL_PASSWORD_SIGN_UP_DISABLED",
+        "Email and password sign up is not enabled",
+    );
+    /// Unknown email or wrong password.
+    pub const INVALID_EMAIL_OR_PASSWORD: ApiError = ApiError::new(
+        S::UNAUTHORIZED,
+        "INVALID_EMAIL_OR_PASSWORD",
+        "Invalid email or password",
+    );
+    /// Duplicate sign-up.
+    pub const USER_ALREADY_EXISTS: ApiError = ApiError::new(
+        S::UNPROCESSABLE_ENTITY,
+        "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL",
+        "User already exists. Use another email.",
+    );
+    /// Sign-up could not write the user.
+    pub const FAILED_TO_CREATE_USER: ApiError =
+        ApiError::new(S::UNPROCESSABLE_ENTITY, "FAILED_TO_CREATE_USER", "Failed to create user");
+    /// Sign-in could not create its session.
+    pub const FAILED_TO_CREATE_SESSION: ApiError =
+        ApiError::new(S::UNAUTHORIZED, "FAILED_TO_CREATE_SESSION", "Failed to create session");
+    /// Storage failure in revocation.
+    pub const INTERNAL_SERVER_ERROR: ApiError =
+        ApiError::new(S::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "Internal Server Error");
+    /// Origin not trusted.
+    pub const INVALID_ORIGIN: ApiError =
+        ApiError::new(S::FORBIDDEN, "INVALID_ORIGIN", "Invalid origin");
+    /// Origin missing or `null`.
+    pub const MISSING_OR_NULL_ORIGIN: ApiError =
+        ApiError::new(S::FORBIDDEN, "MISSING_OR_NULL_ORIGIN", "Missing or null Origin");
+    /// `callbackURL` not trusted.
+    pub const INVALID_CALLBACK_URL: ApiError =
+        ApiError::new(S::FORBIDDEN, "INVALID_CALLBACK_URL", "Invalid callbackURL");
+    /// Cross-site navigation to a sign-in form.
+    pub const CROSS_SITE_NAVIGATION_LOGIN_BLOCKED: ApiError = ApiError::new(
+        S::FORBIDDEN,
+        "CROSS_SITE_NAVIGATION_LOGIN_BLOCKED",
+        "Cross-site navigation login blocked. This request appears to be a CSRF attack.",
+    );
+    /// Malformed JSON body.
+    pub const INVALID_JSON: ApiError =
+        ApiError::new(S::BAD_REQUEST, "BAD_REQUEST", "Invalid JSON in request body");
+    /// Storage unreachable.
+    pub const SERVICE_UNAVAILABLE: ApiError = ApiError::new(
+        S::SERVICE_UNAVAILABLE,
+        "SERVICE_UNAVAILABLE",
+        "The session store is unavailable. Try again later.",
+    );
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "session store unavailable");
+                codes::SERVICE_UNAVAILABLE
+            }
+            other => {
+                tracing::error!(error = %other, "session store error");
+                ApiError::empty(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        }
+    }
+}
+
+impl From<PasswordError> for ApiError {
+    fn from(e: PasswordError) -> Self {
+        tracing::error!(error = %e, "password hashing failed");
+        ApiError::empty(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = match (&self.message, self.code) {
+            (None, _) => String::new(),
+            (Some(m), Some(c)) => serde_json::json!({ "message": m, "code": c }).to_string(),
+            (Some(m), None) => serde_json::json!({ "message": m }).to_string(),
+        };
+        let mut res = (self.status, body).into_response();
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        res
+    }
+}

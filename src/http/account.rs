@@ -1,0 +1,62 @@
+//! `POST /update-user` and `POST /change-password`.
+
+use axum::response::Response;
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::error::codes;
+use crate::http::extract::{Body, Ctx, Fields, Gate};
+
+/// Updates name and/or image: `{status: true}`.
+pub async fn update_user(mut ctx: Ctx, body: Body<false>) -> Response {
+    let result = async {
+        let Some(Value::Object(obj)) = &body.value else {
+            return Err(codes::BODY_MUST_BE_AN_OBJECT);
+        };
+        let mut f = Fields::of(&body)?;
+        let name = f.opt_string("name");
+        let image = f.nullable_string("image");
+        f.finish()?;
+        if obj.get("email").is_some_and(is_truthy_str) {
+            return Err(codes::EMAIL_CAN_NOT_BE_UPDATED);
+        }
+        let cur = ctx.session(Gate::Session).await?;
+        let svc = ctx.state.sessions.clone();
+        svc.update_user(&cur, name, image, &ctx.cookies, &mut ctx.out).await?;
+        Ok(Json(json!({ "status": true })))
+    }
+    .await;
+    ctx.respond(result)
+}
+
+fn is_truthy_str(v: &Value) -> bool {
+    !matches!(v, Value::Null | Value::Bool(false)) && v.as_str() != Some("")
+}
+
+/// Changes the password: `{token, user}`, `token` set when other sessions were revoked.
+pub async fn change_password(mut ctx: Ctx, body: Body<false>) -> Response {
+    let result = async {
+        let mut f = Fields::of(&body)?;
+        let new_password = f.string("newPassword");
+        let current_password = f.string("currentPassword");
+        let revoke = f.opt_bool("revokeOtherSessions").unwrap_or(false);
+        f.finish()?;
+        let cur = ctx.session(Gate::Sensitive).await?;
+        let client = ctx.client();
+        let svc = ctx.state.sessions.clone();
+        let token = svc
+            .change_password(
+                &cur,
+                current_password,
+                new_password,
+                revoke,
+                &client,
+                &ctx.cookies,
+                &mut ctx.out,
+            )
+            .await?;
+        Ok(Json(json!({ "token": token, "user": cur.user })))
+    }
+    .await;
+    ctx.respond(result)
+}

@@ -1,0 +1,95 @@
+//! `POST /sign-up/email`, `POST /sign-in/email`, `POST /sign-out`.
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::error::{codes, ApiError};
+use crate::http::extract::{is_valid_email, Body, Ctx, Fields};
+use crate::session::service::{SignIn, SignUp};
+
+fn check_callback(ctx: &Ctx, url: Option<&str>) -> Result<(), ApiError> {
+    match url {
+        Some(u) if !ctx.state.csrf_disabled && !ctx.state.origins.is_trusted_callback(u) => {
+            Err(codes::INVALID_CALLBACK_URL)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Creates a user and (unless auto sign-in is off) a session: `{token, user}`.
+pub async fn sign_up(mut ctx: Ctx, body: Body<true>) -> Response {
+    let result = async {
+        let mut f = Fields::of(&body)?;
+        let name = f.string("name");
+        let email = f.string("email");
+        let password = f.non_empty("password");
+        let image = f.opt_string("image");
+        let callback = f.opt_string("callbackURL");
+        let remember_me = f.opt_bool("rememberMe");
+        if f.object().get("email").is_some_and(|v| v.is_string()) && !is_valid_email(&email) {
+            f.fail("email", "Invalid email address");
+        }
+        f.finish()?;
+        check_callback(&ctx, callback.as_deref())?;
+        let input = SignUp { name, email, password, image, remember_me: remember_me != Some(false) };
+        let client = ctx.client();
+        let (token, user) =
+            ctx.state.sessions.sign_up(input, &client, &ctx.cookies, &mut ctx.out).await?;
+        Ok(Json(json!({ "token": token, "user": user })))
+    }
+    .await;
+    ctx.respond(result)
+}
+
+/// Checks email and password and creates a session:
+/// `{redirect, token, url?, user}`, with `Location` when a `callbackURL` was given.
+pub async fn sign_in(mut ctx: Ctx, body: Body<true>) -> Response {
+    let result = async {
+        let mut f = Fields::of(&body)?;
+        let email = f.string("email");
+        let password = f.string("password");
+        let callback = f.opt_string("callbackURL");
+        let remember_me = f.opt_bool("rememberMe");
+        f.finish()?;
+        check_callback(&ctx, callback.as_deref())?;
+        if !is_valid_email(&email) {
+            return Err(codes::INVALID_EMAIL);
+        }
+        let input = SignIn { email, password, remember_me: remember_me != Some(false) };
+        let client = ctx.client();
+        let (token, user) =
+            ctx.state.sessions.sign_in(input, &client, &ctx.cookies, &mut ctx.out).await?;
+        let mut body = json!({ "redirect": callback.is_some(), "token": token });
+        if let Some(url) = &callback {
+            body["url"] = json!(url);
+        }
+        body["user"] = json!(user);
+        let mut res = Json(body).into_response();
+        if let Some(url) = callback.and_then(|u| u.parse().ok()) {
+            res.headers_mut().insert(header::LOCATION, url);
+        }
+        Ok(res)
+    }
+    .await;
+    ctx.respond(result)
+}
+
+/// Deletes the session and expires its cookies: `{success: true}`, signed in or not.
+pub async fn sign_out(mut ctx: Ctx, body: Body<false>) -> Response {
+    let result = async {
+        if let Some(serde_json::Value::Object(_)) = &body.value {
+            let mut f = Fields::of(&body)?;
+            let callback = f.opt_string("callbackURL");
+            f.opt_bool("disableRedirect");
+            f.opt_string("state");
+            f.finish()?;
+            check_callback(&ctx, callback.as_deref())?;
+        }
+        ctx.state.sessions.sign_out(&ctx.cookies, &mut ctx.out).await;
+        Ok(Json(json!({ "success": true })))
+    }
+    .await;
+    ctx.respond(result)
+}

@@ -1,0 +1,311 @@
+//! Request inputs with Better Auth's rules: bodies (JSON, and forms where allowed), their
+//! zod-style validation messages, the `get-session` query flags, and the per-request
+//! context that carries cookies in and `Set-Cookie` lines out.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, IntoResponseParts, Response, ResponseParts};
+use serde_json::{Map, Value};
+
+use crate::error::{codes, ApiError};
+use crate::http::AppState;
+use crate::session::cookies::RequestCookies;
+use crate::session::service::json_type;
+use crate::session::{ClientInfo, Current, ResolveOptions};
+
+/// A request body: `None` when there is none (or, as in Better Auth on Node, when it came
+/// without a `Content-Type`). `FORM` also admits `application/x-www-form-urlencoded`.
+pub struct Body<const FORM: bool> {
+    /// The parsed body.
+    pub value: Option<Value>,
+    /// Whether it came as a form (all values strings).
+    pub form: bool,
+}
+
+impl<const FORM: bool> FromRequest<AppState> for Body<FORM> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
+        if bytes.is_empty() {
+            return Ok(Self { value: None, form: false });
+        }
+        let Some(ct) = ct else {
+            return Ok(Self { value: None, form: false });
+        };
+        let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if media == "application/json" {
+            let v: Value = serde_json::from_slice(&bytes)
+                .map_err(|_| codes::INVALID_JSON.into_response())?;
+            return Ok(Self { value: Some(v), form: false });
+        }
+        if FORM && media == "application/x-www-form-urlencoded" {
+            let mut m = Map::new();
+            for (k, v) in url::form_urlencoded::parse(&bytes) {
+                m.entry(k.into_owned()).or_insert(Value::String(v.into_owned()));
+            }
+            return Ok(Self { value: Some(Value::Object(m)), form: true });
+        }
+        let allowed = if FORM {
+            "application/json, application/x-www-form-urlencoded"
+        } else {
+            "application/json"
+        };
+        Err(ApiError::with_message(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            format!("Content-Type \"{ct}\" is not allowed. Allowed types: {allowed}"),
+        )
+        .into_response())
+    }
+}
+
+fn received(v: Option<&Value>) -> &'static str {
+    v.map_or("undefined", json_type)
+}
+
+/// Validates body fields, collecting zod-style issues
+/// (`[body.email] Invalid input: expected string, received undefined`).
+pub struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    form: bool,
+    issues: Vec<String>,
+}
+
+impl<'a> Fields<'a> {
+    /// Starts validation of a body that must be an object.
+    pub fn of<const F: bool>(body: &'a Body<F>) -> Result<Self, ApiError> {
+        match &body.value {
+            Some(Value::Object(obj)) => Ok(Self { obj, form: body.form, issues: Vec::new() }),
+            other => Err(ApiError::validation(format!(
+                "[body] Invalid input: expected object, received {}",
+                received(other.as_ref())
+            ))),
+        }
+    }
+
+    /// The underlying object.
+    pub fn object(&self) -> &'a Map<String, Value> {
+        self.obj
+    }
+
+    fn issue(&mut self, key: &str, msg: String) {
+        self.issues.push(format!("[body.{key}] {msg}"));
+    }
+
+    /// A required string.
+    pub fn string(&mut self, key: &str) -> String {
+        match self.obj.get(key) {
+            Some(Value::String(s)) => s.clone(),
+            other => {
+                let msg = format!("Invalid input: expected string, received {}", received(other));
+                self.issue(key, msg);
+                String::new()
+            }
+        }
+    }
+
+    /// A required non-empty string.
+    pub fn non_empty(&mut self, key: &str) -> String {
+        let s = self.string(key);
+        if s.is_empty() && matches!(self.obj.get(key), Some(Value::String(_))) {
+            self.issue(key, "Too small: expected string to have >=1 characters".into());
+        }
+        s
+    }
+
+    /// An optional string (`null` is refused, as zod's `optional()` does).
+    pub fn opt_string(&mut self, key: &str) -> Option<String> {
+        match self.obj.get(key) {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => {
+                let msg =
+                    format!("Invalid input: expected string, received {}", json_type(other));
+                self.issue(key, msg);
+                None
+            }
+        }
+    }
+
+    /// An optional string that may be `null` (`Some(None)`).
+    pub fn nullable_string(&mut self, key: &str) -> Option<Option<String>> {
+        match self.obj.get(key) {
+            Some(Value::Null) => Some(None),
+            _ => self.opt_string(key).map(Some),
+        }
+    }
+
+    /// An optional boolean; forms send `"true"`/`"false"`.
+    pub fn opt_bool(&mut self, key: &str) -> Option<bool> {
+        match self.obj.get(key) {
+            None => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(Value::String(s)) if self.form && (s == "true" || s == "false") => {
+                Some(s == "true")
+            }
+            Some(other) => {
+                let msg =
+                    format!("Invalid input: expected boolean, received {}", json_type(other));
+                self.issue(key, msg);
+                None
+            }
+        }
+    }
+
+    /// Records a custom issue.
+    pub fn fail(&mut self, key: &str, msg: &str) {
+        self.issue(key, msg.to_owned());
+    }
+
+    /// Ends validation: 400 `VALIDATION_ERROR` listing every issue, if any.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.issues.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(self.issues.join("; ")))
+        }
+    }
+}
+
+/// zod 4's email check (`z.email()`), which both sign-up and sign-in apply.
+pub fn is_valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.rsplit_once('@') else { return false };
+    let local_ok = !local.is_empty()
+        && !local.starts_with('.')
+        && !local.contains("..")
+        && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"_'+-.".contains(&b))
+        && local.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric() || b"_+-".contains(&b));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels[..labels.len() - 1].iter().all(|l| {
+            l.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()));
+    local_ok && domain_ok
+}
+
+/// `Set-Cookie` lines to send, one header each (never comma-joined).
+#[derive(Debug, Default)]
+pub struct SetCookies(pub Vec<String>);
+
+impl IntoResponseParts for SetCookies {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        for c in self.0 {
+            if let Ok(v) = HeaderValue::from_str(&c) {
+                res.headers_mut().append(header::SET_COOKIE, v);
+            }
+        }
+        Ok(res)
+    }
+}
+
+/// How a route needs its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Any valid session (Better Auth's `sessionMiddleware`).
+    Session,
+    /// Read from the store, never a cache (`sensitiveSessionMiddleware`).
+    Sensitive,
+    /// A session younger than `fresh_age` (`freshSessionMiddleware`).
+    Fresh,
+}
+
+/// Per-request context: the service, the request's cookies and headers, the query flags,
+/// and the `Set-Cookie` lines collected while handling it.
+pub struct Ctx {
+    /// The application state.
+    pub state: AppState,
+    /// The request's cookies.
+    pub cookies: RequestCookies,
+    /// Request headers (for client info).
+    pub headers: HeaderMap,
+    /// `?disableRefresh` (any non-empty value).
+    pub disable_refresh: bool,
+    /// `?disableCookieCache` (any non-empty value).
+    pub disable_cookie_cache: bool,
+    /// Cookies to set on the response.
+    pub out: Vec<String>,
+}
+
+impl FromRequestParts<AppState> for Ctx {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let mut joined = String::new();
+        for v in parts.headers.get_all(header::COOKIE) {
+            if let Ok(s) = v.to_str() {
+                if !joined.is_empty() {
+                    joined.push_str("; ");
+                }
+                joined.push_str(s);
+            }
+        }
+        let (mut disable_refresh, mut disable_cookie_cache) = (false, false);
+        if let Some(q) = parts.uri.query() {
+            for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+                // z.coerce.boolean(): any non-empty string, "false" included, is true.
+                match k.as_ref() {
+                    "disableRefresh" => disable_refresh = !v.is_empty(),
+                    "disableCookieCache" => disable_cookie_cache = !v.is_empty(),
+                    _ => {}
+                }
+            }
+        }
+        Ok(Self {
+            state: state.clone(),
+            cookies: RequestCookies::new(joined),
+            headers: parts.headers.clone(),
+            disable_refresh,
+            disable_cookie_cache,
+            out: Vec::new(),
+        })
+    }
+}
+
+impl Ctx {
+    /// Address and user agent of the client.
+    pub fn client(&self) -> ClientInfo {
+        self.state.ip.client_info(&self.headers)
+    }
+
+    /// The session a gated route requires: 401 `UNAUTHORIZED` without one, 403
+    /// `SESSION_NOT_FRESH` for a stale one on fresh-gated routes. As in Better Auth, the
+    /// lookup behaves as an internal `GET /get-session` (so it never refreshes in deferred
+    /// mode) and its own errors mean "no session" — except an unreachable store (503).
+    pub async fn session(&mut self, gate: Gate) -> Result<Current, ApiError> {
+        let svc = &self.state.sessions;
+        let opts = ResolveOptions {
+            disable_refresh: self.disable_refresh,
+            disable_cookie_cache: self.disable_cookie_cache || gate == Gate::Sensitive,
+            defer_read_only: svc.policy().defer_refresh,
+        };
+        let cur = match svc.resolve(&self.cookies, opts, &mut self.out).await {
+            Ok(Some(cur)) => cur,
+            Ok(None) => return Err(codes::UNAUTHORIZED),
+            Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => return Err(e),
+            Err(_) => return Err(codes::UNAUTHORIZED),
+        };
+        if gate == Gate::Fresh {
+            svc.require_fresh(&cur)?;
+        }
+        Ok(cur)
+    }
+
+    /// Sends `result` with the collected cookies, on success and on error alike.
+    pub fn respond<T: IntoResponse>(self, result: Result<T, ApiError>) -> Response {
+        (SetCookies(self.out), result).into_response()
+    }
+}

@@ -1,0 +1,67 @@
+//! The HTTP surface: Better Auth's routes under the base path, one file per area
+//! ([`auth`]: sign-up, sign-in, sign-out; [`sessions`]: get/list/revoke/update session;
+//! [`account`]: update-user, change-password), request inputs ([`extract`], [`client`])
+//! and the origin check ([`origin`]). Unknown paths get 404 with an empty body.
+
+pub mod account;
+pub mod auth;
+pub mod client;
+pub mod extract;
+pub mod origin;
+pub mod sessions;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+
+use crate::session::SessionService;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The session service.
+    pub sessions: SessionService,
+    /// Trusted origins for the origin check.
+    pub origins: Arc<origin::TrustedOrigins>,
+    /// Client address rules.
+    pub ip: Arc<client::IpRules>,
+    /// The API's base path (e.g. `/api/auth`).
+    pub base_path: Arc<str>,
+    /// Origin and CSRF checks are off.
+    pub csrf_disabled: bool,
+}
+
+/// The router with every route, the origin check, and the 404 fallback.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/sign-up/email", post(auth::sign_up))
+        .route("/sign-in/email", post(auth::sign_in))
+        .route("/sign-out", post(auth::sign_out))
+        .route("/get-session", get(sessions::get_session).post(sessions::post_get_session))
+        .route("/list-sessions", get(sessions::list_sessions))
+        .route("/revoke-session", post(sessions::revoke_session))
+        .route("/revoke-sessions", post(sessions::revoke_sessions))
+        .route("/revoke-other-sessions", post(sessions::revoke_other_sessions))
+        .route("/update-session", post(sessions::update_session))
+        .route("/update-user", post(account::update_user))
+        .route("/change-password", post(account::change_password))
+        .route("/ok", get(ok));
+    let base = state.base_path.to_string();
+    Router::new()
+        .nest(&base, api)
+        .fallback(not_found)
+        // A known path with another method is a 404 in Better Auth, not a 405.
+        .method_not_allowed_fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), origin::check))
+        .with_state(state)
+}
+
+async fn ok() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "ok": true }))
+}
+
+async fn not_found() -> StatusCode {
+    StatusCode::NOT_FOUND
+}

@@ -1,0 +1,124 @@
+//! `GET|POST /get-session`, `GET /list-sessions`, `POST /revoke-session`,
+//! `POST /revoke-sessions`, `POST /revoke-other-sessions`, `POST /update-session`.
+
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::error::{codes, ApiError};
+use crate::http::extract::{Body, Ctx, Fields, Gate};
+use crate::session::{Current, ResolveOptions};
+
+fn session_body(ctx: &Ctx, cur: Option<&Current>) -> Value {
+    let svc = &ctx.state.sessions;
+    match cur {
+        None => Value::Null,
+        Some(c) => {
+            let mut v = json!({ "session": svc.output(&c.session), "user": c.user });
+            if let Some(n) = c.needs_refresh {
+                v["needsRefresh"] = json!(n);
+            }
+            v
+        }
+    }
+}
+
+async fn get_session_with(mut ctx: Ctx, defer_read_only: bool) -> Response {
+    let opts = ResolveOptions {
+        disable_refresh: ctx.disable_refresh,
+        disable_cookie_cache: ctx.disable_cookie_cache,
+        defer_read_only,
+    };
+    let svc = ctx.state.sessions.clone();
+    let result = svc
+        .resolve(&ctx.cookies, opts, &mut ctx.out)
+        .await
+        .map(|cur| Json(session_body(&ctx, cur.as_ref())));
+    let mut res = ctx.respond(result);
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    res
+}
+
+/// The caller's `{session, user}` or `null`; slides the expiry when due (in deferred
+/// mode it only reports `needsRefresh`).
+pub async fn get_session(ctx: Ctx) -> Response {
+    let defer = ctx.state.sessions.policy().defer_refresh;
+    get_session_with(ctx, defer).await
+}
+
+/// The deferred refresh: as `GET` without deferral. 405 unless deferred refresh is on.
+pub async fn post_get_session(ctx: Ctx) -> Response {
+    if !ctx.state.sessions.policy().defer_refresh {
+        return codes::METHOD_NOT_ALLOWED_DEFER.into_response();
+    }
+    get_session_with(ctx, false).await
+}
+
+/// The user's live sessions (fresh session required).
+pub async fn list_sessions(mut ctx: Ctx) -> Response {
+    let result = async {
+        let cur = ctx.session(Gate::Fresh).await?;
+        let svc = &ctx.state.sessions;
+        let list = svc.list_sessions(&cur).await?;
+        let out: Vec<_> = list.iter().map(|s| svc.output(s)).collect();
+        Ok(Json(json!(out)))
+    }
+    .await;
+    ctx.respond(result)
+}
+
+/// Revokes one of the user's sessions by token: `{status: true}`.
+pub async fn revoke_session(mut ctx: Ctx, body: Body<false>) -> Response {
+    let result = async {
+        let mut f = Fields::of(&body)?;
+        let token = f.string("token");
+        f.finish()?;
+        let cur = ctx.session(Gate::Sensitive).await?;
+        let svc = ctx.state.sessions.clone();
+        svc.revoke_session(&cur, &token, &ctx.cookies, &mut ctx.out).await?;
+        Ok(Json(json!({ "status": true })))
+    }
+    .await;
+    ctx.respond(result)
+}
+
+/// Revokes every session of the user: `{status: true}`.
+pub async fn revoke_sessions(mut ctx: Ctx) -> Response {
+    let result = async {
+        let cur = ctx.session(Gate::Sensitive).await?;
+        let svc = ctx.state.sessions.clone();
+        svc.revoke_sessions(&cur, &ctx.cookies, &mut ctx.out).await?;
+        Ok(Json(json!({ "status": true })))
+    }
+    .await;
+    ctx.respond(result)
+}
+
+/// Revokes every session of the user but the caller's: `{status: true}`.
+pub async fn revoke_other_sessions(mut ctx: Ctx) -> Response {
+    let result = async {
+        let cur = ctx.session(Gate::Sensitive).await?;
+        ctx.state.sessions.revoke_other_sessions(&cur).await?;
+        Ok(Json(json!({ "status": true })))
+    }
+    .await;
+    ctx.respond(result)
+}
+
+/// Sets additional session fields: `{session}`.
+pub async fn update_session(mut ctx: Ctx, body: Body<false>) -> Response {
+    let result: Result<_, ApiError> = async {
+        let Some(Value::Object(fields)) = &body.value else {
+            return Err(codes::BODY_MUST_BE_AN_OBJECT);
+        };
+        let cur = ctx.session(Gate::Session).await?;
+        let svc = ctx.state.sessions.clone();
+        let s = svc.update_session(&cur, fields, &ctx.cookies, &mut ctx.out).await?;
+        Ok(Json(json!({ "session": svc.output(&s) })))
+    }
+    .await;
+    ctx.respond(result)
+}

@@ -1,0 +1,93 @@
+//! The `sessiond` binary: `serve` (default), `migrate`, `healthcheck`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sessiond::app::{migrate_only, Application};
+use sessiond::config::Settings;
+
+#[derive(Parser)]
+#[command(name = "sessiond", version, about = "Better Auth-compatible session service")]
+struct Cli {
+    /// TOML configuration file (default: config/default.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Exit 0 if the local service answers `GET <base_path>/ok`.
+    Healthcheck,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("sessiond: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    sessiond::telemetry::init(&settings);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = match Application::build(settings).await {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("sessiond: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Ok(addr) = app.local_addr() {
+                tracing::info!(%addr, "sessiond listening");
+            }
+            match app.run_until_stopped().await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("sessiond: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Migrate => match migrate_only(&settings).await {
+            Ok(()) => {
+                println!("migrations applied");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("sessiond: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Healthcheck => healthcheck(&settings).await,
+    }
+}
+
+/// A minimal HTTP/1.1 GET over loopback, so container images need no curl.
+async fn healthcheck(s: &Settings) -> ExitCode {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = if s.host == "0.0.0.0" || s.host == "::" { "127.0.0.1" } else { s.host.as_str() };
+    let Ok(mut conn) = tokio::net::TcpStream::connect((host, s.port)).await else {
+        eprintln!("sessiond: healthcheck: cannot connect to {host}:{}", s.port);
+        return ExitCode::FAILURE;
+    };
+    let req = format!("GET {}/ok HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n", s.base_path);
+    let mut buf = Vec::new();
+    if conn.write_all(req.as_bytes()).await.is_err() || conn.read_to_end(&mut buf).await.is_err() {
+        return ExitCode::FAILURE;
+    }
+    if buf.starts_with(b"HTTP/1.1 200") {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

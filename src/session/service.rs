@@ -1,0 +1,639 @@
+//! The session service: sign-up, sign-in, sign-out, session resolution with sliding
+//! refresh, listing, revocation and updates, with Better Auth's rules and error codes.
+//!
+//! Every method that can change cookies takes the request's cookies and pushes complete
+//! `Set-Cookie` lines onto `out`; the HTTP layer sends them with the response, errors
+//! included (Better Auth does the same).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::clock::Clock;
+use crate::config::{field_type_matches, AdditionalField, EmailPasswordSettings, Settings};
+use crate::crypto::password::Hasher;
+use crate::crypto::signed::SigningKey;
+use crate::crypto::token::generate_id;
+use crate::error::{codes, ApiError};
+use crate::session::cookies::{CookieConfig, RequestCookies};
+use crate::session::model::{Session, SessionOut, User};
+use crate::session::policy::Policy;
+use crate::store::{NewCredentialAccount, Store, StoreError};
+
+/// What the HTTP layer knows of the client, recorded on new sessions.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    /// Normalised client address ("" when unknown).
+    pub ip_address: String,
+    /// `User-Agent` ("" when absent).
+    pub user_agent: String,
+}
+
+/// How a session is looked up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResolveOptions {
+    /// Do not slide the expiry (`?disableRefresh`).
+    pub disable_refresh: bool,
+    /// Bypass any cookie cache (`?disableCookieCache`, sensitive endpoints).
+    pub disable_cookie_cache: bool,
+    /// A `GET /get-session` in deferred-refresh mode: report, never write.
+    pub defer_read_only: bool,
+}
+
+/// The signed-in session of a request.
+#[derive(Debug, Clone)]
+pub struct Current {
+    /// The session row.
+    pub session: Session,
+    /// Its user.
+    pub user: User,
+    /// In deferred-refresh mode, whether the client should POST to refresh.
+    pub needs_refresh: Option<bool>,
+    /// Whether the request carried a valid `dont_remember` cookie.
+    pub dont_remember: bool,
+}
+
+/// Sign-up input, validated for shape by the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct SignUp {
+    /// Display name.
+    pub name: String,
+    /// Email as sent.
+    pub email: String,
+    /// Password as sent.
+    pub password: String,
+    /// Avatar URL.
+    pub image: Option<String>,
+    /// `rememberMe` (default true).
+    pub remember_me: bool,
+}
+
+/// Sign-in input.
+#[derive(Debug, Clone)]
+pub struct SignIn {
+    /// Email as sent.
+    pub email: String,
+    /// Password as sent.
+    pub password: String,
+    /// `rememberMe` (default true).
+    pub remember_me: bool,
+}
+
+/// The service; cheap to clone.
+#[derive(Clone)]
+pub struct SessionService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    key: SigningKey,
+    cookies: CookieConfig,
+    policy: Policy,
+    hasher: Hasher,
+    email_password: EmailPasswordSettings,
+    fields: Vec<(String, AdditionalField)>,
+    hidden_fields: Vec<String>,
+}
+
+impl SessionService {
+    /// Builds the service from settings, a store, a clock and the signing key.
+    pub fn new(
+        settings: &Settings,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        key: SigningKey,
+    ) -> Self {
+        let ep = settings.email_and_password.clone();
+        let limit = if ep.hash_concurrency == 0 {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+        } else {
+            ep.hash_concurrency
+        };
+        let fields: Vec<_> = settings
+            .session
+            .additional_fields
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let hidden_fields =
+            fields.iter().filter(|(_, f)| !f.returned).map(|(k, _)| k.clone()).collect();
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                key,
+                cookies: CookieConfig::new(settings),
+                policy: Policy::new(&settings.session),
+                hasher: Hasher::new(limit),
+                email_password: ep,
+                fields,
+                hidden_fields,
+            }),
+        }
+    }
+
+    /// The cookie names and attributes in use.
+    pub fn cookies(&self) -> &CookieConfig {
+        &self.inner.cookies
+    }
+
+    /// The lifecycle rules in use.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// The current time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// A session as clients see it (hidden additional fields removed).
+    pub fn output<'a>(&'a self, s: &'a Session) -> SessionOut<'a> {
+        SessionOut { session: s, hidden: &self.inner.hidden_fields }
+    }
+
+    /// Whether the storage answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.store.ping().await
+    }
+
+    // ---- cookies -------------------------------------------------------------------
+
+    /// Expires the session cookies: token, cache (and every cache chunk the request
+    /// carried), and `dont_remember`.
+    pub fn delete_session_cookies(&self, req: &RequestCookies, out: &mut Vec<String>) {
+        let c = &self.inner.cookies;
+        out.push(c.expire(&c.token_name));
+        out.push(c.expire(&c.data_name));
+        for name in req.names_with_chunks(&c.data_name) {
+            out.push(c.expire(&name));
+        }
+        out.push(c.expire(&c.dont_remember_name));
+    }
+
+    /// Issues the session cookie (and `dont_remember` for a session that is not
+    /// remembered). `dont_remember: None` takes the request's `dont_remember` cookie.
+    fn set_session_cookie(
+        &self,
+        session: &Session,
+        dont_remember: Option<bool>,
+        req: &RequestCookies,
+        out: &mut Vec<String>,
+    ) {
+        let c = &self.inner.cookies;
+        let had_flag = self.has_dont_remember(req);
+        let dont = dont_remember.unwrap_or(had_flag);
+        let signed = self.inner.key.sign(&session.token);
+        let max_age = (!dont).then(|| self.inner.policy.cookie_max_age());
+        out.push(c.set(&c.token_name, &signed, max_age));
+        if dont {
+            out.push(c.set(&c.dont_remember_name, &self.inner.key.sign("true"), None));
+        } else if had_flag {
+            // A remembered sign-in replaces a stale "don't remember" flag (Better Auth 1.7.25).
+            out.push(c.expire(&c.dont_remember_name));
+        }
+    }
+
+    fn has_dont_remember(&self, req: &RequestCookies) -> bool {
+        req.signed(&self.inner.cookies.dont_remember_name, &self.inner.key).valid().is_some()
+    }
+
+    // ---- resolution ----------------------------------------------------------------
+
+    /// Finds the request's session, as `get-session` does: verifies the signed token,
+    /// reads the store, deletes an expired session, and slides the expiry when due
+    /// (re-issuing the cookie). `Ok(None)` means signed out.
+    pub async fn resolve(
+        &self,
+        req: &RequestCookies,
+        opts: ResolveOptions,
+        out: &mut Vec<String>,
+    ) -> Result<Option<Current>, ApiError> {
+        let inner = &self.inner;
+        let c = &inner.cookies;
+        // Without a cookie cache, stray cache cookies are only noise: expire them.
+        for name in req.names_with_chunks(&c.data_name) {
+            out.push(c.expire(&name));
+        }
+        let Some(token) = req.signed(&c.token_name, &inner.key).valid() else {
+            return Ok(None);
+        };
+        let dont_remember = self.has_dont_remember(req);
+        let now = inner.clock.now();
+        let Some((session, user)) = inner.store.find_session(&token).await? else {
+            self.delete_session_cookies(req, out);
+            return Ok(None);
+        };
+        if session.is_expired(now) {
+            self.delete_session_cookies(req, out);
+            if !opts.defer_read_only {
+                inner.store.delete_session(&token).await?;
+            }
+            return Ok(None);
+        }
+        if dont_remember || opts.disable_refresh {
+            return Ok(Some(Current { session, user, needs_refresh: None, dont_remember }));
+        }
+        let due = inner.policy.needs_refresh(&session, now);
+        if opts.defer_read_only {
+            return Ok(Some(Current {
+                session,
+                user,
+                needs_refresh: Some(due),
+                dont_remember,
+            }));
+        }
+        if !due {
+            return Ok(Some(Current { session, user, needs_refresh: None, dont_remember }));
+        }
+        let expires_at = inner.policy.expiry(now, true);
+        match inner.store.touch_session(&token, expires_at, now).await? {
+            Some(updated) => {
+                self.set_session_cookie(&updated, Some(false), req, out);
+                Ok(Some(Current { session: updated, user, needs_refresh: None, dont_remember }))
+            }
+            None => {
+                // Deleted between the read and the refresh: fail closed.
+                self.delete_session_cookies(req, out);
+                Err(codes::FAILED_TO_GET_SESSION)
+            }
+        }
+    }
+
+    /// Rejects sessions older than `fresh_age` (403 `SESSION_NOT_FRESH`).
+    pub fn require_fresh(&self, cur: &Current) -> Result<(), ApiError> {
+        if self.inner.policy.is_stale(&cur.session, self.now()) {
+            Err(codes::SESSION_NOT_FRESH)
+        } else {
+            Ok(())
+        }
+    }
+
+    // ---- sign-up, sign-in, sign-out -------------------------------------------------
+
+    fn check_password_length(&self, password: &str) -> Result<(), ApiError> {
+        // Better Auth measures JavaScript string length (UTF-16 code units).
+        let len = password.encode_utf16().count();
+        let ep = &self.inner.email_password;
+        if len < ep.min_password_length {
+            return Err(codes::PASSWORD_TOO_SHORT);
+        }
+        if len > ep.max_password_length {
+            return Err(codes::PASSWORD_TOO_LONG);
+        }
+        Ok(())
+    }
+
+    fn new_session(
+        &self,
+        user_id: &str,
+        remember: bool,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Session {
+        let mut extra = Map::new();
+        for (name, field) in &self.inner.fields {
+            extra.insert(name.clone(), field.default_value.clone().unwrap_or(Value::Null));
+        }
+        Session {
+            id: generate_id(),
+            token: generate_id(),
+            user_id: user_id.to_owned(),
+            expires_at: self.inner.policy.expiry(now, remember),
+            created_at: now,
+            updated_at: now,
+            ip_address: Some(client.ip_address.clone()),
+            user_agent: Some(client.user_agent.clone()),
+            extra,
+        }
+    }
+
+    /// Creates a user with a credential account and, unless auto sign-in is off, a
+    /// session. Returns the new session token (if any) and the user.
+    pub async fn sign_up(
+        &self,
+        input: SignUp,
+        client: &ClientInfo,
+        req: &RequestCookies,
+        out: &mut Vec<String>,
+    ) -> Result<(Option<String>, User), ApiError> {
+        let inner = &self.inner;
+        if !inner.email_password.enabled || inner.email_password.disable_sign_up {
+            return Err(codes::EMAIL_PASSWORD_SIGN_UP_DISABLED);
+        }
+        self.check_password_length(&input.password)?;
+        let email = input.email.to_lowercase();
+        if inner.store.user_by_email(&email).await?.is_some() {
+            return Err(codes::USER_ALREADY_EXISTS);
+        }
+        let hash = inner.hasher.hash(input.password).await?;
+        let now = inner.clock.now();
+        let user = User {
+            id: generate_id(),
+            name: input.name,
+            email,
+            email_verified: false,
+            image: input.image,
+            created_at: now,
+            updated_at: now,
+        };
+        let account = NewCredentialAccount { id: generate_id(), password_hash: hash };
+        let session = inner
+            .email_password
+            .auto_sign_in
+            .then(|| self.new_session(&user.id, input.remember_me, client, now));
+        match inner.store.create_user(&user, &account, session.as_ref()).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Err(codes::USER_ALREADY_EXISTS),
+            Err(e @ StoreError::Unavailable(_)) => return Err(e.into()),
+            Err(e) => {
+                tracing::error!(error = %e, "sign-up could not write the user");
+                return Err(codes::FAILED_TO_CREATE_USER);
+            }
+        }
+        match session {
+            Some(s) => {
+                self.set_session_cookie(&s, Some(!input.remember_me), req, out);
+                Ok((Some(s.token), user))
+            }
+            None => Ok((None, user)),
+        }
+    }
+
+    /// Checks email and password and creates a session. Unknown users cost a hash too,
+    /// so response time does not reveal which emails exist.
+    pub async fn sign_in(
+        &self,
+        input: SignIn,
+        client: &ClientInfo,
+        req: &RequestCookies,
+        out: &mut Vec<String>,
+    ) -> Result<(String, User), ApiError> {
+        let inner = &self.inner;
+        if !inner.email_password.enabled {
+            return Err(codes::EMAIL_PASSWORD_DISABLED);
+        }
+        let email = input.email.to_lowercase();
+        let found = inner.store.user_by_email(&email).await?;
+        let (user, stored) = match found {
+            Some((user, Some(stored))) => (user, stored),
+            _ => {
+                inner.hasher.hash(input.password).await?;
+                return Err(codes::INVALID_EMAIL_OR_PASSWORD);
+            }
+        };
+        let ok = match inner.hasher.verify(input.password, stored).await {
+            Ok(ok) => ok,
+            Err(crate::crypto::password::PasswordError::Malformed) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !ok {
+            return Err(codes::INVALID_EMAIL_OR_PASSWORD);
+        }
+        let session = self.new_session(&user.id, input.remember_me, client, inner.clock.now());
+        match inner.store.create_session(&session).await {
+            Ok(()) => {}
+            Err(e @ StoreError::Unavailable(_)) => return Err(e.into()),
+            Err(e) => {
+                tracing::error!(error = %e, "sign-in could not create its session");
+                return Err(codes::FAILED_TO_CREATE_SESSION);
+            }
+        }
+        self.set_session_cookie(&session, Some(!input.remember_me), req, out);
+        Ok((session.token, user))
+    }
+
+    /// Deletes the request's session (if any) and expires the cookies. Storage errors
+    /// are logged, never surfaced: signing out always clears the browser's state.
+    pub async fn sign_out(&self, req: &RequestCookies, out: &mut Vec<String>) {
+        let inner = &self.inner;
+        if let Some(token) = req.signed(&inner.cookies.token_name, &inner.key).valid() {
+            if let Err(e) = inner.store.delete_session(&token).await {
+                tracing::warn!(error = %e, "sign-out could not delete the session");
+            }
+        }
+        self.delete_session_cookies(req, out);
+    }
+
+    // ---- listing and revocation -----------------------------------------------------
+
+    /// The user's live sessions.
+    pub async fn list_sessions(&self, cur: &Current) -> Result<Vec<Session>, ApiError> {
+        self.inner
+            .store
+            .list_sessions(&cur.user.id, self.now())
+            .await
+            .map_err(|e| match e {
+                e @ StoreError::Unavailable(_) => e.into(),
+                e => {
+                    tracing::error!(error = %e, "list-sessions failed");
+                    ApiError::empty(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
+                }
+            })
+    }
+
+    fn revoke_error(e: StoreError) -> ApiError {
+        match e {
+            e @ StoreError::Unavailable(_) => e.into(),
+            e => {
+                tracing::error!(error = %e, "revocation failed");
+                codes::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// Revokes one of the user's sessions by token; other users' tokens and unknown
+    /// tokens are silently ignored (Better Auth answers success). Revoking the caller's
+    /// own session also expires its cookies.
+    pub async fn revoke_session(
+        &self,
+        cur: &Current,
+        token: &str,
+        req: &RequestCookies,
+        out: &mut Vec<String>,
+    ) -> Result<(), ApiError> {
+        self.inner
+            .store
+            .delete_user_session(&cur.user.id, token)
+            .await
+            .map_err(Self::revoke_error)?;
+        if token == cur.session.token {
+            self.delete_session_cookies(req, out);
+        }
+        Ok(())
+    }
+
+    /// Revokes every session of the user, the caller's included (its cookies expire).
+    pub async fn revoke_sessions(
+        &self,
+        cur: &Current,
+        req: &RequestCookies,
+        out: &mut Vec<String>,
+    ) -> Result<(), ApiError> {
+        self.inner.store.delete_user_sessions(&cur.user.id).await.map_err(Self::revoke_error)?;
+        self.delete_session_cookies(req, out);
+        Ok(())
+    }
+
+    /// Revokes every session of the user but the caller's.
+    pub async fn revoke_other_sessions(&self, cur: &Current) -> Result<(), ApiError> {
+        self.inner
+            .store
+            .delete_other_sessions(&cur.user.id, &cur.session.token)
+            .await
+            .map_err(Self::revoke_error)
+    }
+
+    // ---- updates --------------------------------------------------------------------
+
+    /// Sets additional session fields from a JSON object. Core and unknown keys are
+    /// dropped; fields with `input = false` sent with a truthy value are refused.
+    pub async fn update_session(
+        &self,
+        cur: &Current,
+        body: &Map<String, Value>,
+        req: &RequestCookies,
+        out: &mut Vec<String>,
+    ) -> Result<Session, ApiError> {
+        let mut fields = Map::new();
+        for (name, field) in &self.inner.fields {
+            let Some(v) = body.get(name) else { continue };
+            if !field.input {
+                if is_truthy(v) {
+                    return Err(ApiError::with_message(
+                        axum::http::StatusCode::BAD_REQUEST,
+                        "FIELD_NOT_ALLOWED",
+                        format!("{name} is not allowed to be set"),
+                    ));
+                }
+                continue;
+            }
+            if !v.is_null() && !field_type_matches(field.kind, v) {
+                let expected = match field.kind {
+                    crate::config::FieldType::String => "string",
+                    crate::config::FieldType::Number => "number",
+                    crate::config::FieldType::Boolean => "boolean",
+                };
+                return Err(ApiError::validation(format!(
+                    "Invalid input: expected {expected}, received {}",
+                    json_type(v)
+                )));
+            }
+            fields.insert(name.clone(), v.clone());
+        }
+        if fields.is_empty() {
+            return Err(codes::NO_FIELDS_TO_UPDATE);
+        }
+        let updated = self
+            .inner
+            .store
+            .update_session_fields(&cur.session.token, &fields, self.now())
+            .await?;
+        match updated {
+            Some(s) => {
+                self.set_session_cookie(&s, None, req, out);
+                Ok(s)
+            }
+            None => {
+                self.delete_session_cookies(req, out);
+                Err(codes::FAILED_TO_GET_SESSION)
+            }
+        }
+    }
+
+    /// Updates the user's name and/or image (`Some(None)` clears the image) and
+    /// re-issues the session cookie; the session's expiry does not move.
+    pub async fn update_user(
+        &self,
+        cur: &Current,
+        name: Option<String>,
+        image: Option<Option<String>>,
+        req: &RequestCookies,
+        out: &mut Vec<String>,
+    ) -> Result<(), ApiError> {
+        if name.is_none() && image.is_none() {
+            return Err(codes::NO_FIELDS_TO_UPDATE);
+        }
+        let image_ref = image.as_ref().map(|i| i.as_deref());
+        let updated = self
+            .inner
+            .store
+            .update_user(&cur.user.id, name.as_deref(), image_ref, self.now())
+            .await?;
+        if updated.is_none() {
+            return Err(codes::UNAUTHORIZED);
+        }
+        self.set_session_cookie(&cur.session, None, req, out);
+        Ok(())
+    }
+
+    /// Changes the password after checking the current one. With `revoke_others`, every
+    /// session of the user (the caller's too) is replaced by a single new one, atomically.
+    pub async fn change_password(
+        &self,
+        cur: &Current,
+        current_password: String,
+        new_password: String,
+        revoke_others: bool,
+        client: &ClientInfo,
+        req: &RequestCookies,
+        out: &mut Vec<String>,
+    ) -> Result<Option<String>, ApiError> {
+        let inner = &self.inner;
+        self.check_password_length(&new_password)?;
+        let Some(Some(stored)) = inner.store.credential_password(&cur.user.id).await? else {
+            return Err(codes::CREDENTIAL_ACCOUNT_NOT_FOUND);
+        };
+        let new_hash = inner.hasher.hash(new_password).await?;
+        let ok = match inner.hasher.verify(current_password, stored).await {
+            Ok(ok) => ok,
+            Err(crate::crypto::password::PasswordError::Malformed) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !ok {
+            return Err(codes::INVALID_PASSWORD);
+        }
+        let now = inner.clock.now();
+        inner.store.set_password(&cur.user.id, &new_hash, now).await?;
+        if !revoke_others {
+            return Ok(None);
+        }
+        let session = self.new_session(&cur.user.id, true, client, now);
+        match inner.store.replace_user_sessions(&cur.user.id, &session).await {
+            Ok(()) => {}
+            Err(e @ StoreError::Unavailable(_)) => return Err(e.into()),
+            Err(e) => {
+                tracing::error!(error = %e, "change-password could not replace sessions");
+                return Err(codes::FAILED_TO_GET_SESSION_500);
+            }
+        }
+        self.set_session_cookie(&session, None, req, out);
+        Ok(Some(session.token))
+    }
+}
+
+/// JavaScript truthiness of a JSON value.
+fn is_truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        _ => true,
+    }
+}
+
+/// zod's name for a JSON value's type.
+pub fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}

@@ -1,0 +1,137 @@
+//! Storage: the [`Store`] trait the session service talks to, and its SQL implementation
+//! over PostgreSQL or embedded SQLite ([`sql`]). All SQL of the service lives under this
+//! module; nothing above it sees a query or a connection.
+
+pub mod sql;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::session::model::{Session, User};
+
+/// A storage failure, classified by what the caller can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write (e.g. an email already taken).
+    #[error("conflict")]
+    Conflict,
+    /// The backend cannot be reached or has no free connection: retry later (503).
+    #[error("storage unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// Anything else (500).
+    #[error("storage error: {0}")]
+    Backend(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+            _ => StoreError::Backend(e),
+        }
+    }
+}
+
+/// The credential account written at sign-up (`providerId = 'credential'`).
+#[derive(Debug, Clone)]
+pub struct NewCredentialAccount {
+    /// Row id.
+    pub id: String,
+    /// The scrypt hash string.
+    pub password_hash: String,
+}
+
+/// What the session service needs from storage. Methods take `now` from the caller's clock;
+/// no implementation reads the time itself.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks that the backend answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Writes a user, its credential account and optionally its first session in one
+    /// transaction. [`StoreError::Conflict`] when the email is taken.
+    async fn create_user(
+        &self,
+        user: &User,
+        account: &NewCredentialAccount,
+        session: Option<&Session>,
+    ) -> Result<(), StoreError>;
+
+    /// Finds a user by (lower-cased) email, with the password of its credential account.
+    async fn user_by_email(&self, email: &str)
+        -> Result<Option<(User, Option<String>)>, StoreError>;
+
+    /// The credential account's password: `None` without a credential account,
+    /// `Some(None)` when it has no password.
+    async fn credential_password(&self, user_id: &str)
+        -> Result<Option<Option<String>>, StoreError>;
+
+    /// Replaces the credential password.
+    async fn set_password(
+        &self,
+        user_id: &str,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Inserts a session.
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError>;
+
+    /// A session and its user, by token, in one round trip.
+    async fn find_session(&self, token: &str) -> Result<Option<(Session, User)>, StoreError>;
+
+    /// Slides a session's expiry; `None` if it no longer exists.
+    async fn touch_session(
+        &self,
+        token: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// Sets additional fields of a session; `None` if it no longer exists.
+    async fn update_session_fields(
+        &self,
+        token: &str,
+        fields: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// Deletes a session by token (absent is not an error).
+    async fn delete_session(&self, token: &str) -> Result<(), StoreError>;
+
+    /// Deletes a session by token only if it belongs to `user_id`; whether one was deleted.
+    async fn delete_user_session(&self, user_id: &str, token: &str) -> Result<bool, StoreError>;
+
+    /// Deletes every session of a user.
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<(), StoreError>;
+
+    /// Deletes every session of a user but `keep_token`.
+    async fn delete_other_sessions(&self, user_id: &str, keep_token: &str)
+        -> Result<(), StoreError>;
+
+    /// Atomically deletes every session of a user and inserts `new`.
+    async fn replace_user_sessions(&self, user_id: &str, new: &Session)
+        -> Result<(), StoreError>;
+
+    /// The user's sessions that expire after `now`.
+    async fn list_sessions(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Session>, StoreError>;
+
+    /// Updates name and/or image (`Some(None)` clears the image); `None` if no such user.
+    async fn update_user(
+        &self,
+        user_id: &str,
+        name: Option<&str>,
+        image: Option<Option<&str>>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>, StoreError>;
+}

@@ -1,0 +1,530 @@
+//! The SQL store, written once over sqlx and instantiated for PostgreSQL and SQLite.
+//!
+//! Both backends share every statement: quoted camelCase identifiers, `$n` placeholders
+//! and `RETURNING` mean the same on each. Times are bound as `DateTime<Utc>` (PostgreSQL
+//! `timestamptz`; SQLite RFC 3339 text, which orders correctly as text because every time
+//! here has millisecond precision). Additional session fields are extra columns whose
+//! names were validated at configuration time; the statements naming them are built once.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{Database, Executor, Pool, Postgres, Row, Sqlite};
+
+use super::{NewCredentialAccount, Store, StoreError};
+use crate::config::{DatabaseSettings, FieldType};
+use crate::session::model::{Session, User};
+
+/// Which backend a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL.
+    Postgres,
+    /// SQLite.
+    Sqlite,
+}
+
+/// An additional session column.
+#[derive(Debug, Clone)]
+pub struct ExtraColumn {
+    /// Column and JSON name.
+    pub name: String,
+    /// Value type.
+    pub kind: FieldType,
+}
+
+/// Opens the configured database (SQLite under `data_dir` when no URL is set), applies
+/// migrations when asked, and makes sure additional session columns exist.
+pub async fn connect(
+    db: &DatabaseSettings,
+    data_dir: &Path,
+    extras: Vec<ExtraColumn>,
+    migrate: bool,
+) -> Result<(Arc<dyn Store>, Backend), StoreError> {
+    let url = if db.url.is_empty() {
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Unavailable(e.into()))?;
+        format!("sqlite://{}", data_dir.join("sessiond.db").display())
+    } else {
+        db.url.clone()
+    };
+    let acquire = Duration::from_secs(db.acquire_timeout.max(1));
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let opts = PgConnectOptions::from_str(&url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(db.max_connections.max(1))
+            .acquire_timeout(acquire)
+            .connect_with(opts)
+            .await?;
+        if migrate {
+            sqlx::migrate!("migrations/postgres")
+                .run(&pool)
+                .await
+                .map_err(|e| StoreError::Backend(e.into()))?;
+        }
+        for c in &extras {
+            let ty = match c.kind {
+                FieldType::String => "text",
+                FieldType::Number => "bigint",
+                FieldType::Boolean => "boolean",
+            };
+            let stmt =
+                format!(r#"alter table "session" add column if not exists "{}" {ty}"#, c.name);
+            pool.execute(stmt.as_str()).await?;
+        }
+        Ok((Arc::new(SqlStore::new(pool, extras)), Backend::Postgres))
+    } else if url.starts_with("sqlite:") {
+        let opts = SqliteConnectOptions::from_str(&url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(db.max_connections.max(1))
+            .acquire_timeout(acquire)
+            .connect_with(opts)
+            .await?;
+        if migrate {
+            sqlx::migrate!("migrations/sqlite")
+                .run(&pool)
+                .await
+                .map_err(|e| StoreError::Backend(e.into()))?;
+        }
+        let existing: Vec<String> =
+            sqlx::query_scalar(r#"select "name" from pragma_table_info('session')"#)
+                .fetch_all(&pool)
+                .await?;
+        for c in &extras {
+            if existing.iter().any(|e| e == &c.name) {
+                continue;
+            }
+            let ty = match c.kind {
+                FieldType::String => "text",
+                FieldType::Number | FieldType::Boolean => "integer",
+            };
+            let stmt = format!(r#"alter table "session" add column "{}" {ty}"#, c.name);
+            pool.execute(stmt.as_str()).await?;
+        }
+        Ok((Arc::new(SqlStore::new(pool, extras)), Backend::Sqlite))
+    } else {
+        Err(StoreError::Backend(sqlx::Error::Configuration(
+            "database.url must start with postgres://, postgresql:// or sqlite:".into(),
+        )))
+    }
+}
+
+const USER_COLS: &str = r#"u."id" as "u_id", u."name" as "u_name", u."email" as "u_email",
+ u."emailVerified" as "u_emailVerified", u."image" as "u_image",
+ u."createdAt" as "u_createdAt", u."updatedAt" as "u_updatedAt""#;
+
+/// The statements that depend on the configured additional columns, built once.
+struct Statements {
+    session_cols: String,
+    insert_session: String,
+    find_session: String,
+    touch_session: String,
+    list_sessions: String,
+}
+
+impl Statements {
+    fn new(extras: &[ExtraColumn]) -> Self {
+        let mut cols = String::from(
+            r#"s."id", s."token", s."userId", s."expiresAt", s."createdAt", s."updatedAt", s."ipAddress", s."userAgent""#,
+        );
+        let mut insert_cols = String::from(
+            r#""id", "token", "userId", "expiresAt", "createdAt", "updatedAt", "ipAddress", "userAgent""#,
+        );
+        let mut placeholders = String::from("$1, $2, $3, $4, $5, $6, $7, $8");
+        for (i, c) in extras.iter().enumerate() {
+            cols.push_str(&format!(r#", s."{}""#, c.name));
+            insert_cols.push_str(&format!(r#", "{}""#, c.name));
+            placeholders.push_str(&format!(", ${}", i + 9));
+        }
+        let returning = cols.replace("s.", "");
+        Self {
+            insert_session: format!(
+                r#"insert into "session" ({insert_cols}) values ({placeholders})"#
+            ),
+            find_session: format!(
+                r#"select {cols}, {USER_COLS} from "session" s join "user" u on u."id" = s."userId" where s."token" = $1"#
+            ),
+            touch_session: format!(
+                r#"update "session" set "expiresAt" = $1, "updatedAt" = $2 where "token" = $3 returning {returning}"#
+            ),
+            list_sessions: format!(
+                r#"select {cols} from "session" s where s."userId" = $1 and s."expiresAt" > $2"#
+            ),
+            session_cols: returning,
+        }
+    }
+}
+
+/// The store over one sqlx pool.
+pub struct SqlStore<DB: Database> {
+    pool: Pool<DB>,
+    extras: Vec<ExtraColumn>,
+    sql: Statements,
+}
+
+impl<DB: Database> SqlStore<DB> {
+    fn new(pool: Pool<DB>, extras: Vec<ExtraColumn>) -> Self {
+        let sql = Statements::new(&extras);
+        Self { pool, extras, sql }
+    }
+}
+
+macro_rules! sql_store {
+    ($db:ty) => {
+impl SqlStore<$db> {
+    async fn insert_session<'e, E>(&self, exec: E, s: &Session) -> Result<(), sqlx::Error>
+    where
+        E: Executor<'e, Database = $db>,
+    {
+        let mut q = sqlx::query(&self.sql.insert_session)
+            .bind(s.id.clone())
+            .bind(s.token.clone())
+            .bind(s.user_id.clone())
+            .bind(s.expires_at)
+            .bind(s.created_at)
+            .bind(s.updated_at)
+            .bind(s.ip_address.clone())
+            .bind(s.user_agent.clone());
+        for c in &self.extras {
+            q = bind_extra(q, c.kind, s.extra.get(&c.name));
+        }
+        q.execute(exec).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore<$db> {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("select 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_user(
+        &self,
+        user: &User,
+        account: &NewCredentialAccount,
+        session: Option<&Session>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            r#"insert into "user" ("id", "name", "email", "emailVerified", "image", "createdAt", "updatedAt")
+               values ($1, $2, $3, $4, $5, $6, $7)"#,
+        )
+        .bind(user.id.clone())
+        .bind(user.name.clone())
+        .bind(user.email.clone())
+        .bind(user.email_verified)
+        .bind(user.image.clone())
+        .bind(user.created_at)
+        .bind(user.updated_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            r#"insert into "account" ("id", "accountId", "providerId", "userId", "password", "createdAt", "updatedAt")
+               values ($1, $2, 'credential', $3, $4, $5, $6)"#,
+        )
+        .bind(account.id.clone())
+        .bind(user.id.clone())
+        .bind(user.id.clone())
+        .bind(account.password_hash.clone())
+        .bind(user.created_at)
+        .bind(user.created_at)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(s) = session {
+            self.insert_session(&mut *tx, s).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn user_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<(User, Option<String>)>, StoreError> {
+        let sql = format!(
+            r#"select {USER_COLS}, a."password" as "a_password" from "user" u
+               left join "account" a on a."userId" = u."id" and a."providerId" = 'credential' and a."accountId" = u."id"
+               where u."email" = $1 limit 1"#
+        );
+        let row = sqlx::query(&sql).bind(email.to_owned()).fetch_optional(&self.pool).await?;
+        match row {
+            None => Ok(None),
+            Some(r) => Ok(Some((user_from(&r, "u_")?, r.try_get("a_password")?))),
+        }
+    }
+
+    async fn credential_password(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<Option<String>>, StoreError> {
+        let row = sqlx::query(
+            r#"select "password" from "account" where "userId" = $1 and "providerId" = 'credential' and "accountId" = $1 limit 1"#,
+        )
+        .bind(user_id.to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            None => Ok(None),
+            Some(r) => Ok(Some(r.try_get("password")?)),
+        }
+    }
+
+    async fn set_password(
+        &self,
+        user_id: &str,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            r#"update "account" set "password" = $1, "updatedAt" = $2
+               where "userId" = $3 and "providerId" = 'credential' and "accountId" = $3"#,
+        )
+        .bind(hash.to_owned())
+        .bind(now)
+        .bind(user_id.to_owned())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+        self.insert_session(&self.pool, session).await?;
+        Ok(())
+    }
+
+    async fn find_session(&self, token: &str) -> Result<Option<(Session, User)>, StoreError> {
+        let row = sqlx::query(&self.sql.find_session)
+            .bind(token.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            None => Ok(None),
+            Some(r) => Ok(Some((session_from(&r, &self.extras)?, user_from(&r, "u_")?))),
+        }
+    }
+
+    async fn touch_session(
+        &self,
+        token: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query(&self.sql.touch_session)
+            .bind(expires_at)
+            .bind(now)
+            .bind(token.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| session_from(&r, &self.extras)).transpose()?)
+    }
+
+    async fn update_session_fields(
+        &self,
+        token: &str,
+        fields: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, StoreError> {
+        let mut sets = String::from(r#""updatedAt" = $1"#);
+        let mut kinds = Vec::new();
+        for c in &self.extras {
+            if let Some(v) = fields.get(&c.name) {
+                kinds.push((c.kind, v));
+                sets.push_str(&format!(r#", "{}" = ${}"#, c.name, kinds.len() + 1));
+            }
+        }
+        let sql = format!(
+            r#"update "session" set {sets} where "token" = ${} returning {}"#,
+            kinds.len() + 2,
+            self.sql.session_cols
+        );
+        let mut q = sqlx::query(&sql).bind(now);
+        for (kind, v) in kinds {
+            q = bind_extra(q, kind, if v.is_null() { None } else { Some(v) });
+        }
+        let row = q.bind(token.to_owned()).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| session_from(&r, &self.extras)).transpose()?)
+    }
+
+    async fn delete_session(&self, token: &str) -> Result<(), StoreError> {
+        sqlx::query(r#"delete from "session" where "token" = $1"#)
+            .bind(token.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_user_session(&self, user_id: &str, token: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(r#"delete from "session" where "token" = $1 and "userId" = $2"#)
+            .bind(token.to_owned())
+            .bind(user_id.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<(), StoreError> {
+        sqlx::query(r#"delete from "session" where "userId" = $1"#)
+            .bind(user_id.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_other_sessions(
+        &self,
+        user_id: &str,
+        keep_token: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(r#"delete from "session" where "userId" = $1 and "token" <> $2"#)
+            .bind(user_id.to_owned())
+            .bind(keep_token.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn replace_user_sessions(
+        &self,
+        user_id: &str,
+        new: &Session,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(r#"delete from "session" where "userId" = $1"#)
+            .bind(user_id.to_owned())
+            .execute(&mut *tx)
+            .await?;
+        self.insert_session(&mut *tx, new).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_sessions(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(&self.sql.list_sessions)
+            .bind(user_id.to_owned())
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| session_from(r, &self.extras).map_err(StoreError::from))
+            .collect()
+    }
+
+    async fn update_user(
+        &self,
+        user_id: &str,
+        name: Option<&str>,
+        image: Option<Option<&str>>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>, StoreError> {
+        // Both columns are always bound; a flag says whether each one changes.
+        let row = sqlx::query(
+            r#"update "user" set
+                 "name" = case when $1 then $2 else "name" end,
+                 "image" = case when $3 then $4 else "image" end,
+                 "updatedAt" = $5
+               where "id" = $6
+               returning "id" as "u_id", "name" as "u_name", "email" as "u_email",
+                 "emailVerified" as "u_emailVerified", "image" as "u_image",
+                 "createdAt" as "u_createdAt", "updatedAt" as "u_updatedAt""#,
+        )
+        .bind(name.is_some())
+        .bind(name.map(String::from))
+        .bind(image.is_some())
+        .bind(image.flatten().map(String::from))
+        .bind(now)
+        .bind(user_id.to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| user_from(&r, "u_")).transpose()?)
+    }
+}
+    };
+}
+
+sql_store!(Postgres);
+sql_store!(Sqlite);
+
+fn user_from<R: Row>(r: &R, p: &str) -> Result<User, sqlx::Error>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'q> String: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+    for<'q> bool: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+    for<'q> DateTime<Utc>: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+{
+    let col = |c: &str| format!("{p}{c}");
+    Ok(User {
+        id: r.try_get(col("id").as_str())?,
+        name: r.try_get(col("name").as_str())?,
+        email: r.try_get(col("email").as_str())?,
+        email_verified: r.try_get(col("emailVerified").as_str())?,
+        image: r.try_get(col("image").as_str())?,
+        created_at: r.try_get(col("createdAt").as_str())?,
+        updated_at: r.try_get(col("updatedAt").as_str())?,
+    })
+}
+
+fn session_from<R: Row>(r: &R, extras: &[ExtraColumn]) -> Result<Session, sqlx::Error>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'q> String: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+    for<'q> i64: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+    for<'q> bool: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+    for<'q> DateTime<Utc>: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+{
+    let mut extra = Map::new();
+    for c in extras {
+        let name = c.name.as_str();
+        let v = match c.kind {
+            FieldType::String => r.try_get::<Option<String>, _>(name)?.map(Value::from),
+            FieldType::Number => r.try_get::<Option<i64>, _>(name)?.map(Value::from),
+            FieldType::Boolean => r.try_get::<Option<bool>, _>(name)?.map(Value::from),
+        };
+        extra.insert(c.name.clone(), v.unwrap_or(Value::Null));
+    }
+    Ok(Session {
+        id: r.try_get("id")?,
+        token: r.try_get("token")?,
+        user_id: r.try_get("userId")?,
+        expires_at: r.try_get("expiresAt")?,
+        created_at: r.try_get("createdAt")?,
+        updated_at: r.try_get("updatedAt")?,
+        ip_address: r.try_get("ipAddress")?,
+        user_agent: r.try_get("userAgent")?,
+        extra,
+    })
+}
+
+/// Binds one additional field's JSON value with its column's type.
+fn bind_extra<'q, DB: Database>(
+    q: sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>,
+    kind: FieldType,
+    v: Option<&Value>,
+) -> sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<bool>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    match kind {
+        FieldType::String => q.bind(v.and_then(Value::as_str).map(String::from)),
+        FieldType::Number => q.bind(v.and_then(Value::as_i64)),
+        FieldType::Boolean => q.bind(v.and_then(Value::as_bool)),
+    }
+}
+

@@ -1,0 +1,21 @@
+//! Logging setup: JSON lines in production, readable text in development. Nothing in the
+//! service logs tokens, cookie values, secrets or passwords; request logs carry method,
+//! path (without query) and status only.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Environment, Settings};
+
+/// Installs the global subscriber (once; later calls are ignored).
+pub fn init(s: &Settings) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&s.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match s.log.format.as_str() {
+        "json" => true,
+        "pretty" | "text" => false,
+        _ => s.environment == Environment::Production,
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
