@@ -1,0 +1,363 @@
+//! Test harness: spawns sessiond in-process on a random port, on SQLite (a temporary
+//! directory) or PostgreSQL (a fresh database per test on 127.0.0.1:5432), with a manual
+//! clock, and talks plain HTTP to it.
+//!
+//! PostgreSQL tests skip loudly when the server is unreachable, unless
+//! `SESSIOND_REQUIRE_SERVICES=1` (CI), which turns the skip into a failure.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use sessiond::app::Application;
+use sessiond::clock::ManualClock;
+use sessiond::config::Settings;
+use sqlx::Connection;
+
+pub const SECRET: &str = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz";
+pub const BASE_URL: &str = "http://sessiond.test";
+pub const ORIGIN: &str = "http://sessiond.test";
+pub const PASSWORD: &str = "correct-horse-battery";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+fn admin_url() -> String {
+    std::env::var("SESSIOND_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn services_required() -> bool {
+    std::env::var("SESSIOND_REQUIRE_SERVICES").is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// A fresh PostgreSQL database, dropped when this value is.
+pub struct PgDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl PgDb {
+    /// Creates a database, or `None` (loudly) when PostgreSQL is unreachable and not required.
+    pub async fn create() -> Option<Self> {
+        let admin = admin_url();
+        let mut conn = match sqlx::PgConnection::connect(&admin).await {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(!services_required(), "PostgreSQL is required but unreachable at {admin}: {e}");
+                eprintln!("\n!!! SKIPPING PostgreSQL test: {admin} unreachable ({e}) !!!\n");
+                return None;
+            }
+        };
+        let name = format!("sessiond_t_{}", sessiond::crypto::token::generate_id().to_lowercase());
+        sqlx::query(&format!("create database {name}")).execute(&mut conn).await.unwrap();
+        let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
+        Some(Self { url: format!("{base}/{name}"), name })
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let admin = admin_url();
+        // Dropping happens outside any runtime; use a private one on a thread.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
+                        .execute(&mut c)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub struct TestApp {
+    pub addr: String,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: ManualClock,
+    pub backend: Backend,
+    pub db_url: String,
+    _pg: Option<PgDb>,
+    _dir: tempfile::TempDir,
+}
+
+/// Default test settings: fixed secret and base URL, random port.
+pub fn test_settings() -> Settings {
+    let mut s = Settings::default();
+    s.port = 0;
+    s.secret = SECRET.into();
+    s.base_url = BASE_URL.into();
+    s
+}
+
+/// Spawns an app on `backend` with settings tweaked by `f`; `None` when the backend is
+/// unavailable and not required.
+pub async fn spawn_with(backend: Backend, f: impl FnOnce(&mut Settings)) -> Option<TestApp> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = test_settings();
+    s.data_dir = dir.path().to_path_buf();
+    let pg = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(PgDb::create().await?),
+    };
+    if let Some(pg) = &pg {
+        s.database.url = pg.url.clone();
+        s.database.max_connections = 4;
+    }
+    f(&mut s);
+    let db_url = if s.database.url.is_empty() {
+        format!("sqlite://{}", dir.path().join("sessiond.db").display())
+    } else {
+        s.database.url.clone()
+    };
+    let clock = ManualClock::starting_now();
+    let app = Application::build_with_clock(s.clone(), Arc::new(clock.clone())).await.unwrap();
+    let addr = app.local_addr().unwrap().to_string();
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    Some(TestApp {
+        base: format!("http://{addr}{}", s.base_path),
+        addr,
+        client,
+        clock,
+        backend,
+        db_url,
+        _pg: pg,
+        _dir: dir,
+    })
+}
+
+pub async fn spawn(backend: Backend) -> Option<TestApp> {
+    spawn_with(backend, |_| {}).await
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Res {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+}
+
+impl Res {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
+    }
+
+    /// Every `Set-Cookie` line, in order.
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// The `Set-Cookie` line for `name` (the last one if several).
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.set_cookies().into_iter().rev().find(|c| c.starts_with(&format!("{name}=")))
+    }
+
+    pub fn code(&self) -> Option<String> {
+        self.json().get("code").and_then(|c| c.as_str()).map(String::from)
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).map(|v| v.to_str().unwrap().to_string())
+    }
+}
+
+/// A browser-like cookie jar: applies `Set-Cookie` lines (Max-Age=0 deletes).
+#[derive(Debug, Default, Clone)]
+pub struct Jar {
+    pub cookies: BTreeMap<String, String>,
+}
+
+impl Jar {
+    pub fn absorb(&mut self, res: &Res) {
+        for line in res.set_cookies() {
+            let first = line.split(';').next().unwrap();
+            let (name, value) = first.split_once('=').unwrap();
+            if line.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_string(), value.to_string());
+            }
+        }
+    }
+
+    pub fn header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    pub fn get(&self, name: &str) -> Option<&String> {
+        self.cookies.get(name)
+    }
+}
+
+pub const TOKEN_COOKIE: &str = "better-auth.session_token";
+pub const DONT_REMEMBER_COOKIE: &str = "better-auth.dont_remember";
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends a request; `jar` cookies are sent and updated from the response.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        jar: Option<&mut Jar>,
+        headers: &[(&str, &str)],
+    ) -> Res {
+        let mut req = self.client.request(method.clone(), self.url(path));
+        if method == Method::POST {
+            req = req.header("origin", ORIGIN);
+        }
+        if let Some(j) = jar.as_deref() {
+            if !j.cookies.is_empty() {
+                req = req.header("cookie", j.header());
+            }
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let res = Res {
+            status: resp.status(),
+            headers: resp.headers().clone(),
+            text: resp.text().await.unwrap(),
+        };
+        if let Some(j) = jar {
+            j.absorb(&res);
+        }
+        res
+    }
+
+    pub async fn get(&self, path: &str, jar: &mut Jar) -> Res {
+        self.send(Method::GET, path, None, Some(jar), &[]).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value, jar: &mut Jar) -> Res {
+        self.send(Method::POST, path, Some(body), Some(jar), &[]).await
+    }
+
+    /// Signs up a new user; returns its jar and the response.
+    pub async fn sign_up(&self, email: &str) -> (Jar, Res) {
+        let mut jar = Jar::default();
+        let res = self
+            .post(
+                "/sign-up/email",
+                serde_json::json!({"name": "Test User", "email": email, "password": PASSWORD}),
+                &mut jar,
+            )
+            .await;
+        assert_eq!(res.status, 200, "sign-up failed: {}", res.text);
+        (jar, res)
+    }
+
+    pub async fn sign_in(&self, email: &str, password: &str) -> (Jar, Res) {
+        let mut jar = Jar::default();
+        let res = self
+            .post(
+                "/sign-in/email",
+                serde_json::json!({"email": email, "password": password}),
+                &mut jar,
+            )
+            .await;
+        (jar, res)
+    }
+
+    pub async fn session(&self, jar: &mut Jar) -> Value {
+        let res = self.get("/get-session", jar).await;
+        assert_eq!(res.status, 200, "{}", res.text);
+        res.json()
+    }
+
+    /// Runs a statement against the test database.
+    pub async fn exec(&self, sql: &str) {
+        match self.backend {
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.db_url).await.unwrap();
+                sqlx::query(sql).execute(&mut c).await.unwrap();
+            }
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.db_url).await.unwrap();
+                sqlx::query("pragma foreign_keys = on").execute(&mut c).await.unwrap();
+                sqlx::query(sql).execute(&mut c).await.unwrap();
+            }
+        }
+    }
+
+    /// Runs a scalar query against the test database (both backends).
+    pub async fn count(&self, sql: &str) -> i64 {
+        match self.backend {
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.db_url).await.unwrap();
+                sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut c).await.unwrap()
+            }
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.db_url).await.unwrap();
+                sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut c).await.unwrap()
+            }
+        }
+    }
+}
+
+/// Generates a `sqlite` and a `postgres` test for each scenario `fn name(Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use super::*;
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() { super::$name(Backend::Sqlite).await }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() { super::$name(Backend::Postgres).await }
+            }
+        )*
+    };
+}
+
+/// Spawns or returns early (skipped) when the backend is unavailable.
+#[macro_export]
+macro_rules! app {
+    ($b:expr) => {
+        match $crate::helpers::spawn($b).await {
+            Some(a) => a,
+            None => return,
+        }
+    };
+    ($b:expr, $f:expr) => {
+        match $crate::helpers::spawn_with($b, $f).await {
+            Some(a) => a,
+            None => return,
+        }
+    };
+}
+
+pub fn unique_email() -> String {
+    format!("user-{}@example.com", sessiond::crypto::token::generate_id().to_lowercase())
+}

@@ -1,0 +1,11 @@
+//! HTTP-level tests: each scenario runs against a spawned sessiond on SQLite and on
+//! PostgreSQL.
+
+mod helpers;
+
+mod account;
+mod auth;
+mod lifecycle;
+mod schema;
+mod security;
+mod sessions;
