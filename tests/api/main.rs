@@ -9,3 +9,4 @@ mod lifecycle;
 mod schema;
 mod security;
 mod sessions;
+mod vectors;
