@@ -104,7 +104,10 @@ impl Application {
             .session
             .additional_fields
             .iter()
-            .map(|(name, f)| ExtraColumn { name: name.clone(), kind: f.kind })
+            .map(|(name, f)| ExtraColumn {
+                name: name.clone(),
+                kind: f.kind,
+            })
             .collect();
         let (store, backend) = connect(
             &settings.database,
@@ -124,7 +127,10 @@ impl Application {
                 || settings.advanced.disable_origin_check,
         };
         let listener = TcpListener::bind((settings.host.as_str(), settings.port)).await?;
-        Ok(Self { listener, router: router(state) })
+        Ok(Self {
+            listener,
+            router: router(state),
+        })
     }
 
     /// The bound address (port 0 in settings picks a free one).
@@ -168,7 +174,10 @@ pub async fn migrate_only(settings: &Settings) -> Result<(), StartError> {
         .session
         .additional_fields
         .iter()
-        .map(|(name, f)| ExtraColumn { name: name.clone(), kind: f.kind })
+        .map(|(name, f)| ExtraColumn {
+            name: name.clone(),
+            kind: f.kind,
+        })
         .collect();
     connect(&settings.database, &settings.data_dir, extras, true).await?;
     Ok(())

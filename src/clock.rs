@@ -20,7 +20,9 @@ pub trait Clock: Send + Sync + 'static {
 
 /// Converts epoch milliseconds into a UTC time (saturating to the epoch when out of range).
 pub fn from_ms(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or(DateTime::UNIX_EPOCH)
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::UNIX_EPOCH)
 }
 
 /// The operating system's clock.
@@ -42,7 +44,9 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock frozen at `ms` milliseconds since the epoch.
     pub fn at_ms(ms: i64) -> Self {
-        Self { ms: Arc::new(AtomicI64::new(ms)) }
+        Self {
+            ms: Arc::new(AtomicI64::new(ms)),
+        }
     }
 
     /// A clock frozen at the current system time.

@@ -92,7 +92,12 @@ pub struct DatabaseSettings {
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self { url: String::new(), max_connections: 16, acquire_timeout: 5, migrate_on_start: true }
+        Self {
+            url: String::new(),
+            max_connections: 16,
+            acquire_timeout: 5,
+            migrate_on_start: true,
+        }
     }
 }
 
@@ -274,7 +279,10 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { level: "info".into(), format: String::new() }
+        Self {
+            level: "info".into(),
+            format: String::new(),
+        }
     }
 }
 
@@ -288,10 +296,45 @@ pub enum ConfigError {
 
 impl From<figment::Error> for ConfigError {
     fn from(e: figment::Error) -> Self {
-        // figment's errors name the key and the provider ("env variable SESSIOND_PORT").
+        // Name the key and where its value came from, e.g.
+        // "session.expires_in (environment variable SESSIOND_SESSION__EXPIRES_IN): …".
         let mut msgs = Vec::new();
         for err in e {
-            msgs.push(err.to_string());
+            let key = err.path.join(".").to_lowercase();
+            let source = match err.metadata.as_ref() {
+                Some(m) if m.name.contains("SESSIOND_") => {
+                    format!(
+                        "environment variable SESSIOND_{}",
+                        key.to_uppercase().replace('.', "__")
+                    )
+                }
+                Some(m) if m.name.contains("environment") => format!(
+                    "environment variable {}",
+                    match key.as_str() {
+                        "secret" => "BETTER_AUTH_SECRET",
+                        "base_url" => "BETTER_AUTH_URL",
+                        "database.url" => "DATABASE_URL",
+                        "host" => "HOST",
+                        _ => "PORT",
+                    }
+                ),
+                Some(m) => match &m.source {
+                    Some(src) => format!("{} {src}", m.name),
+                    None => m.name.to_string(),
+                },
+                None => "defaults".into(),
+            };
+            let what = match &err.kind {
+                figment::error::Kind::UnknownField(f, _) => {
+                    format!("unknown option {:?}", f.to_lowercase())
+                }
+                other => other.to_string(),
+            };
+            if key.is_empty() {
+                msgs.push(format!("{what} (from {source})"));
+            } else {
+                msgs.push(format!("invalid value for {key} (from {source}): {what}"));
+            }
         }
         ConfigError::Invalid(msgs.join("; "))
     }
@@ -331,7 +374,9 @@ impl Settings {
             )));
         }
         if self.session.expires_in == 0 {
-            return Err(ConfigError::Invalid("session.expires_in must be > 0".into()));
+            return Err(ConfigError::Invalid(
+                "session.expires_in must be > 0".into(),
+            ));
         }
         for (name, field) in &self.session.additional_fields {
             let ok = !name.is_empty()
@@ -407,5 +452,7 @@ fn environment_provider() -> Figment {
             .into()
         })
         .split(".");
-    Figment::new().merge(compat).merge(Env::prefixed("SESSIOND_").split("__"))
+    Figment::new()
+        .merge(compat)
+        .merge(Env::prefixed("SESSIOND_").split("__"))
 }

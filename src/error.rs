@@ -24,22 +24,38 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a code and a message.
     pub const fn new(status: StatusCode, code: &'static str, message: &'static str) -> Self {
-        Self { status, code: Some(code), message: Some(Cow::Borrowed(message)) }
+        Self {
+            status,
+            code: Some(code),
+            message: Some(Cow::Borrowed(message)),
+        }
     }
 
     /// An error with a code and a computed message.
     pub fn with_message(status: StatusCode, code: &'static str, message: String) -> Self {
-        Self { status, code: Some(code), message: Some(Cow::Owned(message)) }
+        Self {
+            status,
+            code: Some(code),
+            message: Some(Cow::Owned(message)),
+        }
     }
 
     /// An error whose body is `{"message"}` only.
     pub const fn message_only(status: StatusCode, message: &'static str) -> Self {
-        Self { status, code: None, message: Some(Cow::Borrowed(message)) }
+        Self {
+            status,
+            code: None,
+            message: Some(Cow::Borrowed(message)),
+        }
     }
 
     /// An error with an empty body.
     pub const fn empty(status: StatusCode) -> Self {
-        Self { status, code: None, message: None }
+        Self {
+            status,
+            code: None,
+            message: None,
+        }
     }
 
     /// 400 `VALIDATION_ERROR` with a zod-style summary.
@@ -54,13 +70,20 @@ pub mod codes {
     use axum::http::StatusCode as S;
 
     /// No valid session.
-    pub const UNAUTHORIZED: ApiError = ApiError::new(S::UNAUTHORIZED, "UNAUTHORIZED", "Unauthorized");
+    pub const UNAUTHORIZED: ApiError =
+        ApiError::new(S::UNAUTHORIZED, "UNAUTHORIZED", "Unauthorized");
     /// A refresh or update found the session gone.
-    pub const FAILED_TO_GET_SESSION: ApiError =
-        ApiError::new(S::UNAUTHORIZED, "FAILED_TO_GET_SESSION", "Failed to get session");
+    pub const FAILED_TO_GET_SESSION: ApiError = ApiError::new(
+        S::UNAUTHORIZED,
+        "FAILED_TO_GET_SESSION",
+        "Failed to get session",
+    );
     /// Unexpected failure while resolving a session.
-    pub const FAILED_TO_GET_SESSION_500: ApiError =
-        ApiError::new(S::INTERNAL_SERVER_ERROR, "FAILED_TO_GET_SESSION", "Failed to get session");
+    pub const FAILED_TO_GET_SESSION_500: ApiError = ApiError::new(
+        S::INTERNAL_SERVER_ERROR,
+        "FAILED_TO_GET_SESSION",
+        "Failed to get session",
+    );
     /// `POST /get-session` without `defer_session_refresh`.
     pub const METHOD_NOT_ALLOWED_DEFER: ApiError = ApiError::new(
         S::METHOD_NOT_ALLOWED,
@@ -71,14 +94,20 @@ pub mod codes {
     pub const SESSION_NOT_FRESH: ApiError =
         ApiError::new(S::FORBIDDEN, "SESSION_NOT_FRESH", "Session is not fresh");
     /// Body is not a JSON object.
-    pub const BODY_MUST_BE_AN_OBJECT: ApiError =
-        ApiError::new(S::BAD_REQUEST, "BODY_MUST_BE_AN_OBJECT", "Body must be an object");
+    pub const BODY_MUST_BE_AN_OBJECT: ApiError = ApiError::new(
+        S::BAD_REQUEST,
+        "BODY_MUST_BE_AN_OBJECT",
+        "Body must be an object",
+    );
     /// Nothing updatable in the body.
     pub const NO_FIELDS_TO_UPDATE: ApiError =
         ApiError::message_only(S::BAD_REQUEST, "No fields to update");
     /// `update-user` with an email.
-    pub const EMAIL_CAN_NOT_BE_UPDATED: ApiError =
-        ApiError::new(S::BAD_REQUEST, "EMAIL_CAN_NOT_BE_UPDATED", "Email can not be updated");
+    pub const EMAIL_CAN_NOT_BE_UPDATED: ApiError = ApiError::new(
+        S::BAD_REQUEST,
+        "EMAIL_CAN_NOT_BE_UPDATED",
+        "Email can not be updated",
+    );
     /// Password under the minimum length.
     pub const PASSWORD_TOO_SHORT: ApiError =
         ApiError::new(S::BAD_REQUEST, "PASSWORD_TOO_SHORT", "Password too short");
@@ -122,20 +151,32 @@ pub mod codes {
         "User already exists. Use another email.",
     );
     /// Sign-up could not write the user.
-    pub const FAILED_TO_CREATE_USER: ApiError =
-        ApiError::new(S::UNPROCESSABLE_ENTITY, "FAILED_TO_CREATE_USER", "Failed to create user");
+    pub const FAILED_TO_CREATE_USER: ApiError = ApiError::new(
+        S::UNPROCESSABLE_ENTITY,
+        "FAILED_TO_CREATE_USER",
+        "Failed to create user",
+    );
     /// Sign-in could not create its session.
-    pub const FAILED_TO_CREATE_SESSION: ApiError =
-        ApiError::new(S::UNAUTHORIZED, "FAILED_TO_CREATE_SESSION", "Failed to create session");
+    pub const FAILED_TO_CREATE_SESSION: ApiError = ApiError::new(
+        S::UNAUTHORIZED,
+        "FAILED_TO_CREATE_SESSION",
+        "Failed to create session",
+    );
     /// Storage failure in revocation.
-    pub const INTERNAL_SERVER_ERROR: ApiError =
-        ApiError::new(S::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "Internal Server Error");
+    pub const INTERNAL_SERVER_ERROR: ApiError = ApiError::new(
+        S::INTERNAL_SERVER_ERROR,
+        "INTERNAL_SERVER_ERROR",
+        "Internal Server Error",
+    );
     /// Origin not trusted.
     pub const INVALID_ORIGIN: ApiError =
         ApiError::new(S::FORBIDDEN, "INVALID_ORIGIN", "Invalid origin");
     /// Origin missing or `null`.
-    pub const MISSING_OR_NULL_ORIGIN: ApiError =
-        ApiError::new(S::FORBIDDEN, "MISSING_OR_NULL_ORIGIN", "Missing or null Origin");
+    pub const MISSING_OR_NULL_ORIGIN: ApiError = ApiError::new(
+        S::FORBIDDEN,
+        "MISSING_OR_NULL_ORIGIN",
+        "Missing or null Origin",
+    );
     /// `callbackURL` not trusted.
     pub const INVALID_CALLBACK_URL: ApiError =
         ApiError::new(S::FORBIDDEN, "INVALID_CALLBACK_URL", "Invalid callbackURL");
@@ -146,8 +187,11 @@ pub mod codes {
         "Cross-site navigation login blocked. This request appears to be a CSRF attack.",
     );
     /// Malformed JSON body.
-    pub const INVALID_JSON: ApiError =
-        ApiError::new(S::BAD_REQUEST, "BAD_REQUEST", "Invalid JSON in request body");
+    pub const INVALID_JSON: ApiError = ApiError::new(
+        S::BAD_REQUEST,
+        "BAD_REQUEST",
+        "Invalid JSON in request body",
+    );
     /// Storage unreachable.
     pub const SERVICE_UNAVAILABLE: ApiError = ApiError::new(
         S::SERVICE_UNAVAILABLE,
@@ -186,8 +230,10 @@ impl IntoResponse for ApiError {
             (Some(m), None) => serde_json::json!({ "message": m }).to_string(),
         };
         let mut res = (self.status, body).into_response();
-        res.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         res
     }
 }

@@ -8,7 +8,11 @@ use sessiond::app::{migrate_only, Application};
 use sessiond::config::Settings;
 
 #[derive(Parser)]
-#[command(name = "sessiond", version, about = "Better Auth-compatible session service")]
+#[command(
+    name = "sessiond",
+    version,
+    about = "Better Auth-compatible session service"
+)]
 struct Cli {
     /// TOML configuration file (default: config/default.toml when present).
     #[arg(long, global = true)]
@@ -75,12 +79,19 @@ async fn main() -> ExitCode {
 /// A minimal HTTP/1.1 GET over loopback, so container images need no curl.
 async fn healthcheck(s: &Settings) -> ExitCode {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = if s.host == "0.0.0.0" || s.host == "::" { "127.0.0.1" } else { s.host.as_str() };
+    let host = if s.host == "0.0.0.0" || s.host == "::" {
+        "127.0.0.1"
+    } else {
+        s.host.as_str()
+    };
     let Ok(mut conn) = tokio::net::TcpStream::connect((host, s.port)).await else {
         eprintln!("sessiond: healthcheck: cannot connect to {host}:{}", s.port);
         return ExitCode::FAILURE;
     };
-    let req = format!("GET {}/ok HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n", s.base_path);
+    let req = format!(
+        "GET {}/ok HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n",
+        s.base_path
+    );
     let mut buf = Vec::new();
     if conn.write_all(req.as_bytes()).await.is_err() || conn.read_to_end(&mut buf).await.is_err() {
         return ExitCode::FAILURE;

@@ -9,13 +9,18 @@ use sessiond::crypto::token::generate_with;
 use sessiond::session::cookies::{encode_uri_component, CookieConfig, RequestCookies};
 
 fn vectors() -> Value {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/better-auth-1.7.json"))
-        .expect("vectors file");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/vectors/better-auth-1.7.json"
+    ))
+    .expect("vectors file");
     serde_json::from_str(&text).unwrap()
 }
 
 fn s<'a>(v: &'a Value, path: &str) -> &'a str {
-    v.pointer(path).and_then(Value::as_str).unwrap_or_else(|| panic!("missing {path}"))
+    v.pointer(path)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("missing {path}"))
 }
 
 #[test]
@@ -26,11 +31,23 @@ fn signed_session_token_matches() {
     let token = s(st, "/token");
     assert_eq!(key.signature(token), s(st, "/signature_base64"));
     assert_eq!(key.sign(token), s(st, "/value_decoded"));
-    assert_eq!(encode_uri_component(&key.sign(token)), s(st, "/value_on_wire"));
-    let cfg = CookieConfig::new(&Settings { base_url: s(&v, "/inputs/base_url").into(), ..Settings::default() });
-    assert_eq!(cfg.set(&cfg.token_name, &key.sign(token), Some(604_800)), s(st, "/set_cookie_via_better_call"));
+    assert_eq!(
+        encode_uri_component(&key.sign(token)),
+        s(st, "/value_on_wire")
+    );
+    let cfg = CookieConfig::new(&Settings {
+        base_url: s(&v, "/inputs/base_url").into(),
+        ..Settings::default()
+    });
+    assert_eq!(
+        cfg.set(&cfg.token_name, &key.sign(token), Some(604_800)),
+        s(st, "/set_cookie_via_better_call")
+    );
     let dr = &v["signed_cookie"]["dont_remember"];
-    assert_eq!(encode_uri_component(&key.sign("true")), s(dr, "/value_on_wire"));
+    assert_eq!(
+        encode_uri_component(&key.sign("true")),
+        s(dr, "/value_on_wire")
+    );
 }
 
 #[test]
@@ -61,7 +78,10 @@ fn signed_cookie_verify_cases() {
 fn cookie_variant_https_prefix_and_domain() {
     let v = vectors();
     let var = &v["cookie_variants"]["https_custom_prefix_cross_subdomain"];
-    let mut st = Settings { base_url: "https://auth.example.com".into(), ..Settings::default() };
+    let mut st = Settings {
+        base_url: "https://auth.example.com".into(),
+        ..Settings::default()
+    };
     st.session.expires_in = 2_592_000;
     st.advanced.cookie_prefix = "myapp".into();
     st.advanced.cross_sub_domain_cookies.enabled = true;
@@ -71,10 +91,19 @@ fn cookie_variant_https_prefix_and_domain() {
     let key = SigningKey::new(s(&v, "/inputs/secret").as_bytes()).unwrap();
     let token = s(&v, "/inputs/db_session_row/token");
     let expected = var["response_set_cookie"][0].as_str().unwrap();
-    assert_eq!(cfg.set(&cfg.token_name, &key.sign(token), Some(2_592_000)), expected);
+    assert_eq!(
+        cfg.set(&cfg.token_name, &key.sign(token), Some(2_592_000)),
+        expected
+    );
     // The data cookie shares the attributes (its value is the cache, issue of its own).
     let data_line = var["response_set_cookie"][1].as_str().unwrap();
-    let data_value = data_line.split(';').next().unwrap().split_once('=').unwrap().1;
+    let data_value = data_line
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1;
     assert_eq!(cfg.set(&cfg.data_name, data_value, Some(600)), data_line);
 }
 
@@ -83,13 +112,30 @@ fn server_flow_remember_me_false_cookies() {
     let v = vectors();
     let flow = &v["server_flows"]["sign_in_email_remember_me_false"];
     let key = SigningKey::new(s(&v, "/inputs/secret").as_bytes()).unwrap();
-    let cfg = CookieConfig::new(&Settings { base_url: "http://localhost:3000".into(), ..Settings::default() });
-    let lines: Vec<&str> = flow["response_set_cookie"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
-    assert_eq!(cfg.set(&cfg.token_name, &key.sign(s(flow, "/session_token")), None), lines[0]);
-    assert_eq!(cfg.set(&cfg.dont_remember_name, &key.sign("true"), None), lines[1]);
+    let cfg = CookieConfig::new(&Settings {
+        base_url: "http://localhost:3000".into(),
+        ..Settings::default()
+    });
+    let lines: Vec<&str> = flow["response_set_cookie"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        cfg.set(&cfg.token_name, &key.sign(s(flow, "/session_token")), None),
+        lines[0]
+    );
+    assert_eq!(
+        cfg.set(&cfg.dont_remember_name, &key.sign("true"), None),
+        lines[1]
+    );
     let out = &v["server_flows"]["sign_out"]["response_set_cookie"];
     assert_eq!(cfg.expire(&cfg.token_name), out[0].as_str().unwrap());
-    assert_eq!(cfg.expire(&cfg.dont_remember_name), out[3].as_str().unwrap());
+    assert_eq!(
+        cfg.expire(&cfg.dont_remember_name),
+        out[3].as_str().unwrap()
+    );
 }
 
 #[test]
@@ -105,7 +151,10 @@ fn id_generation_with_injected_bytes() {
         }
     });
     assert_eq!(out, s(g, "/output_length_32"));
-    assert_eq!(sessiond::crypto::token::ALPHABET.as_slice(), s(g, "/alphabet").as_bytes());
+    assert_eq!(
+        sessiond::crypto::token::ALPHABET.as_slice(),
+        s(g, "/alphabet").as_bytes()
+    );
 }
 
 #[test]
@@ -113,24 +162,45 @@ fn password_hashes_both_ways() {
     let v = vectors();
     let p = &v["password"];
     // Made by Better Auth, verified here.
-    assert!(verify_blocking(s(p, "/hashed_by_package/password"), s(p, "/hashed_by_package/hash")).unwrap());
+    assert!(verify_blocking(
+        s(p, "/hashed_by_package/password"),
+        s(p, "/hashed_by_package/hash")
+    )
+    .unwrap());
     let stored = s(&v, "/server_flows/sign_up_email/stored_account_password");
     assert!(verify_blocking("correct horse battery staple", stored).unwrap());
     // Made here, identical to what Better Auth accepts (same salt → same bytes).
     let salt = s(p, "/hashed_elsewhere/salt");
-    assert_eq!(hash_with_salt(s(p, "/hashed_elsewhere/password"), salt).unwrap(), s(p, "/hashed_elsewhere/hash"));
-    for case in ["nfkc_equivalent_password", "uppercase_hex_key", "salt_hex_decoded_instead_of_ascii", "wrong_password"] {
+    assert_eq!(
+        hash_with_salt(s(p, "/hashed_elsewhere/password"), salt).unwrap(),
+        s(p, "/hashed_elsewhere/hash")
+    );
+    for case in [
+        "nfkc_equivalent_password",
+        "uppercase_hex_key",
+        "salt_hex_decoded_instead_of_ascii",
+        "wrong_password",
+    ] {
         let c = &p[case];
         let expected = c["verifyPassword"].as_bool().unwrap();
-        assert_eq!(verify_blocking(s(c, "/password"), s(c, "/hash")).unwrap(), expected, "{case}");
+        assert_eq!(
+            verify_blocking(s(c, "/password"), s(c, "/hash")).unwrap(),
+            expected,
+            "{case}"
+        );
     }
-    assert!(matches!(verify_blocking("x", s(p, "/malformed_hash/hash")), Err(PasswordError::Malformed)));
+    assert!(matches!(
+        verify_blocking("x", s(p, "/malformed_hash/hash")),
+        Err(PasswordError::Malformed)
+    ));
     // A fresh hash has Better Auth's shape and verifies.
     let h = sessiond::crypto::password::hash_blocking("pässword").unwrap();
     let (salt, key) = h.split_once(':').unwrap();
     assert_eq!(salt.len(), 32);
     assert_eq!(key.len(), 128);
-    assert!(key.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    assert!(key
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
     assert!(verify_blocking("pässword", &h).unwrap());
 }
 
@@ -142,6 +212,11 @@ fn cookie_parsing_rules() {
     assert_eq!(c.get("c").as_deref(), Some("x%ZZ"));
     assert_eq!(c.get("d").as_deref(), Some("p+q"));
     assert_eq!(c.get("missing"), None);
-    let chunks = RequestCookies::new("x.session_data.1=a; x.session_data.0=b; x.session_data=c; x.session_data.z=d".into());
-    assert_eq!(chunks.names_with_chunks("x.session_data"), ["x.session_data.1", "x.session_data.0", "x.session_data"]);
+    let chunks = RequestCookies::new(
+        "x.session_data.1=a; x.session_data.0=b; x.session_data=c; x.session_data.z=d".into(),
+    );
+    assert_eq!(
+        chunks.names_with_chunks("x.session_data"),
+        ["x.session_data.1", "x.session_data.0", "x.session_data"]
+    );
 }

@@ -32,8 +32,7 @@ pub enum PasswordError {
 
 fn derive(password: &str, salt: &str) -> Result<[u8; KEY_LEN], PasswordError> {
     let normalized: String = password.nfkc().collect();
-    let params =
-        scrypt::Params::new(LOG_N, R, P, KEY_LEN).map_err(|_| PasswordError::Internal)?;
+    let params = scrypt::Params::new(LOG_N, R, P, KEY_LEN).map_err(|_| PasswordError::Internal)?;
     let mut key = [0u8; KEY_LEN];
     scrypt::scrypt(normalized.as_bytes(), salt.as_bytes(), &params, &mut key)
         .map_err(|_| PasswordError::Internal)?;
@@ -75,7 +74,9 @@ pub struct Hasher {
 impl Hasher {
     /// A hasher allowing `limit` concurrent hashes (at least one).
     pub fn new(limit: usize) -> Self {
-        Self { permits: Arc::new(Semaphore::new(limit.max(1))) }
+        Self {
+            permits: Arc::new(Semaphore::new(limit.max(1))),
+        }
     }
 
     /// Number of hashes waiting for a permit or running.
@@ -87,8 +88,14 @@ impl Hasher {
         &self,
         f: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let _permit = self.permits.acquire().await.map_err(|_| PasswordError::Internal)?;
-        tokio::task::spawn_blocking(f).await.map_err(|_| PasswordError::Internal)?
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| PasswordError::Internal)?;
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|_| PasswordError::Internal)?
     }
 
     /// Hashes a new password.

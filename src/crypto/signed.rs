@@ -59,7 +59,9 @@ impl std::fmt::Debug for SigningKey {
 impl SigningKey {
     /// Keys HMAC-SHA256 with `secret` (HMAC takes keys of any length).
     pub fn new(secret: &[u8]) -> Result<Self, hmac::digest::InvalidLength> {
-        Ok(Self { mac: HmacSha256::new_from_slice(secret)? })
+        Ok(Self {
+            mac: HmacSha256::new_from_slice(secret)?,
+        })
     }
 
     fn mac(&self, value: &[u8]) -> HmacSha256 {

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use crate::error::codes;
 use crate::http::extract::{Body, Ctx, Fields, Gate};
+use crate::session::service::PasswordChange;
 
 /// Updates name and/or image: `{status: true}`.
 pub async fn update_user(mut ctx: Ctx, body: Body<false>) -> Response {
@@ -22,7 +23,8 @@ pub async fn update_user(mut ctx: Ctx, body: Body<false>) -> Response {
         }
         let cur = ctx.session(Gate::Session).await?;
         let svc = ctx.state.sessions.clone();
-        svc.update_user(&cur, name, image, &ctx.cookies, &mut ctx.out).await?;
+        svc.update_user(&cur, name, image, &ctx.cookies, &mut ctx.out)
+            .await?;
         Ok(Json(json!({ "status": true })))
     }
     .await;
@@ -47,9 +49,11 @@ pub async fn change_password(mut ctx: Ctx, body: Body<false>) -> Response {
         let token = svc
             .change_password(
                 &cur,
-                current_password,
-                new_password,
-                revoke,
+                PasswordChange {
+                    current_password,
+                    new_password,
+                    revoke_others: revoke,
+                },
                 &client,
                 &ctx.cookies,
                 &mut ctx.out,

@@ -33,10 +33,19 @@ pub async fn sign_up(mut ctx: Ctx, body: Body<true>) -> Response {
         }
         f.finish()?;
         check_callback(&ctx, callback.as_deref())?;
-        let input = SignUp { name, email, password, image, remember_me: remember_me != Some(false) };
+        let input = SignUp {
+            name,
+            email,
+            password,
+            image,
+            remember_me: remember_me != Some(false),
+        };
         let client = ctx.client();
-        let (token, user) =
-            ctx.state.sessions.sign_up(input, &client, &ctx.cookies, &mut ctx.out).await?;
+        let (token, user) = ctx
+            .state
+            .sessions
+            .sign_up(input, &client, &ctx.cookies, &mut ctx.out)
+            .await?;
         Ok(Json(json!({ "token": token, "user": user })))
     }
     .await;
@@ -57,10 +66,17 @@ pub async fn sign_in(mut ctx: Ctx, body: Body<true>) -> Response {
         if !is_valid_email(&email) {
             return Err(codes::INVALID_EMAIL);
         }
-        let input = SignIn { email, password, remember_me: remember_me != Some(false) };
+        let input = SignIn {
+            email,
+            password,
+            remember_me: remember_me != Some(false),
+        };
         let client = ctx.client();
-        let (token, user) =
-            ctx.state.sessions.sign_in(input, &client, &ctx.cookies, &mut ctx.out).await?;
+        let (token, user) = ctx
+            .state
+            .sessions
+            .sign_in(input, &client, &ctx.cookies, &mut ctx.out)
+            .await?;
         let mut body = json!({ "redirect": callback.is_some(), "token": token });
         if let Some(url) = &callback {
             body["url"] = json!(url);
@@ -87,7 +103,10 @@ pub async fn sign_out(mut ctx: Ctx, body: Body<false>) -> Response {
             f.finish()?;
             check_callback(&ctx, callback.as_deref())?;
         }
-        ctx.state.sessions.sign_out(&ctx.cookies, &mut ctx.out).await;
+        ctx.state
+            .sessions
+            .sign_out(&ctx.cookies, &mut ctx.out)
+            .await;
         Ok(Json(json!({ "success": true })))
     }
     .await;

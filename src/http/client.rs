@@ -30,11 +30,17 @@ impl IpRules {
             let net = p
                 .parse::<IpNet>()
                 .or_else(|_| p.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("advanced.ip_address.trusted_proxies: {p:?} is not an address or CIDR"))?;
+                .map_err(|_| {
+                    format!("advanced.ip_address.trusted_proxies: {p:?} is not an address or CIDR")
+                })?;
             trusted.push(net);
         }
         Ok(Self {
-            headers: s.ip_address_headers.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            headers: s
+                .ip_address_headers
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
             disabled: s.disable_ip_tracking,
             ipv6_subnet: s.ipv6_subnet.min(128),
             trusted,
@@ -47,17 +53,24 @@ impl IpRules {
             return None;
         }
         for name in &self.headers {
-            let Some(v) = h.get(name.as_str()).and_then(|v| v.to_str().ok()) else { continue };
-            let hops: Vec<&str> = v.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+            let Some(v) = h.get(name.as_str()).and_then(|v| v.to_str().ok()) else {
+                continue;
+            };
+            let hops: Vec<&str> = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
             let found = if self.trusted.is_empty() {
                 match hops.as_slice() {
                     [one] => one.parse::<IpAddr>().ok(),
                     _ => None,
                 }
             } else {
-                hops.iter().rev().filter_map(|s| s.parse::<IpAddr>().ok()).find(|ip| {
-                    !self.trusted.iter().any(|n| n.contains(ip))
-                })
+                hops.iter()
+                    .rev()
+                    .filter_map(|s| s.parse::<IpAddr>().ok())
+                    .find(|ip| !self.trusted.iter().any(|n| n.contains(ip)))
             };
             if let Some(ip) = found {
                 return Some(self.normalise(ip));
@@ -79,7 +92,10 @@ impl IpRules {
                         u128::MAX << (128 - u32::from(self.ipv6_subnet))
                     };
                     let seg = Ipv6Addr::from(bits & mask).segments();
-                    seg.iter().map(|s| format!("{s:04x}")).collect::<Vec<_>>().join(":")
+                    seg.iter()
+                        .map(|s| format!("{s:04x}"))
+                        .collect::<Vec<_>>()
+                        .join(":")
                 }
             },
         }
@@ -118,7 +134,10 @@ mod tests {
 
     #[test]
     fn single_address_only_without_trusted_proxies() {
-        assert_eq!(rules(&[]).client_ip(&xff("1.2.3.4")).as_deref(), Some("1.2.3.4"));
+        assert_eq!(
+            rules(&[]).client_ip(&xff("1.2.3.4")).as_deref(),
+            Some("1.2.3.4")
+        );
         assert_eq!(rules(&[]).client_ip(&xff("1.2.3.4, 10.0.0.5")), None);
         assert_eq!(rules(&[]).client_ip(&xff("garbage")), None);
     }
@@ -126,7 +145,10 @@ mod tests {
     #[test]
     fn trusted_proxies_are_skipped_right_to_left() {
         let r = rules(&["10.0.0.0/8"]);
-        assert_eq!(r.client_ip(&xff("9.9.9.9, 1.2.3.4, 10.0.0.5")).as_deref(), Some("1.2.3.4"));
+        assert_eq!(
+            r.client_ip(&xff("9.9.9.9, 1.2.3.4, 10.0.0.5")).as_deref(),
+            Some("1.2.3.4")
+        );
     }
 
     #[test]
@@ -136,6 +158,9 @@ mod tests {
             r.client_ip(&xff("2001:db8::1")).as_deref(),
             Some("2001:0db8:0000:0000:0000:0000:0000:0000")
         );
-        assert_eq!(r.client_ip(&xff("::ffff:1.2.3.4")).as_deref(), Some("1.2.3.4"));
+        assert_eq!(
+            r.client_ip(&xff("::ffff:1.2.3.4")).as_deref(),
+            Some("1.2.3.4")
+        );
     }
 }

@@ -33,25 +33,45 @@ impl<const FORM: bool> FromRequest<AppState> for Body<FORM> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let bytes = Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
         if bytes.is_empty() {
-            return Ok(Self { value: None, form: false });
+            return Ok(Self {
+                value: None,
+                form: false,
+            });
         }
         let Some(ct) = ct else {
-            return Ok(Self { value: None, form: false });
+            return Ok(Self {
+                value: None,
+                form: false,
+            });
         };
-        let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let media = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         if media == "application/json" {
-            let v: Value = serde_json::from_slice(&bytes)
-                .map_err(|_| codes::INVALID_JSON.into_response())?;
-            return Ok(Self { value: Some(v), form: false });
+            let v: Value =
+                serde_json::from_slice(&bytes).map_err(|_| codes::INVALID_JSON.into_response())?;
+            return Ok(Self {
+                value: Some(v),
+                form: false,
+            });
         }
         if FORM && media == "application/x-www-form-urlencoded" {
             let mut m = Map::new();
             for (k, v) in url::form_urlencoded::parse(&bytes) {
-                m.entry(k.into_owned()).or_insert(Value::String(v.into_owned()));
+                m.entry(k.into_owned())
+                    .or_insert(Value::String(v.into_owned()));
             }
-            return Ok(Self { value: Some(Value::Object(m)), form: true });
+            return Ok(Self {
+                value: Some(Value::Object(m)),
+                form: true,
+            });
         }
         let allowed = if FORM {
             "application/json, application/x-www-form-urlencoded"
@@ -83,7 +103,11 @@ impl<'a> Fields<'a> {
     /// Starts validation of a body that must be an object.
     pub fn of<const F: bool>(body: &'a Body<F>) -> Result<Self, ApiError> {
         match &body.value {
-            Some(Value::Object(obj)) => Ok(Self { obj, form: body.form, issues: Vec::new() }),
+            Some(Value::Object(obj)) => Ok(Self {
+                obj,
+                form: body.form,
+                issues: Vec::new(),
+            }),
             other => Err(ApiError::validation(format!(
                 "[body] Invalid input: expected object, received {}",
                 received(other.as_ref())
@@ -105,7 +129,10 @@ impl<'a> Fields<'a> {
         match self.obj.get(key) {
             Some(Value::String(s)) => s.clone(),
             other => {
-                let msg = format!("Invalid input: expected string, received {}", received(other));
+                let msg = format!(
+                    "Invalid input: expected string, received {}",
+                    received(other)
+                );
                 self.issue(key, msg);
                 String::new()
             }
@@ -116,7 +143,10 @@ impl<'a> Fields<'a> {
     pub fn non_empty(&mut self, key: &str) -> String {
         let s = self.string(key);
         if s.is_empty() && matches!(self.obj.get(key), Some(Value::String(_))) {
-            self.issue(key, "Too small: expected string to have >=1 characters".into());
+            self.issue(
+                key,
+                "Too small: expected string to have >=1 characters".into(),
+            );
         }
         s
     }
@@ -127,8 +157,10 @@ impl<'a> Fields<'a> {
             None => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(other) => {
-                let msg =
-                    format!("Invalid input: expected string, received {}", json_type(other));
+                let msg = format!(
+                    "Invalid input: expected string, received {}",
+                    json_type(other)
+                );
                 self.issue(key, msg);
                 None
             }
@@ -152,8 +184,10 @@ impl<'a> Fields<'a> {
                 Some(s == "true")
             }
             Some(other) => {
-                let msg =
-                    format!("Invalid input: expected boolean, received {}", json_type(other));
+                let msg = format!(
+                    "Invalid input: expected boolean, received {}",
+                    json_type(other)
+                );
                 self.issue(key, msg);
                 None
             }
@@ -177,12 +211,19 @@ impl<'a> Fields<'a> {
 
 /// zod 4's email check (`z.email()`), which both sign-up and sign-in apply.
 pub fn is_valid_email(email: &str) -> bool {
-    let Some((local, domain)) = email.rsplit_once('@') else { return false };
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
     let local_ok = !local.is_empty()
         && !local.starts_with('.')
         && !local.contains("..")
-        && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"_'+-.".contains(&b))
-        && local.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric() || b"_+-".contains(&b));
+        && local
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_'+-.".contains(&b))
+        && local
+            .bytes()
+            .last()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b"_+-".contains(&b));
     let labels: Vec<&str> = domain.split('.').collect();
     let domain_ok = labels.len() >= 2
         && labels[..labels.len() - 1].iter().all(|l| {
@@ -243,7 +284,10 @@ pub struct Ctx {
 impl FromRequestParts<AppState> for Ctx {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let mut joined = String::new();
         for v in parts.headers.get_all(header::COOKIE) {
             if let Ok(s) = v.to_str() {

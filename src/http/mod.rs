@@ -39,11 +39,17 @@ pub fn router(state: AppState) -> Router {
         .route("/sign-up/email", post(auth::sign_up))
         .route("/sign-in/email", post(auth::sign_in))
         .route("/sign-out", post(auth::sign_out))
-        .route("/get-session", get(sessions::get_session).post(sessions::post_get_session))
+        .route(
+            "/get-session",
+            get(sessions::get_session).post(sessions::post_get_session),
+        )
         .route("/list-sessions", get(sessions::list_sessions))
         .route("/revoke-session", post(sessions::revoke_session))
         .route("/revoke-sessions", post(sessions::revoke_sessions))
-        .route("/revoke-other-sessions", post(sessions::revoke_other_sessions))
+        .route(
+            "/revoke-other-sessions",
+            post(sessions::revoke_other_sessions),
+        )
         .route("/update-session", post(sessions::update_session))
         .route("/update-user", post(account::update_user))
         .route("/change-password", post(account::change_password))

@@ -32,7 +32,12 @@ impl TrustedOrigins {
         }
         patterns.extend(s.trusted_origins.iter().cloned());
         if let Ok(env) = std::env::var("BETTER_AUTH_TRUSTED_ORIGINS") {
-            patterns.extend(env.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from));
+            patterns.extend(
+                env.split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(String::from),
+            );
         }
         Self { patterns }
     }
@@ -40,7 +45,9 @@ impl TrustedOrigins {
     /// Whether `value` (an origin or a full URL) matches a trusted origin.
     pub fn is_trusted(&self, value: &str) -> bool {
         let origin = origin_of(value);
-        let host = url::Url::parse(value).ok().and_then(|u| u.host_str().map(String::from));
+        let host = url::Url::parse(value)
+            .ok()
+            .and_then(|u| u.host_str().map(String::from));
         self.patterns.iter().any(|p| {
             if p.contains('*') || p.contains('?') {
                 if p.contains("://") {
@@ -99,16 +106,23 @@ fn glob(pattern: &str, text: &str) -> bool {
 fn is_safe_relative_path(v: &str) -> bool {
     let rest = &v[1..];
     let lower = rest.to_ascii_lowercase();
-    if rest.starts_with('/') || rest.starts_with('\\') || lower.starts_with("%2f") || lower.starts_with("%5c") {
+    if rest.starts_with('/')
+        || rest.starts_with('\\')
+        || lower.starts_with("%2f")
+        || lower.starts_with("%5c")
+    {
         return false;
     }
     let (path, query) = match rest.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (rest, None),
     };
-    let path_ok = path.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.+/@".contains(&b));
+    let path_ok = path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_-.+/@".contains(&b));
     let query_ok = query.is_none_or(|q| {
-        q.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.+/=&%@".contains(&b))
+        q.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.+/=&%@".contains(&b))
     });
     path_ok && query_ok
 }
@@ -119,7 +133,9 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// Checks `Origin`, else `Referer`, against the trusted origins.
 fn validate_origin(state: &AppState, h: &HeaderMap) -> Result<(), ApiError> {
-    let origin = header_str(h, "origin").or_else(|| header_str(h, "referer")).unwrap_or("");
+    let origin = header_str(h, "origin")
+        .or_else(|| header_str(h, "referer"))
+        .unwrap_or("");
     if origin.is_empty() || origin == "null" {
         return Err(codes::MISSING_OR_NULL_ORIGIN);
     }

@@ -78,7 +78,8 @@ pub async fn revoke_session(mut ctx: Ctx, body: Body<false>) -> Response {
         f.finish()?;
         let cur = ctx.session(Gate::Sensitive).await?;
         let svc = ctx.state.sessions.clone();
-        svc.revoke_session(&cur, &token, &ctx.cookies, &mut ctx.out).await?;
+        svc.revoke_session(&cur, &token, &ctx.cookies, &mut ctx.out)
+            .await?;
         Ok(Json(json!({ "status": true })))
     }
     .await;
@@ -90,7 +91,8 @@ pub async fn revoke_sessions(mut ctx: Ctx) -> Response {
     let result = async {
         let cur = ctx.session(Gate::Sensitive).await?;
         let svc = ctx.state.sessions.clone();
-        svc.revoke_sessions(&cur, &ctx.cookies, &mut ctx.out).await?;
+        svc.revoke_sessions(&cur, &ctx.cookies, &mut ctx.out)
+            .await?;
         Ok(Json(json!({ "status": true })))
     }
     .await;
@@ -116,7 +118,9 @@ pub async fn update_session(mut ctx: Ctx, body: Body<false>) -> Response {
         };
         let cur = ctx.session(Gate::Session).await?;
         let svc = ctx.state.sessions.clone();
-        let s = svc.update_session(&cur, fields, &ctx.cookies, &mut ctx.out).await?;
+        let s = svc
+            .update_session(&cur, fields, &ctx.cookies, &mut ctx.out)
+            .await?;
         Ok(Json(json!({ "session": svc.output(&s) })))
     }
     .await;

@@ -7,8 +7,16 @@ use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
 /// Session columns that belong to Better Auth's core schema.
-pub const CORE_SESSION_FIELDS: &[&str] =
-    &["id", "token", "userId", "expiresAt", "createdAt", "updatedAt", "ipAddress", "userAgent"];
+pub const CORE_SESSION_FIELDS: &[&str] = &[
+    "id",
+    "token",
+    "userId",
+    "expiresAt",
+    "createdAt",
+    "updatedAt",
+    "ipAddress",
+    "userAgent",
+];
 
 /// Formats a time as JavaScript's `Date.prototype.toISOString()` does.
 pub fn iso(t: &DateTime<Utc>) -> String {

@@ -40,7 +40,11 @@ impl Policy {
 
     /// Expiry of a session created at `now`.
     pub fn expiry(&self, now: DateTime<Utc>, remember: bool) -> DateTime<Utc> {
-        let secs = if remember { self.expires_in } else { DONT_REMEMBER_SECS };
+        let secs = if remember {
+            self.expires_in
+        } else {
+            DONT_REMEMBER_SECS
+        };
         now + Duration::seconds(secs)
     }
 
@@ -48,7 +52,8 @@ impl Policy {
     /// refresh, i.e. `expiresAt − expiresIn + updateAge ≤ now`.
     pub fn needs_refresh(&self, s: &Session, now: DateTime<Utc>) -> bool {
         !self.disable_refresh
-            && s.expires_at - Duration::seconds(self.expires_in) + Duration::seconds(self.update_age)
+            && s.expires_at - Duration::seconds(self.expires_in)
+                + Duration::seconds(self.update_age)
                 <= now
     }
 

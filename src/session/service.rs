@@ -80,6 +80,17 @@ pub struct SignIn {
     pub remember_me: bool,
 }
 
+/// Change-password input.
+#[derive(Debug, Clone)]
+pub struct PasswordChange {
+    /// The password the user has now.
+    pub current_password: String,
+    /// The password to set.
+    pub new_password: String,
+    /// Replace every session of the user by one new session.
+    pub revoke_others: bool,
+}
+
 /// The service; cheap to clone.
 #[derive(Clone)]
 pub struct SessionService {
@@ -108,7 +119,9 @@ impl SessionService {
     ) -> Self {
         let ep = settings.email_and_password.clone();
         let limit = if ep.hash_concurrency == 0 {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
         } else {
             ep.hash_concurrency
         };
@@ -118,8 +131,11 @@ impl SessionService {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let hidden_fields =
-            fields.iter().filter(|(_, f)| !f.returned).map(|(k, _)| k.clone()).collect();
+        let hidden_fields = fields
+            .iter()
+            .filter(|(_, f)| !f.returned)
+            .map(|(k, _)| k.clone())
+            .collect();
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -152,7 +168,10 @@ impl SessionService {
 
     /// A session as clients see it (hidden additional fields removed).
     pub fn output<'a>(&'a self, s: &'a Session) -> SessionOut<'a> {
-        SessionOut { session: s, hidden: &self.inner.hidden_fields }
+        SessionOut {
+            session: s,
+            hidden: &self.inner.hidden_fields,
+        }
     }
 
     /// Whether the storage answers.
@@ -198,7 +217,9 @@ impl SessionService {
     }
 
     fn has_dont_remember(&self, req: &RequestCookies) -> bool {
-        req.signed(&self.inner.cookies.dont_remember_name, &self.inner.key).valid().is_some()
+        req.signed(&self.inner.cookies.dont_remember_name, &self.inner.key)
+            .valid()
+            .is_some()
     }
 
     // ---- resolution ----------------------------------------------------------------
@@ -235,7 +256,12 @@ impl SessionService {
             return Ok(None);
         }
         if dont_remember || opts.disable_refresh {
-            return Ok(Some(Current { session, user, needs_refresh: None, dont_remember }));
+            return Ok(Some(Current {
+                session,
+                user,
+                needs_refresh: None,
+                dont_remember,
+            }));
         }
         let due = inner.policy.needs_refresh(&session, now);
         if opts.defer_read_only {
@@ -247,13 +273,23 @@ impl SessionService {
             }));
         }
         if !due {
-            return Ok(Some(Current { session, user, needs_refresh: None, dont_remember }));
+            return Ok(Some(Current {
+                session,
+                user,
+                needs_refresh: None,
+                dont_remember,
+            }));
         }
         let expires_at = inner.policy.expiry(now, true);
         match inner.store.touch_session(&token, expires_at, now).await? {
             Some(updated) => {
                 self.set_session_cookie(&updated, Some(false), req, out);
-                Ok(Some(Current { session: updated, user, needs_refresh: None, dont_remember }))
+                Ok(Some(Current {
+                    session: updated,
+                    user,
+                    needs_refresh: None,
+                    dont_remember,
+                }))
             }
             None => {
                 // Deleted between the read and the refresh: fail closed.
@@ -296,7 +332,10 @@ impl SessionService {
     ) -> Session {
         let mut extra = Map::new();
         for (name, field) in &self.inner.fields {
-            extra.insert(name.clone(), field.default_value.clone().unwrap_or(Value::Null));
+            extra.insert(
+                name.clone(),
+                field.default_value.clone().unwrap_or(Value::Null),
+            );
         }
         Session {
             id: generate_id(),
@@ -340,12 +379,19 @@ impl SessionService {
             created_at: now,
             updated_at: now,
         };
-        let account = NewCredentialAccount { id: generate_id(), password_hash: hash };
+        let account = NewCredentialAccount {
+            id: generate_id(),
+            password_hash: hash,
+        };
         let session = inner
             .email_password
             .auto_sign_in
             .then(|| self.new_session(&user.id, input.remember_me, client, now));
-        match inner.store.create_user(&user, &account, session.as_ref()).await {
+        match inner
+            .store
+            .create_user(&user, &account, session.as_ref())
+            .await
+        {
             Ok(()) => {}
             Err(StoreError::Conflict) => return Err(codes::USER_ALREADY_EXISTS),
             Err(e @ StoreError::Unavailable(_)) => return Err(e.into()),
@@ -473,7 +519,11 @@ impl SessionService {
         req: &RequestCookies,
         out: &mut Vec<String>,
     ) -> Result<(), ApiError> {
-        self.inner.store.delete_user_sessions(&cur.user.id).await.map_err(Self::revoke_error)?;
+        self.inner
+            .store
+            .delete_user_sessions(&cur.user.id)
+            .await
+            .map_err(Self::revoke_error)?;
         self.delete_session_cookies(req, out);
         Ok(())
     }
@@ -575,14 +625,17 @@ impl SessionService {
     pub async fn change_password(
         &self,
         cur: &Current,
-        current_password: String,
-        new_password: String,
-        revoke_others: bool,
+        change: PasswordChange,
         client: &ClientInfo,
         req: &RequestCookies,
         out: &mut Vec<String>,
     ) -> Result<Option<String>, ApiError> {
         let inner = &self.inner;
+        let PasswordChange {
+            current_password,
+            new_password,
+            revoke_others,
+        } = change;
         self.check_password_length(&new_password)?;
         let Some(Some(stored)) = inner.store.credential_password(&cur.user.id).await? else {
             return Err(codes::CREDENTIAL_ACCOUNT_NOT_FOUND);
@@ -597,12 +650,19 @@ impl SessionService {
             return Err(codes::INVALID_PASSWORD);
         }
         let now = inner.clock.now();
-        inner.store.set_password(&cur.user.id, &new_hash, now).await?;
+        inner
+            .store
+            .set_password(&cur.user.id, &new_hash, now)
+            .await?;
         if !revoke_others {
             return Ok(None);
         }
         let session = self.new_session(&cur.user.id, true, client, now);
-        match inner.store.replace_user_sessions(&cur.user.id, &session).await {
+        match inner
+            .store
+            .replace_user_sessions(&cur.user.id, &session)
+            .await
+        {
             Ok(()) => {}
             Err(e @ StoreError::Unavailable(_)) => return Err(e.into()),
             Err(e) => {

@@ -64,13 +64,17 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// Finds a user by (lower-cased) email, with the password of its credential account.
-    async fn user_by_email(&self, email: &str)
-        -> Result<Option<(User, Option<String>)>, StoreError>;
+    async fn user_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<(User, Option<String>)>, StoreError>;
 
     /// The credential account's password: `None` without a credential account,
     /// `Some(None)` when it has no password.
-    async fn credential_password(&self, user_id: &str)
-        -> Result<Option<Option<String>>, StoreError>;
+    async fn credential_password(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<Option<String>>, StoreError>;
 
     /// Replaces the credential password.
     async fn set_password(
@@ -112,12 +116,14 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_user_sessions(&self, user_id: &str) -> Result<(), StoreError>;
 
     /// Deletes every session of a user but `keep_token`.
-    async fn delete_other_sessions(&self, user_id: &str, keep_token: &str)
-        -> Result<(), StoreError>;
+    async fn delete_other_sessions(
+        &self,
+        user_id: &str,
+        keep_token: &str,
+    ) -> Result<(), StoreError>;
 
     /// Atomically deletes every session of a user and inserts `new`.
-    async fn replace_user_sessions(&self, user_id: &str, new: &Session)
-        -> Result<(), StoreError>;
+    async fn replace_user_sessions(&self, user_id: &str, new: &Session) -> Result<(), StoreError>;
 
     /// The user's sessions that expire after `now`.
     async fn list_sessions(

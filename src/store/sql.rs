@@ -74,8 +74,10 @@ pub async fn connect(
                 FieldType::Number => "bigint",
                 FieldType::Boolean => "boolean",
             };
-            let stmt =
-                format!(r#"alter table "session" add column if not exists "{}" {ty}"#, c.name);
+            let stmt = format!(
+                r#"alter table "session" add column if not exists "{}" {ty}"#,
+                c.name
+            );
             pool.execute(stmt.as_str()).await?;
         }
         Ok((Arc::new(SqlStore::new(pool, extras)), Backend::Postgres))
@@ -527,4 +529,3 @@ where
         FieldType::Boolean => q.bind(v.and_then(Value::as_bool)),
     }
 }
-

@@ -32,15 +32,32 @@ async fn sign_up_returns_token_user_and_cookie(b: Backend) {
     assert!(token.bytes().all(|c| c.is_ascii_alphanumeric()));
     let user = &body["user"];
     let keys: Vec<_> = user.as_object().unwrap().keys().cloned().collect();
-    assert_eq!(keys, ["name", "email", "emailVerified", "image", "createdAt", "updatedAt", "id"]);
+    assert_eq!(
+        keys,
+        [
+            "name",
+            "email",
+            "emailVerified",
+            "image",
+            "createdAt",
+            "updatedAt",
+            "id"
+        ]
+    );
     assert_eq!(user["email"], email);
     assert_eq!(user["emailVerified"], false);
     assert!(user["image"].is_null());
     assert!(is_iso_ms(&user["createdAt"]));
     // The cookie carries token.HMAC with Better Auth's attributes.
     let cookie = res.cookie(TOKEN_COOKIE).unwrap();
-    assert!(cookie.starts_with(&format!("{TOKEN_COOKIE}={token}.")), "{cookie}");
-    assert!(cookie.ends_with("; Max-Age=604800; Path=/; HttpOnly; SameSite=Lax"), "{cookie}");
+    assert!(
+        cookie.starts_with(&format!("{TOKEN_COOKIE}={token}.")),
+        "{cookie}"
+    );
+    assert!(
+        cookie.ends_with("; Max-Age=604800; Path=/; HttpOnly; SameSite=Lax"),
+        "{cookie}"
+    );
     assert_eq!(res.set_cookies().len(), 1);
     // And it resolves to the same user.
     let mut jar = jar;
@@ -50,9 +67,22 @@ async fn sign_up_returns_token_user_and_cookie(b: Backend) {
     let skeys: Vec<_> = s["session"].as_object().unwrap().keys().cloned().collect();
     assert_eq!(
         skeys,
-        ["expiresAt", "token", "createdAt", "updatedAt", "ipAddress", "userAgent", "userId", "id"]
+        [
+            "expiresAt",
+            "token",
+            "createdAt",
+            "updatedAt",
+            "ipAddress",
+            "userAgent",
+            "userId",
+            "id"
+        ]
     );
-    assert_eq!(app.count(r#"select count(*) from "account" where "providerId" = 'credential'"#).await, 1);
+    assert_eq!(
+        app.count(r#"select count(*) from "account" where "providerId" = 'credential'"#)
+            .await,
+        1
+    );
 }
 
 async fn sign_up_rejects_duplicates_and_lowercases_email(b: Backend) {
@@ -83,12 +113,42 @@ async fn sign_up_validation_errors(b: Backend) {
     let app = app!(b);
     let mut jar = Jar::default();
     let cases = [
-        (json!({"name": "x", "email": "not-an-email", "password": PASSWORD}), 400, "VALIDATION_ERROR", Some("[body.email] Invalid email address")),
-        (json!({"name": "x", "email": unique_email(), "password": "short"}), 400, "PASSWORD_TOO_SHORT", Some("Password too short")),
-        (json!({"name": "x", "email": unique_email(), "password": "x".repeat(129)}), 400, "PASSWORD_TOO_LONG", Some("Password too long")),
-        (json!({"email": unique_email(), "password": PASSWORD}), 400, "VALIDATION_ERROR", Some("[body.name] Invalid input: expected string, received undefined")),
-        (json!({"name": 5, "email": unique_email(), "password": PASSWORD}), 400, "VALIDATION_ERROR", Some("[body.name] Invalid input: expected string, received number")),
-        (json!([1, 2]), 400, "VALIDATION_ERROR", Some("[body] Invalid input: expected object, received array")),
+        (
+            json!({"name": "x", "email": "not-an-email", "password": PASSWORD}),
+            400,
+            "VALIDATION_ERROR",
+            Some("[body.email] Invalid email address"),
+        ),
+        (
+            json!({"name": "x", "email": unique_email(), "password": "short"}),
+            400,
+            "PASSWORD_TOO_SHORT",
+            Some("Password too short"),
+        ),
+        (
+            json!({"name": "x", "email": unique_email(), "password": "x".repeat(129)}),
+            400,
+            "PASSWORD_TOO_LONG",
+            Some("Password too long"),
+        ),
+        (
+            json!({"email": unique_email(), "password": PASSWORD}),
+            400,
+            "VALIDATION_ERROR",
+            Some("[body.name] Invalid input: expected string, received undefined"),
+        ),
+        (
+            json!({"name": 5, "email": unique_email(), "password": PASSWORD}),
+            400,
+            "VALIDATION_ERROR",
+            Some("[body.name] Invalid input: expected string, received number"),
+        ),
+        (
+            json!([1, 2]),
+            400,
+            "VALIDATION_ERROR",
+            Some("[body] Invalid input: expected object, received array"),
+        ),
     ];
     for (body, status, code, message) in cases {
         let res = app.post("/sign-up/email", body.clone(), &mut jar).await;
@@ -100,7 +160,11 @@ async fn sign_up_validation_errors(b: Backend) {
     }
     // 128 characters is allowed.
     let res = app
-        .post("/sign-up/email", json!({"name": "", "email": unique_email(), "password": "p".repeat(128)}), &mut jar)
+        .post(
+            "/sign-up/email",
+            json!({"name": "", "email": unique_email(), "password": "p".repeat(128)}),
+            &mut jar,
+        )
         .await;
     assert_eq!(res.status, 200, "{}", res.text);
     assert_eq!(app.count(r#"select count(*) from "user""#).await, 1);
@@ -116,29 +180,49 @@ async fn sign_in_success_and_failures(b: Backend) {
     let keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
     assert_eq!(keys, ["redirect", "token", "user"]);
     assert_eq!(body["redirect"], false);
-    assert_eq!(app.session(&mut jar).await["session"]["token"], body["token"]);
+    assert_eq!(
+        app.session(&mut jar).await["session"]["token"],
+        body["token"]
+    );
 
-    for (email, password) in [(email.as_str(), "wrong-password-1"), ("nobody@example.com", PASSWORD)] {
+    for (email, password) in [
+        (email.as_str(), "wrong-password-1"),
+        ("nobody@example.com", PASSWORD),
+    ] {
         let (_, res) = app.sign_in(email, password).await;
         assert_eq!(res.status, 401);
-        assert_eq!(res.json(), json!({"message": "Invalid email or password", "code": "INVALID_EMAIL_OR_PASSWORD"}));
+        assert_eq!(
+            res.json(),
+            json!({"message": "Invalid email or password", "code": "INVALID_EMAIL_OR_PASSWORD"})
+        );
         assert!(res.set_cookies().is_empty());
     }
     let (_, res) = app.sign_in("not-an-email", PASSWORD).await;
     assert_eq!(res.status, 400);
-    assert_eq!(res.json(), json!({"message": "Invalid email", "code": "INVALID_EMAIL"}));
+    assert_eq!(
+        res.json(),
+        json!({"message": "Invalid email", "code": "INVALID_EMAIL"})
+    );
 
     // A callbackURL is echoed with redirect: true and a Location header (still 200).
     let mut jar = Jar::default();
     let res = app
-        .post("/sign-in/email", json!({"email": email, "password": PASSWORD, "callbackURL": "/dashboard"}), &mut jar)
+        .post(
+            "/sign-in/email",
+            json!({"email": email, "password": PASSWORD, "callbackURL": "/dashboard"}),
+            &mut jar,
+        )
         .await;
     assert_eq!(res.status, 200);
     assert_eq!(res.json()["redirect"], true);
     assert_eq!(res.json()["url"], "/dashboard");
     assert_eq!(res.header("location").as_deref(), Some("/dashboard"));
     let res = app
-        .post("/sign-in/email", json!({"email": email, "password": PASSWORD, "callbackURL": "https://evil.example"}), &mut Jar::default())
+        .post(
+            "/sign-in/email",
+            json!({"email": email, "password": PASSWORD, "callbackURL": "https://evil.example"}),
+            &mut Jar::default(),
+        )
         .await;
     assert_eq!(res.status, 403);
     assert_eq!(res.code().as_deref(), Some("INVALID_CALLBACK_URL"));
@@ -150,24 +234,39 @@ async fn sign_in_remember_me_false(b: Backend) {
     app.sign_up(&email).await;
     let mut jar = Jar::default();
     let res = app
-        .post("/sign-in/email", json!({"email": email, "password": PASSWORD, "rememberMe": false}), &mut jar)
+        .post(
+            "/sign-in/email",
+            json!({"email": email, "password": PASSWORD, "rememberMe": false}),
+            &mut jar,
+        )
         .await;
     assert_eq!(res.status, 200);
     let token_cookie = res.cookie(TOKEN_COOKIE).unwrap();
     assert!(token_cookie.ends_with("; Path=/; HttpOnly; SameSite=Lax"));
     assert!(!token_cookie.contains("Max-Age"), "{token_cookie}");
     let dr = res.cookie(DONT_REMEMBER_COOKIE).unwrap();
-    assert!(dr.starts_with(&format!("{DONT_REMEMBER_COOKIE}=true.")), "{dr}");
+    assert!(
+        dr.starts_with(&format!("{DONT_REMEMBER_COOKIE}=true.")),
+        "{dr}"
+    );
     assert!(!dr.contains("Max-Age"));
     // A fixed one-day session, never extended.
     let s = app.session(&mut jar).await;
-    let expires = chrono::DateTime::parse_from_rfc3339(s["session"]["expiresAt"].as_str().unwrap()).unwrap();
-    let created = chrono::DateTime::parse_from_rfc3339(s["session"]["createdAt"].as_str().unwrap()).unwrap();
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(s["session"]["expiresAt"].as_str().unwrap()).unwrap();
+    let created =
+        chrono::DateTime::parse_from_rfc3339(s["session"]["createdAt"].as_str().unwrap()).unwrap();
     assert_eq!((expires - created).num_seconds(), 86_400);
     app.clock.advance_secs(86_400 - 10);
     let res = app.get("/get-session", &mut jar).await;
-    assert!(res.set_cookies().is_empty(), "no refresh for a don't-remember session");
-    assert_eq!(res.json()["session"]["expiresAt"], s["session"]["expiresAt"]);
+    assert!(
+        res.set_cookies().is_empty(),
+        "no refresh for a don't-remember session"
+    );
+    assert_eq!(
+        res.json()["session"]["expiresAt"],
+        s["session"]["expiresAt"]
+    );
     app.clock.advance_secs(20);
     let res = app.get("/get-session", &mut jar).await;
     assert_eq!(res.json(), serde_json::Value::Null);
@@ -192,7 +291,9 @@ async fn sign_out_clears_cookies_and_deletes_session(b: Backend) {
     assert_eq!(app.session(&mut stolen).await, serde_json::Value::Null);
     assert_eq!(app.count(r#"select count(*) from "session""#).await, 0);
     // Signing out without a session still answers success (bodiless, no cookie).
-    let res = app.send(reqwest::Method::POST, "/sign-out", None, None, &[]).await;
+    let res = app
+        .send(reqwest::Method::POST, "/sign-out", None, None, &[])
+        .await;
     assert_eq!(res.status, 200);
     assert_eq!(res.json(), json!({"success": true}));
 }
@@ -235,15 +336,33 @@ async fn client_ip_and_user_agent_are_recorded(b: Backend) {
     app.sign_up(&email).await;
     let body = json!({"email": email, "password": PASSWORD});
     let mut jar = Jar::default();
-    app.send(reqwest::Method::POST, "/sign-in/email", Some(body.clone()), Some(&mut jar),
-        &[("x-forwarded-for", "203.0.113.7"), ("user-agent", "Test/1.0")]).await;
+    app.send(
+        reqwest::Method::POST,
+        "/sign-in/email",
+        Some(body.clone()),
+        Some(&mut jar),
+        &[
+            ("x-forwarded-for", "203.0.113.7"),
+            ("user-agent", "Test/1.0"),
+        ],
+    )
+    .await;
     let s = app.session(&mut jar).await;
     assert_eq!(s["session"]["ipAddress"], "203.0.113.7");
     assert_eq!(s["session"]["userAgent"], "Test/1.0");
     // A chain without trusted proxies yields no address (Better Auth's rule).
     let mut jar = Jar::default();
-    app.send(reqwest::Method::POST, "/sign-in/email", Some(body), Some(&mut jar),
-        &[("x-forwarded-for", "203.0.113.7, 10.0.0.1"), ("user-agent", "")]).await;
+    app.send(
+        reqwest::Method::POST,
+        "/sign-in/email",
+        Some(body),
+        Some(&mut jar),
+        &[
+            ("x-forwarded-for", "203.0.113.7, 10.0.0.1"),
+            ("user-agent", ""),
+        ],
+    )
+    .await;
     let s = app.session(&mut jar).await;
     assert_eq!(s["session"]["ipAddress"], "");
 }

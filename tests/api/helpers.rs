@@ -3,7 +3,7 @@
 //! clock, and talks plain HTTP to it.
 //!
 //! PostgreSQL tests skip loudly when the server is unreachable, unless
-//! `SESSIOND_REQUIRE_SERVICES=1` (CI), which turns the skip into a failure.
+//! `REQUIRE_TEST_SERVICES=1` (CI), which turns the skip into a failure.
 
 #![allow(dead_code)]
 
@@ -30,12 +30,12 @@ pub enum Backend {
 }
 
 fn admin_url() -> String {
-    std::env::var("SESSIOND_TEST_POSTGRES_URL")
+    std::env::var("TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 fn services_required() -> bool {
-    std::env::var("SESSIOND_REQUIRE_SERVICES").is_ok_and(|v| v == "1" || v == "true")
+    std::env::var("REQUIRE_TEST_SERVICES").is_ok_and(|v| v == "1" || v == "true")
 }
 
 /// A fresh PostgreSQL database, dropped when this value is.
@@ -51,15 +51,27 @@ impl PgDb {
         let mut conn = match sqlx::PgConnection::connect(&admin).await {
             Ok(c) => c,
             Err(e) => {
-                assert!(!services_required(), "PostgreSQL is required but unreachable at {admin}: {e}");
+                assert!(
+                    !services_required(),
+                    "PostgreSQL is required but unreachable at {admin}: {e}"
+                );
                 eprintln!("\n!!! SKIPPING PostgreSQL test: {admin} unreachable ({e}) !!!\n");
                 return None;
             }
         };
-        let name = format!("sessiond_t_{}", sessiond::crypto::token::generate_id().to_lowercase());
-        sqlx::query(&format!("create database {name}")).execute(&mut conn).await.unwrap();
+        let name = format!(
+            "sessiond_t_{}",
+            sessiond::crypto::token::generate_id().to_lowercase()
+        );
+        sqlx::query(&format!("create database {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
         let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
-        Some(Self { url: format!("{base}/{name}"), name })
+        Some(Self {
+            url: format!("{base}/{name}"),
+            name,
+        })
     }
 }
 
@@ -69,7 +81,10 @@ impl Drop for PgDb {
         let admin = admin_url();
         // Dropping happens outside any runtime; use a private one on a thread.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async {
                 if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
                     let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
@@ -95,11 +110,12 @@ pub struct TestApp {
 
 /// Default test settings: fixed secret and base URL, random port.
 pub fn test_settings() -> Settings {
-    let mut s = Settings::default();
-    s.port = 0;
-    s.secret = SECRET.into();
-    s.base_url = BASE_URL.into();
-    s
+    Settings {
+        port: 0,
+        secret: SECRET.into(),
+        base_url: BASE_URL.into(),
+        ..Settings::default()
+    }
 }
 
 /// Spawns an app on `backend` with settings tweaked by `f`; `None` when the backend is
@@ -123,7 +139,9 @@ pub async fn spawn_with(backend: Backend, f: impl FnOnce(&mut Settings)) -> Opti
         s.database.url.clone()
     };
     let clock = ManualClock::starting_now();
-    let app = Application::build_with_clock(s.clone(), Arc::new(clock.clone())).await.unwrap();
+    let app = Application::build_with_clock(s.clone(), Arc::new(clock.clone()))
+        .await
+        .unwrap();
     let addr = app.local_addr().unwrap().to_string();
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder()
@@ -171,15 +189,23 @@ impl Res {
 
     /// The `Set-Cookie` line for `name` (the last one if several).
     pub fn cookie(&self, name: &str) -> Option<String> {
-        self.set_cookies().into_iter().rev().find(|c| c.starts_with(&format!("{name}=")))
+        self.set_cookies()
+            .into_iter()
+            .rev()
+            .find(|c| c.starts_with(&format!("{name}=")))
     }
 
     pub fn code(&self) -> Option<String> {
-        self.json().get("code").and_then(|c| c.as_str()).map(String::from)
+        self.json()
+            .get("code")
+            .and_then(|c| c.as_str())
+            .map(String::from)
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).map(|v| v.to_str().unwrap().to_string())
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
     }
 }
 
@@ -203,7 +229,11 @@ impl Jar {
     }
 
     pub fn header(&self) -> String {
-        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     pub fn get(&self, name: &str) -> Option<&String> {
@@ -260,7 +290,8 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: Value, jar: &mut Jar) -> Res {
-        self.send(Method::POST, path, Some(body), Some(jar), &[]).await
+        self.send(Method::POST, path, Some(body), Some(jar), &[])
+            .await
     }
 
     /// Signs up a new user; returns its jar and the response.
@@ -304,7 +335,10 @@ impl TestApp {
             }
             Backend::Sqlite => {
                 let mut c = sqlx::SqliteConnection::connect(&self.db_url).await.unwrap();
-                sqlx::query("pragma foreign_keys = on").execute(&mut c).await.unwrap();
+                sqlx::query("pragma foreign_keys = on")
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
                 sqlx::query(sql).execute(&mut c).await.unwrap();
             }
         }
@@ -315,11 +349,17 @@ impl TestApp {
         match self.backend {
             Backend::Postgres => {
                 let mut c = sqlx::PgConnection::connect(&self.db_url).await.unwrap();
-                sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut c).await.unwrap()
+                sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap()
             }
             Backend::Sqlite => {
                 let mut c = sqlx::SqliteConnection::connect(&self.db_url).await.unwrap();
-                sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut c).await.unwrap()
+                sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap()
             }
         }
     }
@@ -359,5 +399,8 @@ macro_rules! app {
 }
 
 pub fn unique_email() -> String {
-    format!("user-{}@example.com", sessiond::crypto::token::generate_id().to_lowercase())
+    format!(
+        "user-{}@example.com",
+        sessiond::crypto::token::generate_id().to_lowercase()
+    )
 }

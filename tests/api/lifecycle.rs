@@ -30,17 +30,28 @@ async fn refresh_slides_expiry_after_update_age(b: Backend) {
     app.clock.advance_secs(86_400 - 1);
     let res = app.get("/get-session", &mut jar).await;
     assert!(res.set_cookies().is_empty());
-    assert_eq!(res.json()["session"]["expiresAt"], first["session"]["expiresAt"]);
+    assert_eq!(
+        res.json()["session"]["expiresAt"],
+        first["session"]["expiresAt"]
+    );
     assert_eq!(res.header("cache-control").as_deref(), Some("no-store"));
     assert_eq!(res.header("pragma").as_deref(), Some("no-cache"));
     // At update_age: expiresAt = now + 7 d, cookie re-issued with the same signed value.
     app.clock.advance_secs(1);
     let res = app.get("/get-session", &mut jar).await;
-    let cookie = res.cookie(TOKEN_COOKIE).expect("refresh re-issues the cookie");
+    let cookie = res
+        .cookie(TOKEN_COOKIE)
+        .expect("refresh re-issues the cookie");
     assert!(cookie.contains("; Max-Age=604800;"));
-    assert_eq!(cookie.split(';').next().unwrap(), format!("{TOKEN_COOKIE}={}", jar.get(TOKEN_COOKIE).unwrap()));
+    assert_eq!(
+        cookie.split(';').next().unwrap(),
+        format!("{TOKEN_COOKIE}={}", jar.get(TOKEN_COOKIE).unwrap())
+    );
     let s = res.json();
-    assert_eq!((ts(&s["session"]["expiresAt"]) - ts(&first["session"]["expiresAt"])).num_seconds(), 86_400);
+    assert_eq!(
+        (ts(&s["session"]["expiresAt"]) - ts(&first["session"]["expiresAt"])).num_seconds(),
+        86_400
+    );
     assert_eq!(s["session"]["createdAt"], first["session"]["createdAt"]);
     assert_ne!(s["session"]["updatedAt"], first["session"]["updatedAt"]);
     // The next call right after is not due again.
@@ -54,7 +65,10 @@ async fn expired_session_is_null_cleared_and_deleted(b: Backend) {
     app.clock.advance_secs(604_800 + 1);
     let res = app.get("/get-session", &mut jar).await;
     assert_eq!(res.json(), Value::Null);
-    assert_eq!(res.cookie(TOKEN_COOKIE).unwrap(), format!("{TOKEN_COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"));
+    assert_eq!(
+        res.cookie(TOKEN_COOKIE).unwrap(),
+        format!("{TOKEN_COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax")
+    );
     assert_eq!(app.count(r#"select count(*) from "session""#).await, 0);
 }
 
@@ -79,7 +93,10 @@ async fn disable_session_refresh_never_slides(b: Backend) {
     app.clock.advance_secs(3 * 86_400);
     let res = app.get("/get-session", &mut jar).await;
     assert!(res.set_cookies().is_empty());
-    assert_eq!(res.json()["session"]["expiresAt"], first["session"]["expiresAt"]);
+    assert_eq!(
+        res.json()["session"]["expiresAt"],
+        first["session"]["expiresAt"]
+    );
 }
 
 async fn disable_refresh_query_flag(b: Backend) {
@@ -90,7 +107,10 @@ async fn disable_refresh_query_flag(b: Backend) {
     // Any non-empty value means true, "false" included (z.coerce.boolean).
     let res = app.get("/get-session?disableRefresh=false", &mut jar).await;
     assert!(res.set_cookies().is_empty());
-    assert_eq!(res.json()["session"]["expiresAt"], first["session"]["expiresAt"]);
+    assert_eq!(
+        res.json()["session"]["expiresAt"],
+        first["session"]["expiresAt"]
+    );
     // An empty value means false.
     let res = app.get("/get-session?disableRefresh=", &mut jar).await;
     assert!(res.cookie(TOKEN_COOKIE).is_some());
@@ -111,7 +131,15 @@ async fn defer_session_refresh_get_reports_post_refreshes(b: Backend) {
     let again = app.session(&mut jar).await;
     assert_eq!(again["session"]["expiresAt"], first["session"]["expiresAt"]);
     // POST performs the refresh and has no needsRefresh key.
-    let res = app.send(reqwest::Method::POST, "/get-session", None, Some(&mut jar), &[]).await;
+    let res = app
+        .send(
+            reqwest::Method::POST,
+            "/get-session",
+            None,
+            Some(&mut jar),
+            &[],
+        )
+        .await;
     assert_eq!(res.status, 200, "{}", res.text);
     let body = res.json();
     assert!(body.get("needsRefresh").is_none());
@@ -119,9 +147,20 @@ async fn defer_session_refresh_get_reports_post_refreshes(b: Backend) {
     assert!(res.cookie(TOKEN_COOKIE).unwrap().contains("Max-Age=604800"));
     // An expired session: GET answers null without deleting; POST deletes.
     app.clock.advance_secs(8 * 86_400);
-    assert_eq!(app.get("/get-session", &mut jar.clone()).await.json(), Value::Null);
+    assert_eq!(
+        app.get("/get-session", &mut jar.clone()).await.json(),
+        Value::Null
+    );
     assert_eq!(app.count(r#"select count(*) from "session""#).await, 1);
-    let res = app.send(reqwest::Method::POST, "/get-session", None, Some(&mut jar.clone()), &[]).await;
+    let res = app
+        .send(
+            reqwest::Method::POST,
+            "/get-session",
+            None,
+            Some(&mut jar.clone()),
+            &[],
+        )
+        .await;
     assert_eq!(res.json(), Value::Null);
     assert_eq!(app.count(r#"select count(*) from "session""#).await, 0);
 }
@@ -129,7 +168,15 @@ async fn defer_session_refresh_get_reports_post_refreshes(b: Backend) {
 async fn post_get_session_without_defer_is_405(b: Backend) {
     let app = app!(b);
     let (mut jar, _) = app.sign_up(&unique_email()).await;
-    let res = app.send(reqwest::Method::POST, "/get-session", None, Some(&mut jar), &[]).await;
+    let res = app
+        .send(
+            reqwest::Method::POST,
+            "/get-session",
+            None,
+            Some(&mut jar),
+            &[],
+        )
+        .await;
     assert_eq!(res.status, 405);
     assert_eq!(
         res.json(),
@@ -144,7 +191,10 @@ async fn list_sessions_requires_fresh_session(b: Backend) {
     app.clock.advance_secs(86_400);
     let res = app.get("/list-sessions", &mut jar).await;
     assert_eq!(res.status, 403);
-    assert_eq!(res.json(), json!({"message": "Session is not fresh", "code": "SESSION_NOT_FRESH"}));
+    assert_eq!(
+        res.json(),
+        json!({"message": "Session is not fresh", "code": "SESSION_NOT_FRESH"})
+    );
     // The lookup behind the gate refreshed the session (the cookie rides on the 403), but
     // sliding refresh does not make it fresh again.
     assert!(res.cookie(TOKEN_COOKIE).unwrap().contains("Max-Age=604800"));
@@ -174,13 +224,32 @@ async fn tampered_or_unsigned_cookie_is_null_without_clearing(b: Backend) {
     }
     // The first of two same-named cookies wins.
     let res = app
-        .send(reqwest::Method::GET, "/get-session", None, None,
-            &[("cookie", &format!("{TOKEN_COOKIE}=bogus.{}; {TOKEN_COOKIE}={signed}", "A".repeat(43) + "="))])
+        .send(
+            reqwest::Method::GET,
+            "/get-session",
+            None,
+            None,
+            &[(
+                "cookie",
+                &format!(
+                    "{TOKEN_COOKIE}=bogus.{}; {TOKEN_COOKIE}={signed}",
+                    "A".repeat(43) + "="
+                ),
+            )],
+        )
         .await;
     assert_eq!(res.json(), Value::Null);
     let res = app
-        .send(reqwest::Method::GET, "/get-session", None, None,
-            &[("cookie", &format!("{TOKEN_COOKIE}={signed}; {TOKEN_COOKIE}=bogus"))])
+        .send(
+            reqwest::Method::GET,
+            "/get-session",
+            None,
+            None,
+            &[(
+                "cookie",
+                &format!("{TOKEN_COOKIE}={signed}; {TOKEN_COOKIE}=bogus"),
+            )],
+        )
         .await;
     assert_eq!(res.json()["session"]["token"], token);
 }

@@ -25,29 +25,58 @@ async fn list_and_revoke(b: Backend) {
     assert!(list.header("cache-control").is_none());
     let arr = list.json();
     assert_eq!(arr.as_array().unwrap().len(), 3);
-    assert!(arr.as_array().unwrap().iter().any(|s| s["token"] == c_token.as_str()));
+    assert!(arr
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["token"] == c_token.as_str()));
 
     // Revoke C from B.
-    let res = app.post("/revoke-session", json!({"token": c_token}), &mut b_jar).await;
+    let res = app
+        .post("/revoke-session", json!({"token": c_token}), &mut b_jar)
+        .await;
     assert_eq!(res.status, 200);
     assert_eq!(res.json(), json!({"status": true}));
     assert!(res.set_cookies().is_empty());
     assert_eq!(app.session(&mut c_jar).await, Value::Null);
     // Unknown tokens and other users' tokens: success, nothing happens.
-    let res = app.post("/revoke-session", json!({"token": "no-such-token"}), &mut b_jar).await;
+    let res = app
+        .post(
+            "/revoke-session",
+            json!({"token": "no-such-token"}),
+            &mut b_jar,
+        )
+        .await;
     assert_eq!(res.json(), json!({"status": true}));
     let (_, other) = app.sign_up(&unique_email()).await;
     let other_token = other.json()["token"].as_str().unwrap().to_string();
-    app.post("/revoke-session", json!({"token": other_token}), &mut b_jar).await;
-    assert_eq!(app.count(&format!(r#"select count(*) from "session" where "token" = '{other_token}'"#)).await, 1);
-    assert_eq!(app.get("/list-sessions", &mut b_jar).await.json().as_array().unwrap().len(), 2);
+    app.post("/revoke-session", json!({"token": other_token}), &mut b_jar)
+        .await;
+    assert_eq!(
+        app.count(&format!(
+            r#"select count(*) from "session" where "token" = '{other_token}'"#
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.get("/list-sessions", &mut b_jar)
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     // Missing token field: validation error.
     let res = app.post("/revoke-session", json!({}), &mut b_jar).await;
     assert_eq!(res.status, 400);
     assert_eq!(res.code().as_deref(), Some("VALIDATION_ERROR"));
     // Revoking one's own session clears one's cookies.
     let own = app.session(&mut b_jar).await["session"]["token"].clone();
-    let res = app.post("/revoke-session", json!({"token": own}), &mut b_jar).await;
+    let res = app
+        .post("/revoke-session", json!({"token": own}), &mut b_jar)
+        .await;
     assert_eq!(res.json(), json!({"status": true}));
     assert!(res.cookie(TOKEN_COOKIE).unwrap().contains("Max-Age=0"));
 }
@@ -58,7 +87,15 @@ async fn revoke_sessions_revokes_all_and_clears_cookies(b: Backend) {
     let (mut a, _) = app.sign_up(&email).await;
     let (mut b_jar, _) = app.sign_in(&email, PASSWORD).await;
     let mut a_copy = a.clone();
-    let res = app.send(reqwest::Method::POST, "/revoke-sessions", None, Some(&mut a), &[]).await;
+    let res = app
+        .send(
+            reqwest::Method::POST,
+            "/revoke-sessions",
+            None,
+            Some(&mut a),
+            &[],
+        )
+        .await;
     assert_eq!(res.status, 200);
     assert_eq!(res.json(), json!({"status": true}));
     assert!(res.cookie(TOKEN_COOKIE).unwrap().contains("Max-Age=0"));
@@ -72,12 +109,22 @@ async fn revoke_other_sessions_keeps_current(b: Backend) {
     let (mut a, _) = app.sign_up(&email).await;
     let (mut b_jar, _) = app.sign_in(&email, PASSWORD).await;
     let (mut c_jar, _) = app.sign_in(&email, PASSWORD).await;
-    let res = app.post("/revoke-other-sessions", json!({}), &mut b_jar).await;
+    let res = app
+        .post("/revoke-other-sessions", json!({}), &mut b_jar)
+        .await;
     assert_eq!(res.json(), json!({"status": true}));
     assert_eq!(app.session(&mut a).await, Value::Null);
     assert_eq!(app.session(&mut c_jar).await, Value::Null);
     assert_ne!(app.session(&mut b_jar).await, Value::Null);
-    assert_eq!(app.get("/list-sessions", &mut b_jar).await.json().as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.get("/list-sessions", &mut b_jar)
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 async fn session_gated_routes_need_a_session(b: Backend) {
@@ -90,12 +137,24 @@ async fn session_gated_routes_need_a_session(b: Backend) {
         ("POST", "/revoke-other-sessions", None),
         ("POST", "/update-user", Some(json!({"name": "x"}))),
         ("POST", "/update-session", Some(json!({"theme": "x"}))),
-        ("POST", "/change-password", Some(json!({"currentPassword": PASSWORD, "newPassword": "another-password"}))),
+        (
+            "POST",
+            "/change-password",
+            Some(json!({"currentPassword": PASSWORD, "newPassword": "another-password"})),
+        ),
     ] {
-        let m = if method == "GET" { reqwest::Method::GET } else { reqwest::Method::POST };
+        let m = if method == "GET" {
+            reqwest::Method::GET
+        } else {
+            reqwest::Method::POST
+        };
         let res = app.send(m, path, body, Some(&mut none), &[]).await;
         assert_eq!(res.status, 401, "{path}: {}", res.text);
-        assert_eq!(res.json(), json!({"message": "Unauthorized", "code": "UNAUTHORIZED"}), "{path}");
+        assert_eq!(
+            res.json(),
+            json!({"message": "Unauthorized", "code": "UNAUTHORIZED"}),
+            "{path}"
+        );
     }
 }
 
@@ -107,30 +166,50 @@ async fn update_session_additional_field(b: Backend) {
         );
         s.session.additional_fields.insert(
             "role".into(),
-            serde_json::from_value(json!({"type": "string", "input": false, "returned": false})).unwrap(),
+            serde_json::from_value(json!({"type": "string", "input": false, "returned": false}))
+                .unwrap(),
         );
     });
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     let s = app.session(&mut jar).await;
     assert_eq!(s["session"]["theme"], "light");
-    assert!(s["session"].get("role").is_none(), "returned:false fields are hidden");
-    let res = app.post("/update-session", json!({"theme": "dark"}), &mut jar).await;
+    assert!(
+        s["session"].get("role").is_none(),
+        "returned:false fields are hidden"
+    );
+    let res = app
+        .post("/update-session", json!({"theme": "dark"}), &mut jar)
+        .await;
     assert_eq!(res.status, 200, "{}", res.text);
     assert_eq!(res.json()["session"]["theme"], "dark");
     assert!(res.cookie(TOKEN_COOKIE).unwrap().contains("Max-Age=604800"));
     assert_eq!(app.session(&mut jar).await["session"]["theme"], "dark");
     // Core fields and unknown fields are dropped: nothing to update.
-    for body in [json!({"token": "x", "userId": "y"}), json!({"nope": 1}), json!({})] {
+    for body in [
+        json!({"token": "x", "userId": "y"}),
+        json!({"nope": 1}),
+        json!({}),
+    ] {
         let res = app.post("/update-session", body, &mut jar).await;
         assert_eq!(res.status, 400);
         assert_eq!(res.json(), json!({"message": "No fields to update"}));
     }
-    let res = app.post("/update-session", json!({"role": "admin"}), &mut jar).await;
+    let res = app
+        .post("/update-session", json!({"role": "admin"}), &mut jar)
+        .await;
     assert_eq!(res.status, 400);
-    assert_eq!(res.json(), json!({"message": "role is not allowed to be set", "code": "FIELD_NOT_ALLOWED"}));
-    let res = app.post("/update-session", json!({"theme": 5}), &mut jar).await;
+    assert_eq!(
+        res.json(),
+        json!({"message": "role is not allowed to be set", "code": "FIELD_NOT_ALLOWED"})
+    );
+    let res = app
+        .post("/update-session", json!({"theme": 5}), &mut jar)
+        .await;
     assert_eq!(res.status, 400);
     assert_eq!(res.code().as_deref(), Some("VALIDATION_ERROR"));
     let res = app.post("/update-session", json!("dark"), &mut jar).await;
-    assert_eq!(res.json(), json!({"message": "Body must be an object", "code": "BODY_MUST_BE_AN_OBJECT"}));
+    assert_eq!(
+        res.json(),
+        json!({"message": "Body must be an object", "code": "BODY_MUST_BE_AN_OBJECT"})
+    );
 }

@@ -7,19 +7,38 @@ use serde_json::Value;
 use crate::helpers::*;
 use crate::{app, on_both_backends};
 
-on_both_backends!(get_session_matches_better_auth_exchange, unprefixed_cookie_is_ignored_under_secure_prefix);
+on_both_backends!(
+    get_session_matches_better_auth_exchange,
+    unprefixed_cookie_is_ignored_under_secure_prefix
+);
 
 fn vectors() -> Value {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/better-auth-1.7.json")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/vectors/better-auth-1.7.json"
+    ))
+    .unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
 async fn seed(app: &TestApp, v: &Value) {
     let u = &v["inputs"]["db_user_row"];
     let s = &v["inputs"]["db_session_row"];
-    let q = |x: &Value| x.as_str().map_or("null".to_string(), |t| format!("'{}'", t.replace('\'', "''")));
-    let (t, f) = if app.backend == Backend::Postgres { ("true", "false") } else { ("1", "0") };
-    let verified = if u["emailVerified"].as_bool().unwrap() { t } else { f };
+    let q = |x: &Value| {
+        x.as_str().map_or("null".to_string(), |t| {
+            format!("'{}'", t.replace('\'', "''"))
+        })
+    };
+    let (t, f) = if app.backend == Backend::Postgres {
+        ("true", "false")
+    } else {
+        ("1", "0")
+    };
+    let verified = if u["emailVerified"].as_bool().unwrap() {
+        t
+    } else {
+        f
+    };
     app.exec(&format!(
         r#"insert into "user" ("id","name","email","emailVerified","image","createdAt","updatedAt") values ({},{},{},{},{},{},{})"#,
         q(&u["id"]), q(&u["name"]), q(&u["email"]), verified, q(&u["image"]), q(&u["createdAt"]), q(&u["updatedAt"])
@@ -39,16 +58,31 @@ async fn get_session_matches_better_auth_exchange(b: Backend) {
         s.secret = secret;
         s.base_url = "http://localhost:3000".into();
     });
-    app.clock.set_ms(v["generator"]["frozen_clock"]["now_ms"].as_i64().unwrap());
+    app.clock
+        .set_ms(v["generator"]["frozen_clock"]["now_ms"].as_i64().unwrap());
     seed(&app, &v).await;
     let ex = &v["cookie_cache"]["compact"];
     let cookie = ex["request"]["cookie"].as_str().unwrap();
-    let res = app.send(reqwest::Method::GET, "/get-session", None, None, &[("cookie", cookie)]).await;
+    let res = app
+        .send(
+            reqwest::Method::GET,
+            "/get-session",
+            None,
+            None,
+            &[("cookie", cookie)],
+        )
+        .await;
     assert_eq!(res.status, 200);
     // Byte-identical body: same keys, order, dates and non-ASCII text.
-    assert_eq!(res.text, serde_json::to_string(&ex["response_body"]).unwrap());
+    assert_eq!(
+        res.text,
+        serde_json::to_string(&ex["response_body"]).unwrap()
+    );
     // The refresh re-issued the session cookie exactly as Better Auth did.
-    assert_eq!(res.cookie(TOKEN_COOKIE).unwrap(), ex["response_set_cookie"][0].as_str().unwrap());
+    assert_eq!(
+        res.cookie(TOKEN_COOKIE).unwrap(),
+        ex["response_set_cookie"][0].as_str().unwrap()
+    );
 }
 
 async fn unprefixed_cookie_is_ignored_under_secure_prefix(b: Backend) {
@@ -63,13 +97,39 @@ async fn unprefixed_cookie_is_ignored_under_secure_prefix(b: Backend) {
         s.advanced.cross_sub_domain_cookies.enabled = true;
         s.advanced.cross_sub_domain_cookies.domain = "example.com".into();
     });
-    app.clock.set_ms(v["generator"]["frozen_clock"]["now_ms"].as_i64().unwrap());
+    app.clock
+        .set_ms(v["generator"]["frozen_clock"]["now_ms"].as_i64().unwrap());
     seed(&app, &v).await;
     let good = var["request_cookie"].as_str().unwrap();
-    let res = app.send(reqwest::Method::GET, "/get-session", None, None, &[("cookie", good)]).await;
-    assert_eq!(res.json()["session"]["token"], v["inputs"]["db_session_row"]["token"]);
-    assert_eq!(res.set_cookies()[0], var["response_set_cookie"][0].as_str().unwrap());
+    let res = app
+        .send(
+            reqwest::Method::GET,
+            "/get-session",
+            None,
+            None,
+            &[("cookie", good)],
+        )
+        .await;
+    assert_eq!(
+        res.json()["session"]["token"],
+        v["inputs"]["db_session_row"]["token"]
+    );
+    assert_eq!(
+        res.set_cookies()[0],
+        var["response_set_cookie"][0].as_str().unwrap()
+    );
     let unprefixed = good.replace("__Secure-myapp.", "better-auth.");
-    let res = app.send(reqwest::Method::GET, "/get-session", None, None, &[("cookie", &unprefixed)]).await;
-    assert_eq!(res.json(), var["same_token_under_unprefixed_name_response_body"]);
+    let res = app
+        .send(
+            reqwest::Method::GET,
+            "/get-session",
+            None,
+            None,
+            &[("cookie", &unprefixed)],
+        )
+        .await;
+    assert_eq!(
+        res.json(),
+        var["same_token_under_unprefixed_name_response_body"]
+    );
 }

@@ -1,0 +1,245 @@
+//! The binary as an operator runs it: defaults, environment overrides, Better Auth's
+//! variables, `migrate`, secret rules, bad configuration, graceful stop.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn command(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    c
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(mut cmd: Command) -> (Self, reqwest::blocking::Client) {
+        let port = free_port();
+        let child = cmd
+            .env("SESSIOND_PORT", port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let client = reqwest::blocking::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if client
+                .get(format!("http://127.0.0.1:{port}/api/auth/ok"))
+                .send()
+                .is_ok()
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (Self { child, port }, client)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/api/auth{path}", self.port)
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+#[test]
+fn help_and_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path()).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("sessiond "));
+    let out = command(dir.path()).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for word in ["serve", "migrate", "healthcheck"] {
+        assert!(text.contains(word), "{text}");
+    }
+}
+
+#[test]
+fn bad_config_value_names_key_and_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path())
+        .arg("migrate")
+        .env("SESSIOND_SESSION__EXPIRES_IN", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("expires_in"), "{err}");
+    assert!(err.contains("SESSIOND_SESSION__EXPIRES_IN"), "{err}");
+    let out = command(dir.path())
+        .arg("migrate")
+        .env("SESSIOND_NO_SUCH_OPTION", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_option"));
+    let out = command(dir.path())
+        .args(["--config", "missing.toml", "migrate"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn production_refuses_missing_or_short_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path())
+        .env("SESSIOND_ENVIRONMENT", "production")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("secret"));
+    let out = command(dir.path())
+        .env("SESSIOND_ENVIRONMENT", "production")
+        .env("BETTER_AUTH_SECRET", "too-short")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 32"));
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing written when refusing to start"
+    );
+}
+
+#[test]
+fn defaults_run_on_embedded_sqlite_with_generated_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, client) = Server::start(command(dir.path()));
+    assert!(dir.path().join("data/sessiond.db").exists());
+    let secret = std::fs::read_to_string(dir.path().join("data/secret")).unwrap();
+    assert!(secret.trim().len() >= 32);
+    let res = client
+        .post(server.url("/sign-up/email"))
+        .json(
+            &serde_json::json!({"name": "a", "email": "a@example.com", "password": "password-123"}),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // Graceful stop on SIGTERM exits 0.
+    assert!(server.stop().success());
+    // The generated secret is reused on the next start: the old cookie still works.
+    let again = std::fs::read_to_string(dir.path().join("data/secret")).unwrap();
+    assert_eq!(secret, again);
+}
+
+#[test]
+fn environment_overrides_and_better_auth_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "an-operator-secret-that-is-long-enough-1234";
+    let mut cmd = command(dir.path());
+    cmd.env("BETTER_AUTH_SECRET", secret)
+        .env("BETTER_AUTH_URL", "http://auth.example")
+        .env("SESSIOND_SESSION__EXPIRES_IN", "3600")
+        .env("SESSIOND_TRUSTED_ORIGINS", r#"["https://app.example"]"#)
+        .env("SESSIOND_ADVANCED__COOKIE_PREFIX", "myapp")
+        .env("SESSIOND_DATA_DIR", dir.path().join("state"));
+    let (server, client) = Server::start(cmd);
+    let res = client
+        .post(server.url("/sign-up/email"))
+        .json(
+            &serde_json::json!({"name": "a", "email": "a@example.com", "password": "password-123"}),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.starts_with("myapp.session_token="), "{cookie}");
+    assert!(cookie.contains("Max-Age=3600"), "{cookie}");
+    // Signed with BETTER_AUTH_SECRET.
+    let value = cookie.split(';').next().unwrap().split_once('=').unwrap().1;
+    let decoded = percent_encoding::percent_decode_str(value)
+        .decode_utf8()
+        .unwrap();
+    let key = sessiond::crypto::signed::SigningKey::new(secret.as_bytes()).unwrap();
+    assert!(matches!(
+        key.verify(&decoded),
+        sessiond::crypto::signed::Verified::Valid(_)
+    ));
+    assert!(dir.path().join("state/sessiond.db").exists());
+    // Trusted origins from JSON and from BETTER_AUTH_URL.
+    let jar_cookie = cookie.split(';').next().unwrap().to_string();
+    for origin in ["https://app.example", "http://auth.example"] {
+        let res = client
+            .post(server.url("/sign-out"))
+            .header("cookie", &jar_cookie)
+            .header("origin", origin)
+            .send()
+            .unwrap();
+        assert_eq!(res.status(), 200, "{origin}");
+    }
+    let res = client
+        .post(server.url("/sign-out"))
+        .header("cookie", &jar_cookie)
+        .header("origin", "https://other.example")
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    server.stop();
+}
+
+#[test]
+fn migrate_command_prepares_the_database_without_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path()).arg("migrate").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("data/sessiond.db").exists());
+    // Running it again is a no-op.
+    assert!(command(dir.path())
+        .arg("migrate")
+        .status()
+        .unwrap()
+        .success());
+}
+
+#[test]
+fn healthcheck_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let out = command(dir.path())
+        .arg("healthcheck")
+        .env("SESSIOND_PORT", port.to_string())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let (server, _) = Server::start(command(dir.path()));
+    let out = command(dir.path())
+        .arg("healthcheck")
+        .env("SESSIOND_PORT", server.port.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
