@@ -20,7 +20,11 @@ fn leaves(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
     match v {
         serde_json::Value::Object(m) if !m.is_empty() => {
             for (k, v) in m {
-                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 leaves(&p, v, out);
             }
         }
@@ -32,7 +36,11 @@ fn leaves(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
 fn default_toml_mentions_every_option() {
     let text = std::fs::read_to_string(FILE).unwrap();
     let mut keys = Vec::new();
-    leaves("", &serde_json::to_value(Settings::default()).unwrap(), &mut keys);
+    leaves(
+        "",
+        &serde_json::to_value(Settings::default()).unwrap(),
+        &mut keys,
+    );
     keys.push("advanced.use_secure_cookies".into());
     for key in keys {
         let (section, name) = key.rsplit_once('.').unwrap_or(("", &key));
@@ -42,6 +50,9 @@ fn default_toml_mentions_every_option() {
             let l = l.trim_start_matches('#').trim();
             l.starts_with(&format!("{name} =")) || l == format!("[{key}]")
         });
-        assert!(in_section && has_key, "config/default.toml does not document {key}");
+        assert!(
+            in_section && has_key,
+            "config/default.toml does not document {key}"
+        );
     }
 }
