@@ -38,6 +38,8 @@ const USAGE = `usage: node compat/compare.mjs --ref URL --target URL [options]
   --json FILE           also write every exchange and difference as JSON to FILE
   --raw                 in the difference list, also print raw (un-normalised) responses
   --timeout MS          per-request timeout (default 15000)
+  --age SECONDS         also run "aged session" scenarios: sessions made at the start are used
+                        again after SECONDS (run both servers with update_age / fresh_age below it)
 
 Exit status: 0 no unexpected difference, 1 unexpected differences, 2 usage or connection error.`;
 
@@ -46,7 +48,7 @@ function parseArgs(argv) {
     ref: null, target: null, basePath: "/api/auth", refOrigin: null, targetOrigin: null,
     refLabel: "ref", targetLabel: "sessiond", sessionFields: true,
     expected: path.join(HERE, "expected-differences.json"), only: null, json: null, raw: false,
-    timeout: 15000,
+    timeout: 15000, age: 0,
   };
   const pos = [];
   for (let i = 0; i < argv.length; i++) {
@@ -69,6 +71,7 @@ function parseArgs(argv) {
       case "--json": o.json = val(); break;
       case "--raw": o.raw = true; break;
       case "--timeout": o.timeout = Number(val()); break;
+      case "--age": o.age = Number(val()); if (!(o.age >= 0)) die("--age needs a number of seconds"); break;
       case "-h": case "--help": console.log(USAGE); process.exit(0);
       default:
         if (a.startsWith("-")) die(`unknown option ${a}`);
@@ -265,6 +268,21 @@ async function runScenarios(c, opt, stamp) {
   // --- basics -----------------------------------------------------------------------------------
   await c.step("GET /ok", { path: "/ok" });
 
+  // --- sessions to be aged (only with --age) ----------------------------------------------------
+  const email5 = `compat-${tag}-aged@example.com`;
+  c.role(email5, "<email5>");
+  let agedSince = 0;
+  if (opt.age > 0) {
+    agedSince = Date.now();
+    const r5 = await c.step("aged: sign-up (session OLD)", {
+      path: "/sign-up/email", jar: "OLD", body: { name, email: email5, password: PASS } });
+    c.role(r5.json?.user?.id, "<user5.id>");
+    c.roleToken(tok(r5), "OLD");
+    const r6 = await c.step("aged: sign-in rememberMe:false (session OLDD)", {
+      path: "/sign-in/email", jar: "OLDD", body: { email: email5, password: PASS, rememberMe: false } });
+    c.roleToken(tok(r6), "OLDD");
+  }
+
   // --- sign-up ----------------------------------------------------------------------------------
   let r = await c.step("sign-up", { path: "/sign-up/email", jar: "A", body: { name, email, password: PASS } });
   c.role(r.json?.user?.id, "<user1.id>");
@@ -288,13 +306,18 @@ async function runScenarios(c, opt, stamp) {
   await c.step("sign-up no content type", {
     path: "/sign-up/email", raw: JSON.stringify({ name, email: emailBad, password: PASS }), contentType: null });
   await c.step("sign-up no body", { path: "/sign-up/email", method: "POST" });
+  await c.step("sign-up image null", { path: "/sign-up/email", body: { name, email: emailBad, password: PASS, image: null } });
+  await c.step("sign-up rememberMe not a boolean", {
+    path: "/sign-up/email", body: { name, email: emailBad, password: PASS, rememberMe: "no" } });
+  await c.step("sign-up email with surrounding spaces", {
+    path: "/sign-up/email", body: { name, email: ` ${emailBad} `, password: PASS } });
   r = await c.step("sign-up second user, mixed-case email, image", {
     path: "/sign-up/email", jar: "X",
     body: { name: "Other User", email: email2Sent, password: PASS, image: "https://img.example/a.png" } });
   c.role(r.json?.user?.id, "<user2.id>");
   c.roleToken(tok(r), "X");
   r = await c.step("sign-up ignores emailVerified and unknown fields", {
-    path: "/sign-up/email",
+    path: "/sign-up/email", jar: "S4",
     body: { name, email: `compat-${tag}-extra@example.com`, password: PASS, emailVerified: true, role: "admin", id: "chosen-id" } });
   c.role(r.json?.user?.id, "<user4.id>");
   c.roleToken(tok(r), "S4");
@@ -311,6 +334,12 @@ async function runScenarios(c, opt, stamp) {
   await c.step("sign-in missing password", { path: "/sign-in/email", body: { email } });
   await c.step("sign-in short password is not length-checked (401)", {
     path: "/sign-in/email", body: { email, password: "x" } });
+  await c.step("sign-in rememberMe not a boolean", {
+    path: "/sign-in/email", body: { email, password: PASS, rememberMe: "false" } });
+  await c.step("sign-in email not a string", { path: "/sign-in/email", body: { email: 42, password: PASS } });
+  r = await c.step("sign-in Content-Type with charset", {
+    path: "/sign-in/email", jar: "CS", contentType: "application/json; charset=utf-8", body: { email: email2, password: PASS } });
+  c.roleToken(tok(r), "CS");
   r = await c.step("sign-in (session B)", { path: "/sign-in/email", jar: "B", body: { email, password: PASS } });
   c.roleToken(tok(r), "B");
   r = await c.step("sign-in upper-case email (session C)", {
@@ -386,6 +415,15 @@ async function runScenarios(c, opt, stamp) {
   await c.step("update-user no fields ({})", { path: "/update-user", jar: "B", body: {} });
   await c.step("update-user only core field emailVerified", {
     path: "/update-user", jar: "B", body: { emailVerified: true } });
+  await c.step("update-user name empty string", { path: "/update-user", jar: "X", body: { name: "" } });
+  // wrong value types go to a user of their own (user4), so that what one server stores does not
+  // change later answers about user1
+  await c.step("update-user name not a string (number)", { path: "/update-user", jar: "S4", body: { name: 42 } });
+  await c.step("update-user image not a string (number)", { path: "/update-user", jar: "S4", body: { image: 42 } });
+  await c.step("get-session (S4) after wrong-type update-user", { path: "/get-session", jar: "S4" });
+  await c.step("update-user name boolean", { path: "/update-user", jar: "S4", body: { name: true } });
+  await c.step("update-user name object", { path: "/update-user", jar: "S4", body: { name: { a: 1 } } });
+  await c.step("get-session (S4) after more wrong-type update-user", { path: "/get-session", jar: "S4" });
   await c.step("update-user array body", { path: "/update-user", jar: "B", raw: "[1]" });
   await c.step("update-user malformed JSON", { path: "/update-user", jar: "B", raw: "{nope" });
   await c.step("update-user wrong content type", {
@@ -420,6 +458,14 @@ async function runScenarios(c, opt, stamp) {
     path: "/revoke-session", jar: "B", body: { token: tokenOf("X") } });
   await c.step("get-session (X) still valid", { path: "/get-session", jar: "X" });
   await c.step("revoke-session unknown token", { path: "/revoke-session", jar: "B", body: { token: "no-such-token" } });
+  await c.step("revoke-session token not a string (400)", { path: "/revoke-session", jar: "B", body: { token: 42 } });
+  await c.step("revoke-session Origin with trailing slash", {
+    path: "/revoke-session", jar: "B", origin: `${c.origin}/`, body: { token: "no-such-token" } });
+  await c.step("revoke-session Origin on another port (403)", {
+    path: "/revoke-session", jar: "B", origin: `${new URL(c.origin).protocol}//${new URL(c.origin).hostname}:1`,
+    body: { token: "no-such-token" } });
+  await c.step("revoke-session untrusted Referer, no Origin (403)", {
+    path: "/revoke-session", jar: "B", origin: null, referer: `${UNTRUSTED_ORIGIN}/page`, body: { token: "no-such-token" } });
   await c.step("revoke-session missing token (400)", { path: "/revoke-session", jar: "B", body: {} });
   await c.step("revoke-session without cookie (401)", { path: "/revoke-session", body: { token: "no-such-token" } });
   await c.step("revoke-session untrusted Origin, no cookie (401)", {
@@ -437,6 +483,10 @@ async function runScenarios(c, opt, stamp) {
   await c.step("change-password too short (400)", {
     path: "/change-password", jar: "B", body: { currentPassword: PASS, newPassword: "short" } });
   await c.step("change-password missing fields (400)", { path: "/change-password", jar: "B", body: {} });
+  await c.step("change-password revokeOtherSessions not a boolean (400)", {
+    path: "/change-password", jar: "B", body: { currentPassword: PASS, newPassword: PASS2, revokeOtherSessions: "yes" } });
+  await c.step("change-password too long (400)", {
+    path: "/change-password", jar: "B", body: { currentPassword: PASS, newPassword: "y".repeat(129) } });
   await c.step("change-password without cookie (401)", {
     path: "/change-password", body: { currentPassword: PASS, newPassword: PASS2 } });
   await c.step("change-password revokeOtherSessions:false", {
@@ -492,11 +542,41 @@ async function runScenarios(c, opt, stamp) {
   await c.step("unknown path", { path: "/no-such-endpoint" });
   await c.step("unknown path, POST with cookie", { path: "/no-such-endpoint", jar: "F", body: {} });
   await c.step("trailing slash /get-session/", { path: "/get-session/", jar: "F" });
+  await c.step("upper-case path /GET-SESSION", { path: "/GET-SESSION", jar: "F" });
+  await c.step("double slash //get-session", { path: "//get-session", jar: "F" });
+  await c.step("base path alone", { path: "" });
+  await c.step("base path with slash", { path: "/" });
+  await c.step("HEAD /ok", { path: "/ok", method: "HEAD" });
+  await c.step("HEAD /get-session", { path: "/get-session", method: "HEAD", jar: "F" });
+  await c.step("OPTIONS /get-session (preflight)", {
+    path: "/get-session", method: "OPTIONS",
+    headers: { "access-control-request-method": "GET", "access-control-request-headers": "content-type" } });
+  await c.step("GET /get-session with a body", { path: "/get-session", method: "GET", jar: "F", body: { x: 1 } });
   const cookieF = c.cookieHeader("F");
   await c.step("sign-out (F)", { path: "/sign-out", jar: "F", body: {} });
   await c.step("get-session (F) after sign-out", { path: "/get-session", cookie: cookieF });
   await c.step("sign-out without cookie and Origin", { path: "/sign-out", origin: null, method: "POST" });
   await c.step("sign-out (D, rememberMe:false) clears dont_remember", { path: "/sign-out", jar: "D", body: {} });
+
+  // --- aged sessions (only with --age) -----------------------------------------------------------
+  if (opt.age > 0) {
+    const left = agedSince + opt.age * 1000 - Date.now();
+    if (left > 0) {
+      console.error(`compare: ${c.label}: waiting ${Math.ceil(left / 1000)} s for the aged sessions`);
+      await new Promise((res) => setTimeout(res, left));
+    }
+    await c.step("aged: get-session ?disableRefresh=true (OLD)", { path: "/get-session", query: "disableRefresh=true", jar: "OLD" });
+    await c.step("aged: list-sessions (OLD)", { path: "/list-sessions", jar: "OLD" });
+    await c.step("aged: get-session (OLD)", { path: "/get-session", jar: "OLD" });
+    await c.step("aged: get-session again (OLD)", { path: "/get-session", jar: "OLD" });
+    await c.step("aged: get-session (OLDD, rememberMe:false)", { path: "/get-session", jar: "OLDD" });
+    await c.step("aged: update-user (OLD)", { path: "/update-user", jar: "OLD", body: { name: "Aged User" } });
+    await c.step("aged: change-password (OLD)", {
+      path: "/change-password", jar: "OLD", body: { currentPassword: PASS, newPassword: PASS2 } });
+    await c.step("aged: revoke-other-sessions (OLD)", { path: "/revoke-other-sessions", jar: "OLD", body: {} });
+    await c.step("aged: POST /get-session (OLD)", { path: "/get-session", jar: "OLD", body: {} });
+    await c.step("aged: sign-out (OLD)", { path: "/sign-out", jar: "OLD", body: {} });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
