@@ -9,7 +9,6 @@ use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Environment, Settings};
-use crate::crypto::signed::SigningKey;
 use crate::crypto::token::generate_id;
 use crate::http::client::IpRules;
 use crate::http::origin::TrustedOrigins;
@@ -98,8 +97,6 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
         let secret = resolve_secret(&settings)?;
-        let key = SigningKey::new(secret.as_bytes())
-            .map_err(|_| StartError::Config("unusable secret".into()))?;
         let extras = settings
             .session
             .additional_fields
@@ -119,7 +116,8 @@ impl Application {
         tracing::info!(?backend, "store ready");
         let ip = IpRules::new(&settings.advanced.ip_address).map_err(StartError::Config)?;
         let state = AppState {
-            sessions: SessionService::new(&settings, store, clock, key),
+            sessions: SessionService::new(&settings, store, clock, &secret)
+                .map_err(|_| StartError::Config("unusable secret".into()))?,
             origins: Arc::new(TrustedOrigins::new(&settings)),
             ip: Arc::new(ip),
             base_path: Arc::from(settings.base_path.as_str()),

@@ -117,6 +117,31 @@ pub struct SessionSettings {
     pub defer_session_refresh: bool,
     /// Extra session columns, by name.
     pub additional_fields: BTreeMap<String, AdditionalField>,
+    /// The `session_data` cookie cache.
+    pub cookie_cache: CookieCacheSettings,
+}
+
+/// Better Auth's `session.cookieCache`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CookieCacheSettings {
+    /// Answer `get-session` from a signed cookie without reading the store.
+    pub enabled: bool,
+    /// Lifetime of a cached value (s); unset: 300, or `expires_in` in stateless mode.
+    pub max_age: Option<u64>,
+    /// `compact`, `jwt` or `jwe`; unset: `compact`, or `jwe` in stateless mode.
+    pub strategy: Option<crate::session::cache::Strategy>,
+    /// Cached values of another version are refused; change it to invalidate every cache.
+    pub version: String,
+    /// Re-issue the cache when 80% of its life has passed (stateless mode only; forced
+    /// off with a database, as in Better Auth). Unset: on in stateless mode.
+    pub refresh_cache: Option<bool>,
+}
+
+impl Default for CookieCacheSettings {
+    fn default() -> Self {
+        Self { enabled: false, max_age: None, strategy: None, version: "1".into(), refresh_cache: None }
+    }
 }
 
 impl Default for SessionSettings {
@@ -128,6 +153,7 @@ impl Default for SessionSettings {
             disable_session_refresh: false,
             defer_session_refresh: false,
             additional_fields: BTreeMap::new(),
+            cookie_cache: CookieCacheSettings::default(),
         }
     }
 }
@@ -411,6 +437,12 @@ impl Settings {
         } else {
             self.base_url.trim_end_matches('/').to_string()
         }
+    }
+
+    /// Stateless mode: no database (`database.url = "memory"`); sessions live in the
+    /// cookie cache, which is then always on.
+    pub fn is_stateless(&self) -> bool {
+        matches!(self.database.url.as_str(), "memory" | "memory:")
     }
 
     /// Whether cookies are `Secure` and `__Secure-`-prefixed.

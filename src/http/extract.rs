@@ -333,7 +333,8 @@ impl Ctx {
         let svc = &self.state.sessions;
         let opts = ResolveOptions {
             disable_refresh: self.disable_refresh,
-            disable_cookie_cache: self.disable_cookie_cache || gate == Gate::Sensitive,
+            disable_cookie_cache: self.disable_cookie_cache
+                || (gate == Gate::Sensitive && !svc.cache_is_authoritative()),
             defer_read_only: svc.policy().defer_refresh,
         };
         let cur = match svc.resolve(&self.cookies, opts, &mut self.out).await {

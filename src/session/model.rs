@@ -40,19 +40,75 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// Fields this service does not model (e.g. a Better Auth plugin's, read from a cookie
+    /// cache); passed through unchanged.
+    pub extra: Map<String, Value>,
 }
 
 impl Serialize for User {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(7))?;
+        let mut m = s.serialize_map(None)?;
         m.serialize_entry("name", &self.name)?;
         m.serialize_entry("email", &self.email)?;
         m.serialize_entry("emailVerified", &self.email_verified)?;
         m.serialize_entry("image", &self.image)?;
         m.serialize_entry("createdAt", &iso(&self.created_at))?;
         m.serialize_entry("updatedAt", &iso(&self.updated_at))?;
+        for (k, v) in &self.extra {
+            m.serialize_entry(k, v)?;
+        }
         m.serialize_entry("id", &self.id)?;
         m.end()
+    }
+}
+
+/// Parses a date as Better Auth's reviver does (`YYYY-MM-DDTHH:mm:ss[.fff]Z`).
+pub fn parse_iso(v: &Value) -> Option<DateTime<Utc>> {
+    let s = v.as_str()?;
+    if !s.ends_with('Z') || s.len() < 20 {
+        return None;
+    }
+    DateTime::parse_from_rfc3339(s).ok().map(|d| d.with_timezone(&Utc))
+}
+
+fn opt_text(v: Option<&Value>) -> Option<Option<String>> {
+    match v {
+        None | Some(Value::Null) => Some(None),
+        Some(Value::String(s)) => Some(Some(s.clone())),
+        Some(_) => None,
+    }
+}
+
+impl User {
+    /// Reads a user from a cookie-cache payload with Better Auth's schema rules (email
+    /// lower-cased, `emailVerified` defaulting to false); `None` when it does not fit.
+    pub fn from_json(m: &Map<String, Value>) -> Option<Self> {
+        let text = |k: &str| m.get(k).and_then(Value::as_str).map(String::from);
+        let mut extra = m.clone();
+        for k in ["id", "name", "email", "emailVerified", "image", "createdAt", "updatedAt"] {
+            extra.remove(k);
+        }
+        Some(Self {
+            id: text("id")?,
+            name: text("name")?,
+            email: text("email")?.to_lowercase(),
+            email_verified: match m.get("emailVerified") {
+                None => false,
+                Some(v) => v.as_bool()?,
+            },
+            image: opt_text(m.get("image"))?,
+            created_at: parse_iso(m.get("createdAt")?)?,
+            updated_at: parse_iso(m.get("updatedAt")?)?,
+            extra,
+        })
+    }
+
+    /// The user as a JSON object (output order).
+    pub fn to_json(&self) -> Map<String, Value> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        }
     }
 }
 
@@ -80,9 +136,45 @@ pub struct Session {
 }
 
 impl Session {
+    /// Reads a session from a cookie-cache payload with Better Auth's schema rules; any
+    /// key beyond the core fields is kept in `extra`. `None` when it does not fit.
+    pub fn from_json(m: &Map<String, Value>) -> Option<Self> {
+        let text = |k: &str| m.get(k).and_then(Value::as_str).map(String::from);
+        let mut extra = m.clone();
+        for k in CORE_SESSION_FIELDS {
+            extra.remove(*k);
+        }
+        let user_id = match m.get("userId")? {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => return None,
+        };
+        Some(Self {
+            id: text("id")?,
+            token: text("token")?,
+            user_id,
+            expires_at: parse_iso(m.get("expiresAt")?)?,
+            created_at: parse_iso(m.get("createdAt")?)?,
+            updated_at: parse_iso(m.get("updatedAt")?)?,
+            ip_address: opt_text(m.get("ipAddress"))?,
+            user_agent: opt_text(m.get("userAgent"))?,
+            extra,
+        })
+    }
+
     /// Whether the session has expired at `now`.
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
         self.expires_at < now
+    }
+}
+
+impl SessionOut<'_> {
+    /// The session as a JSON object (output order).
+    pub fn to_json(&self) -> Map<String, Value> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::config::{field_type_matches, AdditionalField, EmailPasswordSettings, Settings};
 use crate::crypto::password::Hasher;
 use crate::crypto::signed::SigningKey;
+use crate::session::cache::{CacheCodec, Strategy};
 use crate::crypto::token::generate_id;
 use crate::error::{codes, ApiError};
 use crate::session::cookies::{CookieConfig, RequestCookies};
@@ -107,7 +108,48 @@ struct Inner {
     email_password: EmailPasswordSettings,
     fields: Vec<(String, AdditionalField)>,
     hidden_fields: Vec<String>,
+    cache: CacheSetup,
 }
+
+/// The effective cookie-cache settings (Better Auth's defaults for stateless mode applied).
+struct CacheSetup {
+    enabled: bool,
+    codec: CacheCodec,
+    /// Cookie Max-Age of a remembered session's cache.
+    max_age: u64,
+    version: String,
+    /// Stateless refresh: re-issue when less than this many ms of the window remain.
+    refresh_within_ms: Option<i64>,
+    /// Without a server store the cookie is the session, even for sensitive routes.
+    authoritative: bool,
+}
+
+impl CacheSetup {
+    fn new(settings: &Settings, secret: &str) -> Self {
+        let cc = &settings.session.cookie_cache;
+        let stateless = settings.is_stateless();
+        let max_age = cc.max_age.unwrap_or(if stateless { settings.session.expires_in } else { 300 });
+        let strategy = cc.strategy.unwrap_or(if stateless { Strategy::Jwe } else { Strategy::Compact });
+        // Better Auth forces refreshCache off whenever a database is configured.
+        let refresh = stateless && cc.refresh_cache.unwrap_or(true);
+        let refresh_within_ms = refresh.then(|| {
+            i64::try_from(max_age / 5).unwrap_or(i64::MAX / 1000).saturating_mul(1000)
+        });
+        Self {
+            enabled: cc.enabled || stateless,
+            codec: CacheCodec::new(strategy, secret, &[]),
+            max_age,
+            version: cc.version.clone(),
+            refresh_within_ms,
+            authoritative: stateless,
+        }
+    }
+}
+
+/// Better Auth's per-cookie size limit, attributes included.
+const MAX_COOKIE_SIZE: usize = 4050;
+/// More chunks than this and the cache is skipped.
+const MAX_CHUNKS: usize = 100;
 
 impl SessionService {
     /// Builds the service from settings, a store, a clock and the signing key.
@@ -115,8 +157,9 @@ impl SessionService {
         settings: &Settings,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
-        key: SigningKey,
-    ) -> Self {
+        secret: &str,
+    ) -> Result<Self, hmac::digest::InvalidLength> {
+        let key = SigningKey::new(secret.as_bytes())?;
         let ep = settings.email_and_password.clone();
         let limit = if ep.hash_concurrency == 0 {
             std::thread::available_parallelism()
@@ -136,7 +179,7 @@ impl SessionService {
             .filter(|(_, f)| !f.returned)
             .map(|(k, _)| k.clone())
             .collect();
-        Self {
+        Ok(Self {
             inner: Arc::new(Inner {
                 store,
                 clock,
@@ -147,8 +190,14 @@ impl SessionService {
                 email_password: ep,
                 fields,
                 hidden_fields,
+                cache: CacheSetup::new(settings, secret),
             }),
-        }
+        })
+    }
+
+    /// Whether a valid cookie cache is the session even for sensitive routes (stateless).
+    pub fn cache_is_authoritative(&self) -> bool {
+        self.inner.cache.authoritative
     }
 
     /// The cookie names and attributes in use.
@@ -194,10 +243,12 @@ impl SessionService {
     }
 
     /// Issues the session cookie (and `dont_remember` for a session that is not
-    /// remembered). `dont_remember: None` takes the request's `dont_remember` cookie.
+    /// remembered), then the cookie cache. `dont_remember: None` takes the request's
+    /// `dont_remember` cookie.
     fn set_session_cookie(
         &self,
         session: &Session,
+        user: &User,
         dont_remember: Option<bool>,
         req: &RequestCookies,
         out: &mut Vec<String>,
@@ -214,6 +265,116 @@ impl SessionService {
             // A remembered sign-in replaces a stale "don't remember" flag (Better Auth 1.7.25).
             out.push(c.expire(&c.dont_remember_name));
         }
+        self.write_cache(session, user, dont, req, out);
+    }
+
+    /// Writes the `session_data` cookie (chunked when too large), if the cache is on.
+    fn write_cache(
+        &self,
+        session: &Session,
+        user: &User,
+        dont_remember: bool,
+        req: &RequestCookies,
+        out: &mut Vec<String>,
+    ) {
+        let cache = &self.inner.cache;
+        if !cache.enabled {
+            return;
+        }
+        let max_age = (!dont_remember).then_some(cache.max_age);
+        let encoded = cache.codec.encode(
+            &self.output(session).to_json(),
+            &user.to_json(),
+            &cache.version,
+            self.inner.clock.now_ms(),
+            max_age,
+        );
+        let value = match encoded {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "cookie cache not written");
+                return;
+            }
+        };
+        let c = &self.inner.cookies;
+        let name = &c.data_name;
+        let overhead = c.set(&format!("{name}.99"), "", max_age).len();
+        let chunk_size = MAX_COOKIE_SIZE.saturating_sub(overhead).max(1);
+        let mut written: Vec<String> = Vec::new();
+        if value.len() <= chunk_size {
+            out.push(c.set(name, &value, max_age));
+            written.push(name.clone());
+        } else {
+            let count = value.len().div_ceil(chunk_size);
+            if count > MAX_CHUNKS {
+                tracing::warn!(chunks = count, "cookie cache too large; not written");
+                return;
+            }
+            // The value is ASCII (base64url and dots), so byte chunks are char chunks.
+            for (i, part) in value.as_bytes().chunks(chunk_size).enumerate() {
+                let chunk_name = format!("{name}.{i}");
+                out.push(c.set(&chunk_name, &String::from_utf8_lossy(part), max_age));
+                written.push(chunk_name);
+            }
+        }
+        for stale in req.names_with_chunks(name) {
+            if !written.contains(&stale) {
+                out.push(c.expire(&stale));
+            }
+        }
+    }
+
+    /// The request's cache value: the whole cookie, or its chunks joined in order.
+    fn read_cache(&self, req: &RequestCookies) -> Option<String> {
+        let name = &self.inner.cookies.data_name;
+        if let Some(v) = req.get(name) {
+            return Some(v);
+        }
+        let mut chunks: Vec<(usize, String)> = req
+            .names_with_chunks(name)
+            .into_iter()
+            .filter_map(|n| {
+                let idx = n.rsplit('.').next()?.parse::<usize>().ok()?;
+                Some((idx, req.get(&n)?))
+            })
+            .collect();
+        if chunks.is_empty() {
+            return None;
+        }
+        chunks.sort_by_key(|(i, _)| *i);
+        Some(chunks.into_iter().map(|(_, v)| v).collect())
+    }
+
+    fn expire_cache(&self, req: &RequestCookies, out: &mut Vec<String>) {
+        let c = &self.inner.cookies;
+        out.push(c.expire(&c.data_name));
+        for name in req.names_with_chunks(&c.data_name) {
+            if name != c.data_name {
+                out.push(c.expire(&name));
+            }
+        }
+    }
+
+    /// A cached session that Better Auth would accept: verified, same token, same
+    /// version, window open, session not expired.
+    fn accept_cache(&self, raw: &str, token: &str, now_ms: i64) -> Option<(Session, User, i64)> {
+        let cache = &self.inner.cache;
+        let p = cache.codec.decode(raw, now_ms).ok()?;
+        if p.session.get("token").and_then(Value::as_str) != Some(token) {
+            return None;
+        }
+        if p.version.as_deref().unwrap_or("1") != cache.version {
+            return None;
+        }
+        if p.expires_at_ms < now_ms {
+            return None;
+        }
+        let session = Session::from_json(&p.session)?;
+        let user = User::from_json(&p.user)?;
+        if session.expires_at.timestamp_millis() < now_ms {
+            return None;
+        }
+        Some((session, user, p.expires_at_ms))
     }
 
     fn has_dont_remember(&self, req: &RequestCookies) -> bool {
@@ -235,15 +396,37 @@ impl SessionService {
     ) -> Result<Option<Current>, ApiError> {
         let inner = &self.inner;
         let c = &inner.cookies;
-        // Without a cookie cache, stray cache cookies are only noise: expire them.
-        for name in req.names_with_chunks(&c.data_name) {
-            out.push(c.expire(&name));
+        if !inner.cache.enabled {
+            // Without a cookie cache, stray cache cookies are only noise: expire them.
+            for name in req.names_with_chunks(&c.data_name) {
+                out.push(c.expire(&name));
+            }
         }
         let Some(token) = req.signed(&c.token_name, &inner.key).valid() else {
             return Ok(None);
         };
         let dont_remember = self.has_dont_remember(req);
         let now = inner.clock.now();
+        if inner.cache.enabled && !opts.disable_cookie_cache {
+            if let Some(raw) = self.read_cache(req) {
+                let now_ms = now.timestamp_millis();
+                match self.accept_cache(&raw, &token, now_ms) {
+                    Some((session, user, window_end)) => {
+                        let refresh = inner.cache.refresh_within_ms;
+                        if refresh.is_some_and(|r| window_end - now_ms < r) {
+                            self.set_session_cookie(&session, &user, None, req, out);
+                        }
+                        return Ok(Some(Current {
+                            session,
+                            user,
+                            needs_refresh: None,
+                            dont_remember,
+                        }));
+                    }
+                    None => self.expire_cache(req, out),
+                }
+            }
+        }
         let Some((session, user)) = inner.store.find_session(&token).await? else {
             self.delete_session_cookies(req, out);
             return Ok(None);
@@ -265,6 +448,7 @@ impl SessionService {
         }
         let due = inner.policy.needs_refresh(&session, now);
         if opts.defer_read_only {
+            self.write_cache(&session, &user, false, req, out);
             return Ok(Some(Current {
                 session,
                 user,
@@ -283,7 +467,7 @@ impl SessionService {
         let expires_at = inner.policy.expiry(now, true);
         match inner.store.touch_session(&token, expires_at, now).await? {
             Some(updated) => {
-                self.set_session_cookie(&updated, Some(false), req, out);
+                self.set_session_cookie(&updated, &user, Some(false), req, out);
                 Ok(Some(Current {
                     session: updated,
                     user,
@@ -378,6 +562,7 @@ impl SessionService {
             image: input.image,
             created_at: now,
             updated_at: now,
+            extra: Map::new(),
         };
         let account = NewCredentialAccount {
             id: generate_id(),
@@ -402,7 +587,7 @@ impl SessionService {
         }
         match session {
             Some(s) => {
-                self.set_session_cookie(&s, Some(!input.remember_me), req, out);
+                self.set_session_cookie(&s, &user, Some(!input.remember_me), req, out);
                 Ok((Some(s.token), user))
             }
             None => Ok((None, user)),
@@ -448,7 +633,7 @@ impl SessionService {
                 return Err(codes::FAILED_TO_CREATE_SESSION);
             }
         }
-        self.set_session_cookie(&session, Some(!input.remember_me), req, out);
+        self.set_session_cookie(&session, &user, Some(!input.remember_me), req, out);
         Ok((session.token, user))
     }
 
@@ -584,7 +769,17 @@ impl SessionService {
             .await?;
         match updated {
             Some(s) => {
-                self.set_session_cookie(&s, None, req, out);
+                self.set_session_cookie(&s, &cur.user, None, req, out);
+                Ok(s)
+            }
+            None if self.inner.cache.authoritative => {
+                // Stateless: the cookie is the session; merge into it.
+                let mut s = cur.session.clone();
+                for (k, v) in fields {
+                    s.extra.insert(k, v);
+                }
+                s.updated_at = self.now();
+                self.set_session_cookie(&s, &cur.user, None, req, out);
                 Ok(s)
             }
             None => {
@@ -613,10 +808,23 @@ impl SessionService {
             .store
             .update_user(&cur.user.id, name.as_deref(), image_ref, self.now())
             .await?;
-        if updated.is_none() {
-            return Err(codes::UNAUTHORIZED);
-        }
-        self.set_session_cookie(&cur.session, None, req, out);
+        let user = match updated {
+            Some(u) => u,
+            None if self.inner.cache.authoritative => {
+                // Stateless and unknown to this process: update the cookie's copy.
+                let mut u = cur.user.clone();
+                if let Some(n) = name {
+                    u.name = n;
+                }
+                if let Some(i) = image {
+                    u.image = i;
+                }
+                u.updated_at = self.now();
+                u
+            }
+            None => return Err(codes::UNAUTHORIZED),
+        };
+        self.set_session_cookie(&cur.session, &user, None, req, out);
         Ok(())
     }
 
@@ -670,7 +878,7 @@ impl SessionService {
                 return Err(codes::FAILED_TO_GET_SESSION_500);
             }
         }
-        self.set_session_cookie(&session, None, req, out);
+        self.set_session_cookie(&session, &cur.user, None, req, out);
         Ok(Some(session.token))
     }
 }

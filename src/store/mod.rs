@@ -2,6 +2,7 @@
 //! over PostgreSQL or embedded SQLite ([`sql`]). All SQL of the service lives under this
 //! module; nothing above it sees a query or a connection.
 
+pub mod memory;
 pub mod sql;
 
 use async_trait::async_trait;

@@ -29,6 +29,8 @@ pub enum Backend {
     Postgres,
     /// SQLite.
     Sqlite,
+    /// In process memory (stateless mode: `database.url = "memory"`).
+    Memory,
 }
 
 /// An additional session column.
@@ -55,6 +57,9 @@ pub async fn connect(
         db.url.clone()
     };
     let acquire = Duration::from_secs(db.acquire_timeout.max(1));
+    if url == "memory" || url == "memory:" {
+        return Ok((Arc::new(super::memory::MemoryStore::new()), Backend::Memory));
+    }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let opts = PgConnectOptions::from_str(&url)?;
         let pool = PgPoolOptions::new()
@@ -478,6 +483,7 @@ where
         image: r.try_get(col("image").as_str())?,
         created_at: r.try_get(col("createdAt").as_str())?,
         updated_at: r.try_get(col("updatedAt").as_str())?,
+        extra: Map::new(),
     })
 }
 

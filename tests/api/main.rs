@@ -5,6 +5,7 @@ mod helpers;
 
 mod account;
 mod auth;
+mod cookie_cache;
 mod lifecycle;
 mod schema;
 mod security;

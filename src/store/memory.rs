@@ -1,0 +1,211 @@
+//! The in-process store of stateless mode (Better Auth's memory adapter): users, accounts
+//! and sessions live in this process only and are lost on restart. In that mode the
+//! signed cookie cache is what carries sessions between requests and replicas.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use tokio::sync::RwLock;
+
+use super::{NewCredentialAccount, Store, StoreError};
+use crate::session::model::{Session, User};
+
+#[derive(Default)]
+struct Data {
+    users: HashMap<String, User>,
+    emails: HashMap<String, String>,
+    passwords: HashMap<String, Option<String>>,
+    sessions: HashMap<String, Session>,
+}
+
+/// A store held in memory.
+#[derive(Default)]
+pub struct MemoryStore {
+    data: RwLock<Data>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn create_user(
+        &self,
+        user: &User,
+        account: &NewCredentialAccount,
+        session: Option<&Session>,
+    ) -> Result<(), StoreError> {
+        let mut d = self.data.write().await;
+        if d.emails.contains_key(&user.email) {
+            return Err(StoreError::Conflict);
+        }
+        d.emails.insert(user.email.clone(), user.id.clone());
+        d.passwords.insert(user.id.clone(), Some(account.password_hash.clone()));
+        d.users.insert(user.id.clone(), user.clone());
+        if let Some(s) = session {
+            d.sessions.insert(s.token.clone(), s.clone());
+        }
+        Ok(())
+    }
+
+    async fn user_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<(User, Option<String>)>, StoreError> {
+        let d = self.data.read().await;
+        Ok(d.emails.get(email).and_then(|id| {
+            let user = d.users.get(id)?.clone();
+            Some((user, d.passwords.get(id).cloned().flatten()))
+        }))
+    }
+
+    async fn credential_password(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<Option<String>>, StoreError> {
+        Ok(self.data.read().await.passwords.get(user_id).cloned())
+    }
+
+    async fn set_password(
+        &self,
+        user_id: &str,
+        hash: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if let Some(p) = self.data.write().await.passwords.get_mut(user_id) {
+            *p = Some(hash.to_owned());
+        }
+        Ok(())
+    }
+
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+        self.data.write().await.sessions.insert(session.token.clone(), session.clone());
+        Ok(())
+    }
+
+    async fn find_session(&self, token: &str) -> Result<Option<(Session, User)>, StoreError> {
+        let d = self.data.read().await;
+        Ok(d.sessions
+            .get(token)
+            .and_then(|s| Some((s.clone(), d.users.get(&s.user_id)?.clone()))))
+    }
+
+    async fn touch_session(
+        &self,
+        token: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, StoreError> {
+        let mut d = self.data.write().await;
+        Ok(d.sessions.get_mut(token).map(|s| {
+            s.expires_at = expires_at;
+            s.updated_at = now;
+            s.clone()
+        }))
+    }
+
+    async fn update_session_fields(
+        &self,
+        token: &str,
+        fields: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, StoreError> {
+        let mut d = self.data.write().await;
+        Ok(d.sessions.get_mut(token).map(|s| {
+            for (k, v) in fields {
+                s.extra.insert(k.clone(), v.clone());
+            }
+            s.updated_at = now;
+            s.clone()
+        }))
+    }
+
+    async fn delete_session(&self, token: &str) -> Result<(), StoreError> {
+        self.data.write().await.sessions.remove(token);
+        Ok(())
+    }
+
+    async fn delete_user_session(&self, user_id: &str, token: &str) -> Result<bool, StoreError> {
+        let mut d = self.data.write().await;
+        if d.sessions.get(token).is_some_and(|s| s.user_id == user_id) {
+            d.sessions.remove(token);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<(), StoreError> {
+        self.data.write().await.sessions.retain(|_, s| s.user_id != user_id);
+        Ok(())
+    }
+
+    async fn delete_other_sessions(
+        &self,
+        user_id: &str,
+        keep_token: &str,
+    ) -> Result<(), StoreError> {
+        self.data
+            .write()
+            .await
+            .sessions
+            .retain(|t, s| s.user_id != user_id || t == keep_token);
+        Ok(())
+    }
+
+    async fn replace_user_sessions(
+        &self,
+        user_id: &str,
+        new: &Session,
+    ) -> Result<(), StoreError> {
+        let mut d = self.data.write().await;
+        d.sessions.retain(|_, s| s.user_id != user_id);
+        d.sessions.insert(new.token.clone(), new.clone());
+        Ok(())
+    }
+
+    async fn list_sessions(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Session>, StoreError> {
+        let d = self.data.read().await;
+        let mut out: Vec<Session> = d
+            .sessions
+            .values()
+            .filter(|s| s.user_id == user_id && s.expires_at > now)
+            .cloned()
+            .collect();
+        out.sort_by_key(|s| s.created_at);
+        Ok(out)
+    }
+
+    async fn update_user(
+        &self,
+        user_id: &str,
+        name: Option<&str>,
+        image: Option<Option<&str>>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>, StoreError> {
+        let mut d = self.data.write().await;
+        Ok(d.users.get_mut(user_id).map(|u| {
+            if let Some(n) = name {
+                u.name = n.to_owned();
+            }
+            if let Some(i) = image {
+                u.image = i.map(String::from);
+            }
+            u.updated_at = now;
+            u.clone()
+        }))
+    }
+}
