@@ -11,6 +11,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Environment, Settings};
 use crate::crypto::token::generate_id;
 use crate::http::client::IpRules;
+use crate::http::forward_auth::ForwardAuth;
 use crate::http::origin::TrustedOrigins;
 use crate::http::{router, AppState};
 use crate::session::SessionService;
@@ -115,6 +116,7 @@ impl Application {
         .await?;
         tracing::info!(?backend, "store ready");
         let ip = IpRules::new(&settings.advanced.ip_address).map_err(StartError::Config)?;
+        let forward_auth = ForwardAuth::new(&settings.forward_auth).map_err(StartError::Config)?;
         let state = AppState {
             sessions: SessionService::new(&settings, store, clock, &secret)
                 .map_err(|_| StartError::Config("unusable secret".into()))?,
@@ -123,6 +125,11 @@ impl Application {
             base_path: Arc::from(settings.base_path.as_str()),
             csrf_disabled: settings.advanced.disable_csrf_check
                 || settings.advanced.disable_origin_check,
+            forward_auth: Arc::new(forward_auth),
+            forward_auth_path: settings
+                .forward_auth
+                .enabled
+                .then(|| Arc::from(settings.forward_auth.path.as_str())),
         };
         let listener = TcpListener::bind((settings.host.as_str(), settings.port)).await?;
         Ok(Self {

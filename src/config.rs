@@ -52,8 +52,55 @@ pub struct Settings {
     pub email_and_password: EmailPasswordSettings,
     /// Cookies, origin checks, client addresses.
     pub advanced: AdvancedSettings,
+    /// The forward-auth endpoint for reverse proxies.
+    pub forward_auth: ForwardAuthSettings,
     /// Logging.
     pub log: LogSettings,
+}
+
+/// The forward-auth endpoint (nginx `auth_request`, Traefik ForwardAuth, Caddy
+/// `forward_auth`, Envoy `ext_authz`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ForwardAuthSettings {
+    /// Serve the endpoint.
+    pub enabled: bool,
+    /// Its path (outside `base_path`).
+    pub path: String,
+    /// Answer signed-out requests with a 302 to `sign_in_url` instead of 401 (also per
+    /// request with `?redirect=1`).
+    pub redirect: bool,
+    /// Where redirects go; the original URL is added as the `redirect_param` query parameter.
+    pub sign_in_url: String,
+    /// Name of the query parameter carrying the original URL.
+    pub redirect_param: String,
+    /// Response header carrying the user id.
+    pub header_user_id: String,
+    /// Response header carrying the email.
+    pub header_email: String,
+    /// Response header carrying the display name (percent-encoded when not ASCII).
+    pub header_name: String,
+    /// Response header carrying the session id.
+    pub header_session_id: String,
+    /// Response header carrying the session expiry (ISO 8601).
+    pub header_expires_at: String,
+}
+
+impl Default for ForwardAuthSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: "/forward-auth".into(),
+            redirect: false,
+            sign_in_url: String::new(),
+            redirect_param: "rd".into(),
+            header_user_id: "X-Auth-User-Id".into(),
+            header_email: "X-Auth-Email".into(),
+            header_name: "X-Auth-Name".into(),
+            header_session_id: "X-Auth-Session-Id".into(),
+            header_expires_at: "X-Auth-Expires-At".into(),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -71,6 +118,7 @@ impl Default for Settings {
             session: SessionSettings::default(),
             email_and_password: EmailPasswordSettings::default(),
             advanced: AdvancedSettings::default(),
+            forward_auth: ForwardAuthSettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -140,7 +188,13 @@ pub struct CookieCacheSettings {
 
 impl Default for CookieCacheSettings {
     fn default() -> Self {
-        Self { enabled: false, max_age: None, strategy: None, version: "1".into(), refresh_cache: None }
+        Self {
+            enabled: false,
+            max_age: None,
+            strategy: None,
+            version: "1".into(),
+            refresh_cache: None,
+        }
     }
 }
 

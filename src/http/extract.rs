@@ -279,6 +279,7 @@ pub struct Ctx {
     pub disable_cookie_cache: bool,
     /// Cookies to set on the response.
     pub out: Vec<String>,
+    query: Option<String>,
 }
 
 impl FromRequestParts<AppState> for Ctx {
@@ -315,11 +316,54 @@ impl FromRequestParts<AppState> for Ctx {
             disable_refresh,
             disable_cookie_cache,
             out: Vec::new(),
+            query: parts.uri.query().map(String::from),
         })
     }
 }
 
 impl Ctx {
+    /// The first value of a query parameter.
+    pub fn query(&self, name: &str) -> Option<String> {
+        let q = self.query.as_deref()?;
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    /// Uses `Authorization: Bearer <token>` as the session cookie when the request has
+    /// none (Better Auth's bearer plugin): a signed `token.signature` is verified as the
+    /// cookie would be; a bare token is the credential itself and is signed here.
+    pub fn adopt_bearer(&mut self) {
+        let svc = &self.state.sessions;
+        let name = &svc.cookies().token_name;
+        if self.cookies.get(name).is_some() {
+            return;
+        }
+        let Some(token) = self
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        else {
+            return;
+        };
+        let signed = if token.contains('.') {
+            token.to_owned()
+        } else {
+            svc.sign_token(token)
+        };
+        let cookie = format!(
+            "{name}={}",
+            crate::session::cookies::encode_uri_component(&signed)
+        );
+        self.cookies = RequestCookies::new(cookie);
+    }
+
     /// Address and user agent of the client.
     pub fn client(&self) -> ClientInfo {
         self.state.ip.client_info(&self.headers)

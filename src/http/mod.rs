@@ -7,6 +7,7 @@ pub mod account;
 pub mod auth;
 pub mod client;
 pub mod extract;
+pub mod forward_auth;
 pub mod origin;
 pub mod sessions;
 
@@ -31,6 +32,10 @@ pub struct AppState {
     pub base_path: Arc<str>,
     /// Origin and CSRF checks are off.
     pub csrf_disabled: bool,
+    /// Forward-auth settings.
+    pub forward_auth: Arc<forward_auth::ForwardAuth>,
+    /// Forward-auth path, if served.
+    pub forward_auth_path: Option<Arc<str>>,
 }
 
 /// The router with every route, the origin check, and the 404 fallback.
@@ -55,9 +60,11 @@ pub fn router(state: AppState) -> Router {
         .route("/change-password", post(account::change_password))
         .route("/ok", get(ok));
     let base = state.base_path.to_string();
-    Router::new()
-        .nest(&base, api)
-        .fallback(not_found)
+    let mut root = Router::new().nest(&base, api);
+    if let Some(path) = &state.forward_auth_path {
+        root = root.route(path, axum::routing::any(forward_auth::check));
+    }
+    root.fallback(not_found)
         // A known path with another method is a 404 in Better Auth, not a 405.
         .method_not_allowed_fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), origin::check))

@@ -148,7 +148,11 @@ fn validate_origin(state: &AppState, h: &HeaderMap) -> Result<(), ApiError> {
 /// Middleware: the origin check on every POST, plus the Fetch-Metadata check on
 /// sign-in and sign-up.
 pub async fn check(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if req.method() != Method::POST || state.csrf_disabled {
+    let is_forward_auth = state
+        .forward_auth_path
+        .as_deref()
+        .is_some_and(|p| p == req.uri().path());
+    if req.method() != Method::POST || state.csrf_disabled || is_forward_auth {
         return next.run(req).await;
     }
     let h = req.headers();

@@ -58,7 +58,9 @@ pub struct CacheCodec {
 
 impl std::fmt::Debug for CacheCodec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CacheCodec").field("strategy", &self.strategy).finish_non_exhaustive()
+        f.debug_struct("CacheCodec")
+            .field("strategy", &self.strategy)
+            .finish_non_exhaustive()
     }
 }
 

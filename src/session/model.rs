@@ -68,7 +68,9 @@ pub fn parse_iso(v: &Value) -> Option<DateTime<Utc>> {
     if !s.ends_with('Z') || s.len() < 20 {
         return None;
     }
-    DateTime::parse_from_rfc3339(s).ok().map(|d| d.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
 }
 
 fn opt_text(v: Option<&Value>) -> Option<Option<String>> {
@@ -85,7 +87,15 @@ impl User {
     pub fn from_json(m: &Map<String, Value>) -> Option<Self> {
         let text = |k: &str| m.get(k).and_then(Value::as_str).map(String::from);
         let mut extra = m.clone();
-        for k in ["id", "name", "email", "emailVerified", "image", "createdAt", "updatedAt"] {
+        for k in [
+            "id",
+            "name",
+            "email",
+            "emailVerified",
+            "image",
+            "createdAt",
+            "updatedAt",
+        ] {
             extra.remove(k);
         }
         Some(Self {

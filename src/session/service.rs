@@ -14,9 +14,9 @@ use crate::clock::Clock;
 use crate::config::{field_type_matches, AdditionalField, EmailPasswordSettings, Settings};
 use crate::crypto::password::Hasher;
 use crate::crypto::signed::SigningKey;
-use crate::session::cache::{CacheCodec, Strategy};
 use crate::crypto::token::generate_id;
 use crate::error::{codes, ApiError};
+use crate::session::cache::{CacheCodec, Strategy};
 use crate::session::cookies::{CookieConfig, RequestCookies};
 use crate::session::model::{Session, SessionOut, User};
 use crate::session::policy::Policy;
@@ -128,12 +128,22 @@ impl CacheSetup {
     fn new(settings: &Settings, secret: &str) -> Self {
         let cc = &settings.session.cookie_cache;
         let stateless = settings.is_stateless();
-        let max_age = cc.max_age.unwrap_or(if stateless { settings.session.expires_in } else { 300 });
-        let strategy = cc.strategy.unwrap_or(if stateless { Strategy::Jwe } else { Strategy::Compact });
+        let max_age = cc.max_age.unwrap_or(if stateless {
+            settings.session.expires_in
+        } else {
+            300
+        });
+        let strategy = cc.strategy.unwrap_or(if stateless {
+            Strategy::Jwe
+        } else {
+            Strategy::Compact
+        });
         // Better Auth forces refreshCache off whenever a database is configured.
         let refresh = stateless && cc.refresh_cache.unwrap_or(true);
         let refresh_within_ms = refresh.then(|| {
-            i64::try_from(max_age / 5).unwrap_or(i64::MAX / 1000).saturating_mul(1000)
+            i64::try_from(max_age / 5)
+                .unwrap_or(i64::MAX / 1000)
+                .saturating_mul(1000)
         });
         Self {
             enabled: cc.enabled || stateless,
@@ -193,6 +203,11 @@ impl SessionService {
                 cache: CacheSetup::new(settings, secret),
             }),
         })
+    }
+
+    /// `token.signature` for a bare session token (bearer tokens).
+    pub fn sign_token(&self, token: &str) -> String {
+        self.inner.key.sign(token)
     }
 
     /// Whether a valid cookie cache is the session even for sensitive routes (stateless).

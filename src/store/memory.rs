@@ -50,7 +50,8 @@ impl Store for MemoryStore {
             return Err(StoreError::Conflict);
         }
         d.emails.insert(user.email.clone(), user.id.clone());
-        d.passwords.insert(user.id.clone(), Some(account.password_hash.clone()));
+        d.passwords
+            .insert(user.id.clone(), Some(account.password_hash.clone()));
         d.users.insert(user.id.clone(), user.clone());
         if let Some(s) = session {
             d.sessions.insert(s.token.clone(), s.clone());
@@ -89,7 +90,11 @@ impl Store for MemoryStore {
     }
 
     async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
-        self.data.write().await.sessions.insert(session.token.clone(), session.clone());
+        self.data
+            .write()
+            .await
+            .sessions
+            .insert(session.token.clone(), session.clone());
         Ok(())
     }
 
@@ -145,7 +150,11 @@ impl Store for MemoryStore {
     }
 
     async fn delete_user_sessions(&self, user_id: &str) -> Result<(), StoreError> {
-        self.data.write().await.sessions.retain(|_, s| s.user_id != user_id);
+        self.data
+            .write()
+            .await
+            .sessions
+            .retain(|_, s| s.user_id != user_id);
         Ok(())
     }
 
@@ -162,11 +171,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn replace_user_sessions(
-        &self,
-        user_id: &str,
-        new: &Session,
-    ) -> Result<(), StoreError> {
+    async fn replace_user_sessions(&self, user_id: &str, new: &Session) -> Result<(), StoreError> {
         let mut d = self.data.write().await;
         d.sessions.retain(|_, s| s.user_id != user_id);
         d.sessions.insert(new.token.clone(), new.clone());

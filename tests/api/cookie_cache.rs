@@ -30,7 +30,9 @@ async fn cached_app(b: Backend, strategy: Strategy) -> Option<TestApp> {
 
 async fn cache_hit_reads_no_store(b: Backend) {
     for strategy in STRATEGIES {
-        let Some(app) = cached_app(b, strategy).await else { return };
+        let Some(app) = cached_app(b, strategy).await else {
+            return;
+        };
         let (mut jar, res) = app.sign_up(&unique_email()).await;
         let lines = res.set_cookies();
         assert_eq!(lines.len(), 2, "{strategy:?}: {lines:?}");
@@ -42,9 +44,14 @@ async fn cache_hit_reads_no_store(b: Backend) {
         app.exec(r#"delete from "session""#).await;
         let res = app.get("/get-session", &mut jar).await;
         assert_eq!(res.json(), before, "{strategy:?}: served from the cache");
-        assert!(res.set_cookies().is_empty(), "{strategy:?}: no refresh from the cache");
+        assert!(
+            res.set_cookies().is_empty(),
+            "{strategy:?}: no refresh from the cache"
+        );
         // Forcing the store shows the truth and clears everything.
-        let res = app.get("/get-session?disableCookieCache=true", &mut jar).await;
+        let res = app
+            .get("/get-session?disableCookieCache=true", &mut jar)
+            .await;
         assert_eq!(res.json(), Value::Null, "{strategy:?}");
         assert!(res.cookie(TOKEN_COOKIE).unwrap().contains("Max-Age=0"));
     }
@@ -52,7 +59,9 @@ async fn cache_hit_reads_no_store(b: Backend) {
 
 async fn cache_is_refused_when_tampered_expired_or_mismatched(b: Backend) {
     for strategy in STRATEGIES {
-        let Some(app) = cached_app(b, strategy).await else { return };
+        let Some(app) = cached_app(b, strategy).await else {
+            return;
+        };
         let email = unique_email();
         let (mut jar, _) = app.sign_up(&email).await;
         let (other, _) = app.sign_in(&email, PASSWORD).await;
@@ -63,44 +72,77 @@ async fn cache_is_refused_when_tampered_expired_or_mismatched(b: Backend) {
         let mut t = good.clone().into_bytes();
         let mid = t.len() / 2;
         t[mid] = if t[mid] == b'A' { b'B' } else { b'A' };
-        bad.cookies.insert(DATA.into(), String::from_utf8(t).unwrap());
+        bad.cookies
+            .insert(DATA.into(), String::from_utf8(t).unwrap());
         let res = app.get("/get-session", &mut bad).await;
         let lines = res.set_cookies();
-        assert_eq!(lines[0], format!("{DATA}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"), "{strategy:?}");
-        assert!(lines[1].starts_with(&format!("{DATA}=")) && lines[1].contains("Max-Age=300"), "{strategy:?}: {lines:?}");
+        assert_eq!(
+            lines[0],
+            format!("{DATA}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"),
+            "{strategy:?}"
+        );
+        assert!(
+            lines[1].starts_with(&format!("{DATA}=")) && lines[1].contains("Max-Age=300"),
+            "{strategy:?}: {lines:?}"
+        );
         assert_ne!(res.json(), Value::Null);
 
         // Another session's cache with this session's token: refused.
         let mut mixed = jar.clone();
-        mixed.cookies.insert(DATA.into(), other.get(DATA).unwrap().clone());
+        mixed
+            .cookies
+            .insert(DATA.into(), other.get(DATA).unwrap().clone());
         let res = app.get("/get-session", &mut mixed).await;
-        assert_eq!(res.set_cookies()[0], format!("{DATA}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"));
-        assert_eq!(res.json()["session"]["token"], app.session(&mut jar.clone()).await["session"]["token"]);
+        assert_eq!(
+            res.set_cookies()[0],
+            format!("{DATA}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax")
+        );
+        assert_eq!(
+            res.json()["session"]["token"],
+            app.session(&mut jar.clone()).await["session"]["token"]
+        );
 
         // Past max_age (300 s) the cache is refused and re-primed from the store.
         app.clock.advance_secs(301);
         let res = app.get("/get-session", &mut jar).await;
         let lines = res.set_cookies();
-        assert_eq!(lines[0], format!("{DATA}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"), "{strategy:?}: {lines:?}");
+        assert_eq!(
+            lines[0],
+            format!("{DATA}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"),
+            "{strategy:?}: {lines:?}"
+        );
         assert!(lines[1].starts_with(&format!("{DATA}=")));
         // ... and the next call is a hit again (row deleted, still served).
         app.exec(r#"delete from "session""#).await;
-        assert_ne!(app.get("/get-session", &mut jar).await.json(), Value::Null, "{strategy:?}");
+        assert_ne!(
+            app.get("/get-session", &mut jar).await.json(),
+            Value::Null,
+            "{strategy:?}"
+        );
     }
 }
 
 async fn sensitive_routes_bypass_the_cache(b: Backend) {
-    let Some(app) = cached_app(b, Strategy::Compact).await else { return };
+    let Some(app) = cached_app(b, Strategy::Compact).await else {
+        return;
+    };
     let email = unique_email();
     let (mut a, _) = app.sign_up(&email).await;
     let (mut other, _) = app.sign_in(&email, PASSWORD).await;
     let token = app.session(&mut a).await["session"]["token"].clone();
     // Revoked elsewhere: get-session still answers from the cache (Better Auth's
     // semantics), but sensitive routes read the store and refuse.
-    app.post("/revoke-session", json!({"token": token}), &mut other).await;
-    assert_ne!(app.get("/get-session", &mut a.clone()).await.json(), Value::Null);
+    app.post("/revoke-session", json!({"token": token}), &mut other)
+        .await;
+    assert_ne!(
+        app.get("/get-session", &mut a.clone()).await.json(),
+        Value::Null
+    );
     for (path, body) in [
-        ("/change-password", json!({"currentPassword": PASSWORD, "newPassword": "another-one-1"})),
+        (
+            "/change-password",
+            json!({"currentPassword": PASSWORD, "newPassword": "another-one-1"}),
+        ),
         ("/revoke-other-sessions", json!({})),
     ] {
         let res = app.post(path, body, &mut a.clone()).await;
@@ -108,13 +150,21 @@ async fn sensitive_routes_bypass_the_cache(b: Backend) {
     }
     // ?disableCookieCache= (empty) cannot re-enable the cache on a sensitive route.
     let res = app
-        .send(reqwest::Method::POST, "/revoke-sessions?disableCookieCache=", None, Some(&mut a.clone()), &[])
+        .send(
+            reqwest::Method::POST,
+            "/revoke-sessions?disableCookieCache=",
+            None,
+            Some(&mut a.clone()),
+            &[],
+        )
         .await;
     assert_eq!(res.status, 401);
 }
 
 async fn version_change_invalidates_the_cache(b: Backend) {
-    let Some(first) = cached_app(b, Strategy::Jwt).await else { return };
+    let Some(first) = cached_app(b, Strategy::Jwt).await else {
+        return;
+    };
     let (mut jar, _) = first.sign_up(&unique_email()).await;
     let db = first.db_url.clone();
     let Some(second) = spawn_with(b, |s| {
@@ -129,18 +179,28 @@ async fn version_change_invalidates_the_cache(b: Backend) {
     };
     first.exec(r#"update "user" set "name" = 'Renamed'"#).await;
     // Same version: stale cached name. New version: cache refused, fresh data.
-    assert_eq!(first.session(&mut jar.clone()).await["user"]["name"], "Test User");
+    assert_eq!(
+        first.session(&mut jar.clone()).await["user"]["name"],
+        "Test User"
+    );
     let res = second.get("/get-session", &mut jar).await;
     assert_eq!(res.json()["user"]["name"], "Renamed");
-    assert_eq!(res.set_cookies()[0], format!("{DATA}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"));
+    assert_eq!(
+        res.set_cookies()[0],
+        format!("{DATA}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax")
+    );
 }
 
 async fn large_cache_is_chunked(b: Backend) {
     for strategy in STRATEGIES {
-        let Some(app) = cached_app(b, strategy).await else { return };
+        let Some(app) = cached_app(b, strategy).await else {
+            return;
+        };
         let (mut jar, _) = app.sign_up(&unique_email()).await;
         let image = format!("https://img.example/{}", "x".repeat(6000));
-        let res = app.post("/update-user", json!({"image": image}), &mut jar).await;
+        let res = app
+            .post("/update-user", json!({"image": image}), &mut jar)
+            .await;
         assert_eq!(res.status, 200);
         let names: Vec<String> = res
             .set_cookies()
@@ -148,10 +208,15 @@ async fn large_cache_is_chunked(b: Backend) {
             .filter(|l| !l.contains("Max-Age=0"))
             .map(|l| l.split('=').next().unwrap().to_string())
             .collect();
-        assert!(names.contains(&format!("{DATA}.0")) && names.contains(&format!("{DATA}.1")), "{strategy:?}: {names:?}");
+        assert!(
+            names.contains(&format!("{DATA}.0")) && names.contains(&format!("{DATA}.1")),
+            "{strategy:?}: {names:?}"
+        );
         assert!(res.set_cookies().iter().all(|l| l.len() <= 4050));
         // The whole cookie from before is expired, the chunks are read back joined.
-        assert!(res.set_cookies().contains(&format!("{DATA}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax")));
+        assert!(res.set_cookies().contains(&format!(
+            "{DATA}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"
+        )));
         app.exec(r#"delete from "session""#).await;
         let s = app.session(&mut jar).await;
         assert_eq!(s["user"]["image"], image.as_str(), "{strategy:?}");
@@ -159,19 +224,28 @@ async fn large_cache_is_chunked(b: Backend) {
 }
 
 async fn dont_remember_cache_has_no_max_age(b: Backend) {
-    let Some(app) = cached_app(b, Strategy::Compact).await else { return };
+    let Some(app) = cached_app(b, Strategy::Compact).await else {
+        return;
+    };
     let email = unique_email();
     app.sign_up(&email).await;
     let mut jar = Jar::default();
     let res = app
-        .post("/sign-in/email", json!({"email": email, "password": PASSWORD, "rememberMe": false}), &mut jar)
+        .post(
+            "/sign-in/email",
+            json!({"email": email, "password": PASSWORD, "rememberMe": false}),
+            &mut jar,
+        )
         .await;
     let data = res.cookie(DATA).unwrap();
     assert!(!data.contains("Max-Age"), "{data}");
     // The compact cache of a session that is not remembered lives 60 s.
     app.exec(r#"delete from "session""#).await;
     app.clock.advance_secs(59);
-    assert_ne!(app.get("/get-session", &mut jar.clone()).await.json(), Value::Null);
+    assert_ne!(
+        app.get("/get-session", &mut jar.clone()).await.json(),
+        Value::Null
+    );
     app.clock.advance_secs(2);
     assert_eq!(app.get("/get-session", &mut jar).await.json(), Value::Null);
 }
@@ -196,16 +270,25 @@ mod stateless {
         let data = res.cookie(DATA).unwrap();
         // jwe by default, Max-Age = expires_in.
         assert!(data.contains("; Max-Age=604800;"), "{data}");
-        assert_eq!(jar.get(DATA).unwrap().split('.').count(), 5, "a compact JWE");
+        assert_eq!(
+            jar.get(DATA).unwrap().split('.').count(),
+            5,
+            "a compact JWE"
+        );
         let s = first.session(&mut jar).await;
         // Another process with the same secret and nothing in memory accepts it.
         let second = stateless_app("1").await;
         second.clock.set_ms(first.clock.now_ms());
         assert_eq!(second.session(&mut jar.clone()).await, s);
         // update-session/update-user work on the cookie alone.
-        let res = second.post("/update-user", json!({"name": "Cookie Only"}), &mut jar).await;
+        let res = second
+            .post("/update-user", json!({"name": "Cookie Only"}), &mut jar)
+            .await;
         assert_eq!(res.status, 200, "{}", res.text);
-        assert_eq!(second.session(&mut jar).await["user"]["name"], "Cookie Only");
+        assert_eq!(
+            second.session(&mut jar).await["user"]["name"],
+            "Cookie Only"
+        );
         // A version bump signs everyone out.
         let third = stateless_app("2").await;
         third.clock.set_ms(first.clock.now_ms());
@@ -222,7 +305,10 @@ mod stateless {
         let res = app.get("/get-session", &mut jar).await;
         assert!(res.cookie(DATA).unwrap().contains("Max-Age=604800"));
         assert!(res.cookie(TOKEN_COOKIE).unwrap().contains("Max-Age=604800"));
-        assert_eq!(res.json()["session"]["expiresAt"], before["session"]["expiresAt"]);
+        assert_eq!(
+            res.json()["session"]["expiresAt"],
+            before["session"]["expiresAt"]
+        );
         // Past the session's own expiry the cookie is refused for good.
         app.clock.advance_secs(604_800 * 20 / 100);
         assert_eq!(app.get("/get-session", &mut jar).await.json(), Value::Null);

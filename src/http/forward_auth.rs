@@ -1,0 +1,143 @@
+//! Forward auth for reverse proxies: any method on the configured path answers
+//! `200` with identity headers when the request carries a valid session (cookie or
+//! `Authorization: Bearer <token>`), else `401` with a JSON body — never Better Auth's
+//! `200 null`, which nginx's `auth_request` would take as success — or, in redirect mode,
+//! a `302` to the sign-in URL carrying the original URL. Session resolution is exactly
+//! `get-session`'s (cache, revocation, refresh), and refreshed cookies come back as
+//! `Set-Cookie` for the proxy to pass on.
+
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::config::ForwardAuthSettings;
+use crate::error::codes;
+use crate::http::extract::{Ctx, SetCookies};
+use crate::session::cookies::encode_uri_component;
+use crate::session::model::iso;
+use crate::session::{Current, ResolveOptions};
+
+/// Header names, parsed once.
+#[derive(Debug, Clone)]
+pub struct ForwardAuth {
+    user_id: HeaderName,
+    email: HeaderName,
+    name: HeaderName,
+    session_id: HeaderName,
+    expires_at: HeaderName,
+    redirect: bool,
+    sign_in_url: String,
+    redirect_param: String,
+}
+
+impl ForwardAuth {
+    /// Validates the configured header names.
+    pub fn new(s: &ForwardAuthSettings) -> Result<Self, String> {
+        let h = |key: &str, v: &str| {
+            HeaderName::try_from(v)
+                .map_err(|_| format!("forward_auth.{key}: {v:?} is not a header name"))
+        };
+        if s.redirect && s.sign_in_url.is_empty() {
+            return Err("forward_auth.redirect needs forward_auth.sign_in_url".into());
+        }
+        Ok(Self {
+            user_id: h("header_user_id", &s.header_user_id)?,
+            email: h("header_email", &s.header_email)?,
+            name: h("header_name", &s.header_name)?,
+            session_id: h("header_session_id", &s.header_session_id)?,
+            expires_at: h("header_expires_at", &s.header_expires_at)?,
+            redirect: s.redirect,
+            sign_in_url: s.sign_in_url.clone(),
+            redirect_param: s.redirect_param.clone(),
+        })
+    }
+}
+
+/// The URL the user asked for, from the proxy's forwarding headers.
+fn original_url(h: &HeaderMap) -> Option<String> {
+    let get = |n: &str| {
+        h.get(n)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(url) = get("x-original-url") {
+        return Some(url.to_owned());
+    }
+    let uri = get("x-forwarded-uri").or_else(|| get("x-original-uri"))?;
+    let host = get("x-forwarded-host").or_else(|| get("host"))?;
+    let proto = get("x-forwarded-proto").unwrap_or("https");
+    Some(format!("{proto}://{host}{uri}"))
+}
+
+fn redirect_requested(ctx: &Ctx, cfg: &ForwardAuth) -> bool {
+    match ctx.query("redirect") {
+        Some(v) => !matches!(v.as_str(), "" | "0" | "false"),
+        None => cfg.redirect,
+    }
+}
+
+fn identity_headers(cfg: &ForwardAuth, cur: &Current, h: &mut HeaderMap) {
+    let mut put = |name: &HeaderName, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(name.clone(), v);
+        }
+    };
+    put(&cfg.user_id, &cur.user.id);
+    put(&cfg.email, &cur.user.email);
+    let name = if cur.user.name.is_ascii() {
+        cur.user.name.clone()
+    } else {
+        encode_uri_component(&cur.user.name)
+    };
+    put(&cfg.name, &name);
+    put(&cfg.session_id, &cur.session.id);
+    put(&cfg.expires_at, &iso(&cur.session.expires_at));
+}
+
+/// The forward-auth check.
+pub async fn check(mut ctx: Ctx) -> Response {
+    ctx.adopt_bearer();
+    let svc = ctx.state.sessions.clone();
+    let cfg = ctx.state.forward_auth.clone();
+    let opts = ResolveOptions {
+        disable_refresh: false,
+        disable_cookie_cache: false,
+        defer_read_only: svc.policy().defer_refresh,
+    };
+    let resolved = svc.resolve(&ctx.cookies, opts, &mut ctx.out).await;
+    let redirect = redirect_requested(&ctx, &cfg);
+    let original = original_url(&ctx.headers);
+    let cookies = SetCookies(std::mem::take(&mut ctx.out));
+    let mut res = match resolved {
+        Ok(Some(cur)) => {
+            let mut res = (
+                cookies,
+                Json(json!({ "userId": cur.user.id, "sessionId": cur.session.id })),
+            )
+                .into_response();
+            identity_headers(&cfg, &cur, res.headers_mut());
+            res
+        }
+        Ok(None) if redirect && !cfg.sign_in_url.is_empty() => {
+            let mut target = cfg.sign_in_url.clone();
+            if let Some(url) = original {
+                target.push(if target.contains('?') { '&' } else { '?' });
+                target.push_str(&cfg.redirect_param);
+                target.push('=');
+                target.push_str(&encode_uri_component(&url));
+            }
+            let mut res = (cookies, StatusCode::FOUND).into_response();
+            if let Ok(v) = HeaderValue::from_str(&target) {
+                res.headers_mut().insert(header::LOCATION, v);
+            }
+            res
+        }
+        Ok(None) => (cookies, codes::UNAUTHORIZED).into_response(),
+        Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => (cookies, e).into_response(),
+        Err(_) => (cookies, codes::UNAUTHORIZED).into_response(),
+    };
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
