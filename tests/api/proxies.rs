@@ -1,0 +1,238 @@
+//! Forward auth through real reverse proxies: Debian's nginx (`auth_request`) and Caddy
+//! (`forward_auth`) on loopback, in front of sessiond and a small upstream that echoes the
+//! headers it receives. The configurations are the README's recipes.
+//!
+//! Skipped loudly when the proxy binaries are missing, unless `REQUIRE_TEST_SERVICES=1`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderMap;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+fn have(bin: &str) -> bool {
+    let found = Command::new(bin)
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+        || Command::new(bin)
+            .arg("version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+    if !found {
+        assert!(
+            !std::env::var("REQUIRE_TEST_SERVICES").is_ok_and(|v| v == "1"),
+            "{bin} is required but not installed"
+        );
+        eprintln!("\n!!! SKIPPING proxy test: {bin} is not installed !!!\n");
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An upstream that answers every request with the headers it received, as JSON.
+async fn echo_upstream() -> u16 {
+    async fn echo(headers: HeaderMap) -> axum::Json<Value> {
+        let mut m = serde_json::Map::new();
+        for (k, v) in &headers {
+            m.insert(k.as_str().to_string(), json!(v.to_str().unwrap_or("")));
+        }
+        axum::Json(Value::Object(m))
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        axum::serve(listener, axum::Router::new().fallback(echo))
+            .await
+            .unwrap();
+    });
+    port
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_for(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "proxy did not start on {port}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Renders a recipe from `examples/proxies/`, replacing the placeholder ports.
+fn recipe(file: &str, listen: u16, sessiond: u16, upstream: u16, dir: &std::path::Path) -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/proxies/").to_string() + file;
+    std::fs::read_to_string(path)
+        .unwrap()
+        .replace("8080", &listen.to_string())
+        .replace("127.0.0.1:3000", &format!("127.0.0.1:{sessiond}"))
+        .replace("127.0.0.1:9000", &format!("127.0.0.1:{upstream}"))
+        .replace("/var/lib/sessiond-proxy", &dir.display().to_string())
+}
+
+async fn through(proxy: u16, path: &str, cookie: Option<&str>) -> (u16, HeaderMap, String) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut req = client.get(format!("http://127.0.0.1:{proxy}{path}"));
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    (status, headers, res.text().await.unwrap())
+}
+
+/// The scenario every proxy must pass: signed out → 401, signed in → identity headers
+/// upstream, revoked → 401.
+async fn scenario(app: &TestApp, proxy: u16, signed_out: u16) {
+    let (status, _, body) = through(proxy, "/private", None).await;
+    assert_eq!(status, signed_out, "{body}");
+    let (jar, res) = app.sign_up(&unique_email()).await;
+    let user = res.json()["user"].clone();
+    let (status, _, body) = through(proxy, "/private?x=1", Some(&jar.header())).await;
+    assert_eq!(status, 200, "{body}");
+    let seen: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(seen["x-auth-user-id"], user["id"]);
+    assert_eq!(seen["x-auth-email"], user["email"]);
+    let mut j = jar.clone();
+    app.send(
+        reqwest::Method::POST,
+        "/revoke-sessions",
+        None,
+        Some(&mut j),
+        &[],
+    )
+    .await;
+    let (status, _, _) = through(proxy, "/private", Some(&jar.header())).await;
+    assert_eq!(status, signed_out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_auth_request() {
+    if !have("nginx") {
+        return;
+    }
+    let app = spawn(Backend::Sqlite).await.unwrap();
+    let sd_port: u16 = app.addr.rsplit(':').next().unwrap().parse().unwrap();
+    let upstream = echo_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = recipe("nginx.conf", port, sd_port, upstream, dir.path());
+    let conf = format!(
+        "daemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\naccess_log off;\n\
+         client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;\n\
+         uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n{conf}\n}}\n",
+        d = dir.path().display()
+    );
+    let path = dir.path().join("nginx.conf");
+    std::fs::write(&path, conf).unwrap();
+    let child = Command::new("nginx")
+        .args([
+            "-p",
+            &dir.path().display().to_string(),
+            "-c",
+            &path.display().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let _guard = Proc(child);
+    wait_for(port).await;
+    scenario(&app, port, 401).await;
+
+    // A refreshed session cookie reaches the browser through the proxy.
+    let (jar, _) = app.sign_up(&unique_email()).await;
+    app.clock.advance_secs(86_400 + 1);
+    let (status, headers, _) = through(port, "/private", Some(&jar.header())).await;
+    assert_eq!(status, 200);
+    let set_cookie = headers
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    assert!(
+        set_cookie.starts_with(TOKEN_COOKIE) && set_cookie.contains("Max-Age=604800"),
+        "{set_cookie:?}"
+    );
+    // Signed-out browsers are sent to the sign-in page by the 401 handler of the recipe.
+    let (status, headers, _) = through(port, "/login-redirect/private", None).await;
+    assert_eq!(status, 302);
+    let location = headers["location"].to_str().unwrap();
+    assert!(
+        location.contains("/login?rd=http://127.0.0.1:"),
+        "{location}"
+    );
+    assert!(location.ends_with("/login-redirect/private"), "{location}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caddy_forward_auth() {
+    if !have("caddy") {
+        return;
+    }
+    let app = spawn_with(Backend::Sqlite, |s| {
+        s.forward_auth.sign_in_url = "https://app.example/login".into()
+    })
+    .await
+    .unwrap();
+    let sd_port: u16 = app.addr.rsplit(':').next().unwrap().parse().unwrap();
+    let upstream = echo_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = recipe("Caddyfile", port, sd_port, upstream, dir.path());
+    let path = dir.path().join("Caddyfile");
+    std::fs::write(&path, conf).unwrap();
+    let child = Command::new("caddy")
+        .args([
+            "run",
+            "--config",
+            &path.display().to_string(),
+            "--adapter",
+            "caddyfile",
+        ])
+        .env("HOME", dir.path())
+        .env("XDG_DATA_HOME", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = Proc(child);
+    wait_for(port).await;
+    scenario(&app, port, 302).await;
+    // The redirect variant passes sessiond's 302 to the browser with the original URL.
+    let (status, headers, _) = through(port, "/app/page", None).await;
+    assert_eq!(status, 302);
+    let location = headers["location"].to_str().unwrap();
+    assert!(
+        location.starts_with("https://app.example/login?rd=http%3A%2F%2F127.0.0.1%3A"),
+        "{location}"
+    );
+    assert!(location.ends_with("%2Fapp%2Fpage"), "{location}");
+}
