@@ -36,6 +36,7 @@ const USAGE = `usage: node compat/compare.mjs --ref URL --target URL [options]
   --expected FILE       JSON list of accepted differences (default compat/expected-differences.json)
   --only REGEX          run all scenarios, but compare/report only those whose name matches
   --json FILE           also write every exchange and difference as JSON to FILE
+  --ignore-key-order    do not compare the order of keys in JSON objects
   --raw                 in the difference list, also print raw (un-normalised) responses
   --timeout MS          per-request timeout (default 15000)
   --age SECONDS         also run "aged session" scenarios: sessions made at the start are used
@@ -48,7 +49,7 @@ function parseArgs(argv) {
     ref: null, target: null, basePath: "/api/auth", refOrigin: null, targetOrigin: null,
     refLabel: "ref", targetLabel: "sessiond", sessionFields: true,
     expected: path.join(HERE, "expected-differences.json"), only: null, json: null, raw: false,
-    timeout: 15000, age: 0,
+    timeout: 15000, age: 0, keyOrder: true,
   };
   const pos = [];
   for (let i = 0; i < argv.length; i++) {
@@ -70,6 +71,7 @@ function parseArgs(argv) {
       case "--only": o.only = new RegExp(val()); break;
       case "--json": o.json = val(); break;
       case "--raw": o.raw = true; break;
+      case "--ignore-key-order": o.keyOrder = false; break;
       case "--timeout": o.timeout = Number(val()); break;
       case "--age": o.age = Number(val()); if (!(o.age >= 0)) die("--age needs a number of seconds"); break;
       case "-h": case "--help": console.log(USAGE); process.exit(0);
@@ -588,11 +590,16 @@ const ISO_ANY = /^\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)
 const RANDOM32 = /^[A-Za-z0-9]{32}$/;
 const SIG = /^[A-Za-z0-9+/]{43}=$/;
 
+// Dates are labelled relative to the time of the request: "now", "now+1d", "now+7d" within this
+// many seconds, else "past"/"future". With --age it is age/2, so that an aged session's refreshed
+// and unrefreshed dates get different labels.
+let DATE_TOLERANCE = 120;
+
 function dateLabel(s, at) {
   const t = Date.parse(s);
   if (Number.isNaN(t)) return `<unparsable-date ${s}>`;
   const d = (t - at) / 1000;
-  const near = (x) => Math.abs(d - x) < 120;
+  const near = (x) => Math.abs(d - x) < DATE_TOLERANCE;
   const rel = near(0) ? "now" : near(86400) ? "now+1d" : near(604800) ? "now+7d" : d < 0 ? "past" : "future";
   return ISO_MS.test(s) ? `<date:${rel}>` : `<date(non-ISO-ms ${JSON.stringify(s)}):${rel}>`;
 }
@@ -674,9 +681,16 @@ function normCookieValue(v, c, at) {
   const parts = v.split(".");
   if (parts.length === 3 && b64urlJson(parts[0])?.alg) {
     const p = b64urlJson(parts[1]);
-    return `<jwt header=${JSON.stringify(b64urlJson(parts[0]))} payload=${p ? JSON.stringify(normPayload(p, c, at)) : "?"}>`;
+    const h = b64urlJson(parts[0]);
+    if (typeof h.kid === "string") h.kid = "<kid>";
+    return `<jwt header=${JSON.stringify(h)} payload=${p ? JSON.stringify(normPayload(p, c, at)) : "?"}>`;
   }
-  if (parts.length === 5 && b64urlJson(parts[0])?.enc) return `<jwe header=${JSON.stringify(b64urlJson(parts[0]))}>`;
+  if (parts.length === 5 && b64urlJson(parts[0])?.enc) {
+    // the key id is derived from the secret, which the two servers need not share
+    const h = b64urlJson(parts[0]);
+    if (typeof h.kid === "string") h.kid = "<kid>";
+    return `<jwe header=${JSON.stringify(h)}>`;
+  }
   const j = b64urlJson(v);
   if (j) return `<base64url-json ${JSON.stringify(normPayload(j, c, at))}>`;
   return "<opaque>";
@@ -701,12 +715,23 @@ function normHeaders(resp, c, at) {
   return h;
 }
 
+/** The key order of every object in a JSON value, by path (array elements share a path). */
+function keyOrders(v, p = "", out = new Set()) {
+  if (Array.isArray(v)) for (const x of v) keyOrders(x, `${p}[]`, out);
+  else if (v !== null && typeof v === "object") {
+    out.add(`${p || "(root)"}: ${Object.keys(v).join(",")}`);
+    for (const [k, x] of Object.entries(v)) keyOrders(x, `${p}.${k}`, out);
+  }
+  return out;
+}
+
 function normalise(ex, c) {
   const r = ex.response;
   if (r.error) return { error: r.error };
   return {
     status: r.status,
     statusText: r.statusText,
+    keyOrder: r.jsonOk ? [...keyOrders(r.json)].sort() : [],
     body: normBody(r, c, ex.at),
     cookies: r.setCookies.map((l) => normCookie(l, c, ex.at)),
     headers: normHeaders(r, c, ex.at),
@@ -742,10 +767,10 @@ function diffJson(a, b, p, out) {
   }
 }
 
-function compareOne(na, nb) {
+function compareOne(na, nb, opt) {
   const diffs = []; // { aspect, detail }
   if (na.error || nb.error) {
-    if (na.error || nb.error) diffs.push({ aspect: "transport", detail: `ref: ${na.error ?? "ok"}; target: ${nb.error ?? "ok"}` });
+    diffs.push({ aspect: "transport", detail: `ref: ${na.error ?? "ok"}; target: ${nb.error ?? "ok"}` });
     return diffs;
   }
   if (na.status !== nb.status) diffs.push({ aspect: "status", detail: `${na.status} vs ${nb.status}` });
@@ -764,6 +789,12 @@ function compareOne(na, nb) {
       const isMsg = /^\.message: /.test(d);
       diffs.push({ aspect: isMsg ? "message" : "body", detail: d });
     }
+  }
+  if (opt.keyOrder && na.body.kind === "json" && nb.body.kind === "json" && !diffs.some((d) => d.aspect === "body")) {
+    const kb = new Set(nb.keyOrder);
+    const ka = new Set(na.keyOrder);
+    for (const k of na.keyOrder) if (!kb.has(k)) diffs.push({ aspect: "key-order", detail: `ref ${k}` });
+    for (const k of nb.keyOrder) if (!ka.has(k)) diffs.push({ aspect: "key-order", detail: `target ${k}` });
   }
   const ca = na.cookies;
   const cb = nb.cookies;
@@ -846,6 +877,7 @@ function describeResponse(n, ex, raw) {
 async function main() {
   const opt = parseArgs(process.argv.slice(2));
   const expected = loadExpected(opt.expected);
+  if (opt.age > 0) DATE_TOLERANCE = Math.min(120, opt.age / 2);
   const ref = new Client(opt.refLabel, opt.ref, opt.basePath, opt.refOrigin, opt.timeout);
   const tgt = new Client(opt.targetLabel, opt.target, opt.basePath, opt.targetOrigin, opt.timeout);
 
@@ -879,14 +911,14 @@ async function main() {
     const eb = tgt.results.get(name);
     const na = normalise(ea, ref);
     const nb = normalise(eb, tgt);
-    const diffs = compareOne(na, nb).map((d) => ({ ...d, expected: isExpected(expected, name, d) ?? null }));
+    const diffs = compareOne(na, nb, opt).map((d) => ({ ...d, expected: isExpected(expected, name, d) ?? null }));
     const mark = (aspects) => {
       const ds = diffs.filter((d) => aspects.includes(d.aspect));
       if (!ds.length) return "yes";
       return ds.every((d) => d.expected) ? "accepted" : "NO";
     };
     const st = (n) => (n.error ? "ERR" : String(n.status));
-    rows.push([name, st(na), st(nb), mark(["status", "status-text", "transport"]), mark(["body", "message"]),
+    rows.push([name, st(na), st(nb), mark(["status", "status-text", "transport"]), mark(["body", "message", "key-order"]),
       mark(["cookies"]), mark(["headers"])]);
     for (const d of diffs) (d.expected ? accepted++ : unexpected++);
     report.push({ name, request: { ref: ea.request, target: eb.request }, ref: na, target: nb,
@@ -903,7 +935,22 @@ async function main() {
   if (!withDiffs.length) {
     console.log("No differences.");
   } else {
-    console.log(`Differences (${unexpected} unexpected, ${accepted} accepted) — "A vs B" reads ${opt.refLabel} vs ${opt.targetLabel}:`);
+    // the same difference often shows in many scenarios (e.g. a key order): list each once
+    const groups = new Map();
+    for (const r of withDiffs) {
+      for (const d of r.differences) {
+        const key = `[${d.aspect}${d.expected ? ", accepted" : ""}] ${d.detail.split("\n")[0]}`;
+        if (!groups.has(key)) groups.set(key, []);
+        if (!groups.get(key).includes(r.name)) groups.get(key).push(r.name);
+      }
+    }
+    console.log(`Distinct differences (${groups.size}) — "A vs B" reads ${opt.refLabel} vs ${opt.targetLabel}:`);
+    for (const [key, names] of groups) {
+      const shown = names.length > 4 ? `${names.slice(0, 4).join("; ")}; and ${names.length - 4} more` : names.join("; ");
+      console.log(`- ${key}\n    in ${names.length} scenario(s): ${shown}`);
+    }
+    console.log("");
+    console.log(`Differences by scenario (${unexpected} unexpected, ${accepted} accepted):`);
     let i = 0;
     for (const r of withDiffs) {
       i++;
