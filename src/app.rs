@@ -13,6 +13,7 @@ use crate::crypto::token::generate_id;
 use crate::http::client::IpRules;
 use crate::http::forward_auth::ForwardAuth;
 use crate::http::origin::TrustedOrigins;
+use crate::http::rate_limit::RateLimiter;
 use crate::http::{router, AppState};
 use crate::session::SessionService;
 use crate::store::sql::{connect, ExtraColumn};
@@ -84,6 +85,7 @@ fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    grace: std::time::Duration,
 }
 
 impl Application {
@@ -117,6 +119,9 @@ impl Application {
         tracing::info!(?backend, "store ready");
         let ip = IpRules::new(&settings.advanced.ip_address).map_err(StartError::Config)?;
         let forward_auth = ForwardAuth::new(&settings.forward_auth).map_err(StartError::Config)?;
+        let rate_limiter = settings
+            .rate_limit_enabled()
+            .then(|| Arc::new(RateLimiter::new(&settings, clock.clone())));
         let state = AppState {
             sessions: SessionService::new(&settings, store, clock, &secret)
                 .map_err(|_| StartError::Config("unusable secret".into()))?,
@@ -130,11 +135,16 @@ impl Application {
                 .forward_auth
                 .enabled
                 .then(|| Arc::from(settings.forward_auth.path.as_str())),
+            rate_limiter,
+            request_timeout: std::time::Duration::from_secs(settings.server.request_timeout.max(1)),
+            body_limit: settings.server.body_limit,
         };
         let listener = TcpListener::bind((settings.host.as_str(), settings.port)).await?;
+        let grace = std::time::Duration::from_secs(settings.server.shutdown_grace);
         Ok(Self {
             listener,
             router: router(state),
+            grace,
         })
     }
 
@@ -143,11 +153,35 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves until SIGINT or SIGTERM, then drains in-flight requests.
+    /// Serves until SIGINT or SIGTERM, then drains in-flight requests for at most
+    /// `server.shutdown_grace` seconds.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router.into_make_service())
-            .with_graceful_shutdown(shutdown_signal())
-            .await
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = tx.send(true);
+        });
+        let mut stop = rx.clone();
+        let mut deadline = rx;
+        let grace = self.grace;
+        let serve = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        });
+        tokio::select! {
+            r = serve => r,
+            () = async move {
+                let _ = deadline.wait_for(|s| *s).await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!("shutdown grace period over; exiting with requests in flight");
+                Ok(())
+            }
+        }
     }
 }
 

@@ -54,6 +54,10 @@ pub struct Settings {
     pub advanced: AdvancedSettings,
     /// The forward-auth endpoint for reverse proxies.
     pub forward_auth: ForwardAuthSettings,
+    /// Better Auth's rate limiter.
+    pub rate_limit: RateLimitSettings,
+    /// HTTP server limits.
+    pub server: ServerSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -119,6 +123,8 @@ impl Default for Settings {
             email_and_password: EmailPasswordSettings::default(),
             advanced: AdvancedSettings::default(),
             forward_auth: ForwardAuthSettings::default(),
+            rate_limit: RateLimitSettings::default(),
+            server: ServerSettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -347,6 +353,78 @@ impl Default for IpAddressSettings {
     }
 }
 
+/// Better Auth's `rateLimit.*`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Limit requests per client address and path. Unset: on in production only (as
+    /// Better Auth does).
+    pub enabled: Option<bool>,
+    /// Default window (s).
+    pub window: u64,
+    /// Default requests per window.
+    pub max: u64,
+    /// Per-path rules (exact path under the base path, or a `*` glob), overriding the
+    /// defaults and the built-in sign-in rule.
+    pub custom_rules: BTreeMap<String, RateLimitRule>,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            enabled: None,
+            window: 10,
+            max: 100,
+            custom_rules: BTreeMap::new(),
+        }
+    }
+}
+
+/// One rate-limit rule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitRule {
+    /// Window (s).
+    #[serde(default = "ten")]
+    pub window: u64,
+    /// Requests per window.
+    #[serde(default = "hundred")]
+    pub max: u64,
+    /// `false` exempts the path from limiting.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn ten() -> u64 {
+    10
+}
+
+fn hundred() -> u64 {
+    100
+}
+
+/// HTTP server limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Seconds a request may take before it is answered 503.
+    pub request_timeout: u64,
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    pub shutdown_grace: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            request_timeout: 30,
+            body_limit: 65_536,
+            shutdown_grace: 30,
+        }
+    }
+}
+
 /// Logging settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -497,6 +575,13 @@ impl Settings {
     /// cookie cache, which is then always on.
     pub fn is_stateless(&self) -> bool {
         matches!(self.database.url.as_str(), "memory" | "memory:")
+    }
+
+    /// Whether the rate limiter runs (Better Auth's default: in production only).
+    pub fn rate_limit_enabled(&self) -> bool {
+        self.rate_limit
+            .enabled
+            .unwrap_or(self.environment == Environment::Production)
     }
 
     /// Whether cookies are `Secure` and `__Secure-`-prefixed.

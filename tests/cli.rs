@@ -63,6 +63,22 @@ impl Server {
     }
 }
 
+trait ReadAll {
+    fn wait_with_output_ref(&mut self) -> String;
+}
+
+impl ReadAll for Child {
+    fn wait_with_output_ref(&mut self) -> String {
+        use std::io::Read;
+        let _ = self.wait();
+        let mut out = String::new();
+        if let Some(mut e) = self.stderr.take() {
+            let _ = e.read_to_string(&mut out);
+        }
+        out
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -242,4 +258,115 @@ fn healthcheck_command() {
         .output()
         .unwrap();
     assert!(out.status.success());
+}
+
+#[test]
+fn logs_carry_no_secrets_tokens_or_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "log-test-secret-that-must-never-appear-0123456789";
+    let password = "a-password-that-must-never-appear";
+    let mut cmd = command(dir.path());
+    cmd.env("BETTER_AUTH_SECRET", secret)
+        .env("SESSIOND_LOG__LEVEL", "debug")
+        .env("SESSIOND_LOG__FORMAT", "json");
+    let (server, client) = Server::start(cmd);
+    let origin = format!("http://localhost:{}", server.port);
+    let body = serde_json::json!({"name": "a", "email": "log@example.com", "password": password});
+    let res = client
+        .post(server.url("/sign-up/email"))
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let token = res.json::<serde_json::Value>().unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res = client
+        .post(server.url("/sign-in/email"))
+        .json(&serde_json::json!({"email": "log@example.com", "password": password}))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let token2 = res.json::<serde_json::Value>().unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res = client
+        .get(server.url("/get-session?disableCookieCache=1"))
+        .header("cookie", &cookie)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let bearer = format!("Bearer {token}");
+    client
+        .get(format!("http://127.0.0.1:{}/forward-auth", server.port))
+        .header("authorization", &bearer)
+        .send()
+        .unwrap();
+    let res = client
+        .post(server.url("/sign-out"))
+        .header("cookie", &cookie)
+        .header("origin", origin)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut child = server;
+    let pid = child.child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let out = child.child.wait_with_output_ref();
+    assert!(out.lines().count() > 5, "logs were captured: {out}");
+    assert!(
+        out.contains("/api/auth/sign-in/email"),
+        "requests are logged"
+    );
+    let cookie_value = cookie.split_once('=').unwrap().1;
+    for needle in [
+        secret,
+        password,
+        &token,
+        &token2,
+        cookie_value,
+        "log@example.com",
+    ] {
+        assert!(!out.contains(needle), "log leaked {needle:?}");
+    }
+}
+
+#[test]
+fn sigterm_drains_in_flight_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = command(dir.path());
+    cmd.env("SESSIOND_EMAIL_AND_PASSWORD__HASH_CONCURRENCY", "1");
+    let (server, _) = Server::start(cmd);
+    let url = server.url("/sign-up/email");
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                reqwest::blocking::Client::new()
+                    .post(url)
+                    .json(&serde_json::json!({"name": "n", "email": format!("u{i}@example.com"), "password": "password-123"}))
+                    .send()
+                    .map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(60));
+    let status = server.stop();
+    for h in handles {
+        assert_eq!(
+            h.join().unwrap().unwrap(),
+            200,
+            "in-flight requests complete"
+        );
+    }
+    assert!(status.success(), "exit 0 after draining");
 }

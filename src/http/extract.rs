@@ -33,9 +33,18 @@ impl<const FORM: bool> FromRequest<AppState> for Body<FORM> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            let (status, code, message) = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                (e.status(), "PAYLOAD_TOO_LARGE", "Request body is too large")
+            } else {
+                (
+                    StatusCode::BAD_REQUEST,
+                    "BAD_REQUEST",
+                    "Could not read the request body",
+                )
+            };
+            ApiError::new(status, code, message).into_response()
+        })?;
         if bytes.is_empty() {
             return Ok(Self {
                 value: None,

@@ -8,14 +8,20 @@ pub mod auth;
 pub mod client;
 pub mod extract;
 pub mod forward_auth;
+pub mod ops;
 pub mod origin;
+pub mod rate_limit;
 pub mod sessions;
 
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use crate::session::SessionService;
 
@@ -36,6 +42,12 @@ pub struct AppState {
     pub forward_auth: Arc<forward_auth::ForwardAuth>,
     /// Forward-auth path, if served.
     pub forward_auth_path: Option<Arc<str>>,
+    /// The rate limiter, when enabled.
+    pub rate_limiter: Option<Arc<rate_limit::RateLimiter>>,
+    /// Per-request time limit.
+    pub request_timeout: std::time::Duration,
+    /// Largest accepted body.
+    pub body_limit: usize,
 }
 
 /// The router with every route, the origin check, and the 404 fallback.
@@ -60,15 +72,65 @@ pub fn router(state: AppState) -> Router {
         .route("/change-password", post(account::change_password))
         .route("/ok", get(ok));
     let base = state.base_path.to_string();
-    let mut root = Router::new().nest(&base, api);
+    let mut root = Router::new()
+        .nest(&base, api)
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz));
     if let Some(path) = &state.forward_auth_path {
         root = root.route(path, axum::routing::any(forward_auth::check));
     }
+    // Layers run outside in: request id, trace span, timeout, body limit, rate limit,
+    // origin check, then the route.
     root.fallback(not_found)
         // A known path with another method is a 404 in Better Auth, not a 405.
         .method_not_allowed_fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), origin::check))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::limit,
+        ))
+        .layer(DefaultBodyLimit::max(state.body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), timeout))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+                    // Method, path and request id only: never the query, headers or cookies.
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        request_id = %id,
+                    )
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO))
+                .on_failure(()),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// Answers 503 `REQUEST_TIMEOUT` when a request outlives `server.request_timeout`.
+async fn timeout(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(state.request_timeout, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => crate::error::ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "REQUEST_TIMEOUT",
+            "The request took too long. Try again later.",
+        )
+        .into_response(),
+    }
 }
 
 async fn ok() -> Json<serde_json::Value> {

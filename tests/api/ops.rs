@@ -1,0 +1,270 @@
+//! Operations: health and readiness, request ids, rate limits, body limits, timeouts, and
+//! behaviour while the database is unreachable (through a TCP relay the test can cut).
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::helpers::*;
+use crate::{app, on_both_backends};
+
+on_both_backends!(
+    health_and_request_ids,
+    rate_limits_like_better_auth,
+    body_limit_is_enforced
+);
+
+async fn health_and_request_ids(b: Backend) {
+    let app = app!(b);
+    let res = app
+        .client
+        .get(format!("http://{}/healthz", app.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app
+        .client
+        .get(format!("http://{}/readyz", app.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap()["checks"]["database"],
+        "ok"
+    );
+    // A request id is made up when absent and echoed when given.
+    let res = app.client.get(app.url("/ok")).send().await.unwrap();
+    let id = res.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(id.len(), 36);
+    let res = app
+        .client
+        .get(app.url("/ok"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "abc-123");
+}
+
+async fn rate_limits_like_better_auth(b: Backend) {
+    let app = app!(b, |s| s.rate_limit.enabled = Some(true));
+    let email = unique_email();
+    let body = json!({"email": email, "password": "wrong-password"});
+    for _ in 0..3 {
+        let res = app
+            .post("/sign-in/email", body.clone(), &mut Jar::default())
+            .await;
+        assert_eq!(res.status, 401);
+    }
+    app.clock.advance_secs(3);
+    let res = app
+        .post("/sign-in/email", body.clone(), &mut Jar::default())
+        .await;
+    assert_eq!(res.status, 429);
+    assert_eq!(
+        res.json(),
+        json!({"message": "Too many requests. Please try again later."})
+    );
+    assert_eq!(res.header("x-retry-after").as_deref(), Some("7"));
+    // Another path has its own bucket; the default rule is 100 per 10 s.
+    for _ in 0..100 {
+        assert_eq!(
+            app.get("/get-session", &mut Jar::default()).await.status,
+            200
+        );
+    }
+    assert_eq!(
+        app.get("/get-session", &mut Jar::default()).await.status,
+        429
+    );
+    // After the window, requests pass again.
+    app.clock.advance_secs(10);
+    assert_eq!(
+        app.post("/sign-in/email", body, &mut Jar::default())
+            .await
+            .status,
+        401
+    );
+    // A forged X-Forwarded-For does not open a new bucket without trusted proxies.
+    let res = app
+        .send(
+            reqwest::Method::GET,
+            "/get-session",
+            None,
+            None,
+            &[("x-forwarded-for", "198.51.100.9")],
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    for _ in 0..100 {
+        app.send(
+            reqwest::Method::GET,
+            "/get-session",
+            None,
+            None,
+            &[("x-forwarded-for", "198.51.100.10")],
+        )
+        .await;
+    }
+    assert_eq!(
+        app.get("/get-session", &mut Jar::default()).await.status,
+        429
+    );
+}
+
+async fn body_limit_is_enforced(b: Backend) {
+    let app = app!(b, |s| s.server.body_limit = 1024);
+    let big = json!({"name": "x".repeat(2000), "email": unique_email(), "password": PASSWORD});
+    let res = app.post("/sign-up/email", big, &mut Jar::default()).await;
+    assert_eq!(res.status, 413);
+    assert_eq!(res.code().as_deref(), Some("PAYLOAD_TOO_LARGE"));
+}
+
+/// A TCP relay to PostgreSQL: 0 = pass, 1 = refuse (down), 2 = hold connections (stall).
+struct Relay {
+    port: u16,
+    mode: Arc<AtomicU8>,
+}
+
+impl Relay {
+    async fn start(target: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mode = Arc::new(AtomicU8::new(0));
+        let m = mode.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let m = m.clone();
+                tokio::spawn(async move {
+                    match m.load(Ordering::SeqCst) {
+                        1 => return,
+                        2 => {
+                            tokio::time::sleep(Duration::from_secs(30)).await;
+                            return;
+                        }
+                        _ => {}
+                    }
+                    let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", target)).await else {
+                        return;
+                    };
+                    let (mut ri, mut wi) = inbound.split();
+                    let (mut ro, mut wo) = outbound.split();
+                    let watch = async {
+                        while m.load(Ordering::SeqCst) == 0 {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy(&mut ri, &mut wo) => {}
+                        _ = tokio::io::copy(&mut ro, &mut wi) => {}
+                        _ = watch => {}
+                    }
+                    if m.load(Ordering::SeqCst) == 2 {
+                        // Stalled: keep both sockets open, forward nothing.
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                });
+            }
+        });
+        Self { port, mode }
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_gives_503_and_recovers() {
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
+    let relay = Relay::start(5432).await;
+    let url = db
+        .url
+        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", relay.port));
+    let app = spawn_with(Backend::Sqlite, |s| {
+        s.database.url = url;
+        s.database.acquire_timeout = 1;
+        s.database.max_connections = 2;
+    })
+    .await
+    .unwrap();
+    let (mut jar, _) = app.sign_up(&unique_email()).await;
+    relay.set(1);
+    // Existing pooled connections are cut; new ones are refused.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let res = app.get("/get-session", &mut jar.clone()).await;
+    assert_eq!(res.status, 503, "{}", res.text);
+    assert_eq!(res.code().as_deref(), Some("SERVICE_UNAVAILABLE"));
+    let res = app
+        .client
+        .get(format!("http://{}/readyz", app.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    let res = app
+        .post(
+            "/sign-in/email",
+            json!({"email": "a@example.com", "password": PASSWORD}),
+            &mut Jar::default(),
+        )
+        .await;
+    assert_eq!(res.status, 503);
+    // The database returns: service resumes without a restart.
+    relay.set(0);
+    let mut ok = false;
+    for _ in 0..50 {
+        if app.get("/get-session", &mut jar.clone()).await.status == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "recovered after the database came back");
+    assert_ne!(app.session(&mut jar).await, serde_json::Value::Null);
+    let res = app
+        .client
+        .get(format!("http://{}/readyz", app.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_requests_time_out() {
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
+    let relay = Relay::start(5432).await;
+    let url = db
+        .url
+        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", relay.port));
+    let app = spawn_with(Backend::Sqlite, |s| {
+        s.database.url = url;
+        s.database.acquire_timeout = 30;
+        s.database.max_connections = 1;
+        s.server.request_timeout = 1;
+    })
+    .await
+    .unwrap();
+    let (mut jar, _) = app.sign_up(&unique_email()).await;
+    // Stall: the pooled connection dies and the new one never answers.
+    relay.set(2);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let res = app.get("/get-session", &mut jar).await;
+    assert_eq!(res.status, 503, "{}", res.text);
+    assert_eq!(res.code().as_deref(), Some("REQUEST_TIMEOUT"));
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
