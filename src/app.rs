@@ -14,7 +14,7 @@ use crate::http::client::IpRules;
 use crate::http::forward_auth::ForwardAuth;
 use crate::http::origin::TrustedOrigins;
 use crate::http::rate_limit::RateLimiter;
-use crate::http::{router, AppState};
+use crate::http::{openapi_document, router, AppState};
 use crate::session::SessionService;
 use crate::store::sql::{connect, ExtraColumn};
 
@@ -138,6 +138,9 @@ impl Application {
             rate_limiter,
             request_timeout: std::time::Duration::from_secs(settings.server.request_timeout.max(1)),
             body_limit: settings.server.body_limit,
+            openapi: Arc::from(
+                openapi_document(&settings.base_path, &settings.forward_auth.path).as_str(),
+            ),
         };
         let listener = TcpListener::bind((settings.host.as_str(), settings.port)).await?;
         let grace = std::time::Duration::from_secs(settings.server.shutdown_grace);

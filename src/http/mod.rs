@@ -48,6 +48,37 @@ pub struct AppState {
     pub request_timeout: std::time::Duration,
     /// Largest accepted body.
     pub body_limit: usize,
+    /// The OpenAPI document served at `/openapi.json`.
+    pub openapi: Arc<str>,
+}
+
+/// Every route the router serves, as (method, path) with the default base path and
+/// forward-auth path; the OpenAPI document must describe each (a test checks both ways).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/api/auth/sign-up/email"),
+    ("POST", "/api/auth/sign-in/email"),
+    ("POST", "/api/auth/sign-out"),
+    ("GET", "/api/auth/get-session"),
+    ("POST", "/api/auth/get-session"),
+    ("GET", "/api/auth/list-sessions"),
+    ("POST", "/api/auth/revoke-session"),
+    ("POST", "/api/auth/revoke-sessions"),
+    ("POST", "/api/auth/revoke-other-sessions"),
+    ("POST", "/api/auth/update-session"),
+    ("POST", "/api/auth/update-user"),
+    ("POST", "/api/auth/change-password"),
+    ("GET", "/api/auth/ok"),
+    ("GET", "/forward-auth"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/openapi.json"),
+];
+
+/// The OpenAPI 3.1 document, with the configured paths.
+pub fn openapi_document(base_path: &str, forward_auth_path: &str) -> String {
+    include_str!("../../openapi/openapi.json")
+        .replace("\"/api/auth/", &format!("\"{base_path}/"))
+        .replace("\"/forward-auth\"", &format!("\"{forward_auth_path}\""))
 }
 
 /// The router with every route, the origin check, and the 404 fallback.
@@ -75,7 +106,8 @@ pub fn router(state: AppState) -> Router {
     let mut root = Router::new()
         .nest(&base, api)
         .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz));
+        .route("/readyz", get(ops::readyz))
+        .route("/openapi.json", get(openapi));
     if let Some(path) = &state.forward_auth_path {
         root = root.route(path, axum::routing::any(forward_auth::check));
     }
@@ -131,6 +163,15 @@ async fn timeout(
         )
         .into_response(),
     }
+}
+
+async fn openapi(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        state.openapi.to_string(),
+    )
 }
 
 async fn ok() -> Json<serde_json::Value> {

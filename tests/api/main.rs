@@ -8,6 +8,7 @@ mod auth;
 mod cookie_cache;
 mod forward_auth;
 mod lifecycle;
+mod openapi;
 mod ops;
 mod proxies;
 mod schema;
