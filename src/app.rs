@@ -138,6 +138,7 @@ impl Application {
             rate_limiter,
             request_timeout: std::time::Duration::from_secs(settings.server.request_timeout.max(1)),
             body_limit: settings.server.body_limit,
+            coerce_field_types: settings.advanced.coerce_field_types,
             openapi: Arc::from(
                 openapi_document(&settings.base_path, &settings.forward_auth.path).as_str(),
             ),

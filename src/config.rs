@@ -303,6 +303,10 @@ pub struct AdvancedSettings {
     pub cross_sub_domain_cookies: CrossSubDomainCookies,
     /// Client address detection.
     pub ip_address: IpAddressSettings,
+    /// Better Auth stores a number, boolean or object sent for a text field of
+    /// `update-user`/`update-session` as its text (`42` → `"42"`); sessiond answers 400
+    /// unless this is on.
+    pub coerce_field_types: bool,
 }
 
 impl Default for AdvancedSettings {
@@ -314,6 +318,7 @@ impl Default for AdvancedSettings {
             disable_origin_check: false,
             cross_sub_domain_cookies: CrossSubDomainCookies::default(),
             ip_address: IpAddressSettings::default(),
+            coerce_field_types: false,
         }
     }
 }
@@ -623,7 +628,29 @@ fn environment_provider() -> Figment {
             .into()
         })
         .split(".");
-    Figment::new()
-        .merge(compat)
-        .merge(Env::prefixed("SESSIOND_").split("__"))
+    // Lists and maps come as JSON (`SESSIOND_TRUSTED_ORIGINS='["https://a.example"]'`);
+    // figment's own parser does not read JSON objects, so those values are parsed here.
+    let mut json_keys = Vec::new();
+    let mut fig = Figment::new().merge(compat);
+    for (key, value) in std::env::vars() {
+        let Some(rest) = key.strip_prefix("SESSIOND_") else {
+            continue;
+        };
+        let trimmed = value.trim_start();
+        if !(trimmed.starts_with('{') || trimmed.starts_with('[')) {
+            continue;
+        }
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&value) {
+            fig = fig.merge(Serialized::default(
+                &rest.to_lowercase().replace("__", "."),
+                v,
+            ));
+            json_keys.push(rest.to_owned());
+        }
+    }
+    fig.merge(
+        Env::prefixed("SESSIOND_")
+            .filter(move |k| !json_keys.iter().any(|j| j.eq_ignore_ascii_case(k.as_str())))
+            .split("__"),
+    )
 }

@@ -178,6 +178,10 @@ fn environment_overrides_and_better_auth_variables() {
         .env("SESSIOND_SESSION__EXPIRES_IN", "3600")
         .env("SESSIOND_TRUSTED_ORIGINS", r#"["https://app.example"]"#)
         .env("SESSIOND_ADVANCED__COOKIE_PREFIX", "myapp")
+        .env(
+            "SESSIOND_SESSION__ADDITIONAL_FIELDS",
+            r#"{"theme": {"type": "string", "default_value": "light"}}"#,
+        )
         .env("SESSIOND_DATA_DIR", dir.path().join("state"));
     let (server, client) = Server::start(cmd);
     let res = client
@@ -202,6 +206,15 @@ fn environment_overrides_and_better_auth_variables() {
         sessiond::crypto::signed::Verified::Valid(_)
     ));
     assert!(dir.path().join("state/sessiond.db").exists());
+    // A JSON map from the environment: the additional field exists with its default.
+    let s: serde_json::Value = client
+        .get(server.url("/get-session"))
+        .header("cookie", cookie.split(';').next().unwrap())
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(s["session"]["theme"], "light");
     // Trusted origins from JSON and from BETTER_AUTH_URL.
     let jar_cookie = cookie.split(';').next().unwrap().to_string();
     for origin in ["https://app.example", "http://auth.example"] {

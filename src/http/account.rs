@@ -11,10 +11,15 @@ use crate::session::service::PasswordChange;
 /// Updates name and/or image: `{status: true}`.
 pub async fn update_user(mut ctx: Ctx, body: Body<false>) -> Response {
     let result = async {
-        let Some(Value::Object(obj)) = &body.value else {
-            return Err(codes::BODY_MUST_BE_AN_OBJECT);
+        let record = Fields::of_record(&body)?.object();
+        let coerced;
+        let obj = if ctx.state.coerce_field_types {
+            coerced = Fields::coerce_to_text(record, &["name", "image"]);
+            &coerced
+        } else {
+            record
         };
-        let mut f = Fields::of(&body)?;
+        let mut f = Fields::of_map(obj);
         let name = f.opt_string("name");
         let image = f.nullable_string("image");
         f.finish()?;

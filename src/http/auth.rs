@@ -21,7 +21,7 @@ fn check_callback(ctx: &Ctx, url: Option<&str>) -> Result<(), ApiError> {
 /// Creates a user and (unless auto sign-in is off) a session: `{token, user}`.
 pub async fn sign_up(mut ctx: Ctx, body: Body<true>) -> Response {
     let result = async {
-        let mut f = Fields::of(&body)?;
+        let mut f = Fields::of_object_record(&body)?;
         let name = f.string("name");
         let email = f.string("email");
         let password = f.non_empty("password");

@@ -83,7 +83,7 @@ impl<const FORM: bool> FromRequest<AppState> for Body<FORM> {
             });
         }
         let allowed = if FORM {
-            "application/json, application/x-www-form-urlencoded"
+            "application/x-www-form-urlencoded, application/json"
         } else {
             "application/json"
         };
@@ -160,6 +160,50 @@ impl<'a> Fields<'a> {
         s
     }
 
+    /// Starts validation of an already extracted object.
+    pub fn of_map(obj: &'a Map<String, Value>) -> Self {
+        Self {
+            obj,
+            form: false,
+            issues: Vec::new(),
+        }
+    }
+
+    /// Starts validation of a body that must be a record (`update-user`, `update-session`):
+    /// zod's `[body] Invalid input: expected record, received …` otherwise.
+    pub fn of_record<const F: bool>(body: &'a Body<F>) -> Result<Self, ApiError> {
+        match &body.value {
+            Some(Value::Object(obj)) => Ok(Self {
+                obj,
+                form: body.form,
+                issues: Vec::new(),
+            }),
+            other => Err(ApiError::validation(format!(
+                "[body] Invalid input: expected record, received {}",
+                received(other.as_ref())
+            ))),
+        }
+    }
+
+    /// Starts validation of sign-up's body, whose schema is an object and a record: a
+    /// non-object fails both, and zod reports both.
+    pub fn of_object_record<const F: bool>(body: &'a Body<F>) -> Result<Self, ApiError> {
+        match &body.value {
+            Some(Value::Object(obj)) => Ok(Self {
+                obj,
+                form: body.form,
+                issues: Vec::new(),
+            }),
+            other => {
+                let got = received(other.as_ref());
+                Err(ApiError::validation(format!(
+                    "[body] Invalid input: expected object, received {got}; \
+                     [body] Invalid input: expected record, received {got}"
+                )))
+            }
+        }
+    }
+
     /// An optional string (`null` is refused, as zod's `optional()` does).
     pub fn opt_string(&mut self, key: &str) -> Option<String> {
         match self.obj.get(key) {
@@ -174,6 +218,22 @@ impl<'a> Fields<'a> {
                 None
             }
         }
+    }
+
+    /// Replaces non-null, non-string values of `keys` by their text, as JavaScript's
+    /// `String(v)` (objects as JSON), which is what Better Auth ends up storing.
+    pub fn coerce_to_text(obj: &Map<String, Value>, keys: &[&str]) -> Map<String, Value> {
+        let mut out = obj.clone();
+        for k in keys {
+            if let Some(v) = out.get_mut(*k) {
+                match v {
+                    Value::Null | Value::String(_) => {}
+                    Value::Bool(_) | Value::Number(_) => *v = Value::String(v.to_string()),
+                    Value::Array(_) | Value::Object(_) => *v = Value::String(v.to_string()),
+                }
+            }
+        }
+        out
     }
 
     /// An optional string that may be `null` (`Some(None)`).

@@ -50,6 +50,8 @@ pub struct AppState {
     pub body_limit: usize,
     /// The OpenAPI document served at `/openapi.json`.
     pub openapi: Arc<str>,
+    /// Store non-text values sent for text fields as text (Better Auth's behaviour).
+    pub coerce_field_types: bool,
 }
 
 /// Every route the router serves, as (method, path) with the default base path and
@@ -101,7 +103,9 @@ pub fn router(state: AppState) -> Router {
         .route("/update-session", post(sessions::update_session))
         .route("/update-user", post(account::update_user))
         .route("/change-password", post(account::change_password))
-        .route("/ok", get(ok));
+        .route("/ok", get(ok))
+        // Better Auth routes by (method, path): HEAD is not GET there.
+        .layer(middleware::from_fn(reject_head));
     let base = state.base_path.to_string();
     let mut root = Router::new()
         .nest(&base, api)
@@ -172,6 +176,17 @@ async fn openapi(
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         state.openapi.to_string(),
     )
+}
+
+async fn reject_head(
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if req.method() == axum::http::Method::HEAD {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    next.run(req).await
 }
 
 async fn ok() -> Json<serde_json::Value> {

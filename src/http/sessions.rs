@@ -36,10 +36,15 @@ async fn get_session_with(mut ctx: Ctx, defer_read_only: bool) -> Response {
         .await
         .map(|cur| Json(session_body(&ctx, cur.as_ref())));
     let mut res = ctx.respond(result);
+    no_store(&mut res);
+    res
+}
+
+/// `get-session` answers are never cached (Better Auth's headers).
+fn no_store(res: &mut Response) {
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    res
 }
 
 /// The caller's `{session, user}` or `null`; slides the expiry when due (in deferred
@@ -52,7 +57,9 @@ pub async fn get_session(ctx: Ctx) -> Response {
 /// The deferred refresh: as `GET` without deferral. 405 unless deferred refresh is on.
 pub async fn post_get_session(ctx: Ctx) -> Response {
     if !ctx.state.sessions.policy().defer_refresh {
-        return codes::METHOD_NOT_ALLOWED_DEFER.into_response();
+        let mut res = codes::METHOD_NOT_ALLOWED_DEFER.into_response();
+        no_store(&mut res);
+        return res;
     }
     get_session_with(ctx, false).await
 }
@@ -113,8 +120,13 @@ pub async fn revoke_other_sessions(mut ctx: Ctx) -> Response {
 /// Sets additional session fields: `{session}`.
 pub async fn update_session(mut ctx: Ctx, body: Body<false>) -> Response {
     let result: Result<_, ApiError> = async {
-        let Some(Value::Object(fields)) = &body.value else {
-            return Err(codes::BODY_MUST_BE_AN_OBJECT);
+        let record = Fields::of_record(&body)?.object();
+        let coerced;
+        let fields = if ctx.state.coerce_field_types {
+            coerced = Fields::coerce_to_text(record, &ctx.state.sessions.text_fields());
+            &coerced
+        } else {
+            record
         };
         let cur = ctx.session(Gate::Session).await?;
         let svc = ctx.state.sessions.clone();

@@ -73,10 +73,42 @@ pub fn parse_iso(v: &Value) -> Option<DateTime<Utc>> {
         .map(|d| d.with_timezone(&Utc))
 }
 
+/// Whether Better Auth's JSON reviver would turn this string into a `Date`
+/// (`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$`); such a value in a text field
+/// fails its schema, so the cache holding it is refused.
+fn is_iso_like(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|x| x.iter().all(u8::is_ascii_digit));
+    if b.len() < 20 || b.last() != Some(&b'Z') {
+        return false;
+    }
+    let head = digits(0..4)
+        && b.get(4) == Some(&b'-')
+        && digits(5..7)
+        && b.get(7) == Some(&b'-')
+        && digits(8..10)
+        && b.get(10) == Some(&b'T')
+        && digits(11..13)
+        && b.get(13) == Some(&b':')
+        && digits(14..16)
+        && b.get(16) == Some(&b':')
+        && digits(17..19);
+    let tail = &b[19..b.len() - 1];
+    head && (tail.is_empty()
+        || (tail.len() >= 2 && tail[0] == b'.' && tail[1..].iter().all(u8::is_ascii_digit)))
+}
+
+fn text(v: Option<&Value>) -> Option<String> {
+    v.and_then(Value::as_str)
+        .filter(|s| !is_iso_like(s))
+        .map(String::from)
+}
+
 fn opt_text(v: Option<&Value>) -> Option<Option<String>> {
     match v {
         None | Some(Value::Null) => Some(None),
-        Some(Value::String(s)) => Some(Some(s.clone())),
+        Some(Value::String(s)) if !is_iso_like(s) => Some(Some(s.clone())),
         Some(_) => None,
     }
 }
@@ -85,7 +117,7 @@ impl User {
     /// Reads a user from a cookie-cache payload with Better Auth's schema rules (email
     /// lower-cased, `emailVerified` defaulting to false); `None` when it does not fit.
     pub fn from_json(m: &Map<String, Value>) -> Option<Self> {
-        let text = |k: &str| m.get(k).and_then(Value::as_str).map(String::from);
+        let text = |k: &str| text(m.get(k));
         let mut extra = m.clone();
         for k in [
             "id",
@@ -149,13 +181,13 @@ impl Session {
     /// Reads a session from a cookie-cache payload with Better Auth's schema rules; any
     /// key beyond the core fields is kept in `extra`. `None` when it does not fit.
     pub fn from_json(m: &Map<String, Value>) -> Option<Self> {
-        let text = |k: &str| m.get(k).and_then(Value::as_str).map(String::from);
+        let text = |k: &str| text(m.get(k));
         let mut extra = m.clone();
         for k in CORE_SESSION_FIELDS {
             extra.remove(*k);
         }
         let user_id = match m.get("userId")? {
-            Value::String(s) => s.clone(),
+            Value::String(s) if !is_iso_like(s) => s.clone(),
             Value::Number(n) => n.to_string(),
             _ => return None,
         };
@@ -206,13 +238,40 @@ impl Serialize for SessionOut<'_> {
         m.serialize_entry("updatedAt", &iso(&x.updated_at))?;
         m.serialize_entry("ipAddress", &x.ip_address)?;
         m.serialize_entry("userAgent", &x.user_agent)?;
+        // Better Auth's schema order: core fields, additional fields, then `id`.
+        m.serialize_entry("userId", &x.user_id)?;
         for (k, v) in &x.extra {
             if !self.hidden.iter().any(|h| h == k) {
                 m.serialize_entry(k, v)?;
             }
         }
-        m.serialize_entry("userId", &x.user_id)?;
         m.serialize_entry("id", &x.id)?;
         m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_like_strings_are_refused_in_text_fields() {
+        assert!(is_iso_like("2026-01-01T00:00:00Z"));
+        assert!(is_iso_like("2026-01-01T00:00:00.123456Z"));
+        assert!(!is_iso_like("2026-01-01T00:00:00.Z"));
+        assert!(!is_iso_like("2026-01-01 00:00:00Z"));
+        assert!(!is_iso_like("Zoë"));
+        let user = serde_json::json!({
+            "id": "u", "name": "2026-01-01T00:00:00.000Z", "email": "a@b.co",
+            "emailVerified": false, "createdAt": "2026-01-01T00:00:00.000Z",
+            "updatedAt": "2026-01-01T00:00:00.000Z"
+        });
+        let mut m = user.as_object().unwrap().clone();
+        assert!(User::from_json(&m).is_none());
+        m.insert("name".into(), Value::String("Ada".into()));
+        m.insert("role".into(), Value::String("admin".into()));
+        let u = User::from_json(&m).unwrap();
+        assert_eq!(u.extra.get("role"), Some(&Value::String("admin".into())));
+        assert_eq!(u.to_json().keys().next_back().map(String::as_str), Some("id"));
     }
 }

@@ -205,6 +205,16 @@ impl SessionService {
         })
     }
 
+    /// Names of the string-typed additional session fields.
+    pub fn text_fields(&self) -> Vec<&str> {
+        self.inner
+            .fields
+            .iter()
+            .filter(|(_, f)| f.kind == crate::config::FieldType::String)
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+
     /// `token.signature` for a bare session token (bearer tokens).
     pub fn sign_token(&self, token: &str) -> String {
         self.inner.key.sign(token)
@@ -472,6 +482,7 @@ impl SessionService {
             }));
         }
         if !due {
+            self.write_cache(&session, &user, false, req, out);
             return Ok(Some(Current {
                 session,
                 user,
@@ -768,7 +779,7 @@ impl SessionService {
                     crate::config::FieldType::Boolean => "boolean",
                 };
                 return Err(ApiError::validation(format!(
-                    "Invalid input: expected {expected}, received {}",
+                    "[body.{name}] Invalid input: expected {expected}, received {}",
                     json_type(v)
                 )));
             }

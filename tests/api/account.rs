@@ -48,7 +48,17 @@ async fn update_user_name_and_image(b: Backend) {
         .await;
     assert_eq!(res.json(), json!({"message": "No fields to update"}));
     let res = app.post("/update-user", json!(["x"]), &mut jar).await;
-    assert_eq!(res.code().as_deref(), Some("BODY_MUST_BE_AN_OBJECT"));
+    assert_eq!(
+        res.json(),
+        json!({"message": "[body] Invalid input: expected record, received array", "code": "VALIDATION_ERROR"})
+    );
+    let res = app
+        .post("/update-user", json!({"name": 42}), &mut jar)
+        .await;
+    assert_eq!(
+        res.json()["message"],
+        "[body.name] Invalid input: expected string, received number"
+    );
 }
 
 async fn change_password_flows(b: Backend) {

@@ -147,7 +147,7 @@ async fn sign_up_validation_errors(b: Backend) {
             json!([1, 2]),
             400,
             "VALIDATION_ERROR",
-            Some("[body] Invalid input: expected object, received array"),
+            Some("[body] Invalid input: expected object, received array; [body] Invalid input: expected record, received array"),
         ),
     ];
     for (body, status, code, message) in cases {

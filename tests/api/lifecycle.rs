@@ -182,6 +182,7 @@ async fn post_get_session_without_defer_is_405(b: Backend) {
         res.json(),
         json!({"message": "POST method requires deferSessionRefresh to be enabled in session config", "code": "METHOD_NOT_ALLOWED_DEFER_SESSION_REQUIRED"})
     );
+    assert_eq!(res.header("cache-control").as_deref(), Some("no-store"));
 }
 
 async fn list_sessions_requires_fresh_session(b: Backend) {

@@ -142,7 +142,7 @@ async fn content_types_and_json(b: Backend) {
     assert_eq!(res.status(), 415);
     assert_eq!(
         res.json::<serde_json::Value>().await.unwrap(),
-        json!({"message": "Content-Type \"text/plain\" is not allowed. Allowed types: application/json, application/x-www-form-urlencoded", "code": "UNSUPPORTED_MEDIA_TYPE"})
+        json!({"message": "Content-Type \"text/plain\" is not allowed. Allowed types: application/x-www-form-urlencoded, application/json", "code": "UNSUPPORTED_MEDIA_TYPE"})
     );
     let res = raw(Some("application/json"), "{\"email\":").await.unwrap();
     assert_eq!(res.status(), 400);
@@ -173,6 +173,11 @@ async fn content_types_and_json(b: Backend) {
             .unwrap();
         assert_eq!(res.status(), 404, "{m} {p}");
         assert_eq!(res.text().await.unwrap(), "");
+    }
+    // Routing is by method and path: HEAD is not GET.
+    for p in ["/ok", "/get-session"] {
+        let res = app.client.head(app.url(p)).send().await.unwrap();
+        assert_eq!(res.status(), 404, "HEAD {p}");
     }
     let res = app
         .client

@@ -6,6 +6,7 @@ use crate::helpers::*;
 use crate::{app, on_both_backends};
 
 on_both_backends!(
+    coerce_field_types_option,
     list_and_revoke,
     revoke_sessions_revokes_all_and_clears_cookies,
     revoke_other_sessions_keeps_current,
@@ -207,9 +208,45 @@ async fn update_session_additional_field(b: Backend) {
         .await;
     assert_eq!(res.status, 400);
     assert_eq!(res.code().as_deref(), Some("VALIDATION_ERROR"));
+    assert_eq!(
+        res.json()["message"],
+        "[body.theme] Invalid input: expected string, received number"
+    );
     let res = app.post("/update-session", json!("dark"), &mut jar).await;
     assert_eq!(
         res.json(),
-        json!({"message": "Body must be an object", "code": "BODY_MUST_BE_AN_OBJECT"})
+        json!({"message": "[body] Invalid input: expected record, received string", "code": "VALIDATION_ERROR"})
     );
+    // Additional fields follow the core ones, `id` last (Better Auth's schema order).
+    let s = app.session(&mut jar).await;
+    let keys: Vec<_> = s["session"].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(keys[keys.len() - 3..], ["userId", "theme", "id"]);
+}
+
+async fn coerce_field_types_option(b: Backend) {
+    let app = app!(b, |s| {
+        s.advanced.coerce_field_types = true;
+        s.session.additional_fields.insert(
+            "theme".into(),
+            serde_json::from_value(json!({"type": "string"})).unwrap(),
+        );
+    });
+    let (mut jar, _) = app.sign_up(&unique_email()).await;
+    // Better Auth's behaviour, on request: non-text values are stored as their text.
+    let res = app
+        .post("/update-session", json!({"theme": 42}), &mut jar)
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(res.json()["session"]["theme"], "42");
+    let res = app
+        .post(
+            "/update-user",
+            json!({"name": {"a": 1}, "image": true}),
+            &mut jar,
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let s = app.session(&mut jar).await;
+    assert_eq!(s["user"]["name"], r#"{"a":1}"#);
+    assert_eq!(s["user"]["image"], "true");
 }
