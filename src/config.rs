@@ -301,6 +301,8 @@ pub struct AdvancedSettings {
     pub disable_origin_check: bool,
     /// Share cookies with subdomains.
     pub cross_sub_domain_cookies: CrossSubDomainCookies,
+    /// Attributes applied to every session cookie (Better Auth's `defaultCookieAttributes`).
+    pub default_cookie_attributes: CookieAttributes,
     /// Client address detection.
     pub ip_address: IpAddressSettings,
     /// Better Auth stores a number, boolean or object sent for a text field of
@@ -317,10 +319,23 @@ impl Default for AdvancedSettings {
             disable_csrf_check: false,
             disable_origin_check: false,
             cross_sub_domain_cookies: CrossSubDomainCookies::default(),
+            default_cookie_attributes: CookieAttributes::default(),
             ip_address: IpAddressSettings::default(),
             coerce_field_types: false,
         }
     }
+}
+
+/// `advanced.defaultCookieAttributes`: overrides of the session cookies' attributes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CookieAttributes {
+    /// `lax` (default), `strict` or `none` (which forces `Secure`).
+    pub same_site: Option<String>,
+    /// Force `Secure` on or off (the `__Secure-` name prefix follows `use_secure_cookies`).
+    pub secure: Option<bool>,
+    /// Add `Partitioned` (CHIPS; forces `Secure`).
+    pub partitioned: bool,
 }
 
 /// `advanced.crossSubDomainCookies`.
@@ -556,6 +571,13 @@ impl Settings {
                         "session.additional_fields.{name}.default_value does not match its type"
                     )));
                 }
+            }
+        }
+        if let Some(ss) = &self.advanced.default_cookie_attributes.same_site {
+            if !matches!(ss.to_ascii_lowercase().as_str(), "lax" | "strict" | "none") {
+                return Err(ConfigError::Invalid(format!(
+                    "advanced.default_cookie_attributes.same_site must be lax, strict or none, not {ss:?}"
+                )));
             }
         }
         if self.email_and_password.min_password_length > self.email_and_password.max_password_length

@@ -17,8 +17,10 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -148,7 +150,38 @@ pub fn router(state: AppState) -> Router {
                 .on_failure(()),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(cors(state.origins.clone()))
+        .layer(middleware::map_response(strip_ungranted_cors))
         .with_state(state)
+}
+
+/// CORS for browsers on other trusted origins: the exact origin (never `*`) with
+/// credentials, answered to preflights before routing; untrusted origins get no grant.
+fn cors(origins: Arc<origin::TrustedOrigins>) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |o: &HeaderValue, _| {
+            o.to_str().is_ok_and(|o| origins.is_trusted(o))
+        }))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers([HeaderName::from_static("set-auth-token")])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+/// Removes CORS headers that grant nothing: an untrusted origin gets no
+/// `Access-Control-Allow-*` at all, not a lone `Allow-Credentials`.
+async fn strip_ungranted_cors(mut res: axum::response::Response) -> axum::response::Response {
+    use axum::http::header;
+    let h = res.headers_mut();
+    if !h.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+        h.remove(header::ACCESS_CONTROL_ALLOW_CREDENTIALS);
+        h.remove(header::ACCESS_CONTROL_ALLOW_METHODS);
+        h.remove(header::ACCESS_CONTROL_ALLOW_HEADERS);
+        h.remove(header::ACCESS_CONTROL_EXPOSE_HEADERS);
+        h.remove(header::ACCESS_CONTROL_MAX_AGE);
+    }
+    res
 }
 
 /// Answers 503 `REQUEST_TIMEOUT` when a request outlives `server.request_timeout`.

@@ -67,11 +67,29 @@ impl CookieConfig {
                 attrs.push_str(&domain);
             }
         }
+        let over = &s.advanced.default_cookie_attributes;
+        let same_site = match over
+            .same_site
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("strict") => "Strict",
+            Some("none") => "None",
+            _ => "Lax",
+        };
+        // better-call forces Secure for SameSite=None, Partitioned and __Secure- names.
+        let secure_attr =
+            secure || same_site == "None" || over.partitioned || over.secure == Some(true);
         attrs.push_str("; Path=/; HttpOnly");
-        if secure {
+        if secure_attr {
             attrs.push_str("; Secure");
         }
-        attrs.push_str("; SameSite=Lax");
+        attrs.push_str("; SameSite=");
+        attrs.push_str(same_site);
+        if over.partitioned {
+            attrs.push_str("; Partitioned");
+        }
         Self {
             token_name: format!("{pre}{prefix}.session_token"),
             data_name: format!("{pre}{prefix}.session_data"),

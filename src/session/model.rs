@@ -272,6 +272,9 @@ mod tests {
         m.insert("role".into(), Value::String("admin".into()));
         let u = User::from_json(&m).unwrap();
         assert_eq!(u.extra.get("role"), Some(&Value::String("admin".into())));
-        assert_eq!(u.to_json().keys().next_back().map(String::as_str), Some("id"));
+        assert_eq!(
+            u.to_json().keys().next_back().map(String::as_str),
+            Some("id")
+        );
     }
 }

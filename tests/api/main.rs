@@ -6,6 +6,7 @@ mod helpers;
 mod account;
 mod auth;
 mod cookie_cache;
+mod cors;
 mod forward_auth;
 mod lifecycle;
 mod openapi;
