@@ -86,6 +86,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     grace: std::time::Duration,
+    metrics_listener: Option<(TcpListener, metrics_exporter_prometheus::PrometheusHandle)>,
 }
 
 impl Application {
@@ -119,6 +120,17 @@ impl Application {
         tracing::info!(?backend, "store ready");
         let ip = IpRules::new(&settings.advanced.ip_address).map_err(StartError::Config)?;
         let forward_auth = ForwardAuth::new(&settings.forward_auth).map_err(StartError::Config)?;
+        let metrics_handle = settings
+            .metrics
+            .enabled
+            .then(crate::metrics::install)
+            .flatten();
+        let metrics_listener = match (&metrics_handle, settings.metrics.listen.as_str()) {
+            (Some(h), addr) if !addr.is_empty() => {
+                Some((TcpListener::bind(addr).await?, h.clone()))
+            }
+            _ => None,
+        };
         let rate_limiter = settings
             .rate_limit_enabled()
             .then(|| Arc::new(RateLimiter::new(&settings, clock.clone())));
@@ -139,6 +151,8 @@ impl Application {
             request_timeout: std::time::Duration::from_secs(settings.server.request_timeout.max(1)),
             body_limit: settings.server.body_limit,
             coerce_field_types: settings.advanced.coerce_field_types,
+            metrics: metrics_handle.clone(),
+            metrics_on_main: settings.metrics.listen.is_empty(),
             openapi: Arc::from(
                 openapi_document(&settings.base_path, &settings.forward_auth.path).as_str(),
             ),
@@ -149,6 +163,7 @@ impl Application {
             listener,
             router: router(state),
             grace,
+            metrics_listener,
         })
     }
 
@@ -160,6 +175,17 @@ impl Application {
     /// Serves until SIGINT or SIGTERM, then drains in-flight requests for at most
     /// `server.shutdown_grace` seconds.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        if let Some((listener, handle)) = self.metrics_listener {
+            let app = Router::new().route(
+                "/metrics",
+                axum::routing::get(move || async move { handle.render() }),
+            );
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "metrics listener failed");
+                }
+            });
+        }
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             shutdown_signal().await;

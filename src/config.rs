@@ -58,6 +58,8 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     /// HTTP server limits.
     pub server: ServerSettings,
+    /// Prometheus metrics.
+    pub metrics: MetricsSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -125,6 +127,7 @@ impl Default for Settings {
             forward_auth: ForwardAuthSettings::default(),
             rate_limit: RateLimitSettings::default(),
             server: ServerSettings::default(),
+            metrics: MetricsSettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -441,6 +444,25 @@ impl Default for ServerSettings {
             request_timeout: 30,
             body_limit: 65_536,
             shutdown_grace: 30,
+        }
+    }
+}
+
+/// Prometheus metrics.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Serve `/metrics`.
+    pub enabled: bool,
+    /// `host:port` of a separate listener for `/metrics`; empty: the main listener.
+    pub listen: String,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: String::new(),
         }
     }
 }

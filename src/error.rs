@@ -204,10 +204,12 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(cause) => {
+                crate::metrics::store_error("unavailable");
                 tracing::warn!(error = %cause, "session store unavailable");
                 codes::SERVICE_UNAVAILABLE
             }
             other => {
+                crate::metrics::store_error("backend");
                 tracing::error!(error = %other, "session store error");
                 ApiError::empty(StatusCode::INTERNAL_SERVER_ERROR)
             }

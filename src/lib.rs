@@ -33,6 +33,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod session;
 pub mod store;
 pub mod telemetry;

@@ -69,6 +69,7 @@ pub fn verify_blocking(password: &str, stored: &str) -> Result<bool, PasswordErr
 #[derive(Clone)]
 pub struct Hasher {
     permits: Arc<Semaphore>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Hasher {
@@ -76,26 +77,38 @@ impl Hasher {
     pub fn new(limit: usize) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(limit.max(1))),
+            queued: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         }
     }
 
-    /// Number of hashes waiting for a permit or running.
-    pub fn available(&self) -> usize {
-        self.permits.available_permits()
+    /// Hashes waiting for a permit or running.
+    pub fn queued(&self) -> usize {
+        self.queued.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| PasswordError::Internal)?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|_| PasswordError::Internal)?
+        use std::sync::atomic::Ordering;
+        crate::metrics::hash_queue(self.queued.fetch_add(1, Ordering::Relaxed) + 1);
+        let result = async {
+            let _permit = self
+                .permits
+                .acquire()
+                .await
+                .map_err(|_| PasswordError::Internal)?;
+            tokio::task::spawn_blocking(f)
+                .await
+                .map_err(|_| PasswordError::Internal)?
+        }
+        .await;
+        crate::metrics::hash_queue(
+            self.queued
+                .fetch_sub(1, Ordering::Relaxed)
+                .saturating_sub(1),
+        );
+        result
     }
 
     /// Hashes a new password.

@@ -54,6 +54,10 @@ pub struct AppState {
     pub openapi: Arc<str>,
     /// Store non-text values sent for text fields as text (Better Auth's behaviour).
     pub coerce_field_types: bool,
+    /// The Prometheus handle, when metrics are on.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Whether `/metrics` is served by the main listener.
+    pub metrics_on_main: bool,
 }
 
 /// Every route the router serves, as (method, path) with the default base path and
@@ -76,6 +80,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/openapi.json"),
+    ("GET", "/metrics"),
 ];
 
 /// The OpenAPI 3.1 document, with the configured paths.
@@ -114,6 +119,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/openapi.json", get(openapi));
+    if let Some(handle) = state.metrics.clone().filter(|_| state.metrics_on_main) {
+        root = root.route("/metrics", get(move || async move { handle.render() }));
+    }
     if let Some(path) = &state.forward_auth_path {
         root = root.route(path, axum::routing::any(forward_auth::check));
     }
@@ -129,6 +137,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(state.body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), timeout))
+        .layer(middleware::from_fn(crate::metrics::track))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             TraceLayer::new_for_http()

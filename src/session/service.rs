@@ -437,6 +437,7 @@ impl SessionService {
                 let now_ms = now.timestamp_millis();
                 match self.accept_cache(&raw, &token, now_ms) {
                     Some((session, user, window_end)) => {
+                        crate::metrics::cache_hit();
                         let refresh = inner.cache.refresh_within_ms;
                         if refresh.is_some_and(|r| window_end - now_ms < r) {
                             self.set_session_cookie(&session, &user, None, req, out);
@@ -448,7 +449,10 @@ impl SessionService {
                             dont_remember,
                         }));
                     }
-                    None => self.expire_cache(req, out),
+                    None => {
+                        crate::metrics::cache_miss();
+                        self.expire_cache(req, out);
+                    }
                 }
             }
         }
@@ -493,6 +497,7 @@ impl SessionService {
         let expires_at = inner.policy.expiry(now, true);
         match inner.store.touch_session(&token, expires_at, now).await? {
             Some(updated) => {
+                crate::metrics::session_refreshed();
                 self.set_session_cookie(&updated, &user, Some(false), req, out);
                 Ok(Some(Current {
                     session: updated,
@@ -613,6 +618,7 @@ impl SessionService {
         }
         match session {
             Some(s) => {
+                crate::metrics::session_created();
                 self.set_session_cookie(&s, &user, Some(!input.remember_me), req, out);
                 Ok((Some(s.token), user))
             }
@@ -659,6 +665,7 @@ impl SessionService {
                 return Err(codes::FAILED_TO_CREATE_SESSION);
             }
         }
+        crate::metrics::session_created();
         self.set_session_cookie(&session, &user, Some(!input.remember_me), req, out);
         Ok((session.token, user))
     }
@@ -668,6 +675,7 @@ impl SessionService {
     pub async fn sign_out(&self, req: &RequestCookies, out: &mut Vec<String>) {
         let inner = &self.inner;
         if let Some(token) = req.signed(&inner.cookies.token_name, &inner.key).valid() {
+            crate::metrics::sessions_revoked(1);
             if let Err(e) = inner.store.delete_session(&token).await {
                 tracing::warn!(error = %e, "sign-out could not delete the session");
             }
@@ -712,11 +720,15 @@ impl SessionService {
         req: &RequestCookies,
         out: &mut Vec<String>,
     ) -> Result<(), ApiError> {
-        self.inner
+        let deleted = self
+            .inner
             .store
             .delete_user_session(&cur.user.id, token)
             .await
             .map_err(Self::revoke_error)?;
+        if deleted {
+            crate::metrics::sessions_revoked(1);
+        }
         if token == cur.session.token {
             self.delete_session_cookies(req, out);
         }
@@ -730,22 +742,27 @@ impl SessionService {
         req: &RequestCookies,
         out: &mut Vec<String>,
     ) -> Result<(), ApiError> {
-        self.inner
+        let n = self
+            .inner
             .store
             .delete_user_sessions(&cur.user.id)
             .await
             .map_err(Self::revoke_error)?;
+        crate::metrics::sessions_revoked(n);
         self.delete_session_cookies(req, out);
         Ok(())
     }
 
     /// Revokes every session of the user but the caller's.
     pub async fn revoke_other_sessions(&self, cur: &Current) -> Result<(), ApiError> {
-        self.inner
+        let n = self
+            .inner
             .store
             .delete_other_sessions(&cur.user.id, &cur.session.token)
             .await
-            .map_err(Self::revoke_error)
+            .map_err(Self::revoke_error)?;
+        crate::metrics::sessions_revoked(n);
+        Ok(())
     }
 
     // ---- updates --------------------------------------------------------------------
@@ -904,6 +921,7 @@ impl SessionService {
                 return Err(codes::FAILED_TO_GET_SESSION_500);
             }
         }
+        crate::metrics::session_created();
         self.set_session_cookie(&session, &cur.user, None, req, out);
         Ok(Some(session.token))
     }

@@ -59,6 +59,10 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        Ok(self.data.read().await.users.get(id).cloned())
+    }
+
     async fn user_by_email(
         &self,
         email: &str,
@@ -149,26 +153,23 @@ impl Store for MemoryStore {
         Ok(false)
     }
 
-    async fn delete_user_sessions(&self, user_id: &str) -> Result<(), StoreError> {
-        self.data
-            .write()
-            .await
-            .sessions
-            .retain(|_, s| s.user_id != user_id);
-        Ok(())
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
+        let mut d = self.data.write().await;
+        let before = d.sessions.len();
+        d.sessions.retain(|_, s| s.user_id != user_id);
+        Ok((before - d.sessions.len()) as u64)
     }
 
     async fn delete_other_sessions(
         &self,
         user_id: &str,
         keep_token: &str,
-    ) -> Result<(), StoreError> {
-        self.data
-            .write()
-            .await
-            .sessions
+    ) -> Result<u64, StoreError> {
+        let mut d = self.data.write().await;
+        let before = d.sessions.len();
+        d.sessions
             .retain(|t, s| s.user_id != user_id || t == keep_token);
-        Ok(())
+        Ok((before - d.sessions.len()) as u64)
     }
 
     async fn replace_user_sessions(&self, user_id: &str, new: &Session) -> Result<(), StoreError> {

@@ -64,6 +64,9 @@ pub trait Store: Send + Sync + 'static {
         session: Option<&Session>,
     ) -> Result<(), StoreError>;
 
+    /// A user by id.
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
+
     /// Finds a user by (lower-cased) email, with the password of its credential account.
     async fn user_by_email(
         &self,
@@ -113,15 +116,15 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a session by token only if it belongs to `user_id`; whether one was deleted.
     async fn delete_user_session(&self, user_id: &str, token: &str) -> Result<bool, StoreError>;
 
-    /// Deletes every session of a user.
-    async fn delete_user_sessions(&self, user_id: &str) -> Result<(), StoreError>;
+    /// Deletes every session of a user; how many.
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError>;
 
-    /// Deletes every session of a user but `keep_token`.
+    /// Deletes every session of a user but `keep_token`; how many.
     async fn delete_other_sessions(
         &self,
         user_id: &str,
         keep_token: &str,
-    ) -> Result<(), StoreError>;
+    ) -> Result<u64, StoreError>;
 
     /// Atomically deletes every session of a user and inserts `new`.
     async fn replace_user_sessions(&self, user_id: &str, new: &Session) -> Result<(), StoreError>;

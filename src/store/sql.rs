@@ -256,6 +256,12 @@ impl Store for SqlStore<$db> {
         Ok(())
     }
 
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let sql = format!(r#"select {USER_COLS} from "user" u where u."id" = $1"#);
+        let row = sqlx::query(&sql).bind(id.to_owned()).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| user_from(&r, "u_")).transpose()?)
+    }
+
     async fn user_by_email(
         &self,
         email: &str,
@@ -381,25 +387,25 @@ impl Store for SqlStore<$db> {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn delete_user_sessions(&self, user_id: &str) -> Result<(), StoreError> {
-        sqlx::query(r#"delete from "session" where "userId" = $1"#)
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(r#"delete from "session" where "userId" = $1"#)
             .bind(user_id.to_owned())
             .execute(&self.pool)
             .await?;
-        Ok(())
+        Ok(done.rows_affected())
     }
 
     async fn delete_other_sessions(
         &self,
         user_id: &str,
         keep_token: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(r#"delete from "session" where "userId" = $1 and "token" <> $2"#)
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(r#"delete from "session" where "userId" = $1 and "token" <> $2"#)
             .bind(user_id.to_owned())
             .bind(keep_token.to_owned())
             .execute(&self.pool)
             .await?;
-        Ok(())
+        Ok(done.rows_affected())
     }
 
     async fn replace_user_sessions(

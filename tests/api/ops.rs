@@ -268,3 +268,73 @@ async fn slow_requests_time_out() {
     assert_eq!(res.code().as_deref(), Some("REQUEST_TIMEOUT"));
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+fn metric(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_metrics() {
+    let app = spawn_with(Backend::Sqlite, |s| {
+        s.session.cookie_cache.enabled = true;
+    })
+    .await
+    .unwrap();
+    let url = format!("http://{}/metrics", app.addr);
+    let before = app
+        .client
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (mut jar, _) = app.sign_up(&unique_email()).await;
+    app.session(&mut jar).await;
+    app.post("/sign-out", json!({}), &mut jar).await;
+    let res = app.client.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let after = res.text().await.unwrap();
+    let get_session =
+        r#"http_requests_total{method="GET",route="/api/auth/get-session",status="200"}"#;
+    assert!(
+        metric(&after, get_session) >= metric(&before, get_session) + 1.0,
+        "{after}"
+    );
+    assert!(
+        after.contains("http_request_duration_seconds_bucket{"),
+        "latency histogram"
+    );
+    for (name, at_least) in [
+        ("sessions_created_total", 1.0),
+        ("sessions_revoked_total", 1.0),
+        ("cookie_cache_hits_total", 1.0),
+    ] {
+        assert!(
+            metric(&after, name) >= metric(&before, name) + at_least,
+            "{name}: {after}"
+        );
+    }
+    assert!(after.contains("password_hash_queue"));
+    // Unknown paths are counted under one label, not one per path.
+    app.client
+        .get(format!("http://{}/nope/123", app.addr))
+        .send()
+        .await
+        .unwrap();
+    let text = app
+        .client
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("/nope/123"));
+    assert!(text.contains(r#"route="unmatched""#));
+}

@@ -1,0 +1,139 @@
+//! Prometheus metrics: requests by route and status with latency histograms, session
+//! lifecycle counters, cookie-cache hits and misses, store errors and the password-hashing
+//! queue. One recorder per process; `/metrics` renders it.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide recorder (once) and returns its handle.
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ];
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("http_request_duration_seconds".into()),
+                    &buckets,
+                )
+                .ok()?;
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            describe();
+            Some(handle)
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "http_requests_total",
+        "HTTP requests by method, route and status"
+    );
+    describe_histogram!("http_request_duration_seconds", "HTTP request latency");
+    describe_counter!(
+        "sessions_created_total",
+        "Sessions created (sign-up, sign-in, password change)"
+    );
+    describe_counter!(
+        "sessions_refreshed_total",
+        "Sliding refreshes written to the store"
+    );
+    describe_counter!("sessions_revoked_total", "Sessions revoked or signed out");
+    describe_counter!(
+        "cookie_cache_hits_total",
+        "get-session answered from the cookie cache"
+    );
+    describe_counter!(
+        "cookie_cache_misses_total",
+        "Cookie cache present but refused"
+    );
+    describe_counter!("store_errors_total", "Storage errors by kind");
+    describe_gauge!("password_hash_queue", "Password hashes waiting or running");
+}
+
+fn status_label(code: u16) -> &'static str {
+    match code {
+        200 => "200",
+        204 => "204",
+        302 => "302",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        413 => "413",
+        415 => "415",
+        422 => "422",
+        429 => "429",
+        500 => "500",
+        503 => "503",
+        _ => "other",
+    }
+}
+
+/// Middleware: counts and times every request by its route template.
+pub async fn track(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().as_str().to_string();
+    let res = next.run(req).await;
+    let status = status_label(res.status().as_u16());
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
+    res
+}
+
+/// A session was created.
+pub fn session_created() {
+    metrics::counter!("sessions_created_total").increment(1);
+}
+
+/// A refresh was written.
+pub fn session_refreshed() {
+    metrics::counter!("sessions_refreshed_total").increment(1);
+}
+
+/// Sessions were revoked.
+pub fn sessions_revoked(n: u64) {
+    metrics::counter!("sessions_revoked_total").increment(n);
+}
+
+/// A cookie cache answered.
+pub fn cache_hit() {
+    metrics::counter!("cookie_cache_hits_total").increment(1);
+}
+
+/// A cookie cache was present but refused.
+pub fn cache_miss() {
+    metrics::counter!("cookie_cache_misses_total").increment(1);
+}
+
+/// The store failed.
+pub fn store_error(kind: &'static str) {
+    metrics::counter!("store_errors_total", "kind" => kind).increment(1);
+}
+
+/// Hashes waiting or running.
+pub fn hash_queue(n: usize) {
+    metrics::gauge!("password_hash_queue").set(n as f64);
+}
