@@ -15,7 +15,9 @@ use crate::http::forward_auth::ForwardAuth;
 use crate::http::origin::TrustedOrigins;
 use crate::http::rate_limit::RateLimiter;
 use crate::http::{openapi_document, router, AppState};
+use crate::session::revocation::Revocations;
 use crate::session::SessionService;
+use crate::store::redis::{RedisOptions, RedisStore};
 use crate::store::sql::{connect, ExtraColumn};
 
 /// Why the service could not start.
@@ -110,14 +112,45 @@ impl Application {
                 kind: f.kind,
             })
             .collect();
-        let (store, backend) = connect(
+        let connected = connect(
             &settings.database,
             &settings.data_dir,
             extras,
             settings.database.migrate_on_start,
         )
         .await?;
-        tracing::info!(?backend, "store ready");
+        tracing::info!(backend = ?connected.backend, "store ready");
+        let cache = &settings.session.cookie_cache;
+        let cache_on = cache.enabled || settings.is_stateless();
+        let revocations = Arc::new(Revocations::new(
+            // Stateless mode has no shared store to learn revocations from.
+            cache_on && cache.immediate_revocation && !settings.is_stateless(),
+            cache.max_age.unwrap_or(if settings.is_stateless() {
+                settings.session.expires_in
+            } else {
+                300
+            }),
+            clock.clone(),
+        ));
+        let mut store = connected.store;
+        let sessions_in_db =
+            settings.redis.url.is_empty() || settings.session.store_session_in_database;
+        if let (Some(pool), true) = (connected.pg_pool, sessions_in_db) {
+            revocations.spawn_pg_listener(pool);
+        }
+        if !settings.redis.url.is_empty() {
+            let opts = RedisOptions {
+                prefix: settings.redis.key_prefix.clone(),
+                store_in_db: settings.session.store_session_in_database,
+                preserve_in_db: settings.session.preserve_session_in_database,
+            };
+            let (redis_store, client) =
+                RedisStore::connect(&settings.redis.url, store, opts, clock.clone()).await?;
+            revocations
+                .spawn_redis_listener(client, RedisStore::channel(&settings.redis.key_prefix));
+            store = Arc::new(redis_store);
+            tracing::info!("redis secondary storage ready");
+        }
         let ip = IpRules::new(&settings.advanced.ip_address).map_err(StartError::Config)?;
         let forward_auth = ForwardAuth::new(&settings.forward_auth).map_err(StartError::Config)?;
         let metrics_handle = settings
@@ -135,7 +168,7 @@ impl Application {
             .rate_limit_enabled()
             .then(|| Arc::new(RateLimiter::new(&settings, clock.clone())));
         let state = AppState {
-            sessions: SessionService::new(&settings, store, clock, &secret)
+            sessions: SessionService::new(&settings, store, clock, &secret, revocations)
                 .map_err(|_| StartError::Config("unusable secret".into()))?,
             origins: Arc::new(TrustedOrigins::new(&settings)),
             ip: Arc::new(ip),

@@ -46,6 +46,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Database connection.
     pub database: DatabaseSettings,
+    /// Redis as Better Auth's secondary storage.
+    pub redis: RedisSettings,
     /// Session lifetime and refresh.
     pub session: SessionSettings,
     /// Email and password sign-in.
@@ -121,6 +123,7 @@ impl Default for Settings {
             trusted_origins: Vec::new(),
             data_dir: PathBuf::from("./data"),
             database: DatabaseSettings::default(),
+            redis: RedisSettings::default(),
             session: SessionSettings::default(),
             email_and_password: EmailPasswordSettings::default(),
             advanced: AdvancedSettings::default(),
@@ -158,6 +161,17 @@ impl Default for DatabaseSettings {
     }
 }
 
+/// Redis (Better Auth's `secondaryStorage`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://host:6379/0`; empty: no secondary storage.
+    pub url: String,
+    /// Prefix of every key (Better Auth core: none; `@better-auth/redis-storage`:
+    /// `better-auth:`).
+    pub key_prefix: String,
+}
+
 /// Better Auth's `session.*` options (durations in seconds).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -176,6 +190,11 @@ pub struct SessionSettings {
     pub additional_fields: BTreeMap<String, AdditionalField>,
     /// The `session_data` cookie cache.
     pub cookie_cache: CookieCacheSettings,
+    /// With Redis: keep sessions in the database too.
+    pub store_session_in_database: bool,
+    /// With Redis and `store_session_in_database`: end revoked rows (`expiresAt = now`)
+    /// instead of deleting them, for audit.
+    pub preserve_session_in_database: bool,
 }
 
 /// Better Auth's `session.cookieCache`.
@@ -193,6 +212,9 @@ pub struct CookieCacheSettings {
     /// Re-issue the cache when 80% of its life has passed (stateless mode only; forced
     /// off with a database, as in Better Auth). Unset: on in stateless mode.
     pub refresh_cache: Option<bool>,
+    /// Refuse cached sessions revoked on any replica at once (PostgreSQL LISTEN/NOTIFY,
+    /// Redis pub/sub) instead of after `max_age`.
+    pub immediate_revocation: bool,
 }
 
 impl Default for CookieCacheSettings {
@@ -203,6 +225,7 @@ impl Default for CookieCacheSettings {
             strategy: None,
             version: "1".into(),
             refresh_cache: None,
+            immediate_revocation: true,
         }
     }
 }
@@ -217,6 +240,8 @@ impl Default for SessionSettings {
             defer_session_refresh: false,
             additional_fields: BTreeMap::new(),
             cookie_cache: CookieCacheSettings::default(),
+            store_session_in_database: false,
+            preserve_session_in_database: false,
         }
     }
 }
@@ -514,6 +539,7 @@ impl From<figment::Error> for ConfigError {
                         "secret" => "BETTER_AUTH_SECRET",
                         "base_url" => "BETTER_AUTH_URL",
                         "database.url" => "DATABASE_URL",
+                        "redis.url" => "REDIS_URL",
                         "host" => "HOST",
                         _ => "PORT",
                     }
@@ -658,6 +684,7 @@ fn environment_provider() -> Figment {
             "BETTER_AUTH_SECRET",
             "BETTER_AUTH_URL",
             "DATABASE_URL",
+            "REDIS_URL",
             "HOST",
             "PORT",
         ])
@@ -666,6 +693,7 @@ fn environment_provider() -> Figment {
                 "BETTER_AUTH_SECRET" => "secret",
                 "BETTER_AUTH_URL" => "base_url",
                 "DATABASE_URL" => "database.url",
+                "REDIS_URL" => "redis.url",
                 "HOST" => "host",
                 _ => "port",
             }

@@ -14,17 +14,35 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Readiness: 200 when the database answers, else 503 with the failing check.
+/// Readiness: 200 when every backend (database, Redis) answers, else 503 naming the
+/// failing one. The revocation listeners are reported but never fail readiness: while
+/// they are down, cookie-cache hits are simply revalidated against the store.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match state.sessions.ping().await {
-        Ok(()) => Json(json!({ "status": "ok", "checks": { "database": "ok" } })).into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "checks": { "database": "unavailable" } })),
-            )
-                .into_response()
-        }
+    let health = state.sessions.health().await;
+    let ready = health.iter().all(|(_, ok)| *ok);
+    let mut checks = serde_json::Map::new();
+    for (name, ok) in health {
+        checks.insert(name.into(), json!(if ok { "ok" } else { "unavailable" }));
     }
+    let revocations = state.sessions.revocations();
+    if revocations.enabled() {
+        let up = revocations.listeners_connected();
+        checks.insert(
+            "revocation_listener".into(),
+            json!(if up { "ok" } else { "reconnecting" }),
+        );
+    }
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    if !ready {
+        tracing::warn!(?checks, "readiness check failed");
+    }
+    (
+        status,
+        Json(json!({ "status": if ready { "ok" } else { "unavailable" }, "checks": checks })),
+    )
+        .into_response()
 }

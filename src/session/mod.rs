@@ -7,6 +7,7 @@ pub mod cache;
 pub mod cookies;
 pub mod model;
 pub mod policy;
+pub mod revocation;
 pub mod service;
 
 pub use service::{ClientInfo, Current, ResolveOptions, SessionService};

@@ -57,6 +57,12 @@ impl Policy {
                 <= now
     }
 
+    /// The latest expiry at which a session is still due for refresh at `now`
+    /// (`expiresAt ≤ now + expiresIn − updateAge`), for refreshes that must not repeat.
+    pub fn due_by(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + Duration::seconds(self.expires_in) - Duration::seconds(self.update_age)
+    }
+
     /// Whether the session is too old for the endpoints that require a fresh sign-in.
     pub fn is_stale(&self, s: &Session, now: DateTime<Utc>) -> bool {
         self.fresh_age != 0 && now - s.created_at >= Duration::seconds(self.fresh_age)

@@ -20,7 +20,8 @@ use crate::session::cache::{CacheCodec, Strategy};
 use crate::session::cookies::{CookieConfig, RequestCookies};
 use crate::session::model::{Session, SessionOut, User};
 use crate::session::policy::Policy;
-use crate::store::{NewCredentialAccount, Store, StoreError};
+use crate::session::revocation::Revocations;
+use crate::store::{NewCredentialAccount, Store, StoreError, Touched};
 
 /// What the HTTP layer knows of the client, recorded on new sessions.
 #[derive(Debug, Clone, Default)]
@@ -109,6 +110,7 @@ struct Inner {
     fields: Vec<(String, AdditionalField)>,
     hidden_fields: Vec<String>,
     cache: CacheSetup,
+    revocations: Arc<Revocations>,
 }
 
 /// The effective cookie-cache settings (Better Auth's defaults for stateless mode applied).
@@ -168,6 +170,7 @@ impl SessionService {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         secret: &str,
+        revocations: Arc<Revocations>,
     ) -> Result<Self, hmac::digest::InvalidLength> {
         let key = SigningKey::new(secret.as_bytes())?;
         let ep = settings.email_and_password.clone();
@@ -201,8 +204,23 @@ impl SessionService {
                 fields,
                 hidden_fields,
                 cache: CacheSetup::new(settings, secret),
+                revocations,
             }),
         })
+    }
+
+    /// Counts revoked sessions and denies their cached copies at once on this replica
+    /// (other replicas learn through the revocation listeners).
+    fn note_revoked(&self, tokens: &[String]) {
+        crate::metrics::sessions_revoked(tokens.len() as u64);
+        for t in tokens {
+            self.inner.revocations.deny(t);
+        }
+    }
+
+    /// The deny set of revoked tokens.
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.inner.revocations
     }
 
     /// Names of the string-typed additional session fields.
@@ -246,6 +264,11 @@ impl SessionService {
             session: s,
             hidden: &self.inner.hidden_fields,
         }
+    }
+
+    /// Each backend and whether it answers.
+    pub async fn health(&self) -> Vec<(&'static str, bool)> {
+        self.inner.store.health().await
     }
 
     /// Whether the storage answers.
@@ -399,6 +422,9 @@ impl SessionService {
         if session.expires_at.timestamp_millis() < now_ms {
             return None;
         }
+        if !self.inner.revocations.allows_cached(token, p.updated_at) {
+            return None;
+        }
         Some((session, user, p.expires_at_ms))
     }
 
@@ -495,8 +521,14 @@ impl SessionService {
             }));
         }
         let expires_at = inner.policy.expiry(now, true);
-        match inner.store.touch_session(&token, expires_at, now).await? {
-            Some(updated) => {
+        let due_by = inner.policy.due_by(now);
+        match inner
+            .store
+            .touch_session(&token, expires_at, now, due_by)
+            .await?
+        {
+            Touched::Refreshed(updated) => {
+                let updated = *updated;
                 crate::metrics::session_refreshed();
                 self.set_session_cookie(&updated, &user, Some(false), req, out);
                 Ok(Some(Current {
@@ -506,7 +538,17 @@ impl SessionService {
                     dont_remember,
                 }))
             }
-            None => {
+            Touched::AlreadyFresh => {
+                // Another request or replica refreshed it a moment ago.
+                self.write_cache(&session, &user, false, req, out);
+                Ok(Some(Current {
+                    session,
+                    user,
+                    needs_refresh: None,
+                    dont_remember,
+                }))
+            }
+            Touched::Gone => {
                 // Deleted between the read and the refresh: fail closed.
                 self.delete_session_cookies(req, out);
                 Err(codes::FAILED_TO_GET_SESSION)
@@ -675,7 +717,7 @@ impl SessionService {
     pub async fn sign_out(&self, req: &RequestCookies, out: &mut Vec<String>) {
         let inner = &self.inner;
         if let Some(token) = req.signed(&inner.cookies.token_name, &inner.key).valid() {
-            crate::metrics::sessions_revoked(1);
+            self.note_revoked(std::slice::from_ref(&token));
             if let Err(e) = inner.store.delete_session(&token).await {
                 tracing::warn!(error = %e, "sign-out could not delete the session");
             }
@@ -727,7 +769,7 @@ impl SessionService {
             .await
             .map_err(Self::revoke_error)?;
         if deleted {
-            crate::metrics::sessions_revoked(1);
+            self.note_revoked(std::slice::from_ref(&token.to_owned()));
         }
         if token == cur.session.token {
             self.delete_session_cookies(req, out);
@@ -748,7 +790,7 @@ impl SessionService {
             .delete_user_sessions(&cur.user.id)
             .await
             .map_err(Self::revoke_error)?;
-        crate::metrics::sessions_revoked(n);
+        self.note_revoked(&n);
         self.delete_session_cookies(req, out);
         Ok(())
     }
@@ -761,7 +803,7 @@ impl SessionService {
             .delete_other_sessions(&cur.user.id, &cur.session.token)
             .await
             .map_err(Self::revoke_error)?;
-        crate::metrics::sessions_revoked(n);
+        self.note_revoked(&n);
         Ok(())
     }
 
@@ -914,7 +956,7 @@ impl SessionService {
             .replace_user_sessions(&cur.user.id, &session)
             .await
         {
-            Ok(()) => {}
+            Ok(gone) => self.note_revoked(&gone),
             Err(e @ StoreError::Unavailable(_)) => return Err(e.into()),
             Err(e) => {
                 tracing::error!(error = %e, "change-password could not replace sessions");

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use tokio::sync::RwLock;
 
-use super::{NewCredentialAccount, Store, StoreError};
+use super::{EndTarget, NewCredentialAccount, Store, StoreError, Touched};
 use crate::session::model::{Session, User};
 
 #[derive(Default)]
@@ -114,13 +114,39 @@ impl Store for MemoryStore {
         token: &str,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<Option<Session>, StoreError> {
+        due_by: DateTime<Utc>,
+    ) -> Result<Touched, StoreError> {
         let mut d = self.data.write().await;
-        Ok(d.sessions.get_mut(token).map(|s| {
-            s.expires_at = expires_at;
-            s.updated_at = now;
-            s.clone()
-        }))
+        Ok(match d.sessions.get_mut(token) {
+            None => Touched::Gone,
+            Some(s) if s.expires_at > due_by => Touched::AlreadyFresh,
+            Some(s) => {
+                s.expires_at = expires_at;
+                s.updated_at = now;
+                Touched::Refreshed(Box::new(s.clone()))
+            }
+        })
+    }
+
+    async fn end_sessions(
+        &self,
+        target: EndTarget<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut d = self.data.write().await;
+        let mut ended = Vec::new();
+        for s in d.sessions.values_mut() {
+            let hit = match target {
+                EndTarget::Token(t) => s.token == t,
+                EndTarget::User(u, except) => s.user_id == u && Some(s.token.as_str()) != except,
+            };
+            if hit && s.expires_at > now {
+                s.expires_at = now;
+                s.updated_at = now;
+                ended.push(s.token.clone());
+            }
+        }
+        Ok(ended)
     }
 
     async fn update_session_fields(
@@ -153,30 +179,50 @@ impl Store for MemoryStore {
         Ok(false)
     }
 
-    async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
         let mut d = self.data.write().await;
-        let before = d.sessions.len();
-        d.sessions.retain(|_, s| s.user_id != user_id);
-        Ok((before - d.sessions.len()) as u64)
+        let gone: Vec<String> = d
+            .sessions
+            .values()
+            .filter(|s| s.user_id == user_id)
+            .map(|s| s.token.clone())
+            .collect();
+        for t in &gone {
+            d.sessions.remove(t);
+        }
+        Ok(gone)
     }
 
     async fn delete_other_sessions(
         &self,
         user_id: &str,
         keep_token: &str,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         let mut d = self.data.write().await;
-        let before = d.sessions.len();
-        d.sessions
-            .retain(|t, s| s.user_id != user_id || t == keep_token);
-        Ok((before - d.sessions.len()) as u64)
+        let gone: Vec<String> = d
+            .sessions
+            .values()
+            .filter(|s| s.user_id == user_id && s.token != keep_token)
+            .map(|s| s.token.clone())
+            .collect();
+        for t in &gone {
+            d.sessions.remove(t);
+        }
+        Ok(gone)
     }
 
-    async fn replace_user_sessions(&self, user_id: &str, new: &Session) -> Result<(), StoreError> {
-        let mut d = self.data.write().await;
-        d.sessions.retain(|_, s| s.user_id != user_id);
-        d.sessions.insert(new.token.clone(), new.clone());
-        Ok(())
+    async fn replace_user_sessions(
+        &self,
+        user_id: &str,
+        new: &Session,
+    ) -> Result<Vec<String>, StoreError> {
+        let gone = self.delete_user_sessions(user_id).await?;
+        self.data
+            .write()
+            .await
+            .sessions
+            .insert(new.token.clone(), new.clone());
+        Ok(gone)
     }
 
     async fn list_sessions(

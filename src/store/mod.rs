@@ -3,6 +3,7 @@
 //! module; nothing above it sees a query or a connection.
 
 pub mod memory;
+pub mod redis;
 pub mod sql;
 
 use async_trait::async_trait;
@@ -10,6 +11,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::session::model::{Session, User};
+
+/// A boxed error cause.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 /// A storage failure, classified by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]
@@ -19,10 +23,10 @@ pub enum StoreError {
     Conflict,
     /// The backend cannot be reached or has no free connection: retry later (503).
     #[error("storage unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] Cause),
     /// Anything else (500).
     #[error("storage error: {0}")]
-    Backend(#[source] sqlx::Error),
+    Backend(#[source] Cause),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -33,10 +37,36 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
-            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
-            _ => StoreError::Backend(e),
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(Box::new(e)),
+            _ => StoreError::Backend(Box::new(e)),
         }
     }
+}
+
+impl From<::redis::RedisError> for StoreError {
+    fn from(e: ::redis::RedisError) -> Self {
+        if e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_timeout()
+            || e.is_unrecoverable_error()
+        {
+            StoreError::Unavailable(Box::new(e))
+        } else {
+            StoreError::Backend(Box::new(e))
+        }
+    }
+}
+
+/// The outcome of a sliding refresh.
+#[derive(Debug, Clone)]
+pub enum Touched {
+    /// The expiry moved; the updated session.
+    Refreshed(Box<Session>),
+    /// Another request (or replica) refreshed it first; nothing written.
+    AlreadyFresh,
+    /// The session no longer exists.
+    Gone,
 }
 
 /// The credential account written at sign-up (`providerId = 'credential'`).
@@ -48,12 +78,26 @@ pub struct NewCredentialAccount {
     pub password_hash: String,
 }
 
+/// Which sessions [`Store::end_sessions`] ends.
+#[derive(Debug, Clone, Copy)]
+pub enum EndTarget<'a> {
+    /// One session by token.
+    Token(&'a str),
+    /// Every live session of a user, except one token if given.
+    User(&'a str, Option<&'a str>),
+}
+
 /// What the session service needs from storage. Methods take `now` from the caller's clock;
 /// no implementation reads the time itself.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Each backend and whether it answers, for `/readyz`.
+    async fn health(&self) -> Vec<(&'static str, bool)> {
+        vec![("database", self.ping().await.is_ok())]
+    }
 
     /// Writes a user, its credential account and optionally its first session in one
     /// transaction. [`StoreError::Conflict`] when the email is taken.
@@ -94,13 +138,24 @@ pub trait Store: Send + Sync + 'static {
     /// A session and its user, by token, in one round trip.
     async fn find_session(&self, token: &str) -> Result<Option<(Session, User)>, StoreError>;
 
-    /// Slides a session's expiry; `None` if it no longer exists.
+    /// Slides a session's expiry to `expires_at`, but only while it is still due (its
+    /// expiry is at most `due_by`), so concurrent refreshes write once.
     async fn touch_session(
         &self,
         token: &str,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<Option<Session>, StoreError>;
+        due_by: DateTime<Utc>,
+    ) -> Result<Touched, StoreError>;
+
+    /// Ends sessions in place (`expiresAt = now`) instead of deleting them, for
+    /// `preserve_session_in_database`: one token, or every live session of a user
+    /// except `except`. Returns the tokens ended.
+    async fn end_sessions(
+        &self,
+        target: EndTarget<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError>;
 
     /// Sets additional fields of a session; `None` if it no longer exists.
     async fn update_session_fields(
@@ -116,18 +171,22 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a session by token only if it belongs to `user_id`; whether one was deleted.
     async fn delete_user_session(&self, user_id: &str, token: &str) -> Result<bool, StoreError>;
 
-    /// Deletes every session of a user; how many.
-    async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError>;
+    /// Deletes every session of a user; the deleted tokens.
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<Vec<String>, StoreError>;
 
-    /// Deletes every session of a user but `keep_token`; how many.
+    /// Deletes every session of a user but `keep_token`; the deleted tokens.
     async fn delete_other_sessions(
         &self,
         user_id: &str,
         keep_token: &str,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<Vec<String>, StoreError>;
 
-    /// Atomically deletes every session of a user and inserts `new`.
-    async fn replace_user_sessions(&self, user_id: &str, new: &Session) -> Result<(), StoreError>;
+    /// Atomically deletes every session of a user and inserts `new`; the deleted tokens.
+    async fn replace_user_sessions(
+        &self,
+        user_id: &str,
+        new: &Session,
+    ) -> Result<Vec<String>, StoreError>;
 
     /// The user's sessions that expire after `now`.
     async fn list_sessions(

@@ -18,7 +18,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Database, Executor, Pool, Postgres, Row, Sqlite};
 
-use super::{NewCredentialAccount, Store, StoreError};
+use super::{EndTarget, NewCredentialAccount, Store, StoreError, Touched};
 use crate::config::{DatabaseSettings, FieldType};
 use crate::session::model::{Session, User};
 
@@ -31,6 +31,16 @@ pub enum Backend {
     Sqlite,
     /// In process memory (stateless mode: `database.url = "memory"`).
     Memory,
+}
+
+/// An opened database.
+pub struct Connected {
+    /// The store over it.
+    pub store: Arc<dyn Store>,
+    /// Which backend it is.
+    pub backend: Backend,
+    /// The PostgreSQL pool (for the revocation listener).
+    pub pg_pool: Option<sqlx::PgPool>,
 }
 
 /// An additional session column.
@@ -49,7 +59,7 @@ pub async fn connect(
     data_dir: &Path,
     extras: Vec<ExtraColumn>,
     migrate: bool,
-) -> Result<(Arc<dyn Store>, Backend), StoreError> {
+) -> Result<Connected, StoreError> {
     let url = if db.url.is_empty() {
         std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Unavailable(e.into()))?;
         format!("sqlite://{}", data_dir.join("sessiond.db").display())
@@ -58,7 +68,11 @@ pub async fn connect(
     };
     let acquire = Duration::from_secs(db.acquire_timeout.max(1));
     if url == "memory" || url == "memory:" {
-        return Ok((Arc::new(super::memory::MemoryStore::new()), Backend::Memory));
+        return Ok(Connected {
+            store: Arc::new(super::memory::MemoryStore::new()),
+            backend: Backend::Memory,
+            pg_pool: None,
+        });
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let opts = PgConnectOptions::from_str(&url)?;
@@ -85,7 +99,11 @@ pub async fn connect(
             );
             pool.execute(stmt.as_str()).await?;
         }
-        Ok((Arc::new(SqlStore::new(pool, extras)), Backend::Postgres))
+        Ok(Connected {
+            store: Arc::new(SqlStore::new(pool.clone(), extras)),
+            backend: Backend::Postgres,
+            pg_pool: Some(pool),
+        })
     } else if url.starts_with("sqlite:") {
         let opts = SqliteConnectOptions::from_str(&url)?
             .create_if_missing(true)
@@ -118,11 +136,15 @@ pub async fn connect(
             let stmt = format!(r#"alter table "session" add column "{}" {ty}"#, c.name);
             pool.execute(stmt.as_str()).await?;
         }
-        Ok((Arc::new(SqlStore::new(pool, extras)), Backend::Sqlite))
+        Ok(Connected {
+            store: Arc::new(SqlStore::new(pool, extras)),
+            backend: Backend::Sqlite,
+            pg_pool: None,
+        })
     } else {
-        Err(StoreError::Backend(sqlx::Error::Configuration(
+        Err(StoreError::Backend(Box::new(sqlx::Error::Configuration(
             "database.url must start with postgres://, postgresql:// or sqlite:".into(),
-        )))
+        ))))
     }
 }
 
@@ -162,7 +184,7 @@ impl Statements {
                 r#"select {cols}, {USER_COLS} from "session" s join "user" u on u."id" = s."userId" where s."token" = $1"#
             ),
             touch_session: format!(
-                r#"update "session" set "expiresAt" = $1, "updatedAt" = $2 where "token" = $3 returning {returning}"#
+                r#"update "session" set "expiresAt" = $1, "updatedAt" = $2 where "token" = $3 and "expiresAt" <= $4 returning {returning}"#
             ),
             list_sessions: format!(
                 r#"select {cols} from "session" s where s."userId" = $1 and s."expiresAt" > $2"#
@@ -333,14 +355,47 @@ impl Store for SqlStore<$db> {
         token: &str,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<Option<Session>, StoreError> {
+        due_by: DateTime<Utc>,
+    ) -> Result<Touched, StoreError> {
         let row = sqlx::query(&self.sql.touch_session)
             .bind(expires_at)
             .bind(now)
             .bind(token.to_owned())
+            .bind(due_by)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| session_from(&r, &self.extras)).transpose()?)
+        if let Some(r) = row {
+            return Ok(Touched::Refreshed(Box::new(session_from(&r, &self.extras)?)));
+        }
+        // Not updated: refreshed concurrently, or gone.
+        let exists = sqlx::query(r#"select 1 from "session" where "token" = $1"#)
+            .bind(token.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(if exists.is_some() { Touched::AlreadyFresh } else { Touched::Gone })
+    }
+
+    async fn end_sessions(
+        &self,
+        target: EndTarget<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let q = match target {
+            EndTarget::Token(t) => sqlx::query_scalar(
+                r#"update "session" set "expiresAt" = $1, "updatedAt" = $1
+                   where "token" = $2 and "expiresAt" > $1 returning "token""#,
+            )
+            .bind(now)
+            .bind(t.to_owned()),
+            EndTarget::User(u, except) => sqlx::query_scalar(
+                r#"update "session" set "expiresAt" = $1, "updatedAt" = $1
+                   where "userId" = $2 and "expiresAt" > $1 and "token" <> $3 returning "token""#,
+            )
+            .bind(now)
+            .bind(u.to_owned())
+            .bind(except.unwrap_or("").to_owned()),
+        };
+        Ok(q.fetch_all(&self.pool).await?)
     }
 
     async fn update_session_fields(
@@ -387,40 +442,42 @@ impl Store for SqlStore<$db> {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query(r#"delete from "session" where "userId" = $1"#)
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+        let tokens = sqlx::query_scalar(r#"delete from "session" where "userId" = $1 returning "token""#)
             .bind(user_id.to_owned())
-            .execute(&self.pool)
+            .fetch_all(&self.pool)
             .await?;
-        Ok(done.rows_affected())
+        Ok(tokens)
     }
 
     async fn delete_other_sessions(
         &self,
         user_id: &str,
         keep_token: &str,
-    ) -> Result<u64, StoreError> {
-        let done = sqlx::query(r#"delete from "session" where "userId" = $1 and "token" <> $2"#)
-            .bind(user_id.to_owned())
-            .bind(keep_token.to_owned())
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+    ) -> Result<Vec<String>, StoreError> {
+        let tokens = sqlx::query_scalar(
+            r#"delete from "session" where "userId" = $1 and "token" <> $2 returning "token""#,
+        )
+        .bind(user_id.to_owned())
+        .bind(keep_token.to_owned())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(tokens)
     }
 
     async fn replace_user_sessions(
         &self,
         user_id: &str,
         new: &Session,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(r#"delete from "session" where "userId" = $1"#)
+        let tokens = sqlx::query_scalar(r#"delete from "session" where "userId" = $1 returning "token""#)
             .bind(user_id.to_owned())
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
         self.insert_session(&mut *tx, new).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(tokens)
     }
 
     async fn list_sessions(

@@ -20,10 +20,13 @@ on_both_backends!(
     dont_remember_cache_has_no_max_age,
 );
 
+/// An app with the cache on and Better Auth's semantics (no immediate revocation), so
+/// that deleting rows behind the cache's back shows what the cache alone answers.
 async fn cached_app(b: Backend, strategy: Strategy) -> Option<TestApp> {
     spawn_with(b, |s| {
         s.session.cookie_cache.enabled = true;
         s.session.cookie_cache.strategy = Some(strategy);
+        s.session.cookie_cache.immediate_revocation = false;
     })
     .await
 }

@@ -245,6 +245,12 @@ pub const TOKEN_COOKIE: &str = "better-auth.session_token";
 pub const DONT_REMEMBER_COOKIE: &str = "better-auth.dont_remember";
 
 impl TestApp {
+    /// The test clock's current time in ms.
+    pub fn clock_ms(&self) -> i64 {
+        use sessiond::clock::Clock;
+        self.clock.now_ms()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -12,6 +12,7 @@ mod lifecycle;
 mod openapi;
 mod ops;
 mod proxies;
+mod redis;
 mod schema;
 mod security;
 mod sessions;

@@ -1,0 +1,660 @@
+//! Better Auth's `secondaryStorage` on Redis, wrapped around the SQL store.
+//!
+//! Key layout and TTLs are Better Auth's, so a Better Auth app sharing the Redis reads
+//! what sessiond writes and the reverse:
+//! - `<prefix><token>` → `{"session": {…}, "user": {…}}` (ISO dates), TTL = whole seconds
+//!   until `expiresAt`;
+//! - `<prefix>active-sessions-<userId>` → `[{"token", "expiresAt": ms}, …]` ascending,
+//!   expired entries pruned, TTL = seconds until the furthest expiry, deleted when empty.
+//!
+//! Users and accounts always live in the database. Sessions live only in Redis, unless
+//! `store_session_in_database` (then also in the database; reads fall back to it on a
+//! Redis miss or outage unless `preserve_session_in_database`, which ends revoked rows
+//! in place instead of deleting them).
+//!
+//! Revocation is atomic per session: one script deletes the token key and its list entry
+//! together, and refreshes and updates are compare-and-set, so a refresh racing a
+//! revocation can never bring the session back. Every revocation is announced on
+//! `<prefix>sessiond:revoked` for the other replicas' cookie-cache deny sets.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+use serde_json::{json, Map, Value};
+
+use super::{EndTarget, NewCredentialAccount, Store, StoreError, Touched};
+use crate::clock::Clock;
+use crate::session::model::{Session, SessionOut, User};
+use crate::session::revocation::token_hash;
+
+/// Rewrites a user's active-session list atomically.
+/// KEYS[1] list, KEYS[2] token key (for "add": only added while it exists).
+/// ARGV[1] now (ms), ARGV[2] "add" | "remove", ARGV[3] token (add) or tokens (remove),
+/// ARGV[4] expiresAt (ms, add).
+const LIST_SCRIPT: &str = r#"
+local raw = redis.call('GET', KEYS[1])
+local list = {}
+if raw then
+  local ok, v = pcall(cjson.decode, raw)
+  if ok and type(v) == 'table' then list = v end
+end
+local now = tonumber(ARGV[1])
+local mode = ARGV[2]
+local drop = {}
+for i = 3, #ARGV do drop[ARGV[i]] = true end
+if mode == 'add' then drop = {}; drop[ARGV[3]] = true end
+local out, seen = {}, {}
+for _, e in ipairs(list) do
+  if type(e) == 'table' and type(e.token) == 'string' then
+    local exp = tonumber(e.expiresAt)
+    if exp and exp > now and not drop[e.token] and not seen[e.token] then
+      seen[e.token] = true
+      table.insert(out, {token = e.token, expiresAt = exp})
+    end
+  end
+end
+if mode == 'add' then
+  local exp = tonumber(ARGV[4])
+  if exp > now and (KEYS[2] == nil or redis.call('EXISTS', KEYS[2]) == 1) then
+    table.insert(out, {token = ARGV[3], expiresAt = exp})
+  end
+end
+table.sort(out, function(a, b) return a.expiresAt < b.expiresAt end)
+if #out == 0 then redis.call('DEL', KEYS[1]); return 0 end
+local parts = {}
+for i, e in ipairs(out) do
+  parts[i] = '{"token":' .. cjson.encode(e.token) .. ',"expiresAt":' .. string.format('%.0f', e.expiresAt) .. '}'
+end
+local ttl = math.floor((out[#out].expiresAt - now) / 1000)
+if ttl > 0 then
+  redis.call('SET', KEYS[1], '[' .. table.concat(parts, ',') .. ']', 'EX', ttl)
+else
+  redis.call('DEL', KEYS[1])
+end
+return #out
+"#;
+
+/// Deletes token keys and their list entries in one step.
+/// KEYS[1] list, KEYS[2..] token keys; ARGV[1] now, ARGV[2..] tokens (same order).
+const REVOKE_SCRIPT: &str = r#"
+local deleted = 0
+for i = 2, #KEYS do deleted = deleted + redis.call('DEL', KEYS[i]) end
+local raw = redis.call('GET', KEYS[1])
+if raw then
+  local ok, list = pcall(cjson.decode, raw)
+  if ok and type(list) == 'table' then
+    local drop = {}
+    for i = 2, #ARGV do drop[ARGV[i]] = true end
+    local now = tonumber(ARGV[1])
+    local parts, last = {}, nil
+    for _, e in ipairs(list) do
+      local exp = type(e) == 'table' and tonumber(e.expiresAt)
+      if exp and exp > now and type(e.token) == 'string' and not drop[e.token] then
+        table.insert(parts, '{"token":' .. cjson.encode(e.token) .. ',"expiresAt":' .. string.format('%.0f', exp) .. '}')
+        if not last or exp > last then last = exp end
+      end
+    end
+    if #parts == 0 then
+      redis.call('DEL', KEYS[1])
+    else
+      local ttl = math.floor((last - now) / 1000)
+      if ttl > 0 then
+        redis.call('SET', KEYS[1], '[' .. table.concat(parts, ',') .. ']', 'EX', ttl)
+      else
+        redis.call('DEL', KEYS[1])
+      end
+    end
+  end
+end
+return deleted
+"#;
+
+/// Sets a key only if it still holds the value read before (compare-and-set).
+/// KEYS[1]; ARGV[1] expected, ARGV[2] new value, ARGV[3] TTL (s).
+const CAS_SCRIPT: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  return 1
+end
+return 0
+"#;
+
+/// Redis settings for the secondary store.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// Prefix of every key (Better Auth core: none; `@better-auth/redis-storage`:
+    /// `better-auth:`).
+    pub prefix: String,
+    /// Also keep sessions in the database.
+    pub store_in_db: bool,
+    /// End revoked database rows in place instead of deleting them.
+    pub preserve_in_db: bool,
+}
+
+/// The secondary store.
+pub struct RedisStore {
+    primary: Arc<dyn Store>,
+    conn: ConnectionManager,
+    opts: RedisOptions,
+    clock: Arc<dyn Clock>,
+    list_script: Script,
+    revoke_script: Script,
+    cas_script: Script,
+}
+
+/// Seconds until `at`, floored, never negative (Better Auth's `getTTLSeconds`).
+fn ttl_secs(at: DateTime<Utc>, now_ms: i64) -> i64 {
+    ((at.timestamp_millis() - now_ms) / 1000).max(0)
+}
+
+fn stored_value(session: &Session, user: &User) -> String {
+    json!({ "session": SessionOut { session, hidden: &[] }, "user": user }).to_string()
+}
+
+fn parse_value(raw: &str) -> Option<(Session, User)> {
+    let v: Value = serde_json::from_str(raw).ok()?;
+    // Better Auth's storage adapters may store the JSON text of the JSON text.
+    let v = match v {
+        Value::String(inner) => serde_json::from_str(&inner).ok()?,
+        other => other,
+    };
+    let session = Session::from_json(v.get("session")?.as_object()?)?;
+    let user = User::from_json(v.get("user")?.as_object()?)?;
+    Some((session, user))
+}
+
+#[derive(serde::Deserialize)]
+struct ListEntry {
+    token: String,
+    #[serde(rename = "expiresAt")]
+    expires_at: f64,
+}
+
+impl RedisStore {
+    /// Connects to Redis (auto-reconnecting) around `primary`.
+    pub async fn connect(
+        url: &str,
+        primary: Arc<dyn Store>,
+        opts: RedisOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Self, redis::Client), StoreError> {
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
+            .set_response_timeout(Some(std::time::Duration::from_secs(2)))
+            .set_number_of_retries(2);
+        let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
+        Ok((
+            Self {
+                primary,
+                conn,
+                opts,
+                clock,
+                list_script: Script::new(LIST_SCRIPT),
+                revoke_script: Script::new(REVOKE_SCRIPT),
+                cas_script: Script::new(CAS_SCRIPT),
+            },
+            client,
+        ))
+    }
+
+    /// The pub/sub channel revocations are announced on.
+    pub fn channel(prefix: &str) -> String {
+        format!("{prefix}sessiond:revoked")
+    }
+
+    fn key(&self, token: &str) -> String {
+        format!("{}{token}", self.opts.prefix)
+    }
+
+    fn list_key(&self, user_id: &str) -> String {
+        format!("{}active-sessions-{user_id}", self.opts.prefix)
+    }
+
+    fn falls_back_to_db(&self) -> bool {
+        self.opts.store_in_db && !self.opts.preserve_in_db
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let mut c = self.conn.clone();
+        Ok(c.get(key).await?)
+    }
+
+    async fn list_tokens(&self, user_id: &str, now_ms: i64) -> Result<Vec<String>, StoreError> {
+        let raw = self.get(&self.list_key(user_id)).await?;
+        let entries: Vec<ListEntry> = raw
+            .and_then(|r| serde_json::from_str(&r).ok())
+            .unwrap_or_default();
+        let mut tokens: Vec<String> = Vec::new();
+        for e in entries {
+            if e.expires_at > now_ms as f64 && !tokens.contains(&e.token) {
+                tokens.push(e.token);
+            }
+        }
+        Ok(tokens)
+    }
+
+    /// Writes a new session: list entry, then the token key (Better Auth's order).
+    async fn write_new(&self, s: &Session, user: &User) -> Result<(), StoreError> {
+        let now = self.clock.now_ms();
+        let ttl = ttl_secs(s.expires_at, now);
+        if ttl <= 0 {
+            return Ok(());
+        }
+        let mut c = self.conn.clone();
+        let key = self.key(&s.token);
+        let _: () = c.set_ex(&key, stored_value(s, user), ttl as u64).await?;
+        let _: i64 = self
+            .list_script
+            .key(self.list_key(&s.user_id))
+            .key(&key)
+            .arg(now)
+            .arg("add")
+            .arg(&s.token)
+            .arg(s.expires_at.timestamp_millis())
+            .invoke_async(&mut c)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes sessions of one user from Redis atomically and announces them.
+    async fn revoke_in_redis(&self, user_id: &str, tokens: &[String]) -> Result<u64, StoreError> {
+        if tokens.is_empty() {
+            return Ok(0);
+        }
+        let mut c = self.conn.clone();
+        let mut inv = self.revoke_script.key(self.list_key(user_id));
+        for t in tokens {
+            inv.key(self.key(t));
+        }
+        inv.arg(self.clock.now_ms());
+        for t in tokens {
+            inv.arg(t);
+        }
+        let deleted: u64 = inv.invoke_async(&mut c).await?;
+        for t in tokens {
+            let _: Result<i64, _> = c
+                .publish(Self::channel(&self.opts.prefix), token_hash(t))
+                .await;
+        }
+        Ok(deleted)
+    }
+
+    /// Applies `change` to a stored session by compare-and-set (retried once).
+    async fn modify(
+        &self,
+        token: &str,
+        change: impl Fn(&mut Session),
+    ) -> Result<Option<(Session, User)>, StoreError> {
+        let key = self.key(token);
+        for _ in 0..2 {
+            let Some(raw) = self.get(&key).await? else {
+                return Ok(None);
+            };
+            let Some((mut session, user)) = parse_value(&raw) else {
+                return Ok(None);
+            };
+            change(&mut session);
+            let ttl = ttl_secs(session.expires_at, self.clock.now_ms());
+            if ttl <= 0 {
+                return Ok(Some((session, user)));
+            }
+            let mut c = self.conn.clone();
+            let ok: i64 = self
+                .cas_script
+                .key(&key)
+                .arg(&raw)
+                .arg(stored_value(&session, &user))
+                .arg(ttl)
+                .invoke_async(&mut c)
+                .await?;
+            if ok == 1 {
+                return Ok(Some((session, user)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.primary.ping().await?;
+        let mut c = self.conn.clone();
+        let _: String = redis::cmd("PING").query_async(&mut c).await?;
+        Ok(())
+    }
+
+    async fn health(&self) -> Vec<(&'static str, bool)> {
+        let mut c = self.conn.clone();
+        let redis_ok = redis::cmd("PING")
+            .query_async::<String>(&mut c)
+            .await
+            .is_ok();
+        vec![
+            ("database", self.primary.ping().await.is_ok()),
+            ("redis", redis_ok),
+        ]
+    }
+
+    async fn create_user(
+        &self,
+        user: &User,
+        account: &NewCredentialAccount,
+        session: Option<&Session>,
+    ) -> Result<(), StoreError> {
+        let in_db = session.filter(|_| self.opts.store_in_db);
+        self.primary.create_user(user, account, in_db).await?;
+        if let Some(s) = session {
+            self.write_new(s, user).await?;
+        }
+        Ok(())
+    }
+
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        self.primary.user_by_id(id).await
+    }
+
+    async fn user_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<(User, Option<String>)>, StoreError> {
+        self.primary.user_by_email(email).await
+    }
+
+    async fn credential_password(
+        &self,
+        user_id: &str,
+    ) -> Result<Option<Option<String>>, StoreError> {
+        self.primary.credential_password(user_id).await
+    }
+
+    async fn set_password(
+        &self,
+        user_id: &str,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.primary.set_password(user_id, hash, now).await
+    }
+
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+        if self.opts.store_in_db {
+            self.primary.create_session(session).await?;
+        }
+        let Some(user) = self.primary.user_by_id(&session.user_id).await? else {
+            return Err(StoreError::Backend("session for an unknown user".into()));
+        };
+        self.write_new(session, &user).await
+    }
+
+    async fn find_session(&self, token: &str) -> Result<Option<(Session, User)>, StoreError> {
+        match self.get(&self.key(token)).await {
+            Ok(Some(raw)) => Ok(parse_value(&raw)),
+            Ok(None) if self.falls_back_to_db() => self.primary.find_session(token).await,
+            Ok(None) => Ok(None),
+            Err(StoreError::Unavailable(_)) if self.falls_back_to_db() => {
+                self.primary.find_session(token).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn touch_session(
+        &self,
+        token: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        due_by: DateTime<Utc>,
+    ) -> Result<Touched, StoreError> {
+        let key = self.key(token);
+        let Some(raw) = self.get(&key).await? else {
+            return Ok(Touched::Gone);
+        };
+        let Some((mut session, user)) = parse_value(&raw) else {
+            return Ok(Touched::Gone);
+        };
+        if session.expires_at > due_by {
+            return Ok(Touched::AlreadyFresh);
+        }
+        session.expires_at = expires_at;
+        session.updated_at = now;
+        let now_ms = now.timestamp_millis();
+        let ttl = ttl_secs(expires_at, now_ms);
+        let mut c = self.conn.clone();
+        let ok: i64 = self
+            .cas_script
+            .key(&key)
+            .arg(&raw)
+            .arg(stored_value(&session, &user))
+            .arg(ttl.max(1))
+            .invoke_async(&mut c)
+            .await?;
+        if ok == 0 {
+            let exists: bool = c.exists(&key).await?;
+            return Ok(if exists {
+                Touched::AlreadyFresh
+            } else {
+                Touched::Gone
+            });
+        }
+        let _: i64 = self
+            .list_script
+            .key(self.list_key(&session.user_id))
+            .key(&key)
+            .arg(now_ms)
+            .arg("add")
+            .arg(token)
+            .arg(expires_at.timestamp_millis())
+            .invoke_async(&mut c)
+            .await?;
+        if self.opts.store_in_db {
+            // The database row follows; its answer is authoritative, as in Better Auth.
+            return match self
+                .primary
+                .touch_session(token, expires_at, now, due_by)
+                .await?
+            {
+                Touched::Gone => Ok(Touched::Refreshed(Box::new(session))),
+                other => Ok(other),
+            };
+        }
+        Ok(Touched::Refreshed(Box::new(session)))
+    }
+
+    async fn end_sessions(
+        &self,
+        target: EndTarget<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        self.primary.end_sessions(target, now).await
+    }
+
+    async fn update_session_fields(
+        &self,
+        token: &str,
+        fields: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, StoreError> {
+        let updated = self
+            .modify(token, |s| {
+                for (k, v) in fields {
+                    s.extra.insert(k.clone(), v.clone());
+                }
+                s.updated_at = now;
+            })
+            .await?;
+        if self.opts.store_in_db {
+            let db = self
+                .primary
+                .update_session_fields(token, fields, now)
+                .await?;
+            return Ok(db.or(updated.map(|(s, _)| s)));
+        }
+        Ok(updated.map(|(s, _)| s))
+    }
+
+    async fn delete_session(&self, token: &str) -> Result<(), StoreError> {
+        if let Some(raw) = self.get(&self.key(token)).await? {
+            let user_id = parse_value(&raw).map(|(s, _)| s.user_id);
+            match user_id {
+                Some(u) => {
+                    self.revoke_in_redis(&u, &[token.to_owned()]).await?;
+                }
+                None => {
+                    let mut c = self.conn.clone();
+                    let _: i64 = c.del(self.key(token)).await?;
+                }
+            }
+        }
+        if self.opts.store_in_db {
+            if self.opts.preserve_in_db {
+                self.primary
+                    .end_sessions(EndTarget::Token(token), self.clock.now())
+                    .await?;
+            } else {
+                self.primary.delete_session(token).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete_user_session(&self, user_id: &str, token: &str) -> Result<bool, StoreError> {
+        match self.find_session(token).await? {
+            Some((s, _)) if s.user_id == user_id => {
+                self.delete_session(token).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+        let now = self.clock.now();
+        // Snapshot first: sessions created after it (a replacement session) survive.
+        let mut tokens = self.list_tokens(user_id, now.timestamp_millis()).await?;
+        if self.opts.store_in_db {
+            let db = if self.opts.preserve_in_db {
+                self.primary
+                    .end_sessions(EndTarget::User(user_id, None), now)
+                    .await?
+            } else {
+                self.primary.delete_user_sessions(user_id).await?
+            };
+            for t in db {
+                if !tokens.contains(&t) {
+                    tokens.push(t);
+                }
+            }
+        }
+        self.revoke_in_redis(user_id, &tokens).await?;
+        Ok(tokens)
+    }
+
+    async fn delete_other_sessions(
+        &self,
+        user_id: &str,
+        keep_token: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let now = self.clock.now();
+        let mut tokens: Vec<String> = self
+            .list_tokens(user_id, now.timestamp_millis())
+            .await?
+            .into_iter()
+            .filter(|t| t != keep_token)
+            .collect();
+        if self.opts.store_in_db {
+            let db = if self.opts.preserve_in_db {
+                self.primary
+                    .end_sessions(EndTarget::User(user_id, Some(keep_token)), now)
+                    .await?
+            } else {
+                self.primary
+                    .delete_other_sessions(user_id, keep_token)
+                    .await?
+            };
+            for t in db {
+                if !tokens.contains(&t) {
+                    tokens.push(t);
+                }
+            }
+        }
+        self.revoke_in_redis(user_id, &tokens).await?;
+        Ok(tokens)
+    }
+
+    async fn replace_user_sessions(
+        &self,
+        user_id: &str,
+        new: &Session,
+    ) -> Result<Vec<String>, StoreError> {
+        let gone = self.delete_user_sessions(user_id).await?;
+        self.create_session(new).await?;
+        Ok(gone)
+    }
+
+    async fn list_sessions(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Session>, StoreError> {
+        let tokens = match self.list_tokens(user_id, now.timestamp_millis()).await {
+            Ok(t) => t,
+            Err(StoreError::Unavailable(_)) if self.falls_back_to_db() => {
+                return self.primary.list_sessions(user_id, now).await;
+            }
+            Err(e) => return Err(e),
+        };
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = tokens.iter().map(|t| self.key(t)).collect();
+        let mut c = self.conn.clone();
+        let values: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut c).await?;
+        // Missing or corrupt entries are skipped, never failing the whole list.
+        Ok(values
+            .into_iter()
+            .flatten()
+            .filter_map(|raw| parse_value(&raw).map(|(s, _)| s))
+            .filter(|s| s.expires_at > now)
+            .collect())
+    }
+
+    async fn update_user(
+        &self,
+        user_id: &str,
+        name: Option<&str>,
+        image: Option<Option<&str>>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>, StoreError> {
+        let Some(user) = self.primary.update_user(user_id, name, image, now).await? else {
+            return Ok(None);
+        };
+        // Every cached session of the user carries the new user snapshot.
+        for token in self.list_tokens(user_id, now.timestamp_millis()).await? {
+            let fresh = user.clone();
+            self.modify(&token, |_| {}).await?;
+            let key = self.key(&token);
+            if let Some(raw) = self.get(&key).await? {
+                if let Some((session, _)) = parse_value(&raw) {
+                    let ttl = ttl_secs(session.expires_at, now.timestamp_millis());
+                    if ttl > 0 {
+                        let mut c = self.conn.clone();
+                        let _: i64 = self
+                            .cas_script
+                            .key(&key)
+                            .arg(&raw)
+                            .arg(stored_value(&session, &fresh))
+                            .arg(ttl)
+                            .invoke_async(&mut c)
+                            .await?;
+                    }
+                }
+            }
+        }
+        Ok(Some(user))
+    }
+}
