@@ -1,89 +1,12 @@
 //! The binary as an operator runs it: defaults, environment overrides, Better Auth's
 //! variables, `migrate`, secret rules, bad configuration, graceful stop.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
+mod common;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn command(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    c
-}
-
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(mut cmd: Command) -> (Self, reqwest::blocking::Client) {
-        let port = free_port();
-        let child = cmd
-            .env("SESSIOND_PORT", port.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let client = reqwest::blocking::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if client
-                .get(format!("http://127.0.0.1:{port}/api/auth/ok"))
-                .send()
-                .is_ok()
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        (Self { child, port }, client)
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}/api/auth{path}", self.port)
-    }
-
-    fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        self.child.wait().unwrap()
-    }
-}
-
-trait ReadAll {
-    fn wait_with_output_ref(&mut self) -> String;
-}
-
-impl ReadAll for Child {
-    fn wait_with_output_ref(&mut self) -> String {
-        use std::io::Read;
-        let _ = self.wait();
-        let mut out = String::new();
-        if let Some(mut e) = self.stderr.take() {
-            let _ = e.read_to_string(&mut out);
-        }
-        out
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
+use common::{command, free_port, Server};
 
 #[test]
 fn help_and_version() {
@@ -334,7 +257,7 @@ fn logs_carry_no_secrets_tokens_or_passwords() {
     let mut child = server;
     let pid = child.child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let out = child.child.wait_with_output_ref();
+    let out = child.wait_stderr();
     assert!(out.lines().count() > 5, "logs were captured: {out}");
     assert!(
         out.contains("/api/auth/sign-in/email"),
