@@ -27,7 +27,7 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
-    /// Exit 0 if the local service answers `GET <base_path>/ok`.
+    /// Exit 0 if the local service answers `GET /healthz`.
     Healthcheck,
 }
 
@@ -88,10 +88,7 @@ async fn healthcheck(s: &Settings) -> ExitCode {
         eprintln!("sessiond: healthcheck: cannot connect to {host}:{}", s.port);
         return ExitCode::FAILURE;
     };
-    let req = format!(
-        "GET {}/ok HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n",
-        s.base_path
-    );
+    let req = format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     let mut buf = Vec::new();
     if conn.write_all(req.as_bytes()).await.is_err() || conn.read_to_end(&mut buf).await.is_err() {
         return ExitCode::FAILURE;
