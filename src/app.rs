@@ -164,9 +164,34 @@ impl Application {
             }
             _ => None,
         };
-        let rate_limiter = settings
-            .rate_limit_enabled()
-            .then(|| Arc::new(RateLimiter::new(&settings, clock.clone())));
+        let rate_limiter = if settings.rate_limit_enabled() {
+            let limiter = RateLimiter::new(&settings, clock.clone());
+            let storage = settings.rate_limit.storage.as_str();
+            let shared = match storage {
+                "" => !settings.redis.url.is_empty(),
+                "secondary-storage" => true,
+                "memory" => false,
+                other => {
+                    return Err(StartError::Config(format!(
+                        "rate_limit.storage must be memory or secondary-storage, not {other:?}"
+                    )))
+                }
+            };
+            let limiter = if shared {
+                let client = ::redis::Client::open(settings.redis.url.as_str()).map_err(|e| {
+                    StartError::Config(format!("rate_limit.storage needs redis.url: {e}"))
+                })?;
+                let conn = ::redis::aio::ConnectionManager::new(client)
+                    .await
+                    .map_err(|e| StartError::Store(e.into()))?;
+                limiter.with_redis(conn, settings.redis.key_prefix.clone())
+            } else {
+                limiter
+            };
+            Some(Arc::new(limiter))
+        } else {
+            None
+        };
         let state = AppState {
             sessions: SessionService::new(&settings, store, clock, &secret, revocations)
                 .map_err(|_| StartError::Config("unusable secret".into()))?,

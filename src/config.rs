@@ -412,6 +412,9 @@ pub struct RateLimitSettings {
     pub window: u64,
     /// Default requests per window.
     pub max: u64,
+    /// `memory` (per process, sliding) or `secondary-storage` (Redis, shared by replicas,
+    /// fixed window). Empty: `secondary-storage` when Redis is configured, else `memory`.
+    pub storage: String,
     /// Per-path rules (exact path under the base path, or a `*` glob), overriding the
     /// defaults and the built-in sign-in rule.
     pub custom_rules: BTreeMap<String, RateLimitRule>,
@@ -423,6 +426,7 @@ impl Default for RateLimitSettings {
             enabled: None,
             window: 10,
             max: 100,
+            storage: String::new(),
             custom_rules: BTreeMap::new(),
         }
     }

@@ -35,14 +35,27 @@ impl Db {
                 return None;
             }
         };
-        let name = format!("sessiond_r_{}", sessiond::crypto::token::generate_id().to_lowercase());
-        sqlx::query(&format!("create database {name}")).execute(&mut c).await.unwrap();
-        Some(Self { url: format!("postgres://postgres@127.0.0.1:5432/{name}"), name })
+        let name = format!(
+            "sessiond_r_{}",
+            sessiond::crypto::token::generate_id().to_lowercase()
+        );
+        sqlx::query(&format!("create database {name}"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        Some(Self {
+            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
+            name,
+        })
     }
 
     async fn exec(&self, sql: &str) -> u64 {
         let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
-        sqlx::query(sql).execute(&mut c).await.unwrap().rows_affected()
+        sqlx::query(sql)
+            .execute(&mut c)
+            .await
+            .unwrap()
+            .rows_affected()
     }
 }
 
@@ -50,7 +63,10 @@ impl Drop for Db {
     fn drop(&mut self) {
         let name = self.name.clone();
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async {
                 if let Ok(mut c) =
                     sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres").await
@@ -65,7 +81,11 @@ impl Drop for Db {
     }
 }
 
-fn replicas(db: &Db, redis_prefix: Option<&str>, extra: &[(&str, &str)]) -> (Vec<Server>, Vec<tempfile::TempDir>) {
+fn replicas(
+    db: &Db,
+    redis_prefix: Option<&str>,
+    extra: &[(&str, &str)],
+) -> (Vec<Server>, Vec<tempfile::TempDir>) {
     let mut servers = Vec::new();
     let mut dirs = Vec::new();
     for _ in 0..3 {
@@ -77,7 +97,8 @@ fn replicas(db: &Db, redis_prefix: Option<&str>, extra: &[(&str, &str)]) -> (Vec
             .env("SESSIOND_SESSION__COOKIE_CACHE__ENABLED", "true")
             .env("SESSIOND_LOG__LEVEL", "warn");
         if let Some(p) = redis_prefix {
-            cmd.env("REDIS_URL", "redis://127.0.0.1:6379").env("SESSIOND_REDIS__KEY_PREFIX", p);
+            cmd.env("REDIS_URL", "redis://127.0.0.1:6379")
+                .env("SESSIOND_REDIS__KEY_PREFIX", p);
         }
         for (k, v) in extra {
             cmd.env(k, v);
@@ -105,23 +126,39 @@ fn sign_in(client: &reqwest::blocking::Client, s: &Server, email: &str) -> (Stri
         .unwrap();
     assert_eq!(res.status(), 200);
     let cookie = cookie_of(&res);
-    let token = res.json::<Value>().unwrap()["token"].as_str().unwrap().to_string();
+    let token = res.json::<Value>().unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     (cookie, token)
 }
 
 fn session(client: &reqwest::blocking::Client, s: &Server, cookie: &str) -> Value {
-    client.get(s.url("/get-session")).header("cookie", cookie).send().unwrap().json().unwrap()
+    client
+        .get(s.url("/get-session"))
+        .header("cookie", cookie)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
 }
 
 /// Polls every replica until each answers `null` for `cookie`; returns the time taken.
-fn refused_everywhere(client: &reqwest::blocking::Client, servers: &[Server], cookie: &str) -> Duration {
+fn refused_everywhere(
+    client: &reqwest::blocking::Client,
+    servers: &[Server],
+    cookie: &str,
+) -> Duration {
     let start = Instant::now();
     for s in servers {
         loop {
             if session(client, s, cookie).is_null() {
                 break;
             }
-            assert!(start.elapsed() < Duration::from_secs(5), "replica still accepts a revoked session");
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "replica still accepts a revoked session"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -130,15 +167,24 @@ fn refused_everywhere(client: &reqwest::blocking::Client, servers: &[Server], co
 
 fn scenario(redis_prefix: Option<&str>) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let Some(db) = rt.block_on(Db::create()) else { return };
-    if redis_prefix.is_some() && redis::Client::open("redis://127.0.0.1:6379").and_then(|c| c.get_connection()).is_err() {
+    let Some(db) = rt.block_on(Db::create()) else {
+        return;
+    };
+    if redis_prefix.is_some()
+        && redis::Client::open("redis://127.0.0.1:6379")
+            .and_then(|c| c.get_connection())
+            .is_err()
+    {
         assert!(!required(), "Redis required");
         eprintln!("\n!!! SKIPPING replica test with Redis: unreachable !!!\n");
         return;
     }
     let (servers, _dirs) = replicas(&db, redis_prefix, &[]);
     let client = reqwest::blocking::Client::new();
-    let email = format!("r{}@example.com", sessiond::crypto::token::generate_id().to_lowercase());
+    let email = format!(
+        "r{}@example.com",
+        sessiond::crypto::token::generate_id().to_lowercase()
+    );
     let res = client
         .post(servers[0].url("/sign-up/email"))
         .json(&json!({"name": "Replica", "email": email, "password": PASSWORD}))
@@ -149,7 +195,10 @@ fn scenario(redis_prefix: Option<&str>) {
     // Signed in on one, used on the others (cache primed on each).
     let (victim, victim_token) = sign_in(&client, &servers[0], &email);
     for s in &servers {
-        assert_eq!(session(&client, s, &victim)["session"]["token"], victim_token.as_str());
+        assert_eq!(
+            session(&client, s, &victim)["session"]["token"],
+            victim_token.as_str()
+        );
     }
     // Revoked through replica 1: every replica refuses it within a second.
     let (admin, _) = sign_in(&client, &servers[1], &email);
@@ -169,12 +218,20 @@ fn scenario(redis_prefix: Option<&str>) {
     if redis_prefix.is_none() {
         let (other, other_token) = sign_in(&client, &servers[2], &email);
         for s in &servers {
-            assert_eq!(session(&client, s, &other)["session"]["token"], other_token.as_str());
+            assert_eq!(
+                session(&client, s, &other)["session"]["token"],
+                other_token.as_str()
+            );
         }
-        let n = rt.block_on(db.exec(&format!(r#"delete from "session" where "token" = '{other_token}'"#)));
+        let n = rt.block_on(db.exec(&format!(
+            r#"delete from "session" where "token" = '{other_token}'"#
+        )));
         assert_eq!(n, 1);
         let took = refused_everywhere(&client, &servers, &other);
-        assert!(took < Duration::from_secs(1), "external deletion took {took:?}");
+        assert!(
+            took < Duration::from_secs(1),
+            "external deletion took {took:?}"
+        );
     }
 }
 
@@ -193,8 +250,14 @@ fn three_replicas_on_postgres_and_redis() {
 /// written a bounded number of times (counted by each replica's metrics).
 fn concurrent_refresh(redis_prefix: Option<&str>) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let Some(db) = rt.block_on(Db::create()) else { return };
-    if redis_prefix.is_some() && redis::Client::open("redis://127.0.0.1:6379").and_then(|c| c.get_connection()).is_err() {
+    let Some(db) = rt.block_on(Db::create()) else {
+        return;
+    };
+    if redis_prefix.is_some()
+        && redis::Client::open("redis://127.0.0.1:6379")
+            .and_then(|c| c.get_connection())
+            .is_err()
+    {
         assert!(!required(), "Redis required");
         return;
     }
@@ -203,10 +266,16 @@ fn concurrent_refresh(redis_prefix: Option<&str>) {
     let (servers, _dirs) = replicas(
         &db,
         redis_prefix,
-        &[("SESSIOND_SESSION__UPDATE_AGE", "1"), ("SESSIOND_SESSION__COOKIE_CACHE__ENABLED", "false")],
+        &[
+            ("SESSIOND_SESSION__UPDATE_AGE", "1"),
+            ("SESSIOND_SESSION__COOKIE_CACHE__ENABLED", "false"),
+        ],
     );
     let client = reqwest::blocking::Client::new();
-    let email = format!("c{}@example.com", sessiond::crypto::token::generate_id().to_lowercase());
+    let email = format!(
+        "c{}@example.com",
+        sessiond::crypto::token::generate_id().to_lowercase()
+    );
     client
         .post(servers[0].url("/sign-up/email"))
         .json(&json!({"name": "Replica", "email": email, "password": PASSWORD}))
@@ -217,7 +286,12 @@ fn concurrent_refresh(redis_prefix: Option<&str>) {
         servers
             .iter()
             .map(|s| {
-                let text = client.get(s.root("/metrics")).send().unwrap().text().unwrap();
+                let text = client
+                    .get(s.root("/metrics"))
+                    .send()
+                    .unwrap()
+                    .text()
+                    .unwrap();
                 text.lines()
                     .filter(|l| l.starts_with("sessions_refreshed_total"))
                     .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -233,7 +307,11 @@ fn concurrent_refresh(redis_prefix: Option<&str>) {
             let url = servers[i % 3].url("/get-session");
             let cookie = cookie.clone();
             std::thread::spawn(move || {
-                let res = reqwest::blocking::Client::new().get(url).header("cookie", cookie).send().unwrap();
+                let res = reqwest::blocking::Client::new()
+                    .get(url)
+                    .header("cookie", cookie)
+                    .send()
+                    .unwrap();
                 (res.status().as_u16(), res.json::<Value>().unwrap())
             })
         })
@@ -245,9 +323,15 @@ fn concurrent_refresh(redis_prefix: Option<&str>) {
     }
     let writes = refreshed(&servers) - before;
     assert!(writes >= 1.0, "the due refresh happened");
-    assert!(writes <= 3.0, "refresh writes bounded: {writes} for 30 requests");
+    assert!(
+        writes <= 3.0,
+        "refresh writes bounded: {writes} for 30 requests"
+    );
     for s in &servers {
-        assert_eq!(session(&client, s, &cookie)["session"]["token"], token.as_str());
+        assert_eq!(
+            session(&client, s, &cookie)["session"]["token"],
+            token.as_str()
+        );
     }
 }
 

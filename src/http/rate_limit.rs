@@ -48,7 +48,16 @@ pub struct RateLimiter {
     use_forwarded: bool,
     clock: Arc<dyn Clock>,
     shards: Vec<Mutex<HashMap<String, Entry>>>,
+    /// Shared counters for every replica (Better Auth's `secondary-storage` backend).
+    redis: Option<(redis::aio::ConnectionManager, String)>,
 }
+
+/// Better Auth's secondary-storage counter: a fixed window that starts with the first hit.
+const INCR_SCRIPT: &str = r#"
+local c = redis.call('INCR', KEYS[1])
+if c == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return c
+"#;
 
 fn rule(window: u64, max: u64) -> Rule {
     Rule {
@@ -84,6 +93,40 @@ impl RateLimiter {
             use_forwarded: !s.advanced.ip_address.trusted_proxies.is_empty(),
             clock,
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            redis: None,
+        }
+    }
+
+    /// Counts in Redis (keys `<prefix><ip>|<path>`) so that replicas share their limits.
+    pub fn with_redis(mut self, conn: redis::aio::ConnectionManager, prefix: String) -> Self {
+        self.redis = Some((conn, prefix));
+        self
+    }
+
+    /// Counts a request in Redis: blocked beyond `max` in a fixed window, told to wait the
+    /// whole window. A Redis failure lets the request through (and is logged): limits
+    /// must not take the service down with them.
+    async fn hit_shared(
+        &self,
+        conn: &redis::aio::ConnectionManager,
+        prefix: &str,
+        key: &str,
+        r: Rule,
+    ) -> Result<(), i64> {
+        let window = (r.window_ms / 1000).max(1);
+        let mut c = conn.clone();
+        let count: Result<u64, _> = redis::Script::new(INCR_SCRIPT)
+            .key(format!("{prefix}{key}"))
+            .arg(window)
+            .invoke_async(&mut c)
+            .await;
+        match count {
+            Ok(n) if n > r.max => Err(window),
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "rate limit counter unavailable; request allowed");
+                Ok(())
+            }
         }
     }
 
@@ -164,7 +207,12 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string());
     let ip = forwarded.or(peer).unwrap_or_else(|| "no-trusted-ip".into());
-    match limiter.hit(format!("{ip}|{rel}"), r) {
+    let key = format!("{ip}|{rel}");
+    let verdict = match &limiter.redis {
+        Some((conn, prefix)) => limiter.hit_shared(conn, prefix, &key, r).await,
+        None => limiter.hit(key, r),
+    };
+    match verdict {
         Ok(()) => next.run(req).await,
         Err(retry) => {
             let mut res = ApiError::message_only(

@@ -515,3 +515,44 @@ async fn redis_outage_falls_back_to_database_when_sessions_are_there_too() {
     assert_ne!(res.json(), Value::Null);
     assert_eq!(app.get("/list-sessions", &mut jar).await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_rate_limits_through_redis() {
+    let url = redis_url();
+    if redis_conn(&url).await.is_none() {
+        return;
+    }
+    let p = prefix();
+    let mk = |p: String, url: String| {
+        move |s: &mut sessiond::config::Settings| {
+            s.redis.url = url;
+            s.redis.key_prefix = p;
+            s.rate_limit.enabled = Some(true);
+        }
+    };
+    let a = spawn_with(Backend::Sqlite, mk(p.clone(), url.clone()))
+        .await
+        .unwrap();
+    let b = spawn_with(Backend::Sqlite, mk(p.clone(), url.clone()))
+        .await
+        .unwrap();
+    let body = json!({"email": "nobody@example.com", "password": "wrong-password"});
+    for app in [&a, &b, &a] {
+        assert_eq!(
+            app.post("/sign-in/email", body.clone(), &mut Jar::default())
+                .await
+                .status,
+            401
+        );
+    }
+    // The fourth sign-in in the window is refused, whichever replica gets it.
+    let res = b.post("/sign-in/email", body, &mut Jar::default()).await;
+    assert_eq!(res.status, 429);
+    assert_eq!(res.header("x-retry-after").as_deref(), Some("10"));
+    let mut conn = redis_conn(&url).await.unwrap();
+    let count: i64 = conn
+        .get(format!("{p}127.0.0.1|/sign-in/email"))
+        .await
+        .unwrap();
+    assert_eq!(count, 4);
+}

@@ -8,13 +8,19 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The binary in `dir`, with a clean environment (only `PATH`).
 pub fn command(dir: &std::path::Path) -> Command {
     let mut c = Command::new(BIN);
-    c.current_dir(dir).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    c.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
     c
 }
 
@@ -36,7 +42,11 @@ impl Server {
             .unwrap();
         let client = reqwest::blocking::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while client.get(format!("http://127.0.0.1:{port}/api/auth/ok")).send().is_err() {
+        while client
+            .get(format!("http://127.0.0.1:{port}/api/auth/ok"))
+            .send()
+            .is_err()
+        {
             assert!(Instant::now() < deadline, "server did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
