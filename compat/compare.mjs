@@ -33,7 +33,8 @@ const USAGE = `usage: node compat/compare.mjs --ref URL --target URL [options]
   --ref-label NAME      column label for the reference (default "ref")
   --target-label NAME   column label for sessiond (default "sessiond")
   --no-session-fields   skip scenarios that need session.additionalFields {theme: string}
-  --expected FILE       JSON list of accepted differences (default compat/expected-differences.json)
+  --expected FILE       JSON list of accepted differences (default compat/expected-differences.json);
+                        repeat it to merge several lists (the default is then not read unless named)
   --only REGEX          run all scenarios, but compare/report only those whose name matches
   --json FILE           also write every exchange and difference as JSON to FILE
   --ignore-key-order    do not compare the order of keys in JSON objects
@@ -41,6 +42,8 @@ const USAGE = `usage: node compat/compare.mjs --ref URL --target URL [options]
   --timeout MS          per-request timeout (default 15000)
   --age SECONDS         also run "aged session" scenarios: sessions made at the start are used
                         again after SECONDS (run both servers with update_age / fresh_age below it)
+  --sequential          run the scenarios against the reference first, then against the target
+                        (default: both at once)
 
 Exit status: 0 no unexpected difference, 1 unexpected differences, 2 usage or connection error.`;
 
@@ -48,8 +51,8 @@ function parseArgs(argv) {
   const o = {
     ref: null, target: null, basePath: "/api/auth", refOrigin: null, targetOrigin: null,
     refLabel: "ref", targetLabel: "sessiond", sessionFields: true,
-    expected: path.join(HERE, "expected-differences.json"), only: null, json: null, raw: false,
-    timeout: 15000, age: 0, keyOrder: true,
+    expected: [], only: null, json: null, raw: false,
+    timeout: 15000, age: 0, keyOrder: true, sequential: false,
   };
   const pos = [];
   for (let i = 0; i < argv.length; i++) {
@@ -67,11 +70,12 @@ function parseArgs(argv) {
       case "--ref-label": o.refLabel = val(); break;
       case "--target-label": o.targetLabel = val(); break;
       case "--no-session-fields": o.sessionFields = false; break;
-      case "--expected": o.expected = val(); break;
+      case "--expected": o.expected.push(val()); break;
       case "--only": o.only = new RegExp(val()); break;
       case "--json": o.json = val(); break;
       case "--raw": o.raw = true; break;
       case "--ignore-key-order": o.keyOrder = false; break;
+      case "--sequential": o.sequential = true; break;
       case "--timeout": o.timeout = Number(val()); break;
       case "--age": o.age = Number(val()); if (!(o.age >= 0)) die("--age needs a number of seconds"); break;
       case "-h": case "--help": console.log(USAGE); process.exit(0);
@@ -87,6 +91,7 @@ function parseArgs(argv) {
   for (const k of ["ref", "target"]) {
     try { o[k] = new URL(o[k]).href.replace(/\/$/, ""); } catch { die(`--${k}: not a URL: ${o[k]}`); }
   }
+  if (!o.expected.length) o.expected.push(path.join(HERE, "expected-differences.json"));
   o.refOrigin ??= new URL(o.ref).origin;
   o.targetOrigin ??= new URL(o.target).origin;
   o.basePath = "/" + o.basePath.replace(/^\/+|\/+$/g, "");
@@ -562,6 +567,7 @@ async function runScenarios(c, opt, stamp) {
 
   // --- aged sessions (only with --age) -----------------------------------------------------------
   if (opt.age > 0) {
+    c.mainPassSeconds = (Date.now() - agedSince) / 1000;
     const left = agedSince + opt.age * 1000 - Date.now();
     if (left > 0) {
       console.error(`compare: ${c.label}: waiting ${Math.ceil(left / 1000)} s for the aged sessions`);
@@ -821,6 +827,11 @@ function loadExpected(file) {
   if (!existsSync(file)) return [];
   const list = JSON.parse(readFileSync(file, "utf8"));
   if (!Array.isArray(list)) throw new Error(`${file}: expected a JSON array`);
+  for (const e of list) {
+    if (typeof e?.reason !== "string" || !e.reason.trim() || !(e.scenario || e.scenarioPattern)) {
+      throw new Error(`${file}: every entry needs "scenario" or "scenarioPattern" and a "reason": ${JSON.stringify(e)}`);
+    }
+  }
   return list;
 }
 
@@ -876,7 +887,7 @@ function describeResponse(n, ex, raw) {
 
 async function main() {
   const opt = parseArgs(process.argv.slice(2));
-  const expected = loadExpected(opt.expected);
+  const expected = opt.expected.flatMap(loadExpected);
   if (opt.age > 0) DATE_TOLERANCE = Math.min(120, opt.age / 2);
   const ref = new Client(opt.refLabel, opt.ref, opt.basePath, opt.refOrigin, opt.timeout);
   const tgt = new Client(opt.targetLabel, opt.target, opt.basePath, opt.targetOrigin, opt.timeout);
@@ -892,14 +903,26 @@ async function main() {
   }
 
   const stamp = `${Date.now()}${randomBytes(3).toString("hex")}`;
-  for (const c of [ref, tgt]) {
+  const runOne = async (c) => {
     try {
       await runScenarios(c, opt, stamp);
+      // with --age, dates are labelled within age/2 of each request: a pass (before the wait
+      // for the aged sessions) longer than that makes the labels, and the comparison, meaningless
+      const took = c.mainPassSeconds ?? 0;
+      if (opt.age > 0 && took > opt.age / 2) {
+        console.error(`compare: the pass against ${c.label} took ${took.toFixed(1)} s besides the wait, more than --age / 2 ` +
+          `(${opt.age / 2} s): inconclusive (machine too busy?); use a larger --age with larger update_age and fresh_age`);
+        process.exit(2);
+      }
     } catch (e) {
       console.error(`compare: scenario run against ${c.label} failed: ${e.stack ?? e}`);
       process.exit(2);
     }
-  }
+  };
+  // Each server gets its own client, cookie jars and labels, so the two passes can run side by
+  // side (with --age, the waits for the aged sessions then overlap).
+  if (opt.sequential) for (const c of [ref, tgt]) await runOne(c);
+  else await Promise.all([ref, tgt].map(runOne));
 
   const rows = [];
   const report = [];
