@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""Turns bench/out/ (rows.tsv, sql.tsv, machine.tsv) into bench/RESULTS.md, or with
+--terminal into the plain table run.sh prints.
+
+    report.py [--terminal] OUT_DIR SESSIONS_PHASE_A [SESSIONS_PHASE_B]
+"""
+import csv
+import json
+import os
+import sys
+
+args = sys.argv[1:]
+terminal = args and args[0] == "--terminal"
+if terminal:
+    args = args[1:]
+out, sessions_a = args[0], args[1]
+sessions_b = args[2] if len(args) > 2 else ""
+
+
+def tsv(name):
+    path = os.path.join(out, name)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+rows = tsv("rows.tsv")
+sql = tsv("sql.tsv")
+machine = [l.rstrip("\n").split("\t", 1) for l in open(os.path.join(out, "machine.tsv"))]
+by = {(r["key"], r["server"]): r for r in rows}
+ceiling = by.get(("ceiling", "ceiling"))
+ceiling_rps = float(ceiling["rps"]) if ceiling else None
+
+# which Better Auth row a sessiond row is compared with
+BA_KEY = {"fa_cache": "gs_compact", "fa_db": "gs_db", "gs_tls": "gs_db"}
+SECTIONS = [
+    ("Throughput and latency (about %s sessions stored)" % sessions_a,
+     ["ceiling", "gs_db", "gs_tls", "gs_compact", "gs_jwt", "gs_jwe", "fa_cache", "fa_db", "list", "signin",
+      "gs_mixed"]),
+    ("Scale (%s sessions stored)" % (sessions_b or "1,000,000"),
+     ["spread_1k", "gs_db_1m", "spread_1m", "list_1k"]),
+]
+
+
+def rps(key, server):
+    r = by.get((key, server))
+    return float(r["rps"]) if r else None
+
+
+def mib(kib):
+    return f"{int(kib) / 1024:.1f}" if kib and kib != "0" else "?"
+
+
+def row_cells(r):
+    ba = None
+    if r["server"] == "sessiond":
+        ba = rps(BA_KEY.get(r["key"], r["key"]), "better-auth")
+    ratio = f"{float(r['rps']) / ba:.1f}×" if ba else "–"
+    if r["server"] == "better-auth":
+        ratio = "1×"
+    pct = f"{100 * float(r['rps']) / ceiling_rps:.0f} %" if ceiling_rps else "–"
+    errs = int(r["non2xx"]) + int(r["sock_err"])
+    cpu = f"{r['server_cpu_pct']}/{r['pg_cpu_pct']}/{r['other_cpu_pct']}"
+    return [r["path"], r["server"], f"{float(r['rps']):,.0f}", r["p50_ms"], r["p99_ms"], mib(r["peak_rss_kib"]),
+            ratio, pct, cpu, r["conns"], str(errs)]
+
+
+HEAD = ["path", "server", "req/s", "p50 ms", "p99 ms", "peak RSS MiB", "× Better Auth", "% of ceiling",
+        "CPU % srv/pg/other", "conns", "errors"]
+
+
+def md_table(head, body):
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(b) + " |" for b in body]
+    return "\n".join(lines)
+
+
+def text_table(head, body):
+    w = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
+    fmt = lambda cells: "  ".join(c.ljust(w[i]) if i < 2 else c.rjust(w[i]) for i, c in enumerate(cells))
+    return "\n".join([fmt(head), "  ".join("-" * x for x in w)] + [fmt(b) for b in body])
+
+
+def section_rows(keys):
+    body = []
+    for k in keys:
+        for server in ("ceiling", "sessiond", "better-auth"):
+            r = by.get((k, server))
+            if r:
+                body.append(row_cells(r))
+    return body
+
+
+def mixed_signins(server):
+    path = os.path.join(out, f"wrk-gs_mixed-{server}-signins.txt")
+    if not os.path.exists(path):
+        return None
+    for l in open(path):
+        if l.startswith("WRKJSON "):
+            return json.loads(l[8:])["rps"]
+    return None
+
+
+# ---- targets (DESIGN.md §8)
+targets = []
+
+
+def target(what, value, ok):
+    targets.append([what, value, "n/a" if ok is None else ("yes" if ok else "**no**" if not terminal else "NO")])
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+for k, name in (("gs_compact", "compact"), ("gs_jwt", "jwt"), ("gs_jwe", "jwe")):
+    x = ratio(rps(k, "sessiond"), rps(k, "better-auth"))
+    if x is not None:
+        target(f"get-session {name} cache hit ≥ 30× Better Auth's", f"{x:.1f}×", x >= 30)
+x = ratio(rps("gs_compact", "sessiond"), ceiling_rps)
+if x is not None:
+    target("get-session compact cache hit ≥ 50 % of the axum ceiling", f"{100 * x:.0f} %", x >= 0.5)
+x = ratio(rps("gs_db", "sessiond"), rps("gs_db", "better-auth"))
+if x is not None:
+    target("get-session database path ≥ 15× Better Auth's", f"{x:.1f}×", x >= 15)
+for s in sql:
+    if s["key"] in ("gs_db", "fa_db") and s["server"] == "sessiond":
+        rt = float(s["round_trips_per_req"])
+        target(f"{s['path']}: ≤ 1 SQL round trip per call (no refresh due)",
+               f"{rt:g} ({s['statements_per_req']} statements + {s['pings_per_req']} pool pings)", rt <= 1.0)
+for fa, gs in (("fa_cache", "gs_compact"), ("fa_db", "gs_db")):
+    x = ratio(rps(fa, "sessiond"), rps(gs, "sessiond"))
+    if x is not None:
+        target(f"forward-auth as fast as get-session ({'cache' if fa == 'fa_cache' else 'database'} path, ≥ 90 %)",
+               f"{100 * x:.0f} %", x >= 0.9)
+for k, limit in (("gs_compact", 5), ("gs_jwt", 5), ("gs_jwe", 5), ("fa_cache", 5), ("gs_db", 20), ("fa_db", 20),
+                 ("gs_mixed", 20)):
+    r = by.get((k, "sessiond"))
+    if r:
+        target(f"p99 {r['path']} ≤ {limit} ms", f"{float(r['p99_ms']):.1f} ms", float(r["p99_ms"]) <= limit)
+load = [r for r in rows if r["server"] == "sessiond" and r["key"] not in ("signin", "gs_mixed", "list_1k")]
+if load:
+    peak = max(int(r["peak_rss_kib"]) for r in load)
+    target("sessiond peak RSS ≤ 64 MiB under get-session/forward-auth load", f"{peak / 1024:.1f} MiB",
+           peak <= 64 * 1024)
+r = by.get(("gs_mixed", "sessiond"))
+if r:
+    peak = int(r["peak_rss_kib"])
+    target("sessiond peak RSS ≤ 64 MiB while sign-ins hash passwords", f"{peak / 1024:.1f} MiB", peak <= 64 * 1024)
+for a, b, what in (("spread_1m", "spread_1k", "distinct sessions"), ("gs_db_1m", "gs_db", "one hot session")):
+    x = ratio(rps(a, "sessiond"), rps(b, "sessiond"))
+    if x is not None:
+        target(f"1M sessions stored: get-session ≥ 80 % of the 1,000-session figure ({what})", f"{100 * x:.0f} %",
+               x >= 0.8)
+
+def machine_cpu():
+    return dict(machine).get("cpu", "?").split(" x ")[0] + " cores"
+
+
+# ---- output
+mixed = {s: mixed_signins(s) for s in ("sessiond", "better-auth")}
+mixed_note = ", ".join(f"{s} {v:.0f} sign-ins/s" for s, v in mixed.items() if v is not None)
+
+if terminal:
+    for title, keys in SECTIONS:
+        body = section_rows(keys)
+        if body:
+            print(f"\n{title}\n")
+            print(text_table(HEAD, body))
+    if mixed_note:
+        print(f"\n(sign-ins completed during the mixed rows: {mixed_note})")
+    others = sorted(float(r["other_cpu_pct"]) for r in rows)
+    if others and others[len(others) // 2] > 20:
+        print(f"\nNOISY RUN: other processes used a median {others[len(others) // 2]:.0f} % of one core "
+              "during the measured runs (CPU 'other' column).")
+    if sql:
+        print("\nSQL round trips per request (sequential, through bench/pgcount.py)\n")
+        print(text_table(["path", "server", "round trips", "statements", "pool pings"],
+                         [[s["path"], s["server"], s["round_trips_per_req"], s["statements_per_req"],
+                           s["pings_per_req"]] for s in sql]))
+    if targets:
+        print("\nDESIGN.md §8 targets\n")
+        print(text_table(["target", "measured", "met"], targets))
+    sys.exit(0)
+
+p = print
+p("# sessiond benchmark results")
+p()
+p("Generated by `bash bench/run.sh` (method and caveats in [README.md](README.md)); "
+  "raw wrk output and SQL traces of the run are in `bench/out/` (not committed).")
+p()
+others = sorted(float(r["other_cpu_pct"]) for r in rows)
+if others:
+    med = others[len(others) // 2]
+    if med > 20:
+        p(f"**This run was noisy:** other processes used a median {med:.0f} % of one core during the measured "
+          f"runs (the *other* CPU column), on a machine with {machine_cpu()} — treat the figures as "
+          "indicative, and compare rows with a low *other* only.")
+    else:
+        p(f"Quiet run: other processes used a median {med:.0f} % of one core during the measured runs.")
+    p()
+p("## Machine")
+p()
+p(md_table(["", ""], [[k, v] for k, v in machine]))
+p()
+p("All servers, PostgreSQL and wrk share the same cores. **CPU % srv/pg/other** is CPU time during the "
+  "measured run as % of one core: the server process, its PostgreSQL backends, and everything else on "
+  "the machine except wrk (other builds, tests, servers). A large *other* means the row is noisy. "
+  "**Peak RSS** is the server's VmHWM over the measured run (reset after the warm-up). "
+  "**× Better Auth** compares with Better Auth on the same path (forward-auth with Better Auth's "
+  "get-session on that path); **% of ceiling** compares with the bare axum handler.")
+for title, keys in SECTIONS:
+    body = section_rows(keys)
+    if body:
+        p()
+        p(f"## {title}")
+        p()
+        p(md_table(HEAD, body))
+if mixed_note:
+    p()
+    p(f"Sign-ins completed per second during the *while sign-ins run* rows: {mixed_note}.")
+if ("list_1k", "better-auth") in by:
+    p()
+    p("Better Auth's `list-sessions` returns at most 100 sessions (its adapters' default `findMany` limit, "
+      "`advanced.database.defaultFindManyLimit`), so in the 1,000-session row it does a tenth of sessiond's work.")
+if sql:
+    p()
+    p("## SQL round trips per request")
+    p()
+    p("Sequential requests on one connection after 20 warm-up requests, each server pointed at a counting "
+      "proxy (`bench/pgcount.py`). A round trip is one Sync or simple Query message (the client then waits "
+      "for ReadyForQuery); a *pool ping* is a Sync with no statement, the liveness check sqlx's pool makes "
+      "on every acquire (`test_before_acquire`, on by default).")
+    p()
+    p(md_table(["path", "server", "round trips", "statements", "pool pings", "statements prepared in the window"],
+               [[s["path"], s["server"], s["round_trips_per_req"], s["statements_per_req"], s["pings_per_req"],
+                 s["statements"].replace("|", "\\|")[:400]] for s in sql]))
+if targets:
+    p()
+    p("## DESIGN.md §8 targets")
+    p()
+    p(md_table(["target", "measured", "met"], targets))
