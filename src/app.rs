@@ -146,8 +146,17 @@ impl Application {
             };
             let (redis_store, client) =
                 RedisStore::connect(&settings.redis.url, store, opts, clock.clone()).await?;
-            revocations
-                .spawn_redis_listener(client, RedisStore::channel(&settings.redis.key_prefix));
+            let deletions =
+                if settings.redis.keyspace_notifications && enable_keyspace_events(&client).await {
+                    Some(settings.redis.key_prefix.clone())
+                } else {
+                    None
+                };
+            revocations.spawn_redis_listener(
+                client,
+                RedisStore::channel(&settings.redis.key_prefix),
+                deletions,
+            );
             store = Arc::new(redis_store);
             tracing::info!("redis secondary storage ready");
         }
@@ -293,6 +302,43 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
+}
+
+/// Makes Redis announce key deletions (`notify-keyspace-events` with `E` and `g`), keeping
+/// whatever else is configured. Managed Redis services may refuse `CONFIG`: then only
+/// sessiond's own revocations are seen at once, and the reason is logged.
+async fn enable_keyspace_events(client: &::redis::Client) -> bool {
+    let attempt = async {
+        let mut c = client.get_multiplexed_async_connection().await?;
+        let current: Vec<String> = ::redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("notify-keyspace-events")
+            .query_async(&mut c)
+            .await?;
+        let mut flags = current.get(1).cloned().unwrap_or_default();
+        for f in ['E', 'g'] {
+            if !flags.contains(f) && !(f == 'g' && flags.contains('A')) {
+                flags.push(f);
+            }
+        }
+        ::redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("notify-keyspace-events")
+            .arg(&flags)
+            .query_async::<()>(&mut c)
+            .await
+    };
+    match attempt.await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "Redis refused keyspace notifications: sessions deleted from Redis by other \
+                 applications are refused only after the cookie cache's max age"
+            );
+            false
+        }
+    }
 }
 
 /// Applies migrations and exits (the `migrate` command).

@@ -162,7 +162,7 @@ impl Default for DatabaseSettings {
 }
 
 /// Redis (Better Auth's `secondaryStorage`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
     /// `redis://host:6379/0`; empty: no secondary storage.
@@ -170,6 +170,19 @@ pub struct RedisSettings {
     /// Prefix of every key (Better Auth core: none; `@better-auth/redis-storage`:
     /// `better-auth:`).
     pub key_prefix: String,
+    /// Turn on Redis keyspace notifications for deleted keys, so that sessions deleted by
+    /// other applications are refused by cookie caches at once.
+    pub keyspace_notifications: bool,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            key_prefix: String::new(),
+            keyspace_notifications: true,
+        }
+    }
 }
 
 /// Better Auth's `session.*` options (durations in seconds).

@@ -11,17 +11,7 @@ use crate::http::extract::{Body, Ctx, Fields, Gate};
 use crate::session::{Current, ResolveOptions};
 
 fn session_body(ctx: &Ctx, cur: Option<&Current>) -> Value {
-    let svc = &ctx.state.sessions;
-    match cur {
-        None => Value::Null,
-        Some(c) => {
-            let mut v = json!({ "session": svc.output(&c.session), "user": c.user });
-            if let Some(n) = c.needs_refresh {
-                v["needsRefresh"] = json!(n);
-            }
-            v
-        }
-    }
+    cur.map_or(Value::Null, |c| ctx.state.sessions.session_json(c))
 }
 
 async fn get_session_with(mut ctx: Ctx, defer_read_only: bool) -> Response {

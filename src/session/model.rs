@@ -226,26 +226,63 @@ pub struct SessionOut<'a> {
     pub session: &'a Session,
     /// Names of fields to hide.
     pub hidden: &'a [String],
+    /// Better Auth's schema order (what it answers from a cookie cache) instead of its
+    /// database order.
+    pub schema_order: bool,
 }
 
 impl Serialize for SessionOut<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let x = self.session;
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry("expiresAt", &iso(&x.expires_at))?;
-        m.serialize_entry("token", &x.token)?;
-        m.serialize_entry("createdAt", &iso(&x.created_at))?;
-        m.serialize_entry("updatedAt", &iso(&x.updated_at))?;
-        m.serialize_entry("ipAddress", &x.ip_address)?;
-        m.serialize_entry("userAgent", &x.user_agent)?;
-        // Better Auth's schema order: core fields, additional fields, then `id`.
-        m.serialize_entry("userId", &x.user_id)?;
+        if self.schema_order {
+            m.serialize_entry("id", &x.id)?;
+            m.serialize_entry("createdAt", &iso(&x.created_at))?;
+            m.serialize_entry("updatedAt", &iso(&x.updated_at))?;
+            m.serialize_entry("userId", &x.user_id)?;
+            m.serialize_entry("expiresAt", &iso(&x.expires_at))?;
+            m.serialize_entry("token", &x.token)?;
+            m.serialize_entry("ipAddress", &x.ip_address)?;
+            m.serialize_entry("userAgent", &x.user_agent)?;
+        } else {
+            m.serialize_entry("expiresAt", &iso(&x.expires_at))?;
+            m.serialize_entry("token", &x.token)?;
+            m.serialize_entry("createdAt", &iso(&x.created_at))?;
+            m.serialize_entry("updatedAt", &iso(&x.updated_at))?;
+            m.serialize_entry("ipAddress", &x.ip_address)?;
+            m.serialize_entry("userAgent", &x.user_agent)?;
+            m.serialize_entry("userId", &x.user_id)?;
+        }
+        // Better Auth's schema order puts additional fields after the core ones.
         for (k, v) in &x.extra {
             if !self.hidden.iter().any(|h| h == k) {
                 m.serialize_entry(k, v)?;
             }
         }
-        m.serialize_entry("id", &x.id)?;
+        if !self.schema_order {
+            m.serialize_entry("id", &x.id)?;
+        }
+        m.end()
+    }
+}
+
+/// A user in Better Auth's schema order (what it answers from a cookie cache).
+pub struct UserSchemaOrder<'a>(pub &'a User);
+
+impl Serialize for UserSchemaOrder<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let u = self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("id", &u.id)?;
+        m.serialize_entry("createdAt", &iso(&u.created_at))?;
+        m.serialize_entry("updatedAt", &iso(&u.updated_at))?;
+        m.serialize_entry("email", &u.email)?;
+        m.serialize_entry("emailVerified", &u.email_verified)?;
+        m.serialize_entry("name", &u.name)?;
+        m.serialize_entry("image", &u.image)?;
+        for (k, v) in &u.extra {
+            m.serialize_entry(k, v)?;
+        }
         m.end()
     }
 }

@@ -177,8 +177,16 @@ impl Revocations {
         });
     }
 
-    /// Follows revocations announced on Redis until the process ends.
-    pub fn spawn_redis_listener(self: &Arc<Self>, client: redis::Client, channel: String) {
+    /// Follows revocations announced on Redis until the process ends: sessiond's own
+    /// announcements on `channel`, and — when `deletions` gives the key prefix — Redis's
+    /// keyspace events for deleted keys, so that a session key deleted by another
+    /// application (a Better Auth app sharing the Redis) counts too.
+    pub fn spawn_redis_listener(
+        self: &Arc<Self>,
+        client: redis::Client,
+        channel: String,
+        deletions: Option<String>,
+    ) {
         use futures::StreamExt;
         if !self.enabled {
             return;
@@ -201,12 +209,33 @@ impl Revocations {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     continue;
                 }
+                let db = client.get_connection_info().redis_settings().db();
+                let del_channel = format!("__keyevent@{db}__:del");
+                if deletions.is_some() {
+                    if let Err(e) = pubsub.subscribe(&del_channel).await {
+                        tracing::warn!(error = %e, "cannot follow Redis key deletions");
+                    }
+                }
                 this.listener_up(&down);
                 {
                     let mut stream = pubsub.on_message();
                     while let Some(msg) = stream.next().await {
-                        if let Ok(hash) = msg.get_payload::<String>() {
-                            this.deny_hash(hash);
+                        let Ok(payload) = msg.get_payload::<String>() else {
+                            continue;
+                        };
+                        if msg.get_channel_name() == del_channel {
+                            // A deleted key: a session key is `<prefix><32-char token>`.
+                            let token = deletions
+                                .as_deref()
+                                .and_then(|p| payload.strip_prefix(p))
+                                .filter(|t| {
+                                    t.len() == 32 && t.bytes().all(|b| b.is_ascii_alphanumeric())
+                                });
+                            if let Some(t) = token {
+                                this.deny(t);
+                            }
+                        } else {
+                            this.deny_hash(payload);
                         }
                     }
                 }

@@ -18,7 +18,7 @@ use crate::crypto::token::generate_id;
 use crate::error::{codes, ApiError};
 use crate::session::cache::{CacheCodec, Strategy};
 use crate::session::cookies::{CookieConfig, RequestCookies};
-use crate::session::model::{Session, SessionOut, User};
+use crate::session::model::{Session, SessionOut, User, UserSchemaOrder};
 use crate::session::policy::Policy;
 use crate::session::revocation::Revocations;
 use crate::store::{NewCredentialAccount, Store, StoreError, Touched};
@@ -54,6 +54,8 @@ pub struct Current {
     pub needs_refresh: Option<bool>,
     /// Whether the request carried a valid `dont_remember` cookie.
     pub dont_remember: bool,
+    /// Served from the cookie cache (Better Auth then outputs its schema's key order).
+    pub from_cache: bool,
 }
 
 /// Sign-up input, validated for shape by the HTTP layer.
@@ -263,7 +265,27 @@ impl SessionService {
         SessionOut {
             session: s,
             hidden: &self.inner.hidden_fields,
+            schema_order: false,
         }
+    }
+
+    /// The `{session, user}` body of a resolved session: Better Auth's schema key order when
+    /// it came from the cookie cache, its database order otherwise.
+    pub fn session_json(&self, c: &Current) -> serde_json::Value {
+        let session = SessionOut {
+            session: &c.session,
+            hidden: &self.inner.hidden_fields,
+            schema_order: c.from_cache,
+        };
+        let mut v = if c.from_cache {
+            serde_json::json!({ "session": session, "user": UserSchemaOrder(&c.user) })
+        } else {
+            serde_json::json!({ "session": session, "user": c.user })
+        };
+        if let Some(n) = c.needs_refresh {
+            v["needsRefresh"] = serde_json::json!(n);
+        }
+        v
     }
 
     /// Each backend and whether it answers.
@@ -282,6 +304,19 @@ impl SessionService {
     /// carried), and `dont_remember`.
     pub fn delete_session_cookies(&self, req: &RequestCookies, out: &mut Vec<String>) {
         let c = &self.inner.cookies;
+        // As Better Auth, earlier Set-Cookie lines for these cookies are dropped first, so
+        // a response never carries a fresh cache for a session it ends.
+        let chunks = req.names_with_chunks(&c.data_name);
+        out.retain(|line| {
+            let name = line.split('=').next().unwrap_or("");
+            name != c.token_name
+                && name != c.dont_remember_name
+                && name != c.data_name
+                && !chunks.iter().any(|n| n == name)
+                && !name
+                    .strip_prefix(c.data_name.as_str())
+                    .is_some_and(|r| r.starts_with('.'))
+        });
         out.push(c.expire(&c.token_name));
         out.push(c.expire(&c.data_name));
         for name in req.names_with_chunks(&c.data_name) {
@@ -473,6 +508,7 @@ impl SessionService {
                             user,
                             needs_refresh: None,
                             dont_remember,
+                            from_cache: true,
                         }));
                     }
                     None => {
@@ -499,6 +535,7 @@ impl SessionService {
                 user,
                 needs_refresh: None,
                 dont_remember,
+                from_cache: false,
             }));
         }
         let due = inner.policy.needs_refresh(&session, now);
@@ -509,6 +546,7 @@ impl SessionService {
                 user,
                 needs_refresh: Some(due),
                 dont_remember,
+                from_cache: false,
             }));
         }
         if !due {
@@ -518,6 +556,7 @@ impl SessionService {
                 user,
                 needs_refresh: None,
                 dont_remember,
+                from_cache: false,
             }));
         }
         let expires_at = inner.policy.expiry(now, true);
@@ -536,6 +575,7 @@ impl SessionService {
                     user,
                     needs_refresh: None,
                     dont_remember,
+                    from_cache: false,
                 }))
             }
             Touched::AlreadyFresh => {
@@ -546,6 +586,7 @@ impl SessionService {
                     user,
                     needs_refresh: None,
                     dont_remember,
+                    from_cache: false,
                 }))
             }
             Touched::Gone => {

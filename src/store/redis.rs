@@ -151,7 +151,8 @@ fn ttl_secs(at: DateTime<Utc>, now_ms: i64) -> i64 {
 }
 
 fn stored_value(session: &Session, user: &User) -> String {
-    json!({ "session": SessionOut { session, hidden: &[] }, "user": user }).to_string()
+    json!({ "session": SessionOut { session, hidden: &[], schema_order: false }, "user": user })
+        .to_string()
 }
 
 fn parse_value(raw: &str) -> Option<(Session, User)> {

@@ -556,3 +556,52 @@ async fn replicas_share_rate_limits_through_redis() {
         .unwrap();
     assert_eq!(count, 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_key_deleted_by_another_application_is_refused_at_once() {
+    let url = redis_url();
+    let Some(mut conn) = redis_conn(&url).await else {
+        return;
+    };
+    let p = prefix();
+    let (u, pp) = (url.clone(), p.clone());
+    let app = spawn_with(Backend::Sqlite, move |s| {
+        s.redis.url = u;
+        s.redis.key_prefix = pp;
+        s.session.cookie_cache.enabled = true;
+    })
+    .await
+    .unwrap();
+    // Wait until the replica listens, so that the cache it mints next is trusted.
+    for _ in 0..100 {
+        let r: Value = app
+            .client
+            .get(format!("http://{}/readyz", app.addr))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if r["checks"]["revocation_listener"] == "ok" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (mut jar, res) = app.sign_up(&unique_email()).await;
+    let token = res.json()["token"].as_str().unwrap().to_string();
+    assert_ne!(app.session(&mut jar.clone()).await, Value::Null);
+    // What a Better Auth app's revoke does: delete the key (and its list entry).
+    let _: i64 = conn.del(format!("{p}{token}")).await.unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        if app.session(&mut jar.clone()).await.is_null() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "still served from the cookie cache"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
