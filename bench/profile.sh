@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Profiles sessiond's hot path with perf while wrk drives one route.
+#
+#   bash bench/profile.sh [MODE] [SECONDS]
+#     MODE: db (get-session, no cache; default) | compact | jwt | jwe | fa-db | fa-compact
+#
+# Builds the release binary (or uses BENCH_BIN), creates a throwaway database on
+# $PGHOST:$PGPORT (sessiond migrates it), signs a user up, runs wrk -t2 -c64 under
+# `perf record --call-graph dwarf`, then prints the hottest symbols and the share of samples
+# under a few functions of interest. Files in bench/out/profile-MODE.*; everything it starts
+# is stopped and the database dropped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+MODE=${1:-db}
+SECS=${2:-8}
+PGHOST=${PGHOST:-127.0.0.1}
+PGPORT=${PGPORT:-5432}
+PGUSER=${PGUSER:-postgres}
+OUT=${OUT:-$ROOT/bench/out}
+DB=sessiond_profile_$$
+SECRET=bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz
+PSQL=(psql -X -q -h "$PGHOST" -p "$PGPORT" -U "$PGUSER")
+log() { echo "[profile $(date +%T)] $*" >&2; }
+mkdir -p "$OUT/sessiond-cwd"
+: >"$OUT/sessiond-cwd/empty.toml"
+
+command -v perf >/dev/null || { log "installing perf"; apt-get install -y -qq linux-perf >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq linux-perf >/dev/null; }; }
+command -v wrk >/dev/null || { log "installing wrk"; apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; }
+if [ -z "${BENCH_BIN:-}" ]; then
+  cargo build --release --quiet
+  BENCH_BIN=$ROOT/target/release/sessiond
+fi
+cp "$BENCH_BIN" "$OUT/sessiond-profile.bin"
+BIN=$OUT/sessiond-profile.bin
+
+PID=""
+DB_CREATED=0
+cleanup() {
+  set +e
+  [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+  [ "$DB_CREATED" = 1 ] && "${PSQL[@]}" -d postgres -c "drop database if exists $DB with (force)" >/dev/null
+}
+trap cleanup EXIT
+
+case $MODE in
+db | fa-db) CACHE=(SESSIOND_SESSION__COOKIE_CACHE__ENABLED=false) ;;
+compact | fa-compact) CACHE=(SESSIOND_SESSION__COOKIE_CACHE__ENABLED=true SESSIOND_SESSION__COOKIE_CACHE__STRATEGY=compact) ;;
+jwt | jwe) CACHE=(SESSIOND_SESSION__COOKIE_CACHE__ENABLED=true SESSIOND_SESSION__COOKIE_CACHE__STRATEGY=$MODE) ;;
+*) echo "unknown mode $MODE" >&2; exit 2 ;;
+esac
+case $MODE in fa-*) ROUTE=/forward-auth ;; *) ROUTE=/api/auth/get-session ;; esac
+
+"${PSQL[@]}" -d postgres -c "create database $DB" >/dev/null
+DB_CREATED=1
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+URL=http://127.0.0.1:$PORT
+(cd "$OUT/sessiond-cwd" && exec env DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$DB?sslmode=disable" \
+  SESSIOND_HOST=127.0.0.1 SESSIOND_PORT="$PORT" SESSIOND_BASE_URL="$URL" BETTER_AUTH_SECRET="$SECRET" \
+  SESSIOND_ENVIRONMENT=production SESSIOND_ADVANCED__USE_SECURE_COOKIES=false \
+  SESSIOND_RATE_LIMIT__ENABLED=false SESSIOND_LOG__LEVEL=warn "${CACHE[@]}" \
+  "$BIN" --config "$OUT/sessiond-cwd/empty.toml") >"$OUT/profile-$MODE.server.log" 2>&1 &
+PID=$!
+for _ in $(seq 100); do curl -sf -o /dev/null "$URL/api/auth/ok" && break; sleep 0.1; done
+curl -sS -o /dev/null -c "$OUT/profile.jar" -H "Origin: $URL" -H 'Content-Type: application/json' \
+  --data '{"name":"P","email":"profile@example.com","password":"bench-password-123"}' "$URL/api/auth/sign-up/email"
+COOKIE=$(awk -F'\t' 'NF==7 {printf "%s%s=%s", (n++ ? "; " : ""), $6, $7}' "$OUT/profile.jar")
+
+wrk -t2 -c64 -d2s -H "Cookie: $COOKIE" "$URL$ROUTE" >/dev/null   # warm-up
+perf record -q -F 499 --call-graph dwarf,16384 -p "$PID" -o "$OUT/profile-$MODE.data" -- sleep "$((SECS + 1))" 2>/dev/null &
+PERF=$!
+sleep 0.5
+wrk -t2 -c64 -d"${SECS}s" -H "Cookie: $COOKIE" "$URL$ROUTE" | grep -E 'Requests/sec|Latency' >&2
+wait "$PERF" || true
+perf script -i "$OUT/profile-$MODE.data" 2>/dev/null >"$OUT/profile-$MODE.txt"
+
+echo "== hottest symbols (self) =="
+perf report -i "$OUT/profile-$MODE.data" --no-children --sort symbol --stdio -g none 2>/dev/null |
+  grep '%' | sed 's/  */ /g' | cut -c1-150 | head -30 || true
+echo
+echo "== share of samples with the function on the stack =="
+python3 - "$OUT/profile-$MODE.txt" <<'PY'
+import re, sys
+samples, cur = [], []
+for line in open(sys.argv[1], errors="replace"):
+    if not line.strip():
+        if cur:
+            samples.append(cur)
+        cur = []
+    elif line[0] in " \t":
+        parts = line.split(None, 1)
+        if len(parts) == 2:
+            cur.append(parts[1])
+if cur:
+    samples.append(cur)
+groups = [
+    ("handler (get_session_with / forward_auth::check)", r"get_session_with|forward_auth::check"),
+    ("SessionService::resolve", r"SessionService::resolve"),
+    ("cookie cache decode", r"CacheCodec::decode"),
+    ("  JSON parse (serde_json::de)", r"serde_json::de|Deserialize for serde_json"),
+    ("  HMAC / SHA-2 (RustCrypto)", r"sha2::|hmac::"),
+    ("  josekit / OpenSSL", r"josekit|libcrypto|openssl"),
+    ("Session/User from JSON", r"Session::from_json|User::from_json"),
+    ("response JSON (json!/Value/serialize)", r"session_body|serde_json::value::ser|serde_json::ser"),
+    ("store find_session", r"find_session"),
+    ("sqlx pool ping (acquire + release)", r"::ping"),
+    ("sqlx return_to_pool", r"return_to_pool"),
+    ("AppState drop (Arc refcounts)", r"drop_in_place<sessiond::http::AppState>"),
+    ("router service clones (clone_box)", r"clone_box|HandlerService<H,T,S> as core::clone"),
+    ("metrics", r"sessiond::metrics|metrics::"),
+    ("request id (uuid)", r"uuid|getrandom"),
+    ("malloc/free", r"malloc|_int_free|cfree|realloc"),
+    ("socket writes", r"writev|sendmsg|sendto"),
+]
+n = len(samples) or 1
+print(f"{len(samples)} samples")
+for name, pat in groups:
+    r = re.compile(pat)
+    k = sum(1 for s in samples if any(r.search(f) for f in s))
+    print(f"{100 * k / n:6.1f} %  {name}")
+PY
