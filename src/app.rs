@@ -316,11 +316,10 @@ async fn enable_keyspace_events(client: &::redis::Client) -> bool {
             .query_async(&mut c)
             .await?;
         let mut flags = current.get(1).cloned().unwrap_or_default();
-        for f in ['E', 'g'] {
-            if !flags.contains(f) && !(f == 'g' && flags.contains('A')) {
-                flags.push(f);
-            }
-        }
+        // "A" is an alias that includes "g".
+        let has = |f: char| flags.contains(f) || (f == 'g' && flags.contains('A'));
+        let missing: Vec<char> = ['E', 'g'].into_iter().filter(|f| !has(*f)).collect();
+        flags.extend(missing);
         ::redis::cmd("CONFIG")
             .arg("SET")
             .arg("notify-keyspace-events")
