@@ -588,7 +588,7 @@ async fn session_key_deleted_by_another_application_is_refused_at_once() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (mut jar, res) = app.sign_up(&unique_email()).await;
+    let (jar, res) = app.sign_up(&unique_email()).await;
     let token = res.json()["token"].as_str().unwrap().to_string();
     assert_ne!(app.session(&mut jar.clone()).await, Value::Null);
     // What a Better Auth app's revoke does: delete the key (and its list entry).
