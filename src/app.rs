@@ -14,7 +14,7 @@ use crate::http::client::IpRules;
 use crate::http::forward_auth::ForwardAuth;
 use crate::http::origin::TrustedOrigins;
 use crate::http::rate_limit::RateLimiter;
-use crate::http::{openapi_document, router, AppState};
+use crate::http::{openapi_document, router, AppState, Shared};
 use crate::session::revocation::Revocations;
 use crate::session::SessionService;
 use crate::store::redis::{RedisOptions, RedisStore};
@@ -201,7 +201,7 @@ impl Application {
         } else {
             None
         };
-        let state = AppState {
+        let state = AppState::new(Shared {
             sessions: SessionService::new(&settings, store, clock, &secret, revocations)
                 .map_err(|_| StartError::Config("unusable secret".into()))?,
             origins: Arc::new(TrustedOrigins::new(&settings)),
@@ -223,7 +223,7 @@ impl Application {
             openapi: Arc::from(
                 openapi_document(&settings.base_path, &settings.forward_auth.path).as_str(),
             ),
-        };
+        });
         let listener = TcpListener::bind((settings.host.as_str(), settings.port)).await?;
         let grace = std::time::Duration::from_secs(settings.server.shutdown_grace);
         Ok(Self {

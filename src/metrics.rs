@@ -6,7 +6,6 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -82,25 +81,29 @@ fn status_label(code: u16) -> &'static str {
     }
 }
 
-/// Middleware: counts and times every request by its route template.
-pub async fn track(req: Request, next: Next) -> Response {
-    let start = Instant::now();
+/// Labels and start time of a request being measured.
+pub struct Timing {
+    start: Instant,
+    method: String,
+    route: String,
+}
+
+/// Starts measuring a request, labelled by its route template.
+pub fn begin(req: &Request) -> Timing {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = req.method().as_str().to_string();
-    let res = next.run(req).await;
+    Timing { start: Instant::now(), method: req.method().as_str().to_string(), route }
+}
+
+/// Counts and times a finished request.
+pub fn finish(t: Timing, res: &Response) {
     let status = status_label(res.status().as_u16());
-    let labels = [
-        ("method", method),
-        ("route", route),
-        ("status", status.to_string()),
-    ];
+    let labels = [("method", t.method), ("route", t.route), ("status", status.to_string())];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(start.elapsed().as_secs_f64());
-    res
+        .record(t.start.elapsed().as_secs_f64());
 }
 
 /// A session was created.

@@ -27,9 +27,28 @@ use tracing::Level;
 
 use crate::session::SessionService;
 
-/// Shared state of every handler.
+/// Shared state of every handler: one `Arc`, so that cloning it per request is one
+/// reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// Wraps the shared state.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What every handler shares.
+pub struct Shared {
     /// The session service.
     pub sessions: SessionService,
     /// Trusted origins for the origin check.
@@ -125,19 +144,13 @@ pub fn router(state: AppState) -> Router {
     if let Some(path) = &state.forward_auth_path {
         root = root.route(path, axum::routing::any(forward_auth::check));
     }
-    // Layers run outside in: request id, trace span, timeout, body limit, rate limit,
-    // origin check, then the route.
+    // Layers run outside in: CORS, request id, trace span, then `edge` (metrics, rate
+    // limit, origin check, timeout), the body limit, and the route.
     root.fallback(not_found)
         // A known path with another method is a 404 in Better Auth, not a 405.
         .method_not_allowed_fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), origin::check))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            rate_limit::limit,
-        ))
         .layer(DefaultBodyLimit::max(state.body_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), timeout))
-        .layer(middleware::from_fn(crate::metrics::track))
+        .layer(middleware::from_fn_with_state(state.clone(), edge))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             TraceLayer::new_for_http()
@@ -193,22 +206,39 @@ async fn strip_ungranted_cors(mut res: axum::response::Response) -> axum::respon
     res
 }
 
-/// Answers 503 `REQUEST_TIMEOUT` when a request outlives `server.request_timeout`.
-async fn timeout(
+/// Everything every request passes, in one middleware (each layer costs a boxed clone
+/// per request): metrics around it all, then the rate limiter, the origin check, and
+/// the request timeout (503 `REQUEST_TIMEOUT`) around the handler.
+async fn edge(
     axum::extract::State(state): axum::extract::State<AppState>,
     req: axum::extract::Request,
     next: middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    match tokio::time::timeout(state.request_timeout, next.run(req)).await {
-        Ok(res) => res,
-        Err(_) => crate::error::ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "REQUEST_TIMEOUT",
-            "The request took too long. Try again later.",
-        )
-        .into_response(),
+    let timing = state.metrics.is_some().then(|| crate::metrics::begin(&req));
+    let limited = match rate_limit::key_for(&state, &req) {
+        Some((key, rule)) => rate_limit::verdict(&state, key, rule).await,
+        None => None,
+    };
+    let res = if let Some(limited) = limited {
+        limited
+    } else if let Err(e) = origin::verdict(&state, &req) {
+        e.into_response()
+    } else {
+        match tokio::time::timeout(state.request_timeout, next.run(req)).await {
+            Ok(res) => res,
+            Err(_) => crate::error::ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "REQUEST_TIMEOUT",
+                "The request took too long. Try again later.",
+            )
+            .into_response(),
+        }
+    };
+    if let Some(t) = timing {
+        crate::metrics::finish(t, &res);
     }
+    res
 }
 
 async fn openapi(

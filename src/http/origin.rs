@@ -3,10 +3,8 @@
 //! also refuse cross-site navigations and untrusted origins (Fetch Metadata), while still
 //! admitting `curl` and server-to-server calls that send none of those headers.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderMap, Method};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 
 use crate::config::Settings;
 use crate::error::{codes, ApiError};
@@ -145,45 +143,36 @@ fn validate_origin(state: &AppState, h: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Middleware: the origin check on every POST, plus the Fetch-Metadata check on
-/// sign-in and sign-up.
-pub async fn check(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let is_forward_auth = state
-        .forward_auth_path
-        .as_deref()
-        .is_some_and(|p| p == req.uri().path());
+/// The origin check on every POST, plus the Fetch-Metadata check on sign-in and sign-up.
+pub fn verdict(state: &AppState, req: &Request) -> Result<(), ApiError> {
+    let is_forward_auth =
+        state.forward_auth_path.as_deref().is_some_and(|p| p == req.uri().path());
     if req.method() != Method::POST || state.csrf_disabled || is_forward_auth {
-        return next.run(req).await;
+        return Ok(());
     }
     let h = req.headers();
     let has_cookie = h.get(header::COOKIE).is_some_and(|c| !c.is_empty());
     let path = req.uri().path();
     let rel = path.strip_prefix(&*state.base_path).unwrap_or(path);
     let form_route = rel == "/sign-in/email" || rel == "/sign-up/email";
-    let verdict = if has_cookie {
-        validate_origin(&state, h)
-    } else if form_route {
-        let site = header_str(h, "sec-fetch-site");
-        let mode = header_str(h, "sec-fetch-mode");
-        let any_fetch_meta = site.is_some() || mode.is_some() || h.contains_key("sec-fetch-dest");
-        if any_fetch_meta {
-            if site == Some("cross-site") && mode == Some("navigate") {
-                Err(codes::CROSS_SITE_NAVIGATION_LOGIN_BLOCKED)
-            } else {
-                validate_origin(&state, h)
-            }
-        } else if h.contains_key("origin") || h.contains_key("referer") {
-            validate_origin(&state, h)
-        } else {
-            Ok(())
-        }
-    } else {
-        Ok(())
-    };
-    match verdict {
-        Ok(()) => next.run(req).await,
-        Err(e) => e.into_response(),
+    if has_cookie {
+        return validate_origin(state, h);
     }
+    if !form_route {
+        return Ok(());
+    }
+    let site = header_str(h, "sec-fetch-site");
+    let mode = header_str(h, "sec-fetch-mode");
+    if site.is_some() || mode.is_some() || h.contains_key("sec-fetch-dest") {
+        if site == Some("cross-site") && mode == Some("navigate") {
+            return Err(codes::CROSS_SITE_NAVIGATION_LOGIN_BLOCKED);
+        }
+        return validate_origin(state, h);
+    }
+    if h.contains_key("origin") || h.contains_key("referer") {
+        return validate_origin(state, h);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -13,9 +13,8 @@ use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::clock::Clock;
@@ -27,8 +26,9 @@ const SHARDS: usize = 16;
 /// Entries kept per shard before expired ones are swept (Better Auth caps at 100 000).
 const SHARD_CAP: usize = 100_000 / SHARDS;
 
+/// A limit: `max` requests per window.
 #[derive(Debug, Clone, Copy)]
-struct Rule {
+pub struct Rule {
     window_ms: i64,
     max: u64,
 }
@@ -186,44 +186,34 @@ impl RateLimiter {
     }
 }
 
-/// Middleware: counts every request under the base path (before routing, as Better Auth).
-pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(limiter) = state.rate_limiter.clone() else {
-        return next.run(req).await;
-    };
-    let path = req.uri().path();
-    let Some(rel) = path.strip_prefix(limiter.base_path.as_str()) else {
-        return next.run(req).await;
-    };
-    let Some(r) = limiter.rule_for(rel) else {
-        return next.run(req).await;
-    };
-    let forwarded = limiter
-        .use_forwarded
-        .then(|| state.ip.client_ip(req.headers()))
-        .flatten();
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
+/// The counter key and rule of a request under the base path; `None` when it is not
+/// limited.
+pub fn key_for(state: &AppState, req: &Request) -> Option<(String, Rule)> {
+    let limiter = state.rate_limiter.as_ref()?;
+    let rel = req.uri().path().strip_prefix(limiter.base_path.as_str())?;
+    let r = limiter.rule_for(rel)?;
+    let forwarded = limiter.use_forwarded.then(|| state.ip.client_ip(req.headers())).flatten();
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
     let ip = forwarded.or(peer).unwrap_or_else(|| "no-trusted-ip".into());
-    let key = format!("{ip}|{rel}");
+    Some((format!("{ip}|{rel}"), r))
+}
+
+/// Counts a request (before routing, as Better Auth); the 429 answer when it is over its
+/// limit.
+pub async fn verdict(state: &AppState, key: String, r: Rule) -> Option<Response> {
+    let limiter = state.rate_limiter.as_ref()?;
     let verdict = match &limiter.redis {
         Some((conn, prefix)) => limiter.hit_shared(conn, prefix, &key, r).await,
         None => limiter.hit(key, r),
     };
-    match verdict {
-        Ok(()) => next.run(req).await,
-        Err(retry) => {
-            let mut res = ApiError::message_only(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many requests. Please try again later.",
-            )
-            .into_response();
-            if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
-                res.headers_mut().insert("x-retry-after", v);
-            }
-            res
-        }
+    let retry = verdict.err()?;
+    let mut res = ApiError::message_only(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many requests. Please try again later.",
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
+        res.headers_mut().insert("x-retry-after", v);
     }
+    Some(res)
 }

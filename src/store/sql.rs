@@ -79,8 +79,10 @@ pub async fn connect(
         let pool = PgPoolOptions::new()
             .max_connections(db.max_connections.max(1))
             .acquire_timeout(acquire)
-            .connect_with(opts)
+            .test_before_acquire(false)
+            .connect_with(opts.clone())
             .await?;
+        let hot = HotConns::new(opts, db.max_connections, acquire);
         if migrate {
             sqlx::migrate!("migrations/postgres")
                 .run(&pool)
@@ -100,7 +102,7 @@ pub async fn connect(
             pool.execute(stmt.as_str()).await?;
         }
         Ok(Connected {
-            store: Arc::new(SqlStore::new(pool.clone(), extras)),
+            store: Arc::new(SqlStore::new(pool.clone(), hot, extras)),
             backend: Backend::Postgres,
             pg_pool: Some(pool),
         })
@@ -113,8 +115,9 @@ pub async fn connect(
         let pool = SqlitePoolOptions::new()
             .max_connections(db.max_connections.max(1))
             .acquire_timeout(acquire)
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await?;
+        let hot = HotConns::new(opts, db.max_connections, acquire);
         if migrate {
             sqlx::migrate!("migrations/sqlite")
                 .run(&pool)
@@ -137,7 +140,7 @@ pub async fn connect(
             pool.execute(stmt.as_str()).await?;
         }
         Ok(Connected {
-            store: Arc::new(SqlStore::new(pool, extras)),
+            store: Arc::new(SqlStore::new(pool, hot, extras)),
             backend: Backend::Sqlite,
             pg_pool: None,
         })
@@ -197,14 +200,68 @@ impl Statements {
 /// The store over one sqlx pool.
 pub struct SqlStore<DB: Database> {
     pool: Pool<DB>,
+    hot: HotConns<DB::Connection>,
     extras: Vec<ExtraColumn>,
     sql: Statements,
 }
 
 impl<DB: Database> SqlStore<DB> {
-    fn new(pool: Pool<DB>, extras: Vec<ExtraColumn>) -> Self {
+    fn new(
+        pool: Pool<DB>,
+        hot: HotConns<DB::Connection>,
+        extras: Vec<ExtraColumn>,
+    ) -> Self {
         let sql = Statements::new(&extras);
-        Self { pool, extras, sql }
+        Self { pool, hot, extras, sql }
+    }
+}
+
+/// Connections for the one read every `get-session` makes, kept outside sqlx's pool:
+/// sqlx pings each connection it takes back, a second round trip per request. Here a
+/// connection goes back to the idle list as it is, and is dropped after any error (the
+/// next request opens a fresh one).
+pub struct HotConns<C: sqlx::Connection> {
+    options: <C as sqlx::Connection>::Options,
+    idle: std::sync::Mutex<Vec<C>>,
+    permits: tokio::sync::Semaphore,
+    acquire_timeout: Duration,
+}
+
+impl<C: sqlx::Connection> HotConns<C> {
+    fn new(options: <C as sqlx::Connection>::Options, size: u32, acquire_timeout: Duration) -> Self {
+        Self {
+            options,
+            idle: std::sync::Mutex::new(Vec::new()),
+            permits: tokio::sync::Semaphore::new(size.max(1) as usize),
+            acquire_timeout,
+        }
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<C>> {
+        match self.idle.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// A connection and the permit that bounds how many are out.
+    async fn take(&self) -> Result<(C, tokio::sync::SemaphorePermit<'_>), StoreError> {
+        let permit = tokio::time::timeout(self.acquire_timeout, self.permits.acquire())
+            .await
+            .map_err(|_| StoreError::Unavailable(Box::new(sqlx::Error::PoolTimedOut)))?
+            .map_err(|_| StoreError::Unavailable(Box::new(sqlx::Error::PoolClosed)))?;
+        let idle = self.idle().pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => tokio::time::timeout(self.acquire_timeout, C::connect_with(&self.options))
+                .await
+                .map_err(|_| StoreError::Unavailable(Box::new(sqlx::Error::PoolTimedOut)))??,
+        };
+        Ok((conn, permit))
+    }
+
+    fn put_back(&self, conn: C) {
+        self.idle().push(conn);
     }
 }
 
@@ -340,10 +397,12 @@ impl Store for SqlStore<$db> {
     }
 
     async fn find_session(&self, token: &str) -> Result<Option<(Session, User)>, StoreError> {
+        let (mut conn, _permit) = self.hot.take().await?;
         let row = sqlx::query(&self.sql.find_session)
             .bind(token.to_owned())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut conn)
             .await?;
+        self.hot.put_back(conn);
         match row {
             None => Ok(None),
             Some(r) => Ok(Some((session_from(&r, &self.extras)?, user_from(&r, "u_")?))),
