@@ -310,7 +310,7 @@ pub struct EmailPasswordSettings {
     pub max_password_length: usize,
     /// Sign the user in after sign-up.
     pub auto_sign_in: bool,
-    /// Password hashes allowed to run at once (0: number of CPUs).
+    /// Password hashes allowed to run at once (0: half the CPUs).
     pub hash_concurrency: usize,
 }
 

@@ -94,13 +94,21 @@ pub fn begin(req: &Request) -> Timing {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    Timing { start: Instant::now(), method: req.method().as_str().to_string(), route }
+    Timing {
+        start: Instant::now(),
+        method: req.method().as_str().to_string(),
+        route,
+    }
 }
 
 /// Counts and times a finished request.
 pub fn finish(t: Timing, res: &Response) {
     let status = status_label(res.status().as_u16());
-    let labels = [("method", t.method), ("route", t.route), ("status", status.to_string())];
+    let labels = [
+        ("method", t.method),
+        ("route", t.route),
+        ("status", status.to_string()),
+    ];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels)
         .record(t.start.elapsed().as_secs_f64());

@@ -2,7 +2,7 @@
 //! NFKC-normalised password, with the 32-character *hex text* of 16 random bytes as the
 //! salt, stored as `<saltHex>:<keyHex>`.
 //!
-//! Hashing is CPU- and memory-heavy (16 MiB, tens of milliseconds), so callers run it
+//! Hashing is CPU- and memory-heavy (32 MiB, tens of milliseconds), so callers run it
 //! through [`Hasher`], which moves it off the async runtime and bounds how many run at once.
 
 use std::sync::Arc;

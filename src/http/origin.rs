@@ -145,8 +145,10 @@ fn validate_origin(state: &AppState, h: &HeaderMap) -> Result<(), ApiError> {
 
 /// The origin check on every POST, plus the Fetch-Metadata check on sign-in and sign-up.
 pub fn verdict(state: &AppState, req: &Request) -> Result<(), ApiError> {
-    let is_forward_auth =
-        state.forward_auth_path.as_deref().is_some_and(|p| p == req.uri().path());
+    let is_forward_auth = state
+        .forward_auth_path
+        .as_deref()
+        .is_some_and(|p| p == req.uri().path());
     if req.method() != Method::POST || state.csrf_disabled || is_forward_auth {
         return Ok(());
     }

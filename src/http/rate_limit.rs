@@ -192,8 +192,14 @@ pub fn key_for(state: &AppState, req: &Request) -> Option<(String, Rule)> {
     let limiter = state.rate_limiter.as_ref()?;
     let rel = req.uri().path().strip_prefix(limiter.base_path.as_str())?;
     let r = limiter.rule_for(rel)?;
-    let forwarded = limiter.use_forwarded.then(|| state.ip.client_ip(req.headers())).flatten();
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    let forwarded = limiter
+        .use_forwarded
+        .then(|| state.ip.client_ip(req.headers()))
+        .flatten();
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
     let ip = forwarded.or(peer).unwrap_or_else(|| "no-trusted-ip".into());
     Some((format!("{ip}|{rel}"), r))
 }

@@ -4,15 +4,11 @@
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::error::{codes, ApiError};
 use crate::http::extract::{Body, Ctx, Fields, Gate};
-use crate::session::{Current, ResolveOptions};
-
-fn session_body(ctx: &Ctx, cur: Option<&Current>) -> Value {
-    cur.map_or(Value::Null, |c| ctx.state.sessions.session_json(c))
-}
+use crate::session::ResolveOptions;
 
 async fn get_session_with(mut ctx: Ctx, defer_read_only: bool) -> Response {
     let opts = ResolveOptions {
@@ -24,7 +20,14 @@ async fn get_session_with(mut ctx: Ctx, defer_read_only: bool) -> Response {
     let result = svc
         .resolve(&ctx.cookies, opts, &mut ctx.out)
         .await
-        .map(|cur| Json(session_body(&ctx, cur.as_ref())));
+        .map(|cur| {
+            // Serialised straight from the session: no intermediate JSON tree.
+            let body = serde_json::to_vec(&cur.as_ref().map(|c| svc.session_json(c)));
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                body.unwrap_or_default(),
+            )
+        });
     let mut res = ctx.respond(result);
     no_store(&mut res);
     res

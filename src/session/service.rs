@@ -58,6 +58,30 @@ pub struct Current {
     pub from_cache: bool,
 }
 
+/// `get-session`'s body, serialised straight from the resolved session.
+pub struct SessionBody<'a> {
+    session: SessionOut<'a>,
+    user: &'a User,
+    needs_refresh: Option<bool>,
+}
+
+impl serde::Serialize for SessionBody<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("session", &self.session)?;
+        if self.session.schema_order {
+            m.serialize_entry("user", &UserSchemaOrder(self.user))?;
+        } else {
+            m.serialize_entry("user", self.user)?;
+        }
+        if let Some(n) = self.needs_refresh {
+            m.serialize_entry("needsRefresh", &n)?;
+        }
+        m.end()
+    }
+}
+
 /// Sign-up input, validated for shape by the HTTP layer.
 #[derive(Debug, Clone)]
 pub struct SignUp {
@@ -126,6 +150,7 @@ struct CacheSetup {
     refresh_within_ms: Option<i64>,
     /// Without a server store the cookie is the session, even for sensitive routes.
     authoritative: bool,
+    memo: Memo,
 }
 
 impl CacheSetup {
@@ -156,7 +181,50 @@ impl CacheSetup {
             version: cc.version.clone(),
             refresh_within_ms,
             authoritative: stateless,
+            memo: Memo::default(),
         }
+    }
+}
+
+/// A verified cookie-cache value, decoded.
+struct Decoded {
+    session: Session,
+    user: User,
+    version: Option<String>,
+    window_end_ms: i64,
+    minted_ms: Option<i64>,
+}
+
+/// Verified cache values by their exact text, so that a client sending the same cookie
+/// again costs a lookup instead of a decode and a signature check. Only the cryptography
+/// and parsing are remembered: token, version, windows and revocation are checked on
+/// every request. Bounded; emptied when full.
+#[derive(Default)]
+struct Memo {
+    map: std::sync::Mutex<std::collections::HashMap<String, Arc<Decoded>>>,
+}
+
+/// Entries kept (a few MiB at most).
+const MEMO_CAP: usize = 2048;
+
+impl Memo {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Arc<Decoded>>> {
+        match self.map.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn get(&self, raw: &str) -> Option<Arc<Decoded>> {
+        self.lock().get(raw).cloned()
+    }
+
+    fn put(&self, raw: &str, d: Arc<Decoded>) {
+        let mut map = self.lock();
+        if map.len() >= MEMO_CAP {
+            map.clear();
+        }
+        map.insert(raw.to_owned(), d);
     }
 }
 
@@ -177,9 +245,9 @@ impl SessionService {
         let key = SigningKey::new(secret.as_bytes())?;
         let ep = settings.email_and_password.clone();
         let limit = if ep.hash_concurrency == 0 {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
+            // Half the CPUs: hashes (32 MiB and tens of ms each) must leave room for the
+            // requests that only read sessions.
+            std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
         } else {
             ep.hash_concurrency
         };
@@ -271,23 +339,17 @@ impl SessionService {
 
     /// The `{session, user}` body of a resolved session: Better Auth's schema key order when
     /// it came from the cookie cache, its database order otherwise.
-    pub fn session_json(&self, c: &Current) -> serde_json::Value {
-        let session = SessionOut {
-            session: &c.session,
-            hidden: &self.inner.hidden_fields,
-            schema_order: c.from_cache,
-        };
-        let mut v = if c.from_cache {
-            serde_json::json!({ "session": session, "user": UserSchemaOrder(&c.user) })
-        } else {
-            serde_json::json!({ "session": session, "user": c.user })
-        };
-        if let Some(n) = c.needs_refresh {
-            v["needsRefresh"] = serde_json::json!(n);
+    pub fn session_json<'a>(&'a self, c: &'a Current) -> SessionBody<'a> {
+        SessionBody {
+            session: SessionOut {
+                session: &c.session,
+                hidden: &self.inner.hidden_fields,
+                schema_order: c.from_cache,
+            },
+            user: &c.user,
+            needs_refresh: c.needs_refresh,
         }
-        v
     }
-
     /// Each backend and whether it answers.
     pub async fn health(&self) -> Vec<(&'static str, bool)> {
         self.inner.store.health().await
@@ -442,25 +504,38 @@ impl SessionService {
     /// version, window open, session not expired.
     fn accept_cache(&self, raw: &str, token: &str, now_ms: i64) -> Option<(Session, User, i64)> {
         let cache = &self.inner.cache;
-        let p = cache.codec.decode(raw, now_ms).ok()?;
-        if p.session.get("token").and_then(Value::as_str) != Some(token) {
+        let d = match cache.memo.get(raw) {
+            Some(d) => {
+                // The codec's own time check, skipped on a memo hit: jwt refuses at `exp`.
+                if cache.codec.strategy() == Strategy::Jwt
+                    && d.window_end_ms.div_euclid(1000) <= now_ms.div_euclid(1000)
+                {
+                    return None;
+                }
+                d
+            }
+            None => {
+                let p = cache.codec.decode(raw, now_ms).ok()?;
+                let d = Arc::new(Decoded {
+                    session: Session::from_json(&p.session)?,
+                    user: User::from_json(&p.user)?,
+                    version: p.version,
+                    window_end_ms: p.expires_at_ms,
+                    minted_ms: p.updated_at,
+                });
+                cache.memo.put(raw, d.clone());
+                d
+            }
+        };
+        if d.session.token != token
+            || d.version.as_deref().unwrap_or("1") != cache.version
+            || d.window_end_ms < now_ms
+            || d.session.expires_at.timestamp_millis() < now_ms
+            || !self.inner.revocations.allows_cached(token, d.minted_ms)
+        {
             return None;
         }
-        if p.version.as_deref().unwrap_or("1") != cache.version {
-            return None;
-        }
-        if p.expires_at_ms < now_ms {
-            return None;
-        }
-        let session = Session::from_json(&p.session)?;
-        let user = User::from_json(&p.user)?;
-        if session.expires_at.timestamp_millis() < now_ms {
-            return None;
-        }
-        if !self.inner.revocations.allows_cached(token, p.updated_at) {
-            return None;
-        }
-        Some((session, user, p.expires_at_ms))
+        Some((d.session.clone(), d.user.clone(), d.window_end_ms))
     }
 
     fn has_dont_remember(&self, req: &RequestCookies) -> bool {

@@ -206,13 +206,14 @@ pub struct SqlStore<DB: Database> {
 }
 
 impl<DB: Database> SqlStore<DB> {
-    fn new(
-        pool: Pool<DB>,
-        hot: HotConns<DB::Connection>,
-        extras: Vec<ExtraColumn>,
-    ) -> Self {
+    fn new(pool: Pool<DB>, hot: HotConns<DB::Connection>, extras: Vec<ExtraColumn>) -> Self {
         let sql = Statements::new(&extras);
-        Self { pool, hot, extras, sql }
+        Self {
+            pool,
+            hot,
+            extras,
+            sql,
+        }
     }
 }
 
@@ -228,7 +229,11 @@ pub struct HotConns<C: sqlx::Connection> {
 }
 
 impl<C: sqlx::Connection> HotConns<C> {
-    fn new(options: <C as sqlx::Connection>::Options, size: u32, acquire_timeout: Duration) -> Self {
+    fn new(
+        options: <C as sqlx::Connection>::Options,
+        size: u32,
+        acquire_timeout: Duration,
+    ) -> Self {
         Self {
             options,
             idle: std::sync::Mutex::new(Vec::new()),
