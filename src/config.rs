@@ -595,9 +595,9 @@ impl Settings {
                         path.display()
                     )));
                 }
-                fig = fig.merge(Toml::file(path));
+                fig = fig.merge(Toml::file_exact(path));
             }
-            None => fig = fig.merge(Toml::file("config/default.toml")),
+            None => fig = fig.merge(Toml::file_exact("config/default.toml")),
         }
         Self::from_figment(fig.merge(environment_provider()))
     }
