@@ -2,6 +2,7 @@
 //! lifecycle counters, cookie-cache hits and misses, store errors and the password-hashing
 //! queue. One recorder per process; `/metrics` renders it.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -81,37 +82,69 @@ fn status_label(code: u16) -> &'static str {
     }
 }
 
-/// Labels and start time of a request being measured.
+/// The route label of a request, and its start time.
 pub struct Timing {
     start: Instant,
-    method: String,
-    route: String,
+    route: Option<MatchedPath>,
 }
 
 /// Starts measuring a request, labelled by its route template.
 pub fn begin(req: &Request) -> Timing {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     Timing {
         start: Instant::now(),
-        method: req.method().as_str().to_string(),
-        route,
+        route: req.extensions().get::<MatchedPath>().cloned(),
     }
 }
 
+type Handles = (metrics::Counter, metrics::Histogram);
+
+/// Registered counters and histograms by (route, method, status), so that a request
+/// costs a lookup rather than building and hashing owned labels.
+static HANDLES: OnceLock<std::sync::RwLock<HashMap<(String, String, u16), Handles>>> =
+    OnceLock::new();
+
 /// Counts and times a finished request.
-pub fn finish(t: Timing, res: &Response) {
-    let status = status_label(res.status().as_u16());
-    let labels = [
-        ("method", t.method),
-        ("route", t.route),
-        ("status", status.to_string()),
-    ];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(t.start.elapsed().as_secs_f64());
+pub fn finish(t: Timing, method: &axum::http::Method, res: &Response) {
+    let code = res.status().as_u16();
+    let route = t.route.as_ref().map_or("unmatched", |r| r.as_str());
+    let map = HANDLES.get_or_init(Default::default);
+    let key_lookup = |m: &HashMap<(String, String, u16), Handles>| {
+        m.iter()
+            .find(|((r, me, c), _)| *c == code && r == route && me == method.as_str())
+            .map(|(_, h)| h.clone())
+    };
+    let found = match map.read() {
+        Ok(m) => key_lookup(&m),
+        Err(p) => key_lookup(&p.into_inner()),
+    };
+    let (counter, histogram) = match found {
+        Some(h) => h,
+        None => {
+            let labels = [
+                ("method", method.as_str().to_string()),
+                ("route", route.to_string()),
+                ("status", status_label(code).to_string()),
+            ];
+            let h = (
+                metrics::counter!("http_requests_total", &labels),
+                metrics::histogram!("http_request_duration_seconds", &labels),
+            );
+            let mut m = match map.write() {
+                Ok(m) => m,
+                Err(p) => p.into_inner(),
+            };
+            // Unknown statuses share the "other" label; the map stays small either way.
+            if m.len() < 4096 {
+                m.insert(
+                    (route.to_string(), method.as_str().to_string(), code),
+                    h.clone(),
+                );
+            }
+            h
+        }
+    };
+    counter.increment(1);
+    histogram.record(t.start.elapsed().as_secs_f64());
 }
 
 /// A session was created.
