@@ -100,15 +100,16 @@ type Handles = (metrics::Counter, metrics::Histogram);
 
 /// Registered counters and histograms by (route, method, status), so that a request
 /// costs a lookup rather than building and hashing owned labels.
-static HANDLES: OnceLock<std::sync::RwLock<HashMap<(String, String, u16), Handles>>> =
-    OnceLock::new();
+static HANDLES: OnceLock<std::sync::RwLock<HandleMap>> = OnceLock::new();
+
+type HandleMap = HashMap<(String, String, u16), Handles>;
 
 /// Counts and times a finished request.
 pub fn finish(t: Timing, method: &axum::http::Method, res: &Response) {
     let code = res.status().as_u16();
     let route = t.route.as_ref().map_or("unmatched", |r| r.as_str());
     let map = HANDLES.get_or_init(Default::default);
-    let key_lookup = |m: &HashMap<(String, String, u16), Handles>| {
+    let key_lookup = |m: &HandleMap| {
         m.iter()
             .find(|((r, me, c), _)| *c == code && r == route && me == method.as_str())
             .map(|(_, h)| h.clone())
