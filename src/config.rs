@@ -597,7 +597,11 @@ impl Settings {
                 }
                 fig = fig.merge(Toml::file_exact(path));
             }
-            None => fig = fig.merge(Toml::file_exact("config/default.toml")),
+            // The default file is optional, and only looked for where sessiond runs.
+            None if Path::new("config/default.toml").is_file() => {
+                fig = fig.merge(Toml::file_exact("config/default.toml"));
+            }
+            None => {}
         }
         Self::from_figment(fig.merge(environment_provider()))
     }

@@ -219,6 +219,9 @@ impl From<StoreError> for ApiError {
 
 impl From<PasswordError> for ApiError {
     fn from(e: PasswordError) -> Self {
+        if matches!(e, PasswordError::Busy) {
+            return codes::SERVICE_UNAVAILABLE;
+        }
         tracing::error!(error = %e, "password hashing failed");
         ApiError::empty(StatusCode::INTERNAL_SERVER_ERROR)
     }

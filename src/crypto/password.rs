@@ -10,7 +10,6 @@ use std::sync::Arc;
 use rand::rngs::OsRng;
 use rand::RngCore;
 use subtle::ConstantTimeEq;
-use tokio::sync::Semaphore;
 use unicode_normalization::UnicodeNormalization;
 
 /// log2(N) for N = 16384.
@@ -28,6 +27,9 @@ pub enum PasswordError {
     /// scrypt itself failed (parameters rejected) or the worker was lost.
     #[error("password hashing failed")]
     Internal,
+    /// Too many hashes waiting.
+    #[error("too many password hashes waiting")]
+    Busy,
 }
 
 fn derive(password: &str, salt: &str) -> Result<[u8; KEY_LEN], PasswordError> {
@@ -64,24 +66,50 @@ pub fn verify_blocking(password: &str, stored: &str) -> Result<bool, PasswordErr
     Ok(derived.as_bytes().ct_eq(key.as_bytes()).into())
 }
 
-/// Runs password hashing on the blocking pool, at most `limit` at a time, so sign-ins
-/// never occupy the async workers that serve `get-session`.
+/// A unit of hashing work for the hashing threads.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Runs password hashing on its own threads — as many as hashes may run at once — so that
+/// sign-ins never occupy the async workers that serve `get-session`. Dedicated threads
+/// also bound memory: each scrypt needs a 32 MiB buffer, and an allocator keeps what a
+/// thread freed for that thread; a few long-lived threads reuse their buffers instead of
+/// every blocking-pool thread keeping one.
 #[derive(Clone)]
 pub struct Hasher {
-    permits: Arc<Semaphore>,
+    jobs: std::sync::mpsc::SyncSender<Job>,
     queued: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Hasher {
-    /// A hasher allowing `limit` concurrent hashes (at least one).
+    /// A hasher with `limit` threads (at least one).
     pub fn new(limit: usize) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(1024);
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..limit.max(1) {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("sessiond-hash-{i}"))
+                .spawn(move || loop {
+                    let job = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(p) => p.into_inner().recv(),
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a password hashing thread");
+            }
+        }
         Self {
-            permits: Arc::new(Semaphore::new(limit.max(1))),
+            jobs: tx,
             queued: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         }
     }
 
-    /// Hashes waiting for a permit or running.
+    /// Hashes waiting or running.
     pub fn queued(&self) -> usize {
         self.queued.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -92,17 +120,15 @@ impl Hasher {
     ) -> Result<T, PasswordError> {
         use std::sync::atomic::Ordering;
         crate::metrics::hash_queue(self.queued.fetch_add(1, Ordering::Relaxed) + 1);
-        let result = async {
-            let _permit = self
-                .permits
-                .acquire()
-                .await
-                .map_err(|_| PasswordError::Internal)?;
-            tokio::task::spawn_blocking(f)
-                .await
-                .map_err(|_| PasswordError::Internal)?
-        }
-        .await;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        let result = match self.jobs.try_send(job) {
+            Ok(()) => rx.await.unwrap_or(Err(PasswordError::Internal)),
+            // More than a thousand sign-ins waiting: refuse rather than queue without end.
+            Err(_) => Err(PasswordError::Busy),
+        };
         crate::metrics::hash_queue(
             self.queued
                 .fetch_sub(1, Ordering::Relaxed)

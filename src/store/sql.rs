@@ -421,13 +421,15 @@ impl Store for SqlStore<$db> {
         now: DateTime<Utc>,
         due_by: DateTime<Utc>,
     ) -> Result<Touched, StoreError> {
+        let (mut conn, _permit) = self.hot.take().await?;
         let row = sqlx::query(&self.sql.touch_session)
             .bind(expires_at)
             .bind(now)
             .bind(token.to_owned())
             .bind(due_by)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut conn)
             .await?;
+        self.hot.put_back(conn);
         if let Some(r) = row {
             return Ok(Touched::Refreshed(Box::new(session_from(&r, &self.extras)?)));
         }
@@ -549,11 +551,13 @@ impl Store for SqlStore<$db> {
         user_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<Session>, StoreError> {
+        let (mut conn, _permit) = self.hot.take().await?;
         let rows = sqlx::query(&self.sql.list_sessions)
             .bind(user_id.to_owned())
             .bind(now)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut conn)
             .await?;
+        self.hot.put_back(conn);
         rows.iter()
             .map(|r| session_from(r, &self.extras).map_err(StoreError::from))
             .collect()
