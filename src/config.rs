@@ -199,6 +199,9 @@ pub struct SessionSettings {
     pub disable_session_refresh: bool,
     /// `GET /get-session` never writes; `POST /get-session` refreshes.
     pub defer_session_refresh: bool,
+    /// Absolute lifetime of a session from sign-in (s), whatever the refreshes; 0: none.
+    /// Not a Better Auth option: its sessions slide for ever while in use.
+    pub absolute_timeout: u64,
     /// Extra session columns, by name.
     pub additional_fields: BTreeMap<String, AdditionalField>,
     /// The `session_data` cookie cache.
@@ -251,6 +254,7 @@ impl Default for SessionSettings {
             fresh_age: 86_400,
             disable_session_refresh: false,
             defer_session_refresh: false,
+            absolute_timeout: 0,
             additional_fields: BTreeMap::new(),
             cookie_cache: CookieCacheSettings::default(),
             store_session_in_database: false,

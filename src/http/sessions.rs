@@ -70,16 +70,33 @@ pub async fn list_sessions(mut ctx: Ctx) -> Response {
     ctx.respond(result)
 }
 
-/// Revokes one of the user's sessions by token: `{status: true}`.
+/// Revokes one of the user's sessions by token (or, sessiond's addition, by id):
+/// `{status: true}`.
 pub async fn revoke_session(mut ctx: Ctx, body: Body<false>) -> Response {
     let result = async {
         let mut f = Fields::of(&body)?;
-        let token = f.string("token");
+        // sessiond also revokes by session id (`{"id"}`), so a device list can revoke what it
+        // shows without handling tokens; Better Auth's `{"token"}` is unchanged.
+        let by_id = match f.object().get("token") {
+            None => f.opt_string("id"),
+            Some(_) => None,
+        };
+        let token = if by_id.is_some() {
+            String::new()
+        } else {
+            f.string("token")
+        };
         f.finish()?;
         let cur = ctx.session(Gate::Sensitive).await?;
         let svc = ctx.state.sessions.clone();
-        svc.revoke_session(&cur, &token, &ctx.cookies, &mut ctx.out)
-            .await?;
+        let token = match by_id {
+            Some(id) => svc.token_of(&cur, &id).await?,
+            None => Some(token),
+        };
+        if let Some(token) = token {
+            svc.revoke_session(&cur, &token, &ctx.cookies, &mut ctx.out)
+                .await?;
+        }
         Ok(Json(json!({ "status": true })))
     }
     .await;

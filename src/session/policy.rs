@@ -21,6 +21,8 @@ pub struct Policy {
     pub fresh_age: i64,
     /// Never refresh.
     pub disable_refresh: bool,
+    /// Absolute lifetime from sign-in, whatever the refreshes; `None`: no cap.
+    pub absolute: Option<i64>,
     /// GET never writes; POST refreshes.
     pub defer_refresh: bool,
 }
@@ -34,6 +36,7 @@ impl Policy {
             update_age: secs(s.update_age),
             fresh_age: secs(s.fresh_age),
             disable_refresh: s.disable_session_refresh,
+            absolute: (s.absolute_timeout > 0).then(|| secs(s.absolute_timeout)),
             defer_refresh: s.defer_session_refresh,
         }
     }
@@ -45,13 +48,37 @@ impl Policy {
         } else {
             DONT_REMEMBER_SECS
         };
-        now + Duration::seconds(secs)
+        self.capped(now + Duration::seconds(secs), now)
+    }
+
+    /// The expiry a refresh at `now` gives: `now + expires_in`, within the absolute cap.
+    pub fn refreshed_expiry(&self, s: &Session, now: DateTime<Utc>) -> DateTime<Utc> {
+        self.capped(now + Duration::seconds(self.expires_in), s.created_at)
+    }
+
+    /// The absolute end of a session created at `created_at`, if there is a cap.
+    pub fn cap(&self, created_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.absolute.map(|a| created_at + Duration::seconds(a))
+    }
+
+    fn capped(&self, expiry: DateTime<Utc>, created_at: DateTime<Utc>) -> DateTime<Utc> {
+        self.cap(created_at).map_or(expiry, |cap| expiry.min(cap))
+    }
+
+    /// Whether the session is past its absolute cap (expired whatever its `expiresAt`).
+    pub fn past_cap(&self, s: &Session, now: DateTime<Utc>) -> bool {
+        self.cap(s.created_at).is_some_and(|cap| now >= cap)
     }
 
     /// Better Auth's refresh rule: due once `update_age` has passed since the last
     /// refresh, i.e. `expiresAt − expiresIn + updateAge ≤ now`.
     pub fn needs_refresh(&self, s: &Session, now: DateTime<Utc>) -> bool {
+        // At the cap there is nothing left to extend.
+        let at_cap = self
+            .cap(s.created_at)
+            .is_some_and(|cap| s.expires_at >= cap);
         !self.disable_refresh
+            && !at_cap
             && s.expires_at - Duration::seconds(self.expires_in)
                 + Duration::seconds(self.update_age)
                 <= now

@@ -531,6 +531,10 @@ impl SessionService {
             || d.version.as_deref().unwrap_or("1") != cache.version
             || d.window_end_ms < now_ms
             || d.session.expires_at.timestamp_millis() < now_ms
+            || self
+                .inner
+                .policy
+                .past_cap(&d.session, crate::clock::from_ms(now_ms))
             || !self.inner.revocations.allows_cached(token, d.minted_ms)
         {
             return None;
@@ -597,7 +601,7 @@ impl SessionService {
             self.delete_session_cookies(req, out);
             return Ok(None);
         };
-        if session.is_expired(now) {
+        if session.is_expired(now) || inner.policy.past_cap(&session, now) {
             self.delete_session_cookies(req, out);
             if !opts.defer_read_only {
                 inner.store.delete_session(&token).await?;
@@ -634,7 +638,7 @@ impl SessionService {
                 from_cache: false,
             }));
         }
-        let expires_at = inner.policy.expiry(now, true);
+        let expires_at = inner.policy.refreshed_expiry(&session, now);
         let due_by = inner.policy.due_by(now);
         match inner
             .store
@@ -891,6 +895,13 @@ impl SessionService {
             self.delete_session_cookies(req, out);
         }
         Ok(())
+    }
+
+    /// The token of one of the user's live sessions, by its id (unknown ids and other
+    /// users' sessions give `None`, which revocation treats as success, as for tokens).
+    pub async fn token_of(&self, cur: &Current, id: &str) -> Result<Option<String>, ApiError> {
+        let sessions = self.list_sessions(cur).await?;
+        Ok(sessions.into_iter().find(|s| s.id == id).map(|s| s.token))
     }
 
     /// Revokes every session of the user, the caller's included (its cookies expire).

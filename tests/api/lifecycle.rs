@@ -16,6 +16,7 @@ on_both_backends!(
     list_sessions_requires_fresh_session,
     fresh_age_zero_disables_freshness,
     tampered_or_unsigned_cookie_is_null_without_clearing,
+    absolute_timeout_caps_sliding_refresh,
 );
 
 fn ts(v: &Value) -> chrono::DateTime<chrono::FixedOffset> {
@@ -253,4 +254,30 @@ async fn tampered_or_unsigned_cookie_is_null_without_clearing(b: Backend) {
         )
         .await;
     assert_eq!(res.json()["session"]["token"], token);
+}
+
+async fn absolute_timeout_caps_sliding_refresh(b: Backend) {
+    let app = app!(b, |s| s.session.absolute_timeout = 3 * 86_400);
+    let (mut jar, _) = app.sign_up(&unique_email()).await;
+    let first = app.session(&mut jar).await;
+    let created = ts(&first["session"]["createdAt"]);
+    // Created with min(expires_in, cap): three days, not seven.
+    assert_eq!(
+        (ts(&first["session"]["expiresAt"]) - created).num_seconds(),
+        3 * 86_400
+    );
+    // A refresh cannot move it past the cap, and does not repeat once at the cap.
+    app.clock.advance_secs(2 * 86_400);
+    let res = app.get("/get-session", &mut jar).await;
+    assert_eq!(
+        (ts(&res.json()["session"]["expiresAt"]) - created).num_seconds(),
+        3 * 86_400
+    );
+    assert!(res.set_cookies().is_empty(), "nothing to extend at the cap");
+    // At the cap the session ends, in use or not.
+    app.clock.advance_secs(86_400);
+    let res = app.get("/get-session", &mut jar).await;
+    assert_eq!(res.json(), Value::Null);
+    assert!(res.cookie(TOKEN_COOKIE).unwrap().contains("Max-Age=0"));
+    assert_eq!(app.count(r#"select count(*) from "session""#).await, 0);
 }

@@ -8,6 +8,7 @@ use crate::{app, on_both_backends};
 on_both_backends!(
     coerce_field_types_option,
     list_and_revoke,
+    revoke_session_by_id,
     revoke_sessions_revokes_all_and_clears_cookies,
     revoke_other_sessions_keeps_current,
     session_gated_routes_need_a_session,
@@ -249,4 +250,36 @@ async fn coerce_field_types_option(b: Backend) {
     let s = app.session(&mut jar).await;
     assert_eq!(s["user"]["name"], r#"{"a":1}"#);
     assert_eq!(s["user"]["image"], "true");
+}
+
+async fn revoke_session_by_id(b: Backend) {
+    let app = app!(b);
+    let email = unique_email();
+    let (mut a, _) = app.sign_up(&email).await;
+    let (mut other, _) = app.sign_in(&email, PASSWORD).await;
+    let other_id = app.session(&mut other).await["session"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A device list shows ids; revoking by id needs no token.
+    let res = app
+        .post("/revoke-session", json!({"id": other_id}), &mut a)
+        .await;
+    assert_eq!(res.json(), json!({"status": true}));
+    assert_eq!(app.session(&mut other).await, Value::Null);
+    assert_ne!(app.session(&mut a).await, Value::Null);
+    // Unknown ids and other users' ids: success, nothing happens (as for tokens).
+    let (mut stranger, _) = app.sign_up(&unique_email()).await;
+    let stranger_id = app.session(&mut stranger).await["session"]["id"].clone();
+    let res = app
+        .post("/revoke-session", json!({"id": stranger_id}), &mut a)
+        .await;
+    assert_eq!(res.json(), json!({"status": true}));
+    assert_ne!(app.session(&mut stranger).await, Value::Null);
+    // Neither token nor id: Better Auth's validation error on `token`.
+    let res = app.post("/revoke-session", json!({}), &mut a).await;
+    assert_eq!(
+        res.json()["message"],
+        "[body.token] Invalid input: expected string, received undefined"
+    );
 }
