@@ -284,6 +284,41 @@ impl RedisStore {
         Ok(deleted)
     }
 
+    /// Revokes every session of a user (but `keep`): the list is snapshotted first, so a
+    /// session created after it (a replacement session) survives; the database rows are
+    /// deleted or ended as configured; then the Redis keys go, atomically.
+    async fn revoke_user(
+        &self,
+        user_id: &str,
+        keep: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        let now = self.clock.now();
+        let mut tokens: Vec<String> = self
+            .list_tokens(user_id, now.timestamp_millis())
+            .await?
+            .into_iter()
+            .filter(|t| Some(t.as_str()) != keep)
+            .collect();
+        if self.opts.store_in_db {
+            let db = match (self.opts.preserve_in_db, keep) {
+                (true, _) => {
+                    self.primary
+                        .end_sessions(EndTarget::User(user_id, keep), now)
+                        .await?
+                }
+                (false, None) => self.primary.delete_user_sessions(user_id).await?,
+                (false, Some(k)) => self.primary.delete_other_sessions(user_id, k).await?,
+            };
+            for t in db {
+                if !tokens.contains(&t) {
+                    tokens.push(t);
+                }
+            }
+        }
+        self.revoke_in_redis(user_id, &tokens).await?;
+        Ok(tokens)
+    }
+
     /// Applies `change` to a stored session by compare-and-set (retried once).
     async fn modify(
         &self,
@@ -534,25 +569,7 @@ impl Store for RedisStore {
     }
 
     async fn delete_user_sessions(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
-        let now = self.clock.now();
-        // Snapshot first: sessions created after it (a replacement session) survive.
-        let mut tokens = self.list_tokens(user_id, now.timestamp_millis()).await?;
-        if self.opts.store_in_db {
-            let db = if self.opts.preserve_in_db {
-                self.primary
-                    .end_sessions(EndTarget::User(user_id, None), now)
-                    .await?
-            } else {
-                self.primary.delete_user_sessions(user_id).await?
-            };
-            for t in db {
-                if !tokens.contains(&t) {
-                    tokens.push(t);
-                }
-            }
-        }
-        self.revoke_in_redis(user_id, &tokens).await?;
-        Ok(tokens)
+        self.revoke_user(user_id, None).await
     }
 
     async fn delete_other_sessions(
@@ -560,31 +577,7 @@ impl Store for RedisStore {
         user_id: &str,
         keep_token: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let now = self.clock.now();
-        let mut tokens: Vec<String> = self
-            .list_tokens(user_id, now.timestamp_millis())
-            .await?
-            .into_iter()
-            .filter(|t| t != keep_token)
-            .collect();
-        if self.opts.store_in_db {
-            let db = if self.opts.preserve_in_db {
-                self.primary
-                    .end_sessions(EndTarget::User(user_id, Some(keep_token)), now)
-                    .await?
-            } else {
-                self.primary
-                    .delete_other_sessions(user_id, keep_token)
-                    .await?
-            };
-            for t in db {
-                if !tokens.contains(&t) {
-                    tokens.push(t);
-                }
-            }
-        }
-        self.revoke_in_redis(user_id, &tokens).await?;
-        Ok(tokens)
+        self.revoke_user(user_id, Some(keep_token)).await
     }
 
     async fn replace_user_sessions(
