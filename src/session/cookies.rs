@@ -7,6 +7,8 @@
 //! Reading follows better-call: the first cookie of a name wins, surrounding quotes are
 //! dropped, and a value is percent-decoded only when it contains `%`.
 
+use std::borrow::Cow;
+
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::config::Settings;
@@ -148,8 +150,9 @@ impl RequestCookies {
     }
 
     /// The value of the first cookie called `name`, unquoted and percent-decoded when it
-    /// contains `%` (left as-is if decoding fails).
-    pub fn get(&self, name: &str) -> Option<String> {
+    /// contains `%` (left as-is if decoding fails). Borrowed from the header unless decoded:
+    /// cache values (base64url) are never copied.
+    pub fn get(&self, name: &str) -> Option<Cow<'_, str>> {
         let (_, raw) = self.pairs().find(|(k, _)| *k == name)?;
         let raw = raw
             .strip_prefix('"')
@@ -157,11 +160,11 @@ impl RequestCookies {
             .unwrap_or(raw);
         if raw.contains('%') {
             match percent_decode_str(raw).decode_utf8() {
-                Ok(v) => Some(v.into_owned()),
-                Err(_) => Some(raw.to_owned()),
+                Ok(v) => Some(Cow::Owned(v.into_owned())),
+                Err(_) => Some(Cow::Borrowed(raw)),
             }
         } else {
-            Some(raw.to_owned())
+            Some(Cow::Borrowed(raw))
         }
     }
 

@@ -5,6 +5,7 @@
 //! `Set-Cookie` lines onto `out`; the HTTP layer sends them with the response, errors
 //! included (Better Auth does the same).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -388,19 +389,18 @@ impl SessionService {
     }
 
     /// Issues the session cookie (and `dont_remember` for a session that is not
-    /// remembered), then the cookie cache. `dont_remember: None` takes the request's
-    /// `dont_remember` cookie.
+    /// remembered), then the cookie cache. `had_flag`: the request carried a valid
+    /// `dont_remember` cookie (already verified by the caller).
     fn set_session_cookie(
         &self,
         session: &Session,
         user: &User,
-        dont_remember: Option<bool>,
+        dont: bool,
+        had_flag: bool,
         req: &RequestCookies,
         out: &mut Vec<String>,
     ) {
         let c = &self.inner.cookies;
-        let had_flag = self.has_dont_remember(req);
-        let dont = dont_remember.unwrap_or(had_flag);
         let signed = self.inner.key.sign(&session.token);
         let max_age = (!dont).then(|| self.inner.policy.cookie_max_age());
         out.push(c.set(&c.token_name, &signed, max_age));
@@ -470,12 +470,12 @@ impl SessionService {
     }
 
     /// The request's cache value: the whole cookie, or its chunks joined in order.
-    fn read_cache(&self, req: &RequestCookies) -> Option<String> {
+    fn read_cache<'r>(&self, req: &'r RequestCookies) -> Option<Cow<'r, str>> {
         let name = &self.inner.cookies.data_name;
         if let Some(v) = req.get(name) {
             return Some(v);
         }
-        let mut chunks: Vec<(usize, String)> = req
+        let mut chunks: Vec<(usize, Cow<'r, str>)> = req
             .names_with_chunks(name)
             .into_iter()
             .filter_map(|n| {
@@ -487,7 +487,7 @@ impl SessionService {
             return None;
         }
         chunks.sort_by_key(|(i, _)| *i);
-        Some(chunks.into_iter().map(|(_, v)| v).collect())
+        Some(Cow::Owned(chunks.into_iter().map(|(_, v)| v).collect()))
     }
 
     fn expire_cache(&self, req: &RequestCookies, out: &mut Vec<String>) {
@@ -571,6 +571,13 @@ impl SessionService {
             return Ok(None);
         };
         let dont_remember = self.has_dont_remember(req);
+        let current = |session, user, needs_refresh, from_cache| Current {
+            session,
+            user,
+            needs_refresh,
+            dont_remember,
+            from_cache,
+        };
         let now = inner.clock.now();
         if inner.cache.enabled && !opts.disable_cookie_cache {
             if let Some(raw) = self.read_cache(req) {
@@ -580,15 +587,16 @@ impl SessionService {
                         crate::metrics::cache_hit();
                         let refresh = inner.cache.refresh_within_ms;
                         if refresh.is_some_and(|r| window_end - now_ms < r) {
-                            self.set_session_cookie(&session, &user, None, req, out);
+                            self.set_session_cookie(
+                                &session,
+                                &user,
+                                dont_remember,
+                                dont_remember,
+                                req,
+                                out,
+                            );
                         }
-                        return Ok(Some(Current {
-                            session,
-                            user,
-                            needs_refresh: None,
-                            dont_remember,
-                            from_cache: true,
-                        }));
+                        return Ok(Some(current(session, user, None, true)));
                     }
                     None => {
                         crate::metrics::cache_miss();
@@ -609,34 +617,16 @@ impl SessionService {
             return Ok(None);
         }
         if dont_remember || opts.disable_refresh {
-            return Ok(Some(Current {
-                session,
-                user,
-                needs_refresh: None,
-                dont_remember,
-                from_cache: false,
-            }));
+            return Ok(Some(current(session, user, None, false)));
         }
         let due = inner.policy.needs_refresh(&session, now);
         if opts.defer_read_only {
             self.write_cache(&session, &user, false, req, out);
-            return Ok(Some(Current {
-                session,
-                user,
-                needs_refresh: Some(due),
-                dont_remember,
-                from_cache: false,
-            }));
+            return Ok(Some(current(session, user, Some(due), false)));
         }
         if !due {
             self.write_cache(&session, &user, false, req, out);
-            return Ok(Some(Current {
-                session,
-                user,
-                needs_refresh: None,
-                dont_remember,
-                from_cache: false,
-            }));
+            return Ok(Some(current(session, user, None, false)));
         }
         let expires_at = inner.policy.refreshed_expiry(&session, now);
         let due_by = inner.policy.due_by(now);
@@ -648,25 +638,13 @@ impl SessionService {
             Touched::Refreshed(updated) => {
                 let updated = *updated;
                 crate::metrics::session_refreshed();
-                self.set_session_cookie(&updated, &user, Some(false), req, out);
-                Ok(Some(Current {
-                    session: updated,
-                    user,
-                    needs_refresh: None,
-                    dont_remember,
-                    from_cache: false,
-                }))
+                self.set_session_cookie(&updated, &user, false, dont_remember, req, out);
+                Ok(Some(current(updated, user, None, false)))
             }
             Touched::AlreadyFresh => {
                 // Another request or replica refreshed it a moment ago.
                 self.write_cache(&session, &user, false, req, out);
-                Ok(Some(Current {
-                    session,
-                    user,
-                    needs_refresh: None,
-                    dont_remember,
-                    from_cache: false,
-                }))
+                Ok(Some(current(session, user, None, false)))
             }
             Touched::Gone => {
                 // Deleted between the read and the refresh: fail closed.
@@ -781,7 +759,8 @@ impl SessionService {
         match session {
             Some(s) => {
                 crate::metrics::session_created();
-                self.set_session_cookie(&s, &user, Some(!input.remember_me), req, out);
+                let had_flag = self.has_dont_remember(req);
+                self.set_session_cookie(&s, &user, !input.remember_me, had_flag, req, out);
                 Ok((Some(s.token), user))
             }
             None => Ok((None, user)),
@@ -828,7 +807,8 @@ impl SessionService {
             }
         }
         crate::metrics::session_created();
-        self.set_session_cookie(&session, &user, Some(!input.remember_me), req, out);
+        let had_flag = self.has_dont_remember(req);
+        self.set_session_cookie(&session, &user, !input.remember_me, had_flag, req, out);
         Ok((session.token, user))
     }
 
@@ -981,7 +961,14 @@ impl SessionService {
             .await?;
         match updated {
             Some(s) => {
-                self.set_session_cookie(&s, &cur.user, None, req, out);
+                self.set_session_cookie(
+                    &s,
+                    &cur.user,
+                    cur.dont_remember,
+                    cur.dont_remember,
+                    req,
+                    out,
+                );
                 Ok(s)
             }
             None if self.inner.cache.authoritative => {
@@ -991,7 +978,14 @@ impl SessionService {
                     s.extra.insert(k, v);
                 }
                 s.updated_at = self.now();
-                self.set_session_cookie(&s, &cur.user, None, req, out);
+                self.set_session_cookie(
+                    &s,
+                    &cur.user,
+                    cur.dont_remember,
+                    cur.dont_remember,
+                    req,
+                    out,
+                );
                 Ok(s)
             }
             None => {
@@ -1036,7 +1030,14 @@ impl SessionService {
             }
             None => return Err(codes::UNAUTHORIZED),
         };
-        self.set_session_cookie(&cur.session, &user, None, req, out);
+        self.set_session_cookie(
+            &cur.session,
+            &user,
+            cur.dont_remember,
+            cur.dont_remember,
+            req,
+            out,
+        );
         Ok(())
     }
 
@@ -1091,7 +1092,14 @@ impl SessionService {
             }
         }
         crate::metrics::session_created();
-        self.set_session_cookie(&session, &cur.user, None, req, out);
+        self.set_session_cookie(
+            &session,
+            &cur.user,
+            cur.dont_remember,
+            cur.dont_remember,
+            req,
+            out,
+        );
         Ok(Some(session.token))
     }
 }
