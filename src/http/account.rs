@@ -5,7 +5,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use crate::error::codes;
-use crate::http::extract::{Body, Ctx, Fields, Gate};
+use crate::http::extract::{Body, Client, Ctx, Fields, Gate};
 use crate::session::service::PasswordChange;
 
 /// Updates name and/or image: `{status: true}`.
@@ -41,7 +41,7 @@ fn is_truthy_str(v: &Value) -> bool {
 }
 
 /// Changes the password: `{token, user}`, `token` set when other sessions were revoked.
-pub async fn change_password(mut ctx: Ctx, body: Body<false>) -> Response {
+pub async fn change_password(mut ctx: Ctx, Client(client): Client, body: Body<false>) -> Response {
     let result = async {
         let mut f = Fields::of(&body)?;
         let new_password = f.string("newPassword");
@@ -49,7 +49,6 @@ pub async fn change_password(mut ctx: Ctx, body: Body<false>) -> Response {
         let revoke = f.opt_bool("revokeOtherSessions").unwrap_or(false);
         f.finish()?;
         let cur = ctx.session(Gate::Sensitive).await?;
-        let client = ctx.client();
         let svc = ctx.state.sessions.clone();
         let token = svc
             .change_password(

@@ -6,7 +6,7 @@ use axum::Json;
 use serde_json::json;
 
 use crate::error::{codes, ApiError};
-use crate::http::extract::{is_valid_email, Body, Ctx, Fields};
+use crate::http::extract::{is_valid_email, Body, Client, Ctx, Fields};
 use crate::session::service::{SignIn, SignUp};
 
 fn check_callback(ctx: &Ctx, url: Option<&str>) -> Result<(), ApiError> {
@@ -19,7 +19,7 @@ fn check_callback(ctx: &Ctx, url: Option<&str>) -> Result<(), ApiError> {
 }
 
 /// Creates a user and (unless auto sign-in is off) a session: `{token, user}`.
-pub async fn sign_up(mut ctx: Ctx, body: Body<true>) -> Response {
+pub async fn sign_up(mut ctx: Ctx, Client(client): Client, body: Body<true>) -> Response {
     let result = async {
         let mut f = Fields::of_object_record(&body)?;
         let name = f.string("name");
@@ -40,7 +40,6 @@ pub async fn sign_up(mut ctx: Ctx, body: Body<true>) -> Response {
             image,
             remember_me: remember_me != Some(false),
         };
-        let client = ctx.client();
         let (token, user) = ctx
             .state
             .sessions
@@ -54,7 +53,7 @@ pub async fn sign_up(mut ctx: Ctx, body: Body<true>) -> Response {
 
 /// Checks email and password and creates a session:
 /// `{redirect, token, url?, user}`, with `Location` when a `callbackURL` was given.
-pub async fn sign_in(mut ctx: Ctx, body: Body<true>) -> Response {
+pub async fn sign_in(mut ctx: Ctx, Client(client): Client, body: Body<true>) -> Response {
     let result = async {
         let mut f = Fields::of(&body)?;
         let email = f.string("email");
@@ -71,7 +70,6 @@ pub async fn sign_in(mut ctx: Ctx, body: Body<true>) -> Response {
             password,
             remember_me: remember_me != Some(false),
         };
-        let client = ctx.client();
         let (token, user) = ctx
             .state
             .sessions

@@ -5,7 +5,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, IntoResponseParts, Response, ResponseParts};
 use serde_json::{Map, Value};
 
@@ -333,15 +333,28 @@ pub enum Gate {
     Fresh,
 }
 
-/// Per-request context: the service, the request's cookies and headers, the query flags,
+/// Address and user agent of the client, for the routes that create sessions (only they
+/// read these headers).
+pub struct Client(pub ClientInfo);
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(state.ip.client_info(&parts.headers)))
+    }
+}
+
+/// Per-request context: the service, the request's cookies, the query flags,
 /// and the `Set-Cookie` lines collected while handling it.
 pub struct Ctx {
     /// The application state.
     pub state: AppState,
     /// The request's cookies.
     pub cookies: RequestCookies,
-    /// Request headers (for client info).
-    pub headers: HeaderMap,
     /// `?disableRefresh` (any non-empty value).
     pub disable_refresh: bool,
     /// `?disableCookieCache` (any non-empty value).
@@ -381,7 +394,6 @@ impl FromRequestParts<AppState> for Ctx {
         Ok(Self {
             state: state.clone(),
             cookies: RequestCookies::new(joined),
-            headers: parts.headers.clone(),
             disable_refresh,
             disable_cookie_cache,
             out: Vec::new(),
@@ -402,16 +414,13 @@ impl Ctx {
     /// Uses `Authorization: Bearer <token>` as the session cookie when the request has
     /// none (Better Auth's bearer plugin): a signed `token.signature` is verified as the
     /// cookie would be; a bare token is the credential itself and is signed here.
-    pub fn adopt_bearer(&mut self) {
+    pub fn adopt_bearer(&mut self, authorization: Option<&str>) {
         let svc = &self.state.sessions;
         let name = &svc.cookies().token_name;
         if self.cookies.get(name).is_some() {
             return;
         }
-        let Some(token) = self
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
+        let Some(token) = authorization
             .and_then(|v| {
                 v.strip_prefix("Bearer ")
                     .or_else(|| v.strip_prefix("bearer "))
@@ -431,11 +440,6 @@ impl Ctx {
             crate::session::cookies::encode_uri_component(&signed)
         );
         self.cookies = RequestCookies::new(cookie);
-    }
-
-    /// Address and user agent of the client.
-    pub fn client(&self) -> ClientInfo {
-        self.state.ip.client_info(&self.headers)
     }
 
     /// The session a gated route requires: 401 `UNAUTHORIZED` without one, 403

@@ -6,6 +6,8 @@
 //! `get-session`'s (cache, revocation, refresh), and refreshed cookies come back as
 //! `Set-Cookie` for the proxy to pass on.
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,6 +16,7 @@ use serde_json::json;
 use crate::config::ForwardAuthSettings;
 use crate::error::codes;
 use crate::http::extract::{Ctx, SetCookies};
+use crate::http::AppState;
 use crate::session::cookies::encode_uri_component;
 use crate::session::model::iso;
 use crate::session::{Current, ResolveOptions};
@@ -50,6 +53,28 @@ impl ForwardAuth {
             redirect: s.redirect,
             sign_in_url: s.sign_in_url.clone(),
             redirect_param: s.redirect_param.clone(),
+        })
+    }
+}
+
+/// What forward auth reads from the proxy's request besides cookies.
+pub struct ProxyRequest {
+    authorization: Option<String>,
+    original_url: Option<String>,
+}
+
+impl FromRequestParts<AppState> for ProxyRequest {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        let authorization = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        Ok(Self {
+            authorization,
+            original_url: original_url(&parts.headers),
         })
     }
 }
@@ -96,8 +121,8 @@ fn identity_headers(cfg: &ForwardAuth, cur: &Current, h: &mut HeaderMap) {
 }
 
 /// The forward-auth check.
-pub async fn check(mut ctx: Ctx) -> Response {
-    ctx.adopt_bearer();
+pub async fn check(mut ctx: Ctx, proxy: ProxyRequest) -> Response {
+    ctx.adopt_bearer(proxy.authorization.as_deref());
     let svc = ctx.state.sessions.clone();
     let cfg = ctx.state.forward_auth.clone();
     let opts = ResolveOptions {
@@ -107,7 +132,7 @@ pub async fn check(mut ctx: Ctx) -> Response {
     };
     let resolved = svc.resolve(&ctx.cookies, opts, &mut ctx.out).await;
     let redirect = redirect_requested(&ctx, &cfg);
-    let original = original_url(&ctx.headers);
+    let original = proxy.original_url;
     let cookies = SetCookies(std::mem::take(&mut ctx.out));
     let mut res = match resolved {
         Ok(Some(cur)) => {
