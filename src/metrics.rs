@@ -98,52 +98,46 @@ pub fn begin(req: &Request) -> Timing {
 
 type Handles = (metrics::Counter, metrics::Histogram);
 
-/// Registered counters and histograms by (route, method, status), so that a request
-/// costs a lookup rather than building and hashing owned labels.
-static HANDLES: OnceLock<std::sync::RwLock<HandleMap>> = OnceLock::new();
+/// Registered counters and histograms by route, then (method, status): a request costs a
+/// hash lookup by the borrowed route and a scan of a few entries, not owned labels.
+type HandleMap = HashMap<String, Vec<(axum::http::Method, u16, Handles)>>;
 
-type HandleMap = HashMap<(String, String, u16), Handles>;
+static HANDLES: OnceLock<std::sync::RwLock<HandleMap>> = OnceLock::new();
 
 /// Counts and times a finished request.
 pub fn finish(t: Timing, method: &axum::http::Method, res: &Response) {
     let code = res.status().as_u16();
     let route = t.route.as_ref().map_or("unmatched", |r| r.as_str());
     let map = HANDLES.get_or_init(Default::default);
-    let key_lookup = |m: &HandleMap| {
-        m.iter()
-            .find(|((r, me, c), _)| *c == code && r == route && me == method.as_str())
-            .map(|(_, h)| h.clone())
+    let find = |m: &HandleMap| {
+        m.get(route)?
+            .iter()
+            .find(|(me, c, _)| *c == code && me == method)
+            .map(|(_, _, h)| h.clone())
     };
     let found = match map.read() {
-        Ok(m) => key_lookup(&m),
-        Err(p) => key_lookup(&p.into_inner()),
+        Ok(m) => find(&m),
+        Err(p) => find(&p.into_inner()),
     };
-    let (counter, histogram) = match found {
-        Some(h) => h,
-        None => {
-            let labels = [
-                ("method", method.as_str().to_string()),
-                ("route", route.to_string()),
-                ("status", status_label(code).to_string()),
-            ];
-            let h = (
-                metrics::counter!("http_requests_total", &labels),
-                metrics::histogram!("http_request_duration_seconds", &labels),
-            );
-            let mut m = match map.write() {
-                Ok(m) => m,
-                Err(p) => p.into_inner(),
-            };
-            // Unknown statuses share the "other" label; the map stays small either way.
-            if m.len() < 4096 {
-                m.insert(
-                    (route.to_string(), method.as_str().to_string(), code),
-                    h.clone(),
-                );
-            }
-            h
-        }
-    };
+    let (counter, histogram) = found.unwrap_or_else(|| {
+        let labels = [
+            ("method", method.as_str().to_string()),
+            ("route", route.to_string()),
+            ("status", status_label(code).to_string()),
+        ];
+        let h = (
+            metrics::counter!("http_requests_total", &labels),
+            metrics::histogram!("http_request_duration_seconds", &labels),
+        );
+        let mut m = match map.write() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        m.entry(route.to_string())
+            .or_default()
+            .push((method.clone(), code, h.clone()));
+        h
+    });
     counter.increment(1);
     histogram.record(t.start.elapsed().as_secs_f64());
 }
