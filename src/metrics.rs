@@ -133,9 +133,12 @@ pub fn finish(t: Timing, method: &axum::http::Method, res: &Response) {
             Ok(m) => m,
             Err(p) => p.into_inner(),
         };
-        m.entry(route.to_string())
-            .or_default()
-            .push((method.clone(), code, h.clone()));
+        // Routes are the router's; methods and statuses per route are bounded so that odd
+        // requests cannot grow the map.
+        let slot = m.entry(route.to_string()).or_default();
+        if slot.len() < 64 {
+            slot.push((method.clone(), code, h.clone()));
+        }
         h
     });
     counter.increment(1);
