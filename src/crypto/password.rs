@@ -109,11 +109,6 @@ impl Hasher {
         }
     }
 
-    /// Hashes waiting or running.
-    pub fn queued(&self) -> usize {
-        self.queued.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,

@@ -26,6 +26,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};
 use sha2::{Digest, Sha256, Sha512};
 
+use crate::crypto::signed::SigningKey;
+
 /// Which cookie cache format to write and read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -124,8 +126,11 @@ impl JweKey {
 #[derive(Clone)]
 pub struct CacheCodec {
     strategy: Strategy,
-    /// UTF-8 bytes of the current secret (HMAC key of compact and jwt).
-    secret: Vec<u8>,
+    /// The current secret's HMAC-SHA256 key (compact), keyed once.
+    hmac: Option<SigningKey>,
+    /// The current secret as jwt keys, built once.
+    jwt_encoding: EncodingKey,
+    jwt_decoding: DecodingKey,
     /// JWE keys: the current secret's first, then the older ones (empty unless `Jwe`).
     jwe_keys: Vec<JweKey>,
 }
@@ -155,7 +160,9 @@ impl CacheCodec {
         }
         Self {
             strategy,
-            secret: secret.as_bytes().to_vec(),
+            hmac: SigningKey::new(secret.as_bytes()).ok(),
+            jwt_encoding: EncodingKey::from_secret(secret.as_bytes()),
+            jwt_decoding: DecodingKey::from_secret(secret.as_bytes()),
             jwe_keys,
         }
     }
@@ -258,10 +265,6 @@ impl CacheCodec {
 
     // ---- compact -------------------------------------------------------------------------
 
-    fn hmac(&self) -> Result<Hmac<Sha256>, CacheError> {
-        Hmac::<Sha256>::new_from_slice(&self.secret).map_err(|_| CacheError::Invalid)
-    }
-
     fn encode_compact(
         &self,
         session: &Map<String, Value>,
@@ -285,9 +288,8 @@ impl CacheCodec {
             now_ms,
             &[("expiresAt", expires_at.clone())],
         );
-        let mut mac = self.hmac().map_err(|_| CacheError::Encode)?;
-        mac.update(signed.as_bytes());
-        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        let key = self.hmac.as_ref().ok_or(CacheError::Encode)?;
+        let signature = URL_SAFE_NO_PAD.encode(key.raw(signed.as_bytes()));
         // JSON.stringify({ session: sessionData, expiresAt, signature })
         let mut outer = String::from("{\"session\":");
         outer.push_str(&payload_json(session, user, version, now_ms, &[]));
@@ -332,10 +334,11 @@ impl CacheCodec {
         revive_dates(&mut signed);
         let signed = js_stringify(&signed);
         let tag = better_auth_base64_decode(signature).ok_or(CacheError::Invalid)?;
-        let mut mac = self.hmac()?;
-        mac.update(signed.as_bytes());
+        let key = self.hmac.as_ref().ok_or(CacheError::Invalid)?;
         // Constant-time; a tag of the wrong length is refused (as WebCrypto does).
-        mac.verify_slice(&tag).map_err(|_| CacheError::Invalid)?;
+        if !key.check(signed.as_bytes(), &tag) {
+            return Err(CacheError::Invalid);
+        }
         extract(
             session,
             number_to_ms(&expires_at).ok_or(CacheError::Invalid)?,
@@ -369,7 +372,7 @@ impl CacheCodec {
         );
         let signature = jsonwebtoken::crypto::sign(
             signing_input.as_bytes(),
-            &EncodingKey::from_secret(&self.secret),
+            &self.jwt_encoding,
             Algorithm::HS256,
         )
         .map_err(|_| CacheError::Encode)?;
@@ -386,12 +389,8 @@ impl CacheCodec {
         validation.validate_nbf = false;
         validation.validate_aud = false;
         validation.leeway = 0;
-        let data = jsonwebtoken::decode::<Value>(
-            value,
-            &DecodingKey::from_secret(&self.secret),
-            &validation,
-        )
-        .map_err(|_| CacheError::Invalid)?;
+        let data = jsonwebtoken::decode::<Value>(value, &self.jwt_decoding, &validation)
+            .map_err(|_| CacheError::Invalid)?;
         let claims = data.claims.as_object().ok_or(CacheError::Invalid)?;
         let expires_at_ms = check_claims(claims, now_ms, 0.0)?;
         extract(claims, expires_at_ms)

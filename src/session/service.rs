@@ -356,11 +356,6 @@ impl SessionService {
         self.inner.store.health().await
     }
 
-    /// Whether the storage answers.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.store.ping().await
-    }
-
     // ---- cookies -------------------------------------------------------------------
 
     /// Expires the session cookies: token, cache (and every cache chunk the request
