@@ -103,15 +103,7 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
         let secret = resolve_secret(&settings)?;
-        let extras = settings
-            .session
-            .additional_fields
-            .iter()
-            .map(|(name, f)| ExtraColumn {
-                name: name.clone(),
-                kind: f.kind,
-            })
-            .collect();
+        let extras = extra_columns(&settings);
         let connected = connect(
             &settings.database,
             &settings.data_dir,
@@ -340,17 +332,21 @@ async fn enable_keyspace_events(client: &::redis::Client) -> bool {
     }
 }
 
-/// Applies migrations and exits (the `migrate` command).
-pub async fn migrate_only(settings: &Settings) -> Result<(), StartError> {
-    let extras = settings
-        .session
-        .additional_fields
+/// The session columns of the configured additional fields.
+fn extra_columns(settings: &Settings) -> Vec<ExtraColumn> {
+    let fields = &settings.session.additional_fields;
+    fields
         .iter()
         .map(|(name, f)| ExtraColumn {
             name: name.clone(),
             kind: f.kind,
         })
-        .collect();
+        .collect()
+}
+
+/// Applies migrations and exits (the `migrate` command).
+pub async fn migrate_only(settings: &Settings) -> Result<(), StartError> {
+    let extras = extra_columns(settings);
     connect(&settings.database, &settings.data_dir, extras, true).await?;
     Ok(())
 }
