@@ -323,17 +323,17 @@ impl RedisStore {
     async fn modify(
         &self,
         token: &str,
-        change: impl Fn(&mut Session),
+        change: impl Fn(&mut Session, &mut User),
     ) -> Result<Option<(Session, User)>, StoreError> {
         let key = self.key(token);
         for _ in 0..2 {
             let Some(raw) = self.get(&key).await? else {
                 return Ok(None);
             };
-            let Some((mut session, user)) = parse_value(&raw) else {
+            let Some((mut session, mut user)) = parse_value(&raw) else {
                 return Ok(None);
             };
-            change(&mut session);
+            change(&mut session, &mut user);
             let ttl = ttl_secs(session.expires_at, self.clock.now_ms());
             if ttl <= 0 {
                 return Ok(Some((session, user)));
@@ -516,7 +516,7 @@ impl Store for RedisStore {
         now: DateTime<Utc>,
     ) -> Result<Option<Session>, StoreError> {
         let updated = self
-            .modify(token, |s| {
+            .modify(token, |s, _| {
                 for (k, v) in fields {
                     s.extra.insert(k.clone(), v.clone());
                 }
@@ -629,25 +629,7 @@ impl Store for RedisStore {
         };
         // Every cached session of the user carries the new user snapshot.
         for token in self.list_tokens(user_id, now.timestamp_millis()).await? {
-            let fresh = user.clone();
-            self.modify(&token, |_| {}).await?;
-            let key = self.key(&token);
-            if let Some(raw) = self.get(&key).await? {
-                if let Some((session, _)) = parse_value(&raw) {
-                    let ttl = ttl_secs(session.expires_at, now.timestamp_millis());
-                    if ttl > 0 {
-                        let mut c = self.conn.clone();
-                        let _: i64 = self
-                            .cas_script
-                            .key(&key)
-                            .arg(&raw)
-                            .arg(stored_value(&session, &fresh))
-                            .arg(ttl)
-                            .invoke_async(&mut c)
-                            .await?;
-                    }
-                }
-            }
+            self.modify(&token, |_, u| *u = user.clone()).await?;
         }
         Ok(Some(user))
     }
