@@ -109,19 +109,29 @@ pub struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    /// Starts validation of a body that must be an object.
-    pub fn of<const F: bool>(body: &'a Body<F>) -> Result<Self, ApiError> {
+    /// Starts validation of a body whose schema is the given zod types (`object`,
+    /// `record`): anything but a JSON object fails each of them, and zod reports each.
+    fn start<const F: bool>(body: &'a Body<F>, expected: &[&str]) -> Result<Self, ApiError> {
         match &body.value {
             Some(Value::Object(obj)) => Ok(Self {
                 obj,
                 form: body.form,
                 issues: Vec::new(),
             }),
-            other => Err(ApiError::validation(format!(
-                "[body] Invalid input: expected object, received {}",
-                received(other.as_ref())
-            ))),
+            other => {
+                let got = received(other.as_ref());
+                let issues: Vec<String> = expected
+                    .iter()
+                    .map(|e| format!("[body] Invalid input: expected {e}, received {got}"))
+                    .collect();
+                Err(ApiError::validation(issues.join("; ")))
+            }
         }
+    }
+
+    /// Starts validation of a body that must be an object.
+    pub fn of<const F: bool>(body: &'a Body<F>) -> Result<Self, ApiError> {
+        Self::start(body, &["object"])
     }
 
     /// The underlying object.
@@ -169,39 +179,14 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// Starts validation of a body that must be a record (`update-user`, `update-session`):
-    /// zod's `[body] Invalid input: expected record, received …` otherwise.
+    /// Starts validation of a body that must be a record (`update-user`, `update-session`).
     pub fn of_record<const F: bool>(body: &'a Body<F>) -> Result<Self, ApiError> {
-        match &body.value {
-            Some(Value::Object(obj)) => Ok(Self {
-                obj,
-                form: body.form,
-                issues: Vec::new(),
-            }),
-            other => Err(ApiError::validation(format!(
-                "[body] Invalid input: expected record, received {}",
-                received(other.as_ref())
-            ))),
-        }
+        Self::start(body, &["record"])
     }
 
-    /// Starts validation of sign-up's body, whose schema is an object and a record: a
-    /// non-object fails both, and zod reports both.
+    /// Starts validation of sign-up's body, whose schema is an object and a record.
     pub fn of_object_record<const F: bool>(body: &'a Body<F>) -> Result<Self, ApiError> {
-        match &body.value {
-            Some(Value::Object(obj)) => Ok(Self {
-                obj,
-                form: body.form,
-                issues: Vec::new(),
-            }),
-            other => {
-                let got = received(other.as_ref());
-                Err(ApiError::validation(format!(
-                    "[body] Invalid input: expected object, received {got}; \
-                     [body] Invalid input: expected record, received {got}"
-                )))
-            }
-        }
+        Self::start(body, &["object", "record"])
     }
 
     /// An optional string (`null` is refused, as zod's `optional()` does).
