@@ -42,16 +42,19 @@ impl TrustedOrigins {
 
     /// Whether `value` (an origin or a full URL) matches a trusted origin.
     pub fn is_trusted(&self, value: &str) -> bool {
-        let origin = origin_of(value);
-        let host = url::Url::parse(value)
-            .ok()
-            .and_then(|u| u.host_str().map(String::from));
+        // Parsed once: the origin for exact and `scheme://` patterns, the host for the rest.
+        let url = url::Url::parse(value).ok();
+        let origin = url.as_ref().and_then(|u| {
+            let o = u.origin();
+            o.is_tuple().then(|| o.ascii_serialization())
+        });
+        let host = url.as_ref().and_then(|u| u.host_str());
         self.patterns.iter().any(|p| {
             if p.contains('*') || p.contains('?') {
                 if p.contains("://") {
                     origin.as_deref().is_some_and(|o| glob(p, o))
                 } else {
-                    host.as_deref().is_some_and(|h| glob(p, h))
+                    host.is_some_and(|h| glob(p, h))
                 }
             } else {
                 origin.as_deref() == Some(p.trim_end_matches('/'))
