@@ -204,7 +204,8 @@ fn logs_carry_no_secrets_tokens_or_passwords() {
     let mut cmd = command(dir.path());
     cmd.env("BETTER_AUTH_SECRET", secret)
         .env("SESSIOND_LOG__LEVEL", "debug")
-        .env("SESSIOND_LOG__FORMAT", "json");
+        // Production's default log format is JSON: no format is set here.
+        .env("SESSIOND_ENVIRONMENT", "production");
     let (server, client) = Server::start(cmd);
     let origin = format!("http://localhost:{}", server.port);
     let body = serde_json::json!({"name": "a", "email": "log@example.com", "password": password});
@@ -263,6 +264,12 @@ fn logs_carry_no_secrets_tokens_or_passwords() {
         out.contains("/api/auth/sign-in/email"),
         "requests are logged"
     );
+    for line in out.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "not a JSON line: {line}"
+        );
+    }
     let cookie_value = cookie.split_once('=').unwrap().1;
     for needle in [
         secret,
