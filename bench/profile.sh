@@ -3,6 +3,7 @@
 #
 #   bash bench/profile.sh [MODE] [SECONDS]
 #     MODE: db (get-session, no cache; default) | compact | jwt | jwe | fa-db | fa-compact
+#           | list (list-sessions for a user with $LIST_SESSIONS sessions, 1000 by default)
 #
 # Builds the release binary (or uses BENCH_BIN), creates a throwaway database on
 # $PGHOST:$PGPORT (sessiond migrates it), signs a user up, runs wrk -t2 -c64 under
@@ -44,12 +45,12 @@ cleanup() {
 trap cleanup EXIT
 
 case $MODE in
-db | fa-db) CACHE=(SESSIOND_SESSION__COOKIE_CACHE__ENABLED=false) ;;
+db | fa-db | list) CACHE=(SESSIOND_SESSION__COOKIE_CACHE__ENABLED=false) ;;
 compact | fa-compact) CACHE=(SESSIOND_SESSION__COOKIE_CACHE__ENABLED=true SESSIOND_SESSION__COOKIE_CACHE__STRATEGY=compact) ;;
 jwt | jwe) CACHE=(SESSIOND_SESSION__COOKIE_CACHE__ENABLED=true SESSIOND_SESSION__COOKIE_CACHE__STRATEGY=$MODE) ;;
 *) echo "unknown mode $MODE" >&2; exit 2 ;;
 esac
-case $MODE in fa-*) ROUTE=/forward-auth ;; *) ROUTE=/api/auth/get-session ;; esac
+case $MODE in fa-*) ROUTE=/forward-auth ;; list) ROUTE=/api/auth/list-sessions ;; *) ROUTE=/api/auth/get-session ;; esac
 
 "${PSQL[@]}" -d postgres -c "create database $DB" >/dev/null
 DB_CREATED=1
@@ -64,6 +65,11 @@ PID=$!
 for _ in $(seq 100); do curl -sf -o /dev/null "$URL/api/auth/ok" && break; sleep 0.1; done
 curl -sS -o /dev/null -c "$OUT/profile.jar" -H "Origin: $URL" -H 'Content-Type: application/json' \
   --data '{"name":"P","email":"profile@example.com","password":"bench-password-123"}' "$URL/api/auth/sign-up/email"
+if [ "$MODE" = list ]; then
+  "${PSQL[@]}" -d "$DB" -c "insert into \"session\" (\"id\", \"token\", \"userId\", \"expiresAt\", \"createdAt\", \"updatedAt\", \"ipAddress\", \"userAgent\")
+    select 'pi' || i, 'ps' || lpad(i::text, 30, '0'), u.\"id\", now() + interval '7 days', now(), now(), '127.0.0.1', 'profile list'
+    from generate_series(2, ${LIST_SESSIONS:-1000}) i, \"user\" u" >/dev/null
+fi
 COOKIE=$(awk -F'\t' 'NF==7 {printf "%s%s=%s", (n++ ? "; " : ""), $6, $7}' "$OUT/profile.jar")
 
 wrk -t2 -c64 -d2s -H "Cookie: $COOKIE" "$URL$ROUTE" >/dev/null   # warm-up

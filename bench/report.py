@@ -25,9 +25,27 @@ def tsv(name):
         return list(csv.DictReader(f, delimiter="\t"))
 
 
-rows = tsv("rows.tsv")
+runs = tsv("rows.tsv")
 sql = tsv("sql.tsv")
 machine = [l.rstrip("\n").split("\t", 1) for l in open(os.path.join(out, "machine.tsv"))]
+
+
+def median_run(group):
+    """A row's measured runs -> the run with the median req/s (the lower middle one of an even
+    count), its peak RSS replaced by the highest of all the runs, and every run's req/s kept."""
+    ordered = sorted(group, key=lambda r: float(r["rps"]))
+    r = dict(ordered[(len(ordered) - 1) // 2])
+    r["peak_rss_kib"] = str(max(int(x["peak_rss_kib"]) for x in group))
+    r["all_rps"] = [float(x["rps"]) for x in group]
+    for k in ("non2xx", "sock_err"):
+        r[k] = str(sum(int(x[k]) for x in group))
+    return r
+
+
+groups = {}
+for r in runs:
+    groups.setdefault((r["key"], r["server"]), []).append(r)
+rows = [median_run(g) for g in groups.values()]
 by = {(r["key"], r["server"]): r for r in rows}
 ceiling = by.get(("ceiling", "ceiling"))
 ceiling_rps = float(ceiling["rps"]) if ceiling else None
@@ -62,11 +80,15 @@ def row_cells(r):
     pct = f"{100 * float(r['rps']) / ceiling_rps:.0f} %" if ceiling_rps else "–"
     errs = int(r["non2xx"]) + int(r["sock_err"])
     cpu = f"{r['server_cpu_pct']}/{r['pg_cpu_pct']}/{r['other_cpu_pct']}"
-    return [r["path"], r["server"], f"{float(r['rps']):,.0f}", r["p50_ms"], r["p99_ms"], mib(r["peak_rss_kib"]),
-            ratio, pct, cpu, r["conns"], str(errs)]
+    spread = "–"
+    if len(r["all_rps"]) > 1:
+        lo, hi = min(r["all_rps"]), max(r["all_rps"])
+        spread = f"±{50 * (hi - lo) / float(r['rps']):.0f} %"
+    return [r["path"], r["server"], f"{float(r['rps']):,.0f}", spread, r["p50_ms"], r["p99_ms"],
+            mib(r["peak_rss_kib"]), ratio, pct, cpu, r["conns"], str(errs)]
 
 
-HEAD = ["path", "server", "req/s", "p50 ms", "p99 ms", "peak RSS MiB", "× Better Auth", "% of ceiling",
+HEAD = ["path", "server", "req/s", "runs", "p50 ms", "p99 ms", "peak RSS MiB", "× Better Auth", "% of ceiling",
         "CPU % srv/pg/other", "conns", "errors"]
 
 
@@ -207,7 +229,9 @@ p()
 p("All servers, PostgreSQL and wrk share the same cores. **CPU % srv/pg/other** is CPU time during the "
   "measured run as % of one core: the server process, its PostgreSQL backends, and everything else on "
   "the machine except wrk (other builds, tests, servers). A large *other* means the row is noisy. "
-  "**Peak RSS** is the server's VmHWM over the measured run (reset after the warm-up). "
+  "Each row was measured several times back to back (see *settings*); the table shows the run with the "
+  "median req/s, and **runs** is half the range of all its runs' req/s relative to that median. "
+  "**Peak RSS** is the server's highest VmHWM over its measured runs (reset after the warm-up). "
   "**× Better Auth** compares with Better Auth on the same path (forward-auth with Better Auth's "
   "get-session on that path); **% of ceiling** compares with the bare axum handler.")
 for title, keys in SECTIONS:

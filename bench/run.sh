@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # sessiond vs the real Better Auth 1.7 vs a bare axum handler, on one PostgreSQL database.
 #
-#   bash bench/run.sh                       # everything, ~8 min; prints the table, writes bench/RESULTS.md
+#   bash bench/run.sh                       # everything, ~20 min; prints the table, writes bench/RESULTS.md
 #   DUR=5 WARM=1 bash bench/run.sh          # a quick pass
 #   ROWS="ceiling gs_db gs_compact" bash bench/run.sh   # a subset (row keys below)
 #
@@ -11,14 +11,16 @@
 #   2. a fresh database on $PGHOST:$PGPORT, migrated by Better Auth (node
 #      compat/better-auth/server.mjs migrate) and adopted by sessiond; users signed up over
 #      HTTP, 1,000 more sessions bulk-inserted;
-#   3. per row: a fresh server, sign-in right before, wrk warm-up + measured run
+#   3. per row: a fresh server, sign-in right before, wrk warm-up + REPS measured runs
 #      (-t$THREADS -c$CONNS), peak RSS (VmHWM, reset after the warm-up), CPU of the server,
-#      of its PostgreSQL backends, and of everything else on the machine;
+#      of its PostgreSQL backends, and of everything else on the machine; the report shows
+#      the run with the median req/s of each row (and the highest peak RSS of its runs);
 #   4. SQL round trips per request through a counting proxy (bench/pgcount.py);
 #   5. scale: 1,000,000 sessions bulk-inserted, get-session and list-sessions again;
 #   6. the table on stdout and in bench/RESULTS.md; the raw files in bench/out/.
 #
-# Knobs (environment): DUR (s, 12), WARM (s, 3), THREADS (2), CONNS (64), SIGNIN_CONNS (4),
+# Knobs (environment): DUR (s, 12), WARM (s, 3), REPS (measured runs per row, 3), THREADS (2),
+#   CONNS (64), SIGNIN_CONNS (4),
 #   SQL_N (requests per round-trip count, 200), SCALE_SESSIONS (1000000), SPREAD_SAMPLE
 #   (cookies drawn from the big table, 50000), LIST_SESSIONS (1000), ROWS (subset of row keys),
 #   PGHOST/PGPORT/PGUSER (127.0.0.1/5432/postgres), PG_SSLMODE (disable: sessiond's
@@ -37,6 +39,7 @@ ROOT=$PWD
 BENCH=$ROOT/bench
 
 DUR=${DUR:-12}
+REPS=${REPS:-3}
 WARM=${WARM:-3}
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-64}
@@ -125,7 +128,7 @@ CEILING_BIN=$BENCH/ceiling/target/release/bench-ceiling
   echo "better-auth	$(node -p 'require("./compat/node_modules/better-auth/package.json").version')"
   echo "postgres	$("${PSQL[@]}" -d postgres -Atc 'show server_version') (shared_buffers $("${PSQL[@]}" -d postgres -Atc 'show shared_buffers'))"
   echo "wrk	$(wrk -v 2>&1 | head -1)"
-  echo "settings	wrk -t$THREADS -c$CONNS, ${WARM} s warm-up + ${DUR} s measured per row; sign-in -c$SIGNIN_CONNS; sessiond sslmode=$PG_SSLMODE"
+  echo "settings	wrk -t$THREADS -c$CONNS, ${WARM} s warm-up + $REPS × ${DUR} s measured per row (the median run is shown); sign-in -c$SIGNIN_CONNS; sessiond sslmode=$PG_SSLMODE"
 } >"$OUT/machine.tsv"
 sed 's/\t/: /' "$OUT/machine.tsv" >&2
 
@@ -248,9 +251,10 @@ wait_quiet() {
   done
 }
 
-# run_wrk KEY SERVER PATH_LABEL URL CONNS [wrk args...]: warm-up, measured run, one TSV row.
+# run_wrk KEY SERVER PATH_LABEL URL CONNS [wrk args...]: warm-up, then REPS measured runs, a TSV
+# row each (report.py keeps the median).
 ROWS_TSV=$OUT/rows.tsv
-printf 'key\tserver\tpath\trps\tp50_ms\tp90_ms\tp99_ms\tp999_ms\tmax_ms\trequests\tnon2xx\tsock_err\tpeak_rss_kib\tserver_cpu_pct\tpg_cpu_pct\twrk_cpu_pct\tother_cpu_pct\tconns\n' >"$ROWS_TSV"
+printf 'key\tserver\tpath\trps\tp50_ms\tp90_ms\tp99_ms\tp999_ms\tmax_ms\trequests\tnon2xx\tsock_err\tpeak_rss_kib\tserver_cpu_pct\tpg_cpu_pct\twrk_cpu_pct\tother_cpu_pct\tconns\trep\n' >"$ROWS_TSV"
 run_wrk() {
   local key=$1 server=$2 label=$3 url=$4 conns=$5
   shift 5
@@ -259,6 +263,15 @@ run_wrk() {
   if [ "$WARM" -gt 0 ]; then
     wrk -t"$THREADS" -c"$conns" -d"${WARM}s" -s "$BENCH/wrk.lua" "$@" "$url" >"$OUT/wrk-$tag-warmup.txt" 2>&1
   fi
+  local rep
+  for rep in $(seq "$REPS"); do
+    measure_once "$key" "$server" "$label" "$url" "$conns" "$pid" "$tag-$rep" "$rep" "$@"
+  done
+}
+# measure_once KEY SERVER LABEL URL CONNS PID TAG REP [wrk args...]: one measured run, one TSV row.
+measure_once() {
+  local key=$1 server=$2 label=$3 url=$4 conns=$5 pid=$6 tag=$7 rep=$8
+  shift 8
   reset_hwm "$pid"
   local y0 y1 s0 s1 t0 t1
   [ "$server" = ceiling ] || pg_ticks >"$OUT/pg-$tag-before.txt"
@@ -276,9 +289,9 @@ run_wrk() {
   local hwm
   hwm=$(hwm_kib "$pid")
   python3 - "$key" "$server" "$label" "$OUT/wrk-$tag.txt" "$OUT/wrk-$tag.time" "$hwm" "$s0" "$s1" 0 "$pg" \
-    "$t0" "$t1" "$CLK_TCK" "$y0" "$y1" "$conns" "${EXTRA_TICKS:-0}" >>"$ROWS_TSV" <<'PY'
+    "$t0" "$t1" "$CLK_TCK" "$y0" "$y1" "$conns" "${EXTRA_TICKS:-0}" "$rep" >>"$ROWS_TSV" <<'PY'
 import json, sys
-(key, server, label, wrkf, timef, hwm, s0, s1, p0, p1, t0, t1, clk, y0, y1, conns, extra) = sys.argv[1:]
+(key, server, label, wrkf, timef, hwm, s0, s1, p0, p1, t0, t1, clk, y0, y1, conns, extra, rep) = sys.argv[1:]
 lines = [l for l in open(wrkf) if l.startswith("WRKJSON ")]
 if not lines:
     sys.exit(f"no WRKJSON line in {wrkf}: {open(wrkf).read()[:500]}")
@@ -293,9 +306,9 @@ sock = j["err_connect"] + j["err_read"] + j["err_write"] + j["err_timeout"]
 print("\t".join([key, server, label, f'{j["rps"]:.0f}', f'{j["lat_p50_ms"]:.2f}', f'{j["lat_p90_ms"]:.2f}',
     f'{j["lat_p99_ms"]:.2f}', f'{j["lat_p999_ms"]:.2f}', f'{j["lat_max_ms"]:.2f}', str(j["requests"]),
     str(j["non2xx"]), str(sock), hwm, f"{pct(srv):.0f}", "-" if server == "ceiling" else f"{pct(pg):.0f}",
-    f"{100 * (u + s) / wall:.0f}", f"{other:.0f}", conns]))
+    f"{100 * (u + s) / wall:.0f}", f"{other:.0f}", conns, rep]))
 PY
-  log "$(tail -1 "$ROWS_TSV" | cut -f1-8,11,13-17)"
+  log "$(tail -1 "$ROWS_TSV" | cut -f1-8,11,13-17,19)"
 }
 
 # ------------------------------------------------------------------ SQL round trips (counting proxy)
@@ -475,8 +488,8 @@ db_rows() { # server start-function
     stop_server
     $start nocache
     c=$(sign_in "$SRV_URL" bench@example.com "$OUT/$server.jar")
-    # sign-ins hash passwords for the whole warm-up and measured run
-    WRK_METHOD=POST WRK_BODY="$SI_BODY" wrk -t1 -c"$SIGNIN_CONNS" -d"$((WARM + DUR + 2))s" -s "$BENCH/wrk.lua" \
+    # sign-ins hash passwords for the whole warm-up and every measured run
+    WRK_METHOD=POST WRK_BODY="$SI_BODY" wrk -t1 -c"$SIGNIN_CONNS" -d"$((WARM + REPS * (DUR + 1) + 2))s" -s "$BENCH/wrk.lua" \
       -H "Origin: $SRV_URL" "$SRV_URL$SI" >"$OUT/wrk-gs_mixed-$server-signins.txt" 2>&1 &
     local bg=$!
     PIDS+=("$bg")

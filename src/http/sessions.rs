@@ -64,7 +64,14 @@ pub async fn list_sessions(mut ctx: Ctx) -> Response {
         let svc = &ctx.state.sessions;
         let list = svc.list_sessions(&cur).await?;
         let out: Vec<_> = list.iter().map(|s| svc.output(s)).collect();
-        Ok(Json(json!(out)))
+        // Written straight into a buffer of about the right size: a user may have
+        // thousands of sessions, and a JSON tree would copy each of them again.
+        let mut body = Vec::with_capacity(64 + 320 * out.len());
+        serde_json::to_writer(&mut body, &out).map_err(|e| {
+            tracing::error!(error = %e, "list-sessions serialisation failed");
+            codes::INTERNAL_SERVER_ERROR
+        })?;
+        Ok(([(header::CONTENT_TYPE, "application/json")], body))
     }
     .await;
     ctx.respond(result)

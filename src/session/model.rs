@@ -1,7 +1,7 @@
 //! The session and user records and their JSON output, in Better Auth's field names, key
 //! order (`id` last) and date format (`YYYY-MM-DDTHH:mm:ss.sssZ`).
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -20,7 +20,59 @@ pub const CORE_SESSION_FIELDS: &[&str] = &[
 
 /// Formats a time as JavaScript's `Date.prototype.toISOString()` does.
 pub fn iso(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    Iso(t).to_string()
+}
+
+/// A time in `toISOString()` form that writes itself without allocating: responses carry
+/// three per session, and `list-sessions` may answer thousands of sessions.
+#[derive(Clone, Copy)]
+pub struct Iso<'a>(pub &'a DateTime<Utc>);
+
+impl Iso<'_> {
+    /// `YYYY-MM-DDTHH:mm:ss.sssZ` for years 0 to 9999 (all others: `None`).
+    fn ascii(&self) -> Option<[u8; 24]> {
+        let t = self.0.naive_utc();
+        let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
+        // A leap second (nanosecond >= 1e9) shows as second 60, as chrono writes it.
+        let (sec, nano) = match t.nanosecond() {
+            n if n >= 1_000_000_000 => (t.second() + 1, n - 1_000_000_000),
+            n => (t.second(), n),
+        };
+        let mut b = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut v: u32| {
+            for i in (at..at + width).rev() {
+                b[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, t.month());
+        put(8, 2, t.day());
+        put(11, 2, t.hour());
+        put(14, 2, t.minute());
+        put(17, 2, sec);
+        put(20, 3, nano / 1_000_000);
+        Some(b)
+    }
+}
+
+impl std::fmt::Display for Iso<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.ascii() {
+            Some(b) => f.write_str(std::str::from_utf8(&b).map_err(|_| std::fmt::Error)?),
+            // Signed and widened years: chrono's own formatting.
+            None => f.write_str(&self.0.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        }
+    }
+}
+
+impl Serialize for Iso<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.ascii() {
+            Some(b) => s.serialize_str(std::str::from_utf8(&b).map_err(serde::ser::Error::custom)?),
+            None => s.collect_str(self),
+        }
+    }
 }
 
 /// A user row (Better Auth's `user` table).
@@ -52,8 +104,8 @@ impl Serialize for User {
         m.serialize_entry("email", &self.email)?;
         m.serialize_entry("emailVerified", &self.email_verified)?;
         m.serialize_entry("image", &self.image)?;
-        m.serialize_entry("createdAt", &iso(&self.created_at))?;
-        m.serialize_entry("updatedAt", &iso(&self.updated_at))?;
+        m.serialize_entry("createdAt", &Iso(&self.created_at))?;
+        m.serialize_entry("updatedAt", &Iso(&self.updated_at))?;
         for (k, v) in &self.extra {
             m.serialize_entry(k, v)?;
         }
@@ -237,18 +289,18 @@ impl Serialize for SessionOut<'_> {
         let mut m = s.serialize_map(None)?;
         if self.schema_order {
             m.serialize_entry("id", &x.id)?;
-            m.serialize_entry("createdAt", &iso(&x.created_at))?;
-            m.serialize_entry("updatedAt", &iso(&x.updated_at))?;
+            m.serialize_entry("createdAt", &Iso(&x.created_at))?;
+            m.serialize_entry("updatedAt", &Iso(&x.updated_at))?;
             m.serialize_entry("userId", &x.user_id)?;
-            m.serialize_entry("expiresAt", &iso(&x.expires_at))?;
+            m.serialize_entry("expiresAt", &Iso(&x.expires_at))?;
             m.serialize_entry("token", &x.token)?;
             m.serialize_entry("ipAddress", &x.ip_address)?;
             m.serialize_entry("userAgent", &x.user_agent)?;
         } else {
-            m.serialize_entry("expiresAt", &iso(&x.expires_at))?;
+            m.serialize_entry("expiresAt", &Iso(&x.expires_at))?;
             m.serialize_entry("token", &x.token)?;
-            m.serialize_entry("createdAt", &iso(&x.created_at))?;
-            m.serialize_entry("updatedAt", &iso(&x.updated_at))?;
+            m.serialize_entry("createdAt", &Iso(&x.created_at))?;
+            m.serialize_entry("updatedAt", &Iso(&x.updated_at))?;
             m.serialize_entry("ipAddress", &x.ip_address)?;
             m.serialize_entry("userAgent", &x.user_agent)?;
             m.serialize_entry("userId", &x.user_id)?;
@@ -274,8 +326,8 @@ impl Serialize for UserSchemaOrder<'_> {
         let u = self.0;
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("id", &u.id)?;
-        m.serialize_entry("createdAt", &iso(&u.created_at))?;
-        m.serialize_entry("updatedAt", &iso(&u.updated_at))?;
+        m.serialize_entry("createdAt", &Iso(&u.created_at))?;
+        m.serialize_entry("updatedAt", &Iso(&u.updated_at))?;
         m.serialize_entry("email", &u.email)?;
         m.serialize_entry("emailVerified", &u.email_verified)?;
         m.serialize_entry("name", &u.name)?;
@@ -290,6 +342,49 @@ impl Serialize for UserSchemaOrder<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
+    use rand::Rng;
+
+    #[test]
+    fn iso_writes_what_chrono_writes() {
+        let mut rng = rand::thread_rng();
+        let mut times: Vec<DateTime<Utc>> = [
+            0i64,
+            -1,
+            1,
+            -62_167_219_200_000, // 0000-01-01
+            -62_167_219_200_001, // -0001-12-31
+            253_402_300_799_999, // 9999-12-31T23:59:59.999
+            253_402_300_800_000, // +10000-01-01
+        ]
+        .iter()
+        .filter_map(|ms| Utc.timestamp_millis_opt(*ms).single())
+        .collect();
+        for _ in 0..10_000 {
+            let ms = rng.gen_range(-70_000_000_000_000i64..300_000_000_000_000);
+            let nanos = rng.gen_range(0..1_000_000);
+            if let Some(t) = Utc.timestamp_millis_opt(ms).single() {
+                times.push(t + chrono::Duration::nanoseconds(nanos));
+            }
+        }
+        // a leap second
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .and_then(|d| d.and_hms_milli_opt(23, 59, 59, 1_500))
+            .map(|n| n.and_utc());
+        times.extend(leap);
+        for t in &times {
+            let want = t.to_rfc3339_opts(SecondsFormat::Millis, true);
+            assert_eq!(iso(t), want);
+            assert_eq!(
+                serde_json::to_string(&Iso(t)).ok(),
+                serde_json::to_string(&want).ok()
+            );
+        }
+        assert_eq!(
+            iso(&Utc.timestamp_millis_opt(1_700_000_000_123).unwrap()),
+            "2023-11-14T22:13:20.123Z"
+        );
+    }
 
     #[test]
     fn iso_like_strings_are_refused_in_text_fields() {

@@ -155,7 +155,11 @@ const USER_COLS: &str = r#"u."id" as "u_id", u."name" as "u_name", u."email" as 
  u."emailVerified" as "u_emailVerified", u."image" as "u_image",
  u."createdAt" as "u_createdAt", u."updatedAt" as "u_updatedAt""#;
 
-/// The statements that depend on the configured additional columns, built once.
+/// How many core columns a session row starts with (see [`Statements::new`]).
+const SESSION_CORE_COLS: usize = 8;
+
+/// The statements that depend on the configured additional columns, built once. Every
+/// session row they return has the same column order, which `session_from` relies on.
 struct Statements {
     session_cols: String,
     insert_session: String,
@@ -343,7 +347,7 @@ impl Store for SqlStore<$db> {
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
         let sql = format!(r#"select {USER_COLS} from "user" u where u."id" = $1"#);
         let row = sqlx::query(&sql).bind(id.to_owned()).fetch_optional(&self.pool).await?;
-        Ok(row.map(|r| user_from(&r, "u_")).transpose()?)
+        Ok(row.map(|r| user_from(&r, 0)).transpose()?)
     }
 
     async fn user_by_email(
@@ -358,7 +362,7 @@ impl Store for SqlStore<$db> {
         let row = sqlx::query(&sql).bind(email.to_owned()).fetch_optional(&self.pool).await?;
         match row {
             None => Ok(None),
-            Some(r) => Ok(Some((user_from(&r, "u_")?, r.try_get("a_password")?))),
+            Some(r) => Ok(Some((user_from(&r, 0)?, r.try_get("a_password")?))),
         }
     }
 
@@ -410,7 +414,10 @@ impl Store for SqlStore<$db> {
         self.hot.put_back(conn);
         match row {
             None => Ok(None),
-            Some(r) => Ok(Some((session_from(&r, &self.extras)?, user_from(&r, "u_")?))),
+            Some(r) => Ok(Some((
+                session_from(&r, &self.extras)?,
+                user_from(&r, SESSION_CORE_COLS + self.extras.len())?,
+            ))),
         }
     }
 
@@ -589,7 +596,7 @@ impl Store for SqlStore<$db> {
         .bind(user_id.to_owned())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| user_from(&r, "u_")).transpose()?)
+        Ok(row.map(|r| user_from(&r, 0)).transpose()?)
     }
 }
     };
@@ -598,53 +605,56 @@ impl Store for SqlStore<$db> {
 sql_store!(Postgres);
 sql_store!(Sqlite);
 
-fn user_from<R: Row>(r: &R, p: &str) -> Result<User, sqlx::Error>
+/// Columns are read by position (names would be hashed per column per row): a user's
+/// seven columns start at `at`, in [`USER_COLS`]' order.
+fn user_from<R: Row>(r: &R, at: usize) -> Result<User, sqlx::Error>
 where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    usize: sqlx::ColumnIndex<R>,
     for<'q> String: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
     for<'q> bool: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
     for<'q> DateTime<Utc>: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
 {
-    let col = |c: &str| format!("{p}{c}");
     Ok(User {
-        id: r.try_get(col("id").as_str())?,
-        name: r.try_get(col("name").as_str())?,
-        email: r.try_get(col("email").as_str())?,
-        email_verified: r.try_get(col("emailVerified").as_str())?,
-        image: r.try_get(col("image").as_str())?,
-        created_at: r.try_get(col("createdAt").as_str())?,
-        updated_at: r.try_get(col("updatedAt").as_str())?,
+        id: r.try_get(at)?,
+        name: r.try_get(at + 1)?,
+        email: r.try_get(at + 2)?,
+        email_verified: r.try_get(at + 3)?,
+        image: r.try_get(at + 4)?,
+        created_at: r.try_get(at + 5)?,
+        updated_at: r.try_get(at + 6)?,
         extra: Map::new(),
     })
 }
 
+/// A session row in [`Statements`]' column order: the eight core columns, then the
+/// additional ones (read by position, as [`user_from`]).
 fn session_from<R: Row>(r: &R, extras: &[ExtraColumn]) -> Result<Session, sqlx::Error>
 where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    usize: sqlx::ColumnIndex<R>,
     for<'q> String: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
     for<'q> i64: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
     for<'q> bool: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
     for<'q> DateTime<Utc>: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
 {
     let mut extra = Map::new();
-    for c in extras {
-        let name = c.name.as_str();
+    for (i, c) in extras.iter().enumerate() {
+        let at = SESSION_CORE_COLS + i;
         let v = match c.kind {
-            FieldType::String => r.try_get::<Option<String>, _>(name)?.map(Value::from),
-            FieldType::Number => r.try_get::<Option<i64>, _>(name)?.map(Value::from),
-            FieldType::Boolean => r.try_get::<Option<bool>, _>(name)?.map(Value::from),
+            FieldType::String => r.try_get::<Option<String>, _>(at)?.map(Value::from),
+            FieldType::Number => r.try_get::<Option<i64>, _>(at)?.map(Value::from),
+            FieldType::Boolean => r.try_get::<Option<bool>, _>(at)?.map(Value::from),
         };
         extra.insert(c.name.clone(), v.unwrap_or(Value::Null));
     }
     Ok(Session {
-        id: r.try_get("id")?,
-        token: r.try_get("token")?,
-        user_id: r.try_get("userId")?,
-        expires_at: r.try_get("expiresAt")?,
-        created_at: r.try_get("createdAt")?,
-        updated_at: r.try_get("updatedAt")?,
-        ip_address: r.try_get("ipAddress")?,
-        user_agent: r.try_get("userAgent")?,
+        id: r.try_get(0)?,
+        token: r.try_get(1)?,
+        user_id: r.try_get(2)?,
+        expires_at: r.try_get(3)?,
+        created_at: r.try_get(4)?,
+        updated_at: r.try_get(5)?,
+        ip_address: r.try_get(6)?,
+        user_agent: r.try_get(7)?,
         extra,
     })
 }
