@@ -57,7 +57,7 @@ SECTIONS = [
      ["ceiling", "gs_db", "gs_tls", "gs_compact", "gs_jwt", "gs_jwe", "fa_cache", "fa_db", "list", "signin",
       "gs_mixed"]),
     ("Scale (%s sessions stored)" % (sessions_b or "1,000,000"),
-     ["spread_1k", "gs_db_1m", "spread_1m", "list_1k"]),
+     ["spread_1k", "gs_db_1m", "spread_1m_1k", "spread_1m", "list_1k"]),
 ]
 
 
@@ -170,11 +170,17 @@ r = by.get(("gs_mixed", "sessiond"))
 if r:
     peak = int(r["peak_rss_kib"])
     target("sessiond peak RSS ≤ 64 MiB while sign-ins hash passwords", f"{peak / 1024:.1f} MiB", peak <= 64 * 1024)
-for a, b, what in (("spread_1m", "spread_1k", "distinct sessions"), ("gs_db_1m", "gs_db", "one hot session")):
+for a, b, what in (("gs_db_1m", "gs_db", "one hot session"),
+                   ("spread_1m_1k", "spread_1k", "1,000 distinct sessions")):
     x = ratio(rps(a, "sessiond"), rps(b, "sessiond"))
     if x is not None:
         target(f"1M sessions stored: get-session ≥ 80 % of the 1,000-session figure ({what})", f"{100 * x:.0f} %",
                x >= 0.8)
+# A larger working set, not a larger table: reported beside the targets, not one of them.
+x = ratio(rps("spread_1m", "sessiond"), rps("spread_1k", "sessiond"))
+if x is not None:
+    targets.append(["(not a target) 1M sessions stored, 50,000 distinct sessions requested, against 1,000 of "
+                    "1,000", f"{100 * x:.0f} %", "–"])
 
 def machine_cpu():
     return dict(machine).get("cpu", "?").split(" x ")[0] + " cores"
@@ -244,6 +250,13 @@ for title, keys in SECTIONS:
 if mixed_note:
     p()
     p(f"Sign-ins completed per second during the *while sign-ins run* rows: {mixed_note}.")
+if ("spread_1m", "sessiond") in by:
+    p()
+    p("The scale rows change one thing at a time: *1M sessions stored* and *1,000 distinct of 1M* send the "
+      "requests of *get-session, database* and *1,000 distinct sessions* to a table a thousand times larger. "
+      "*50000 distinct of 1M* also widens the working set fifty-fold: its rows and index pages no longer fit "
+      "PostgreSQL's `shared_buffers` (see *postgres* above), so it measures the database's buffer cache "
+      "as much as sessiond.")
 if ("list_1k", "better-auth") in by:
     p()
     p("Better Auth's `list-sessions` returns at most 100 sessions (its adapters' default `findMany` limit, "

@@ -30,7 +30,7 @@
 #   file, bench/RESULTS.md), OUT (raw files, bench/out).
 #
 # Row keys: ceiling gs_db gs_tls gs_compact gs_jwt gs_jwe fa_cache fa_db list signin
-#   gs_mixed scale (scale = gs_db_1m spread_1k spread_1m list_1k).
+#   gs_mixed scale (scale = spread_1k gs_db_1m spread_1m_1k spread_1m list_1k).
 #
 # Everything it starts is stopped by pid, and the database is dropped, on exit.
 set -euo pipefail
@@ -230,11 +230,18 @@ ticks() { # utime+stime of the given pids
   echo $t
 }
 sys_ticks() { awk '/^cpu /{b=$2+$3+$4+$7+$8+$9; print b, b+$5+$6}' /proc/stat; }
-pg_ticks() { # "pid ticks" of every PostgreSQL backend connected to the bench database
-  local p
+# "pid ticks" of every PostgreSQL backend connected to the bench database, and "reaped ticks":
+# the CPU of the postmaster's children that have exited (a server drops the connections of
+# requests cut short when wrk stops, so backends come and go during a row).
+pg_ticks() {
+  local p pm=""
   for p in $("${PSQL[@]}" -d postgres -Atc "select pid from pg_stat_activity where datname = '$DB'"); do
     echo "$p $(ticks "$p")"
+    [ -n "$pm" ] || pm=$(awk '{sub(/^.*\) /,""); print $2}' "/proc/$p/stat" 2>/dev/null || true)
   done
+  if [ -n "$pm" ] && [ -r "/proc/$pm/stat" ]; then
+    echo "reaped $(awk '{sub(/^.*\) /,""); print $14+$15}' "/proc/$pm/stat")"
+  fi
 }
 hwm_kib() { awk '/^VmHWM:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 reset_hwm() { echo 5 >"/proc/$1/clear_refs" 2>/dev/null || log "could not reset VmHWM of $1 (peak RSS is the lifetime peak)"; }
@@ -283,7 +290,10 @@ measure_once() {
   local pg=0
   if [ "$server" != ceiling ]; then
     pg_ticks >"$OUT/pg-$tag-after.txt"
-    pg=$(awk 'NR==FNR {b[$1]=$2; next} {d=$2-b[$1]; if (d>0) s+=d} END {print s+0}' \
+    # live backends by their growth; one that exited during the run is in "reaped" whole, so
+    # what it had used before the run is taken off again
+    pg=$(awk 'NR==FNR {b[$1]=$2; next} {a[$1]=$2}
+      END {for (k in a) s += a[k] - b[k]; for (k in b) if (!(k in a)) s -= b[k]; print (s > 0 ? s : 0)}' \
       "$OUT/pg-$tag-before.txt" "$OUT/pg-$tag-after.txt")
   fi
   local hwm
@@ -555,12 +565,16 @@ SQL
   SESSIONS_PHASE_B=$("${PSQL[@]}" -d "$DB" -Atc 'select count(*) from "session"')
   log "$SESSIONS_PHASE_B sessions stored ($(($(date +%s) - t0)) s); session table $("${PSQL[@]}" -d "$DB" -Atc "select pg_size_pretty(pg_total_relation_size('session'))")"
   make_cookies "$OUT/spread-1m.cookies" "$SCALE_SESSIONS" "$SPREAD_SAMPLE"
+  make_cookies "$OUT/spread-1m-1k.cookies" "$SCALE_SESSIONS" "$FILLER_USERS"
   for server in sessiond better-auth; do
     if [ "$server" = sessiond ]; then start_sessiond scale; else start_ba scale; fi
     c=$(sign_in "$SRV_URL" bench@example.com "$OUT/scale.jar")
     expect_session "$SRV_URL$GS" "$(head -1 "$OUT/spread-1m.cookies")" "a bulk-inserted session"
     if [ "$server" = sessiond ]; then
       run_wrk gs_db_1m "$server" "get-session, database, 1M sessions stored" "$SRV_URL$GS" "$CONNS" -H "Cookie: $c"
+      # the request pattern of spread_1k (1,000 distinct sessions), drawn from the million
+      WRK_COOKIES=$OUT/spread-1m-1k.cookies run_wrk spread_1m_1k "$server" \
+        "get-session, database, 1,000 distinct of 1M sessions" "$SRV_URL$GS" "$CONNS"
     fi
     WRK_COOKIES=$OUT/spread-1m.cookies run_wrk spread_1m "$server" "get-session, database, $SPREAD_SAMPLE distinct of 1M sessions" "$SRV_URL$GS" "$CONNS"
     c=$(sign_in "$SRV_URL" list1k@example.com "$OUT/scale-list.jar")
