@@ -223,54 +223,121 @@ impl<DB: Database> SqlStore<DB> {
 
 /// Connections for the one read every `get-session` makes, kept outside sqlx's pool:
 /// sqlx pings each connection it takes back, a second round trip per request. Here a
-/// connection goes back to the idle list as it is, and is dropped after any error (the
-/// next request opens a fresh one).
-pub struct HotConns<C: sqlx::Connection> {
+/// connection that answered goes back to the idle list as it is. One dropped mid-statement
+/// (its request was cancelled: the client went away, or the request timed out) or after an
+/// error is first brought back to a clean state off the request path, and closed only if
+/// that fails: clients that hang up must not make the database open a process each time.
+pub struct HotConns<C: sqlx::Connection + 'static> {
+    inner: Arc<HotInner<C>>,
+}
+
+struct HotInner<C: sqlx::Connection + 'static> {
     options: <C as sqlx::Connection>::Options,
     idle: std::sync::Mutex<Vec<C>>,
-    permits: tokio::sync::Semaphore,
+    size: usize,
+    permits: Arc<tokio::sync::Semaphore>,
     acquire_timeout: Duration,
 }
 
-impl<C: sqlx::Connection> HotConns<C> {
-    fn new(
-        options: <C as sqlx::Connection>::Options,
-        size: u32,
-        acquire_timeout: Duration,
-    ) -> Self {
-        Self {
-            options,
-            idle: std::sync::Mutex::new(Vec::new()),
-            permits: tokio::sync::Semaphore::new(size.max(1) as usize),
-            acquire_timeout,
-        }
-    }
-
+impl<C: sqlx::Connection + 'static> HotInner<C> {
     fn idle(&self) -> std::sync::MutexGuard<'_, Vec<C>> {
         match self.idle.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         }
     }
+}
 
-    /// A connection and the permit that bounds how many are out.
-    async fn take(&self) -> Result<(C, tokio::sync::SemaphorePermit<'_>), StoreError> {
-        let permit = tokio::time::timeout(self.acquire_timeout, self.permits.acquire())
-            .await
-            .map_err(|_| StoreError::Unavailable(Box::new(sqlx::Error::PoolTimedOut)))?
-            .map_err(|_| StoreError::Unavailable(Box::new(sqlx::Error::PoolClosed)))?;
-        let idle = self.idle().pop();
+impl<C: sqlx::Connection + 'static> HotConns<C> {
+    fn new(
+        options: <C as sqlx::Connection>::Options,
+        size: u32,
+        acquire_timeout: Duration,
+    ) -> Self {
+        let size = size.max(1) as usize;
+        Self {
+            inner: Arc::new(HotInner {
+                options,
+                idle: std::sync::Mutex::new(Vec::with_capacity(size)),
+                size,
+                permits: Arc::new(tokio::sync::Semaphore::new(size)),
+                acquire_timeout,
+            }),
+        }
+    }
+
+    /// A connection, holding one of the permits that bound how many are out.
+    async fn take(&self) -> Result<HotConn<C>, StoreError> {
+        let inner = &self.inner;
+        let permit =
+            tokio::time::timeout(inner.acquire_timeout, inner.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| StoreError::Unavailable(Box::new(sqlx::Error::PoolTimedOut)))?
+                .map_err(|_| StoreError::Unavailable(Box::new(sqlx::Error::PoolClosed)))?;
+        let idle = inner.idle().pop();
         let conn = match idle {
             Some(c) => c,
-            None => tokio::time::timeout(self.acquire_timeout, C::connect_with(&self.options))
+            None => tokio::time::timeout(inner.acquire_timeout, C::connect_with(&inner.options))
                 .await
                 .map_err(|_| StoreError::Unavailable(Box::new(sqlx::Error::PoolTimedOut)))??,
         };
-        Ok((conn, permit))
+        Ok(HotConn {
+            conn: Some(conn),
+            permit: Some(permit),
+            home: inner.clone(),
+        })
+    }
+}
+
+/// A connection taken from [`HotConns`]. [`HotConn::release`] returns it after a statement
+/// completed; dropping it instead (cancellation, `?` on an error) sends it to be checked.
+struct HotConn<C: sqlx::Connection + 'static> {
+    conn: Option<C>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    home: Arc<HotInner<C>>,
+}
+
+impl<C: sqlx::Connection + 'static> HotConn<C> {
+    fn get(&mut self) -> Result<&mut C, StoreError> {
+        self.conn
+            .as_mut()
+            .ok_or_else(|| StoreError::Unavailable(Box::new(sqlx::Error::PoolClosed)))
     }
 
-    fn put_back(&self, conn: C) {
-        self.idle().push(conn);
+    /// Back to the idle list as it is: the last statement completed.
+    fn release(mut self) {
+        if let Some(c) = self.conn.take() {
+            self.home.idle().push(c);
+        }
+    }
+}
+
+impl<C: sqlx::Connection + 'static> Drop for HotConn<C> {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        // The permit travels with the connection, so the number open stays bounded while
+        // it is checked. `ping` first reads whatever answer of the cut-short statement is
+        // still due (sqlx tracks it), then makes one round trip.
+        let permit = self.permit.take();
+        let home = self.home.clone();
+        rt.spawn(async move {
+            let ok = matches!(
+                tokio::time::timeout(home.acquire_timeout, conn.ping()).await,
+                Ok(Ok(()))
+            );
+            if ok {
+                let mut idle = home.idle();
+                if idle.len() < home.size {
+                    idle.push(conn);
+                }
+            }
+            drop(permit);
+        });
     }
 }
 
@@ -406,12 +473,12 @@ impl Store for SqlStore<$db> {
     }
 
     async fn find_session(&self, token: &str) -> Result<Option<(Session, User)>, StoreError> {
-        let (mut conn, _permit) = self.hot.take().await?;
+        let mut conn = self.hot.take().await?;
         let row = sqlx::query(&self.sql.find_session)
             .bind(token.to_owned())
-            .fetch_optional(&mut conn)
+            .fetch_optional(conn.get()?)
             .await?;
-        self.hot.put_back(conn);
+        conn.release();
         match row {
             None => Ok(None),
             Some(r) => Ok(Some((
@@ -428,15 +495,15 @@ impl Store for SqlStore<$db> {
         now: DateTime<Utc>,
         due_by: DateTime<Utc>,
     ) -> Result<Touched, StoreError> {
-        let (mut conn, _permit) = self.hot.take().await?;
+        let mut conn = self.hot.take().await?;
         let row = sqlx::query(&self.sql.touch_session)
             .bind(expires_at)
             .bind(now)
             .bind(token.to_owned())
             .bind(due_by)
-            .fetch_optional(&mut conn)
+            .fetch_optional(conn.get()?)
             .await?;
-        self.hot.put_back(conn);
+        conn.release();
         if let Some(r) = row {
             return Ok(Touched::Refreshed(Box::new(session_from(&r, &self.extras)?)));
         }
@@ -558,13 +625,13 @@ impl Store for SqlStore<$db> {
         user_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<Session>, StoreError> {
-        let (mut conn, _permit) = self.hot.take().await?;
+        let mut conn = self.hot.take().await?;
         let rows = sqlx::query(&self.sql.list_sessions)
             .bind(user_id.to_owned())
             .bind(now)
-            .fetch_all(&mut conn)
+            .fetch_all(conn.get()?)
             .await?;
-        self.hot.put_back(conn);
+        conn.release();
         rows.iter()
             .map(|r| session_from(r, &self.extras).map_err(StoreError::from))
             .collect()

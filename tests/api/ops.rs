@@ -338,3 +338,82 @@ async fn prometheus_metrics() {
     assert!(!text.contains("/nope/123"));
     assert!(text.contains(r#"route="unmatched""#));
 }
+
+/// A request cut short mid-statement (here by the request timeout, as when a client hangs
+/// up) does not cost a database connection: the connection is drained and reused, so the
+/// same PostgreSQL backends serve before and after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_requests_keep_their_database_connection() {
+    use sqlx::{Connection, Executor};
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
+    let app = spawn_with(Backend::Sqlite, |s| {
+        s.database.url = db.url.clone();
+        s.database.max_connections = 2;
+        s.server.request_timeout = 1;
+    })
+    .await
+    .unwrap();
+    let (mut jar, _) = app.sign_up(&unique_email()).await;
+    for _ in 0..3 {
+        assert_ne!(app.session(&mut jar).await, serde_json::Value::Null);
+    }
+    let mut locker = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let backends = |me: i32| {
+        let url = db.url.clone();
+        async move {
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            let mut pids: Vec<i32> = sqlx::query_scalar(
+                "select pid from pg_stat_activity where datname = current_database() \
+                 and pid <> pg_backend_pid() and pid <> $1",
+            )
+            .bind(me)
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+            pids.sort();
+            pids
+        }
+    };
+    let me: i32 = sqlx::query_scalar("select pg_backend_pid()")
+        .fetch_one(&mut locker)
+        .await
+        .unwrap();
+    let before = backends(me).await;
+    assert!(!before.is_empty());
+
+    // The session table is locked: get-session's read waits until the timeout cuts it off.
+    locker.execute("begin").await.unwrap();
+    locker
+        .execute(r#"lock table "session" in access exclusive mode"#)
+        .await
+        .unwrap();
+    let res = app.get("/get-session", &mut jar.clone()).await;
+    assert_eq!(res.status, 503, "{}", res.text);
+    assert_eq!(res.code().as_deref(), Some("REQUEST_TIMEOUT"));
+    locker.execute("commit").await.unwrap();
+
+    // The cut-short read completes on its connection, which goes back to work.
+    let mut served = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if backends(me).await == before {
+            served = true;
+            break;
+        }
+    }
+    for _ in 0..3 {
+        assert_ne!(app.session(&mut jar).await, serde_json::Value::Null);
+    }
+    assert!(
+        served,
+        "backends changed: {before:?} -> {:?}",
+        backends(me).await
+    );
+    assert_eq!(
+        backends(me).await,
+        before,
+        "no connection was closed or opened"
+    );
+}
