@@ -12,6 +12,11 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
+/// How often histogram samples are folded into their buckets. The recorder keeps every
+/// sample until then: at tens of thousands of requests a second, waiting for a scrape
+/// (or never being scraped) would grow memory without bound.
+const UPKEEP: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Installs the process-wide recorder (once) and returns its handle.
 pub fn install() -> Option<PrometheusHandle> {
     HANDLE
@@ -29,6 +34,16 @@ pub fn install() -> Option<PrometheusHandle> {
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
             describe();
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("sessiond-metrics".into())
+                .spawn(move || loop {
+                    std::thread::sleep(UPKEEP);
+                    upkeep.run_upkeep();
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start the metrics upkeep thread");
+            }
             Some(handle)
         })
         .clone()
@@ -145,29 +160,48 @@ pub fn finish(t: Timing, method: &axum::http::Method, res: &Response) {
     histogram.record(t.start.elapsed().as_secs_f64());
 }
 
+/// A label-less counter, registered once the recorder is installed and then reused (a
+/// registration hashes the name on every call). Before that, each call asks the global
+/// recorder again, so a counter used early is not stuck as a no-op.
+fn counter(cell: &'static OnceLock<metrics::Counter>, name: &'static str) -> metrics::Counter {
+    if let Some(c) = cell.get() {
+        return c.clone();
+    }
+    let c = metrics::counter!(name);
+    if matches!(HANDLE.get(), Some(Some(_))) {
+        let _ = cell.set(c.clone());
+    }
+    c
+}
+
 /// A session was created.
 pub fn session_created() {
-    metrics::counter!("sessions_created_total").increment(1);
+    static C: OnceLock<metrics::Counter> = OnceLock::new();
+    counter(&C, "sessions_created_total").increment(1);
 }
 
 /// A refresh was written.
 pub fn session_refreshed() {
-    metrics::counter!("sessions_refreshed_total").increment(1);
+    static C: OnceLock<metrics::Counter> = OnceLock::new();
+    counter(&C, "sessions_refreshed_total").increment(1);
 }
 
 /// Sessions were revoked.
 pub fn sessions_revoked(n: u64) {
-    metrics::counter!("sessions_revoked_total").increment(n);
+    static C: OnceLock<metrics::Counter> = OnceLock::new();
+    counter(&C, "sessions_revoked_total").increment(n);
 }
 
 /// A cookie cache answered.
 pub fn cache_hit() {
-    metrics::counter!("cookie_cache_hits_total").increment(1);
+    static C: OnceLock<metrics::Counter> = OnceLock::new();
+    counter(&C, "cookie_cache_hits_total").increment(1);
 }
 
 /// A cookie cache was present but refused.
 pub fn cache_miss() {
-    metrics::counter!("cookie_cache_misses_total").increment(1);
+    static C: OnceLock<metrics::Counter> = OnceLock::new();
+    counter(&C, "cookie_cache_misses_total").increment(1);
 }
 
 /// The store failed.
