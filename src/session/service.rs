@@ -954,40 +954,29 @@ impl SessionService {
             .store
             .update_session_fields(&cur.session.token, &fields, self.now())
             .await?;
-        match updated {
-            Some(s) => {
-                self.set_session_cookie(
-                    &s,
-                    &cur.user,
-                    cur.dont_remember,
-                    cur.dont_remember,
-                    req,
-                    out,
-                );
-                Ok(s)
-            }
+        let s = match updated {
+            Some(s) => s,
             None if self.inner.cache.authoritative => {
                 // Stateless: the cookie is the session; merge into it.
                 let mut s = cur.session.clone();
-                for (k, v) in fields {
-                    s.extra.insert(k, v);
-                }
+                s.extra.extend(fields);
                 s.updated_at = self.now();
-                self.set_session_cookie(
-                    &s,
-                    &cur.user,
-                    cur.dont_remember,
-                    cur.dont_remember,
-                    req,
-                    out,
-                );
-                Ok(s)
+                s
             }
             None => {
                 self.delete_session_cookies(req, out);
-                Err(codes::FAILED_TO_GET_SESSION)
+                return Err(codes::FAILED_TO_GET_SESSION);
             }
-        }
+        };
+        self.set_session_cookie(
+            &s,
+            &cur.user,
+            cur.dont_remember,
+            cur.dont_remember,
+            req,
+            out,
+        );
+        Ok(s)
     }
 
     /// Updates the user's name and/or image (`Some(None)` clears the image) and
