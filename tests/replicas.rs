@@ -165,18 +165,27 @@ fn refused_everywhere(
     start.elapsed()
 }
 
+/// False (loudly, or failing when services are required) when the scenario needs Redis and
+/// it is unreachable.
+fn redis_ready(redis_prefix: Option<&str>) -> bool {
+    if redis_prefix.is_none()
+        || redis::Client::open("redis://127.0.0.1:6379")
+            .and_then(|c| c.get_connection())
+            .is_ok()
+    {
+        return true;
+    }
+    assert!(!required(), "Redis required");
+    eprintln!("\n!!! SKIPPING replica test with Redis: unreachable !!!\n");
+    false
+}
+
 fn scenario(redis_prefix: Option<&str>) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let Some(db) = rt.block_on(Db::create()) else {
         return;
     };
-    if redis_prefix.is_some()
-        && redis::Client::open("redis://127.0.0.1:6379")
-            .and_then(|c| c.get_connection())
-            .is_err()
-    {
-        assert!(!required(), "Redis required");
-        eprintln!("\n!!! SKIPPING replica test with Redis: unreachable !!!\n");
+    if !redis_ready(redis_prefix) {
         return;
     }
     let (servers, _dirs) = replicas(&db, redis_prefix, &[]);
@@ -253,12 +262,7 @@ fn concurrent_refresh(redis_prefix: Option<&str>) {
     let Some(db) = rt.block_on(Db::create()) else {
         return;
     };
-    if redis_prefix.is_some()
-        && redis::Client::open("redis://127.0.0.1:6379")
-            .and_then(|c| c.get_connection())
-            .is_err()
-    {
-        assert!(!required(), "Redis required");
+    if !redis_ready(redis_prefix) {
         return;
     }
     // A refresh is due one second after the last one; the cache is off so every request
