@@ -147,6 +147,14 @@ wait_http() { # url pid
 SRV_PID=""
 SRV_URL=""
 SRV_NAME=""
+# started PID PORT NAME READY_PATH: the server just put in the background becomes the current one
+started() {
+  SRV_PID=$1
+  PIDS+=("$SRV_PID")
+  SRV_URL=http://127.0.0.1:$2
+  SRV_NAME=$3
+  wait_http "$SRV_URL$4" "$SRV_PID"
+}
 # start_ba NAME [VAR=value...] / start_sessiond NAME [VAR=value...] / start_ceiling
 start_ba() {
   local name=$1 port
@@ -154,11 +162,7 @@ start_ba() {
   port=$(free_port)
   env DATABASE_URL="${BA_DB_URL:-$DB_URL}" HOST=127.0.0.1 PORT="$port" BETTER_AUTH_SECRET="$SECRET" RATE_LIMIT=0 "$@" \
     node compat/better-auth/server.mjs >"$OUT/server-ba-$name.log" 2>&1 &
-  SRV_PID=$!
-  PIDS+=("$SRV_PID")
-  SRV_URL=http://127.0.0.1:$port
-  SRV_NAME=$name
-  wait_http "$SRV_URL/api/auth/ok" "$SRV_PID"
+  started $! "$port" "$name" /api/auth/ok
 }
 start_sessiond() {
   local name=$1 port url=${SD_DB_URL:-$DB_URL?sslmode=$PG_SSLMODE}
@@ -174,21 +178,13 @@ start_sessiond() {
     SESSIOND_RATE_LIMIT__ENABLED=false SESSIOND_LOG__LEVEL=warn \
     SESSIOND_SESSION__COOKIE_CACHE__ENABLED=false "$@" \
     "$BENCH_BIN" --config "$OUT/sessiond-cwd/empty.toml") >"$OUT/server-sessiond-$name.log" 2>&1 &
-  SRV_PID=$!
-  PIDS+=("$SRV_PID")
-  SRV_URL=http://127.0.0.1:$port
-  SRV_NAME=$name
-  wait_http "$SRV_URL/api/auth/ok" "$SRV_PID"
+  started $! "$port" "$name" /api/auth/ok
 }
 start_ceiling() {
   local port
   port=$(free_port)
   "$CEILING_BIN" "$port" >"$OUT/server-ceiling.log" 2>&1 &
-  SRV_PID=$!
-  PIDS+=("$SRV_PID")
-  SRV_URL=http://127.0.0.1:$port
-  SRV_NAME=ceiling
-  wait_http "$SRV_URL/" "$SRV_PID"
+  started $! "$port" ceiling /
 }
 stop_server() {
   [ -n "$SRV_PID" ] || return 0
