@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import path from "node:path";
 import http from "node:http";
 import https from "node:https";
+import { b64json } from "./lib/client.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -651,16 +652,6 @@ function parseSetCookie(line) {
   return { name, rawValue, value, attrs };
 }
 
-function b64urlJson(s) {
-  if (!/^[A-Za-z0-9_-]+={0,2}$/.test(s)) return undefined;
-  try {
-    const v = JSON.parse(Buffer.from(s, "base64url").toString("utf8"));
-    return v !== null && typeof v === "object" ? v : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Normalises a decoded cookie-cache payload: also epoch numbers and unpadded signatures. */
 function normPayload(v, c, at) {
   if (typeof v === "number") {
@@ -685,19 +676,19 @@ function normCookieValue(v, c, at) {
   if (dot > 0 && SIG.test(v.slice(dot + 1))) return `${normString(v.slice(0, dot), c, at)}.<sig>`;
   if (c.roles.has(v) || RANDOM32.test(v)) return normString(v, c, at);
   const parts = v.split(".");
-  if (parts.length === 3 && b64urlJson(parts[0])?.alg) {
-    const p = b64urlJson(parts[1]);
-    const h = b64urlJson(parts[0]);
+  if (parts.length === 3 && b64json(parts[0])?.alg) {
+    const p = b64json(parts[1]);
+    const h = b64json(parts[0]);
     if (typeof h.kid === "string") h.kid = "<kid>";
     return `<jwt header=${JSON.stringify(h)} payload=${p ? JSON.stringify(normPayload(p, c, at)) : "?"}>`;
   }
-  if (parts.length === 5 && b64urlJson(parts[0])?.enc) {
+  if (parts.length === 5 && b64json(parts[0])?.enc) {
     // the key id is derived from the secret, which the two servers need not share
-    const h = b64urlJson(parts[0]);
+    const h = b64json(parts[0]);
     if (typeof h.kid === "string") h.kid = "<kid>";
     return `<jwe header=${JSON.stringify(h)}>`;
   }
-  const j = b64urlJson(v);
+  const j = b64json(v);
   if (j) return `<base64url-json ${JSON.stringify(normPayload(j, c, at))}>`;
   return "<opaque>";
 }

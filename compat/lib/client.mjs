@@ -159,7 +159,8 @@ export function norm(v, roles, now = Date.now()) {
   return o;
 }
 
-function b64json(s) {
+/** A base64url JSON object, or undefined. */
+export function b64json(s) {
   if (!/^[A-Za-z0-9_-]+={0,2}$/.test(s)) return undefined;
   try {
     const v = JSON.parse(Buffer.from(s, "base64url").toString("utf8"));
