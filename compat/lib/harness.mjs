@@ -222,35 +222,46 @@ async function startProcess({ label, cmd, args, env, port, cwd }) {
  *   { cache: null | "compact" | "jwt" | "jwe", cacheMaxAge, theme: bool, expiresIn, updateAge,
  *     freshAge, deferRefresh: bool, redisUrl }
  */
-function betterAuthEnv(o) {
+/** Each server's variable for each session option, and how it spells "on". */
+const OPTION_VARS = {
+  betterAuth: {
+    on: "1", cache: "COOKIE_CACHE", strategy: "COOKIE_CACHE_STRATEGY", cacheMaxAge: "COOKIE_CACHE_MAX_AGE",
+    expiresIn: "EXPIRES_IN", updateAge: "UPDATE_AGE", freshAge: "FRESH_AGE",
+    deferRefresh: "DEFER_SESSION_REFRESH",
+  },
+  sessiond: {
+    on: "true", cache: "SESSIOND_SESSION__COOKIE_CACHE__ENABLED",
+    strategy: "SESSIOND_SESSION__COOKIE_CACHE__STRATEGY", cacheMaxAge: "SESSIOND_SESSION__COOKIE_CACHE__MAX_AGE",
+    expiresIn: "SESSIOND_SESSION__EXPIRES_IN", updateAge: "SESSIOND_SESSION__UPDATE_AGE",
+    freshAge: "SESSIOND_SESSION__FRESH_AGE", deferRefresh: "SESSIOND_SESSION__DEFER_SESSION_REFRESH",
+  },
+};
+
+/** The options both servers share, in one server's variables. */
+function optionEnv(o, v) {
   const e = {};
-  if (o.theme) e.THEME_FIELD = "1";
   if (o.cache) {
-    e.COOKIE_CACHE = "1";
-    e.COOKIE_CACHE_STRATEGY = o.cache;
-    if (o.cacheMaxAge) e.COOKIE_CACHE_MAX_AGE = String(o.cacheMaxAge);
+    e[v.cache] = v.on;
+    e[v.strategy] = o.cache;
+    if (o.cacheMaxAge) e[v.cacheMaxAge] = String(o.cacheMaxAge);
   }
-  if (o.expiresIn !== undefined) e.EXPIRES_IN = String(o.expiresIn);
-  if (o.updateAge !== undefined) e.UPDATE_AGE = String(o.updateAge);
-  if (o.freshAge !== undefined) e.FRESH_AGE = String(o.freshAge);
-  if (o.deferRefresh) e.DEFER_SESSION_REFRESH = "1";
+  for (const k of ["expiresIn", "updateAge", "freshAge"]) {
+    if (o[k] !== undefined) e[v[k]] = String(o[k]);
+  }
+  if (o.deferRefresh) e[v.deferRefresh] = v.on;
   if (o.redisUrl) e.REDIS_URL = o.redisUrl;
   return e;
 }
 
+function betterAuthEnv(o) {
+  const e = optionEnv(o, OPTION_VARS.betterAuth);
+  if (o.theme) e.THEME_FIELD = "1";
+  return e;
+}
+
 function sessiondEnv(o) {
-  const e = {};
+  const e = optionEnv(o, OPTION_VARS.sessiond);
   if (o.theme) e.SESSIOND_SESSION__ADDITIONAL_FIELDS = JSON.stringify({ theme: { type: "string" } });
-  if (o.cache) {
-    e.SESSIOND_SESSION__COOKIE_CACHE__ENABLED = "true";
-    e.SESSIOND_SESSION__COOKIE_CACHE__STRATEGY = o.cache;
-    if (o.cacheMaxAge) e.SESSIOND_SESSION__COOKIE_CACHE__MAX_AGE = String(o.cacheMaxAge);
-  }
-  if (o.expiresIn !== undefined) e.SESSIOND_SESSION__EXPIRES_IN = String(o.expiresIn);
-  if (o.updateAge !== undefined) e.SESSIOND_SESSION__UPDATE_AGE = String(o.updateAge);
-  if (o.freshAge !== undefined) e.SESSIOND_SESSION__FRESH_AGE = String(o.freshAge);
-  if (o.deferRefresh) e.SESSIOND_SESSION__DEFER_SESSION_REFRESH = "true";
-  if (o.redisUrl) e.REDIS_URL = o.redisUrl;
   // sessiond refuses a revoked session's cookie cache at once (DESIGN §4.2) where Better Auth
   // serves it until max_age; `immediateRevocation: false` asks for Better Auth's behaviour
   // (ignored by a sessiond without the option)
