@@ -20,14 +20,8 @@ async fn get_session_with(mut ctx: Ctx, defer_read_only: bool) -> Response {
     let result = svc
         .resolve(&ctx.cookies, opts, &mut ctx.out)
         .await
-        .map(|cur| {
-            // Serialised straight from the session: no intermediate JSON tree.
-            let body = serde_json::to_vec(&cur.as_ref().map(|c| svc.session_json(c)));
-            (
-                [(header::CONTENT_TYPE, "application/json")],
-                body.unwrap_or_default(),
-            )
-        });
+        // Serialised straight from the session: no intermediate JSON tree.
+        .map(|cur| Json(cur.as_ref().map(|c| svc.session_json(c))).into_response());
     let mut res = ctx.respond(result);
     no_store(&mut res);
     res
@@ -63,15 +57,10 @@ pub async fn list_sessions(mut ctx: Ctx) -> Response {
         let cur = ctx.session(Gate::Fresh).await?;
         let svc = &ctx.state.sessions;
         let list = svc.list_sessions(&cur).await?;
+        // Serialised straight from the sessions: a user may have thousands, and a JSON
+        // tree would copy each of them again.
         let out: Vec<_> = list.iter().map(|s| svc.output(s)).collect();
-        // Written straight into a buffer of about the right size: a user may have
-        // thousands of sessions, and a JSON tree would copy each of them again.
-        let mut body = Vec::with_capacity(64 + 320 * out.len());
-        serde_json::to_writer(&mut body, &out).map_err(|e| {
-            tracing::error!(error = %e, "list-sessions serialisation failed");
-            codes::INTERNAL_SERVER_ERROR
-        })?;
-        Ok(([(header::CONTENT_TYPE, "application/json")], body))
+        Ok(Json(out).into_response())
     }
     .await;
     ctx.respond(result)
