@@ -351,6 +351,7 @@ impl SessionService {
             needs_refresh: c.needs_refresh,
         }
     }
+
     /// Each backend and whether it answers.
     pub async fn health(&self) -> Vec<(&'static str, bool)> {
         self.inner.store.health().await
@@ -364,13 +365,12 @@ impl SessionService {
         let c = &self.inner.cookies;
         // As Better Auth, earlier Set-Cookie lines for these cookies are dropped first, so
         // a response never carries a fresh cache for a session it ends.
-        let chunks = req.names_with_chunks(&c.data_name);
+        // (every cache chunk is named `<data_name>.<n>`)
         out.retain(|line| {
             let name = line.split('=').next().unwrap_or("");
             name != c.token_name
                 && name != c.dont_remember_name
                 && name != c.data_name
-                && !chunks.iter().any(|n| n == name)
                 && !name
                     .strip_prefix(c.data_name.as_str())
                     .is_some_and(|r| r.starts_with('.'))
