@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -100,14 +99,14 @@ fn status_label(code: u16) -> &'static str {
 /// The route label of a request, and its start time.
 pub struct Timing {
     start: Instant,
-    route: Option<MatchedPath>,
+    route: Option<std::sync::Arc<str>>,
 }
 
-/// Starts measuring a request, labelled by its route template.
-pub fn begin(req: &Request) -> Timing {
+/// Starts measuring a request, labelled by the served path it asked for (`unmatched` if none).
+pub fn begin(route: Option<&std::sync::Arc<str>>) -> Timing {
     Timing {
         start: Instant::now(),
-        route: req.extensions().get::<MatchedPath>().cloned(),
+        route: route.cloned(),
     }
 }
 
@@ -122,7 +121,7 @@ static HANDLES: OnceLock<std::sync::RwLock<HandleMap>> = OnceLock::new();
 /// Counts and times a finished request.
 pub fn finish(t: Timing, method: &axum::http::Method, res: &Response) {
     let code = res.status().as_u16();
-    let route = t.route.as_ref().map_or("unmatched", |r| r.as_str());
+    let route = t.route.as_deref().unwrap_or("unmatched");
     let map = HANDLES.get_or_init(Default::default);
     let find = |m: &HandleMap| {
         m.get(route)?

@@ -115,42 +115,58 @@ pub fn openapi_document(base_path: &str, forward_auth_path: &str) -> String {
 pub fn router(state: AppState) -> Router {
     // Full paths rather than a nested router: nesting costs a prefix strip per request.
     let p = |path: &str| format!("{}{path}", state.base_path);
-    let mut root = Router::new()
-        .route(&p("/sign-up/email"), post(auth::sign_up))
-        .route(&p("/sign-in/email"), post(auth::sign_in))
-        .route(&p("/sign-out"), post(auth::sign_out))
-        .route(
-            &p("/get-session"),
+    let mut served: Vec<(String, axum::routing::MethodRouter<AppState>)> = vec![
+        (p("/sign-up/email"), post(auth::sign_up)),
+        (p("/sign-in/email"), post(auth::sign_in)),
+        (p("/sign-out"), post(auth::sign_out)),
+        (
+            p("/get-session"),
             get(sessions::get_session).post(sessions::post_get_session),
-        )
-        .route(&p("/list-sessions"), get(sessions::list_sessions))
-        .route(&p("/revoke-session"), post(sessions::revoke_session))
-        .route(&p("/revoke-sessions"), post(sessions::revoke_sessions))
-        .route(
-            &p("/revoke-other-sessions"),
+        ),
+        (p("/list-sessions"), get(sessions::list_sessions)),
+        (p("/revoke-session"), post(sessions::revoke_session)),
+        (p("/revoke-sessions"), post(sessions::revoke_sessions)),
+        (
+            p("/revoke-other-sessions"),
             post(sessions::revoke_other_sessions),
-        )
-        .route(&p("/update-session"), post(sessions::update_session))
-        .route(&p("/update-user"), post(account::update_user))
-        .route(&p("/change-password"), post(account::change_password))
-        .route(&p("/ok"), get(ok))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/openapi.json", get(openapi));
+        ),
+        (p("/update-session"), post(sessions::update_session)),
+        (p("/update-user"), post(account::update_user)),
+        (p("/change-password"), post(account::change_password)),
+        (p("/ok"), get(ok)),
+        ("/healthz".into(), get(ops::healthz)),
+        ("/readyz".into(), get(ops::readyz)),
+        ("/openapi.json".into(), get(openapi)),
+    ];
     if let Some(handle) = state.metrics.clone().filter(|_| state.metrics_on_main) {
-        root = root.route("/metrics", get(move || async move { handle.render() }));
+        served.push((
+            "/metrics".into(),
+            get(move || async move { handle.render() }),
+        ));
     }
     if let Some(path) = &state.forward_auth_path {
-        root = root.route(path, axum::routing::any(forward_auth::check));
+        served.push((path.to_string(), axum::routing::any(forward_auth::check)));
     }
-    // Layers run outside in: CORS, request id, trace span, then `edge` (metrics, rate
-    // limit, origin check, timeout), the body limit, and the route.
-    root.fallback(not_found)
+    let mut root = Router::new();
+    let mut labels = std::collections::HashSet::new();
+    for (path, route) in served {
+        root = root.route(&path, route);
+        labels.insert(Arc::<str>::from(path));
+    }
+    let routes = root
+        .fallback(not_found)
         // A known path with another method is a 404 in Better Auth, not a 405.
         .method_not_allowed_fallback(not_found)
-        .layer(DefaultBodyLimit::max(state.body_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), edge))
-        .layer(PropagateRequestIdLayer::x_request_id())
+        .with_state(state.clone());
+    // Layers run outside in: CORS, request id, trace span, then `edge` (metrics, rate
+    // limit, origin check, timeout), the body limit, and the routes. They wrap the routes
+    // once, as one service, rather than through `Router::layer`, which wraps every route
+    // in every layer with a boxed clone per layer per request.
+    let stack = tower::ServiceBuilder::new()
+        .layer(cors(state.origins.clone()))
+        // CORS answers preflights itself, so it needs a body type with a default.
+        .map_response(axum::response::IntoResponse::into_response)
+        .layer(SetRequestIdLayer::x_request_id(FastRequestId))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
@@ -170,9 +186,17 @@ pub fn router(state: AppState) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::INFO))
                 .on_failure(()),
         )
-        .layer(SetRequestIdLayer::x_request_id(FastRequestId))
-        .layer(cors(state.origins.clone()))
-        .with_state(state)
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(middleware::from_fn_with_state(
+            Edge {
+                state: state.clone(),
+                labels: Arc::new(labels),
+            },
+            edge,
+        ))
+        .layer(DefaultBodyLimit::max(state.body_limit))
+        .service(routes);
+    Router::new().fallback_service(stack)
 }
 
 /// CORS for browsers on other trusted origins: the exact origin (never `*`) with
@@ -209,11 +233,19 @@ impl MakeRequestId for FastRequestId {
     }
 }
 
+/// `edge`'s state: the app, and the served paths, which label metrics (the edge runs
+/// before routing, so axum's matched path is not known yet).
+#[derive(Clone)]
+struct Edge {
+    state: AppState,
+    labels: Arc<std::collections::HashSet<Arc<str>>>,
+}
+
 /// Everything every request passes, in one middleware (each layer costs a boxed clone
 /// per request): metrics around it all, then the rate limiter, the origin check, and
 /// the request timeout (503 `REQUEST_TIMEOUT`) around the handler.
 async fn edge(
-    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::extract::State(Edge { state, labels }): axum::extract::State<Edge>,
     req: axum::extract::Request,
     next: middleware::Next,
 ) -> axum::response::Response {
@@ -222,7 +254,10 @@ async fn edge(
     if req.method() == axum::http::Method::HEAD && req.uri().path().starts_with(&*state.base_path) {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let timing = state.metrics.is_some().then(|| crate::metrics::begin(&req));
+    let timing = state
+        .metrics
+        .is_some()
+        .then(|| crate::metrics::begin(labels.get(req.uri().path())));
     let method = req.method().clone();
     let limited = match rate_limit::key_for(&state, &req) {
         Some((key, rule)) => rate_limit::verdict(&state, key, rule).await,

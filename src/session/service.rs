@@ -47,10 +47,10 @@ pub struct ResolveOptions {
 /// The signed-in session of a request.
 #[derive(Debug, Clone)]
 pub struct Current {
-    /// The session row.
-    pub session: Session,
+    /// The session row (shared: a cache hit hands out the remembered copy, not a clone).
+    pub session: Arc<Session>,
     /// Its user.
-    pub user: User,
+    pub user: Arc<User>,
     /// In deferred-refresh mode, whether the client should POST to refresh.
     pub needs_refresh: Option<bool>,
     /// Whether the request carried a valid `dont_remember` cookie.
@@ -189,8 +189,8 @@ impl CacheSetup {
 
 /// A verified cookie-cache value, decoded.
 struct Decoded {
-    session: Session,
-    user: User,
+    session: Arc<Session>,
+    user: Arc<User>,
     version: Option<String>,
     window_end_ms: i64,
     minted_ms: Option<i64>,
@@ -497,7 +497,12 @@ impl SessionService {
 
     /// A cached session that Better Auth would accept: verified, same token, same
     /// version, window open, session not expired.
-    fn accept_cache(&self, raw: &str, token: &str, now_ms: i64) -> Option<(Session, User, i64)> {
+    fn accept_cache(
+        &self,
+        raw: &str,
+        token: &str,
+        now_ms: i64,
+    ) -> Option<(Arc<Session>, Arc<User>, i64)> {
         let cache = &self.inner.cache;
         let d = match cache.memo.get(raw) {
             Some(d) => {
@@ -512,8 +517,8 @@ impl SessionService {
             None => {
                 let p = cache.codec.decode(raw, now_ms).ok()?;
                 let d = Arc::new(Decoded {
-                    session: Session::from_json(&p.session)?,
-                    user: User::from_json(&p.user)?,
+                    session: Arc::new(Session::from_json(&p.session)?),
+                    user: Arc::new(User::from_json(&p.user)?),
                     version: p.version,
                     window_end_ms: p.expires_at_ms,
                     minted_ms: p.updated_at,
@@ -567,8 +572,8 @@ impl SessionService {
         };
         let dont_remember = self.has_dont_remember(req);
         let current = |session, user, needs_refresh, from_cache| Current {
-            session,
-            user,
+            session: Arc::new(session),
+            user: Arc::new(user),
             needs_refresh,
             dont_remember,
             from_cache,
@@ -591,7 +596,13 @@ impl SessionService {
                                 out,
                             );
                         }
-                        return Ok(Some(current(session, user, None, true)));
+                        return Ok(Some(Current {
+                            session,
+                            user,
+                            needs_refresh: None,
+                            dont_remember,
+                            from_cache: true,
+                        }));
                     }
                     None => {
                         crate::metrics::cache_miss();
@@ -958,7 +969,7 @@ impl SessionService {
             Some(s) => s,
             None if self.inner.cache.authoritative => {
                 // Stateless: the cookie is the session; merge into it.
-                let mut s = cur.session.clone();
+                let mut s = Session::clone(&cur.session);
                 s.extra.extend(fields);
                 s.updated_at = self.now();
                 s
@@ -1002,7 +1013,7 @@ impl SessionService {
             Some(u) => u,
             None if self.inner.cache.authoritative => {
                 // Stateless and unknown to this process: update the cookie's copy.
-                let mut u = cur.user.clone();
+                let mut u = User::clone(&cur.user);
                 if let Some(n) = name {
                     u.name = n;
                 }
