@@ -10,12 +10,11 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde_json::json;
 
 use crate::config::ForwardAuthSettings;
 use crate::error::codes;
-use crate::http::extract::{Ctx, SetCookies};
+use crate::http::extract::{json_response, Ctx, SetCookies};
 use crate::http::AppState;
 use crate::session::cookies::encode_uri_component;
 use crate::session::model::iso;
@@ -136,11 +135,8 @@ pub async fn check(mut ctx: Ctx, proxy: ProxyRequest) -> Response {
     let cookies = SetCookies(std::mem::take(&mut ctx.out));
     let mut res = match resolved {
         Ok(Some(cur)) => {
-            let mut res = (
-                cookies,
-                Json(json!({ "userId": cur.user.id, "sessionId": cur.session.id })),
-            )
-                .into_response();
+            let body = json!({ "userId": cur.user.id, "sessionId": cur.session.id });
+            let mut res = (cookies, json_response(&body, 128)).into_response();
             identity_headers(&cfg, &cur, res.headers_mut());
             res
         }

@@ -7,7 +7,7 @@ use axum::Json;
 use serde_json::json;
 
 use crate::error::{codes, ApiError};
-use crate::http::extract::{Body, Ctx, Fields, Gate};
+use crate::http::extract::{json_response, Body, Ctx, Fields, Gate};
 use crate::session::ResolveOptions;
 
 async fn get_session_with(mut ctx: Ctx, defer_read_only: bool) -> Response {
@@ -21,7 +21,7 @@ async fn get_session_with(mut ctx: Ctx, defer_read_only: bool) -> Response {
         .resolve(&ctx.cookies, opts, &mut ctx.out)
         .await
         // Serialised straight from the session: no intermediate JSON tree.
-        .map(|cur| Json(cur.as_ref().map(|c| svc.session_json(c))).into_response());
+        .map(|cur| json_response(&cur.as_ref().map(|c| svc.session_json(c)), 1024));
     let mut res = ctx.respond(result);
     no_store(&mut res);
     res
@@ -60,7 +60,7 @@ pub async fn list_sessions(mut ctx: Ctx) -> Response {
         // Serialised straight from the sessions: a user may have thousands, and a JSON
         // tree would copy each of them again.
         let out: Vec<_> = list.iter().map(|s| svc.output(s)).collect();
-        Ok(Json(out).into_response())
+        Ok(json_response(&out, 64 + 400 * out.len()))
     }
     .await;
     ctx.respond(result)
