@@ -55,7 +55,7 @@ BA_KEY = {"fa_cache": "gs_compact", "fa_db": "gs_db", "gs_tls": "gs_db"}
 SECTIONS = [
     ("Throughput and latency (about %s sessions stored)" % sessions_a,
      ["ceiling", "gs_db", "gs_tls", "gs_compact", "gs_jwt", "gs_jwe", "fa_cache", "fa_db", "list", "signin",
-      "gs_mixed"]),
+      "signin64", "gs_mixed"]),
     ("Scale (%s sessions stored)" % (sessions_b or "1,000,000"),
      ["spread_1k", "gs_db_1m", "spread_1m_1k", "spread_1m", "list_1k"]),
 ]
@@ -161,14 +161,14 @@ for k, limit in (("gs_compact", 5), ("gs_jwt", 5), ("gs_jwe", 5), ("fa_cache", 5
     r = by.get((k, "sessiond"))
     if r:
         target(f"p99 {r['path']} ≤ {limit} ms", f"{float(r['p99_ms']):.1f} ms", float(r["p99_ms"]) <= limit)
-load = [r for r in rows if r["server"] == "sessiond" and r["key"] not in ("signin", "gs_mixed", "list_1k")]
+load = [r for r in rows if r["server"] == "sessiond" and r["key"] not in ("signin", "signin64", "gs_mixed", "list_1k")]
 if load:
     peak = max(int(r["peak_rss_kib"]) for r in load)
     target("sessiond peak RSS ≤ 64 MiB under get-session/forward-auth load", f"{peak / 1024:.1f} MiB",
            peak <= 64 * 1024)
-r = by.get(("gs_mixed", "sessiond"))
-if r:
-    peak = int(r["peak_rss_kib"])
+hashing = [r for k in ("gs_mixed", "signin", "signin64") if (r := by.get((k, "sessiond")))]
+if hashing:
+    peak = max(int(r["peak_rss_kib"]) for r in hashing)
     target("sessiond peak RSS ≤ 64 MiB while sign-ins hash passwords", f"{peak / 1024:.1f} MiB", peak <= 64 * 1024)
 for a, b, what in (("gs_db_1m", "gs_db", "one hot session"),
                    ("spread_1m_1k", "spread_1k", "1,000 distinct sessions")):

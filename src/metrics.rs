@@ -74,6 +74,10 @@ fn describe() {
     );
     describe_counter!("store_errors_total", "Storage errors by kind");
     describe_gauge!("password_hash_queue", "Password hashes waiting or running");
+    describe_counter!(
+        "password_hashes_abandoned_total",
+        "Queued password hashes skipped because their request was gone"
+    );
 }
 
 fn status_label(code: u16) -> &'static str {
@@ -208,7 +212,13 @@ pub fn store_error(kind: &'static str) {
     metrics::counter!("store_errors_total", "kind" => kind).increment(1);
 }
 
-/// Hashes waiting or running.
+/// A queued password hash was skipped: its request was gone.
+pub fn hash_abandoned() {
+    static C: OnceLock<metrics::Counter> = OnceLock::new();
+    counter(&C, "password_hashes_abandoned_total").increment(1);
+}
+
+/// Password hashes waiting or running.
 pub fn hash_queue(n: usize) {
     metrics::gauge!("password_hash_queue").set(n as f64);
 }

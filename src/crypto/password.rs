@@ -117,6 +117,12 @@ impl Hasher {
         crate::metrics::hash_queue(self.queued.fetch_add(1, Ordering::Relaxed) + 1);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
+            // The request was dropped while queued (client gone, request timed out): a hash
+            // nobody waits for would only delay the sign-ins behind it.
+            if tx.is_closed() {
+                crate::metrics::hash_abandoned();
+                return;
+            }
             let _ = tx.send(f());
         });
         let result = match self.jobs.try_send(job) {

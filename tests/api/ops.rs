@@ -417,3 +417,53 @@ async fn cancelled_requests_keep_their_database_connection() {
         "no connection was closed or opened"
     );
 }
+
+/// A sign-in whose client hangs up while it waits for the (one) hashing thread is not
+/// hashed: the queue drains without doing work nobody waits for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_sign_ins_are_not_hashed() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_with(Backend::Sqlite, |s| {
+        s.email_and_password.hash_concurrency = 1;
+    })
+    .await
+    .unwrap();
+    let email = unique_email();
+    app.sign_up(&email).await;
+    let metrics_url = format!("http://{}/metrics", app.addr);
+    let abandoned = || async {
+        let res = app.client.get(&metrics_url).send().await.unwrap();
+        metric(
+            &res.text().await.unwrap(),
+            "password_hashes_abandoned_total",
+        )
+    };
+    let before = abandoned().await;
+    // Eight sign-ins sent whole on their own connections queue behind one scrypt; then
+    // every client hangs up.
+    let body = json!({"email": email, "password": PASSWORD}).to_string();
+    let path = app.url("/sign-in/email");
+    let path = path.trim_start_matches(&format!("http://{}", app.addr));
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let mut s = TcpStream::connect(&app.addr).await.unwrap();
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nOrigin: {ORIGIN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            app.addr,
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        clients.push(s);
+    }
+    // Give the server a moment to read them, so that they are queued, not unsent.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    drop(clients);
+    // A sign-in queued behind them completes once each of them was hashed or skipped.
+    let (_, res) = app.sign_in(&email, PASSWORD).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let skipped = abandoned().await - before;
+    assert!(
+        skipped >= 1.0,
+        "queued hashes of clients that left are skipped ({skipped})"
+    );
+}
