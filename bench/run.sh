@@ -271,6 +271,28 @@ run_wrk() {
     measure_once "$key" "$server" "$label" "$url" "$conns" "$pid" "$tag-$rep" "$rep" "$@"
   done
 }
+# run_interleaved JOB...: rows that are compared with each other, measured in turn. Each JOB
+# names an array (key server label url conns pid [wrk args...]); after a warm-up of each, every
+# round measures each job once, so that the machine's drift over minutes (a shared VM's speed
+# wanders) hits the rows of a ratio alike instead of favouring whichever ran first.
+run_interleaved() {
+  local job rep spec
+  wait_quiet
+  for job in "$@"; do
+    eval "spec=(\"\${$job[@]}\")"
+    if [ "$WARM" -gt 0 ]; then
+      wrk -t"$THREADS" -c"${spec[4]}" -d"${WARM}s" -s "$BENCH/wrk.lua" "${spec[@]:6}" "${spec[3]}" \
+        >"$OUT/wrk-${spec[0]}-${spec[1]}-warmup.txt" 2>&1
+    fi
+  done
+  for rep in $(seq "$REPS"); do
+    for job in "$@"; do
+      eval "spec=(\"\${$job[@]}\")"
+      measure_once "${spec[0]}" "${spec[1]}" "${spec[2]}" "${spec[3]}" "${spec[4]}" "${spec[5]}" \
+        "${spec[0]}-${spec[1]}-$rep" "$rep" "${spec[@]:6}"
+    done
+  done
+}
 # measure_once KEY SERVER LABEL URL CONNS PID TAG REP [wrk args...]: one measured run, one TSV row.
 measure_once() {
   local key=$1 server=$2 label=$3 url=$4 conns=$5 pid=$6 tag=$7 rep=$8
@@ -425,10 +447,18 @@ LS=/api/auth/list-sessions
 SI=/api/auth/sign-in/email
 SI_BODY="{\"email\":\"signin@example.com\",\"password\":\"$PASSWORD\"}"
 
+# The ceiling is measured in turn with the compact cache hit it is compared with (see
+# run_interleaved); alone when that row is not run. It idles in between.
+CEIL_JOB=()
 if has_row ceiling; then
   start_ceiling
-  run_wrk ceiling ceiling "bare axum, fixed JSON" "$SRV_URL/" "$CONNS"
-  stop_server
+  if has_row gs_compact; then
+    CEIL_JOB=(ceiling ceiling "bare axum, fixed JSON" "$SRV_URL/" "$CONNS" "$SRV_PID")
+    SRV_PID=""
+  else
+    run_wrk ceiling ceiling "bare axum, fixed JSON" "$SRV_URL/" "$CONNS"
+    stop_server
+  fi
 fi
 
 # --- SQL round trips, each server through the counting proxy
@@ -467,13 +497,18 @@ db_rows() { # server start-function
   $start nocache
   local c
   c=$(sign_in "$SRV_URL" bench@example.com "$OUT/$server.jar")
+  local jobs=()
   if has_row gs_db; then
     expect_session "$SRV_URL$GS" "$c" "$server get-session"
-    run_wrk gs_db "$server" "get-session, database" "$SRV_URL$GS" "$CONNS" -H "Cookie: $c"
+    GS_JOB=(gs_db "$server" "get-session, database" "$SRV_URL$GS" "$CONNS" "$SRV_PID" -H "Cookie: $c")
+    jobs+=(GS_JOB)
   fi
   if has_row fa_db && [ "$server" = sessiond ]; then
-    run_wrk fa_db "$server" "forward-auth, database" "$SRV_URL/forward-auth" "$CONNS" -H "Cookie: $c"
+    FA_JOB=(fa_db "$server" "forward-auth, database" "$SRV_URL/forward-auth" "$CONNS" "$SRV_PID" -H "Cookie: $c")
+    jobs+=(FA_JOB)
   fi
+  # forward-auth is compared with get-session: measured in turn
+  [ ${#jobs[@]} -eq 0 ] || run_interleaved "${jobs[@]}"
   if has_row scale; then
     WRK_COOKIES=$OUT/spread-1k.cookies run_wrk spread_1k "$server" \
       "get-session, database, 1,000 distinct sessions" "$SRV_URL$GS" "$CONNS"
@@ -532,12 +567,22 @@ for strategy in compact jwt jwe; do
   start_sessiond "$strategy" SESSIOND_SESSION__COOKIE_CACHE__ENABLED=true SESSIOND_SESSION__COOKIE_CACHE__STRATEGY=$strategy
   c=$(sign_in "$SRV_URL" bench@example.com "$OUT/sd-$strategy.jar")
   case "$c" in *session_data*) ;; *) log "sessiond set no session_data cookie ($strategy)"; exit 1 ;; esac
+  jobs=()
   if has_row "gs_$strategy"; then
-    run_wrk "gs_$strategy" sessiond "get-session, $strategy cache hit" "$SRV_URL$GS" "$CONNS" -H "Cookie: $c"
+    GS_JOB=("gs_$strategy" sessiond "get-session, $strategy cache hit" "$SRV_URL$GS" "$CONNS" "$SRV_PID" -H "Cookie: $c")
+    jobs+=(GS_JOB)
   fi
-  if [ "$strategy" = compact ] && has_row fa_cache; then
-    run_wrk fa_cache sessiond "forward-auth, compact cache hit" "$SRV_URL/forward-auth" "$CONNS" -H "Cookie: $c"
+  if [ "$strategy" = compact ]; then
+    # the compact hit is compared with the ceiling and with forward-auth: measured in turn
+    if has_row fa_cache; then
+      FA_JOB=(fa_cache sessiond "forward-auth, compact cache hit" "$SRV_URL/forward-auth" "$CONNS" "$SRV_PID" -H "Cookie: $c")
+      jobs+=(FA_JOB)
+    fi
+    if [ ${#CEIL_JOB[@]} -gt 0 ]; then
+      jobs=(CEIL_JOB "${jobs[@]}")
+    fi
   fi
+  [ ${#jobs[@]} -eq 0 ] || run_interleaved "${jobs[@]}"
   stop_server
   has_row "gs_$strategy" || continue
   start_ba "$strategy" COOKIE_CACHE=1 COOKIE_CACHE_STRATEGY=$strategy

@@ -10,7 +10,6 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::config::ForwardAuthSettings;
 use crate::error::codes;
@@ -110,13 +109,21 @@ fn identity_headers(cfg: &ForwardAuth, cur: &Current, h: &mut HeaderMap) {
     put(&cfg.user_id, &cur.user.id);
     put(&cfg.email, &cur.user.email);
     let name = if cur.user.name.is_ascii() {
-        cur.user.name.clone()
+        std::borrow::Cow::Borrowed(cur.user.name.as_str())
     } else {
-        encode_uri_component(&cur.user.name)
+        std::borrow::Cow::Owned(encode_uri_component(&cur.user.name))
     };
     put(&cfg.name, &name);
     put(&cfg.session_id, &cur.session.id);
     put(&cfg.expires_at, &iso(&cur.session.expires_at));
+}
+
+/// The check's body: `{"userId", "sessionId"}`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Identity<'a> {
+    user_id: &'a str,
+    session_id: &'a str,
 }
 
 /// The forward-auth check.
@@ -135,7 +142,10 @@ pub async fn check(mut ctx: Ctx, proxy: ProxyRequest) -> Response {
     let cookies = SetCookies(std::mem::take(&mut ctx.out));
     let mut res = match resolved {
         Ok(Some(cur)) => {
-            let body = json!({ "userId": cur.user.id, "sessionId": cur.session.id });
+            let body = Identity {
+                user_id: &cur.user.id,
+                session_id: &cur.session.id,
+            };
             let mut res = (cookies, json_response(&body, 128)).into_response();
             identity_headers(&cfg, &cur, res.headers_mut());
             res
