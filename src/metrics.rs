@@ -2,8 +2,7 @@
 //! lifecycle counters, cookie-cache hits and misses, store errors and the password-hashing
 //! queue. One recorder per process; `/metrics` renders it.
 
-use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::response::Response;
@@ -100,65 +99,78 @@ fn status_label(code: u16) -> &'static str {
     }
 }
 
-/// The route label of a request, and its start time.
-pub struct Timing {
-    start: Instant,
-    route: Option<std::sync::Arc<str>>,
-}
-
-/// Starts measuring a request, labelled by the served path it asked for (`unmatched` if none).
-pub fn begin(route: Option<&std::sync::Arc<str>>) -> Timing {
-    Timing {
-        start: Instant::now(),
-        route: route.cloned(),
-    }
+/// The counters and histograms of one route label, by (method, status) as they appear:
+/// the router holds one per served path, so that a request finds its metrics without a
+/// lookup by label.
+pub struct RouteMetrics {
+    label: String,
+    handles: std::sync::RwLock<Vec<(axum::http::Method, u16, Handles)>>,
 }
 
 type Handles = (metrics::Counter, metrics::Histogram);
 
-/// Registered counters and histograms by route, then (method, status): a request costs a
-/// hash lookup by the borrowed route and a scan of a few entries, not owned labels.
-type HandleMap = HashMap<String, Vec<(axum::http::Method, u16, Handles)>>;
+impl RouteMetrics {
+    /// The metrics of requests labelled `label` (a served path).
+    pub fn new(label: &str) -> Self {
+        Self {
+            label: label.to_owned(),
+            handles: Default::default(),
+        }
+    }
 
-static HANDLES: OnceLock<std::sync::RwLock<HandleMap>> = OnceLock::new();
+    fn handles(&self, method: &axum::http::Method, code: u16) -> Handles {
+        let find = |v: &Vec<(axum::http::Method, u16, Handles)>| {
+            v.iter()
+                .find(|(me, c, _)| *c == code && me == method)
+                .map(|(_, _, h)| h.clone())
+        };
+        let found = match self.handles.read() {
+            Ok(v) => find(&v),
+            Err(p) => find(&p.into_inner()),
+        };
+        found.unwrap_or_else(|| {
+            let labels = [
+                ("method", method.as_str().to_string()),
+                ("route", self.label.clone()),
+                ("status", status_label(code).to_string()),
+            ];
+            let h = (
+                metrics::counter!("http_requests_total", &labels),
+                metrics::histogram!("http_request_duration_seconds", &labels),
+            );
+            let mut v = match self.handles.write() {
+                Ok(v) => v,
+                Err(p) => p.into_inner(),
+            };
+            // Methods and statuses per route are bounded so that odd requests cannot grow it.
+            if v.len() < 64 {
+                v.push((method.clone(), code, h.clone()));
+            }
+            h
+        })
+    }
+}
+
+/// A request's route metrics and its start time.
+pub struct Timing {
+    start: Instant,
+    route: Arc<RouteMetrics>,
+}
+
+/// Starts measuring a request to a served path (`None`: labelled `unmatched`).
+pub fn begin(route: Option<&Arc<RouteMetrics>>) -> Timing {
+    static UNMATCHED: OnceLock<Arc<RouteMetrics>> = OnceLock::new();
+    let route =
+        route.unwrap_or_else(|| UNMATCHED.get_or_init(|| Arc::new(RouteMetrics::new("unmatched"))));
+    Timing {
+        start: Instant::now(),
+        route: route.clone(),
+    }
+}
 
 /// Counts and times a finished request.
 pub fn finish(t: Timing, method: &axum::http::Method, res: &Response) {
-    let code = res.status().as_u16();
-    let route = t.route.as_deref().unwrap_or("unmatched");
-    let map = HANDLES.get_or_init(Default::default);
-    let find = |m: &HandleMap| {
-        m.get(route)?
-            .iter()
-            .find(|(me, c, _)| *c == code && me == method)
-            .map(|(_, _, h)| h.clone())
-    };
-    let found = match map.read() {
-        Ok(m) => find(&m),
-        Err(p) => find(&p.into_inner()),
-    };
-    let (counter, histogram) = found.unwrap_or_else(|| {
-        let labels = [
-            ("method", method.as_str().to_string()),
-            ("route", route.to_string()),
-            ("status", status_label(code).to_string()),
-        ];
-        let h = (
-            metrics::counter!("http_requests_total", &labels),
-            metrics::histogram!("http_request_duration_seconds", &labels),
-        );
-        let mut m = match map.write() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
-        // Routes are the router's; methods and statuses per route are bounded so that odd
-        // requests cannot grow the map.
-        let slot = m.entry(route.to_string()).or_default();
-        if slot.len() < 64 {
-            slot.push((method.clone(), code, h.clone()));
-        }
-        h
-    });
+    let (counter, histogram) = t.route.handles(method, res.status().as_u16());
     counter.increment(1);
     histogram.record(t.start.elapsed().as_secs_f64());
 }

@@ -27,6 +27,7 @@ use tower_http::request_id::{
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use crate::metrics::RouteMetrics;
 use crate::session::SessionService;
 
 /// Shared state of every handler: one `Arc`, so that cloning it per request is one
@@ -148,10 +149,10 @@ pub fn router(state: AppState) -> Router {
         served.push((path.to_string(), axum::routing::any(forward_auth::check)));
     }
     let mut root = Router::new();
-    let mut labels = std::collections::HashSet::new();
+    let mut metrics = std::collections::HashMap::new();
     for (path, route) in served {
         root = root.route(&path, route);
-        labels.insert(Arc::<str>::from(path));
+        metrics.insert(path.clone(), Arc::new(RouteMetrics::new(&path)));
     }
     let routes = root
         .fallback(not_found)
@@ -190,7 +191,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             Edge {
                 state: state.clone(),
-                labels: Arc::new(labels),
+                metrics: Arc::new(metrics),
             },
             edge,
         ))
@@ -233,19 +234,19 @@ impl MakeRequestId for FastRequestId {
     }
 }
 
-/// `edge`'s state: the app, and the served paths, which label metrics (the edge runs
+/// `edge`'s state: the app, and the request metrics of each served path (the edge runs
 /// before routing, so axum's matched path is not known yet).
 #[derive(Clone)]
 struct Edge {
     state: AppState,
-    labels: Arc<std::collections::HashSet<Arc<str>>>,
+    metrics: Arc<std::collections::HashMap<String, Arc<RouteMetrics>>>,
 }
 
 /// Everything every request passes, in one middleware (each layer costs a boxed clone
 /// per request): metrics around it all, then the rate limiter, the origin check, and
 /// the request timeout (503 `REQUEST_TIMEOUT`) around the handler.
 async fn edge(
-    axum::extract::State(Edge { state, labels }): axum::extract::State<Edge>,
+    axum::extract::State(Edge { state, metrics }): axum::extract::State<Edge>,
     req: axum::extract::Request,
     next: middleware::Next,
 ) -> axum::response::Response {
@@ -257,7 +258,7 @@ async fn edge(
     let timing = state
         .metrics
         .is_some()
-        .then(|| crate::metrics::begin(labels.get(req.uri().path())));
+        .then(|| crate::metrics::begin(metrics.get(req.uri().path())));
     let method = req.method().clone();
     let limited = match rate_limit::key_for(&state, &req) {
         Some((key, rule)) => rate_limit::verdict(&state, key, rule).await,
