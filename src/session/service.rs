@@ -571,9 +571,9 @@ impl SessionService {
             return Ok(None);
         };
         let dont_remember = self.has_dont_remember(req);
-        let current = |session, user, needs_refresh, from_cache| Current {
-            session: Arc::new(session),
-            user: Arc::new(user),
+        let current = |session: Arc<Session>, user: Arc<User>, needs_refresh, from_cache| Current {
+            session,
+            user,
             needs_refresh,
             dont_remember,
             from_cache,
@@ -596,13 +596,7 @@ impl SessionService {
                                 out,
                             );
                         }
-                        return Ok(Some(Current {
-                            session,
-                            user,
-                            needs_refresh: None,
-                            dont_remember,
-                            from_cache: true,
-                        }));
+                        return Ok(Some(current(session, user, None, true)));
                     }
                     None => {
                         crate::metrics::cache_miss();
@@ -615,6 +609,7 @@ impl SessionService {
             self.delete_session_cookies(req, out);
             return Ok(None);
         };
+        let (session, user) = (Arc::new(session), Arc::new(user));
         if session.is_expired(now) || inner.policy.past_cap(&session, now) {
             self.delete_session_cookies(req, out);
             if !opts.defer_read_only {
@@ -642,7 +637,7 @@ impl SessionService {
             .await?
         {
             Touched::Refreshed(updated) => {
-                let updated = *updated;
+                let updated = Arc::new(*updated);
                 crate::metrics::session_refreshed();
                 self.set_session_cookie(&updated, &user, false, dont_remember, req, out);
                 Ok(Some(current(updated, user, None, false)))
