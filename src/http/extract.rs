@@ -465,7 +465,7 @@ pub fn json_response<T: serde::Serialize>(value: &T, capacity: usize) -> Respons
     let mut buf = Vec::with_capacity(capacity);
     if let Err(e) = serde_json::to_writer(&mut buf, value) {
         tracing::error!(error = %e, "response serialisation failed");
-        return ApiError::empty(StatusCode::INTERNAL_SERVER_ERROR).into_response();
+        return codes::INTERNAL_SERVER_ERROR.into_response();
     }
     let mut res = Response::new(axum::body::Body::from(buf));
     res.headers_mut().insert(
