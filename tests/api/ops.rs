@@ -455,8 +455,10 @@ async fn abandoned_sign_ins_are_not_hashed() {
         s.write_all(req.as_bytes()).await.unwrap();
         clients.push(s);
     }
-    // Give the server a moment to read them, so that they are queued, not unsent.
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Give the server a moment to read them, so that they are queued, not unsent. The
+    // moment may be longer than one hash: only the last of the eight needs to be still
+    // queued when the clients leave.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     drop(clients);
     // A sign-in queued behind them completes once each of them was hashed or skipped.
     let (_, res) = app.sign_in(&email, PASSWORD).await;
