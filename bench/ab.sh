@@ -17,15 +17,10 @@ B=$(realpath "$2")
 MODE=${3:-compact}
 ROUNDS=${4:-5}
 SECS=${5:-5}
-PGHOST=${PGHOST:-127.0.0.1}
-PGPORT=${PGPORT:-5432}
-PGUSER=${PGUSER:-postgres}
 OUT=${OUT:-$ROOT/bench/out}/ab
 DB=sessiond_ab_$$
-SECRET=bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz
-PSQL=(psql -X -q -h "$PGHOST" -p "$PGPORT" -U "$PGUSER")
-mkdir -p "$OUT/cwd"
-: >"$OUT/cwd/empty.toml"
+source "$ROOT/bench/lib.sh"
+mkdir -p "$OUT"
 cp "$A" "$OUT/a.bin"
 cp "$B" "$OUT/b.bin"
 
@@ -38,32 +33,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-case $MODE in
-db | fa-db) CACHE=(SESSIOND_SESSION__COOKIE_CACHE__ENABLED=false) ;;
-compact | fa-compact) CACHE=(SESSIOND_SESSION__COOKIE_CACHE__ENABLED=true SESSIOND_SESSION__COOKIE_CACHE__STRATEGY=compact) ;;
-jwt | jwe) CACHE=(SESSIOND_SESSION__COOKIE_CACHE__ENABLED=true SESSIOND_SESSION__COOKIE_CACHE__STRATEGY=$MODE) ;;
-*) echo "unknown mode $MODE" >&2; exit 2 ;;
-esac
-case $MODE in fa-*) ROUTE=/forward-auth ;; *) ROUTE=/api/auth/get-session ;; esac
-
+bench_mode "$MODE"
+[ "$MODE" != list ] || { echo "list is profile.sh's mode" >&2; exit 2; }
 "${PSQL[@]}" -d postgres -c "create database $DB" >/dev/null
 DB_CREATED=1
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 declare -A URL
 for side in a b; do
   port=$(free_port)
   URL[$side]=http://127.0.0.1:$port
-  (cd "$OUT/cwd" && exec env DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$DB?sslmode=disable" \
-    SESSIOND_HOST=127.0.0.1 SESSIOND_PORT="$port" SESSIOND_BASE_URL="${URL[$side]}" BETTER_AUTH_SECRET="$SECRET" \
-    SESSIOND_ENVIRONMENT=production SESSIOND_ADVANCED__USE_SECURE_COOKIES=false \
-    SESSIOND_RATE_LIMIT__ENABLED=false SESSIOND_LOG__LEVEL=warn "${CACHE[@]}" \
-    "$OUT/$side.bin" --config "$OUT/cwd/empty.toml") >"$OUT/server-$side.log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 100); do curl -sf -o /dev/null "${URL[$side]}/api/auth/ok" && break; sleep 0.1; done
+  start_sessiond "$OUT/$side.bin" "$DB" "$port" "$OUT/server-$side.log"
 done
-curl -sS -o /dev/null -c "$OUT/jar" -H "Origin: ${URL[a]}" -H 'Content-Type: application/json' \
-  --data '{"name":"P","email":"ab@example.com","password":"bench-password-123"}' "${URL[a]}/api/auth/sign-up/email"
-COOKIE=$(awk -F'\t' 'NF==7 {printf "%s%s=%s", (n++ ? "; " : ""), $6, $7}' "$OUT/jar")
+COOKIE=$(sign_up_cookie "${URL[a]}" ab@example.com "$OUT/jar")
 for side in a b; do
   code=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "${URL[$side]}$ROUTE")
   [ "$code" = 200 ] || { echo "$side answered $code" >&2; exit 1; }

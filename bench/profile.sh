@@ -15,16 +15,11 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 MODE=${1:-db}
 SECS=${2:-8}
-PGHOST=${PGHOST:-127.0.0.1}
-PGPORT=${PGPORT:-5432}
-PGUSER=${PGUSER:-postgres}
 OUT=${OUT:-$ROOT/bench/out}
 DB=sessiond_profile_$$
-SECRET=bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz
-PSQL=(psql -X -q -h "$PGHOST" -p "$PGPORT" -U "$PGUSER")
+source "$ROOT/bench/lib.sh"
 log() { echo "[profile $(date +%T)] $*" >&2; }
-mkdir -p "$OUT/sessiond-cwd"
-: >"$OUT/sessiond-cwd/empty.toml"
+mkdir -p "$OUT"
 
 command -v perf >/dev/null || { log "installing perf"; apt-get install -y -qq linux-perf >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq linux-perf >/dev/null; }; }
 command -v wrk >/dev/null || { log "installing wrk"; apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; }
@@ -35,42 +30,29 @@ fi
 cp "$BENCH_BIN" "$OUT/sessiond-profile.bin"
 BIN=$OUT/sessiond-profile.bin
 
-PID=""
+PIDS=()
 DB_CREATED=0
 cleanup() {
   set +e
-  [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
   [ "$DB_CREATED" = 1 ] && "${PSQL[@]}" -d postgres -c "drop database if exists $DB with (force)" >/dev/null
 }
 trap cleanup EXIT
 
-case $MODE in
-db | fa-db | list) CACHE=(SESSIOND_SESSION__COOKIE_CACHE__ENABLED=false) ;;
-compact | fa-compact) CACHE=(SESSIOND_SESSION__COOKIE_CACHE__ENABLED=true SESSIOND_SESSION__COOKIE_CACHE__STRATEGY=compact) ;;
-jwt | jwe) CACHE=(SESSIOND_SESSION__COOKIE_CACHE__ENABLED=true SESSIOND_SESSION__COOKIE_CACHE__STRATEGY=$MODE) ;;
-*) echo "unknown mode $MODE" >&2; exit 2 ;;
-esac
-case $MODE in fa-*) ROUTE=/forward-auth ;; list) ROUTE=/api/auth/list-sessions ;; *) ROUTE=/api/auth/get-session ;; esac
+bench_mode "$MODE"
 
 "${PSQL[@]}" -d postgres -c "create database $DB" >/dev/null
 DB_CREATED=1
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
-(cd "$OUT/sessiond-cwd" && exec env DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$DB?sslmode=disable" \
-  SESSIOND_HOST=127.0.0.1 SESSIOND_PORT="$PORT" SESSIOND_BASE_URL="$URL" BETTER_AUTH_SECRET="$SECRET" \
-  SESSIOND_ENVIRONMENT=production SESSIOND_ADVANCED__USE_SECURE_COOKIES=false \
-  SESSIOND_RATE_LIMIT__ENABLED=false SESSIOND_LOG__LEVEL=warn "${CACHE[@]}" \
-  "$BIN" --config "$OUT/sessiond-cwd/empty.toml") >"$OUT/profile-$MODE.server.log" 2>&1 &
-PID=$!
-for _ in $(seq 100); do curl -sf -o /dev/null "$URL/api/auth/ok" && break; sleep 0.1; done
-curl -sS -o /dev/null -c "$OUT/profile.jar" -H "Origin: $URL" -H 'Content-Type: application/json' \
-  --data '{"name":"P","email":"profile@example.com","password":"bench-password-123"}' "$URL/api/auth/sign-up/email"
+start_sessiond "$BIN" "$DB" "$PORT" "$OUT/profile-$MODE.server.log"
+PID=$STARTED_PID
+COOKIE=$(sign_up_cookie "$URL" profile@example.com "$OUT/profile.jar")
 if [ "$MODE" = list ]; then
   "${PSQL[@]}" -d "$DB" -c "insert into \"session\" (\"id\", \"token\", \"userId\", \"expiresAt\", \"createdAt\", \"updatedAt\", \"ipAddress\", \"userAgent\")
     select 'pi' || i, 'ps' || lpad(i::text, 30, '0'), u.\"id\", now() + interval '7 days', now(), now(), '127.0.0.1', 'profile list'
     from generate_series(2, ${LIST_SESSIONS:-1000}) i, \"user\" u" >/dev/null
 fi
-COOKIE=$(awk -F'\t' 'NF==7 {printf "%s%s=%s", (n++ ? "; " : ""), $6, $7}' "$OUT/profile.jar")
 
 wrk -t2 -c64 -d2s -H "Cookie: $COOKIE" "$URL$ROUTE" >/dev/null   # warm-up
 perf record -q -F 499 --call-graph dwarf,16384 -p "$PID" -o "$OUT/profile-$MODE.data" -- sleep "$((SECS + 1))" 2>/dev/null &

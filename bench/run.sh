@@ -254,22 +254,13 @@ wait_quiet() {
   done
 }
 
-# run_wrk KEY SERVER PATH_LABEL URL CONNS [wrk args...]: warm-up, then REPS measured runs, a TSV
-# row each (report.py keeps the median).
+# run_wrk KEY SERVER PATH_LABEL URL CONNS [wrk args...]: one row on the current server (a single
+# job of run_interleaved): warm-up, then REPS measured runs, a TSV row each (report.py keeps the median).
 ROWS_TSV=$OUT/rows.tsv
 printf 'key\tserver\tpath\trps\tp50_ms\tp90_ms\tp99_ms\tp999_ms\tmax_ms\trequests\tnon2xx\tsock_err\tpeak_rss_kib\tserver_cpu_pct\tpg_cpu_pct\twrk_cpu_pct\tother_cpu_pct\tconns\trep\n' >"$ROWS_TSV"
 run_wrk() {
-  local key=$1 server=$2 label=$3 url=$4 conns=$5
-  shift 5
-  local pid=$SRV_PID tag="$key-$server"
-  wait_quiet
-  if [ "$WARM" -gt 0 ]; then
-    wrk -t"$THREADS" -c"$conns" -d"${WARM}s" -s "$BENCH/wrk.lua" "$@" "$url" >"$OUT/wrk-$tag-warmup.txt" 2>&1
-  fi
-  local rep
-  for rep in $(seq "$REPS"); do
-    measure_once "$key" "$server" "$label" "$url" "$conns" "$pid" "$tag-$rep" "$rep" "$@"
-  done
+  RUN_JOB=("$1" "$2" "$3" "$4" "$5" "$SRV_PID" "${@:6}")
+  run_interleaved RUN_JOB
 }
 # run_interleaved JOB...: rows that are compared with each other, measured in turn. Each JOB
 # names an array (key server label url conns pid [wrk args...]); after a warm-up of each, every
