@@ -54,10 +54,11 @@ ceiling_rps = float(ceiling["rps"]) if ceiling else None
 BA_KEY = {"fa_cache": "gs_compact", "fa_db": "gs_db", "gs_tls": "gs_db"}
 SECTIONS = [
     ("Throughput and latency (about %s sessions stored)" % sessions_a,
-     ["ceiling", "gs_db", "gs_tls", "gs_compact", "gs_jwt", "gs_jwe", "fa_cache", "fa_db", "list", "signin",
+     ["ceiling", "gs_db", "gs_tls", "gs_compact", "gs_jwt", "gs_jwe", "fa_cache", "fa_db", "spread_1k", "list",
+      "signin",
       "signin64", "gs_mixed"]),
     ("Scale (%s sessions stored)" % (sessions_b or "1,000,000"),
-     ["spread_1k", "gs_db_1m", "spread_1m_1k", "spread_1m", "list_1k"]),
+     ["gs_db_ref", "gs_db_1m", "spread_1k_ref", "spread_1m_1k", "spread_1m", "list_1k"]),
 ]
 
 
@@ -170,14 +171,20 @@ hashing = [r for k in ("gs_mixed", "signin", "signin64") if (r := by.get((k, "se
 if hashing:
     peak = max(int(r["peak_rss_kib"]) for r in hashing)
     target("sessiond peak RSS ≤ 64 MiB while sign-ins hash passwords", f"{peak / 1024:.1f} MiB", peak <= 64 * 1024)
-for a, b, what in (("gs_db_1m", "gs_db", "one hot session"),
-                   ("spread_1m_1k", "spread_1k", "1,000 distinct sessions")):
+
+def scale_ref(ref, phase_a):
+    """The reference of a scale row: the copy measured in turn with it, else phase A's row."""
+    return ref if (ref, "sessiond") in by else phase_a
+
+
+for a, b, what in (("gs_db_1m", scale_ref("gs_db_ref", "gs_db"), "one hot session"),
+                   ("spread_1m_1k", scale_ref("spread_1k_ref", "spread_1k"), "1,000 distinct sessions")):
     x = ratio(rps(a, "sessiond"), rps(b, "sessiond"))
     if x is not None:
         target(f"1M sessions stored: get-session ≥ 80 % of the 1,000-session figure ({what})", f"{100 * x:.0f} %",
                x >= 0.8)
 # A larger working set, not a larger table: reported beside the targets, not one of them.
-x = ratio(rps("spread_1m", "sessiond"), rps("spread_1k", "sessiond"))
+x = ratio(rps("spread_1m", "sessiond"), rps(scale_ref("spread_1k_ref", "spread_1k"), "sessiond"))
 if x is not None:
     targets.append(["(not a target) 1M sessions stored, 50,000 distinct sessions requested, against 1,000 of "
                     "1,000", f"{100 * x:.0f} %", "–"])
@@ -253,7 +260,9 @@ if mixed_note:
 if ("spread_1m", "sessiond") in by:
     p()
     p("The scale rows change one thing at a time: *1M sessions stored* and *1,000 distinct of 1M* send the "
-      "requests of *get-session, database* and *1,000 distinct sessions* to a table a thousand times larger. "
+      "requests of the two *measured in turn* rows to a table a thousand times larger. Those two rows are a "
+      "second sessiond on a copy of the database taken before the bulk insert, measured in alternation with "
+      "the 1M rows so that the machine's drift over minutes does not decide the ratio. "
       "*50000 distinct of 1M* also widens the working set fifty-fold: its rows and index pages no longer fit "
       "PostgreSQL's `shared_buffers` (see *postgres* above), so it measures the database's buffer cache "
       "as much as sessiond.")

@@ -16,7 +16,8 @@
 #      of its PostgreSQL backends, and of everything else on the machine; the report shows
 #      the run with the median req/s of each row (and the highest peak RSS of its runs);
 #   4. SQL round trips per request through a counting proxy (bench/pgcount.py);
-#   5. scale: 1,000,000 sessions bulk-inserted, get-session and list-sessions again;
+#   5. scale: 1,000,000 sessions bulk-inserted, get-session and list-sessions again; the
+#      get-session rows measured in turn with the same requests on a copy of the phase-A database;
 #   6. the table on stdout and in bench/RESULTS.md; the raw files in bench/out/.
 #
 # Knobs (environment): DUR (s, 12), WARM (s, 3), REPS (measured runs per row, 3), THREADS (2),
@@ -30,7 +31,7 @@
 #   file, bench/RESULTS.md), OUT (raw files, bench/out).
 #
 # Row keys: ceiling gs_db gs_tls gs_compact gs_jwt gs_jwe fa_cache fa_db list signin signin64
-#   gs_mixed scale (scale = spread_1k gs_db_1m spread_1m_1k spread_1m list_1k).
+#   gs_mixed scale (scale = spread_1k gs_db_ref gs_db_1m spread_1k_ref spread_1m_1k spread_1m list_1k).
 #
 # Everything it starts is stopped by pid, and the database is dropped, on exit.
 set -euo pipefail
@@ -60,6 +61,8 @@ RESULTS=${RESULTS:-$BENCH/RESULTS.md}
 
 DB=sessiond_bench_$$
 DB_URL=postgres://$PGUSER@$PGHOST:$PGPORT/$DB
+# a copy of the database as phase A left it: the scale rows are measured in turn against it
+REF_DB=${DB}_ref
 SECRET=bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz
 PASSWORD=bench-password-123
 FILLER_USERS=1000
@@ -85,6 +88,7 @@ cleanup() {
   done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
   if [ "$DB_CREATED" = 1 ]; then
+    "${PSQL[@]}" -d postgres -c "drop database if exists $REF_DB with (force)" >/dev/null 2>&1
     "${PSQL[@]}" -d postgres -c "drop database if exists $DB with (force)" >/dev/null 2>&1 &&
       log "dropped database $DB"
   fi
@@ -231,7 +235,7 @@ sys_ticks() { awk '/^cpu /{b=$2+$3+$4+$7+$8+$9; print b, b+$5+$6}' /proc/stat; }
 # requests cut short when wrk stops, so backends come and go during a row).
 pg_ticks() {
   local p pm=""
-  for p in $("${PSQL[@]}" -d postgres -Atc "select pid from pg_stat_activity where datname = '$DB'"); do
+  for p in $("${PSQL[@]}" -d postgres -Atc "select pid from pg_stat_activity where datname in ('$DB', '$REF_DB')"); do
     echo "$p $(ticks "$p")"
     [ -n "$pm" ] || pm=$(awk '{sub(/^.*\) /,""); print $2}' "/proc/$p/stat" 2>/dev/null || true)
   done
@@ -267,21 +271,35 @@ run_wrk() {
 # round measures each job once, so that the machine's drift over minutes (a shared VM's speed
 # wanders) hits the rows of a ratio alike instead of favouring whichever ran first.
 run_interleaved() {
-  local job rep spec
+  local job rep spec args cookies
   wait_quiet
   for job in "$@"; do
-    eval "spec=(\"\${$job[@]}\")"
+    job_spec "$job"
     if [ "$WARM" -gt 0 ]; then
-      wrk -t"$THREADS" -c"${spec[4]}" -d"${WARM}s" -s "$BENCH/wrk.lua" "${spec[@]:6}" "${spec[3]}" \
+      WRK_COOKIES=$cookies wrk -t"$THREADS" -c"${spec[4]}" -d"${WARM}s" -s "$BENCH/wrk.lua" "${args[@]}" "${spec[3]}" \
         >"$OUT/wrk-${spec[0]}-${spec[1]}-warmup.txt" 2>&1
     fi
   done
   for rep in $(seq "$REPS"); do
     for job in "$@"; do
-      eval "spec=(\"\${$job[@]}\")"
-      measure_once "${spec[0]}" "${spec[1]}" "${spec[2]}" "${spec[3]}" "${spec[4]}" "${spec[5]}" \
-        "${spec[0]}-${spec[1]}-$rep" "$rep" "${spec[@]:6}"
+      job_spec "$job"
+      WRK_COOKIES=$cookies measure_once "${spec[0]}" "${spec[1]}" "${spec[2]}" "${spec[3]}" "${spec[4]}" "${spec[5]}" \
+        "${spec[0]}-${spec[1]}-$rep" "$rep" "${args[@]}"
     done
+  done
+}
+# job_spec JOB: sets spec (the job's array), args (its wrk arguments) and cookies (the file of
+# a WRK_COOKIES=file element, else the caller's WRK_COOKIES)
+job_spec() {
+  eval "spec=(\"\${$1[@]}\")"
+  args=()
+  cookies=${WRK_COOKIES:-}
+  local a
+  for a in "${spec[@]:6}"; do
+    case $a in
+    WRK_COOKIES=*) cookies=${a#WRK_COOKIES=} ;;
+    *) args+=("$a") ;;
+    esac
   done
 }
 # measure_once KEY SERVER LABEL URL CONNS PID TAG REP [wrk args...]: one measured run, one TSV row.
@@ -417,6 +435,11 @@ analyze;
 SQL
 SESSIONS_PHASE_A=$("${PSQL[@]}" -d "$DB" -Atc 'select count(*) from "session"')
 log "$SESSIONS_PHASE_A sessions stored"
+if has_row scale; then
+  # no server is connected now, as copying a database requires
+  "${PSQL[@]}" -d postgres -c "create database $REF_DB template $DB" >/dev/null
+  log "copied to $REF_DB (the scale rows' reference)"
+fi
 # cookies for sessions i in [1, N], or SAMPLE random ones: one Cookie header per line
 make_cookies() { # file max sample
   python3 - "$SECRET" "$1" "$2" "${3:-0}" <<'PY'
@@ -607,14 +630,34 @@ SQL
   make_cookies "$OUT/spread-1m.cookies" "$SCALE_SESSIONS" "$SPREAD_SAMPLE"
   make_cookies "$OUT/spread-1m-1k.cookies" "$SCALE_SESSIONS" "$FILLER_USERS"
   for server in sessiond better-auth; do
-    if [ "$server" = sessiond ]; then start_sessiond scale; else start_ba scale; fi
+    if [ "$server" = sessiond ]; then
+      # The 1M rows are compared with the same requests against the phase-A copy ($REF_DB,
+      # served by a second sessiond), measured in turn: minutes apart, the machine's drift
+      # would decide the ratio.
+      SD_DB_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$REF_DB?sslmode=$PG_SSLMODE" start_sessiond scale-ref
+      REF_URL=$SRV_URL
+      REF_PID=$SRV_PID
+      cr=$(sign_in "$REF_URL" bench@example.com "$OUT/scale-ref.jar")
+      start_sessiond scale
+    else
+      start_ba scale
+    fi
     c=$(sign_in "$SRV_URL" bench@example.com "$OUT/scale.jar")
     expect_session "$SRV_URL$GS" "$(head -1 "$OUT/spread-1m.cookies")" "a bulk-inserted session"
     if [ "$server" = sessiond ]; then
-      run_wrk gs_db_1m "$server" "get-session, database, 1M sessions stored" "$SRV_URL$GS" "$CONNS" -H "Cookie: $c"
+      REF_HOT=(gs_db_ref sessiond "get-session, database, $SESSIONS_PHASE_A sessions stored (measured in turn)" \
+        "$REF_URL$GS" "$CONNS" "$REF_PID" -H "Cookie: $cr")
+      BIG_HOT=(gs_db_1m sessiond "get-session, database, 1M sessions stored" "$SRV_URL$GS" "$CONNS" "$SRV_PID" \
+        -H "Cookie: $c")
+      run_interleaved REF_HOT BIG_HOT
       # the request pattern of spread_1k (1,000 distinct sessions), drawn from the million
-      WRK_COOKIES=$OUT/spread-1m-1k.cookies run_wrk spread_1m_1k "$server" \
-        "get-session, database, 1,000 distinct of 1M sessions" "$SRV_URL$GS" "$CONNS"
+      REF_1K=(spread_1k_ref sessiond "get-session, database, 1,000 distinct of $SESSIONS_PHASE_A (measured in turn)" \
+        "$REF_URL$GS" "$CONNS" "$REF_PID" "WRK_COOKIES=$OUT/spread-1k.cookies")
+      BIG_1K=(spread_1m_1k sessiond "get-session, database, 1,000 distinct of 1M sessions" "$SRV_URL$GS" "$CONNS" \
+        "$SRV_PID" "WRK_COOKIES=$OUT/spread-1m-1k.cookies")
+      run_interleaved REF_1K BIG_1K
+      kill "$REF_PID" 2>/dev/null || true
+      wait "$REF_PID" 2>/dev/null || true
     fi
     WRK_COOKIES=$OUT/spread-1m.cookies run_wrk spread_1m "$server" "get-session, database, $SPREAD_SAMPLE distinct of 1M sessions" "$SRV_URL$GS" "$CONNS"
     c=$(sign_in "$SRV_URL" list1k@example.com "$OUT/scale-list.jar")
