@@ -137,13 +137,30 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 
+def paired(a, b, server_b="sessiond"):
+    """sessiond's row a against row b (of server_b), for rows measured in turn: the median of
+    the per-round ratios, each from two runs minutes closer than the rows' medians are (the
+    machine's drift cancels), and the ratios themselves. Rows not measured in the same rounds
+    fall back to the ratio of their medians."""
+    ra = {r["rep"]: float(r["rps"]) for r in runs if (r["key"], r["server"]) == (a, "sessiond")}
+    rb = {r["rep"]: float(r["rps"]) for r in runs if (r["key"], r["server"]) == (b, server_b)}
+    if ra and set(ra) == set(rb) and all(rb.values()):
+        xs = sorted(ra[k] / rb[k] for k in ra)
+        return xs[(len(xs) - 1) // 2], xs
+    return ratio(rps(a, "sessiond"), rps(b, server_b)), []
+
+
+def rounds(xs):
+    return f" (rounds: {', '.join(f'{100 * x:.0f}' for x in xs)} %)" if len(xs) > 1 else ""
+
+
 for k, name in (("gs_compact", "compact"), ("gs_jwt", "jwt"), ("gs_jwe", "jwe")):
     x = ratio(rps(k, "sessiond"), rps(k, "better-auth"))
     if x is not None:
         target(f"get-session {name} cache hit ≥ 30× Better Auth's", f"{x:.1f}×", x >= 30)
-x = ratio(rps("gs_compact", "sessiond"), ceiling_rps)
+x, xs = paired("gs_compact", "ceiling", "ceiling")
 if x is not None:
-    target("get-session compact cache hit ≥ 50 % of the axum ceiling", f"{100 * x:.0f} %", x >= 0.5)
+    target("get-session compact cache hit ≥ 50 % of the axum ceiling", f"{100 * x:.0f} %{rounds(xs)}", x >= 0.5)
 x = ratio(rps("gs_db", "sessiond"), rps("gs_db", "better-auth"))
 if x is not None:
     target("get-session database path ≥ 15× Better Auth's", f"{x:.1f}×", x >= 15)
@@ -153,10 +170,10 @@ for s in sql:
         target(f"{s['path']}: ≤ 1 SQL round trip per call (no refresh due)",
                f"{rt:g} ({s['statements_per_req']} statements + {s['pings_per_req']} pool pings)", rt <= 1.0)
 for fa, gs in (("fa_cache", "gs_compact"), ("fa_db", "gs_db")):
-    x = ratio(rps(fa, "sessiond"), rps(gs, "sessiond"))
+    x, xs = paired(fa, gs)
     if x is not None:
         target(f"forward-auth as fast as get-session ({'cache' if fa == 'fa_cache' else 'database'} path, ≥ 90 %)",
-               f"{100 * x:.0f} %", x >= 0.9)
+               f"{100 * x:.0f} %{rounds(xs)}", x >= 0.9)
 for k, limit in (("gs_compact", 5), ("gs_jwt", 5), ("gs_jwe", 5), ("fa_cache", 5), ("gs_db", 20), ("fa_db", 20),
                  ("gs_mixed", 20)):
     r = by.get((k, "sessiond"))
@@ -179,10 +196,10 @@ def scale_ref(ref, phase_a):
 
 for a, b, what in (("gs_db_1m", scale_ref("gs_db_ref", "gs_db"), "one hot session"),
                    ("spread_1m_1k", scale_ref("spread_1k_ref", "spread_1k"), "1,000 distinct sessions")):
-    x = ratio(rps(a, "sessiond"), rps(b, "sessiond"))
+    x, xs = paired(a, b)
     if x is not None:
-        target(f"1M sessions stored: get-session ≥ 80 % of the 1,000-session figure ({what})", f"{100 * x:.0f} %",
-               x >= 0.8)
+        target(f"1M sessions stored: get-session ≥ 80 % of the 1,000-session figure ({what})",
+               f"{100 * x:.0f} %{rounds(xs)}", x >= 0.8)
 # A larger working set, not a larger table: reported beside the targets, not one of them.
 x = ratio(rps("spread_1m", "sessiond"), rps(scale_ref("spread_1k_ref", "spread_1k"), "sessiond"))
 if x is not None:
