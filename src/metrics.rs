@@ -2,7 +2,7 @@
 //! lifecycle counters, cookie-cache hits and misses, store errors and the password-hashing
 //! queue. One recorder per process; `/metrics` renders it.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::response::Response;
@@ -100,8 +100,8 @@ fn status_label(code: u16) -> &'static str {
 }
 
 /// The counters and histograms of one route label, by (method, status) as they appear:
-/// the router holds one per served path, so that a request finds its metrics without a
-/// lookup by label.
+/// the router holds one per served path, and a request borrows its path's for its whole
+/// life, so that recording costs neither a lookup by label nor a reference count.
 pub struct RouteMetrics {
     label: String,
     handles: std::sync::RwLock<Vec<(axum::http::Method, u16, Handles)>>,
@@ -118,61 +118,68 @@ impl RouteMetrics {
         }
     }
 
-    fn handles(&self, method: &axum::http::Method, code: u16) -> Handles {
-        let find = |v: &Vec<(axum::http::Method, u16, Handles)>| {
+    /// Counts one request and records its duration.
+    fn record(&self, method: &axum::http::Method, code: u16, seconds: f64) {
+        let count = |(counter, histogram): &Handles| {
+            counter.increment(1);
+            histogram.record(seconds);
+        };
+        let known = |v: &Vec<(axum::http::Method, u16, Handles)>| {
             v.iter()
                 .find(|(me, c, _)| *c == code && me == method)
-                .map(|(_, _, h)| h.clone())
+                .map(|(_, _, h)| count(h))
+                .is_some()
         };
-        let found = match self.handles.read() {
-            Ok(v) => find(&v),
-            Err(p) => find(&p.into_inner()),
+        let done = match self.handles.read() {
+            Ok(v) => known(&v),
+            Err(p) => known(&p.into_inner()),
         };
-        found.unwrap_or_else(|| {
-            let labels = [
-                ("method", method.as_str().to_string()),
-                ("route", self.label.clone()),
-                ("status", status_label(code).to_string()),
-            ];
-            let h = (
-                metrics::counter!("http_requests_total", &labels),
-                metrics::histogram!("http_request_duration_seconds", &labels),
-            );
-            let mut v = match self.handles.write() {
-                Ok(v) => v,
-                Err(p) => p.into_inner(),
-            };
-            // Methods and statuses per route are bounded so that odd requests cannot grow it.
-            if v.len() < 64 {
-                v.push((method.clone(), code, h.clone()));
-            }
-            h
-        })
+        if done {
+            return;
+        }
+        let labels = [
+            ("method", method.as_str().to_string()),
+            ("route", self.label.clone()),
+            ("status", status_label(code).to_string()),
+        ];
+        let h = (
+            metrics::counter!("http_requests_total", &labels),
+            metrics::histogram!("http_request_duration_seconds", &labels),
+        );
+        count(&h);
+        let mut v = match self.handles.write() {
+            Ok(v) => v,
+            Err(p) => p.into_inner(),
+        };
+        // Methods and statuses per route are bounded so that odd requests cannot grow it.
+        if v.len() < 64 {
+            v.push((method.clone(), code, h));
+        }
     }
 }
 
 /// A request's route metrics and its start time.
-pub struct Timing {
+pub struct Timing<'a> {
     start: Instant,
-    route: Arc<RouteMetrics>,
+    route: &'a RouteMetrics,
 }
 
 /// Starts measuring a request to a served path (`None`: labelled `unmatched`).
-pub fn begin(route: Option<&Arc<RouteMetrics>>) -> Timing {
-    static UNMATCHED: OnceLock<Arc<RouteMetrics>> = OnceLock::new();
-    let route =
-        route.unwrap_or_else(|| UNMATCHED.get_or_init(|| Arc::new(RouteMetrics::new("unmatched"))));
+pub fn begin(route: Option<&RouteMetrics>) -> Timing<'_> {
+    static UNMATCHED: OnceLock<RouteMetrics> = OnceLock::new();
     Timing {
         start: Instant::now(),
-        route: route.clone(),
+        route: route.unwrap_or_else(|| UNMATCHED.get_or_init(|| RouteMetrics::new("unmatched"))),
     }
 }
 
 /// Counts and times a finished request.
-pub fn finish(t: Timing, method: &axum::http::Method, res: &Response) {
-    let (counter, histogram) = t.route.handles(method, res.status().as_u16());
-    counter.increment(1);
-    histogram.record(t.start.elapsed().as_secs_f64());
+pub fn finish(t: Timing<'_>, method: &axum::http::Method, res: &Response) {
+    t.route.record(
+        method,
+        res.status().as_u16(),
+        t.start.elapsed().as_secs_f64(),
+    );
 }
 
 /// A label-less counter, registered once the recorder is installed and then reused (a

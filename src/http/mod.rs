@@ -152,7 +152,7 @@ pub fn router(state: AppState) -> Router {
     let mut metrics = std::collections::HashMap::new();
     for (path, route) in served {
         root = root.route(&path, route);
-        metrics.insert(path.clone(), Arc::new(RouteMetrics::new(&path)));
+        metrics.insert(path.clone(), RouteMetrics::new(&path));
     }
     let routes = root
         .fallback(not_found)
@@ -239,7 +239,7 @@ impl MakeRequestId for FastRequestId {
 #[derive(Clone)]
 struct Edge {
     state: AppState,
-    metrics: Arc<std::collections::HashMap<String, Arc<RouteMetrics>>>,
+    metrics: Arc<std::collections::HashMap<String, RouteMetrics>>,
 }
 
 /// Everything every request passes, in one middleware (each layer costs a boxed clone
