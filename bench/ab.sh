@@ -41,7 +41,7 @@ declare -A URL
 for side in a b; do
   port=$(free_port)
   URL[$side]=http://127.0.0.1:$port
-  start_sessiond "$OUT/$side.bin" "$DB" "$port" "$OUT/server-$side.log"
+  start_sessiond_on "$OUT/$side.bin" "$DB" "$port" "$OUT/server-$side.log"
 done
 COOKIE=$(sign_up_cookie "${URL[a]}" ab@example.com "$OUT/jar")
 for side in a b; do

@@ -1,11 +1,14 @@
-# Shared by profile.sh and ab.sh: one sessiond on a throwaway database, driven on one route.
-# Source it after setting ROOT and OUT; it sets PGHOST/PGPORT/PGUSER defaults, SECRET and PSQL.
+# Shared by run.sh, profile.sh and ab.sh: connection settings, the secret and password every
+# bench server uses, starting sessiond, and reading the cookies a sign-up or sign-in set.
+# Source it after setting OUT; it sets PGHOST/PGPORT/PGUSER defaults, SECRET,
+# PASSWORD and PSQL.
 
 PGHOST=${PGHOST:-127.0.0.1}
 PGPORT=${PGPORT:-5432}
 PGUSER=${PGUSER:-postgres}
 SECRET=bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz
-PSQL=(psql -X -q -h "$PGHOST" -p "$PGPORT" -U "$PGUSER")
+PASSWORD=bench-password-123
+PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U "$PGUSER")
 
 # bench_mode MODE: CACHE (sessiond's cookie-cache environment) and ROUTE for a mode:
 # db | fa-db | list (no cache), compact | fa-compact, jwt | jwe.
@@ -21,28 +24,43 @@ bench_mode() {
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# start_sessiond BIN DB PORT LOG: sessiond in production mode (rate limiter off, built-in
-# defaults plus the environment, CACHE from bench_mode) on http://127.0.0.1:PORT; sets
-# STARTED_PID, adds it to PIDS (the caller's cleanup stops them) and returns once it answers.
-start_sessiond() {
-  local bin=$1 db=$2 port=$3 log=$4
+# spawn_sessiond BIN DATABASE_URL PORT LOG [VAR=value...]: sessiond in the background in
+# production mode (rate limiter off, warnings only, built-in defaults plus the environment:
+# an empty --config, or it would read config/default.toml, which figment looks for in every
+# parent directory too) on http://127.0.0.1:PORT, the VARs last; sets SPAWNED_PID.
+spawn_sessiond() {
+  local bin=$1 url=$2 port=$3 log=$4
+  shift 4
   mkdir -p "$OUT/sessiond-cwd"
   : >"$OUT/sessiond-cwd/empty.toml"
-  (cd "$OUT/sessiond-cwd" && exec env DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$db?sslmode=disable" \
-    SESSIOND_HOST=127.0.0.1 SESSIOND_PORT="$port" SESSIOND_BASE_URL="http://127.0.0.1:$port" BETTER_AUTH_SECRET="$SECRET" \
+  (cd "$OUT/sessiond-cwd" && exec env DATABASE_URL="$url" SESSIOND_HOST=127.0.0.1 SESSIOND_PORT="$port" \
+    SESSIOND_BASE_URL="http://127.0.0.1:$port" BETTER_AUTH_SECRET="$SECRET" \
     SESSIOND_ENVIRONMENT=production SESSIOND_ADVANCED__USE_SECURE_COOKIES=false \
-    SESSIOND_RATE_LIMIT__ENABLED=false SESSIOND_LOG__LEVEL=warn "${CACHE[@]}" \
+    SESSIOND_RATE_LIMIT__ENABLED=false SESSIOND_LOG__LEVEL=warn "$@" \
     "$bin" --config "$OUT/sessiond-cwd/empty.toml") >"$log" 2>&1 &
-  STARTED_PID=$!
-  PIDS+=("$STARTED_PID")
+  SPAWNED_PID=$!
+}
+
+# start_sessiond_on BIN DB PORT LOG: spawn_sessiond on database DB (no TLS) with CACHE from
+# bench_mode; adds it to PIDS (the caller's cleanup stops them) and returns once it answers.
+start_sessiond_on() {
+  local port=$3 log=$4
+  spawn_sessiond "$1" "postgres://$PGUSER@$PGHOST:$PGPORT/$2?sslmode=disable" "$port" "$log" "${CACHE[@]}"
+  PIDS+=("$SPAWNED_PID")
   for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/api/auth/ok" && return 0; sleep 0.1; done
   echo "sessiond on port $port did not start (see $log)" >&2
   exit 1
 }
 
+# cookie_header JAR [ONLY]: the Cookie header of a curl cookie jar ("a=1; b=2"), or of its
+# cookie named ONLY.
+cookie_header() {
+  awk -F'\t' -v only="${2:-}" 'NF==7 && (only=="" || $6==only) {printf "%s%s=%s", (n++ ? "; " : ""), $6, $7}' "$1"
+}
+
 # sign_up_cookie URL EMAIL JAR: signs a user up and prints the Cookie header it was given.
 sign_up_cookie() {
   curl -sS -o /dev/null -c "$3" -H "Origin: $1" -H 'Content-Type: application/json' \
-    --data "{\"name\":\"P\",\"email\":\"$2\",\"password\":\"bench-password-123\"}" "$1/api/auth/sign-up/email"
-  awk -F'\t' 'NF==7 {printf "%s%s=%s", (n++ ? "; " : ""), $6, $7}' "$3"
+    --data "{\"name\":\"P\",\"email\":\"$2\",\"password\":\"$PASSWORD\"}" "$1/api/auth/sign-up/email"
+  cookie_header "$3"
 }

@@ -45,8 +45,8 @@ bench_mode "$MODE"
 DB_CREATED=1
 PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
-start_sessiond "$BIN" "$DB" "$PORT" "$OUT/profile-$MODE.server.log"
-PID=$STARTED_PID
+start_sessiond_on "$BIN" "$DB" "$PORT" "$OUT/profile-$MODE.server.log"
+PID=$SPAWNED_PID
 COOKIE=$(sign_up_cookie "$URL" profile@example.com "$OUT/profile.jar")
 if [ "$MODE" = list ]; then
   "${PSQL[@]}" -d "$DB" -c "insert into \"session\" (\"id\", \"token\", \"userId\", \"expiresAt\", \"createdAt\", \"updatedAt\", \"ipAddress\", \"userAgent\")

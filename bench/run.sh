@@ -50,29 +50,23 @@ SCALE_SESSIONS=${SCALE_SESSIONS:-1000000}
 SPREAD_SAMPLE=${SPREAD_SAMPLE:-50000}
 LIST_SESSIONS=${LIST_SESSIONS:-1000}
 ROWS=${ROWS:-"ceiling gs_db gs_tls gs_compact gs_jwt gs_jwe fa_cache fa_db list signin signin64 gs_mixed scale"}
-PGHOST=${PGHOST:-127.0.0.1}
-PGPORT=${PGPORT:-5432}
-PGUSER=${PGUSER:-postgres}
 PG_SSLMODE=${PG_SSLMODE:-disable}
 QUIET_PCT=${QUIET_PCT:-10}
 QUIET_MAX=${QUIET_MAX:-0}
 OUT=${OUT:-$BENCH/out}
 RESULTS=${RESULTS:-$BENCH/RESULTS.md}
+source "$BENCH/lib.sh"
 
 DB=sessiond_bench_$$
 DB_URL=postgres://$PGUSER@$PGHOST:$PGPORT/$DB
 # a copy of the database as phase A left it: the scale rows are measured in turn against it
 REF_DB=${DB}_ref
-SECRET=bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz
-PASSWORD=bench-password-123
 FILLER_USERS=1000
-PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U "$PGUSER")
 CLK_TCK=$(getconf CLK_TCK)
 
 unset WRK_COOKIES WRK_METHOD WRK_BODY
 log() { echo "[bench $(date +%T)] $*" >&2; }
 has_row() { [[ " $ROWS " == *" $1 "* ]]; }
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 mkdir -p "$OUT"
 rm -f "$OUT"/*.txt "$OUT"/*.tsv "$OUT"/*.json "$OUT"/*.log "$OUT"/*.cookies "$OUT"/*.jar "$OUT"/*.time "$OUT"/sessiond.bin
@@ -169,20 +163,12 @@ start_ba() {
   started $! "$port" "$name" /api/auth/ok
 }
 start_sessiond() {
-  local name=$1 port url=${SD_DB_URL:-$DB_URL?sslmode=$PG_SSLMODE}
+  local name=$1 port
   shift
   port=$(free_port)
-  # built-in defaults + the environment only: an empty --config (without it sessiond would
-  # read config/default.toml, which figment looks for in every parent directory too)
-  mkdir -p "$OUT/sessiond-cwd"
-  : >"$OUT/sessiond-cwd/empty.toml"
-  (cd "$OUT/sessiond-cwd" && exec env DATABASE_URL="$url" SESSIOND_HOST=127.0.0.1 SESSIOND_PORT="$port" \
-    SESSIOND_BASE_URL="http://127.0.0.1:$port" BETTER_AUTH_SECRET="$SECRET" \
-    SESSIOND_ENVIRONMENT=production SESSIOND_ADVANCED__USE_SECURE_COOKIES=false \
-    SESSIOND_RATE_LIMIT__ENABLED=false SESSIOND_LOG__LEVEL=warn \
-    SESSIOND_SESSION__COOKIE_CACHE__ENABLED=false "$@" \
-    "$BENCH_BIN" --config "$OUT/sessiond-cwd/empty.toml") >"$OUT/server-sessiond-$name.log" 2>&1 &
-  started $! "$port" "$name" /api/auth/ok
+  spawn_sessiond "$BENCH_BIN" "${SD_DB_URL:-$DB_URL?sslmode=$PG_SSLMODE}" "$port" "$OUT/server-sessiond-$name.log" \
+    SESSIOND_SESSION__COOKIE_CACHE__ENABLED=false "$@"
+  started "$SPAWNED_PID" "$port" "$name" /api/auth/ok
 }
 start_ceiling() {
   local port
@@ -195,9 +181,6 @@ stop_server() {
   kill "$SRV_PID" 2>/dev/null || true
   wait "$SRV_PID" 2>/dev/null || true
   SRV_PID=""
-}
-cookie_header() { # curl jar [only-this-cookie] -> "a=1; b=2"
-  awk -F'\t' -v only="${2:-}" 'NF==7 && (only=="" || $6==only) {printf "%s%s=%s", (n++ ? "; " : ""), $6, $7}' "$1"
 }
 sign_up() { # base email name
   local code
