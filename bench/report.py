@@ -55,8 +55,7 @@ BA_KEY = {"fa_cache": "gs_compact", "fa_db": "gs_db", "gs_tls": "gs_db"}
 SECTIONS = [
     ("Throughput and latency (about %s sessions stored)" % sessions_a,
      ["ceiling", "gs_db", "gs_tls", "gs_compact", "gs_jwt", "gs_jwe", "fa_cache", "fa_db", "spread_1k", "list",
-      "signin",
-      "signin64", "gs_mixed"]),
+      "signin", "signin64", "gs_mixed"]),
     ("Scale (%s sessions stored)" % (sessions_b or "1,000,000"),
      ["gs_db_ref", "gs_db_1m", "spread_1k_ref", "spread_1m_1k", "spread_1m", "list_1k"]),
 ]
@@ -138,16 +137,14 @@ def ratio(a, b):
 
 
 def paired(a, b, server_b="sessiond"):
-    """sessiond's row a against row b (of server_b), for rows measured in turn: the median of
-    the per-round ratios, each from two runs minutes closer than the rows' medians are (the
-    machine's drift cancels), and the ratios themselves. Rows not measured in the same rounds
-    fall back to the ratio of their medians."""
+    """sessiond's row a against row b (of server_b), two rows measured in turn (run.sh's
+    run_interleaved): the median of the per-round ratios, each between two runs made seconds
+    apart, so that the machine's drift cancels, and the ratios themselves (None, [] if either
+    row is missing)."""
     ra = {r["rep"]: float(r["rps"]) for r in runs if (r["key"], r["server"]) == (a, "sessiond")}
     rb = {r["rep"]: float(r["rps"]) for r in runs if (r["key"], r["server"]) == (b, server_b)}
-    if ra and set(ra) == set(rb) and all(rb.values()):
-        xs = sorted(ra[k] / rb[k] for k in ra)
-        return xs[(len(xs) - 1) // 2], xs
-    return ratio(rps(a, "sessiond"), rps(b, server_b)), []
+    xs = sorted(ra[k] / rb[k] for k in ra.keys() & rb.keys() if rb[k])
+    return (xs[(len(xs) - 1) // 2], xs) if xs else (None, [])
 
 
 def rounds(xs):
@@ -188,20 +185,14 @@ hashing = [r for k in ("gs_mixed", "signin", "signin64") if (r := by.get((k, "se
 if hashing:
     peak = max(int(r["peak_rss_kib"]) for r in hashing)
     target("sessiond peak RSS ≤ 64 MiB while sign-ins hash passwords", f"{peak / 1024:.1f} MiB", peak <= 64 * 1024)
-
-def scale_ref(ref, phase_a):
-    """The reference of a scale row: the copy measured in turn with it, else phase A's row."""
-    return ref if (ref, "sessiond") in by else phase_a
-
-
-for a, b, what in (("gs_db_1m", scale_ref("gs_db_ref", "gs_db"), "one hot session"),
-                   ("spread_1m_1k", scale_ref("spread_1k_ref", "spread_1k"), "1,000 distinct sessions")):
+for a, b, what in (("gs_db_1m", "gs_db_ref", "one hot session"),
+                   ("spread_1m_1k", "spread_1k_ref", "1,000 distinct sessions")):
     x, xs = paired(a, b)
     if x is not None:
         target(f"1M sessions stored: get-session ≥ 80 % of the 1,000-session figure ({what})",
                f"{100 * x:.0f} %{rounds(xs)}", x >= 0.8)
 # A larger working set, not a larger table: reported beside the targets, not one of them.
-x = ratio(rps("spread_1m", "sessiond"), rps(scale_ref("spread_1k_ref", "spread_1k"), "sessiond"))
+x = ratio(rps("spread_1m", "sessiond"), rps("spread_1k_ref", "sessiond"))
 if x is not None:
     targets.append(["(not a target) 1M sessions stored, 50,000 distinct sessions requested, against 1,000 of "
                     "1,000", f"{100 * x:.0f} %", "–"])
