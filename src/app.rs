@@ -14,11 +14,13 @@ use crate::http::client::IpRules;
 use crate::http::forward_auth::ForwardAuth;
 use crate::http::origin::TrustedOrigins;
 use crate::http::rate_limit::RateLimiter;
-use crate::http::{openapi_document, router, AppState, Shared};
+use crate::http::server::{self, Limits};
+use crate::http::{openapi_document, ops_router, router, AppState, Shared};
 use crate::session::revocation::Revocations;
 use crate::session::SessionService;
+use crate::store::rate::RedisRateCounter;
 use crate::store::redis::{RedisOptions, RedisStore};
-use crate::store::sql::{connect, ExtraColumn};
+use crate::store::sql::{connect, private_dir, ExtraColumn};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +66,7 @@ pub fn resolve_secret(s: &Settings) -> Result<String, StartError> {
             return Ok(existing);
         }
     }
-    std::fs::create_dir_all(&s.data_dir)?;
+    private_dir(&s.data_dir)?;
     let secret = format!("{}{}", generate_id(), generate_id());
     write_private(&path, &secret)?;
     tracing::warn!(path = %path.display(), "no secret configured; generated a development secret");
@@ -87,8 +89,10 @@ fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    limits: Limits,
     grace: std::time::Duration,
-    metrics_listener: Option<(TcpListener, metrics_exporter_prometheus::PrometheusHandle)>,
+    /// The operations listener and what it serves.
+    ops: Option<(TcpListener, Router)>,
 }
 
 impl Application {
@@ -102,6 +106,9 @@ impl Application {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
+        settings
+            .validate()
+            .map_err(|e| StartError::Config(e.to_string()))?;
         let secret = resolve_secret(&settings)?;
         let extras = extra_columns(&settings);
         let connected = connect(
@@ -124,11 +131,13 @@ impl Application {
             }),
             clock.clone(),
         ));
+        let feeds_on = revocations.enabled();
+        let listener: Arc<dyn crate::store::feed::Listener> = revocations.clone();
         let mut store = connected.store;
         let sessions_in_db =
             settings.redis.url.is_empty() || settings.session.store_session_in_database;
-        if let (Some(pool), true) = (connected.pg_pool, sessions_in_db) {
-            revocations.spawn_pg_listener(pool);
+        if let (Some(pool), true, true) = (connected.pg_pool, sessions_in_db, feeds_on) {
+            crate::store::feed::spawn_pg(pool, listener.clone());
         }
         if !settings.redis.url.is_empty() {
             let opts = RedisOptions {
@@ -138,17 +147,18 @@ impl Application {
             };
             let (redis_store, client) =
                 RedisStore::connect(&settings.redis.url, store, opts, clock.clone()).await?;
-            let deletions =
-                if settings.redis.keyspace_notifications && enable_keyspace_events(&client).await {
-                    Some(settings.redis.key_prefix.clone())
-                } else {
-                    None
-                };
-            revocations.spawn_redis_listener(
-                client,
-                RedisStore::channel(&settings.redis.key_prefix),
-                deletions,
-            );
+            if feeds_on {
+                let conn = ::redis::aio::ConnectionManager::new(client.clone())
+                    .await
+                    .map_err(|e| StartError::Store(e.into()))?;
+                crate::store::redis_feed::spawn(
+                    client,
+                    conn,
+                    settings.redis.key_prefix.clone(),
+                    settings.redis.keyspace_notifications,
+                    listener,
+                );
+            }
             store = Arc::new(redis_store);
             tracing::info!("redis secondary storage ready");
         }
@@ -159,37 +169,8 @@ impl Application {
             .enabled
             .then(crate::metrics::install)
             .flatten();
-        let metrics_listener = match (&metrics_handle, settings.metrics.listen.as_str()) {
-            (Some(h), addr) if !addr.is_empty() => {
-                Some((TcpListener::bind(addr).await?, h.clone()))
-            }
-            _ => None,
-        };
         let rate_limiter = if settings.rate_limit_enabled() {
-            let limiter = RateLimiter::new(&settings, clock.clone());
-            let storage = settings.rate_limit.storage.as_str();
-            let shared = match storage {
-                "" => !settings.redis.url.is_empty(),
-                "secondary-storage" => true,
-                "memory" => false,
-                other => {
-                    return Err(StartError::Config(format!(
-                        "rate_limit.storage must be memory or secondary-storage, not {other:?}"
-                    )))
-                }
-            };
-            let limiter = if shared {
-                let client = ::redis::Client::open(settings.redis.url.as_str()).map_err(|e| {
-                    StartError::Config(format!("rate_limit.storage needs redis.url: {e}"))
-                })?;
-                let conn = ::redis::aio::ConnectionManager::new(client)
-                    .await
-                    .map_err(|e| StartError::Store(e.into()))?;
-                limiter.with_redis(conn, settings.redis.key_prefix.clone())
-            } else {
-                limiter
-            };
-            Some(Arc::new(limiter))
+            Some(Arc::new(rate_limiter(&settings, clock.clone()).await?))
         } else {
             None
         };
@@ -210,19 +191,35 @@ impl Application {
             request_timeout: std::time::Duration::from_secs(settings.server.request_timeout.max(1)),
             body_limit: settings.server.body_limit,
             coerce_field_types: settings.advanced.coerce_field_types,
-            metrics: metrics_handle.clone(),
-            metrics_on_main: settings.metrics.listen.is_empty(),
+            metrics: metrics_handle,
+            ops_on_main: settings.ops_on_main_listener(),
             openapi: Arc::from(
                 openapi_document(&settings.base_path, &settings.forward_auth.path).as_str(),
             ),
         });
+        let ops = if settings.ops.listen.is_empty() {
+            None
+        } else {
+            let l = TcpListener::bind(settings.ops.listen.as_str()).await?;
+            Some((l, ops_router(state.clone())))
+        };
         let listener = TcpListener::bind((settings.host.as_str(), settings.port)).await?;
-        let grace = std::time::Duration::from_secs(settings.server.shutdown_grace);
+        let sv = &settings.server;
+        // The process's own connections: both database pools, Redis, listeners, files.
+        let own = u64::from(settings.database.max_connections) * 2 + 32;
+        let limits = Limits {
+            max_connections: sv.max_connections,
+            header_read_timeout: std::time::Duration::from_secs(sv.header_read_timeout),
+            idle_timeout: std::time::Duration::from_secs(sv.idle_timeout),
+            max_header_bytes: sv.max_header_bytes,
+        }
+        .fit_descriptors(own);
         Ok(Self {
             listener,
             router: router(state),
-            grace,
-            metrics_listener,
+            limits,
+            grace: std::time::Duration::from_secs(settings.server.shutdown_grace),
+            ops,
         })
     }
 
@@ -231,38 +228,35 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// The operations listener's address, when there is one.
+    pub fn ops_addr(&self) -> Option<SocketAddr> {
+        self.ops.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
     /// Serves until SIGINT or SIGTERM, then drains in-flight requests for at most
     /// `server.shutdown_grace` seconds.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        if let Some((listener, handle)) = self.metrics_listener {
-            let app = Router::new().route(
-                "/metrics",
-                axum::routing::get(move || async move { handle.render() }),
-            );
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        if let Some((listener, app)) = self.ops {
+            let limits = Limits {
+                max_connections: 64,
+                ..self.limits
+            };
+            let stop = rx.clone();
             tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app).await {
-                    tracing::error!(error = %e, "metrics listener failed");
+                if let Err(e) = server::serve(listener, app, limits, stop).await {
+                    tracing::error!(error = %e, "operations listener failed");
                 }
             });
         }
-        let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             shutdown_signal().await;
             let _ = tx.send(true);
         });
-        let mut stop = rx.clone();
-        let mut deadline = rx;
+        let mut deadline = rx.clone();
         let grace = self.grace;
-        let serve = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        });
         tokio::select! {
-            r = serve => r,
+            r = server::serve(self.listener, self.router, self.limits, rx) => r,
             () = async move {
                 let _ = deadline.wait_for(|s| *s).await;
                 tokio::time::sleep(grace).await;
@@ -272,6 +266,31 @@ impl Application {
             }
         }
     }
+}
+
+/// The rate limiter: in memory, or counted in Redis for every replica.
+async fn rate_limiter(s: &Settings, clock: Arc<dyn Clock>) -> Result<RateLimiter, StartError> {
+    let limiter = RateLimiter::new(s, clock, &crate::http::api_paths(&s.base_path));
+    let shared = match s.rate_limit.storage.as_str() {
+        "" => !s.redis.url.is_empty(),
+        "secondary-storage" => true,
+        "memory" => false,
+        other => {
+            return Err(StartError::Config(format!(
+                "rate_limit.storage must be memory or secondary-storage, not {other:?}"
+            )))
+        }
+    };
+    if !shared {
+        return Ok(limiter);
+    }
+    if s.redis.url.is_empty() {
+        return Err(StartError::Config(
+            "rate_limit.storage = \"secondary-storage\" needs redis.url".into(),
+        ));
+    }
+    let counter = RedisRateCounter::connect(&s.redis.url, s.redis.key_prefix.clone()).await?;
+    Ok(limiter.with_shared(Arc::new(counter)))
 }
 
 async fn shutdown_signal() {
@@ -294,42 +313,6 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
-}
-
-/// Makes Redis announce key deletions (`notify-keyspace-events` with `E` and `g`), keeping
-/// whatever else is configured. Managed Redis services may refuse `CONFIG`: then only
-/// sessiond's own revocations are seen at once, and the reason is logged.
-async fn enable_keyspace_events(client: &::redis::Client) -> bool {
-    let attempt = async {
-        let mut c = client.get_multiplexed_async_connection().await?;
-        let current: Vec<String> = ::redis::cmd("CONFIG")
-            .arg("GET")
-            .arg("notify-keyspace-events")
-            .query_async(&mut c)
-            .await?;
-        let mut flags = current.get(1).cloned().unwrap_or_default();
-        // "A" is an alias that includes "g".
-        let has = |f: char| flags.contains(f) || (f == 'g' && flags.contains('A'));
-        let missing: Vec<char> = ['E', 'g'].into_iter().filter(|f| !has(*f)).collect();
-        flags.extend(missing);
-        ::redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("notify-keyspace-events")
-            .arg(&flags)
-            .query_async::<()>(&mut c)
-            .await
-    };
-    match attempt.await {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::warn!(
-                error = %e,
-                "Redis refused keyspace notifications: sessions deleted from Redis by other \
-                 applications are refused only after the cookie cache's max age"
-            );
-            false
-        }
-    }
 }
 
 /// The session columns of the configured additional fields.

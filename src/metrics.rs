@@ -77,6 +77,31 @@ fn describe() {
         "password_hashes_abandoned_total",
         "Queued password hashes skipped because their request was gone"
     );
+    describe_gauge!("http_open_connections", "Open client connections");
+    describe_counter!(
+        "http_connections_evicted_total",
+        "Idle connections closed to admit new ones at the connection cap"
+    );
+    describe_counter!(
+        "http_connections_refused_total",
+        "Connections closed at once: the cap was reached and every connection was busy"
+    );
+    describe_counter!(
+        "http_header_timeouts_total",
+        "Connections closed because their request head took too long"
+    );
+    describe_gauge!(
+        "revocation_guaranteed",
+        "1 when every revocation reaches this replica at once; 0 while cookie-cache hits are revalidated"
+    );
+    describe_counter!(
+        "revocation_resets_total",
+        "Every cached session was revalidated: the store was flushed, truncated or reconnected"
+    );
+    describe_counter!(
+        "rate_limit_store_failures_total",
+        "Rate-limit checks that could not reach the shared counter"
+    );
 }
 
 fn status_label(code: u16) -> &'static str {
@@ -99,12 +124,29 @@ fn status_label(code: u16) -> &'static str {
     }
 }
 
-/// The counters and histograms of one route label, by (method, status) as they appear:
-/// the router holds one per served path, and a request borrows its path's for its whole
-/// life, so that recording costs neither a lookup by label nor a reference count.
+/// The `method` label: the standard methods by name, anything else `other`, so that
+/// invented methods cannot create series.
+fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method as M;
+    match *m {
+        M::GET => "GET",
+        M::HEAD => "HEAD",
+        M::POST => "POST",
+        M::PUT => "PUT",
+        M::DELETE => "DELETE",
+        M::PATCH => "PATCH",
+        M::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// The counters and histograms of one route label, by (method label, status) as they
+/// appear: the router holds one per served path, and a request borrows its path's for its
+/// whole life, so that recording costs neither a lookup by label nor a reference count.
+/// Routes, method labels and status labels are fixed sets: at most 8 × 15 series a route.
 pub struct RouteMetrics {
     label: String,
-    handles: std::sync::RwLock<Vec<(axum::http::Method, u16, Handles)>>,
+    handles: std::sync::RwLock<Vec<(&'static str, u16, Handles)>>,
 }
 
 type Handles = (metrics::Counter, metrics::Histogram);
@@ -124,9 +166,10 @@ impl RouteMetrics {
             counter.increment(1);
             histogram.record(seconds);
         };
-        let known = |v: &Vec<(axum::http::Method, u16, Handles)>| {
+        let method = method_label(method);
+        let known = |v: &Vec<(&'static str, u16, Handles)>| {
             v.iter()
-                .find(|(me, c, _)| *c == code && me == method)
+                .find(|(me, c, _)| *c == code && *me == method)
                 .map(|(_, _, h)| count(h))
                 .is_some()
         };
@@ -138,7 +181,7 @@ impl RouteMetrics {
             return;
         }
         let labels = [
-            ("method", method.as_str().to_string()),
+            ("method", method.to_string()),
             ("route", self.label.clone()),
             ("status", status_label(code).to_string()),
         ];
@@ -151,9 +194,9 @@ impl RouteMetrics {
             Ok(v) => v,
             Err(p) => p.into_inner(),
         };
-        // Methods and statuses per route are bounded so that odd requests cannot grow it.
-        if v.len() < 64 {
-            v.push((method.clone(), code, h));
+        // Statuses outside the label set share "other": keep one entry per label pair.
+        if v.len() < 128 {
+            v.push((method, code, h));
         }
     }
 }
@@ -240,4 +283,45 @@ pub fn hash_abandoned() {
 /// Password hashes waiting or running.
 pub fn hash_queue(n: usize) {
     metrics::gauge!("password_hash_queue").set(n as f64);
+}
+
+/// Client connections now open.
+pub fn open_connections(n: usize) {
+    static G: OnceLock<metrics::Gauge> = OnceLock::new();
+    G.get_or_init(|| metrics::gauge!("http_open_connections"))
+        .set(n as f64);
+}
+
+/// An idle connection was closed to admit a new one.
+pub fn connection_evicted() {
+    static C: OnceLock<metrics::Counter> = OnceLock::new();
+    counter(&C, "http_connections_evicted_total").increment(1);
+}
+
+/// A new connection was closed at once: every open one was busy.
+pub fn connection_refused() {
+    static C: OnceLock<metrics::Counter> = OnceLock::new();
+    counter(&C, "http_connections_refused_total").increment(1);
+}
+
+/// A request head took too long.
+pub fn header_timeout() {
+    static C: OnceLock<metrics::Counter> = OnceLock::new();
+    counter(&C, "http_header_timeouts_total").increment(1);
+}
+
+/// Whether revocations reach this replica at once (else caches are revalidated).
+pub fn revocation_guaranteed(yes: bool) {
+    metrics::gauge!("revocation_guaranteed").set(if yes { 1.0 } else { 0.0 });
+}
+
+/// Every cached session must be revalidated (`reason`: a fixed word).
+pub fn revocation_reset(reason: &'static str) {
+    metrics::counter!("revocation_resets_total", "reason" => reason).increment(1);
+}
+
+/// A rate-limit check could not reach its shared counter.
+pub fn rate_limit_store_failure() {
+    static C: OnceLock<metrics::Counter> = OnceLock::new();
+    counter(&C, "rate_limit_store_failures_total").increment(1);
 }

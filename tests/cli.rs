@@ -321,3 +321,252 @@ fn sigterm_drains_in_flight_requests() {
     );
     assert!(status.success(), "exit 0 after draining");
 }
+
+/// Starts the binary with `env` and returns (success, stderr) once it exits (`migrate`).
+fn migrate_with(env: &[(&str, &str)]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = command(dir.path());
+    cmd.arg("migrate");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn string_options_keep_their_exact_text() {
+    // A number where a string is expected is that string (the cache version bump).
+    let (ok, err) = migrate_with(&[("SESSIOND_SESSION__COOKIE_CACHE__VERSION", "2")]);
+    assert!(ok, "{err}");
+    let (ok, err) = migrate_with(&[("SESSIOND_SESSION__COOKIE_CACHE__VERSION", "1.10")]);
+    assert!(ok, "{err}");
+    // A numeric secret is a secret, and is never echoed.
+    let digits = "98765432109876543210987654321098765";
+    let (ok, err) = migrate_with(&[("BETTER_AUTH_SECRET", digits)]);
+    assert!(ok, "{err}");
+    assert!(!err.contains(digits));
+    let (ok, err) = migrate_with(&[("SESSIOND_SECRET", "true")]);
+    assert!(ok, "{err}");
+    // A secret that is not text in a file (a number; a syntax error) is refused without
+    // showing it.
+    for (toml, hidden, names_key) in [
+        ("secret = 1234567890123\n", "1234567890123", true),
+        (
+            "secret = 12345678901234567890\n",
+            "12345678901234567890",
+            false,
+        ),
+        ("secret = hunter2-not-quoted\n", "hunter2", false),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("c.toml"), toml).unwrap();
+        let out = command(dir.path())
+            .args(["--config", "c.toml", "migrate"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(!err.contains(hidden), "{err}");
+        assert!(!names_key || err.contains("secret"), "{err}");
+    }
+    // Secrets are used as given: surrounding spaces are part of them (as in Better Auth).
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "  spaced-secret-0123456789-abcdefghijklmnop  ";
+    let mut cmd = command(dir.path());
+    cmd.env("BETTER_AUTH_SECRET", secret);
+    let (server, client) = Server::start(cmd);
+    let res = client
+        .post(server.url("/sign-up/email"))
+        .json(
+            &serde_json::json!({"name": "a", "email": "s@example.com", "password": "password-123"}),
+        )
+        .send()
+        .unwrap();
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    let value = cookie.split(';').next().unwrap().split_once('=').unwrap().1;
+    let value = percent_encoding::percent_decode_str(value)
+        .decode_utf8()
+        .unwrap()
+        .to_string();
+    let key = sessiond::crypto::signed::SigningKey::new(secret.as_bytes()).unwrap();
+    assert!(matches!(
+        key.verify(&value),
+        sessiond::crypto::signed::Verified::Valid(_)
+    ));
+}
+
+#[test]
+fn impossible_values_are_refused_at_start() {
+    for (var, value, key) in [
+        (
+            "SESSIOND_SESSION__EXPIRES_IN",
+            "18446744073709551615",
+            "expires_in",
+        ),
+        (
+            "SESSIOND_SESSION__EXPIRES_IN",
+            "9223372036854775807",
+            "expires_in",
+        ),
+        (
+            "SESSIOND_SESSION__UPDATE_AGE",
+            "99999999999999",
+            "update_age",
+        ),
+        (
+            "SESSIOND_SESSION__ABSOLUTE_TIMEOUT",
+            "99999999999999",
+            "absolute_timeout",
+        ),
+        (
+            "SESSIOND_SESSION__COOKIE_CACHE__MAX_AGE",
+            "99999999999999",
+            "max_age",
+        ),
+        (
+            "SESSIOND_SERVER__REQUEST_TIMEOUT",
+            "99999999999999",
+            "request_timeout",
+        ),
+        ("BETTER_AUTH_URL", "not a url", "base_url"),
+        ("BETTER_AUTH_URL", "ftp://auth.example", "base_url"),
+        ("BETTER_AUTH_URL", "http://", "base_url"),
+        (
+            "SESSIOND_FORWARD_AUTH__SIGN_IN_URL",
+            "javascript:alert(1)",
+            "sign_in_url",
+        ),
+        (
+            "SESSIOND_SERVER__MAX_HEADER_BYTES",
+            "100",
+            "max_header_bytes",
+        ),
+    ] {
+        let (ok, err) = migrate_with(&[(var, value)]);
+        assert!(!ok, "{var}={value} accepted");
+        assert!(err.contains(key), "{var}={value}: {err}");
+    }
+}
+
+#[test]
+fn wildcard_trusted_origins_are_refused() {
+    for bad in [
+        r#"["*"]"#,
+        r#"["https://*"]"#,
+        r#"["http://*"]"#,
+        r#"["*.com"]"#,
+        r#"["https://*.co.uk"]"#,
+        r#"["*example.com"]"#,
+        r#"["https://*.*.example.com"]"#,
+        r#"["https://app.*.example.com"]"#,
+        r#"["null"]"#,
+        r#"["https://app.example/path"]"#,
+        r#"["app.example.com"]"#,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = command(dir.path())
+            .env("SESSIOND_TRUSTED_ORIGINS", bad)
+            .env("SESSIOND_PORT", free_port().to_string())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("trusted_origins"), "{bad}: {err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path())
+        .env("BETTER_AUTH_TRUSTED_ORIGINS", "https://app.example,*")
+        .env("SESSIOND_PORT", free_port().to_string())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    // Patterns with a registrable suffix are fine.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = command(dir.path());
+    cmd.env(
+        "SESSIOND_TRUSTED_ORIGINS",
+        r#"["https://*.example.com", "*.tenants.example.org", "http://localhost:5173", "https://app-?.example.net"]"#,
+    );
+    let (server, _) = Server::start(cmd);
+    server.stop();
+}
+
+#[cfg(unix)]
+#[test]
+fn sqlite_files_and_secret_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (server, client) = Server::start(command(dir.path()));
+    client
+        .post(server.url("/sign-up/email"))
+        .json(
+            &serde_json::json!({"name": "a", "email": "p@example.com", "password": "password-123"}),
+        )
+        .send()
+        .unwrap();
+    let mode = |p: &str| {
+        std::fs::metadata(dir.path().join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("data"), 0o700);
+    for f in [
+        "data/sessiond.db",
+        "data/secret",
+        "data/sessiond.db-wal",
+        "data/sessiond.db-shm",
+    ] {
+        if dir.path().join(f).exists() {
+            assert_eq!(mode(f), 0o600, "{f}");
+        }
+    }
+    server.stop();
+}
+
+#[test]
+fn production_keeps_internals_off_the_main_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = free_port();
+    let mut cmd = command(dir.path());
+    cmd.env("SESSIOND_ENVIRONMENT", "production")
+        .env(
+            "BETTER_AUTH_SECRET",
+            "production-secret-0123456789-abcdefghijkl",
+        )
+        .env("SESSIOND_OPS__LISTEN", format!("127.0.0.1:{ops}"));
+    let (server, client) = Server::start(cmd);
+    for path in ["/metrics", "/openapi.json"] {
+        let res = client.get(server.root(path)).send().unwrap();
+        assert_eq!(res.status(), 404, "{path} on the main listener");
+        let res = client
+            .get(format!("http://127.0.0.1:{ops}{path}"))
+            .send()
+            .unwrap();
+        assert_eq!(res.status(), 200, "{path} on the operations listener");
+    }
+    let public: serde_json::Value = client
+        .get(server.root("/readyz"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(public, serde_json::json!({"status": "ok"}));
+    let private: serde_json::Value = client
+        .get(format!("http://127.0.0.1:{ops}/readyz"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(private["checks"]["database"], "ok");
+    assert_eq!(
+        client.get(server.root("/healthz")).send().unwrap().status(),
+        200
+    );
+    server.stop();
+}

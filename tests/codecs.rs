@@ -215,8 +215,9 @@ fn cookie_parsing_rules() {
     let chunks = RequestCookies::new(
         "x.session_data.1=a; x.session_data.0=b; x.session_data=c; x.session_data.z=d".into(),
     );
+    // The whole cookie, then its chunks in index order; other suffixes are not chunks.
     assert_eq!(
         chunks.names_with_chunks("x.session_data"),
-        ["x.session_data.1", "x.session_data.0", "x.session_data"]
+        ["x.session_data", "x.session_data.0", "x.session_data.1"]
     );
 }

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use crate::error::codes;
 use crate::http::extract::{Body, Client, Ctx, Fields, Gate};
+use crate::session::limits;
 use crate::session::service::PasswordChange;
 
 /// Updates name and/or image: `{status: true}`.
@@ -22,6 +23,12 @@ pub async fn update_user(mut ctx: Ctx, body: Body<false>) -> Response {
         let mut f = Fields::of_map(obj);
         let name = f.opt_string("name");
         let image = f.nullable_string("image");
+        f.storable("name", name.as_deref(), limits::MAX_NAME_CHARS);
+        f.storable(
+            "image",
+            image.as_ref().and_then(|i| i.as_deref()),
+            limits::MAX_IMAGE_CHARS,
+        );
         f.finish()?;
         if obj.get("email").is_some_and(is_truthy_str) {
             return Err(codes::EMAIL_CAN_NOT_BE_UPDATED);

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::error::{codes, ApiError};
 use crate::http::extract::{is_valid_email, Body, Client, Ctx, Fields};
+use crate::session::limits;
 use crate::session::service::{SignIn, SignUp};
 
 fn check_callback(ctx: &Ctx, url: Option<&str>) -> Result<(), ApiError> {
@@ -31,6 +32,9 @@ pub async fn sign_up(mut ctx: Ctx, Client(client): Client, body: Body<true>) -> 
         if f.object().get("email").is_some_and(|v| v.is_string()) && !is_valid_email(&email) {
             f.fail("email", "Invalid email address");
         }
+        f.storable("name", Some(&name), limits::MAX_NAME_CHARS);
+        f.storable("email", Some(&email), limits::MAX_EMAIL_CHARS);
+        f.storable("image", image.as_deref(), limits::MAX_IMAGE_CHARS);
         f.finish()?;
         check_callback(&ctx, callback.as_deref())?;
         let input = SignUp {

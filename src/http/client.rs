@@ -1,9 +1,15 @@
 //! The client's address and user agent, as Better Auth records them on sessions.
 //!
-//! The address comes from the configured headers (default `X-Forwarded-For`). Without
-//! trusted proxies the header must hold exactly one address; with them, the chain is
-//! walked right to left past trusted hops. IPv4-mapped IPv6 becomes IPv4; other IPv6 is
-//! expanded and masked to the configured prefix (default /64).
+//! The address comes from the configured headers (default `X-Forwarded-For`).
+//! - Without trusted proxies (Better Auth's behaviour) the header must hold exactly one
+//!   address, and it is only *recorded* on sessions: the rate limiter never believes it.
+//! - With trusted proxies, headers are believed only when the connection itself comes
+//!   from a trusted proxy; the chain is then walked right to left past trusted hops, and
+//!   the first untrusted hop is the client (for the limiter and the record alike). From
+//!   any other peer, the peer's address is the client.
+//!
+//! IPv4-mapped IPv6 becomes IPv4; other IPv6 is expanded and masked to the configured
+//! prefix (default /64), so that one host cannot pose as many by changing its low bits.
 
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -47,64 +53,102 @@ impl IpRules {
         })
     }
 
-    /// The normalised client address, if one can be trusted.
-    pub fn client_ip(&self, h: &HeaderMap) -> Option<String> {
-        if self.disabled {
-            return None;
-        }
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The right-most hop of the configured headers that is not a trusted proxy (the
+    /// left-most one when all are), or, without trusted proxies, a single-valued header.
+    fn forwarded(&self, h: &HeaderMap) -> Option<IpAddr> {
         for name in &self.headers {
             let Some(v) = h.get(name.as_str()).and_then(|v| v.to_str().ok()) else {
                 continue;
             };
-            let hops: Vec<&str> = v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .collect();
+            let mut hops = v.split(',').map(str::trim).filter(|s| !s.is_empty());
             let found = if self.trusted.is_empty() {
-                match hops.as_slice() {
-                    [one] => one.parse::<IpAddr>().ok(),
+                match (hops.next(), hops.next()) {
+                    (Some(one), None) => one.parse::<IpAddr>().ok(),
                     _ => None,
                 }
             } else {
-                hops.iter()
-                    .rev()
-                    .filter_map(|s| s.parse::<IpAddr>().ok())
-                    .find(|ip| !self.trusted.iter().any(|n| n.contains(ip)))
+                let mut last = None;
+                let mut found = None;
+                for ip in hops.rev().filter_map(|s| s.parse::<IpAddr>().ok()) {
+                    let ip = ip.to_canonical();
+                    last = Some(ip);
+                    if !self.is_trusted(ip) {
+                        found = Some(ip);
+                        break;
+                    }
+                }
+                found.or(last)
             };
-            if let Some(ip) = found {
-                return Some(self.normalise(ip));
+            if found.is_some() {
+                return found;
             }
         }
         None
     }
 
-    fn normalise(&self, ip: IpAddr) -> String {
-        match ip {
-            IpAddr::V4(v4) => v4.to_string(),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => v4.to_string(),
-                None => {
-                    let bits = u128::from(v6);
-                    let mask = if self.ipv6_subnet == 0 {
-                        0
-                    } else {
-                        u128::MAX << (128 - u32::from(self.ipv6_subnet))
-                    };
-                    let seg = Ipv6Addr::from(bits & mask).segments();
-                    seg.iter()
-                        .map(|s| format!("{s:04x}"))
-                        .collect::<Vec<_>>()
-                        .join(":")
-                }
-            },
+    /// The client's address as far as it can be trusted: forwarded by a trusted proxy, or
+    /// the peer's. `None` only without a peer address.
+    pub fn client_addr(&self, h: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
+        let peer = peer.map(|p| p.to_canonical());
+        match peer {
+            Some(p) if !self.trusted.is_empty() && self.is_trusted(p) => {
+                self.forwarded(h).or(Some(p))
+            }
+            other => other,
         }
     }
 
-    /// Address and user agent of a request.
-    pub fn client_info(&self, h: &HeaderMap) -> ClientInfo {
+    /// The address recorded on a session ("" when unknown or tracking is off): with trusted
+    /// proxies the client address above; without, Better Auth's rule (a single-valued
+    /// header, else nothing).
+    pub fn recorded_ip(&self, h: &HeaderMap, peer: Option<IpAddr>) -> String {
+        if self.disabled {
+            return String::new();
+        }
+        let ip = if self.trusted.is_empty() {
+            self.forwarded(h)
+        } else {
+            self.client_addr(h, peer)
+        };
+        ip.map(|ip| self.normalise(ip)).unwrap_or_default()
+    }
+
+    /// The address masked as the limiter counts it: IPv6 to the configured prefix.
+    pub fn masked(&self, ip: IpAddr) -> IpAddr {
+        match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let mask = if self.ipv6_subnet == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(self.ipv6_subnet))
+                };
+                IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
+            }
+            v4 => v4,
+        }
+    }
+
+    /// Better Auth's text for an address: IPv4 as is, IPv6 masked and fully expanded.
+    fn normalise(&self, ip: IpAddr) -> String {
+        match self.masked(ip) {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => v6
+                .segments()
+                .iter()
+                .map(|s| format!("{s:04x}"))
+                .collect::<Vec<_>>()
+                .join(":"),
+        }
+    }
+
+    /// Address and user agent of a request from `peer`.
+    pub fn client_info(&self, h: &HeaderMap, peer: Option<IpAddr>) -> ClientInfo {
         ClientInfo {
-            ip_address: self.client_ip(h).unwrap_or_default(),
+            ip_address: self.recorded_ip(h, peer),
             user_agent: h
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
@@ -132,22 +176,43 @@ mod tests {
         h
     }
 
-    #[test]
-    fn single_address_only_without_trusted_proxies() {
-        assert_eq!(
-            rules(&[]).client_ip(&xff("1.2.3.4")).as_deref(),
-            Some("1.2.3.4")
-        );
-        assert_eq!(rules(&[]).client_ip(&xff("1.2.3.4, 10.0.0.5")), None);
-        assert_eq!(rules(&[]).client_ip(&xff("garbage")), None);
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
     }
 
     #[test]
-    fn trusted_proxies_are_skipped_right_to_left() {
-        let r = rules(&["10.0.0.0/8"]);
+    fn single_address_only_without_trusted_proxies() {
+        let r = rules(&[]);
+        assert_eq!(r.recorded_ip(&xff("1.2.3.4"), ip("127.0.0.1")), "1.2.3.4");
+        assert_eq!(r.recorded_ip(&xff("1.2.3.4, 10.0.0.5"), None), "");
+        assert_eq!(r.recorded_ip(&xff("garbage"), None), "");
+        // The limiter never believes it.
         assert_eq!(
-            r.client_ip(&xff("9.9.9.9, 1.2.3.4, 10.0.0.5")).as_deref(),
-            Some("1.2.3.4")
+            r.client_addr(&xff("1.2.3.4"), ip("127.0.0.1")),
+            ip("127.0.0.1")
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_are_skipped_right_to_left_from_a_trusted_peer_only() {
+        let r = rules(&["10.0.0.0/8"]);
+        let chain = xff("9.9.9.9, 1.2.3.4, 10.0.0.5");
+        assert_eq!(r.client_addr(&chain, ip("10.1.1.1")), ip("1.2.3.4"));
+        assert_eq!(r.recorded_ip(&chain, ip("10.1.1.1")), "1.2.3.4");
+        // From anyone else the header is ignored: the peer is the client.
+        assert_eq!(r.client_addr(&chain, ip("203.0.113.9")), ip("203.0.113.9"));
+        assert_eq!(r.recorded_ip(&chain, ip("203.0.113.9")), "203.0.113.9");
+        // A mapped IPv4 peer (dual-stack listener) is the same peer.
+        assert_eq!(r.client_addr(&chain, ip("::ffff:10.1.1.1")), ip("1.2.3.4"));
+        // All hops trusted: the left-most.
+        assert_eq!(
+            r.client_addr(&xff("10.0.0.1, 10.0.0.2"), ip("10.1.1.1")),
+            ip("10.0.0.1")
+        );
+        // No header: the proxy itself.
+        assert_eq!(
+            r.client_addr(&HeaderMap::new(), ip("10.1.1.1")),
+            ip("10.1.1.1")
         );
     }
 
@@ -155,12 +220,18 @@ mod tests {
     fn ipv6_is_masked_and_mapped_ipv4_unwrapped() {
         let r = rules(&[]);
         assert_eq!(
-            r.client_ip(&xff("2001:db8::1")).as_deref(),
-            Some("2001:0db8:0000:0000:0000:0000:0000:0000")
+            r.recorded_ip(&xff("2001:db8::1"), None),
+            "2001:0db8:0000:0000:0000:0000:0000:0000"
         );
+        assert_eq!(r.recorded_ip(&xff("::ffff:1.2.3.4"), None), "1.2.3.4");
+        // Peers are masked for the limiter too: one /64 is one client.
         assert_eq!(
-            r.client_ip(&xff("::ffff:1.2.3.4")).as_deref(),
-            Some("1.2.3.4")
+            r.masked("2001:db8::1:2:3".parse().unwrap()),
+            r.masked("2001:db8::ffff".parse().unwrap())
+        );
+        assert_ne!(
+            r.masked("2001:db8:0:1::1".parse().unwrap()),
+            r.masked("2001:db8:0:2::1".parse().unwrap())
         );
     }
 }

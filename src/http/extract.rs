@@ -248,6 +248,16 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// Records an issue when `value` cannot be stored: a NUL, or more than `max_chars`
+    /// characters ([`crate::session::limits`]).
+    pub fn storable(&mut self, key: &str, value: Option<&str>, max_chars: usize) {
+        if let Some(problem) =
+            value.and_then(|v| crate::session::limits::text_problem(v, max_chars))
+        {
+            self.issue(key, problem);
+        }
+    }
+
     /// Records a custom issue.
     pub fn fail(&mut self, key: &str, msg: &str) {
         self.issue(key, msg.to_owned());
@@ -294,11 +304,23 @@ pub fn is_valid_email(email: &str) -> bool {
 #[derive(Debug, Default)]
 pub struct SetCookies(pub Vec<String>);
 
+/// `Set-Cookie` lines in one response at most. The session service writes a bounded
+/// number by construction (three cookies and at most eight cache chunks, set or expired);
+/// this is the last line of defence, keeping the latest lines, which win in browsers.
+pub const MAX_SET_COOKIES: usize = 32;
+
 impl IntoResponseParts for SetCookies {
     type Error = std::convert::Infallible;
 
     fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
-        for c in self.0 {
+        let skip = self.0.len().saturating_sub(MAX_SET_COOKIES);
+        if skip > 0 {
+            tracing::warn!(
+                lines = self.0.len(),
+                "Set-Cookie lines over the cap were dropped"
+            );
+        }
+        for c in self.0.into_iter().skip(skip) {
             if let Ok(v) = HeaderValue::from_str(&c) {
                 res.headers_mut().append(header::SET_COOKIE, v);
             }
@@ -329,7 +351,11 @@ impl FromRequestParts<AppState> for Client {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        Ok(Self(state.ip.client_info(&parts.headers)))
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(Self(state.ip.client_info(&parts.headers, peer)))
     }
 }
 

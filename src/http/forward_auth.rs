@@ -5,6 +5,19 @@
 //! a `302` to the sign-in URL carrying the original URL. Session resolution is exactly
 //! `get-session`'s (cache, revocation, refresh), and refreshed cookies come back as
 //! `Set-Cookie` for the proxy to pass on.
+//!
+//! The path accepts any suffix (`/forward-auth/app/page`: Envoy's `ext_authz` appends
+//! the original path), and no method gets a 2xx without a valid session: CORS does not
+//! apply here, so even a preflight is checked like any request.
+//!
+//! Identity headers are always sent, in one encoding a proxy's upstream can always undo
+//! with `decodeURIComponent`: a value of printable ASCII without `%` (and without spaces
+//! at its ends) as is, anything else percent-encoded as `encodeURIComponent` does.
+//!
+//! In redirect mode the original URL (from `X-Original-URL` or
+//! `X-Forwarded-Proto/Host/Uri`, which the client may forge) is passed to the sign-in
+//! page only when it is an http(s) URL of a trusted origin; otherwise the redirect goes
+//! to the sign-in page alone.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -100,22 +113,43 @@ fn redirect_requested(ctx: &Ctx, cfg: &ForwardAuth) -> bool {
     }
 }
 
+/// A header value `decodeURIComponent` turns back into `v`: `v` itself when it is
+/// printable ASCII without `%` and without spaces at its ends, else its percent-encoding.
+pub fn header_text(v: &str) -> std::borrow::Cow<'_, str> {
+    let plain = v.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'%')
+        && !v.starts_with(' ')
+        && !v.ends_with(' ');
+    if plain {
+        std::borrow::Cow::Borrowed(v)
+    } else {
+        std::borrow::Cow::Owned(encode_uri_component(v))
+    }
+}
+
 fn identity_headers(cfg: &ForwardAuth, cur: &Current, h: &mut HeaderMap) {
     let mut put = |name: &HeaderName, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
+        // Always valid: header_text leaves only printable ASCII.
+        if let Ok(v) = HeaderValue::from_str(&header_text(value)) {
             h.insert(name.clone(), v);
         }
     };
     put(&cfg.user_id, &cur.user.id);
     put(&cfg.email, &cur.user.email);
-    let name = if cur.user.name.is_ascii() {
-        std::borrow::Cow::Borrowed(cur.user.name.as_str())
-    } else {
-        std::borrow::Cow::Owned(encode_uri_component(&cur.user.name))
-    };
-    put(&cfg.name, &name);
+    put(&cfg.name, &cur.user.name);
     put(&cfg.session_id, &cur.session.id);
     put(&cfg.expires_at, &iso(&cur.session.expires_at));
+}
+
+/// The original URL, if it may be handed to the sign-in page: an http(s) URL of a trusted
+/// origin (so that a forged forwarding header cannot send users elsewhere).
+fn trusted_return_url(ctx: &Ctx, url: Option<String>) -> Option<String> {
+    let url = url?;
+    let parsed = url::Url::parse(&url).ok()?;
+    let ok = matches!(parsed.scheme(), "http" | "https")
+        && parsed.username().is_empty()
+        && parsed.password().is_none()
+        && ctx.state.origins.is_trusted(&url);
+    ok.then_some(url)
 }
 
 /// The check's body: `{"userId", "sessionId"}`.
@@ -138,7 +172,7 @@ pub async fn check(mut ctx: Ctx, proxy: ProxyRequest) -> Response {
     };
     let resolved = svc.resolve(&ctx.cookies, opts, &mut ctx.out).await;
     let redirect = redirect_requested(&ctx, &cfg);
-    let original = proxy.original_url;
+    let original = trusted_return_url(&ctx, proxy.original_url);
     let cookies = SetCookies(std::mem::take(&mut ctx.out));
     let mut res = match resolved {
         Ok(Some(cur)) => {

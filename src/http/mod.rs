@@ -6,21 +6,22 @@
 pub mod account;
 pub mod auth;
 pub mod client;
+pub mod cors;
 pub mod extract;
 pub mod forward_auth;
 pub mod ops;
 pub mod origin;
 pub mod rate_limit;
+pub mod server;
 pub mod sessions;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderValue;
 use axum::http::StatusCode;
-use axum::http::{HeaderName, HeaderValue, Method};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
-use tower_http::cors::{AllowCredentials, AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -78,8 +79,9 @@ pub struct Shared {
     pub coerce_field_types: bool,
     /// The Prometheus handle, when metrics are on.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    /// Whether `/metrics` is served by the main listener.
-    pub metrics_on_main: bool,
+    /// Whether `/metrics`, `/openapi.json` and `/readyz`'s detail are served by the main
+    /// listener (else only by the operations listener).
+    pub ops_on_main: bool,
 }
 
 /// Every route the router serves, as (method, path) with the default base path and
@@ -112,66 +114,107 @@ pub fn openapi_document(base_path: &str, forward_auth_path: &str) -> String {
         .replace("\"/forward-auth\"", &format!("\"{forward_auth_path}\""))
 }
 
+/// The API's routes under the base path, and what serves each.
+fn api_routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
+    vec![
+        ("/sign-up/email", post(auth::sign_up)),
+        ("/sign-in/email", post(auth::sign_in)),
+        ("/sign-out", post(auth::sign_out)),
+        (
+            "/get-session",
+            get(sessions::get_session).post(sessions::post_get_session),
+        ),
+        ("/list-sessions", get(sessions::list_sessions)),
+        ("/revoke-session", post(sessions::revoke_session)),
+        ("/revoke-sessions", post(sessions::revoke_sessions)),
+        (
+            "/revoke-other-sessions",
+            post(sessions::revoke_other_sessions),
+        ),
+        ("/update-session", post(sessions::update_session)),
+        ("/update-user", post(account::update_user)),
+        ("/change-password", post(account::change_password)),
+        ("/ok", get(ok)),
+    ]
+}
+
+/// The full paths of the API's routes under `base_path`.
+pub fn api_paths(base_path: &str) -> Vec<String> {
+    api_routes()
+        .into_iter()
+        .map(|(p, _)| format!("{base_path}{p}"))
+        .collect()
+}
+
+/// The operations listener's routes: health, detailed readiness, metrics, OpenAPI.
+pub fn ops_router(state: AppState) -> Router {
+    let mut r = Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/openapi.json", get(openapi));
+    if let Some(handle) = state.metrics.clone() {
+        r = r.route("/metrics", get(move || async move { handle.render() }));
+    }
+    r.fallback(not_found).with_state(state)
+}
+
 /// The router with every route, the origin check, and the 404 fallback.
 pub fn router(state: AppState) -> Router {
     // Full paths rather than a nested router: nesting costs a prefix strip per request.
-    let p = |path: &str| format!("{}{path}", state.base_path);
-    let mut served: Vec<(String, axum::routing::MethodRouter<AppState>)> = vec![
-        (p("/sign-up/email"), post(auth::sign_up)),
-        (p("/sign-in/email"), post(auth::sign_in)),
-        (p("/sign-out"), post(auth::sign_out)),
-        (
-            p("/get-session"),
-            get(sessions::get_session).post(sessions::post_get_session),
-        ),
-        (p("/list-sessions"), get(sessions::list_sessions)),
-        (p("/revoke-session"), post(sessions::revoke_session)),
-        (p("/revoke-sessions"), post(sessions::revoke_sessions)),
-        (
-            p("/revoke-other-sessions"),
-            post(sessions::revoke_other_sessions),
-        ),
-        (p("/update-session"), post(sessions::update_session)),
-        (p("/update-user"), post(account::update_user)),
-        (p("/change-password"), post(account::change_password)),
-        (p("/ok"), get(ok)),
-        ("/healthz".into(), get(ops::healthz)),
-        ("/readyz".into(), get(ops::readyz)),
-        ("/openapi.json".into(), get(openapi)),
-    ];
-    if let Some(handle) = state.metrics.clone().filter(|_| state.metrics_on_main) {
-        served.push((
-            "/metrics".into(),
-            get(move || async move { handle.render() }),
-        ));
+    let mut served: Vec<(String, axum::routing::MethodRouter<AppState>)> = api_routes()
+        .into_iter()
+        .map(|(p, r)| (format!("{}{p}", state.base_path), r))
+        .collect();
+    served.push(("/healthz".into(), get(ops::healthz)));
+    if state.ops_on_main {
+        served.push(("/readyz".into(), get(ops::readyz)));
+        served.push(("/openapi.json".into(), get(openapi)));
+        if let Some(handle) = state.metrics.clone() {
+            served.push((
+                "/metrics".into(),
+                get(move || async move { handle.render() }),
+            ));
+        }
+    } else {
+        served.push(("/readyz".into(), get(ops::readyz_status)));
     }
     if let Some(path) = &state.forward_auth_path {
+        // Any method, and any suffix: Envoy's ext_authz appends the original path.
         served.push((path.to_string(), axum::routing::any(forward_auth::check)));
+        served.push((format!("{path}/"), axum::routing::any(forward_auth::check)));
+        served.push((
+            format!("{path}/{{*rest}}"),
+            axum::routing::any(forward_auth::check),
+        ));
     }
     let mut root = Router::new();
     let mut metrics = std::collections::HashMap::new();
     for (path, route) in served {
         root = root.route(&path, route);
-        metrics.insert(path.clone(), RouteMetrics::new(&path));
+        if !path.contains('{') {
+            metrics.insert(path.clone(), RouteMetrics::new(&path));
+        }
     }
     let routes = root
         .fallback(not_found)
         // A known path with another method is a 404 in Better Auth, not a 405.
         .method_not_allowed_fallback(not_found)
         .with_state(state.clone());
-    // Layers run outside in: CORS, request id, trace span, then `edge` (metrics, rate
-    // limit, origin check, timeout), the body limit, and the routes. They wrap the routes
-    // once, as one service, rather than through `Router::layer`, which wraps every route
-    // in every layer with a boxed clone per layer per request.
-    let stack = tower::ServiceBuilder::new()
-        .layer(cors(state.origins.clone()))
-        // CORS answers preflights itself, so it needs a body type with a default.
+    // Layers run outside in: CORS (API paths only), request id, trace span, then `edge`
+    // (metrics, rate limit, origin check, timeout, no-store), the body limit, and the
+    // routes. They wrap the routes once, as one service, rather than through
+    // `Router::layer`, which wraps every route in every layer with a boxed clone per
+    // layer per request.
+    let inner = tower::ServiceBuilder::new()
+        // One body type for the CORS scope's two paths.
         .map_response(axum::response::IntoResponse::into_response)
+        .map_request(sanitise_request_id)
         .layer(SetRequestIdLayer::x_request_id(FastRequestId))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
-                    // Method, path and request id only: never the query, headers or cookies.
+                    // Method, path (cut short) and request id only: never the query,
+                    // headers or cookies. The id was checked to be short and plain.
                     let id = req
                         .headers()
                         .get("x-request-id")
@@ -179,8 +222,8 @@ pub fn router(state: AppState) -> Router {
                         .unwrap_or("");
                     tracing::info_span!(
                         "request",
-                        method = %req.method(),
-                        path = %req.uri().path(),
+                        method = %Shortened(req.method().as_str(), LOGGED_METHOD_MAX),
+                        path = %Shortened(req.uri().path(), LOGGED_PATH_MAX),
                         request_id = %id,
                     )
                 })
@@ -197,24 +240,64 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(state.body_limit))
         .service(routes);
-    Router::new().fallback_service(stack)
+    let scoped = cors::Scoped::new(
+        inner,
+        cors::layer(state.origins.clone()),
+        state.base_path.clone(),
+    );
+    Router::new().fallback_service(scoped)
 }
 
-/// CORS for browsers on other trusted origins: the exact origin (never `*`) with
-/// credentials, answered to preflights before routing; untrusted origins get no grant.
-fn cors(origins: Arc<origin::TrustedOrigins>) -> CorsLayer {
-    let trusted = move |o: &HeaderValue| o.to_str().is_ok_and(|o| origins.is_trusted(o));
-    let trusted2 = trusted.clone();
-    CorsLayer::new()
-        .allow_origin(AllowOrigin::predicate(move |o: &HeaderValue, _| trusted(o)))
-        // An untrusted origin gets no Allow-Credentials either: nothing is granted.
-        .allow_credentials(AllowCredentials::predicate(move |o: &HeaderValue, _| {
-            trusted2(o)
-        }))
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers(AllowHeaders::mirror_request())
-        .expose_headers([HeaderName::from_static("set-auth-token")])
-        .max_age(std::time::Duration::from_secs(600))
+/// Longest path written to a log line.
+const LOGGED_PATH_MAX: usize = 200;
+
+/// Longest method written to a log line (methods are client-chosen tokens).
+const LOGGED_METHOD_MAX: usize = 16;
+
+/// Text for the logs, cut at a number of bytes (on a character boundary).
+struct Shortened<'a>(&'a str, usize);
+
+impl std::fmt::Display for Shortened<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self(text, max) = *self;
+        if text.len() <= max {
+            return f.write_str(text);
+        }
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        write!(f, "{}…", &text[..end])
+    }
+}
+
+/// Longest client-supplied request id kept.
+const REQUEST_ID_MAX: usize = 128;
+
+/// Drops a client's `X-Request-Id` unless it is short and plain (letters, digits, `-`,
+/// `_`, `.`, `:`): anything else would let a client write into the logs; a fresh id
+/// replaces it.
+fn sanitise_request_id(
+    mut req: axum::http::Request<axum::body::Body>,
+) -> axum::http::Request<axum::body::Body> {
+    let ok = |v: &HeaderValue| {
+        let b = v.as_bytes();
+        !b.is_empty()
+            && b.len() <= REQUEST_ID_MAX
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
+    };
+    let headers = req.headers_mut();
+    let mut values = headers.get_all("x-request-id").iter();
+    let keep = match (values.next(), values.next()) {
+        (None, _) => true,
+        (Some(v), None) => ok(v),
+        _ => false,
+    };
+    if !keep {
+        headers.remove("x-request-id");
+    }
+    req
 }
 
 /// Random UUID v4 request ids from a per-thread generator seeded by the OS once, instead of
@@ -242,31 +325,56 @@ struct Edge {
     metrics: Arc<std::collections::HashMap<String, RouteMetrics>>,
 }
 
+/// Whether `path` is `base` or below it.
+pub fn is_under(path: &str, base: &str) -> bool {
+    path.strip_prefix(base)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+impl Edge {
+    /// The served path a request path belongs to, with its metrics: itself, or forward
+    /// auth for its suffixed form.
+    fn route(&self, path: &str) -> Option<(&str, &RouteMetrics)> {
+        if let Some((k, m)) = self.metrics.get_key_value(path) {
+            return Some((k.as_str(), m));
+        }
+        let fa = self.state.forward_auth_path.as_deref()?;
+        if !is_under(path, fa) {
+            return None;
+        }
+        self.metrics.get_key_value(fa).map(|(k, m)| (k.as_str(), m))
+    }
+}
+
 /// Everything every request passes, in one middleware (each layer costs a boxed clone
 /// per request): metrics around it all, then the rate limiter, the origin check, and
-/// the request timeout (503 `REQUEST_TIMEOUT`) around the handler.
+/// the request timeout (503 `REQUEST_TIMEOUT`) around the handler. API answers are
+/// never stored by caches (`Cache-Control: no-store`): they carry tokens and identities.
 async fn edge(
-    axum::extract::State(Edge { state, metrics }): axum::extract::State<Edge>,
+    axum::extract::State(edge): axum::extract::State<Edge>,
     req: axum::extract::Request,
     next: middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
+    let state = &edge.state;
+    let under_base = is_under(req.uri().path(), &state.base_path);
     // Better Auth routes by (method, path): HEAD is not GET under the base path.
-    if req.method() == axum::http::Method::HEAD && req.uri().path().starts_with(&*state.base_path) {
+    if req.method() == axum::http::Method::HEAD && under_base {
         return StatusCode::NOT_FOUND.into_response();
     }
+    let route = edge.route(req.uri().path());
     let timing = state
         .metrics
         .is_some()
-        .then(|| crate::metrics::begin(metrics.get(req.uri().path())));
+        .then(|| crate::metrics::begin(route.map(|(_, m)| m)));
     let method = req.method().clone();
-    let limited = match rate_limit::key_for(&state, &req) {
-        Some((key, rule)) => rate_limit::verdict(&state, key, rule).await,
+    let limited = match rate_limit::key_for(state, &req, route.map(|(r, _)| r)) {
+        Some(counted) => rate_limit::verdict(state, counted).await,
         None => None,
     };
-    let res = if let Some(limited) = limited {
+    let mut res = if let Some(limited) = limited {
         limited
-    } else if let Err(e) = origin::verdict(&state, &req) {
+    } else if let Err(e) = origin::verdict(state, &req) {
         e.into_response()
     } else {
         match tokio::time::timeout(state.request_timeout, next.run(req)).await {
@@ -279,6 +387,11 @@ async fn edge(
             .into_response(),
         }
     };
+    if under_base {
+        res.headers_mut()
+            .entry(axum::http::header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+    }
     if let Some(t) = timing {
         crate::metrics::finish(t, &method, &res);
     }

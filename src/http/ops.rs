@@ -1,5 +1,7 @@
 //! Operational endpoints outside the API: `/healthz` (the process answers) and `/readyz`
-//! (its storage answers; 503 otherwise).
+//! (its storage answers; 503 otherwise). The detailed `/readyz` (each check by name) is
+//! served where operators look — the operations listener, or the main one in development;
+//! the public one says only `ok` or `unavailable`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,9 +16,18 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Readiness: 200 when every backend (database, Redis) answers, else 503 naming the
-/// failing one. The revocation listeners are reported but never fail readiness: while
-/// they are down, cookie-cache hits are simply revalidated against the store.
+fn status(ready: bool) -> (StatusCode, &'static str) {
+    if ready {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    }
+}
+
+/// Readiness with each check: 200 when every backend (database, Redis) answers, else 503
+/// naming the failing one. Revocation is reported but never fails readiness: while it
+/// cannot be guaranteed, cookie-cache hits are revalidated against the store instead
+/// (slower, never stale).
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let health = state.sessions.health().await;
     let ready = health.iter().all(|(_, ok)| *ok);
@@ -26,23 +37,26 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
     let revocations = state.sessions.revocations();
     if revocations.enabled() {
-        let up = revocations.listeners_connected();
-        checks.insert(
-            "revocation_listener".into(),
-            json!(if up { "ok" } else { "reconnecting" }),
-        );
+        match revocations.guarantee() {
+            Ok(()) => {
+                checks.insert("revocation".into(), json!("ok"));
+            }
+            Err(why) => {
+                checks.insert("revocation".into(), json!("unverified"));
+                checks.insert("revocation_detail".into(), json!(why));
+            }
+        }
     }
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let (code, word) = status(ready);
     if !ready {
         tracing::warn!(?checks, "readiness check failed");
     }
-    (
-        status,
-        Json(json!({ "status": if ready { "ok" } else { "unavailable" }, "checks": checks })),
-    )
-        .into_response()
+    (code, Json(json!({ "status": word, "checks": checks }))).into_response()
+}
+
+/// Readiness for the public listener: the status alone.
+pub async fn readyz_status(State(state): State<AppState>) -> Response {
+    let ready = state.sessions.health().await.iter().all(|(_, ok)| *ok);
+    let (code, word) = status(ready);
+    (code, Json(json!({ "status": word }))).into_response()
 }

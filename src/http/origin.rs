@@ -10,15 +10,16 @@ use crate::config::Settings;
 use crate::error::{codes, ApiError};
 use crate::http::AppState;
 
-/// The trusted origins: the base URL's origin, `trusted_origins`, and the comma-separated
-/// `BETTER_AUTH_TRUSTED_ORIGINS`. Patterns with `*` or `?` are globs.
+/// The trusted origins: the base URL's origin and `trusted_origins` (which
+/// `BETTER_AUTH_TRUSTED_ORIGINS` adds to). Patterns with `*` or `?` are globs, checked at
+/// start to stay within a registrable domain ([`crate::config::check_origin_pattern`]).
 #[derive(Debug, Clone)]
 pub struct TrustedOrigins {
     patterns: Vec<String>,
 }
 
 impl TrustedOrigins {
-    /// Collects the trusted origins from settings and the environment.
+    /// Collects the trusted origins from settings.
     pub fn new(s: &Settings) -> Self {
         let mut patterns = Vec::new();
         if let Some(o) = origin_of(&s.effective_base_url()) {
@@ -29,14 +30,6 @@ impl TrustedOrigins {
             patterns.push(format!("http://127.0.0.1:{}", s.port));
         }
         patterns.extend(s.trusted_origins.iter().cloned());
-        if let Ok(env) = std::env::var("BETTER_AUTH_TRUSTED_ORIGINS") {
-            patterns.extend(
-                env.split(',')
-                    .map(str::trim)
-                    .filter(|p| !p.is_empty())
-                    .map(String::from),
-            );
-        }
         Self { patterns }
     }
 
@@ -151,12 +144,16 @@ pub fn verdict(state: &AppState, req: &Request) -> Result<(), ApiError> {
     let is_forward_auth = state
         .forward_auth_path
         .as_deref()
-        .is_some_and(|p| p == req.uri().path());
+        .is_some_and(|p| crate::http::is_under(req.uri().path(), p));
     if req.method() != Method::POST || state.csrf_disabled || is_forward_auth {
         return Ok(());
     }
     let h = req.headers();
-    let has_cookie = h.get(header::COOKIE).is_some_and(|c| !c.is_empty());
+    // Every Cookie header counts: an empty first one must not hide the session's.
+    let has_cookie = h
+        .get_all(header::COOKIE)
+        .iter()
+        .any(|c| !c.as_bytes().iter().all(u8::is_ascii_whitespace));
     let path = req.uri().path();
     let rel = path.strip_prefix(&*state.base_path).unwrap_or(path);
     let form_route = rel == "/sign-in/email" || rel == "/sign-up/email";

@@ -1,16 +1,19 @@
-//! Better Auth's rate limiter: per client address and path, 100 requests per 10 s by
-//! default and 3 per 10 s on sign-in, sign-up and change-password, with custom rules per
-//! path. Like Better Auth's memory backend, each allowed request moves the window
+//! Better Auth's rate limiter: per client and route, 100 requests per 10 s by default and 3
+//! per 10 s on sign-in, sign-up and change-password, with custom rules per path. Like
+//! Better Auth's memory backend, each allowed request moves the window
 //! (`lastRequest = now`), and a blocked one gets `429` with `X-Retry-After`.
 //!
-//! The client address comes from forwarding headers only when `trusted_proxies` is set;
-//! otherwise it is the peer address, so a client cannot dodge its limit by inventing an
-//! `X-Forwarded-For`.
+//! Bounded by construction:
+//! - the client is the peer's address (IPv6 masked to `ipv6_subnet`), or the address a
+//!   *trusted* proxy forwarded ([`crate::http::client`]): a client cannot pose as many;
+//! - the bucket is the route, not the raw path: every unknown path shares one bucket, so
+//!   inventing paths neither dodges the limit nor grows the table;
+//! - the table holds at most [`MAX_ENTRIES`] entries; expired windows are swept from each
+//!   shard at most once a second as it is used, and a full shard drops its stalest entry.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::net::SocketAddr;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{ConnectInfo, Request};
@@ -18,19 +21,29 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{OnStoreFailure, Settings};
 use crate::error::ApiError;
 use crate::http::AppState;
+use crate::store::rate::RateCounter;
 
 const SHARDS: usize = 16;
-/// Entries kept per shard before expired ones are swept (Better Auth caps at 100 000).
-const SHARD_CAP: usize = 100_000 / SHARDS;
+/// Entries kept in memory at most (Better Auth caps its table at 100 000 too).
+pub const MAX_ENTRIES: usize = 100_000;
+const SHARD_CAP: usize = MAX_ENTRIES / SHARDS;
+/// Expired windows are swept from a shard at most this often.
+const SWEEP_EVERY_MS: i64 = 1_000;
+/// The bucket of every path that is no route.
+const UNMATCHED: &str = "unmatched";
+/// Routes that check credentials: 3 per 10 s, and refused while the shared counter is
+/// unreachable (`closed_for_credentials`).
+const CREDENTIAL_ROUTES: [&str; 4] = ["/sign-in", "/sign-up", "/change-password", "/change-email"];
 
 /// A limit: `max` requests per window.
 #[derive(Debug, Clone, Copy)]
 pub struct Rule {
     window_ms: i64,
     max: u64,
+    credentials: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -40,24 +53,28 @@ struct Entry {
     window_ms: i64,
 }
 
-/// The limiter's rules and its in-memory counters.
+/// One shard of the in-memory table, keyed by (client address, route).
+#[derive(Default)]
+struct Shard {
+    map: HashMap<(IpAddr, Arc<str>), Entry>,
+    last_sweep_ms: i64,
+}
+
+/// The limiter's rules and its counters.
 pub struct RateLimiter {
     default: Rule,
     custom: Vec<(String, Option<Rule>)>,
     base_path: String,
-    use_forwarded: bool,
     clock: Arc<dyn Clock>,
-    shards: Vec<Mutex<HashMap<String, Entry>>>,
+    shards: Vec<Mutex<Shard>>,
+    hasher: std::collections::hash_map::RandomState,
+    /// Route labels (relative to the base path), shared by the table's keys.
+    routes: HashMap<String, Arc<str>>,
+    unmatched: Arc<str>,
     /// Shared counters for every replica (Better Auth's `secondary-storage` backend).
-    redis: Option<(redis::aio::ConnectionManager, String)>,
+    shared: Option<Arc<dyn RateCounter>>,
+    on_failure: OnStoreFailure,
 }
-
-/// Better Auth's secondary-storage counter: a fixed window that starts with the first hit.
-const INCR_SCRIPT: &str = r#"
-local c = redis.call('INCR', KEYS[1])
-if c == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return c
-"#;
 
 fn rule(window: u64, max: u64) -> Rule {
     Rule {
@@ -65,6 +82,7 @@ fn rule(window: u64, max: u64) -> Rule {
             .unwrap_or(i64::MAX / 1000)
             .saturating_mul(1000),
         max,
+        credentials: false,
     }
 }
 
@@ -78,63 +96,45 @@ fn glob(pattern: &str, path: &str) -> bool {
 }
 
 impl RateLimiter {
-    /// Builds the limiter from settings.
-    pub fn new(s: &Settings, clock: Arc<dyn Clock>) -> Self {
+    /// Builds the limiter from settings; `routes` are the served paths (full).
+    pub fn new(s: &Settings, clock: Arc<dyn Clock>, routes: &[String]) -> Self {
         let custom = s
             .rate_limit
             .custom_rules
             .iter()
             .map(|(p, r)| (p.clone(), r.enabled.then(|| rule(r.window, r.max))))
             .collect();
+        let routes = routes
+            .iter()
+            .filter_map(|p| p.strip_prefix(s.base_path.as_str()))
+            .filter(|rel| rel.starts_with('/'))
+            .map(|rel| (rel.to_owned(), Arc::from(rel)))
+            .collect();
         Self {
             default: rule(s.rate_limit.window, s.rate_limit.max),
             custom,
             base_path: s.base_path.clone(),
-            use_forwarded: !s.advanced.ip_address.trusted_proxies.is_empty(),
             clock,
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            redis: None,
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            hasher: Default::default(),
+            routes,
+            unmatched: Arc::from(UNMATCHED),
+            shared: None,
+            on_failure: s.rate_limit.on_store_failure,
         }
     }
 
-    /// Counts in Redis (keys `<prefix><ip>|<path>`) so that replicas share their limits.
-    pub fn with_redis(mut self, conn: redis::aio::ConnectionManager, prefix: String) -> Self {
-        self.redis = Some((conn, prefix));
+    /// Counts in a store shared by every replica.
+    pub fn with_shared(mut self, counter: Arc<dyn RateCounter>) -> Self {
+        self.shared = Some(counter);
         self
-    }
-
-    /// Counts a request in Redis: blocked beyond `max` in a fixed window, told to wait the
-    /// whole window. A Redis failure lets the request through (and is logged): limits
-    /// must not take the service down with them.
-    async fn hit_shared(
-        &self,
-        conn: &redis::aio::ConnectionManager,
-        prefix: &str,
-        key: &str,
-        r: Rule,
-    ) -> Result<(), i64> {
-        let window = (r.window_ms / 1000).max(1);
-        let mut c = conn.clone();
-        let count: Result<u64, _> = redis::Script::new(INCR_SCRIPT)
-            .key(format!("{prefix}{key}"))
-            .arg(window)
-            .invoke_async(&mut c)
-            .await;
-        match count {
-            Ok(n) if n > r.max => Err(window),
-            Ok(_) => Ok(()),
-            Err(e) => {
-                tracing::warn!(error = %e, "rate limit counter unavailable; request allowed");
-                Ok(())
-            }
-        }
     }
 
     /// The rule for a path relative to the base path; `None` when exempt.
     fn rule_for(&self, rel: &str) -> Option<Rule> {
         let mut r = Some(self.default);
-        const STRICT: [&str; 4] = ["/sign-in", "/sign-up", "/change-password", "/change-email"];
-        if STRICT.iter().any(|p| rel.starts_with(p)) {
+        let credentials = CREDENTIAL_ROUTES.iter().any(|p| rel.starts_with(p));
+        if credentials {
             r = Some(rule(10, 3));
         }
         for (pattern, custom) in &self.custom {
@@ -142,26 +142,41 @@ impl RateLimiter {
                 r = *custom;
             }
         }
-        r
+        r.map(|r| Rule { credentials, ..r })
     }
 
-    /// Counts a request; `Err(seconds)` when it must wait.
-    fn hit(&self, key: String, r: Rule) -> Result<(), i64> {
+    /// Entries in the in-memory table (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| match s.lock() {
+                Ok(g) => g.map.len(),
+                Err(p) => p.into_inner().map.len(),
+            })
+            .sum()
+    }
+
+    /// Whether the in-memory table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Counts a request in memory; `Err(seconds)` when it must wait.
+    fn hit(&self, key: (IpAddr, Arc<str>), r: Rule) -> Result<(), i64> {
         let now = self.clock.now_ms();
-        let mut h = DefaultHasher::new();
-        key.hash(&mut h);
-        let idx = usize::try_from(h.finish() % SHARDS as u64).unwrap_or(0);
+        let idx = usize::try_from(self.hasher.hash_one(&key) % SHARDS as u64).unwrap_or(0);
         let Some(shard) = self.shards.get(idx) else {
             return Ok(());
         };
-        let mut map = match shard.lock() {
+        let mut shard = match shard.lock() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if map.len() >= SHARD_CAP {
-            map.retain(|_, e| now - e.last_ms < e.window_ms);
+        if now - shard.last_sweep_ms >= SWEEP_EVERY_MS {
+            shard.map.retain(|_, e| now - e.last_ms < e.window_ms);
+            shard.last_sweep_ms = now;
         }
-        match map.get_mut(&key) {
+        match shard.map.get_mut(&key) {
             Some(e) if now - e.last_ms < e.window_ms => {
                 if e.count >= r.max {
                     let wait_ms = e.last_ms + e.window_ms - now;
@@ -172,7 +187,18 @@ impl RateLimiter {
                 Ok(())
             }
             _ => {
-                map.insert(
+                if shard.map.len() >= SHARD_CAP && !shard.map.contains_key(&key) {
+                    // Full of live windows: the stalest makes room.
+                    let stalest = shard
+                        .map
+                        .iter()
+                        .min_by_key(|(_, e)| e.last_ms)
+                        .map(|(k, _)| k.clone());
+                    if let Some(k) = stalest {
+                        shard.map.remove(&k);
+                    }
+                }
+                shard.map.insert(
                     key,
                     Entry {
                         count: 1,
@@ -186,31 +212,73 @@ impl RateLimiter {
     }
 }
 
-/// The counter key and rule of a request under the base path; `None` when it is not
-/// limited.
-pub fn key_for(state: &AppState, req: &Request) -> Option<(String, Rule)> {
-    let limiter = state.rate_limiter.as_ref()?;
-    let rel = req.uri().path().strip_prefix(limiter.base_path.as_str())?;
-    let r = limiter.rule_for(rel)?;
-    let forwarded = limiter
-        .use_forwarded
-        .then(|| state.ip.client_ip(req.headers()))
-        .flatten();
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
-    let ip = forwarded.or(peer).unwrap_or_else(|| "no-trusted-ip".into());
-    Some((format!("{ip}|{rel}"), r))
+/// What a request is counted under: its client, its route, and the rule that applies.
+pub struct Counted {
+    client: IpAddr,
+    route: Arc<str>,
+    rule: Rule,
 }
 
-/// Counts a request (before routing, as Better Auth); the 429 answer when it is over its
-/// limit.
-pub async fn verdict(state: &AppState, key: String, r: Rule) -> Option<Response> {
+/// The bucket and rule of a request under the base path; `None` when it is not limited.
+/// `route` is the served path the request matched, if any.
+pub fn key_for(state: &AppState, req: &Request, route: Option<&str>) -> Option<Counted> {
     let limiter = state.rate_limiter.as_ref()?;
-    let verdict = match &limiter.redis {
-        Some((conn, prefix)) => limiter.hit_shared(conn, prefix, &key, r).await,
-        None => limiter.hit(key, r),
+    let rel = req.uri().path().strip_prefix(limiter.base_path.as_str())?;
+    let rule = limiter.rule_for(rel)?;
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let client = state
+        .ip
+        .client_addr(req.headers(), peer)
+        .map_or(IpAddr::from([0, 0, 0, 0]), |ip| state.ip.masked(ip));
+    let route = route
+        .and_then(|r| r.strip_prefix(limiter.base_path.as_str()))
+        .and_then(|rel| limiter.routes.get(rel))
+        .cloned()
+        .unwrap_or_else(|| limiter.unmatched.clone());
+    Some(Counted {
+        client,
+        route,
+        rule,
+    })
+}
+
+/// Counts a request (before routing, as Better Auth); the answer when it must not go on:
+/// 429 over its limit, 503 when the shared counter is unreachable and the policy refuses.
+pub async fn verdict(state: &AppState, c: Counted) -> Option<Response> {
+    let limiter = state.rate_limiter.as_ref()?;
+    let verdict = match &limiter.shared {
+        Some(counter) => {
+            let window = u64::try_from((c.rule.window_ms / 1000).max(1)).unwrap_or(1);
+            let key = format!("{}|{}", c.client, c.route);
+            match counter.hit(&key, window).await {
+                Ok(n) if n > c.rule.max => Err(i64::try_from(window).unwrap_or(i64::MAX)),
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    crate::metrics::rate_limit_store_failure();
+                    let refuse = match limiter.on_failure {
+                        OnStoreFailure::Open => false,
+                        OnStoreFailure::Closed => true,
+                        OnStoreFailure::ClosedForCredentials => c.rule.credentials,
+                    };
+                    tracing::warn!(error = %e, refused = refuse, "rate limit counter unavailable");
+                    if refuse {
+                        return Some(
+                            ApiError::new(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "RATE_LIMIT_UNAVAILABLE",
+                                "Too many requests cannot be told apart right now. Try again later.",
+                            )
+                            .into_response(),
+                        );
+                    }
+                    Ok(())
+                }
+            }
+        }
+        None => limiter.hit((c.client, c.route), c.rule),
     };
     let retry = verdict.err()?;
     let mut res = ApiError::message_only(
@@ -222,4 +290,59 @@ pub async fn verdict(state: &AppState, key: String, r: Rule) -> Option<Response>
         res.headers_mut().insert("x-retry-after", v);
     }
     Some(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn limiter(clock: &ManualClock) -> RateLimiter {
+        let s = Settings::default();
+        RateLimiter::new(
+            &s,
+            Arc::new(clock.clone()),
+            &["/api/auth/sign-in/email".to_string()],
+        )
+    }
+
+    #[test]
+    fn expired_windows_are_swept_as_shards_are_used() {
+        let clock = ManualClock::starting_now();
+        let l = limiter(&clock);
+        let r = l.rule_for("/get-session").unwrap();
+        for i in 0..5_000u32 {
+            let ip = IpAddr::from(i.to_be_bytes());
+            assert!(l.hit((ip, l.unmatched.clone()), r).is_ok());
+        }
+        assert_eq!(l.len(), 5_000);
+        clock.advance_secs(11);
+        // One request per shard finds its shard's windows over and sweeps them.
+        for i in 0..200u32 {
+            let ip = IpAddr::from((1_000_000 + i).to_be_bytes());
+            let _ = l.hit((ip, l.unmatched.clone()), r);
+        }
+        assert!(l.len() <= 200, "{} entries left", l.len());
+    }
+
+    #[test]
+    fn the_table_never_exceeds_its_cap() {
+        let clock = ManualClock::starting_now();
+        let l = limiter(&clock);
+        let r = l.rule_for("/get-session").unwrap();
+        for i in 0..(MAX_ENTRIES as u32 + 20_000) {
+            let ip = IpAddr::from(i.to_be_bytes());
+            let _ = l.hit((ip, l.unmatched.clone()), r);
+        }
+        assert!(l.len() <= MAX_ENTRIES, "{}", l.len());
+    }
+
+    #[test]
+    fn credential_routes_are_strict() {
+        let clock = ManualClock::starting_now();
+        let l = limiter(&clock);
+        let r = l.rule_for("/sign-in/email").unwrap();
+        assert!(r.credentials && r.max == 3);
+        assert!(!l.rule_for("/get-session").unwrap().credentials);
+    }
 }

@@ -59,7 +59,7 @@ pub async fn list_sessions(mut ctx: Ctx) -> Response {
         let list = svc.list_sessions(&cur).await?;
         // Serialised straight from the sessions: a user may have thousands, and a JSON
         // tree would copy each of them again.
-        let out: Vec<_> = list.iter().map(|s| svc.output(s)).collect();
+        let out: Vec<_> = list.iter().map(|s| svc.listed(s, &cur)).collect();
         Ok(json_response(&out, 64 + 400 * out.len()))
     }
     .await;

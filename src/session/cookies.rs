@@ -121,16 +121,54 @@ impl CookieConfig {
     }
 }
 
-/// The request's `Cookie` header(s), parsed lazily by name.
+/// Cookies read from one request at most (browsers keep about 180 per site); any beyond
+/// are ignored.
+pub const MAX_COOKIES: usize = 256;
+/// Cookie-cache chunks (`<name>.0` to `<name>.7`) read, written or expired at most: with a
+/// 16 KiB request head no more than four can ever come back.
+pub const MAX_CHUNKS: usize = 8;
+
+/// The request's `Cookie` header(s), parsed once into name and value spans (at most
+/// [`MAX_COOKIES`]).
 #[derive(Debug, Clone, Default)]
 pub struct RequestCookies {
     header: String,
+    /// (name start, name end, value start, value end) in `header`.
+    pairs: Vec<(usize, usize, usize, usize)>,
+}
+
+/// Trims ASCII whitespace off a span of `text`.
+fn trimmed(text: &str, mut start: usize, mut end: usize) -> (usize, usize) {
+    let b = text.as_bytes();
+    while start < end && b.get(start).is_some_and(u8::is_ascii_whitespace) {
+        start += 1;
+    }
+    while end > start && b.get(end - 1).is_some_and(u8::is_ascii_whitespace) {
+        end -= 1;
+    }
+    (start, end)
 }
 
 impl RequestCookies {
-    /// Wraps the joined `Cookie` header values (HTTP/2 may send several).
+    /// Parses the joined `Cookie` header values (HTTP/2 and some clients send several).
     pub fn new(header: String) -> Self {
-        Self { header }
+        let mut pairs = Vec::new();
+        let mut at = 0;
+        for part in header.split(';') {
+            let start = at;
+            at += part.len() + 1;
+            if pairs.len() >= MAX_COOKIES {
+                break;
+            }
+            let Some(eq) = part.find('=') else { continue };
+            let (ns, ne) = trimmed(&header, start, start + eq);
+            if ns == ne {
+                continue;
+            }
+            let (vs, ve) = trimmed(&header, start + eq + 1, start + part.len());
+            pairs.push((ns, ne, vs, ve));
+        }
+        Self { header, pairs }
     }
 
     /// Whether any cookie was sent.
@@ -139,13 +177,8 @@ impl RequestCookies {
     }
 
     fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.header.split(';').filter_map(|pair| {
-            let (k, v) = pair.split_once('=')?;
-            let k = k.trim();
-            if k.is_empty() {
-                return None;
-            }
-            Some((k, v.trim()))
+        self.pairs.iter().filter_map(|&(ns, ne, vs, ve)| {
+            Some((self.header.get(ns..ne)?, self.header.get(vs..ve)?))
         })
     }
 
@@ -176,18 +209,38 @@ impl RequestCookies {
         }
     }
 
-    /// Names of cookies equal to `name` or chunks `name.N`, in request order, deduplicated.
-    pub fn names_with_chunks(&self, name: &str) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
+    /// Which chunks `name.0` … `name.{MAX_CHUNKS - 1}` the request carries, as a bit set
+    /// (bit `i` for `name.i`). Other suffixes (`name.08`, `name.12`, `name.x`) are not
+    /// chunks of this service and are ignored.
+    pub fn chunk_set(&self, name: &str) -> u32 {
+        let mut set = 0u32;
         for (k, _) in self.pairs() {
-            let is_chunk = k
+            let idx = k
                 .strip_prefix(name)
                 .and_then(|rest| rest.strip_prefix('.'))
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-            if (k == name || is_chunk) && !out.iter().any(|o| o == k) {
-                out.push(k.to_owned());
+                .filter(|n| n.len() == 1)
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|i| *i < MAX_CHUNKS);
+            if let Some(i) = idx {
+                set |= 1 << i;
             }
         }
+        set
+    }
+
+    /// `name` (when sent) and the names of the chunks sent, in index order: at most
+    /// `1 + MAX_CHUNKS` names, whatever the request holds.
+    pub fn names_with_chunks(&self, name: &str) -> Vec<String> {
+        let set = self.chunk_set(name);
+        let mut out = Vec::new();
+        if self.pairs().any(|(k, _)| k == name) {
+            out.push(name.to_owned());
+        }
+        out.extend(
+            (0..MAX_CHUNKS)
+                .filter(|i| set & (1 << i) != 0)
+                .map(|i| format!("{name}.{i}")),
+        );
         out
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod cookies;
+pub mod limits;
 pub mod model;
 pub mod policy;
 pub mod revocation;

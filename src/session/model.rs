@@ -281,6 +281,8 @@ pub struct SessionOut<'a> {
     /// Better Auth's schema order (what it answers from a cookie cache) instead of its
     /// database order.
     pub schema_order: bool,
+    /// Include the token (`list-sessions` may leave it out).
+    pub show_token: bool,
 }
 
 impl Serialize for SessionOut<'_> {
@@ -293,12 +295,16 @@ impl Serialize for SessionOut<'_> {
             m.serialize_entry("updatedAt", &Iso(&x.updated_at))?;
             m.serialize_entry("userId", &x.user_id)?;
             m.serialize_entry("expiresAt", &Iso(&x.expires_at))?;
-            m.serialize_entry("token", &x.token)?;
+            if self.show_token {
+                m.serialize_entry("token", &x.token)?;
+            }
             m.serialize_entry("ipAddress", &x.ip_address)?;
             m.serialize_entry("userAgent", &x.user_agent)?;
         } else {
             m.serialize_entry("expiresAt", &Iso(&x.expires_at))?;
-            m.serialize_entry("token", &x.token)?;
+            if self.show_token {
+                m.serialize_entry("token", &x.token)?;
+            }
             m.serialize_entry("createdAt", &Iso(&x.created_at))?;
             m.serialize_entry("updatedAt", &Iso(&x.updated_at))?;
             m.serialize_entry("ipAddress", &x.ip_address)?;

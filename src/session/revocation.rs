@@ -2,46 +2,39 @@
 //!
 //! A cached `session_data` cookie lets `get-session` answer without the store, so a
 //! session revoked elsewhere would stay usable until the cache expires (Better Auth's
-//! behaviour). Here every replica keeps a deny set of recently revoked tokens (as
-//! SHA-256 hex, entries kept for the cache's lifetime), fed by its own revocations and by
-//! announcements: PostgreSQL `LISTEN sessiond_revoked` (a trigger announces every ended
-//! session row, whoever deleted it) and Redis pub/sub (sessiond announces the sessions
-//! it deletes from Redis).
+//! behaviour). Here every replica keeps a deny set of recently revoked tokens (their
+//! SHA-256, kept for the cache's lifetime), fed by its own revocations and by the stores'
+//! feeds ([`crate::store::feed`]).
 //!
-//! Announcements can be missed while a listener is disconnected, so a cache hit is only
-//! trusted when every listener is connected *and* the cached value was minted after the
-//! current connections were established; anything older is checked against the store
-//! once (and re-cached). A fresh process therefore revalidates caches minted before it
-//! started.
+//! A cache hit is trusted only when every feed currently guarantees that each end is
+//! announced, *and* the cached value was minted after the last moment that guarantee was
+//! (re)gained or the last reset (a flush, a truncation): anything older is checked against
+//! the store once, and re-cached. A fresh process therefore revalidates caches minted
+//! before it started. While a feed cannot guarantee (disconnected, Redis notifications
+//! off, the trigger missing), every hit is revalidated: slower, never stale.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
+use crate::store::feed::{token_hash, Announcement, Listener, TokenHash};
 
-/// Entries beyond this make the set reset (and every older cache be revalidated).
-const MAX_ENTRIES: usize = 1_000_000;
-/// The PostgreSQL channel the trigger announces on.
-pub const PG_CHANNEL: &str = "sessiond_revoked";
+/// Revoked tokens remembered at most (about 64 bytes each); beyond, the set is emptied and
+/// every older cache revalidated instead.
+pub const MAX_ENTRIES: usize = 200_000;
 
-/// SHA-256 hex of a token, as the trigger computes it.
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// The deny set and the health of the listeners that feed it.
+/// The deny set and the state of the feeds that fill it.
 pub struct Revocations {
     enabled: bool,
     keep_ms: i64,
     clock: Arc<dyn Clock>,
-    denied: Mutex<HashMap<String, i64>>,
+    denied: Mutex<HashMap<TokenHash, i64>>,
     count: AtomicUsize,
-    /// Listeners that must be connected; each clears its flag while disconnected.
-    listeners_down: AtomicUsize,
+    /// Feeds by number: name and, while unguaranteed, why.
+    feeds: Mutex<Vec<(&'static str, Option<&'static str>)>>,
+    /// Feeds that cannot guarantee right now.
+    unguaranteed: AtomicUsize,
     /// Caches minted before this (ms) are revalidated against the store.
     trusted_since: AtomicI64,
 }
@@ -56,7 +49,8 @@ impl Revocations {
             clock,
             denied: Mutex::new(HashMap::new()),
             count: AtomicUsize::new(0),
-            listeners_down: AtomicUsize::new(0),
+            feeds: Mutex::new(Vec::new()),
+            unguaranteed: AtomicUsize::new(0),
             trusted_since: AtomicI64::new(now),
         }
     }
@@ -66,15 +60,29 @@ impl Revocations {
         self.enabled
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenHash, i64>> {
         match self.denied.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         }
     }
 
+    fn feeds(&self) -> std::sync::MutexGuard<'_, Vec<(&'static str, Option<&'static str>)>> {
+        match self.feeds.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Caches minted until now (this millisecond included) are revalidated.
+    fn reset(&self, reason: &'static str) {
+        self.trusted_since
+            .fetch_max(self.clock.now_ms() + 1, Ordering::SeqCst);
+        crate::metrics::revocation_reset(reason);
+    }
+
     /// Records a revoked token (by its hash).
-    pub fn deny_hash(&self, hash: String) {
+    pub fn deny_hash(&self, hash: TokenHash) {
         if !self.enabled {
             return;
         }
@@ -85,7 +93,7 @@ impl Revocations {
             if map.len() >= MAX_ENTRIES {
                 // Too many to remember: forget them all and revalidate every older cache.
                 map.clear();
-                self.trusted_since.fetch_max(now, Ordering::SeqCst);
+                self.reset("deny set full");
             }
         }
         map.insert(hash, now + self.keep_ms);
@@ -104,7 +112,7 @@ impl Revocations {
         if !self.enabled {
             return true;
         }
-        if self.listeners_down.load(Ordering::SeqCst) > 0 {
+        if self.unguaranteed.load(Ordering::SeqCst) > 0 {
             return false;
         }
         if minted_ms.is_none_or(|m| m < self.trusted_since.load(Ordering::SeqCst)) {
@@ -114,134 +122,141 @@ impl Revocations {
             return true;
         }
         let now = self.clock.now_ms();
-        let hash = token_hash(token);
-        self.lock().get(&hash).is_none_or(|until| *until <= now)
+        self.lock()
+            .get(&token_hash(token))
+            .is_none_or(|until| *until <= now)
     }
 
-    /// A listener that must be connected exists; it starts disconnected.
-    fn register_listener(&self) {
-        self.listeners_down.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// A listener (re)connected: caches minted from now on can be trusted.
-    fn listener_up(&self, was_down: &AtomicBool) {
-        self.trusted_since
-            .fetch_max(self.clock.now_ms(), Ordering::SeqCst);
-        if was_down.swap(false, Ordering::SeqCst) {
-            self.listeners_down.fetch_sub(1, Ordering::SeqCst);
+    /// Whether every revocation reaches this replica at once, and if not, why (for
+    /// `/readyz`).
+    pub fn guarantee(&self) -> Result<(), &'static str> {
+        match self.feeds().iter().find_map(|(_, why)| *why) {
+            None => Ok(()),
+            Some(why) => Err(why),
         }
     }
+}
 
-    /// A listener lost its connection.
-    fn listener_down(&self, was_down: &AtomicBool) {
-        if !was_down.swap(true, Ordering::SeqCst) {
-            self.listeners_down.fetch_add(1, Ordering::SeqCst);
-        }
+impl Listener for Revocations {
+    fn register(&self, name: &'static str) -> usize {
+        let mut feeds = self.feeds();
+        feeds.push((name, Some("starting")));
+        self.unguaranteed.fetch_add(1, Ordering::SeqCst);
+        crate::metrics::revocation_guaranteed(false);
+        feeds.len() - 1
     }
 
-    /// Whether every listener is connected (for `/readyz`).
-    pub fn listeners_connected(&self) -> bool {
-        self.listeners_down.load(Ordering::SeqCst) == 0
-    }
-
-    /// Follows the PostgreSQL trigger's announcements until the process ends.
-    pub fn spawn_pg_listener(self: &Arc<Self>, pool: sqlx::PgPool) {
+    fn announce(&self, source: usize, a: Announcement) {
         if !self.enabled {
             return;
         }
-        self.register_listener();
-        let this = self.clone();
-        tokio::spawn(async move {
-            let down = AtomicBool::new(true);
-            loop {
-                let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "revocation listener cannot connect");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                        continue;
-                    }
+        match a {
+            Announcement::Revoked(hash) => self.deny_hash(hash),
+            Announcement::Reset(why) => self.reset(why),
+            Announcement::Guaranteed | Announcement::Unguaranteed(_) => {
+                let mut feeds = self.feeds();
+                let Some((_, state)) = feeds.get_mut(source) else {
+                    return;
                 };
-                if let Err(e) = listener.listen(PG_CHANNEL).await {
-                    tracing::warn!(error = %e, "revocation listener cannot LISTEN");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
-                this.listener_up(&down);
-                while let Ok(Some(n)) = listener.try_recv().await {
-                    this.deny_hash(n.payload().to_owned());
-                }
-                tracing::warn!("revocation listener disconnected; cache hits are revalidated");
-                this.listener_down(&down);
-            }
-        });
-    }
-
-    /// Follows revocations announced on Redis until the process ends: sessiond's own
-    /// announcements on `channel`, and — when `deletions` gives the key prefix — Redis's
-    /// keyspace events for deleted keys, so that a session key deleted by another
-    /// application (a Better Auth app sharing the Redis) counts too.
-    pub fn spawn_redis_listener(
-        self: &Arc<Self>,
-        client: redis::Client,
-        channel: String,
-        deletions: Option<String>,
-    ) {
-        use futures::StreamExt;
-        if !self.enabled {
-            return;
-        }
-        self.register_listener();
-        let this = self.clone();
-        tokio::spawn(async move {
-            let down = AtomicBool::new(true);
-            loop {
-                let mut pubsub = match client.get_async_pubsub().await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "revocation subscriber cannot connect");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                        continue;
-                    }
-                };
-                if let Err(e) = pubsub.subscribe(&channel).await {
-                    tracing::warn!(error = %e, "revocation subscriber cannot SUBSCRIBE");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
-                let db = client.get_connection_info().redis_settings().db();
-                let del_channel = format!("__keyevent@{db}__:del");
-                if deletions.is_some() {
-                    if let Err(e) = pubsub.subscribe(&del_channel).await {
-                        tracing::warn!(error = %e, "cannot follow Redis key deletions");
-                    }
-                }
-                this.listener_up(&down);
-                {
-                    let mut stream = pubsub.on_message();
-                    while let Some(msg) = stream.next().await {
-                        let Ok(payload) = msg.get_payload::<String>() else {
-                            continue;
-                        };
-                        if msg.get_channel_name() == del_channel {
-                            // A deleted key: a session key is `<prefix><32-char token>`.
-                            let token = deletions
-                                .as_deref()
-                                .and_then(|p| payload.strip_prefix(p))
-                                .filter(|t| {
-                                    t.len() == 32 && t.bytes().all(|b| b.is_ascii_alphanumeric())
-                                });
-                            if let Some(t) = token {
-                                this.deny(t);
-                            }
-                        } else {
-                            this.deny_hash(payload);
+                let was_down = state.is_some();
+                match a {
+                    Announcement::Guaranteed => {
+                        // Ends missed while it could not guarantee: caches minted until now
+                        // are revalidated.
+                        self.trusted_since
+                            .fetch_max(self.clock.now_ms(), Ordering::SeqCst);
+                        *state = None;
+                        if was_down {
+                            self.unguaranteed.fetch_sub(1, Ordering::SeqCst);
                         }
                     }
+                    Announcement::Unguaranteed(why) => {
+                        *state = Some(why);
+                        if !was_down {
+                            self.unguaranteed.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    _ => {}
                 }
-                tracing::warn!("revocation subscriber disconnected; cache hits are revalidated");
-                this.listener_down(&down);
+                crate::metrics::revocation_guaranteed(
+                    self.unguaranteed.load(Ordering::SeqCst) == 0,
+                );
             }
-        });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn set() -> (Revocations, ManualClock) {
+        let clock = ManualClock::starting_now();
+        (Revocations::new(true, 300, Arc::new(clock.clone())), clock)
+    }
+
+    #[test]
+    fn caches_are_trusted_only_while_every_feed_guarantees() {
+        let (r, clock) = set();
+        let feed = r.register("test");
+        clock.advance_secs(1);
+        assert!(
+            !r.allows_cached("t", Some(clock.now_ms())),
+            "a starting feed"
+        );
+        r.announce(feed, Announcement::Guaranteed);
+        let minted_before = clock.now_ms() - 1;
+        clock.advance_secs(1);
+        let minted = clock.now_ms();
+        assert!(r.allows_cached("t", Some(minted)));
+        assert!(
+            !r.allows_cached("t", Some(minted_before)),
+            "minted before the guarantee"
+        );
+        r.announce(feed, Announcement::Unguaranteed("down"));
+        assert!(!r.allows_cached("t", Some(minted)));
+        assert_eq!(r.guarantee(), Err("down"));
+        clock.advance_secs(1);
+        r.announce(feed, Announcement::Guaranteed);
+        assert!(
+            !r.allows_cached("t", Some(minted)),
+            "minted while it could not guarantee"
+        );
+        clock.advance_secs(1);
+        assert!(r.allows_cached("t", Some(clock.now_ms())));
+        assert_eq!(r.guarantee(), Ok(()));
+    }
+
+    #[test]
+    fn resets_and_revocations() {
+        let (r, clock) = set();
+        let feed = r.register("test");
+        r.announce(feed, Announcement::Guaranteed);
+        clock.advance_secs(1);
+        let minted = clock.now_ms();
+        r.announce(feed, Announcement::Revoked(token_hash("gone")));
+        assert!(!r.allows_cached("gone", Some(minted)));
+        assert!(r.allows_cached("kept", Some(minted)));
+        clock.advance_secs(1);
+        r.announce(feed, Announcement::Reset("flush"));
+        assert!(
+            !r.allows_cached("kept", Some(minted)),
+            "minted before the reset"
+        );
+    }
+
+    #[test]
+    fn a_full_deny_set_empties_and_revalidates() {
+        let (r, clock) = set();
+        clock.advance_secs(1);
+        let minted = clock.now_ms();
+        for i in 0..MAX_ENTRIES as u32 + 1 {
+            let mut h = [0u8; 32];
+            h[..4].copy_from_slice(&i.to_le_bytes());
+            r.deny_hash(h);
+        }
+        assert_eq!(r.count.load(Ordering::Relaxed), 1);
+        assert!(!r.allows_cached("any", Some(minted)));
     }
 }

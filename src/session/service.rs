@@ -18,7 +18,8 @@ use crate::crypto::signed::SigningKey;
 use crate::crypto::token::generate_id;
 use crate::error::{codes, ApiError};
 use crate::session::cache::{CacheCodec, Strategy};
-use crate::session::cookies::{CookieConfig, RequestCookies};
+use crate::session::cookies::{CookieConfig, RequestCookies, MAX_CHUNKS};
+use crate::session::limits;
 use crate::session::model::{Session, SessionOut, User, UserSchemaOrder};
 use crate::session::policy::Policy;
 use crate::session::revocation::Revocations;
@@ -136,6 +137,7 @@ struct Inner {
     email_password: EmailPasswordSettings,
     fields: Vec<(String, AdditionalField)>,
     hidden_fields: Vec<String>,
+    list_tokens: crate::config::ListSessionsTokens,
     cache: CacheSetup,
     revocations: Arc<Revocations>,
 }
@@ -151,6 +153,9 @@ struct CacheSetup {
     refresh_within_ms: Option<i64>,
     /// Without a server store the cookie is the session, even for sensitive routes.
     authoritative: bool,
+    /// Largest value written: the accepted request head less 4 KiB for the request line,
+    /// the other headers and cookies, so that the browser can still send it back.
+    max_bytes: usize,
     memo: Memo,
 }
 
@@ -182,6 +187,7 @@ impl CacheSetup {
             version: cc.version.clone(),
             refresh_within_ms,
             authoritative: stateless,
+            max_bytes: settings.server.max_header_bytes.saturating_sub(4096),
             memo: Memo::default(),
         }
     }
@@ -205,8 +211,10 @@ struct Memo {
     map: std::sync::Mutex<std::collections::HashMap<String, Arc<Decoded>>>,
 }
 
-/// Entries kept (a few MiB at most).
-const MEMO_CAP: usize = 2048;
+/// Entries kept: with values of at most [`MEMO_MAX_VALUE`] bytes, a few MiB at most.
+const MEMO_CAP: usize = 1024;
+/// Longer values are decoded every time rather than remembered.
+const MEMO_MAX_VALUE: usize = 4096;
 
 impl Memo {
     fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Arc<Decoded>>> {
@@ -221,6 +229,9 @@ impl Memo {
     }
 
     fn put(&self, raw: &str, d: Arc<Decoded>) {
+        if raw.len() > MEMO_MAX_VALUE {
+            return;
+        }
         let mut map = self.lock();
         if map.len() >= MEMO_CAP {
             map.clear();
@@ -231,8 +242,6 @@ impl Memo {
 
 /// Better Auth's per-cookie size limit, attributes included.
 const MAX_COOKIE_SIZE: usize = 4050;
-/// More chunks than this and the cache is skipped.
-const MAX_CHUNKS: usize = 100;
 
 impl SessionService {
     /// Builds the service from settings, a store, a clock and the signing key.
@@ -274,6 +283,7 @@ impl SessionService {
                 email_password: ep,
                 fields,
                 hidden_fields,
+                list_tokens: settings.session.list_sessions_tokens,
                 cache: CacheSetup::new(settings, secret),
                 revocations,
             }),
@@ -335,6 +345,22 @@ impl SessionService {
             session: s,
             hidden: &self.inner.hidden_fields,
             schema_order: false,
+            show_token: true,
+        }
+    }
+
+    /// A session as `list-sessions` shows it to the holder of `cur`: its token only as
+    /// `session.list_sessions_tokens` allows (every one, the caller's own, or none).
+    pub fn listed<'a>(&'a self, s: &'a Session, cur: &Current) -> SessionOut<'a> {
+        use crate::config::ListSessionsTokens as T;
+        let show_token = match self.inner.list_tokens {
+            T::All => true,
+            T::Current => s.token == cur.session.token,
+            T::None => false,
+        };
+        SessionOut {
+            show_token,
+            ..self.output(s)
         }
     }
 
@@ -346,6 +372,7 @@ impl SessionService {
                 session: &c.session,
                 hidden: &self.inner.hidden_fields,
                 schema_order: c.from_cache,
+                show_token: true,
             },
             user: &c.user,
             needs_refresh: c.needs_refresh,
@@ -441,15 +468,21 @@ impl SessionService {
         let overhead = c.set(&format!("{name}.99"), "", max_age).len();
         let chunk_size = MAX_COOKIE_SIZE.saturating_sub(overhead).max(1);
         let mut written: Vec<String> = Vec::new();
-        if value.len() <= chunk_size {
+        let count = value.len().div_ceil(chunk_size);
+        if value.len() > cache.max_bytes || count > MAX_CHUNKS {
+            // The browser could not send it back: answer from the store instead.
+            static WARNED: std::sync::atomic::AtomicBool =
+                std::sync::atomic::AtomicBool::new(false);
+            if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!(
+                    bytes = value.len(),
+                    "cookie cache too large for a request head; not written (logged once)"
+                );
+            }
+        } else if value.len() <= chunk_size {
             out.push(c.set(name, &value, max_age));
             written.push(name.clone());
         } else {
-            let count = value.len().div_ceil(chunk_size);
-            if count > MAX_CHUNKS {
-                tracing::warn!(chunks = count, "cookie cache too large; not written");
-                return;
-            }
             // The value is ASCII (base64url and dots), so byte chunks are char chunks.
             for (i, part) in value.as_bytes().chunks(chunk_size).enumerate() {
                 let chunk_name = format!("{name}.{i}");
@@ -470,19 +503,15 @@ impl SessionService {
         if let Some(v) = req.get(name) {
             return Some(v);
         }
-        let mut chunks: Vec<(usize, Cow<'r, str>)> = req
-            .names_with_chunks(name)
-            .into_iter()
-            .filter_map(|n| {
-                let idx = n.rsplit('.').next()?.parse::<usize>().ok()?;
-                Some((idx, req.get(&n)?))
-            })
-            .collect();
-        if chunks.is_empty() {
+        let set = req.chunk_set(name);
+        if set == 0 {
             return None;
         }
-        chunks.sort_by_key(|(i, _)| *i);
-        Some(Cow::Owned(chunks.into_iter().map(|(_, v)| v).collect()))
+        let joined: String = (0..MAX_CHUNKS)
+            .filter(|i| set & (1 << i) != 0)
+            .filter_map(|i| req.get(&format!("{name}.{i}")))
+            .collect();
+        Some(Cow::Owned(joined))
     }
 
     fn expire_cache(&self, req: &RequestCookies, out: &mut Vec<String>) {
@@ -701,7 +730,9 @@ impl SessionService {
             created_at: now,
             updated_at: now,
             ip_address: Some(client.ip_address.clone()),
-            user_agent: Some(client.user_agent.clone()),
+            user_agent: Some(
+                limits::cut(&client.user_agent, limits::MAX_USER_AGENT_BYTES).to_owned(),
+            ),
             extra,
         }
     }
@@ -938,6 +969,12 @@ impl SessionService {
                     ));
                 }
                 continue;
+            }
+            if let Some(problem) = v
+                .as_str()
+                .and_then(|t| limits::text_problem(t, limits::MAX_FIELD_CHARS))
+            {
+                return Err(ApiError::validation(format!("[body.{name}] {problem}")));
             }
             if !v.is_null() && !field_type_matches(field.kind, v) {
                 let expected = match field.kind {

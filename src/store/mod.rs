@@ -2,8 +2,11 @@
 //! over PostgreSQL or embedded SQLite ([`sql`]). All SQL of the service lives under this
 //! module; nothing above it sees a query or a connection.
 
+pub mod feed;
 pub mod memory;
+pub mod rate;
 pub mod redis;
+pub mod redis_feed;
 pub mod sql;
 
 use async_trait::async_trait;

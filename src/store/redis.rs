@@ -15,7 +15,8 @@
 //! Revocation is atomic per session: one script deletes the token key and its list entry
 //! together, and refreshes and updates are compare-and-set, so a refresh racing a
 //! revocation can never bring the session back. Every revocation is announced on
-//! `<prefix>sessiond:revoked` for the other replicas' cookie-cache deny sets.
+//! `<prefix>sessiond:revoked` for the other replicas' cookie-cache deny sets, by the same
+//! script that deletes the keys: one never happens without the other.
 
 use std::sync::Arc;
 
@@ -25,10 +26,11 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use serde_json::{json, Map, Value};
 
+use super::feed::token_hash;
+use super::redis_feed::channel;
 use super::{EndTarget, NewCredentialAccount, Store, StoreError, Touched};
 use crate::clock::Clock;
 use crate::session::model::{Session, SessionOut, User};
-use crate::session::revocation::token_hash;
 
 /// Rewrites a user's active-session list atomically.
 /// KEYS[1] list, KEYS[2] token key (for "add": only added while it exists).
@@ -77,17 +79,21 @@ end
 return #out
 "#;
 
-/// Deletes token keys and their list entries in one step.
-/// KEYS[1] list, KEYS[2..] token keys; ARGV[1] now, ARGV[2..] tokens (same order).
+/// Deletes token keys and their list entries in one step, and announces each token's hash.
+/// KEYS[1] list, KEYS[2..] token keys; ARGV[1] now, ARGV[2] channel, then for each key (same
+/// order) its token and its token's SHA-256 hex.
 const REVOKE_SCRIPT: &str = r#"
 local deleted = 0
-for i = 2, #KEYS do deleted = deleted + redis.call('DEL', KEYS[i]) end
+for i = 2, #KEYS do
+  deleted = deleted + redis.call('DEL', KEYS[i])
+  redis.call('PUBLISH', ARGV[2], ARGV[2 * i])
+end
 local raw = redis.call('GET', KEYS[1])
 if raw then
   local ok, list = pcall(cjson.decode, raw)
   if ok and type(list) == 'table' then
     local drop = {}
-    for i = 2, #ARGV do drop[ARGV[i]] = true end
+    for i = 3, #ARGV, 2 do drop[ARGV[i]] = true end
     local now = tonumber(ARGV[1])
     local parts, last = {}, nil
     for _, e in ipairs(list) do
@@ -151,7 +157,7 @@ fn ttl_secs(at: DateTime<Utc>, now_ms: i64) -> i64 {
 }
 
 fn stored_value(session: &Session, user: &User) -> String {
-    json!({ "session": SessionOut { session, hidden: &[], schema_order: false }, "user": user })
+    json!({ "session": SessionOut { session, hidden: &[], schema_order: false, show_token: true }, "user": user })
         .to_string()
 }
 
@@ -200,11 +206,6 @@ impl RedisStore {
             },
             client,
         ))
-    }
-
-    /// The pub/sub channel revocations are announced on.
-    pub fn channel(prefix: &str) -> String {
-        format!("{prefix}sessiond:revoked")
     }
 
     fn key(&self, token: &str) -> String {
@@ -271,16 +272,11 @@ impl RedisStore {
         for t in tokens {
             inv.key(self.key(t));
         }
-        inv.arg(self.clock.now_ms());
+        inv.arg(self.clock.now_ms()).arg(channel(&self.opts.prefix));
         for t in tokens {
-            inv.arg(t);
+            inv.arg(t).arg(hex::encode(token_hash(t)));
         }
         let deleted: u64 = inv.invoke_async(&mut c).await?;
-        for t in tokens {
-            let _: Result<i64, _> = c
-                .publish(Self::channel(&self.opts.prefix), token_hash(t))
-                .await;
-        }
         Ok(deleted)
     }
 
@@ -541,8 +537,12 @@ impl Store for RedisStore {
                     self.revoke_in_redis(&u, &[token.to_owned()]).await?;
                 }
                 None => {
+                    // An unreadable value: no owner to update, but announced all the same.
                     let mut c = self.conn.clone();
                     let _: i64 = c.del(self.key(token)).await?;
+                    let _: i64 = c
+                        .publish(channel(&self.opts.prefix), hex::encode(token_hash(token)))
+                        .await?;
                 }
             }
         }

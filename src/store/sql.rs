@@ -61,8 +61,10 @@ pub async fn connect(
     migrate: bool,
 ) -> Result<Connected, StoreError> {
     let url = if db.url.is_empty() {
-        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Unavailable(e.into()))?;
-        format!("sqlite://{}", data_dir.join("sessiond.db").display())
+        let file = data_dir.join("sessiond.db");
+        private_dir(data_dir).map_err(|e| StoreError::Unavailable(e.into()))?;
+        private_file(&file).map_err(|e| StoreError::Unavailable(e.into()))?;
+        format!("sqlite://{}", file.display())
     } else {
         db.url.clone()
     };
@@ -148,6 +150,52 @@ pub async fn connect(
         Err(StoreError::Backend(Box::new(sqlx::Error::Configuration(
             "database.url must start with postgres://, postgresql:// or sqlite:".into(),
         ))))
+    }
+}
+
+/// Creates `dir` (and its parents) readable by this user only (0700), as the database and
+/// the generated secret inside it are. An existing directory is left as it is, with a
+/// warning when others can read it.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        if let Ok(meta) = std::fs::metadata(dir) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(dir = %dir.display(), "the data directory is readable by other users");
+            }
+            return Ok(());
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
+}
+
+/// Creates the SQLite file empty and private (0600) before SQLite opens it: SQLite gives
+/// its journal and WAL files the database file's permissions.
+fn private_file(file: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(file)
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        Ok(())
     }
 }
 

@@ -117,8 +117,11 @@ async fn forward_auth_accepts_bearer_tokens(b: Backend) {
 }
 
 async fn forward_auth_redirect_mode(b: Backend) {
-    let app = app!(b, |s| s.forward_auth.sign_in_url =
-        "https://app.example/login".into());
+    let app = app!(b, |s| {
+        s.forward_auth.sign_in_url = "https://app.example/login".into();
+        // Only trusted origins are handed to the sign-in page as the way back.
+        s.trusted_origins = vec!["https://app.example".into(), "https://a.example".into()];
+    });
     let url = format!("http://{}/forward-auth?redirect=1", app.addr);
     let res = app
         .client

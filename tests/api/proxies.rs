@@ -93,6 +93,35 @@ fn recipe(file: &str, listen: u16, sessiond: u16, upstream: u16, dir: &std::path
         .replace("/var/lib/sessiond-proxy", &dir.display().to_string())
 }
 
+/// nginx running the recipe in front of sessiond and the upstream; its port.
+async fn start_nginx(sessiond: u16, upstream: u16) -> ((Proc, tempfile::TempDir), u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = recipe("nginx.conf", port, sessiond, upstream, dir.path());
+    let conf = format!(
+        "daemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\naccess_log off;\n\
+         client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;\n\
+         uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n{conf}\n}}\n",
+        d = dir.path().display()
+    );
+    let path = dir.path().join("nginx.conf");
+    std::fs::write(&path, conf).unwrap();
+    let child = Command::new("nginx")
+        .args([
+            "-p",
+            &dir.path().display().to_string(),
+            "-c",
+            &path.display().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let guard = Proc(child);
+    wait_for(port).await;
+    ((guard, dir), port)
+}
+
 async fn through(proxy: u16, path: &str, cookie: Option<&str>) -> (u16, HeaderMap, String) {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -141,30 +170,7 @@ async fn nginx_auth_request() {
     let app = spawn(Backend::Sqlite).await.unwrap();
     let sd_port: u16 = app.addr.rsplit(':').next().unwrap().parse().unwrap();
     let upstream = echo_upstream().await;
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let conf = recipe("nginx.conf", port, sd_port, upstream, dir.path());
-    let conf = format!(
-        "daemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\naccess_log off;\n\
-         client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;\n\
-         uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n{conf}\n}}\n",
-        d = dir.path().display()
-    );
-    let path = dir.path().join("nginx.conf");
-    std::fs::write(&path, conf).unwrap();
-    let child = Command::new("nginx")
-        .args([
-            "-p",
-            &dir.path().display().to_string(),
-            "-c",
-            &path.display().to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let _guard = Proc(child);
-    wait_for(port).await;
+    let (_nginx, port) = start_nginx(sd_port, upstream).await;
     scenario(&app, port, 401).await;
 
     // A refreshed session cookie reaches the browser through the proxy.
@@ -196,15 +202,17 @@ async fn caddy_forward_auth() {
     if !have("caddy") {
         return;
     }
-    let app = spawn_with(Backend::Sqlite, |s| {
-        s.forward_auth.sign_in_url = "https://app.example/login".into()
+    let port = free_port();
+    let app = spawn_with(Backend::Sqlite, move |s| {
+        s.forward_auth.sign_in_url = "https://app.example/login".into();
+        // The way back is handed to the sign-in page only for a trusted origin.
+        s.trusted_origins = vec![format!("http://127.0.0.1:{port}")];
     })
     .await
     .unwrap();
     let sd_port: u16 = app.addr.rsplit(':').next().unwrap().parse().unwrap();
     let upstream = echo_upstream().await;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let conf = recipe("Caddyfile", port, sd_port, upstream, dir.path());
     let path = dir.path().join("Caddyfile");
     std::fs::write(&path, conf).unwrap();
@@ -235,4 +243,48 @@ async fn caddy_forward_auth() {
         "{location}"
     );
     assert!(location.ends_with("%2Fapp%2Fpage"), "{location}");
+}
+
+/// Sign-ins through the nginx recipe from two client addresses (127.0.0.2 and 127.0.0.3,
+/// both loopback): each has its own rate-limit bucket, because sessiond believes the
+/// proxy's X-Forwarded-For (the proxy is trusted) and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_recipe_keeps_clients_apart() {
+    if !have("nginx") {
+        return;
+    }
+    let app = spawn_with(Backend::Sqlite, |s| {
+        s.rate_limit.enabled = Some(true);
+        s.advanced.ip_address.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await
+    .unwrap();
+    let sd_port: u16 = app.addr.rsplit(':').next().unwrap().parse().unwrap();
+    let upstream = echo_upstream().await;
+    let (_nginx, port) = start_nginx(sd_port, upstream).await;
+    let from = |ip: [u8; 4]| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(ip))
+            .build()
+            .unwrap()
+    };
+    let body = json!({"email": "nobody@example.com", "password": "wrong-password"});
+    let url = format!("http://127.0.0.1:{port}/api/auth/sign-in/email");
+    let a = from([127, 0, 0, 2]);
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        // A forged X-Forwarded-For from the client is appended to, never believed.
+        let res = a
+            .post(&url)
+            .header("x-forwarded-for", format!("10.9.9.{}", seen.len()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        seen.push(res.status().as_u16());
+    }
+    assert_eq!(seen, vec![401, 401, 401, 429]);
+    let b = from([127, 0, 0, 3]);
+    let res = b.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(res.status(), 401, "another client is not locked out");
 }

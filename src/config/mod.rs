@@ -5,12 +5,16 @@
 //! variables (`BETTER_AUTH_SECRET`, `BETTER_AUTH_URL`, `BETTER_AUTH_TRUSTED_ORIGINS`) and
 //! `DATABASE_URL`, `REDIS_URL`, `HOST`, `PORT` are honoured under the `SESSIOND_` ones.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod load;
+mod validate;
 
-use figment::providers::{Env, Format, Serialized, Toml};
-use figment::Figment;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
+
+pub use load::ConfigError;
+pub use validate::{check_origin_pattern, MAX_DURATION_SECS};
 
 /// Where the service runs; production refuses weak configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -62,6 +66,8 @@ pub struct Settings {
     pub server: ServerSettings,
     /// Prometheus metrics.
     pub metrics: MetricsSettings,
+    /// The operations endpoints (`/metrics`, `/readyz` detail, `/openapi.json`).
+    pub ops: OpsSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -131,6 +137,7 @@ impl Default for Settings {
             rate_limit: RateLimitSettings::default(),
             server: ServerSettings::default(),
             metrics: MetricsSettings::default(),
+            ops: OpsSettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -170,9 +177,9 @@ pub struct RedisSettings {
     /// Prefix of every key (Better Auth core: none; `@better-auth/redis-storage`:
     /// `better-auth:`).
     pub key_prefix: String,
-    /// Turn on Redis keyspace notifications for deleted keys, so that sessions deleted by
-    /// other applications are refused by cookie caches at once.
-    pub keyspace_notifications: bool,
+    /// How session keys deleted by other applications (a Better Auth app sharing this
+    /// Redis, an operator) are learned: through Redis keyspace notifications.
+    pub keyspace_notifications: KeyspaceNotifications,
 }
 
 impl Default for RedisSettings {
@@ -180,7 +187,49 @@ impl Default for RedisSettings {
         Self {
             url: String::new(),
             key_prefix: String::new(),
-            keyspace_notifications: true,
+            keyspace_notifications: KeyspaceNotifications::Check,
+        }
+    }
+}
+
+/// Whether sessiond may rely on, or set, Redis's `notify-keyspace-events`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyspaceNotifications {
+    /// Read the setting on every connection and every second: while deletions are not
+    /// announced (flags `E`, `g` and `e` missing), cookie-cache hits are revalidated.
+    Check,
+    /// As `check`, and set the missing flags (`CONFIG SET`) whenever they are missing:
+    /// changes the configuration of a shared Redis, so only when allowed.
+    Configure,
+    /// The operator guarantees the flags (e.g. a managed Redis's parameter group).
+    Assume,
+    /// Do not follow deletions by others: a key deleted outside sessiond stays usable from
+    /// a cookie cache until it expires (Better Auth's behaviour).
+    Off,
+}
+
+impl<'de> Deserialize<'de> for KeyspaceNotifications {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Earlier versions took a boolean: true configured Redis, false did nothing.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Flag(bool),
+            Name(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Flag(true) => Ok(Self::Configure),
+            Raw::Flag(false) => Ok(Self::Off),
+            Raw::Name(n) => match n.as_str() {
+                "check" => Ok(Self::Check),
+                "configure" | "true" => Ok(Self::Configure),
+                "assume" => Ok(Self::Assume),
+                "off" | "false" => Ok(Self::Off),
+                other => Err(serde::de::Error::custom(format!(
+                    "expected check, configure, assume or off, not {other:?}"
+                ))),
+            },
         }
     }
 }
@@ -211,6 +260,22 @@ pub struct SessionSettings {
     /// With Redis and `store_session_in_database`: end revoked rows (`expiresAt = now`)
     /// instead of deleting them, for audit.
     pub preserve_session_in_database: bool,
+    /// Which tokens `list-sessions` shows: every session's (Better Auth's behaviour), the
+    /// caller's own only, or none (revoke by id instead).
+    pub list_sessions_tokens: ListSessionsTokens,
+}
+
+/// The tokens `list-sessions` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ListSessionsTokens {
+    /// Every session's token (Better Auth).
+    #[default]
+    All,
+    /// Only the calling session's.
+    Current,
+    /// None: sessions are revoked by id.
+    None,
 }
 
 /// Better Auth's `session.cookieCache`.
@@ -259,6 +324,7 @@ impl Default for SessionSettings {
             cookie_cache: CookieCacheSettings::default(),
             store_session_in_database: false,
             preserve_session_in_database: false,
+            list_sessions_tokens: ListSessionsTokens::All,
         }
     }
 }
@@ -435,6 +501,22 @@ pub struct RateLimitSettings {
     /// Per-path rules (exact path under the base path, or a `*` glob), overriding the
     /// defaults and the built-in sign-in rule.
     pub custom_rules: BTreeMap<String, RateLimitRule>,
+    /// What a limited request gets while the shared counter (Redis) cannot be reached.
+    pub on_store_failure: OnStoreFailure,
+}
+
+/// The rate limiter's answer when its shared counter is unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnStoreFailure {
+    /// Refuse (503) the routes that check credentials (sign-in, sign-up,
+    /// change-password: 3 per 10 s rules and stricter), let the rest through.
+    #[default]
+    ClosedForCredentials,
+    /// Refuse every limited request.
+    Closed,
+    /// Let every request through (logged).
+    Open,
 }
 
 impl Default for RateLimitSettings {
@@ -445,6 +527,7 @@ impl Default for RateLimitSettings {
             max: 100,
             storage: String::new(),
             custom_rules: BTreeMap::new(),
+            on_store_failure: OnStoreFailure::ClosedForCredentials,
         }
     }
 }
@@ -482,6 +565,16 @@ pub struct ServerSettings {
     pub body_limit: usize,
     /// Seconds in-flight requests get to finish after SIGTERM.
     pub shutdown_grace: u64,
+    /// Largest request head (request line and headers, cookies included), in bytes; 431
+    /// beyond. Node's default, which Better Auth apps already live with.
+    pub max_header_bytes: usize,
+    /// Seconds a client has to send a whole request head once it has started one.
+    pub header_read_timeout: u64,
+    /// Seconds an idle keep-alive connection is kept open (and a stalled response write).
+    pub idle_timeout: u64,
+    /// Open connections at most; beyond, the longest-idle ones are closed to admit new
+    /// ones. Lowered to fit the process's file descriptor limit.
+    pub max_connections: usize,
 }
 
 impl Default for ServerSettings {
@@ -490,6 +583,10 @@ impl Default for ServerSettings {
             request_timeout: 30,
             body_limit: 65_536,
             shutdown_grace: 30,
+            max_header_bytes: 16_384,
+            header_read_timeout: 10,
+            idle_timeout: 75,
+            max_connections: 1_024,
         }
     }
 }
@@ -498,19 +595,26 @@ impl Default for ServerSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsSettings {
-    /// Serve `/metrics`.
+    /// Record and serve `/metrics`.
     pub enabled: bool,
-    /// `host:port` of a separate listener for `/metrics`; empty: the main listener.
-    pub listen: String,
 }
 
 impl Default for MetricsSettings {
     fn default() -> Self {
-        Self {
-            enabled: true,
-            listen: String::new(),
-        }
+        Self { enabled: true }
     }
+}
+
+/// Where the operations endpoints are served: `/metrics`, `/openapi.json` and `/readyz`
+/// with each check's detail. `/healthz` and a bare `/readyz` status are always on the main
+/// listener, for probes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpsSettings {
+    /// `host:port` of a private listener serving them (and `/healthz`); empty: none.
+    pub listen: String,
+    /// Serve them on the main listener too. Unset: yes in development, no in production.
+    pub on_main_listener: Option<bool>,
 }
 
 /// Logging settings.
@@ -532,136 +636,7 @@ impl Default for LogSettings {
     }
 }
 
-/// A configuration that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A value could not be read; the message names the key and where it came from.
-    #[error("configuration: {0}")]
-    Invalid(String),
-}
-
-impl From<figment::Error> for ConfigError {
-    fn from(e: figment::Error) -> Self {
-        // Name the key and where its value came from, e.g.
-        // "session.expires_in (environment variable SESSIOND_SESSION__EXPIRES_IN): …".
-        let mut msgs = Vec::new();
-        for err in e {
-            let key = err.path.join(".").to_lowercase();
-            let source = match err.metadata.as_ref() {
-                Some(m) if m.name.contains("SESSIOND_") => {
-                    format!(
-                        "environment variable SESSIOND_{}",
-                        key.to_uppercase().replace('.', "__")
-                    )
-                }
-                Some(m) if m.name.contains("environment") => format!(
-                    "environment variable {}",
-                    match key.as_str() {
-                        "secret" => "BETTER_AUTH_SECRET",
-                        "base_url" => "BETTER_AUTH_URL",
-                        "database.url" => "DATABASE_URL",
-                        "redis.url" => "REDIS_URL",
-                        "host" => "HOST",
-                        _ => "PORT",
-                    }
-                ),
-                Some(m) => match &m.source {
-                    Some(src) => format!("{} {src}", m.name),
-                    None => m.name.to_string(),
-                },
-                None => "defaults".into(),
-            };
-            let what = match &err.kind {
-                figment::error::Kind::UnknownField(f, _) => {
-                    format!("unknown option {:?}", f.to_lowercase())
-                }
-                other => other.to_string(),
-            };
-            if key.is_empty() {
-                msgs.push(format!("{what} (from {source})"));
-            } else {
-                msgs.push(format!("invalid value for {key} (from {source}): {what}"));
-            }
-        }
-        ConfigError::Invalid(msgs.join("; "))
-    }
-}
-
 impl Settings {
-    /// Loads defaults < `file` (or `config/default.toml` when present) < environment.
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut fig = Figment::from(Serialized::defaults(Settings::default()));
-        match file {
-            Some(path) => {
-                if !path.exists() {
-                    return Err(ConfigError::Invalid(format!(
-                        "config file {} does not exist",
-                        path.display()
-                    )));
-                }
-                fig = fig.merge(Toml::file_exact(path));
-            }
-            // The default file is optional, and only looked for where sessiond runs.
-            None if Path::new("config/default.toml").is_file() => {
-                fig = fig.merge(Toml::file_exact("config/default.toml"));
-            }
-            None => {}
-        }
-        Self::from_figment(fig.merge(environment_provider()))
-    }
-
-    /// Extracts and checks settings from a prepared figment.
-    pub fn from_figment(fig: Figment) -> Result<Self, ConfigError> {
-        let s: Settings = fig.extract()?;
-        s.validate()?;
-        Ok(s)
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        if !self.base_path.starts_with('/') || self.base_path.ends_with('/') {
-            return Err(ConfigError::Invalid(format!(
-                "base_path must start with '/' and not end with '/': {:?}",
-                self.base_path
-            )));
-        }
-        if self.session.expires_in == 0 {
-            return Err(ConfigError::Invalid(
-                "session.expires_in must be > 0".into(),
-            ));
-        }
-        for (name, field) in &self.session.additional_fields {
-            let ok = !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && !name.starts_with(|c: char| c.is_ascii_digit());
-            if !ok || crate::session::model::CORE_SESSION_FIELDS.contains(&name.as_str()) {
-                return Err(ConfigError::Invalid(format!(
-                    "session.additional_fields: {name:?} is not a usable field name"
-                )));
-            }
-            if let Some(d) = &field.default_value {
-                if !field_type_matches(field.kind, d) {
-                    return Err(ConfigError::Invalid(format!(
-                        "session.additional_fields.{name}.default_value does not match its type"
-                    )));
-                }
-            }
-        }
-        if let Some(ss) = &self.advanced.default_cookie_attributes.same_site {
-            if !matches!(ss.to_ascii_lowercase().as_str(), "lax" | "strict" | "none") {
-                return Err(ConfigError::Invalid(format!(
-                    "advanced.default_cookie_attributes.same_site must be lax, strict or none, not {ss:?}"
-                )));
-            }
-        }
-        if self.email_and_password.min_password_length > self.email_and_password.max_password_length
-        {
-            return Err(ConfigError::Invalid(
-                "email_and_password.min_password_length exceeds max_password_length".into(),
-            ));
-        }
-        Ok(())
-    }
-
     /// The public base URL, defaulting to `http://localhost:<port>`.
     pub fn effective_base_url(&self) -> String {
         if self.base_url.is_empty() {
@@ -691,6 +666,14 @@ impl Settings {
                 || self.environment == Environment::Production
         })
     }
+
+    /// Whether `/metrics`, `/openapi.json` and `/readyz`'s detail are served on the main
+    /// listener (development's default) or only on `ops.listen` (production's).
+    pub fn ops_on_main_listener(&self) -> bool {
+        self.ops
+            .on_main_listener
+            .unwrap_or(self.environment == Environment::Development)
+    }
 }
 
 /// Whether a JSON value fits an additional field's type.
@@ -700,54 +683,4 @@ pub fn field_type_matches(kind: FieldType, v: &serde_json::Value) -> bool {
         FieldType::Number => v.is_i64(),
         FieldType::Boolean => v.is_boolean(),
     }
-}
-
-fn environment_provider() -> Figment {
-    // Better Auth's and the platform's variable names, under our own prefixed ones.
-    let compat = Env::raw()
-        .only(&[
-            "BETTER_AUTH_SECRET",
-            "BETTER_AUTH_URL",
-            "DATABASE_URL",
-            "REDIS_URL",
-            "HOST",
-            "PORT",
-        ])
-        .map(|k| {
-            match k.as_str() {
-                "BETTER_AUTH_SECRET" => "secret",
-                "BETTER_AUTH_URL" => "base_url",
-                "DATABASE_URL" => "database.url",
-                "REDIS_URL" => "redis.url",
-                "HOST" => "host",
-                _ => "port",
-            }
-            .into()
-        })
-        .split(".");
-    // Lists and maps come as JSON (`SESSIOND_TRUSTED_ORIGINS='["https://a.example"]'`);
-    // figment's own parser does not read JSON objects, so those values are parsed here.
-    let mut json_keys = Vec::new();
-    let mut fig = Figment::new().merge(compat);
-    for (key, value) in std::env::vars() {
-        let Some(rest) = key.strip_prefix("SESSIOND_") else {
-            continue;
-        };
-        let trimmed = value.trim_start();
-        if !(trimmed.starts_with('{') || trimmed.starts_with('[')) {
-            continue;
-        }
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&value) {
-            fig = fig.merge(Serialized::default(
-                &rest.to_lowercase().replace("__", "."),
-                v,
-            ));
-            json_keys.push(rest.to_owned());
-        }
-    }
-    fig.merge(
-        Env::prefixed("SESSIOND_")
-            .filter(move |k| !json_keys.iter().any(|j| j.eq_ignore_ascii_case(k.as_str())))
-            .split("__"),
-    )
 }

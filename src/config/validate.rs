@@ -1,0 +1,282 @@
+//! Checks that refuse, at start, a configuration that would misbehave later: durations that
+//! would overflow date arithmetic, URLs that are not URLs, trusted-origin patterns that
+//! trust every website, limits too small to serve a request.
+
+use super::{field_type_matches, ConfigError, Settings};
+
+/// The longest duration any option accepts: 100 years, in seconds. Beyond it date
+/// arithmetic would overflow, and nothing needs more.
+pub const MAX_DURATION_SECS: u64 = 3_155_760_000;
+
+/// Smallest accepted request head: the HTTP server's own minimum buffer.
+const MIN_HEADER_BYTES: usize = 8_192;
+/// Largest accepted request head (1 MiB).
+const MAX_HEADER_BYTES: usize = 1 << 20;
+
+fn invalid(msg: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid(msg.into())
+}
+
+/// Whether a trusted-origin entry is usable: an exact origin (`scheme://host[:port]`), or a
+/// pattern whose `*`/`?` wildcards stay in the leftmost host label and are followed by a
+/// registrable domain (`https://*.example.com`, `*.example.com`): never `*`, `https://*`,
+/// `*.com` or `*.co.uk`, which would trust other people's sites.
+pub fn check_origin_pattern(p: &str) -> Result<(), String> {
+    let wild = |s: &str| s.contains('*') || s.contains('?');
+    if !wild(p) {
+        let url = url::Url::parse(p).map_err(|_| {
+            format!("{p:?} is not an origin (scheme://host[:port]) nor a host pattern")
+        })?;
+        let exact = url.host_str().is_some()
+            && matches!(url.path(), "" | "/")
+            && url.query().is_none()
+            && url.fragment().is_none()
+            && url.username().is_empty()
+            && url.password().is_none();
+        return if exact {
+            Ok(())
+        } else {
+            Err(format!(
+                "{p:?} is not an origin (scheme://host[:port], no path)"
+            ))
+        };
+    }
+    let host_port = match p.split_once("://") {
+        Some((scheme, rest)) if scheme == "http" || scheme == "https" => rest,
+        Some(_) => return Err(format!("{p:?}: wildcard patterns must use http or https")),
+        None => p,
+    };
+    let host = match host_port.rsplit_once(':') {
+        Some((h, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        Some(_) => return Err(format!("{p:?}: a port must be digits")),
+        None => host_port,
+    };
+    let (first, suffix) = host.split_once('.').ok_or_else(|| {
+        format!("{p:?} trusts every website; name a domain (https://*.example.com)")
+    })?;
+    let label_ok = !first.is_empty()
+        && first
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-*?".contains(&b));
+    if !label_ok || wild(suffix) || suffix.contains('/') {
+        return Err(format!(
+            "{p:?}: wildcards are allowed only in the leftmost host label (https://*.example.com)"
+        ));
+    }
+    if psl::domain_str(suffix).is_none() {
+        return Err(format!(
+            "{p:?} trusts every site under the public suffix {suffix:?}; name a registrable \
+             domain (https://*.example.com)"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `v` is an absolute http(s) URL with a host and nothing but a path after it.
+fn is_http_url(v: &str) -> bool {
+    url::Url::parse(v).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host_str().is_some_and(|h| !h.is_empty())
+            && u.username().is_empty()
+            && u.password().is_none()
+            && u.fragment().is_none()
+    })
+}
+
+impl Settings {
+    /// Refuses settings that cannot work, naming the option.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.base_path.starts_with('/') || self.base_path.ends_with('/') {
+            return Err(invalid(format!(
+                "base_path must start with '/' and not end with '/': {:?}",
+                self.base_path
+            )));
+        }
+        if !self.base_url.is_empty()
+            && (!is_http_url(&self.base_url) || self.base_url.contains('?'))
+        {
+            return Err(invalid(format!(
+                "base_url (BETTER_AUTH_URL) must be an absolute http:// or https:// URL, not {:?}",
+                self.base_url
+            )));
+        }
+        if self.session.expires_in == 0 {
+            return Err(invalid("session.expires_in must be > 0"));
+        }
+        self.check_durations()?;
+        self.check_fields()?;
+        if let Some(ss) = &self.advanced.default_cookie_attributes.same_site {
+            if !matches!(ss.to_ascii_lowercase().as_str(), "lax" | "strict" | "none") {
+                return Err(invalid(format!(
+                    "advanced.default_cookie_attributes.same_site must be lax, strict or none, not {ss:?}"
+                )));
+            }
+        }
+        let ep = &self.email_and_password;
+        if ep.min_password_length > ep.max_password_length {
+            return Err(invalid(
+                "email_and_password.min_password_length exceeds max_password_length",
+            ));
+        }
+        if self.advanced.ip_address.ipv6_subnet > 128 {
+            return Err(invalid(
+                "advanced.ip_address.ipv6_subnet must be at most 128",
+            ));
+        }
+        for p in &self.trusted_origins {
+            check_origin_pattern(p).map_err(|e| invalid(format!("trusted_origins: {e}")))?;
+        }
+        self.check_forward_auth()?;
+        self.check_server()
+    }
+
+    fn check_durations(&self) -> Result<(), ConfigError> {
+        let s = &self.session;
+        let mut all = vec![
+            ("session.expires_in", s.expires_in),
+            ("session.update_age", s.update_age),
+            ("session.fresh_age", s.fresh_age),
+            ("session.absolute_timeout", s.absolute_timeout),
+            (
+                "session.cookie_cache.max_age",
+                s.cookie_cache.max_age.unwrap_or(0),
+            ),
+            ("database.acquire_timeout", self.database.acquire_timeout),
+            ("rate_limit.window", self.rate_limit.window),
+            ("server.request_timeout", self.server.request_timeout),
+            ("server.shutdown_grace", self.server.shutdown_grace),
+            (
+                "server.header_read_timeout",
+                self.server.header_read_timeout,
+            ),
+            ("server.idle_timeout", self.server.idle_timeout),
+        ];
+        for r in self.rate_limit.custom_rules.values() {
+            all.push(("rate_limit.custom_rules.*.window", r.window));
+        }
+        for (name, v) in all {
+            if v > MAX_DURATION_SECS {
+                return Err(invalid(format!(
+                    "{name} must be at most {MAX_DURATION_SECS} seconds (100 years), not {v}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_fields(&self) -> Result<(), ConfigError> {
+        for (name, field) in &self.session.additional_fields {
+            let ok = !name.is_empty()
+                && name.len() <= 63
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with(|c: char| c.is_ascii_digit());
+            if !ok || crate::session::model::CORE_SESSION_FIELDS.contains(&name.as_str()) {
+                return Err(invalid(format!(
+                    "session.additional_fields: {name:?} is not a usable field name"
+                )));
+            }
+            if let Some(d) = &field.default_value {
+                if !field_type_matches(field.kind, d) {
+                    return Err(invalid(format!(
+                        "session.additional_fields.{name}.default_value does not match its type"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_forward_auth(&self) -> Result<(), ConfigError> {
+        let fa = &self.forward_auth;
+        let path = fa.path.as_str();
+        let under_base =
+            path == self.base_path || path.starts_with(&format!("{}/", self.base_path));
+        let reserved = ["/healthz", "/readyz", "/metrics", "/openapi.json"];
+        if !path.starts_with('/') || path.len() < 2 || path.ends_with('/') || path.contains("//") {
+            return Err(invalid(format!(
+                "forward_auth.path must start with '/' and not end with '/': {path:?}"
+            )));
+        }
+        if under_base || reserved.contains(&path) {
+            return Err(invalid(format!(
+                "forward_auth.path {path:?} overlaps base_path or an operations endpoint"
+            )));
+        }
+        let url = fa.sign_in_url.as_str();
+        let relative = url.starts_with('/') && !url.starts_with("//") && !url.contains('\\');
+        let printable = url.bytes().all(|b| (0x21..0x7f).contains(&b));
+        if !url.is_empty() && (!printable || !(relative || is_http_url(url))) {
+            return Err(invalid(format!(
+                "forward_auth.sign_in_url must be a path (/login) or an http(s) URL, not {url:?}"
+            )));
+        }
+        let param_ok = !fa.redirect_param.is_empty()
+            && fa
+                .redirect_param
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
+        if !param_ok {
+            return Err(invalid(
+                "forward_auth.redirect_param must be letters, digits, _ or -",
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_server(&self) -> Result<(), ConfigError> {
+        let sv = &self.server;
+        if !(MIN_HEADER_BYTES..=MAX_HEADER_BYTES).contains(&sv.max_header_bytes) {
+            return Err(invalid(format!(
+                "server.max_header_bytes must be between {MIN_HEADER_BYTES} and {MAX_HEADER_BYTES}"
+            )));
+        }
+        if sv.max_connections == 0 || sv.header_read_timeout == 0 || sv.idle_timeout == 0 {
+            return Err(invalid(
+                "server.max_connections, header_read_timeout and idle_timeout must be > 0",
+            ));
+        }
+        if sv.body_limit == 0 {
+            return Err(invalid("server.body_limit must be > 0"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_origin_pattern;
+
+    #[test]
+    fn origin_patterns() {
+        for ok in [
+            "https://app.example",
+            "http://localhost:5173",
+            "https://*.example.com",
+            "*.tenants.example.org",
+            "https://app-?.example.net",
+            "https://*.example.com:8443",
+            "myapp://callback",
+        ] {
+            assert!(check_origin_pattern(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "*",
+            "https://*",
+            "http://*",
+            "*.com",
+            "https://*.co.uk",
+            "*example.com",
+            "https://*.*.example.com",
+            "https://app.*.example.com",
+            "null",
+            "https://app.example/path",
+            "app.example.com",
+            "*://app.example.com",
+            "https://*.example.com/x",
+            "https://*.localhost",
+            "https://u:p@app.example",
+        ] {
+            assert!(check_origin_pattern(bad).is_err(), "{bad}");
+        }
+    }
+}

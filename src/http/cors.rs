@@ -1,0 +1,94 @@
+//! CORS for browsers on other trusted origins, and only where it belongs.
+//!
+//! The grant is the exact origin (never `*`) with credentials, for trusted origins only.
+//! It applies under the base path alone — forward auth, health and metrics are for
+//! proxies and operators, not browsers — and an `OPTIONS` request is answered as a
+//! preflight only when it is one (`Origin` and `Access-Control-Request-Method`); any other
+//! `OPTIONS` is routed like any request (a 404 under the base path, as Better Auth's; a
+//! check like any other on forward auth).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::Request;
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::response::Response;
+use futures::future::Either;
+use tower::{Layer, Service};
+use tower_http::cors::{AllowCredentials, AllowHeaders, AllowOrigin, Cors, CorsLayer};
+
+use crate::http::origin::TrustedOrigins;
+
+/// The CORS policy: trusted origins get their own origin back, with credentials; others
+/// get no grant at all.
+pub fn layer(origins: Arc<TrustedOrigins>) -> CorsLayer {
+    let trusted = move |o: &HeaderValue| o.to_str().is_ok_and(|o| origins.is_trusted(o));
+    let trusted2 = trusted.clone();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |o: &HeaderValue, _| trusted(o)))
+        .allow_credentials(AllowCredentials::predicate(move |o: &HeaderValue, _| {
+            trusted2(o)
+        }))
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers([HeaderName::from_static("set-auth-token")])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+/// `inner`, with CORS applied to the requests under the base path only.
+#[derive(Clone)]
+pub struct Scoped<S> {
+    plain: S,
+    cors: Cors<S>,
+    base_path: Arc<str>,
+}
+
+impl<S: Clone> Scoped<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, cors: CorsLayer, base_path: Arc<str>) -> Self {
+        Self {
+            cors: cors.layer(inner.clone()),
+            plain: inner,
+            base_path,
+        }
+    }
+}
+
+/// Whether CORS handles `req`: under the base path, and for `OPTIONS` only a preflight.
+fn wants_cors(req: &Request, base_path: &str) -> bool {
+    if !crate::http::is_under(req.uri().path(), base_path) {
+        return false;
+    }
+    req.method() != Method::OPTIONS
+        || (req.headers().contains_key(header::ORIGIN)
+            && req
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD))
+}
+
+impl<S> Service<Request> for Scoped<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<<Cors<S> as Service<Request>>::Future, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Both paths must be ready, whichever the next request takes.
+        match (self.cors.poll_ready(cx), self.plain.poll_ready(cx)) {
+            (Poll::Ready(Ok(())), Poll::Ready(Ok(()))) => Poll::Ready(Ok(())),
+            (Poll::Ready(Err(e)), _) | (_, Poll::Ready(Err(e))) => Poll::Ready(Err(e)),
+            _ => Poll::Pending,
+        }
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        if wants_cors(&req, &self.base_path) {
+            Either::Left(self.cors.call(req))
+        } else {
+            Either::Right(self.plain.call(req))
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! The HTTP/1.1 server: accepts connections up to a cap and closes the ones that only hold
+//! resources.
+//!
+//! - **Connections**: at most `max_connections` (lowered at start to fit the process's file
+//!   descriptor limit). At the cap a new connection closes the longest-idle one — between
+//!   requests, or still sending its request head — so that idle or half-sent connections
+//!   can never lock other clients out; when every connection is in the middle of a
+//!   request, the new one is closed instead.
+//! - **Time**: a request head must be complete `header_read_timeout` after its first byte;
+//!   a connection idle (or stuck writing its answer) for `idle_timeout` is closed.
+//! - **Bytes**: a request head holds at most `max_header_bytes` and 100 header lines
+//!   (431 beyond); a connection's buffers never grow past that.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify};
+use tower::ServiceExt;
+
+/// The server's limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// Time to send a request head once started.
+    pub header_read_timeout: Duration,
+    /// Time a connection may stay idle, or stalled writing.
+    pub idle_timeout: Duration,
+    /// Largest request head, in bytes.
+    pub max_header_bytes: usize,
+}
+
+/// Header lines per request at most.
+const MAX_HEADERS: usize = 100;
+/// Descriptors kept for everything but client connections: database and Redis
+/// connections, listeners, files.
+const RESERVED_FDS: u64 = 64;
+
+impl Limits {
+    /// `max_connections`, lowered to what the descriptor limit allows after `reserved`
+    /// descriptors for the process's own connections; at least one.
+    pub fn fit_descriptors(mut self, reserved: u64) -> Self {
+        if let Ok((soft, _)) = rlimit::Resource::NOFILE.get() {
+            let room = soft.saturating_sub(reserved.max(RESERVED_FDS));
+            let room = usize::try_from(room).unwrap_or(usize::MAX).max(1);
+            if room < self.max_connections {
+                tracing::warn!(
+                    configured = self.max_connections,
+                    allowed = room,
+                    "server.max_connections lowered to fit the file descriptor limit"
+                );
+                self.max_connections = room;
+            }
+        }
+        self
+    }
+}
+
+/// What a connection is doing, for timeouts and eviction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Between requests (or writing an answer already handed over).
+    Idle = 0,
+    /// Receiving a request head.
+    Head = 1,
+    /// A request is being handled.
+    Busy = 2,
+}
+
+/// One open connection: its phase and since when (ms since the server started, packed
+/// into one atomic), and a switch to close it.
+struct Conn {
+    state: AtomicU64,
+    kill: Notify,
+}
+
+impl Conn {
+    fn set(&self, phase: Phase, now_ms: u64) {
+        self.state
+            .store((now_ms << 2) | phase as u64, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> (Phase, u64) {
+        let v = self.state.load(Ordering::Relaxed);
+        let phase = match v & 3 {
+            1 => Phase::Head,
+            2 => Phase::Busy,
+            _ => Phase::Idle,
+        };
+        (phase, v >> 2)
+    }
+}
+
+/// The open connections.
+struct Registry {
+    conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    next_id: AtomicU64,
+    epoch: Instant,
+    cap: usize,
+    /// Woken whenever a connection ends (shutdown waits for none left).
+    ended: Notify,
+}
+
+impl Registry {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX >> 2)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Conn>>> {
+        match self.conns.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Registers a new connection, first closing the longest-idle one at the cap; `None`
+    /// when every open connection is busy with a request.
+    fn admit(&self) -> Option<(u64, Arc<Conn>)> {
+        let now = self.now_ms();
+        let mut conns = self.lock();
+        if conns.len() >= self.cap {
+            let victim = conns
+                .iter()
+                .filter(|(_, c)| c.get().0 != Phase::Busy)
+                .min_by_key(|(_, c)| c.get().1)
+                .map(|(id, _)| *id)?;
+            if let Some(c) = conns.remove(&victim) {
+                c.kill.notify_one();
+                crate::metrics::connection_evicted();
+            }
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Conn {
+            state: AtomicU64::new(0),
+            kill: Notify::new(),
+        });
+        conn.set(Phase::Idle, now);
+        conns.insert(id, conn.clone());
+        crate::metrics::open_connections(conns.len());
+        Some((id, conn))
+    }
+
+    fn remove(&self, id: u64) {
+        let mut conns = self.lock();
+        conns.remove(&id);
+        crate::metrics::open_connections(conns.len());
+        drop(conns);
+        self.ended.notify_waiters();
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+}
+
+/// The socket, noting when a request head starts arriving on an idle connection.
+struct Watched {
+    stream: TcpStream,
+    conn: Arc<Conn>,
+    registry: Arc<Registry>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before && self.conn.get().0 == Phase::Idle {
+            self.conn.set(Phase::Head, self.registry.now_ms());
+        }
+        res
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Serves `router` on `listener` until `stop` turns true, then lets open connections
+/// finish their request (the caller bounds how long).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let registry = Arc::new(Registry {
+        conns: Mutex::new(HashMap::new()),
+        next_id: AtomicU64::new(0),
+        epoch: Instant::now(),
+        cap: limits.max_connections.max(1),
+        ended: Notify::new(),
+    });
+    let mut last_error_log: Option<Instant> = None;
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of descriptors or memory: say so now and then, wait a little, go on.
+                if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    tracing::warn!(error = %e, "cannot accept connections");
+                    last_error_log = Some(Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some((id, conn)) = registry.admit() else {
+            crate::metrics::connection_refused();
+            continue;
+        };
+        tokio::spawn(connection(
+            stream,
+            peer,
+            router.clone(),
+            limits,
+            (id, conn),
+            registry.clone(),
+            stop.clone(),
+        ));
+    }
+    while !registry.is_empty() {
+        let ended = registry.ended.notified();
+        if registry.is_empty() {
+            break;
+        }
+        ended.await;
+    }
+    Ok(())
+}
+
+/// Serves one connection until it ends, times out, is evicted, or shutdown closes it.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    limits: Limits,
+    (id, conn): (u64, Arc<Conn>),
+    registry: Arc<Registry>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (busy, idle) = (conn.clone(), conn.clone());
+    let (reg_busy, reg_idle) = (registry.clone(), registry.clone());
+    let service = router
+        .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            busy.set(Phase::Busy, reg_busy.now_ms());
+            req
+        })
+        .map_future(move |fut| {
+            let (idle, reg) = (idle.clone(), reg_idle.clone());
+            async move {
+                let res = fut.await;
+                idle.set(Phase::Idle, reg.now_ms());
+                res
+            }
+        });
+    let io = TokioIo::new(Watched {
+        stream,
+        conn: conn.clone(),
+        registry: registry.clone(),
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        // hyper's clock starts when it waits for a head, idle time included: a backstop.
+        .header_read_timeout(limits.idle_timeout + limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .max_headers(MAX_HEADERS);
+    let served = builder.serve_connection(io, TowerToHyperService::new(service));
+    // The connection (and its socket) ends with this block.
+    {
+        tokio::pin!(served);
+        let tick = (limits.header_read_timeout.min(limits.idle_timeout) / 4)
+            .clamp(Duration::from_millis(100), Duration::from_secs(1));
+        let mut ticks = tokio::time::interval(tick);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stopping = false;
+        loop {
+            tokio::select! {
+                _ = served.as_mut() => break,
+                () = conn.kill.notified() => break,
+                _ = stop.wait_for(|s| *s), if !stopping => {
+                    stopping = true;
+                    served.as_mut().graceful_shutdown();
+                }
+                _ = ticks.tick() => {
+                    let (phase, since) = conn.get();
+                    let age = Duration::from_millis(registry.now_ms().saturating_sub(since));
+                    let expired = match phase {
+                        Phase::Head => age > limits.header_read_timeout,
+                        Phase::Idle => age > limits.idle_timeout,
+                        Phase::Busy => false,
+                    };
+                    if expired {
+                        if phase == Phase::Head {
+                            crate::metrics::header_timeout();
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    // Eviction may have removed it already; removing again is harmless.
+    registry.remove(id);
+}

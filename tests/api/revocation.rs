@@ -1,0 +1,270 @@
+//! Immediate revocation under the faults that used to lose it silently: a Redis restarted,
+//! flushed or reconfigured at runtime, a PostgreSQL `TRUNCATE`, a token rewritten, the
+//! trigger gone. Each time a cached session of a revoked (or vanished) session must be
+//! refused soon after; when revocation cannot be guaranteed, caches are revalidated and
+//! `/readyz` and `/metrics` say so.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+async fn readyz(app: &TestApp) -> Value {
+    app.client
+        .get(format!("http://{}/readyz", app.addr))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Waits until the revocation listeners report `want` in `/readyz`.
+async fn wait_revocation(app: &TestApp, want: &str) {
+    let start = Instant::now();
+    loop {
+        let r = readyz(app).await;
+        if r["checks"]["revocation"] == want {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "revocation never {want}: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A cached session must become signed out: polls `get-session` (cookie cache allowed)
+/// until it answers `null`, and returns how long that took.
+async fn until_refused(app: &TestApp, jar: &Jar, what: &str) -> Duration {
+    let start = Instant::now();
+    loop {
+        let res = app.get("/get-session", &mut jar.clone()).await;
+        if res.status == 200 && res.json().is_null() {
+            let took = start.elapsed();
+            eprintln!("{what}: refused after {} ms", took.as_millis());
+            return took;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{what}: the cached session is still served ({} {})",
+            res.status,
+            res.text
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn cached_session(app: &TestApp) -> Jar {
+    let (mut jar, _) = app.sign_up(&unique_email()).await;
+    // The first read mints a cache the listeners vouch for; the next one is a hit.
+    app.session(&mut jar).await;
+    assert!(jar.get("better-auth.session_data").is_some());
+    jar
+}
+
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_flush_and_restart_are_noticed() {
+    if !redis_available() {
+        return;
+    }
+    let mut redis = PrivateRedis::start(&["--notify-keyspace-events", "KEA"]).await;
+    let url = redis.url();
+    let app = spawn_with(Backend::Sqlite, move |s| {
+        s.redis.url = url;
+        s.session.cookie_cache.enabled = true;
+    })
+    .await
+    .unwrap();
+    wait_revocation(&app, "ok").await;
+    for flush in ["FLUSHDB", "FLUSHALL"] {
+        let jar = cached_session(&app).await;
+        redis.cmd(&[flush]).await;
+        until_refused(&app, &jar, flush).await;
+    }
+    // A restart loses everything (no persistence): cached copies are refused too.
+    let jar = cached_session(&app).await;
+    redis.down();
+    redis.up().await;
+    until_refused(&app, &jar, "Redis restart").await;
+    wait_revocation(&app, "ok").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyspace_notifications_switched_off_at_runtime() {
+    if !redis_available() {
+        return;
+    }
+    let redis = PrivateRedis::start(&["--notify-keyspace-events", "KEA"]).await;
+    let url = redis.url();
+    let app = spawn_with(Backend::Sqlite, move |s| {
+        s.redis.url = url;
+        s.session.cookie_cache.enabled = true;
+    })
+    .await
+    .unwrap();
+    wait_revocation(&app, "ok").await;
+    let (jar, res) = {
+        let (mut jar, res) = app.sign_up(&unique_email()).await;
+        app.session(&mut jar).await;
+        (jar, res)
+    };
+    let token = res.json()["token"].as_str().unwrap().to_string();
+    // Someone turns keyspace notifications off; then another application deletes the key.
+    redis
+        .cmd(&["CONFIG", "SET", "notify-keyspace-events", ""])
+        .await;
+    wait_revocation(&app, "unverified").await;
+    let metrics = app
+        .client
+        .get(format!("http://{}/metrics", app.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(&metrics, "revocation_guaranteed"),
+        Some(0.0),
+        "{metrics}"
+    );
+    redis.cmd(&["DEL", &token]).await;
+    until_refused(&app, &jar, "key deleted without notifications").await;
+    // sessiond does not change a shared Redis's configuration unless told to.
+    let mut c = redis.conn().await.unwrap();
+    let flags: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("notify-keyspace-events")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(flags[1], "");
+    // Turned back on by the operator: guaranteed again.
+    redis
+        .cmd(&["CONFIG", "SET", "notify-keyspace-events", "Eg"])
+        .await;
+    // (Eg is enough without evictions: maxmemory-policy is noeviction here.)
+    wait_revocation(&app, "ok").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyspace_notifications_reapplied_when_allowed() {
+    if !redis_available() {
+        return;
+    }
+    let mut redis = PrivateRedis::start(&[]).await;
+    let url = redis.url();
+    let app = spawn_with(Backend::Sqlite, move |s| {
+        s.redis.url = url;
+        s.session.cookie_cache.enabled = true;
+        s.redis.keyspace_notifications =
+            serde_json::from_value(serde_json::json!("configure")).unwrap();
+    })
+    .await
+    .unwrap();
+    wait_revocation(&app, "ok").await;
+    // Lost in a restart (CONFIG SET is not persisted): applied again on reconnect.
+    redis.down();
+    redis.up().await;
+    wait_revocation(&app, "ok").await;
+    let jar = cached_session(&app).await;
+    let token = {
+        let mut j = jar.clone();
+        app.session(&mut j).await["session"]["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    redis.cmd(&["DEL", &token]).await;
+    until_refused(&app, &jar, "key deleted after a restart").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_truncate_and_token_rewrites_are_announced() {
+    let Some(app) = spawn_with(Backend::Postgres, |s| s.session.cookie_cache.enabled = true).await
+    else {
+        return;
+    };
+    wait_revocation(&app, "ok").await;
+    let jar = cached_session(&app).await;
+    app.exec(r#"truncate "session""#).await;
+    until_refused(&app, &jar, "TRUNCATE session").await;
+    let jar = cached_session(&app).await;
+    app.exec(r#"truncate "user" cascade"#).await;
+    until_refused(&app, &jar, "TRUNCATE user CASCADE").await;
+    let jar = cached_session(&app).await;
+    app.exec(r#"update "session" set "token" = "token" || 'x'"#)
+        .await;
+    until_refused(&app, &jar, "token rewritten").await;
+    // Triggers still fire for sessions deleted in replication mode (pg_restore, logical
+    // replication apply).
+    let jar = cached_session(&app).await;
+    app.exec(
+        r#"do $$ begin set local session_replication_role = replica; delete from "session"; end $$"#,
+    )
+    .await;
+    until_refused(
+        &app,
+        &jar,
+        "deleted with session_replication_role = replica",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_trigger_makes_caches_unverified() {
+    let Some(app) = spawn_with(Backend::Postgres, |s| s.session.cookie_cache.enabled = true).await
+    else {
+        return;
+    };
+    wait_revocation(&app, "ok").await;
+    app.exec(r#"alter table "session" disable trigger sessiond_session_revoked"#)
+        .await;
+    wait_revocation(&app, "unverified").await;
+    let jar = cached_session(&app).await;
+    app.exec(r#"delete from "session""#).await;
+    until_refused(&app, &jar, "deleted while the trigger was disabled").await;
+    app.exec(r#"alter table "session" enable always trigger sessiond_session_revoked"#)
+        .await;
+    wait_revocation(&app, "ok").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limiter_fails_closed_for_credentials_when_redis_is_down() {
+    if !redis_available() {
+        return;
+    }
+    let mut redis = PrivateRedis::start(&[]).await;
+    let url = redis.url();
+    let app = spawn_with(Backend::Sqlite, move |s| {
+        s.redis.url = url;
+        s.session.store_session_in_database = true;
+        s.rate_limit.enabled = Some(true);
+    })
+    .await
+    .unwrap();
+    let body = serde_json::json!({"email": "nobody@example.com", "password": "wrong-password"});
+    let res = app
+        .post("/sign-in/email", body.clone(), &mut Jar::default())
+        .await;
+    assert_eq!(res.status, 401);
+    redis.down();
+    // Guessing passwords is not unlimited while the shared counter is gone.
+    let res = app.post("/sign-in/email", body, &mut Jar::default()).await;
+    assert_eq!(res.status, 503, "{}", res.text);
+    assert_eq!(res.json()["code"], "RATE_LIMIT_UNAVAILABLE");
+    // Other routes stay open (sessions are in the database too).
+    let res = app.client.get(app.url("/ok")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+}
