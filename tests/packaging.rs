@@ -52,6 +52,25 @@ fn compose_file_is_valid() {
         4,
         "every service but the demo app has a healthcheck"
     );
+    // nginx forwards the client's address and sessiond trusts nginx, and nginx alone: one
+    // client cannot lock every other out of sign-in (they would share nginx's bucket).
+    let fixed = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("ipv4_address: "))
+        .expect("nginx has a fixed address");
+    let trusted = text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("SESSIOND_ADVANCED__IP_ADDRESS__TRUSTED_PROXIES: ")
+        })
+        .expect("sessiond trusts a proxy");
+    assert!(
+        trusted.contains(fixed.trim_matches('\'')),
+        "{trusted} vs {fixed}"
+    );
+    let nginx = std::fs::read_to_string(format!("{ROOT}/deploy/nginx.conf")).unwrap();
+    assert!(nginx.contains("proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;"));
     // The secret must come from the operator, never a default.
     let out = Command::new("docker-compose")
         .args(["-f", "docker-compose.yml", "config"])

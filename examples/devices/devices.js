@@ -54,7 +54,9 @@ const auth = {
   signIn: (email, password, rememberMe) => api("/sign-in/email", { email, password, rememberMe }),
   signOut: () => api("/sign-out", {}),
   listSessions: () => api("/list-sessions"),
-  revokeSession: (token) => api("/revoke-session", { token }),
+  // By id: the device list never needs another session's token (sessiond's
+  // session.list_sessions_tokens = "none" leaves them out).
+  revokeSession: (id) => api("/revoke-session", { id }),
   revokeOtherSessions: () => api("/revoke-other-sessions", {}),
 };
 
@@ -252,7 +254,7 @@ async function refresh() {
 async function revoke(button, s) {
   busy(button, true);
   try {
-    await auth.revokeSession(s.token);
+    await auth.revokeSession(s.id);
     toast(`Signed out ${describeAgent(s.userAgent).name}.`, "ok");
   } catch (e) {
     toast(e.message, "error");

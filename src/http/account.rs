@@ -4,35 +4,59 @@ use axum::response::Response;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::error::codes;
+use crate::error::{codes, ApiError};
 use crate::http::extract::{Body, Client, Ctx, Fields, Gate};
 use crate::session::limits;
 use crate::session::service::PasswordChange;
 
+/// What update-user may change: the name, and the image (`Some(None)` clears it).
+pub type UserUpdate = (Option<String>, Option<Option<String>>);
+
+/// Update-user's body, validated (`coerce`: non-text values become their text, as Better
+/// Auth stores them).
+pub fn update_user_input(body: &Body<false>, coerce: bool) -> Result<UserUpdate, ApiError> {
+    let record = Fields::of_record(body)?.object();
+    let coerced;
+    let obj = if coerce {
+        coerced = Fields::coerce_to_text(record, &["name", "image"]);
+        &coerced
+    } else {
+        record
+    };
+    let mut f = Fields::of_map(obj);
+    let name = f.opt_string("name");
+    let image = f.nullable_string("image");
+    f.storable("name", name.as_deref(), limits::MAX_NAME_CHARS);
+    f.storable(
+        "image",
+        image.as_ref().and_then(|i| i.as_deref()),
+        limits::MAX_IMAGE_CHARS,
+    );
+    f.finish()?;
+    if obj.get("email").is_some_and(is_truthy_str) {
+        return Err(codes::EMAIL_CAN_NOT_BE_UPDATED);
+    }
+    Ok((name, image))
+}
+
+/// Change-password's body, validated.
+pub fn change_password_input(body: &Body<false>) -> Result<PasswordChange, ApiError> {
+    let mut f = Fields::of(body)?;
+    let new_password = f.string("newPassword");
+    let current_password = f.string("currentPassword");
+    let revoke = f.opt_bool("revokeOtherSessions").unwrap_or(false);
+    f.finish()?;
+    Ok(PasswordChange {
+        current_password,
+        new_password,
+        revoke_others: revoke,
+    })
+}
+
 /// Updates name and/or image: `{status: true}`.
 pub async fn update_user(mut ctx: Ctx, body: Body<false>) -> Response {
     let result = async {
-        let record = Fields::of_record(&body)?.object();
-        let coerced;
-        let obj = if ctx.state.coerce_field_types {
-            coerced = Fields::coerce_to_text(record, &["name", "image"]);
-            &coerced
-        } else {
-            record
-        };
-        let mut f = Fields::of_map(obj);
-        let name = f.opt_string("name");
-        let image = f.nullable_string("image");
-        f.storable("name", name.as_deref(), limits::MAX_NAME_CHARS);
-        f.storable(
-            "image",
-            image.as_ref().and_then(|i| i.as_deref()),
-            limits::MAX_IMAGE_CHARS,
-        );
-        f.finish()?;
-        if obj.get("email").is_some_and(is_truthy_str) {
-            return Err(codes::EMAIL_CAN_NOT_BE_UPDATED);
-        }
+        let (name, image) = update_user_input(&body, ctx.state.coerce_field_types)?;
         let cur = ctx.session(Gate::Session).await?;
         let svc = ctx.state.sessions.clone();
         svc.update_user(&cur, name, image, &ctx.cookies, &mut ctx.out)
@@ -50,25 +74,11 @@ fn is_truthy_str(v: &Value) -> bool {
 /// Changes the password: `{token, user}`, `token` set when other sessions were revoked.
 pub async fn change_password(mut ctx: Ctx, Client(client): Client, body: Body<false>) -> Response {
     let result = async {
-        let mut f = Fields::of(&body)?;
-        let new_password = f.string("newPassword");
-        let current_password = f.string("currentPassword");
-        let revoke = f.opt_bool("revokeOtherSessions").unwrap_or(false);
-        f.finish()?;
+        let change = change_password_input(&body)?;
         let cur = ctx.session(Gate::Sensitive).await?;
         let svc = ctx.state.sessions.clone();
         let token = svc
-            .change_password(
-                &cur,
-                PasswordChange {
-                    current_password,
-                    new_password,
-                    revoke_others: revoke,
-                },
-                &client,
-                &ctx.cookies,
-                &mut ctx.out,
-            )
+            .change_password(&cur, change, &client, &ctx.cookies, &mut ctx.out)
             .await?;
         Ok(Json(json!({ "token": token, "user": cur.user })))
     }

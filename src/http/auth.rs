@@ -19,31 +19,67 @@ fn check_callback(ctx: &Ctx, url: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
+/// Sign-up's body, validated: the input and its `callbackURL`.
+pub fn sign_up_input(body: &Body<true>) -> Result<(SignUp, Option<String>), ApiError> {
+    let mut f = Fields::of_object_record(body)?;
+    let name = f.string("name");
+    let email = f.string("email");
+    let password = f.non_empty("password");
+    let image = f.opt_string("image");
+    let callback = f.opt_string("callbackURL");
+    let remember_me = f.opt_bool("rememberMe");
+    if f.object().get("email").is_some_and(|v| v.is_string()) && !is_valid_email(&email) {
+        f.fail("email", "Invalid email address");
+    }
+    f.storable("name", Some(&name), limits::MAX_NAME_CHARS);
+    f.storable("email", Some(&email), limits::MAX_EMAIL_CHARS);
+    f.storable("image", image.as_deref(), limits::MAX_IMAGE_CHARS);
+    f.finish()?;
+    let input = SignUp {
+        name,
+        email,
+        password,
+        image,
+        remember_me: remember_me != Some(false),
+    };
+    Ok((input, callback))
+}
+
+/// Sign-in's body, validated for shape (the email's form is checked after the callback,
+/// as Better Auth does): the input and its `callbackURL`.
+pub fn sign_in_input(body: &Body<true>) -> Result<(SignIn, Option<String>), ApiError> {
+    let mut f = Fields::of(body)?;
+    let email = f.string("email");
+    let password = f.string("password");
+    let callback = f.opt_string("callbackURL");
+    let remember_me = f.opt_bool("rememberMe");
+    f.finish()?;
+    let input = SignIn {
+        email,
+        password,
+        remember_me: remember_me != Some(false),
+    };
+    Ok((input, callback))
+}
+
+/// Sign-out's optional body: its `callbackURL`.
+pub fn sign_out_input(body: &Body<false>) -> Result<Option<String>, ApiError> {
+    let Some(serde_json::Value::Object(_)) = &body.value else {
+        return Ok(None);
+    };
+    let mut f = Fields::of(body)?;
+    let callback = f.opt_string("callbackURL");
+    f.opt_bool("disableRedirect");
+    f.opt_string("state");
+    f.finish()?;
+    Ok(callback)
+}
+
 /// Creates a user and (unless auto sign-in is off) a session: `{token, user}`.
 pub async fn sign_up(mut ctx: Ctx, Client(client): Client, body: Body<true>) -> Response {
     let result = async {
-        let mut f = Fields::of_object_record(&body)?;
-        let name = f.string("name");
-        let email = f.string("email");
-        let password = f.non_empty("password");
-        let image = f.opt_string("image");
-        let callback = f.opt_string("callbackURL");
-        let remember_me = f.opt_bool("rememberMe");
-        if f.object().get("email").is_some_and(|v| v.is_string()) && !is_valid_email(&email) {
-            f.fail("email", "Invalid email address");
-        }
-        f.storable("name", Some(&name), limits::MAX_NAME_CHARS);
-        f.storable("email", Some(&email), limits::MAX_EMAIL_CHARS);
-        f.storable("image", image.as_deref(), limits::MAX_IMAGE_CHARS);
-        f.finish()?;
+        let (input, callback) = sign_up_input(&body)?;
         check_callback(&ctx, callback.as_deref())?;
-        let input = SignUp {
-            name,
-            email,
-            password,
-            image,
-            remember_me: remember_me != Some(false),
-        };
         let (token, user) = ctx
             .state
             .sessions
@@ -59,21 +95,11 @@ pub async fn sign_up(mut ctx: Ctx, Client(client): Client, body: Body<true>) -> 
 /// `{redirect, token, url?, user}`, with `Location` when a `callbackURL` was given.
 pub async fn sign_in(mut ctx: Ctx, Client(client): Client, body: Body<true>) -> Response {
     let result = async {
-        let mut f = Fields::of(&body)?;
-        let email = f.string("email");
-        let password = f.string("password");
-        let callback = f.opt_string("callbackURL");
-        let remember_me = f.opt_bool("rememberMe");
-        f.finish()?;
+        let (input, callback) = sign_in_input(&body)?;
         check_callback(&ctx, callback.as_deref())?;
-        if !is_valid_email(&email) {
+        if !is_valid_email(&input.email) {
             return Err(codes::INVALID_EMAIL);
         }
-        let input = SignIn {
-            email,
-            password,
-            remember_me: remember_me != Some(false),
-        };
         let (token, user) = ctx
             .state
             .sessions
@@ -97,14 +123,8 @@ pub async fn sign_in(mut ctx: Ctx, Client(client): Client, body: Body<true>) -> 
 /// Deletes the session and expires its cookies: `{success: true}`, signed in or not.
 pub async fn sign_out(mut ctx: Ctx, body: Body<false>) -> Response {
     let result = async {
-        if let Some(serde_json::Value::Object(_)) = &body.value {
-            let mut f = Fields::of(&body)?;
-            let callback = f.opt_string("callbackURL");
-            f.opt_bool("disableRedirect");
-            f.opt_string("state");
-            f.finish()?;
-            check_callback(&ctx, callback.as_deref())?;
-        }
+        let callback = sign_out_input(&body)?;
+        check_callback(&ctx, callback.as_deref())?;
         ctx.state
             .sessions
             .sign_out(&ctx.cookies, &mut ctx.out)

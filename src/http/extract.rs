@@ -45,17 +45,21 @@ impl<const FORM: bool> FromRequest<AppState> for Body<FORM> {
             };
             ApiError::new(status, code, message).into_response()
         })?;
-        if bytes.is_empty() {
-            return Ok(Self {
-                value: None,
-                form: false,
-            });
-        }
-        let Some(ct) = ct else {
-            return Ok(Self {
-                value: None,
-                form: false,
-            });
+        Self::parse(ct.as_deref(), &bytes).map_err(IntoResponse::into_response)
+    }
+}
+
+impl<const FORM: bool> Body<FORM> {
+    /// Reads `bytes` as the extractor does, given the request's `Content-Type`: JSON,
+    /// forms where `FORM` allows them, nothing when empty or untyped (as Better Auth on
+    /// Node), 415 for other types, 400 for malformed JSON.
+    pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Self, ApiError> {
+        let none = Self {
+            value: None,
+            form: false,
+        };
+        let Some(ct) = content_type.filter(|_| !bytes.is_empty()) else {
+            return Ok(none);
         };
         let media = ct
             .split(';')
@@ -64,8 +68,7 @@ impl<const FORM: bool> FromRequest<AppState> for Body<FORM> {
             .trim()
             .to_ascii_lowercase();
         if media == "application/json" {
-            let v: Value =
-                serde_json::from_slice(&bytes).map_err(|_| codes::INVALID_JSON.into_response())?;
+            let v: Value = serde_json::from_slice(bytes).map_err(|_| codes::INVALID_JSON)?;
             return Ok(Self {
                 value: Some(v),
                 form: false,
@@ -73,7 +76,7 @@ impl<const FORM: bool> FromRequest<AppState> for Body<FORM> {
         }
         if FORM && media == "application/x-www-form-urlencoded" {
             let mut m = Map::new();
-            for (k, v) in url::form_urlencoded::parse(&bytes) {
+            for (k, v) in url::form_urlencoded::parse(bytes) {
                 m.entry(k.into_owned())
                     .or_insert(Value::String(v.into_owned()));
             }
@@ -91,8 +94,7 @@ impl<const FORM: bool> FromRequest<AppState> for Body<FORM> {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UNSUPPORTED_MEDIA_TYPE",
             format!("Content-Type \"{ct}\" is not allowed. Allowed types: {allowed}"),
-        )
-        .into_response())
+        ))
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod bodies;
 pub mod client;
 pub mod cors;
 pub mod extract;

@@ -66,28 +66,42 @@ pub async fn list_sessions(mut ctx: Ctx) -> Response {
     ctx.respond(result)
 }
 
+/// Which session revoke-session ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevokeTarget {
+    /// By token (Better Auth's `{"token"}`).
+    Token(String),
+    /// By id (sessiond's `{"id"}`, so that a device list revokes what it shows without
+    /// handling tokens).
+    Id(String),
+}
+
+/// Revoke-session's body, validated.
+pub fn revoke_session_input(body: &Body<false>) -> Result<RevokeTarget, ApiError> {
+    let mut f = Fields::of(body)?;
+    let by_id = match f.object().get("token") {
+        None => f.opt_string("id"),
+        Some(_) => None,
+    };
+    let token = if by_id.is_some() {
+        String::new()
+    } else {
+        f.string("token")
+    };
+    f.finish()?;
+    Ok(by_id.map_or(RevokeTarget::Token(token), RevokeTarget::Id))
+}
+
 /// Revokes one of the user's sessions by token (or, sessiond's addition, by id):
 /// `{status: true}`.
 pub async fn revoke_session(mut ctx: Ctx, body: Body<false>) -> Response {
     let result = async {
-        let mut f = Fields::of(&body)?;
-        // sessiond also revokes by session id (`{"id"}`), so a device list can revoke what it
-        // shows without handling tokens; Better Auth's `{"token"}` is unchanged.
-        let by_id = match f.object().get("token") {
-            None => f.opt_string("id"),
-            Some(_) => None,
-        };
-        let token = if by_id.is_some() {
-            String::new()
-        } else {
-            f.string("token")
-        };
-        f.finish()?;
+        let target = revoke_session_input(&body)?;
         let cur = ctx.session(Gate::Sensitive).await?;
         let svc = ctx.state.sessions.clone();
-        let token = match by_id {
-            Some(id) => svc.token_of(&cur, &id).await?,
-            None => Some(token),
+        let token = match target {
+            RevokeTarget::Id(id) => svc.token_of(&cur, &id).await?,
+            RevokeTarget::Token(token) => Some(token),
         };
         if let Some(token) = token {
             svc.revoke_session(&cur, &token, &ctx.cookies, &mut ctx.out)

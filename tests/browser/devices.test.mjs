@@ -191,6 +191,7 @@ async function startStack(name, { authHost, appHost, extraEnv = {} }) {
     BETTER_AUTH_SECRET: SECRET,
     SESSIOND_BASE_URL: AUTH,
     SESSIOND_TRUSTED_ORIGINS: JSON.stringify([APP]),
+    SESSIOND_SESSION__LIST_SESSIONS_TOKENS: "none",
     SESSIOND_LOG__FORMAT: "pretty",
     ...extraEnv,
   };
@@ -396,6 +397,8 @@ describe("devices page on another subdomain of the same site (SameSite=Lax)", { 
     assert.equal(listed.status, 200);
     assert.equal(listed.body.length, 3);
     for (const s of listed.body) {
+      // list_sessions_tokens = "none": the page sees no session's token.
+      assert.equal(s.token, undefined);
       const row = rows.find((r) => r.id === s.id);
       assert.ok(row, `session ${s.id} shown`);
       assert.equal(row.userAgent, s.userAgent);

@@ -1,0 +1,16 @@
+//! The `jwt` cookie-cache decoder on arbitrary input.
+
+#![no_main]
+
+#[path = "common.rs"]
+mod common;
+
+use libfuzzer_sys::fuzz_target;
+use sessiond::session::cache::{CacheCodec, Strategy};
+
+fuzz_target!(|data: &[u8]| {
+    thread_local! {
+        static CODEC: CacheCodec = CacheCodec::new(Strategy::Jwt, common::SECRET, &[]);
+    }
+    CODEC.with(|codec| common::cache(Strategy::Jwt, codec, data));
+});
