@@ -1153,3 +1153,51 @@ pub fn json_type(v: &Value) -> &'static str {
         Value::Object(_) => "object",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoded() -> Arc<Decoded> {
+        let t = chrono::DateTime::UNIX_EPOCH;
+        Arc::new(Decoded {
+            session: Arc::new(Session {
+                id: "s".into(),
+                token: "t".into(),
+                user_id: "u".into(),
+                expires_at: t,
+                created_at: t,
+                updated_at: t,
+                ip_address: None,
+                user_agent: None,
+                extra: Map::new(),
+            }),
+            user: Arc::new(User {
+                id: "u".into(),
+                name: String::new(),
+                email: "u@example.com".into(),
+                email_verified: false,
+                image: None,
+                created_at: t,
+                updated_at: t,
+                extra: Map::new(),
+            }),
+            version: None,
+            window_end_ms: 0,
+            minted_ms: None,
+        })
+    }
+
+    #[test]
+    fn the_memo_is_bounded_in_entries_and_value_size() {
+        let memo = Memo::default();
+        for i in 0..3 * MEMO_CAP {
+            memo.put(&format!("value-{i}"), decoded());
+            assert!(memo.lock().len() <= MEMO_CAP);
+        }
+        let long = "x".repeat(MEMO_MAX_VALUE + 1);
+        memo.put(&long, decoded());
+        assert!(memo.get(&long).is_none(), "long values are not remembered");
+        assert!(memo.get(&format!("value-{}", 3 * MEMO_CAP - 1)).is_some());
+    }
+}

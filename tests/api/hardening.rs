@@ -16,6 +16,7 @@ on_both_backends!(
     redirect_targets_must_be_trusted,
     token_bearing_answers_are_not_stored,
     stored_strings_are_bounded,
+    additional_text_fields_are_bounded,
     forwarded_addresses_only_from_trusted_proxies,
     rate_limits_key_by_route_not_by_raw_path,
     list_sessions_tokens_option,
@@ -357,6 +358,30 @@ async fn stored_strings_are_bounded(b: Backend) {
             .await
             <= 256
     );
+}
+
+async fn additional_text_fields_are_bounded(b: Backend) {
+    let app = app!(b, |s| s.session.additional_fields = [(
+        "theme".to_string(),
+        serde_json::from_value(json!({"type": "string"})).unwrap()
+    )]
+    .into());
+    let (mut jar, _) = app.sign_up(&unique_email()).await;
+    for bad in [json!("t".repeat(1_025)), json!("dark\u{0}")] {
+        let res = app
+            .post("/update-session", json!({ "theme": bad }), &mut jar)
+            .await;
+        assert_eq!(res.status, 400, "{}", res.text);
+        assert_eq!(res.code().as_deref(), Some("VALIDATION_ERROR"));
+    }
+    let res = app
+        .post(
+            "/update-session",
+            json!({"theme": "t".repeat(1_024)}),
+            &mut jar,
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
 }
 
 async fn forwarded_addresses_only_from_trusted_proxies(b: Backend) {
