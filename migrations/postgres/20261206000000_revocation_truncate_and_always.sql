@@ -1,5 +1,6 @@
--- Immediate revocation, completed: a session whose token (or owner) is rewritten ends for
--- its cached copies too; TRUNCATE (also through TRUNCATE "user" CASCADE) is announced with
+-- Immediate revocation, completed: a session whose token (or owner) is rewritten, or whose
+-- expiry is moved earlier, ends for its cached copies too (they are checked against the row
+-- again); TRUNCATE (also through TRUNCATE "user" CASCADE) is announced with
 -- the payload '*', which makes every replica revalidate every cached session; and both
 -- triggers fire in every replication role (ENABLE ALWAYS), so that rows removed by
 -- pg_restore or a logical-replication apply worker are announced as well.
@@ -13,7 +14,7 @@ begin
     end if;
     if new."token" is distinct from old."token"
        or new."userId" is distinct from old."userId"
-       or (new."expiresAt" < old."expiresAt" and new."expiresAt" <= now()) then
+       or new."expiresAt" < old."expiresAt" then
         perform pg_notify('sessiond_revoked', encode(sha256(convert_to(old."token", 'UTF8')), 'hex'));
     end if;
     return new;
