@@ -407,3 +407,32 @@ fn connection_cap_follows_the_file_descriptor_limit() {
     let res = get_with(server.port, "GET", "/readyz", "").unwrap();
     assert_eq!(res.status, 200, "{}", res.text());
 }
+
+#[test]
+fn trickled_bodies_cannot_hold_every_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(
+        dir.path(),
+        &[
+            ("SESSIOND_SERVER__MAX_CONNECTIONS", "32"),
+            ("SESSIOND_SERVER__HEADER_READ_TIMEOUT", "2"),
+        ],
+    );
+    // Every connection busy with a request whose body never comes.
+    let mut slow = Vec::new();
+    for _ in 0..40 {
+        let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        s.write_all(
+            b"POST /api/auth/sign-in/email HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+              Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+        )
+        .unwrap();
+        slow.push(s);
+    }
+    // Once they have run longer than a head may take, they make room for new clients.
+    std::thread::sleep(Duration::from_millis(2_500));
+    for _ in 0..10 {
+        let res = get_with(server.port, "GET", "/healthz", "").expect("served at the cap");
+        assert_eq!(res.status, 200);
+    }
+}

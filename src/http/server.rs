@@ -4,8 +4,9 @@
 //! - **Connections**: at most `max_connections` (lowered at start to fit the process's file
 //!   descriptor limit). At the cap a new connection closes the longest-idle one — between
 //!   requests, or still sending its request head — so that idle or half-sent connections
-//!   can never lock other clients out; when every connection is in the middle of a
-//!   request, the new one is closed instead.
+//!   can never lock other clients out; failing that, the one whose request has run longest,
+//!   if longer than `header_read_timeout` (a body trickled a byte at a time); when every
+//!   connection is in the middle of a recent request, the new one is closed instead.
 //! - **Time**: a request head must be complete `header_read_timeout` after its first byte;
 //!   a connection idle (or stuck writing its answer) for `idle_timeout` is closed.
 //! - **Bytes**: a request head holds at most `max_header_bytes` and 100 header lines
@@ -125,17 +126,26 @@ impl Registry {
         }
     }
 
-    /// Registers a new connection, first closing the longest-idle one at the cap; `None`
-    /// when every open connection is busy with a request.
-    fn admit(&self) -> Option<(u64, Arc<Conn>)> {
+    /// Registers a new connection, first closing one at the cap: the longest idle (or
+    /// still sending its head), else the one whose request has run longest if that is
+    /// longer than `slow_ms` (a body sent a byte at a time holds its connection busy);
+    /// `None` when every open connection is busy with a recent request.
+    fn admit(&self, slow_ms: u64) -> Option<(u64, Arc<Conn>)> {
         let now = self.now_ms();
         let mut conns = self.lock();
         if conns.len() >= self.cap {
-            let victim = conns
-                .iter()
-                .filter(|(_, c)| c.get().0 != Phase::Busy)
-                .min_by_key(|(_, c)| c.get().1)
-                .map(|(id, _)| *id)?;
+            let oldest = |busy: bool| {
+                conns
+                    .iter()
+                    .map(|(id, c)| (*id, c.get()))
+                    .filter(|(_, (phase, since))| {
+                        (*phase == Phase::Busy) == busy
+                            && (!busy || now.saturating_sub(*since) > slow_ms)
+                    })
+                    .min_by_key(|(_, (_, since))| *since)
+                    .map(|(id, _)| id)
+            };
+            let victim = oldest(false).or_else(|| oldest(true))?;
             if let Some(c) = conns.remove(&victim) {
                 c.kill.notify_one();
                 crate::metrics::connection_evicted();
@@ -250,7 +260,8 @@ pub async fn serve(
                 continue;
             }
         };
-        let Some((id, conn)) = registry.admit() else {
+        let slow_ms = u64::try_from(limits.header_read_timeout.as_millis()).unwrap_or(u64::MAX);
+        let Some((id, conn)) = registry.admit(slow_ms) else {
             crate::metrics::connection_refused();
             continue;
         };
