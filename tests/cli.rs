@@ -598,3 +598,62 @@ fn production_keeps_internals_off_the_main_listener() {
     );
     server.stop();
 }
+
+#[test]
+fn revocation_state_is_reported_in_readyz_and_metrics() {
+    // A private Redis without keyspace notifications: revocations by other applications
+    // cannot be seen, so the replica says so (and revalidates its caches).
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let Ok(mut redis) = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "no", "--notify-keyspace-events", ""])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+    else {
+        assert!(
+            !std::env::var("REQUIRE_TEST_SERVICES").is_ok_and(|v| v == "1"),
+            "redis-server is required"
+        );
+        return;
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let mut cmd = command(dir.path());
+    cmd.env("REDIS_URL", format!("redis://127.0.0.1:{port}"))
+        .env("SESSIOND_SESSION__COOKIE_CACHE__ENABLED", "true");
+    let (server, client) = Server::start(cmd);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let ready: serde_json::Value = client
+            .get(server.root("/readyz"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let metrics = client
+            .get(server.root("/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        if ready["checks"]["revocation"] == "unverified"
+            && ready["checks"]["revocation_detail"] == "keyspace notifications off"
+            && metrics.lines().any(|l| l == "revocation_guaranteed 0")
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{ready}\n{metrics}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server.stop();
+    let _ = redis.kill();
+    let _ = redis.wait();
+}

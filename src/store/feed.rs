@@ -2,8 +2,9 @@
 //! sessions, so that every replica refuses a revoked session's cookie cache at once.
 //!
 //! - PostgreSQL: `LISTEN sessiond_revoked`, fed by a trigger on every ended session row
-//!   (deleted, ended in place, token rewritten) and by `TRUNCATE` (payload `*`); a second
-//!   loop checks every second that the trigger exists and fires in every replication role.
+//!   (deleted, ended early, token rewritten) and by `TRUNCATE` (payload `*`); a watchdog
+//!   checks twice a second that the triggers exist, fire in every replication role and
+//!   were not altered, and that the listener still hears.
 //! - Redis: a subscriber for sessiond's own announcements and Redis's keyspace events
 //!   (keys deleted, evicted or renamed by anyone), and a watchdog that notices a flush or a
 //!   restart (its marker key vanished) and whether keyspace notifications are on.
@@ -12,10 +13,12 @@
 //! ended unannounced: every cache minted earlier must be checked), and whether it can
 //! currently guarantee that every end is announced.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
 
 /// The PostgreSQL channel the trigger announces on.
 pub const PG_CHANNEL: &str = "sessiond_revoked";
@@ -61,77 +64,183 @@ pub trait Listener: Send + Sync + 'static {
     fn announce(&self, source: usize, a: Announcement);
 }
 
-/// Follows the trigger's announcements until the process ends.
+/// How often the PostgreSQL watchdog looks and pings its listener.
+const PG_WATCH_INTERVAL: Duration = Duration::from_millis(500);
+/// Pings the listener may lag behind before it counts as silent (about a second).
+const PG_PING_SLACK: u64 = 2;
+/// A silent listener is reconnected after this many looks.
+const PG_SILENT_RECONNECT: u64 = 6;
+
+/// What the PostgreSQL listener and its watchdog share: the last ping the listener
+/// received, and a way to make it reconnect.
+struct PgLiveness {
+    ping_channel: String,
+    seen: AtomicU64,
+    reconnect: Notify,
+}
+
+/// Follows the trigger's announcements until the process ends. A watchdog checks twice a
+/// second that the triggers are there, unchanged and enabled in every replication role,
+/// and that the listener still hears: it notifies the listener's own channel and expects
+/// to hear it back. A connection that stalls without closing (a partition, a stuck
+/// middlebox) therefore counts as down within about a second, and is replaced.
 pub fn spawn_pg(pool: sqlx::PgPool, listener: Arc<dyn Listener>) {
+    let live = Arc::new(PgLiveness {
+        ping_channel: format!(
+            "sessiond_ping_{}",
+            crate::crypto::token::generate_id().to_lowercase()
+        ),
+        seen: AtomicU64::new(0),
+        reconnect: Notify::new(),
+    });
     let listen = listener.register("postgres-listen");
-    let l = listener.clone();
-    let p = pool.clone();
-    tokio::spawn(async move {
-        loop {
-            let mut pg = match sqlx::postgres::PgListener::connect_with(&p).await {
-                Ok(pg) => pg,
-                Err(e) => {
-                    tracing::warn!(error = %e, "revocation listener cannot connect");
-                    tokio::time::sleep(RETRY).await;
-                    continue;
-                }
-            };
-            if let Err(e) = pg.listen(PG_CHANNEL).await {
-                tracing::warn!(error = %e, "revocation listener cannot LISTEN");
+    tokio::spawn(pg_listen(
+        pool.clone(),
+        listener.clone(),
+        listen,
+        live.clone(),
+    ));
+    let watch = listener.register("postgres-watch");
+    tokio::spawn(pg_watch(pool, listener, watch, live));
+}
+
+async fn pg_listen(pool: sqlx::PgPool, l: Arc<dyn Listener>, source: usize, live: Arc<PgLiveness>) {
+    loop {
+        let mut pg = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(pg) => pg,
+            Err(e) => {
+                tracing::warn!(error = %e, "revocation listener cannot connect");
                 tokio::time::sleep(RETRY).await;
                 continue;
             }
-            l.announce(listen, Announcement::Guaranteed);
-            while let Ok(Some(n)) = pg.try_recv().await {
-                match n.payload() {
-                    "*" => l.announce(listen, Announcement::Reset("truncate")),
-                    hash => {
-                        if let Some(h) = parse_hash(hash) {
-                            l.announce(listen, Announcement::Revoked(h));
-                        }
+        };
+        if let Err(e) = pg
+            .listen_all([PG_CHANNEL, live.ping_channel.as_str()])
+            .await
+        {
+            tracing::warn!(error = %e, "revocation listener cannot LISTEN");
+            tokio::time::sleep(RETRY).await;
+            continue;
+        }
+        l.announce(source, Announcement::Guaranteed);
+        loop {
+            // Dropping a receive in flight is fine: the connection is dropped with it.
+            let n = tokio::select! {
+                n = pg.try_recv() => n,
+                () = live.reconnect.notified() => break,
+            };
+            let Ok(Some(n)) = n else { break };
+            if n.channel() == live.ping_channel {
+                if let Ok(seq) = n.payload().parse::<u64>() {
+                    live.seen.fetch_max(seq, Ordering::SeqCst);
+                }
+                continue;
+            }
+            match n.payload() {
+                "*" => l.announce(source, Announcement::Reset("truncate")),
+                hash => {
+                    if let Some(h) = parse_hash(hash) {
+                        l.announce(source, Announcement::Revoked(h));
                     }
                 }
             }
-            tracing::warn!("revocation listener disconnected; cache hits are revalidated");
-            l.announce(listen, Announcement::Unguaranteed("postgres disconnected"));
         }
-    });
-    let trigger = listener.register("postgres-trigger");
-    tokio::spawn(async move {
-        let mut last: Option<Result<bool, ()>> = None;
-        loop {
-            let now = trigger_fires(&pool).await.map_err(|_| ());
-            if last != Some(now) {
-                let a = match now {
-                    Ok(true) => Announcement::Guaranteed,
-                    Ok(false) => {
-                        tracing::warn!(
-                            "the session revocation triggers are missing or not enabled ALWAYS; \
-                             cookie-cache hits are revalidated until they are back (sessiond \
-                             migrate restores them)"
-                        );
-                        Announcement::Unguaranteed("trigger missing")
-                    }
-                    Err(()) => Announcement::Unguaranteed("postgres unreachable"),
-                };
-                listener.announce(trigger, a);
-                last = Some(now);
-            }
-            tokio::time::sleep(WATCH_INTERVAL).await;
-        }
-    });
+        tracing::warn!("revocation listener disconnected; cache hits are revalidated");
+        l.announce(source, Announcement::Unguaranteed("postgres disconnected"));
+    }
 }
 
-/// Whether the revocation trigger exists and fires whatever the replication role
-/// (`ENABLE ALWAYS`), for both row ends and truncation.
-async fn trigger_fires(pool: &sqlx::PgPool) -> Result<bool, sqlx::Error> {
-    let found: i64 = sqlx::query_scalar(
-        r#"select count(*) from pg_trigger
+/// What one look found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PgSeen {
+    Fine,
+    TriggerMissing,
+    ListenerSilent,
+    Unreachable,
+}
+
+async fn pg_watch(pool: sqlx::PgPool, l: Arc<dyn Listener>, source: usize, live: Arc<PgLiveness>) {
+    let mut last: Option<PgSeen> = None;
+    let mut triggers: Option<String> = None;
+    let mut seq: u64 = 0;
+    let mut silent: u64 = 0;
+    loop {
+        seq += 1;
+        let looked = tokio::time::timeout(PG_WATCH_INTERVAL * 2, async {
+            let t = trigger_state(&pool).await?;
+            sqlx::query("select pg_notify($1, $2)")
+                .bind(&live.ping_channel)
+                .bind(seq.to_string())
+                .execute(&pool)
+                .await?;
+            Ok::<_, sqlx::Error>(t)
+        })
+        .await;
+        let seen = match looked {
+            Ok(Ok((true, state))) => {
+                // Disabled and enabled again between two looks: ends may have gone
+                // unannounced meanwhile.
+                if triggers.as_ref().is_some_and(|t| *t != state) {
+                    tracing::warn!(
+                        "the revocation triggers changed: every cached session is revalidated"
+                    );
+                    l.announce(source, Announcement::Reset("trigger changed"));
+                }
+                triggers = Some(state);
+                let heard = live.seen.load(Ordering::SeqCst);
+                if heard + PG_PING_SLACK < seq {
+                    silent += 1;
+                    PgSeen::ListenerSilent
+                } else {
+                    silent = 0;
+                    PgSeen::Fine
+                }
+            }
+            Ok(Ok((false, _))) => PgSeen::TriggerMissing,
+            Ok(Err(_)) | Err(_) => PgSeen::Unreachable,
+        };
+        if silent >= PG_SILENT_RECONNECT {
+            live.reconnect.notify_one();
+            silent = 0;
+        }
+        if last != Some(seen) {
+            let a = match seen {
+                PgSeen::Fine => Announcement::Guaranteed,
+                PgSeen::TriggerMissing => {
+                    tracing::warn!(
+                        "the session revocation triggers are missing or not enabled ALWAYS; \
+                         cookie-cache hits are revalidated until they are back (sessiond \
+                         migrate restores them)"
+                    );
+                    Announcement::Unguaranteed("trigger missing")
+                }
+                PgSeen::ListenerSilent => {
+                    tracing::warn!(
+                        "the revocation listener stopped hearing; cache hits are revalidated"
+                    );
+                    Announcement::Unguaranteed("postgres listener silent")
+                }
+                PgSeen::Unreachable => Announcement::Unguaranteed("postgres unreachable"),
+            };
+            l.announce(source, a);
+            last = Some(seen);
+        }
+        tokio::time::sleep(PG_WATCH_INTERVAL).await;
+    }
+}
+
+/// Whether both revocation triggers exist and fire whatever the replication role
+/// (`ENABLE ALWAYS`), and a text that changes whenever either is altered (their row
+/// versions).
+async fn trigger_state(pool: &sqlx::PgPool) -> Result<(bool, String), sqlx::Error> {
+    let (enabled, versions): (i64, Option<String>) = sqlx::query_as(
+        r#"select count(*) filter (where tgenabled = 'A'),
+                  string_agg(tgname || ':' || xmin::text, ',' order by tgname)
+           from pg_trigger
            where tgrelid = '"session"'::regclass
-             and tgname in ('sessiond_session_revoked', 'sessiond_session_truncated')
-             and tgenabled = 'A'"#,
+             and tgname in ('sessiond_session_revoked', 'sessiond_session_truncated')"#,
     )
     .fetch_one(pool)
     .await?;
-    Ok(found == 2)
+    Ok((enabled == 2, versions.unwrap_or_default()))
 }

@@ -122,144 +122,184 @@ enum Seen {
     Unreachable,
 }
 
+/// The watchdog's state between looks.
+struct Watchdog {
+    conn: ConnectionManager,
+    marker: String,
+    placed: bool,
+    mode: KeyspaceNotifications,
+    ticks: u64,
+    /// `CONFIG SET` calls Redis has counted, when it tells (Redis 7's command stats).
+    config_sets: Option<u64>,
+    listener: Arc<dyn Listener>,
+    source: usize,
+}
+
 async fn watchdog(
-    mut conn: ConnectionManager,
+    conn: ConnectionManager,
     prefix: String,
     mode: KeyspaceNotifications,
     listener: Arc<dyn Listener>,
     source: usize,
 ) {
-    let marker = format!(
-        "{prefix}sessiond:alive:{}",
-        crate::crypto::token::generate_id()
-    );
-    let mut placed = false;
+    let mut w = Watchdog {
+        conn,
+        marker: format!(
+            "{prefix}sessiond:alive:{}",
+            crate::crypto::token::generate_id()
+        ),
+        placed: false,
+        mode,
+        ticks: 0,
+        config_sets: None,
+        listener,
+        source,
+    };
     let mut last: Option<Seen> = None;
-    let mut ticks: u64 = 0;
     loop {
-        let seen = look(
-            &mut conn,
-            &marker,
-            &mut placed,
-            mode,
-            ticks,
-            &listener,
-            source,
-        )
-        .await;
+        // A stalled Redis answers nothing: that counts as unreachable.
+        let seen = tokio::time::timeout(WATCH_INTERVAL * 2, w.look())
+            .await
+            .unwrap_or(Seen::Unreachable);
         if last != Some(seen) {
-            let a = match seen {
-                Seen::Fine => Announcement::Guaranteed,
-                Seen::NotificationsOff => {
-                    tracing::warn!(
-                        "Redis keyspace notifications are off (notify-keyspace-events needs E \
-                         and g, and e when keys can be evicted): sessions deleted by other applications cannot be seen, so \
-                         cookie-cache hits are revalidated. Turn them on, or set \
-                         redis.keyspace_notifications to \"configure\", \"assume\" or \"off\""
-                    );
-                    Announcement::Unguaranteed("keyspace notifications off")
-                }
-                Seen::CannotReadConfig => {
-                    tracing::warn!(
-                        "Redis refuses CONFIG GET: keyspace notifications cannot be checked, so \
-                         cookie-cache hits are revalidated. If they are on (a managed Redis's \
-                         parameter group), set redis.keyspace_notifications = \"assume\""
-                    );
-                    Announcement::Unguaranteed("keyspace notifications unknown")
-                }
-                Seen::Unreachable => Announcement::Unguaranteed("redis unreachable"),
-            };
-            listener.announce(source, a);
+            w.announce(seen);
             last = Some(seen);
         }
-        ticks += 1;
+        w.ticks += 1;
         tokio::time::sleep(WATCH_INTERVAL).await;
     }
 }
 
-/// One look: the marker (a reset when it vanished), then the notification flags.
-async fn look(
-    conn: &mut ConnectionManager,
-    marker: &str,
-    placed: &mut bool,
-    mode: KeyspaceNotifications,
-    tick: u64,
-    listener: &Arc<dyn Listener>,
-    source: usize,
-) -> Seen {
-    let present: Result<bool, _> = redis::cmd("EXISTS").arg(marker).query_async(conn).await;
-    match present {
-        Err(_) => return Seen::Unreachable,
-        Ok(false) => {
-            if *placed {
+impl Watchdog {
+    fn announce(&self, seen: Seen) {
+        let a = match seen {
+            Seen::Fine => Announcement::Guaranteed,
+            Seen::NotificationsOff => {
                 tracing::warn!(
-                    "Redis lost its data (flushed or restarted): every cached session is revalidated"
+                    "Redis keyspace notifications are off (notify-keyspace-events needs E and g, \
+                     and e when keys can be evicted): sessions deleted by other applications \
+                     cannot be seen, so cookie-cache hits are revalidated. Turn them on, or set \
+                     redis.keyspace_notifications to \"configure\", \"assume\" or \"off\""
                 );
-                listener.announce(source, Announcement::Reset("redis flush"));
+                Announcement::Unguaranteed("keyspace notifications off")
             }
-            let set: Result<(), _> = redis::cmd("SET")
-                .arg(marker)
-                .arg("1")
-                .arg("EX")
-                .arg(MARKER_TTL_SECS)
+            Seen::CannotReadConfig => {
+                tracing::warn!(
+                    "Redis refuses CONFIG GET: keyspace notifications cannot be checked, so \
+                     cookie-cache hits are revalidated. If they are on (a managed Redis's \
+                     parameter group), set redis.keyspace_notifications = \"assume\""
+                );
+                Announcement::Unguaranteed("keyspace notifications unknown")
+            }
+            Seen::Unreachable => Announcement::Unguaranteed("redis unreachable"),
+        };
+        self.listener.announce(self.source, a);
+    }
+
+    fn reset(&self, why: &'static str) {
+        self.listener
+            .announce(self.source, Announcement::Reset(why));
+    }
+
+    /// One look: the marker (a reset when it vanished), then the notification flags, then
+    /// whether anyone changed Redis's configuration since the last look (notifications
+    /// may have been off in between: a reset).
+    async fn look(&mut self) -> Seen {
+        let present: Result<bool, _> = redis::cmd("EXISTS")
+            .arg(&self.marker)
+            .query_async(&mut self.conn)
+            .await;
+        match present {
+            Err(_) => return Seen::Unreachable,
+            Ok(false) => {
+                if self.placed {
+                    tracing::warn!(
+                        "Redis lost its data (flushed or restarted): every cached session is revalidated"
+                    );
+                    self.reset("redis flush");
+                }
+                let set: Result<(), _> = redis::cmd("SET")
+                    .arg(&self.marker)
+                    .arg("1")
+                    .arg("EX")
+                    .arg(MARKER_TTL_SECS)
+                    .query_async(&mut self.conn)
+                    .await;
+                if set.is_err() {
+                    return Seen::Unreachable;
+                }
+                self.placed = true;
+            }
+            Ok(true) => {
+                // Refreshed well before it would expire.
+                if self.ticks.is_multiple_of(600) {
+                    let _: Result<(), _> = redis::cmd("EXPIRE")
+                        .arg(&self.marker)
+                        .arg(MARKER_TTL_SECS)
+                        .query_async(&mut self.conn)
+                        .await;
+                }
+            }
+        }
+        if matches!(
+            self.mode,
+            KeyspaceNotifications::Assume | KeyspaceNotifications::Off
+        ) {
+            return Seen::Fine;
+        }
+        let seen = self.check_flags().await;
+        let sets = config_set_calls(&mut self.conn).await;
+        if let (Some(before), Some(now)) = (self.config_sets, sets) {
+            if before != now {
+                self.reset("redis config changed");
+            }
+        }
+        self.config_sets = sets;
+        seen
+    }
+
+    /// Whether Redis announces deletions; in `configure` mode, sets the missing flags.
+    async fn check_flags(&mut self) -> Seen {
+        let conn = &mut self.conn;
+        let (flags, policy) = match (
+            read_config(conn, "notify-keyspace-events").await,
+            read_config(conn, "maxmemory-policy").await,
+        ) {
+            (Ok(f), Ok(p)) => (f, p),
+            (Err(e), _) | (_, Err(e)) if e.is_io_error() || e.is_connection_dropped() => {
+                return Seen::Unreachable
+            }
+            _ => return Seen::CannotReadConfig,
+        };
+        let evicting = policy != "noeviction";
+        if flags_announce_deletions(&flags, evicting) {
+            return Seen::Fine;
+        }
+        if self.mode == KeyspaceNotifications::Configure {
+            let mut wanted = flags.clone();
+            for f in ['E', 'g', 'e'] {
+                if !wanted.contains(f) {
+                    wanted.push(f);
+                }
+            }
+            let set: Result<(), _> = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("notify-keyspace-events")
+                .arg(&wanted)
                 .query_async(conn)
                 .await;
-            if set.is_err() {
-                return Seen::Unreachable;
-            }
-            *placed = true;
-        }
-        Ok(true) => {
-            // Refreshed well before it would expire.
-            if tick.is_multiple_of(600) {
-                let _: Result<(), _> = redis::cmd("EXPIRE")
-                    .arg(marker)
-                    .arg(MARKER_TTL_SECS)
-                    .query_async(conn)
-                    .await;
+            match set {
+                Ok(()) => {
+                    tracing::info!(flags = %wanted, "Redis keyspace notifications turned on");
+                    return Seen::Fine;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Redis refused CONFIG SET notify-keyspace-events")
+                }
             }
         }
+        Seen::NotificationsOff
     }
-    match mode {
-        KeyspaceNotifications::Assume | KeyspaceNotifications::Off => return Seen::Fine,
-        KeyspaceNotifications::Check | KeyspaceNotifications::Configure => {}
-    }
-    let (flags, policy) = match (
-        read_config(conn, "notify-keyspace-events").await,
-        read_config(conn, "maxmemory-policy").await,
-    ) {
-        (Ok(f), Ok(p)) => (f, p),
-        (Err(e), _) | (_, Err(e)) if e.is_io_error() || e.is_connection_dropped() => {
-            return Seen::Unreachable
-        }
-        _ => return Seen::CannotReadConfig,
-    };
-    let evicting = policy != "noeviction";
-    if flags_announce_deletions(&flags, evicting) {
-        return Seen::Fine;
-    }
-    if mode == KeyspaceNotifications::Configure {
-        let mut wanted = flags.clone();
-        for f in ['E', 'g', 'e'] {
-            if !wanted.contains(f) {
-                wanted.push(f);
-            }
-        }
-        let set: Result<(), _> = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("notify-keyspace-events")
-            .arg(&wanted)
-            .query_async(conn)
-            .await;
-        match set {
-            Ok(()) => {
-                tracing::info!(flags = %wanted, "Redis keyspace notifications turned on");
-                return Seen::Fine;
-            }
-            Err(e) => tracing::warn!(error = %e, "Redis refused CONFIG SET notify-keyspace-events"),
-        }
-    }
-    Seen::NotificationsOff
 }
 
 async fn read_config(
@@ -272,6 +312,26 @@ async fn read_config(
         .query_async(conn)
         .await?;
     Ok(v.get(1).cloned().unwrap_or_default())
+}
+
+/// `CONFIG SET` calls counted by Redis (`INFO commandstats`, Redis 7 and later), if it
+/// tells.
+async fn config_set_calls(conn: &mut ConnectionManager) -> Option<u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .ok()?;
+    Some(parse_config_sets(&info))
+}
+
+/// The `calls` of `cmdstat_config|set` in an `INFO commandstats` text (0 when absent).
+fn parse_config_sets(info: &str) -> u64 {
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_config|set:"))
+        .and_then(|rest| rest.split(',').find_map(|kv| kv.strip_prefix("calls=")))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -289,5 +349,13 @@ mod tests {
         // Without evictions, deletions and renames are enough.
         assert!(flags_announce_deletions("Eg", false));
         assert!(!flags_announce_deletions("Ee", false));
+    }
+
+    #[test]
+    fn config_set_calls() {
+        let info = "# Commandstats\r\ncmdstat_get:calls=9,usec=1\r\n\
+                    cmdstat_config|set:calls=3,usec=20,usec_per_call=6.67\r\n";
+        assert_eq!(super::parse_config_sets(info), 3);
+        assert_eq!(super::parse_config_sets("# Commandstats\r\n"), 0);
     }
 }

@@ -9,8 +9,11 @@
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
 
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
@@ -507,5 +510,63 @@ impl PrivateRedis {
 impl Drop for PrivateRedis {
     fn drop(&mut self) {
         self.down();
+    }
+}
+
+/// A TCP relay (to PostgreSQL): 0 = pass, 1 = refuse (down), 2 = hold connections and
+/// forward nothing (a stall: a partition, a stuck middlebox).
+pub struct Relay {
+    pub port: u16,
+    mode: Arc<AtomicU8>,
+}
+
+impl Relay {
+    pub async fn start(target: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mode = Arc::new(AtomicU8::new(0));
+        let m = mode.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let m = m.clone();
+                tokio::spawn(async move {
+                    match m.load(Ordering::SeqCst) {
+                        1 => return,
+                        2 => {
+                            tokio::time::sleep(Duration::from_secs(30)).await;
+                            return;
+                        }
+                        _ => {}
+                    }
+                    let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", target)).await else {
+                        return;
+                    };
+                    let (mut ri, mut wi) = inbound.split();
+                    let (mut ro, mut wo) = outbound.split();
+                    let watch = async {
+                        while m.load(Ordering::SeqCst) == 0 {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy(&mut ri, &mut wo) => {}
+                        _ = tokio::io::copy(&mut ro, &mut wi) => {}
+                        _ = watch => {}
+                    }
+                    if m.load(Ordering::SeqCst) == 2 {
+                        // Stalled: keep both sockets open, forward nothing.
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                });
+            }
+        });
+        Self { port, mode }
+    }
+
+    pub fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
     }
 }

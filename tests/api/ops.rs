@@ -1,12 +1,10 @@
 //! Operations: health and readiness, request ids, rate limits, body limits, timeouts, and
 //! behaviour while the database is unreachable (through a TCP relay the test can cut).
 
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 use crate::helpers::*;
 use crate::{app, on_both_backends};
@@ -123,63 +121,6 @@ async fn body_limit_is_enforced(b: Backend) {
     let res = app.post("/sign-up/email", big, &mut Jar::default()).await;
     assert_eq!(res.status, 413);
     assert_eq!(res.code().as_deref(), Some("PAYLOAD_TOO_LARGE"));
-}
-
-/// A TCP relay to PostgreSQL: 0 = pass, 1 = refuse (down), 2 = hold connections (stall).
-struct Relay {
-    port: u16,
-    mode: Arc<AtomicU8>,
-}
-
-impl Relay {
-    async fn start(target: u16) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let mode = Arc::new(AtomicU8::new(0));
-        let m = mode.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    return;
-                };
-                let m = m.clone();
-                tokio::spawn(async move {
-                    match m.load(Ordering::SeqCst) {
-                        1 => return,
-                        2 => {
-                            tokio::time::sleep(Duration::from_secs(30)).await;
-                            return;
-                        }
-                        _ => {}
-                    }
-                    let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", target)).await else {
-                        return;
-                    };
-                    let (mut ri, mut wi) = inbound.split();
-                    let (mut ro, mut wo) = outbound.split();
-                    let watch = async {
-                        while m.load(Ordering::SeqCst) == 0 {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy(&mut ri, &mut wo) => {}
-                        _ = tokio::io::copy(&mut ro, &mut wi) => {}
-                        _ = watch => {}
-                    }
-                    if m.load(Ordering::SeqCst) == 2 {
-                        // Stalled: keep both sockets open, forward nothing.
-                        tokio::time::sleep(Duration::from_secs(30)).await;
-                    }
-                });
-            }
-        });
-        Self { port, mode }
-    }
-
-    fn set(&self, mode: u8) {
-        self.mode.store(mode, Ordering::SeqCst);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use sqlx::Connection;
 
 use crate::helpers::*;
 
@@ -66,13 +67,6 @@ async fn cached_session(app: &TestApp) -> Jar {
     jar
 }
 
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_flush_and_restart_are_noticed() {
     if !redis_available() {
@@ -125,20 +119,6 @@ async fn keyspace_notifications_switched_off_at_runtime() {
         .cmd(&["CONFIG", "SET", "notify-keyspace-events", ""])
         .await;
     wait_revocation(&app, "unverified").await;
-    let metrics = app
-        .client
-        .get(format!("http://{}/metrics", app.addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(
-        metric(&metrics, "revocation_guaranteed"),
-        Some(0.0),
-        "{metrics}"
-    );
     redis.cmd(&["DEL", &token]).await;
     until_refused(&app, &jar, "key deleted without notifications").await;
     // sessiond does not change a shared Redis's configuration unless told to.
@@ -267,4 +247,112 @@ async fn rate_limiter_fails_closed_for_credentials_when_redis_is_down() {
     // Other routes stay open (sessions are in the database too).
     let res = app.client.get(app.url("/ok")).send().await.unwrap();
     assert_eq!(res.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_postgres_listener_is_noticed() {
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
+    let relay = Relay::start(5432).await;
+    let url = db
+        .url
+        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", relay.port));
+    let app = spawn_with(Backend::Sqlite, |s| {
+        s.database.url = url;
+        s.database.acquire_timeout = 1;
+        s.server.request_timeout = 2;
+        s.session.cookie_cache.enabled = true;
+    })
+    .await
+    .unwrap();
+    wait_revocation(&app, "ok").await;
+    let jar = cached_session(&app).await;
+    // The replica is cut off without its connections closing; meanwhile the session ends.
+    relay.set(2);
+    let mut direct = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query(r#"delete from "session""#)
+        .execute(&mut direct)
+        .await
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let res = app.get("/get-session", &mut jar.clone()).await;
+        let served = res.status == 200 && !res.json().is_null();
+        if !served {
+            eprintln!(
+                "stalled listener: cache refused after {} ms ({})",
+                start.elapsed().as_millis(),
+                res.status
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "still served from the cache"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The link comes back: the listener is replaced and revocation is guaranteed again.
+    relay.set(0);
+    wait_revocation(&app, "ok").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggers_toggled_between_looks_reset_the_caches() {
+    let Some(app) = spawn_with(Backend::Postgres, |s| s.session.cookie_cache.enabled = true).await
+    else {
+        return;
+    };
+    wait_revocation(&app, "ok").await;
+    let jar = cached_session(&app).await;
+    // Off, a deletion nobody announces, and on again, all in one transaction.
+    app.exec(
+        r#"do $$ begin
+             alter table "session" disable trigger sessiond_session_revoked;
+             delete from "session";
+             alter table "session" enable always trigger sessiond_session_revoked;
+           end $$"#,
+    )
+    .await;
+    until_refused(&app, &jar, "triggers toggled").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyspace_notifications_toggled_between_looks_reset_the_caches() {
+    if !redis_available() {
+        return;
+    }
+    let redis = PrivateRedis::start(&["--notify-keyspace-events", "KEA"]).await;
+    let url = redis.url();
+    let app = spawn_with(Backend::Sqlite, move |s| {
+        s.redis.url = url;
+        s.session.cookie_cache.enabled = true;
+    })
+    .await
+    .unwrap();
+    wait_revocation(&app, "ok").await;
+    let (mut jar, res) = app.sign_up(&unique_email()).await;
+    app.session(&mut jar).await;
+    let token = res.json()["token"].as_str().unwrap().to_string();
+    // Off, a deletion nobody announces, and on again, faster than a look.
+    let mut c = redis.conn().await.unwrap();
+    let _: () = redis::pipe()
+        .cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg("")
+        .ignore()
+        .cmd("DEL")
+        .arg(&token)
+        .ignore()
+        .cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg("KEA")
+        .ignore()
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    until_refused(&app, &jar, "notifications toggled").await;
 }
