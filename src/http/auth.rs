@@ -128,7 +128,7 @@ pub async fn sign_out(mut ctx: Ctx, body: Body<false>) -> Response {
         ctx.state
             .sessions
             .sign_out(&ctx.cookies, &mut ctx.out)
-            .await;
+            .await?;
         Ok(Json(json!({ "success": true })))
     }
     .await;

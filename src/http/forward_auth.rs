@@ -199,7 +199,9 @@ pub async fn check(mut ctx: Ctx, proxy: ProxyRequest) -> Response {
             res
         }
         Ok(None) => (cookies, codes::UNAUTHORIZED).into_response(),
-        Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => (cookies, e).into_response(),
+        // A store failure is not "signed out": a 401 would send a signed-in user to the
+        // sign-in page. Proxies treat 5xx as an error.
+        Err(e) if e.status.is_server_error() => (cookies, e).into_response(),
         Err(_) => (cookies, codes::UNAUTHORIZED).into_response(),
     };
     res.headers_mut()

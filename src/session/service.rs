@@ -844,17 +844,23 @@ impl SessionService {
         Ok((session.token, user))
     }
 
-    /// Deletes the request's session (if any) and expires the cookies. Storage errors
-    /// are logged, never surfaced: signing out always clears the browser's state.
-    pub async fn sign_out(&self, req: &RequestCookies, out: &mut Vec<String>) {
+    /// Deletes the request's session (if any) and expires the cookies. When the store
+    /// cannot delete it, the error is answered and the cookies are kept: the client is told
+    /// it is still signed in and can try again, rather than believing a session is over
+    /// that a copy of its cookie could still use.
+    pub async fn sign_out(
+        &self,
+        req: &RequestCookies,
+        out: &mut Vec<String>,
+    ) -> Result<(), ApiError> {
         let inner = &self.inner;
         if let Some(token) = req.signed(&inner.cookies.token_name, &inner.key).valid() {
+            // Refused here at once whatever happens next.
             self.note_revoked(std::slice::from_ref(&token));
-            if let Err(e) = inner.store.delete_session(&token).await {
-                tracing::warn!(error = %e, "sign-out could not delete the session");
-            }
+            inner.store.delete_session(&token).await?;
         }
         self.delete_session_cookies(req, out);
+        Ok(())
     }
 
     // ---- listing and revocation -----------------------------------------------------

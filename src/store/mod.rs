@@ -32,14 +32,25 @@ pub enum StoreError {
     Backend(#[source] Cause),
 }
 
+/// PostgreSQL error codes that mean "the server cannot serve now, try again": connection
+/// exceptions (class 08), shutdown or start-up (57P01–57P03), too many connections
+/// (53300) and out of resources (53xxx).
+fn is_transient_code(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("53") || matches!(code, "57P01" | "57P02" | "57P03")
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| is_transient_code(&c)) => {
+                StoreError::Unavailable(Box::new(e))
+            }
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
             | sqlx::Error::WorkerCrashed => StoreError::Unavailable(Box::new(e)),
             _ => StoreError::Backend(Box::new(e)),
         }

@@ -325,9 +325,12 @@ impl<C: sqlx::Connection + 'static> HotConns<C> {
         let idle = inner.idle().pop();
         let conn = match idle {
             Some(c) => c,
+            // Whatever stops a connection from opening (a server starting or shutting down,
+            // a database refusing connections) means: not now, try again.
             None => tokio::time::timeout(inner.acquire_timeout, C::connect_with(&inner.options))
                 .await
-                .map_err(|_| StoreError::Unavailable(Box::new(sqlx::Error::PoolTimedOut)))??,
+                .map_err(|_| StoreError::Unavailable(Box::new(sqlx::Error::PoolTimedOut)))?
+                .map_err(|e| StoreError::Unavailable(Box::new(e)))?,
         };
         Ok(HotConn {
             conn: Some(conn),
@@ -521,12 +524,25 @@ impl Store for SqlStore<$db> {
     }
 
     async fn find_session(&self, token: &str) -> Result<Option<(Session, User)>, StoreError> {
-        let mut conn = self.hot.take().await?;
-        let row = sqlx::query(&self.sql.find_session)
-            .bind(token.to_owned())
-            .fetch_optional(conn.get()?)
-            .await?;
-        conn.release();
+        // A read: tried again once on a fresh connection when the first one turns out dead
+        // (a server restart or a terminated backend leaves idle connections broken).
+        let mut attempt = 0;
+        let row = loop {
+            let mut conn = self.hot.take().await?;
+            let res = sqlx::query(&self.sql.find_session)
+                .bind(token.to_owned())
+                .fetch_optional(conn.get()?)
+                .await
+                .map_err(StoreError::from);
+            match res {
+                Ok(row) => {
+                    conn.release();
+                    break row;
+                }
+                Err(StoreError::Unavailable(_)) if attempt == 0 => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        };
         match row {
             None => Ok(None),
             Some(r) => Ok(Some((

@@ -161,6 +161,14 @@ async fn database_outage_gives_503_and_recovers() {
         )
         .await;
     assert_eq!(res.status, 503);
+    // Sign-out cannot end the session now: it says so and keeps the cookies.
+    let res = app.post("/sign-out", json!({}), &mut jar.clone()).await;
+    assert_eq!(res.status, 503, "{}", res.text);
+    assert!(
+        res.cookie(TOKEN_COOKIE).is_none(),
+        "{:?}",
+        res.set_cookies()
+    );
     // The database returns: service resumes without a restart.
     relay.set(0);
     let mut ok = false;
@@ -409,4 +417,66 @@ async fn abandoned_sign_ins_are_not_hashed() {
         skipped >= 1.0,
         "queued hashes of clients that left are skipped ({skipped})"
     );
+}
+
+/// The database refuses at the protocol level (restarting, backends terminated): 503 with a
+/// JSON body everywhere, never a 500 with an empty body nor a 401 for a valid session; a
+/// dead pooled connection is replaced on the next read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_restart_gives_503_never_401() {
+    use sqlx::Connection;
+    let Some(app) = spawn(Backend::Postgres).await else {
+        return;
+    };
+    let (mut jar, _) = app.sign_up(&unique_email()).await;
+    assert_ne!(app.session(&mut jar).await, serde_json::Value::Null);
+    let db = app.db_url.rsplit('/').next().unwrap().to_string();
+    let admin = app.db_url.replace(&format!("/{db}"), "/postgres");
+    let mut a = sqlx::PgConnection::connect(&admin).await.unwrap();
+    let kill = format!(
+        "select count(pg_terminate_backend(pid)) from pg_stat_activity \
+         where datname = '{db}' and pid <> pg_backend_pid()"
+    );
+    // Every backend terminated: the next reads get fresh connections.
+    sqlx::query(&kill).execute(&mut a).await.unwrap();
+    let fa = format!("http://{}/forward-auth", app.addr);
+    for _ in 0..3 {
+        let res = app
+            .get("/get-session?disableCookieCache=1", &mut jar.clone())
+            .await;
+        assert_eq!(res.status, 200, "{}", res.text);
+        assert_ne!(res.json(), serde_json::Value::Null);
+    }
+    // Now the database refuses new connections too (as while restarting).
+    sqlx::query(&format!("alter database {db} allow_connections false"))
+        .execute(&mut a)
+        .await
+        .unwrap();
+    sqlx::query(&kill).execute(&mut a).await.unwrap();
+    for path in ["/get-session", "/list-sessions"] {
+        let res = app.get(path, &mut jar.clone()).await;
+        assert_eq!(res.status, 503, "{path}: {}", res.text);
+        assert_eq!(res.code().as_deref(), Some("SERVICE_UNAVAILABLE"), "{path}");
+    }
+    let res = app
+        .client
+        .get(&fa)
+        .header("cookie", jar.header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    sqlx::query(&format!("alter database {db} allow_connections true"))
+        .execute(&mut a)
+        .await
+        .unwrap();
+    let mut ok = false;
+    for _ in 0..50 {
+        if app.get("/get-session", &mut jar.clone()).await.status == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "recovered");
 }

@@ -399,9 +399,16 @@ async fn redis_outage_gives_503_then_recovers() {
         ready.json::<Value>().await.unwrap()["checks"]["redis"],
         "unavailable"
     );
-    // Revocation while Redis is down fails loudly instead of pretending.
+    // Revocation while Redis is down fails loudly instead of pretending: sign-out too
+    // (its cookies are kept, so that the client knows and can try again).
     let res = app.post("/sign-out", json!({}), &mut jar.clone()).await;
-    assert_eq!(res.status, 200, "sign-out always clears the browser");
+    assert_eq!(res.status, 503, "{}", res.text);
+    assert_eq!(res.code().as_deref(), Some("SERVICE_UNAVAILABLE"));
+    assert!(
+        res.cookie(TOKEN_COOKIE).is_none(),
+        "cookies kept: {:?}",
+        res.set_cookies()
+    );
     let res = app
         .send(
             reqwest::Method::POST,
