@@ -61,10 +61,21 @@ impl IpRules {
     /// left-most one when all are), or, without trusted proxies, a single-valued header.
     fn forwarded(&self, h: &HeaderMap) -> Option<IpAddr> {
         for name in &self.headers {
-            let Some(v) = h.get(name.as_str()).and_then(|v| v.to_str().ok()) else {
+            // Repeated lines of a header are one list, in order (RFC 9110): a proxy that
+            // adds its own line puts the address it saw last.
+            let lines: Vec<&str> = h
+                .get_all(name.as_str())
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            if lines.is_empty() {
                 continue;
-            };
-            let mut hops = v.split(',').map(str::trim).filter(|s| !s.is_empty());
+            }
+            let mut hops = lines
+                .iter()
+                .flat_map(|l| l.split(','))
+                .map(str::trim)
+                .filter(|s| !s.is_empty());
             let found = if self.trusted.is_empty() {
                 match (hops.next(), hops.next()) {
                     (Some(one), None) => one.parse::<IpAddr>().ok(),
@@ -214,6 +225,17 @@ mod tests {
             r.client_addr(&HeaderMap::new(), ip("10.1.1.1")),
             ip("10.1.1.1")
         );
+    }
+
+    #[test]
+    fn repeated_header_lines_are_one_list() {
+        let r = rules(&["127.0.0.1"]);
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", "10.0.0.1".parse().unwrap());
+        h.append("x-forwarded-for", "8.8.8.8".parse().unwrap());
+        assert_eq!(r.client_addr(&h, ip("127.0.0.1")), ip("8.8.8.8"));
+        // Without trusted proxies, two lines are two addresses: not a single one.
+        assert_eq!(rules(&[]).recorded_ip(&h, None), "");
     }
 
     #[test]

@@ -433,6 +433,36 @@ async fn forwarded_addresses_only_from_trusted_proxies(b: Backend) {
         app.session(&mut jar).await["session"]["ipAddress"],
         "192.0.2.1"
     );
+    // Repeated header lines are one list: the line a proxy adds last is the one believed.
+    let res = app
+        .client
+        .post(app.url("/sign-in/email"))
+        .header("origin", ORIGIN)
+        .header("x-forwarded-for", "198.51.100.99")
+        .header("x-forwarded-for", "192.0.2.55")
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let s: Value = app
+        .client
+        .get(app.url("/get-session"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(s["session"]["ipAddress"], "192.0.2.55");
 }
 
 async fn rate_limits_key_by_route_not_by_raw_path(b: Backend) {
