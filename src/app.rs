@@ -39,17 +39,37 @@ pub enum StartError {
 /// Minimum secret length accepted in production.
 pub const MIN_SECRET_LEN: usize = 32;
 
+/// Why a secret is too weak to sign sessions with, if it is: shorter than
+/// [`MIN_SECRET_LEN`] characters, made of a handful of distinct characters, or Better
+/// Auth's documented example.
+pub fn weak_secret(secret: &str) -> Option<&'static str> {
+    let mut distinct: Vec<char> = secret.chars().collect();
+    let len = distinct.len();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if len < MIN_SECRET_LEN {
+        Some("too short")
+    } else if distinct.len() < 8 {
+        Some("too few distinct characters")
+    } else if secret.starts_with("better-auth-secret") {
+        Some("it is Better Auth's example")
+    } else {
+        None
+    }
+}
+
 /// The secret to sign with: configured, or in development generated once into
 /// `<data_dir>/secret` (with a warning). Production refuses a missing or short secret.
 pub fn resolve_secret(s: &Settings) -> Result<String, StartError> {
     if !s.secret.is_empty() {
-        if s.environment == Environment::Production && s.secret.len() < MIN_SECRET_LEN {
-            return Err(StartError::Config(format!(
-                "secret must be at least {MIN_SECRET_LEN} characters in production"
-            )));
-        }
-        if s.secret.len() < MIN_SECRET_LEN {
-            tracing::warn!("the secret is shorter than {MIN_SECRET_LEN} characters");
+        if let Some(problem) = weak_secret(&s.secret) {
+            if s.environment == Environment::Production {
+                return Err(StartError::Config(format!(
+                    "secret must be at least {MIN_SECRET_LEN} characters in production \
+                     and not guessable: {problem}"
+                )));
+            }
+            tracing::warn!("the secret is weak: {problem}");
         }
         return Ok(s.secret.clone());
     }
@@ -119,6 +139,12 @@ impl Application {
         )
         .await?;
         tracing::info!(backend = ?connected.backend, "store ready");
+        if settings.is_stateless() && settings.email_password_enabled() {
+            tracing::warn!(
+                "stateless mode with email and password on: users live in this process only, \
+                 so anyone can sign up again elsewhere with an email already in use"
+            );
+        }
         let cache = &settings.session.cookie_cache;
         let cache_on = cache.enabled || settings.is_stateless();
         let revocations = Arc::new(Revocations::new(
@@ -190,6 +216,7 @@ impl Application {
             rate_limiter,
             request_timeout: std::time::Duration::from_secs(settings.server.request_timeout.max(1)),
             body_limit: settings.server.body_limit,
+            body_timeout: std::time::Duration::from_secs(settings.server.header_read_timeout),
             coerce_field_types: settings.advanced.coerce_field_types,
             metrics: metrics_handle,
             ops_on_main: settings.ops_on_main_listener(),

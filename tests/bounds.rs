@@ -292,6 +292,14 @@ fn log_lines_are_capped_and_request_ids_sanitised() {
         let id = res.header("x-request-id").unwrap_or("");
         assert!(!id.contains("forged") && id.len() <= 128, "{id:?}");
     }
+    // Bytes beyond ASCII in a path (a right-to-left override, a line separator) are
+    // logged percent-encoded, never raw.
+    let res = raw_http(
+        server.port,
+        "GET /api/auth/ok\u{202e}evil\u{2028}x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+            .as_bytes(),
+    );
+    assert!(res.is_some_and(|r| r.status == 404 || r.status == 400));
     // A well-formed request id is kept and returned.
     let res = get_with(
         server.port,
@@ -306,6 +314,8 @@ fn log_lines_are_capped_and_request_ids_sanitised() {
     server.wait_stderr();
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.lines().count() > 50, "requests were logged");
+    assert!(!text.contains('\u{202e}') && !text.contains('\u{2028}'));
+    assert!(text.contains("/api/auth/ok%E2%80%AEevil%E2%80%A8x"), "the path was logged");
     for line in text.lines() {
         assert!(line.len() <= 2_048, "log line of {} bytes", line.len());
         assert!(
@@ -435,4 +445,63 @@ fn trickled_bodies_cannot_hold_every_connection() {
         let res = get_with(server.port, "GET", "/healthz", "").expect("served at the cap");
         assert_eq!(res.status, 200);
     }
+    // A declared length over the body limit is refused at once, before any body.
+    let res = get_with(
+        server.port,
+        "POST",
+        "/api/auth/sign-in/email",
+        "Content-Type: application/json\r\nContent-Length: 99999999\r\n",
+    )
+    .unwrap();
+    assert_eq!(res.status, 413);
+}
+
+#[test]
+fn a_body_trickled_byte_by_byte_costs_its_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[("SESSIOND_SERVER__HEADER_READ_TIMEOUT", "4")]);
+    let pid = server.child.id();
+    let open = |n: usize| -> Vec<TcpStream> {
+        (0..n)
+            .map(|_| {
+                let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+                s.write_all(
+                    b"POST /api/auth/update-user HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                      Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n{",
+                )
+                .unwrap();
+                s
+            })
+            .collect()
+    };
+    let trickle = |socks: &mut Vec<TcpStream>, rounds: usize| {
+        for _ in 0..rounds {
+            for s in socks.iter_mut() {
+                let _ = s.write_all(b" ");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let mut warm = open(300);
+    trickle(&mut warm, 5);
+    let before = rss_kib(pid);
+    let mut socks = open(300);
+    trickle(&mut socks, 30);
+    let after = rss_kib(pid);
+    eprintln!("300 bodies trickled 30 bytes each: RSS {before} -> {after} KiB");
+    assert!(
+        after <= before + RSS_SLACK_KIB,
+        "RSS grew from {before} to {after} KiB"
+    );
+    // The body must arrive within the time a head may take: then 408.
+    std::thread::sleep(Duration::from_secs(2));
+    let mut buf = Vec::new();
+    let s = &mut socks[0];
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.read_to_end(&mut buf);
+    assert!(
+        String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
 }

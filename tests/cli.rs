@@ -48,6 +48,26 @@ fn bad_config_value_names_key_and_source() {
 }
 
 #[test]
+fn production_refuses_guessable_secrets() {
+    for weak in [
+        " ".repeat(40),
+        "a".repeat(40),
+        "better-auth-secret-12345678901234567890".to_string(),
+        "é".repeat(17),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = command(dir.path())
+            .env("SESSIOND_ENVIRONMENT", "production")
+            .env("BETTER_AUTH_SECRET", &weak)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{weak:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("secret") && !err.contains(&weak), "{err}");
+    }
+}
+
+#[test]
 fn production_refuses_missing_or_short_secret() {
     let dir = tempfile::tempdir().unwrap();
     let out = command(dir.path())
@@ -445,6 +465,73 @@ fn impossible_values_are_refused_at_start() {
             "100",
             "max_header_bytes",
         ),
+        // A base URL that is a pattern would trust every matching origin.
+        ("BETTER_AUTH_URL", "http://*", "base_url"),
+        ("BETTER_AUTH_URL", "https://*.com", "base_url"),
+        // Paths that would put routes under forward auth, or forward auth under the API.
+        ("SESSIOND_FORWARD_AUTH__PATH", "/api", "forward_auth.path"),
+        ("SESSIOND_BASE_PATH", "/forward-auth/x", "forward_auth.path"),
+        ("SESSIOND_BASE_PATH", "/healthz", "base_path"),
+        (
+            "SESSIOND_FORWARD_AUTH__PATH",
+            "/metrics/x",
+            "forward_auth.path",
+        ),
+        // Identity headers that would frame or route the proxy's answer.
+        (
+            "SESSIOND_FORWARD_AUTH__HEADER_NAME",
+            "content-length",
+            "header_name",
+        ),
+        (
+            "SESSIOND_FORWARD_AUTH__HEADER_NAME",
+            "Transfer-Encoding",
+            "header_name",
+        ),
+        (
+            "SESSIOND_FORWARD_AUTH__HEADER_USER_ID",
+            "set-cookie",
+            "header_user_id",
+        ),
+        (
+            "SESSIOND_FORWARD_AUTH__HEADER_EMAIL",
+            "x-auth-user-id",
+            "header_email",
+        ),
+        // Cookie attributes injected through names and domains.
+        ("SESSIOND_ADVANCED__COOKIE_PREFIX", "a;b", "cookie_prefix"),
+        (
+            "SESSIOND_ADVANCED__CROSS_SUB_DOMAIN_COOKIES__DOMAIN",
+            "x; Domain=evil.com",
+            "domain",
+        ),
+        (
+            "SESSIOND_ADVANCED__CROSS_SUB_DOMAIN_COOKIES__DOMAIN",
+            "co.uk",
+            "domain",
+        ),
+        (
+            "SESSIOND_ADVANCED__IP_ADDRESS__IP_ADDRESS_HEADERS",
+            r#"["bad header"]"#,
+            "ip_address_headers",
+        ),
+        (
+            "SESSIOND_ADVANCED__IP_ADDRESS__TRUSTED_PROXIES",
+            r#"["0.0.0.0/0"]"#,
+            "trusted_proxies",
+        ),
+        (
+            "SESSIOND_EMAIL_AND_PASSWORD__HASH_CONCURRENCY",
+            "100000",
+            "hash_concurrency",
+        ),
+        (
+            "SESSIOND_EMAIL_AND_PASSWORD__MIN_PASSWORD_LENGTH",
+            "0",
+            "min_password_length",
+        ),
+        ("SESSIOND_SERVER__REQUEST_TIMEOUT", "0", "request_timeout"),
+        ("SESSIOND_SERVER__BODY_LIMIT", "99999999999", "body_limit"),
     ] {
         let (ok, err) = migrate_with(&[(var, value)]);
         assert!(!ok, "{var}={value} accepted");

@@ -370,8 +370,10 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmailPasswordSettings {
-    /// Allow email and password sign-in.
-    pub enabled: bool,
+    /// Allow email and password sign-up and sign-in. Unset: yes, except in stateless mode,
+    /// where users would live in one process only (anyone could sign up again, on
+    /// another replica or after a restart, with an email already in use).
+    pub enabled: Option<bool>,
     /// Refuse new sign-ups.
     pub disable_sign_up: bool,
     /// Shortest accepted password.
@@ -387,7 +389,7 @@ pub struct EmailPasswordSettings {
 impl Default for EmailPasswordSettings {
     fn default() -> Self {
         Self {
-            enabled: true,
+            enabled: None,
             disable_sign_up: false,
             min_password_length: 8,
             max_password_length: 128,
@@ -665,6 +667,14 @@ impl Settings {
             self.effective_base_url().starts_with("https://")
                 || self.environment == Environment::Production
         })
+    }
+
+    /// Whether email and password sign-up and sign-in are on (off by default in stateless
+    /// mode).
+    pub fn email_password_enabled(&self) -> bool {
+        self.email_and_password
+            .enabled
+            .unwrap_or(!self.is_stateless())
     }
 
     /// Whether `/metrics`, `/openapi.json` and `/readyz`'s detail are served on the main

@@ -12,6 +12,10 @@ pub const MAX_DURATION_SECS: u64 = 3_155_760_000;
 const MIN_HEADER_BYTES: usize = 8_192;
 /// Largest accepted request head (1 MiB).
 const MAX_HEADER_BYTES: usize = 1 << 20;
+/// Largest accepted body limit (1 MiB): no route reads more than a few KiB.
+const MAX_BODY_BYTES: usize = 1 << 20;
+/// Most password hashes at once.
+const MAX_HASH_CONCURRENCY: usize = 256;
 
 fn invalid(msg: impl Into<String>) -> ConfigError {
     ConfigError::Invalid(msg.into())
@@ -72,15 +76,75 @@ pub fn check_origin_pattern(p: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether `v` is an absolute http(s) URL with a host and nothing but a path after it.
+/// Whether `v` is an absolute http(s) URL with a real host (a domain of letters, digits,
+/// `-`, `.` and `_`, or an address: no `*` or `?`) and nothing but a path after it.
 fn is_http_url(v: &str) -> bool {
     url::Url::parse(v).is_ok_and(|u| {
+        let host_ok = match u.host() {
+            Some(url::Host::Domain(d)) => {
+                !d.is_empty()
+                    && d.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+            }
+            Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => true,
+            None => false,
+        };
         matches!(u.scheme(), "http" | "https")
-            && u.host_str().is_some_and(|h| !h.is_empty())
+            && host_ok
             && u.username().is_empty()
             && u.password().is_none()
             && u.fragment().is_none()
     })
+}
+
+/// Whether path `a` is `b` or below it (`/a/b` is within `/a`, `/ab` is not).
+fn path_within(a: &str, b: &str) -> bool {
+    a.strip_prefix(b)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || b.ends_with('/'))
+}
+
+/// Response headers that frame or route an answer, or that a proxy acts on: an identity
+/// header of one of these names would let a user's data steer the proxy.
+const RESERVED_HEADERS: [&str; 20] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "host",
+    "set-cookie",
+    "location",
+    "content-type",
+    "content-encoding",
+    "content-range",
+    "cache-control",
+    "vary",
+    "www-authenticate",
+    "authorization",
+    "cookie",
+    "date",
+    "server",
+];
+
+/// Whether `name` may carry an identity header: a valid header name, not one that
+/// frames or routes the answer, not a CORS or proxy control header.
+fn is_identity_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    axum::http::HeaderName::from_bytes(name.as_bytes()).is_ok()
+        && !RESERVED_HEADERS.contains(&lower.as_str())
+        && !lower.starts_with("access-control-")
+        && !lower.starts_with("proxy-")
+        && !lower.starts_with("sec-")
+        && lower != "x-request-id"
+}
+
+/// RFC 6265 cookie-name characters (a token: no separators, spaces or controls).
+fn is_cookie_token(v: &str) -> bool {
+    !v.is_empty()
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 impl Settings {
@@ -127,6 +191,7 @@ impl Settings {
             check_origin_pattern(p).map_err(|e| invalid(format!("trusted_origins: {e}")))?;
         }
         self.check_forward_auth()?;
+        self.check_advanced()?;
         self.check_server()
     }
 
@@ -189,18 +254,57 @@ impl Settings {
     fn check_forward_auth(&self) -> Result<(), ConfigError> {
         let fa = &self.forward_auth;
         let path = fa.path.as_str();
-        let under_base =
-            path == self.base_path || path.starts_with(&format!("{}/", self.base_path));
+        let base = self.base_path.as_str();
         let reserved = ["/healthz", "/readyz", "/metrics", "/openapi.json"];
+        if reserved
+            .iter()
+            .any(|r| path_within(base, r) || path_within(r, base))
+        {
+            return Err(invalid(format!(
+                "base_path {base:?} overlaps an operations endpoint"
+            )));
+        }
+        if !fa.enabled {
+            return Ok(());
+        }
         if !path.starts_with('/') || path.len() < 2 || path.ends_with('/') || path.contains("//") {
             return Err(invalid(format!(
                 "forward_auth.path must start with '/' and not end with '/': {path:?}"
             )));
         }
-        if under_base || reserved.contains(&path) {
+        // Every path below forward_auth.path is forward auth (Envoy appends the client's
+        // path): no other route may live there, nor it among them.
+        let overlaps = path_within(path, base)
+            || path_within(base, path)
+            || reserved
+                .iter()
+                .any(|r| path_within(path, r) || path_within(r, path));
+        if overlaps {
             return Err(invalid(format!(
-                "forward_auth.path {path:?} overlaps base_path or an operations endpoint"
+                "forward_auth.path {path:?} overlaps base_path {base:?} or an operations endpoint"
             )));
+        }
+        let names = [
+            ("header_user_id", &fa.header_user_id),
+            ("header_email", &fa.header_email),
+            ("header_name", &fa.header_name),
+            ("header_session_id", &fa.header_session_id),
+            ("header_expires_at", &fa.header_expires_at),
+        ];
+        for (i, (key, name)) in names.iter().enumerate() {
+            if !is_identity_header(name) {
+                return Err(invalid(format!(
+                    "forward_auth.{key}: {name:?} cannot carry an identity (not a header name, or one that frames, routes or controls the answer)"
+                )));
+            }
+            if names[..i]
+                .iter()
+                .any(|(_, other)| other.eq_ignore_ascii_case(name))
+            {
+                return Err(invalid(format!(
+                    "forward_auth.{key}: {name:?} is used twice"
+                )));
+            }
         }
         let url = fa.sign_in_url.as_str();
         let relative = url.starts_with('/') && !url.starts_with("//") && !url.contains('\\');
@@ -235,8 +339,63 @@ impl Settings {
                 "server.max_connections, header_read_timeout and idle_timeout must be > 0",
             ));
         }
-        if sv.body_limit == 0 {
-            return Err(invalid("server.body_limit must be > 0"));
+        if sv.body_limit == 0 || sv.body_limit > MAX_BODY_BYTES {
+            return Err(invalid(format!(
+                "server.body_limit must be between 1 and {MAX_BODY_BYTES} bytes"
+            )));
+        }
+        if sv.request_timeout == 0 {
+            return Err(invalid("server.request_timeout must be > 0"));
+        }
+        Ok(())
+    }
+
+    /// Cookie names and domains, address headers and proxies, password rules: what would
+    /// otherwise inject attributes, trust everyone or stop the process later.
+    fn check_advanced(&self) -> Result<(), ConfigError> {
+        let adv = &self.advanced;
+        if !is_cookie_token(&adv.cookie_prefix) {
+            return Err(invalid(format!(
+                "advanced.cookie_prefix {:?} must be cookie-name characters (letters, digits, - _ . and the like)",
+                adv.cookie_prefix
+            )));
+        }
+        let domain = adv.cross_sub_domain_cookies.domain.as_str();
+        if !domain.is_empty() {
+            let d = domain.trim_start_matches('.');
+            let chars_ok = d
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
+            if !chars_ok || psl::domain_str(d).is_none() {
+                return Err(invalid(format!(
+                    "advanced.cross_sub_domain_cookies.domain {domain:?} must be a registrable domain (example.com), not a public suffix"
+                )));
+            }
+        }
+        for h in &adv.ip_address.ip_address_headers {
+            if axum::http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                return Err(invalid(format!(
+                    "advanced.ip_address.ip_address_headers: {h:?} is not a header name"
+                )));
+            }
+        }
+        for p in &adv.ip_address.trusted_proxies {
+            if p.ends_with("/0") {
+                return Err(invalid(format!(
+                    "advanced.ip_address.trusted_proxies: {p:?} trusts every address; list your proxies"
+                )));
+            }
+        }
+        let ep = &self.email_and_password;
+        if ep.min_password_length == 0 {
+            return Err(invalid(
+                "email_and_password.min_password_length must be at least 1",
+            ));
+        }
+        if ep.hash_concurrency > MAX_HASH_CONCURRENCY {
+            return Err(invalid(format!(
+                "email_and_password.hash_concurrency must be at most {MAX_HASH_CONCURRENCY} (each hash holds 32 MiB)"
+            )));
         }
         Ok(())
     }

@@ -2,7 +2,6 @@
 //! zod-style validation messages, the `get-session` query flags, and the per-request
 //! context that carries cookies in and `Set-Cookie` lines out.
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -33,19 +32,68 @@ impl<const FORM: bool> FromRequest<AppState> for Body<FORM> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            let (status, code, message) = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                (e.status(), "PAYLOAD_TOO_LARGE", "Request body is too large")
-            } else {
-                (
+        let bytes = read_body(req, state.body_limit, state.body_timeout)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Self::parse(ct.as_deref(), &bytes).map_err(IntoResponse::into_response)
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PAYLOAD_TOO_LARGE",
+        "Request body is too large",
+    )
+}
+
+/// Reads a request body into one buffer, bounded three ways: a declared `Content-Length`
+/// over `limit` is refused before anything is read (413), the bytes received may not
+/// exceed `limit` (413), and the whole body must arrive within `timeout` of the head
+/// (408). Each received piece is copied and let go at once, so that a body trickled a
+/// byte at a time costs its bytes, not a network buffer per byte.
+async fn read_body(
+    req: Request,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Vec<u8>, ApiError> {
+    use http_body_util::BodyExt;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = req.into_body();
+    let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| {
+                ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "BAD_REQUEST",
                     "Could not read the request body",
                 )
-            };
-            ApiError::new(status, code, message).into_response()
-        })?;
-        Self::parse(ct.as_deref(), &bytes).map_err(IntoResponse::into_response)
+            })?;
+            if let Ok(data) = frame.into_data() {
+                if buf.len() + data.len() > limit {
+                    return Err(too_large());
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(())) => Ok(buf),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "REQUEST_TIMEOUT",
+            "The request body took too long to arrive",
+        )),
     }
 }
 

@@ -149,7 +149,8 @@ fn trusted_return_url(ctx: &Ctx, url: Option<String>) -> Option<String> {
         && parsed.username().is_empty()
         && parsed.password().is_none()
         && ctx.state.origins.is_trusted(&url);
-    ok.then_some(url)
+    // The URL as parsed, not as sent: any other parser then reads the same host.
+    ok.then(|| parsed.to_string())
 }
 
 /// The check's body: `{"userId", "sessionId"}`.

@@ -16,6 +16,7 @@ pub mod rate_limit;
 pub mod server;
 pub mod sessions;
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
@@ -74,6 +75,8 @@ pub struct Shared {
     pub request_timeout: std::time::Duration,
     /// Largest accepted body.
     pub body_limit: usize,
+    /// Time a body has to arrive once the head is in.
+    pub body_timeout: std::time::Duration,
     /// The OpenAPI document served at `/openapi.json`.
     pub openapi: Arc<str>,
     /// Store non-text values sent for text fields as text (Better Auth's behaviour).
@@ -255,20 +258,25 @@ const LOGGED_PATH_MAX: usize = 200;
 /// Longest method written to a log line (methods are client-chosen tokens).
 const LOGGED_METHOD_MAX: usize = 16;
 
-/// Text for the logs, cut at a number of bytes (on a character boundary).
+/// Client text for the logs: printable ASCII as is, every other byte percent-encoded
+/// (no control, bidirectional or line-separator character reaches a log), cut after a
+/// number of input bytes.
 struct Shortened<'a>(&'a str, usize);
 
 impl std::fmt::Display for Shortened<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let Self(text, max) = *self;
-        if text.len() <= max {
-            return f.write_str(text);
+        for &b in text.as_bytes().iter().take(max) {
+            if (0x21..0x7f).contains(&b) {
+                f.write_char(char::from(b))?;
+            } else {
+                write!(f, "%{b:02X}")?;
+            }
         }
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
+        if text.len() > max {
+            f.write_str("…")?;
         }
-        write!(f, "{}…", &text[..end])
+        Ok(())
     }
 }
 

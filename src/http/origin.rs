@@ -15,21 +15,54 @@ use crate::http::AppState;
 /// start to stay within a registrable domain ([`crate::config::check_origin_pattern`]).
 #[derive(Debug, Clone)]
 pub struct TrustedOrigins {
-    patterns: Vec<String>,
+    patterns: Vec<Pattern>,
+}
+
+/// One trusted origin.
+#[derive(Debug, Clone)]
+enum Pattern {
+    /// `scheme://host[:port]`, compared whole.
+    Exact(String),
+    /// A glob over the origin (`https://*.example.com`) or the host (`*.example.com`),
+    /// whose matches must also lie within `domain`, the registrable domain after its
+    /// wildcard: `*` never reaches across a public suffix (`*.amazonaws.com` does not
+    /// trust `bucket.s3.amazonaws.com`, a site of its own).
+    Glob {
+        glob: String,
+        on_origin: bool,
+        domain: String,
+    },
+}
+
+impl Pattern {
+    fn new(p: &str) -> Self {
+        if !(p.contains('*') || p.contains('?')) {
+            return Self::Exact(p.trim_end_matches('/').to_owned());
+        }
+        let host_port = p.split_once("://").map_or(p, |(_, rest)| rest);
+        let host = host_port.rsplit_once(':').map_or(host_port, |(h, _)| h);
+        let suffix = host.split_once('.').map_or("", |(_, s)| s);
+        Self::Glob {
+            glob: p.to_owned(),
+            on_origin: p.contains("://"),
+            domain: psl::domain_str(suffix).unwrap_or(suffix).to_owned(),
+        }
+    }
 }
 
 impl TrustedOrigins {
     /// Collects the trusted origins from settings.
     pub fn new(s: &Settings) -> Self {
         let mut patterns = Vec::new();
+        // The base URL's origin is trusted as it is, never as a pattern.
         if let Some(o) = origin_of(&s.effective_base_url()) {
-            patterns.push(o);
+            patterns.push(Pattern::Exact(o));
         }
         if s.base_url.is_empty() {
             // The default base URL names localhost; the default listener is 127.0.0.1.
-            patterns.push(format!("http://127.0.0.1:{}", s.port));
+            patterns.push(Pattern::Exact(format!("http://127.0.0.1:{}", s.port)));
         }
-        patterns.extend(s.trusted_origins.iter().cloned());
+        patterns.extend(s.trusted_origins.iter().map(|p| Pattern::new(p)));
         Self { patterns }
     }
 
@@ -42,21 +75,31 @@ impl TrustedOrigins {
             o.is_tuple().then(|| o.ascii_serialization())
         });
         let host = url.as_ref().and_then(|u| u.host_str());
-        self.patterns.iter().any(|p| {
-            if p.contains('*') || p.contains('?') {
-                if p.contains("://") {
-                    origin.as_deref().is_some_and(|o| glob(p, o))
+        self.patterns.iter().any(|p| match p {
+            Pattern::Exact(e) => origin.as_deref() == Some(e.as_str()),
+            Pattern::Glob {
+                glob: g,
+                on_origin,
+                domain,
+            } => {
+                let matched = if *on_origin {
+                    origin.as_deref().is_some_and(|o| glob(g, o))
                 } else {
-                    host.is_some_and(|h| glob(p, h))
-                }
-            } else {
-                origin.as_deref() == Some(p.trim_end_matches('/'))
+                    host.is_some_and(|h| glob(g, h))
+                };
+                matched && host.and_then(psl::domain_str) == Some(domain.as_str())
             }
         })
     }
 
     /// Whether a `callbackURL` is acceptable: a trusted origin or a safe relative path.
+    /// Backslashes, spaces and control characters are refused outright: URL parsers
+    /// disagree on them (WHATWG reads `https://app.example\@evil.com/` as app.example,
+    /// others as evil.com), and the value is handed back as it was sent.
     pub fn is_trusted_callback(&self, value: &str) -> bool {
+        if value.bytes().any(|b| b <= b' ' || b == b'\\' || b == 0x7f) {
+            return false;
+        }
         if value.starts_with('/') {
             return is_safe_relative_path(value);
         }
@@ -188,6 +231,23 @@ mod tests {
         assert!(!glob("*.example.com", "example.com"));
         assert!(glob("https://*.example.com", "https://app.example.com"));
         assert!(!glob("https://*.example.com", "http://app.example.com"));
+    }
+
+    #[test]
+    fn wildcards_stay_within_their_registrable_domain() {
+        let s = Settings {
+            trusted_origins: vec!["https://*.amazonaws.com".into(), "*.example.com".into()],
+            ..Settings::default()
+        };
+        let t = TrustedOrigins::new(&s);
+        assert!(t.is_trusted("https://console.amazonaws.com"));
+        assert!(
+            !t.is_trusted("https://bucket.s3.amazonaws.com"),
+            "a site of its own"
+        );
+        assert!(t.is_trusted("https://a.b.example.com"));
+        assert!(t.is_trusted("http://app.example.com:8080"));
+        assert!(!t.is_trusted("https://example.com.evil.net"));
     }
 
     #[test]

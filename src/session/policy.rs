@@ -70,8 +70,18 @@ impl Policy {
         self.cap(s.created_at).is_some_and(|cap| now >= cap)
     }
 
+    /// Whether the session was made with `rememberMe: false`, whatever cookies the client
+    /// still holds: `expiresAt − createdAt ≤ 1 day` while `expiresIn > 1 day` (a
+    /// remembered session always has at least `expiresIn` from its creation; Better Auth
+    /// relies on the `dont_remember` cookie alone, which a client can simply not send).
+    pub fn is_dont_remember(&self, s: &Session) -> bool {
+        self.expires_in > DONT_REMEMBER_SECS
+            && s.expires_at - s.created_at <= Duration::seconds(DONT_REMEMBER_SECS)
+    }
+
     /// Better Auth's refresh rule: due once `update_age` has passed since the last
-    /// refresh, i.e. `expiresAt − expiresIn + updateAge ≤ now`.
+    /// refresh, i.e. `expiresAt − expiresIn + updateAge ≤ now`; never for a session made
+    /// with `rememberMe: false`.
     pub fn needs_refresh(&self, s: &Session, now: DateTime<Utc>) -> bool {
         // At the cap there is nothing left to extend.
         let at_cap = self
@@ -79,6 +89,7 @@ impl Policy {
             .is_some_and(|cap| s.expires_at >= cap);
         !self.disable_refresh
             && !at_cap
+            && !self.is_dont_remember(s)
             && s.expires_at - Duration::seconds(self.expires_in)
                 + Duration::seconds(self.update_age)
                 <= now

@@ -135,6 +135,7 @@ struct Inner {
     policy: Policy,
     hasher: Hasher,
     email_password: EmailPasswordSettings,
+    email_password_enabled: bool,
     fields: Vec<(String, AdditionalField)>,
     hidden_fields: Vec<String>,
     list_tokens: crate::config::ListSessionsTokens,
@@ -281,6 +282,7 @@ impl SessionService {
                 policy: Policy::new(&settings.session),
                 hasher: Hasher::new(limit),
                 email_password: ep,
+                email_password_enabled: settings.email_password_enabled(),
                 fields,
                 hidden_fields,
                 list_tokens: settings.session.list_sessions_tokens,
@@ -747,7 +749,7 @@ impl SessionService {
         out: &mut Vec<String>,
     ) -> Result<(Option<String>, User), ApiError> {
         let inner = &self.inner;
-        if !inner.email_password.enabled || inner.email_password.disable_sign_up {
+        if !inner.email_password_enabled || inner.email_password.disable_sign_up {
             return Err(codes::EMAIL_PASSWORD_SIGN_UP_DISABLED);
         }
         self.check_password_length(&input.password)?;
@@ -809,7 +811,7 @@ impl SessionService {
         out: &mut Vec<String>,
     ) -> Result<(String, User), ApiError> {
         let inner = &self.inner;
-        if !inner.email_password.enabled {
+        if !inner.email_password_enabled {
             return Err(codes::EMAIL_PASSWORD_DISABLED);
         }
         let email = input.email.to_lowercase();

@@ -267,6 +267,25 @@ async fn sign_in_remember_me_false(b: Backend) {
         res.json()["session"]["expiresAt"],
         s["session"]["expiresAt"]
     );
+    // Nor by a client that leaves the dont_remember cookie out (a bearer token through
+    // forward auth, a copied token cookie): the server knows the session's kind.
+    let token = s["session"]["token"].as_str().unwrap().to_string();
+    let res = app
+        .client
+        .get(format!("http://{}/forward-auth", app.addr))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("set-cookie").is_none(), "not refreshed");
+    let mut bare = Jar::default();
+    bare.cookies
+        .insert(TOKEN_COOKIE.into(), jar.get(TOKEN_COOKIE).unwrap().clone());
+    assert_eq!(
+        app.session(&mut bare).await["session"]["expiresAt"],
+        s["session"]["expiresAt"]
+    );
     app.clock.advance_secs(20);
     let res = app.get("/get-session", &mut jar).await;
     assert_eq!(res.json(), serde_json::Value::Null);

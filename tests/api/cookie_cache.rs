@@ -260,10 +260,31 @@ mod stateless {
         let version = version.to_string();
         spawn_with(Backend::Sqlite, |s| {
             s.database.url = "memory".into();
+            s.email_and_password.enabled = Some(true);
             s.session.cookie_cache.version = version;
         })
         .await
         .unwrap()
+    }
+
+    #[tokio::test]
+    async fn email_and_password_is_off_unless_asked_for() {
+        // Users would live in one process: another replica would take the same email.
+        let app = spawn_with(Backend::Sqlite, |s| s.database.url = "memory".into())
+            .await
+            .unwrap();
+        let res = app
+            .post(
+                "/sign-up/email",
+                json!({"name": "n", "email": unique_email(), "password": PASSWORD}),
+                &mut Jar::default(),
+            )
+            .await;
+        assert_eq!(res.status, 400, "{}", res.text);
+        assert_eq!(
+            res.code().as_deref(),
+            Some("EMAIL_PASSWORD_SIGN_UP_DISABLED")
+        );
     }
 
     #[tokio::test]

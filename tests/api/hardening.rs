@@ -246,6 +246,32 @@ async fn redirect_targets_must_be_trusted(b: Backend) {
         .await;
         assert_eq!(loc, format!("https://app.example/login?rd={expect}"));
     }
+    // A trusted URL is passed on as parsed, so that every parser reads the same host.
+    let loc = location(vec![(
+        "x-original-url",
+        "https://app.example\\@evil.example/".to_string(),
+    )])
+    .await;
+    assert_eq!(
+        loc,
+        "https://app.example/login?rd=https%3A%2F%2Fapp.example%2F%40evil.example%2F"
+    );
+    // callbackURLs that parsers read differently are refused.
+    for cb in [
+        "https://app.example\\@evil.example/",
+        "https://app.example/\tx",
+        "/a\\b",
+    ] {
+        let res = app
+            .post(
+                "/sign-in/email",
+                json!({"email": "x@example.com", "password": "p", "callbackURL": cb}),
+                &mut Jar::default(),
+            )
+            .await;
+        assert_eq!(res.status, 403, "{cb}: {}", res.text);
+        assert_eq!(res.code().as_deref(), Some("INVALID_CALLBACK_URL"));
+    }
     // Anything else is dropped: the sign-in page is still the target, without `rd`.
     for headers in [
         vec![

@@ -122,6 +122,15 @@ async fn start_nginx(sessiond: u16, upstream: u16) -> ((Proc, tempfile::TempDir)
     ((guard, dir), port)
 }
 
+/// Identity headers a client may try to pass off as sessiond's.
+const FORGED: [(&str, &str); 5] = [
+    ("x-auth-user-id", "forged-user"),
+    ("x-auth-email", "forged@example.com"),
+    ("x-auth-name", "forged-name"),
+    ("x-auth-session-id", "forged-session"),
+    ("x-auth-expires-at", "2099-01-01T00:00:00.000Z"),
+];
+
 async fn through(proxy: u16, path: &str, cookie: Option<&str>) -> (u16, HeaderMap, String) {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -130,6 +139,9 @@ async fn through(proxy: u16, path: &str, cookie: Option<&str>) -> (u16, HeaderMa
     let mut req = client.get(format!("http://127.0.0.1:{proxy}{path}"));
     if let Some(c) = cookie {
         req = req.header("cookie", c);
+    }
+    for (k, v) in FORGED {
+        req = req.header(k, v);
     }
     let res = req.send().await.unwrap();
     let status = res.status().as_u16();
@@ -149,6 +161,11 @@ async fn scenario(app: &TestApp, proxy: u16, signed_out: u16) {
     let seen: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(seen["x-auth-user-id"], user["id"]);
     assert_eq!(seen["x-auth-email"], user["email"]);
+    // The client's own identity headers never reach the application.
+    for (k, v) in FORGED {
+        assert_ne!(seen[k].as_str(), Some(v), "{k} passed through: {seen}");
+    }
+    assert_eq!(seen["x-auth-name"], "Test User");
     let mut j = jar.clone();
     app.send(
         reqwest::Method::POST,
