@@ -36,20 +36,20 @@ pub fn layer(origins: Arc<TrustedOrigins>) -> CorsLayer {
         .max_age(std::time::Duration::from_secs(600))
 }
 
-/// `inner`, with CORS applied to the requests under the base path only.
+/// `inner`, with CORS applied to the requests under the base path only. One copy of the
+/// inner service, reached through the CORS wrapper or around it: the router clones this
+/// per request.
 #[derive(Clone)]
 pub struct Scoped<S> {
-    plain: S,
     cors: Cors<S>,
     base_path: Arc<str>,
 }
 
-impl<S: Clone> Scoped<S> {
+impl<S> Scoped<S> {
     /// Wraps `inner`.
     pub fn new(inner: S, cors: CorsLayer, base_path: Arc<str>) -> Self {
         Self {
-            cors: cors.layer(inner.clone()),
-            plain: inner,
+            cors: cors.layer(inner),
             base_path,
         }
     }
@@ -76,19 +76,15 @@ where
     type Future = Either<<Cors<S> as Service<Request>>::Future, S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // Both paths must be ready, whichever the next request takes.
-        match (self.cors.poll_ready(cx), self.plain.poll_ready(cx)) {
-            (Poll::Ready(Ok(())), Poll::Ready(Ok(()))) => Poll::Ready(Ok(())),
-            (Poll::Ready(Err(e)), _) | (_, Poll::Ready(Err(e))) => Poll::Ready(Err(e)),
-            _ => Poll::Pending,
-        }
+        // The CORS wrapper is ready when the service inside is: either path may follow.
+        self.cors.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
         if wants_cors(&req, &self.base_path) {
             Either::Left(self.cors.call(req))
         } else {
-            Either::Right(self.plain.call(req))
+            Either::Right(self.cors.get_mut().call(req))
         }
     }
 }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
 use axum::Router;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -85,12 +85,20 @@ enum Phase {
 struct Conn {
     state: AtomicU64,
     kill: Notify,
+    /// The registry's start, so that marking a phase touches nothing shared.
+    epoch: Instant,
 }
 
 impl Conn {
     fn set(&self, phase: Phase, now_ms: u64) {
         self.state
             .store((now_ms << 2) | phase as u64, Ordering::Relaxed);
+    }
+
+    /// Marks `phase` as beginning now.
+    fn enter(&self, phase: Phase) {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX >> 2);
+        self.set(phase, now);
     }
 
     fn get(&self) -> (Phase, u64) {
@@ -155,6 +163,7 @@ impl Registry {
         let conn = Arc::new(Conn {
             state: AtomicU64::new(0),
             kill: Notify::new(),
+            epoch: self.epoch,
         });
         conn.set(Phase::Idle, now);
         conns.insert(id, conn.clone());
@@ -179,7 +188,6 @@ impl Registry {
 struct Watched {
     stream: TcpStream,
     conn: Arc<Conn>,
-    registry: Arc<Registry>,
 }
 
 impl AsyncRead for Watched {
@@ -191,7 +199,7 @@ impl AsyncRead for Watched {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.stream).poll_read(cx, buf);
         if buf.filled().len() > before && self.conn.get().0 == Phase::Idle {
-            self.conn.set(Phase::Head, self.registry.now_ms());
+            self.conn.enter(Phase::Head);
         }
         res
     }
@@ -296,31 +304,28 @@ async fn connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let (busy, idle) = (conn.clone(), conn.clone());
-    let (reg_busy, reg_idle) = (registry.clone(), registry.clone());
     let service = router
         .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
-            busy.set(Phase::Busy, reg_busy.now_ms());
+            busy.enter(Phase::Busy);
             req
         })
         .map_future(move |fut| {
-            let (idle, reg) = (idle.clone(), reg_idle.clone());
+            let idle = idle.clone();
             async move {
                 let res = fut.await;
-                idle.set(Phase::Idle, reg.now_ms());
+                idle.enter(Phase::Idle);
                 res
             }
         });
     let io = TokioIo::new(Watched {
         stream,
         conn: conn.clone(),
-        registry: registry.clone(),
     });
+    // No timer for hyper: its header timeout would arm a timer for every request; the
+    // watchdog below enforces the same limits once a tick.
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .timer(TokioTimer::new())
-        // hyper's clock starts when it waits for a head, idle time included: a backstop.
-        .header_read_timeout(limits.idle_timeout + limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .max_headers(MAX_HEADERS);
     let served = builder.serve_connection(io, TowerToHyperService::new(service));
