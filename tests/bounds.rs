@@ -315,7 +315,10 @@ fn log_lines_are_capped_and_request_ids_sanitised() {
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.lines().count() > 50, "requests were logged");
     assert!(!text.contains('\u{202e}') && !text.contains('\u{2028}'));
-    assert!(text.contains("/api/auth/ok%E2%80%AEevil%E2%80%A8x"), "the path was logged");
+    assert!(
+        text.contains("/api/auth/ok%E2%80%AEevil%E2%80%A8x"),
+        "the path was logged"
+    );
     for line in text.lines() {
         assert!(line.len() <= 2_048, "log line of {} bytes", line.len());
         assert!(

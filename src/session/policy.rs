@@ -71,12 +71,14 @@ impl Policy {
     }
 
     /// Whether the session was made with `rememberMe: false`, whatever cookies the client
-    /// still holds: `expiresAt − createdAt ≤ 1 day` while `expiresIn > 1 day` (a
-    /// remembered session always has at least `expiresIn` from its creation; Better Auth
-    /// relies on the `dont_remember` cookie alone, which a client can simply not send).
+    /// still holds: `|expiresAt − createdAt − 1 day| ≤ 2 s` while `expiresIn > 1 day`.
+    /// Such a session is born with exactly one day and never slides, while a remembered one
+    /// is born with `expiresIn` and only grows; Better Auth relies on the `dont_remember`
+    /// cookie alone, which a client can simply not send.
     pub fn is_dont_remember(&self, s: &Session) -> bool {
+        let lifetime = (s.expires_at - s.created_at).num_milliseconds();
         self.expires_in > DONT_REMEMBER_SECS
-            && s.expires_at - s.created_at <= Duration::seconds(DONT_REMEMBER_SECS)
+            && (lifetime - DONT_REMEMBER_SECS * 1000).abs() <= 2_000
     }
 
     /// Better Auth's refresh rule: due once `update_age` has passed since the last
