@@ -150,11 +150,8 @@ impl Application {
         let revocations = Arc::new(Revocations::new(
             // Stateless mode has no shared store to learn revocations from.
             cache_on && cache.immediate_revocation && !settings.is_stateless(),
-            cache.max_age.unwrap_or(if settings.is_stateless() {
-                settings.session.expires_in
-            } else {
-                300
-            }),
+            // Revocations are remembered as long as any cache value this service accepts.
+            crate::session::cache::longest_window_secs(settings.cache_max_age()),
             clock.clone(),
         ));
         let feeds_on = revocations.enabled();

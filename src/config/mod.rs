@@ -669,6 +669,19 @@ impl Settings {
         })
     }
 
+    /// The cookie cache's `max_age` in effect (s): as set, else `expires_in` in stateless
+    /// mode (the cookie is the session) and 300 otherwise (Better Auth's defaults).
+    pub fn cache_max_age(&self) -> u64 {
+        self.session
+            .cookie_cache
+            .max_age
+            .unwrap_or(if self.is_stateless() {
+                self.session.expires_in
+            } else {
+                300
+            })
+    }
+
     /// Whether email and password sign-up and sign-in are on (off by default in stateless
     /// mode).
     pub fn email_password_enabled(&self) -> bool {

@@ -470,6 +470,12 @@ fn fallback(max_age: Option<u64>, default_s: u64) -> u64 {
 }
 
 /// `iat = floor(now / 1000)`, `exp = iat + (maxAge || 300)`.
+/// The longest window (s) of a value minted with `max_age`: itself, or the fallback a
+/// value minted without one (a session that is not remembered) gets.
+pub fn longest_window_secs(max_age: u64) -> u64 {
+    max_age.max(COMPACT_FALLBACK_S).max(TOKEN_FALLBACK_S)
+}
+
 fn token_times(now_ms: i64, max_age: Option<u64>) -> Result<(i64, i64), CacheError> {
     let iat = now_ms.div_euclid(1000);
     let secs =

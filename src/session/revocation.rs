@@ -29,7 +29,9 @@ pub struct Revocations {
     enabled: bool,
     keep_ms: i64,
     clock: Arc<dyn Clock>,
-    denied: Mutex<HashMap<TokenHash, i64>>,
+    /// Token hashes: until when remembered, and whether the session ended (else it only
+    /// changed: its cached copies are stale, the store's answer stands).
+    denied: Mutex<HashMap<TokenHash, (i64, bool)>>,
     count: AtomicUsize,
     /// Feeds by number: name and, while unguaranteed, why.
     feeds: Mutex<Vec<(&'static str, Option<&'static str>)>>,
@@ -60,7 +62,7 @@ impl Revocations {
         self.enabled
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenHash, i64>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenHash, (i64, bool)>> {
         match self.denied.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -83,21 +85,43 @@ impl Revocations {
 
     /// Records a revoked token (by its hash).
     pub fn deny_hash(&self, hash: TokenHash) {
+        self.remember(hash, true);
+    }
+
+    /// Records a token whose cached copies are stale (its session changed).
+    fn stale_hash(&self, hash: TokenHash) {
+        self.remember(hash, false);
+    }
+
+    fn remember(&self, hash: TokenHash, ended: bool) {
         if !self.enabled {
             return;
         }
         let now = self.clock.now_ms();
         let mut map = self.lock();
         if map.len() >= MAX_ENTRIES {
-            map.retain(|_, until| *until > now);
+            map.retain(|_, (until, _)| *until > now);
             if map.len() >= MAX_ENTRIES {
                 // Too many to remember: forget them all and revalidate every older cache.
                 map.clear();
                 self.reset("deny set full");
             }
         }
-        map.insert(hash, now + self.keep_ms);
+        let entry = map.entry(hash).or_insert((0, false));
+        *entry = (now + self.keep_ms, entry.1 || ended);
         self.count.store(map.len(), Ordering::Relaxed);
+    }
+
+    /// Whether `token` is known to have ended (within the deny set's memory): a store that
+    /// still holds it (a lagging replica after a failover) is not believed.
+    pub fn is_revoked(&self, token: &str) -> bool {
+        if !self.enabled || self.count.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let now = self.clock.now_ms();
+        self.lock()
+            .get(&token_hash(token))
+            .is_some_and(|(until, ended)| *ended && *until > now)
     }
 
     /// Records a revoked token.
@@ -124,7 +148,7 @@ impl Revocations {
         let now = self.clock.now_ms();
         self.lock()
             .get(&token_hash(token))
-            .is_none_or(|until| *until <= now)
+            .is_none_or(|(until, _)| *until <= now)
     }
 
     /// Whether every revocation reaches this replica at once, and if not, why (for
@@ -152,6 +176,7 @@ impl Listener for Revocations {
         }
         match a {
             Announcement::Revoked(hash) => self.deny_hash(hash),
+            Announcement::Changed(hash) => self.stale_hash(hash),
             Announcement::Reset(why) => self.reset(why),
             Announcement::Guaranteed | Announcement::Unguaranteed(_) => {
                 let mut feeds = self.feeds();
@@ -238,6 +263,11 @@ mod tests {
         r.announce(feed, Announcement::Revoked(token_hash("gone")));
         assert!(!r.allows_cached("gone", Some(minted)));
         assert!(r.allows_cached("kept", Some(minted)));
+        assert!(r.is_revoked("gone"));
+        // A change makes caches stale but leaves the store's answer standing.
+        r.announce(feed, Announcement::Changed(token_hash("changed")));
+        assert!(!r.allows_cached("changed", Some(minted)));
+        assert!(!r.is_revoked("changed"));
         clock.advance_secs(1);
         r.announce(feed, Announcement::Reset("flush"));
         assert!(

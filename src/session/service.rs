@@ -154,6 +154,9 @@ struct CacheSetup {
     refresh_within_ms: Option<i64>,
     /// Without a server store the cookie is the session, even for sensitive routes.
     authoritative: bool,
+    /// The longest window of a cache value this service mints (ms): `max_age`, or the
+    /// codecs' fallback for a session that is not remembered.
+    longest_window_ms: i64,
     /// Largest value written: the accepted request head less 4 KiB for the request line,
     /// the other headers and cookies, so that the browser can still send it back.
     max_bytes: usize,
@@ -164,11 +167,7 @@ impl CacheSetup {
     fn new(settings: &Settings, secret: &str) -> Self {
         let cc = &settings.session.cookie_cache;
         let stateless = settings.is_stateless();
-        let max_age = cc.max_age.unwrap_or(if stateless {
-            settings.session.expires_in
-        } else {
-            300
-        });
+        let max_age = settings.cache_max_age();
         let strategy = cc.strategy.unwrap_or(if stateless {
             Strategy::Jwe
         } else {
@@ -189,6 +188,10 @@ impl CacheSetup {
             refresh_within_ms,
             authoritative: stateless,
             max_bytes: settings.server.max_header_bytes.saturating_sub(4096),
+            longest_window_ms: i64::try_from(crate::session::cache::longest_window_secs(max_age))
+                .unwrap_or(i64::MAX / 1000)
+                .saturating_mul(1000)
+                .saturating_add(1000),
             memo: Memo::default(),
         }
     }
@@ -561,6 +564,9 @@ impl SessionService {
         if d.session.token != token
             || d.version.as_deref().unwrap_or("1") != cache.version
             || d.window_end_ms < now_ms
+            // A window longer than any this service mints (a peer's or another replica's
+            // longer max_age) would outlive the memory of revocations: check the store.
+            || d.window_end_ms - now_ms > cache.longest_window_ms
             || d.session.expires_at.timestamp_millis() < now_ms
             || self
                 .inner
@@ -636,7 +642,10 @@ impl SessionService {
                 }
             }
         }
-        let Some((session, user)) = inner.store.find_session(&token).await? else {
+        let found = inner.store.find_session(&token).await?;
+        // A session known to have ended is over, whatever a store that rolled back (a
+        // failover to a lagging replica) still holds.
+        let Some((session, user)) = found.filter(|_| !inner.revocations.is_revoked(&token)) else {
             self.delete_session_cookies(req, out);
             return Ok(None);
         };
@@ -823,7 +832,7 @@ impl SessionService {
                 return Err(codes::INVALID_EMAIL_OR_PASSWORD);
             }
         };
-        let ok = match inner.hasher.verify(input.password, stored).await {
+        let ok = match inner.hasher.verify(input.password, stored.clone()).await {
             Ok(ok) => ok,
             Err(crate::crypto::password::PasswordError::Malformed) => false,
             Err(e) => return Err(e.into()),
@@ -840,10 +849,42 @@ impl SessionService {
                 return Err(codes::FAILED_TO_CREATE_SESSION);
             }
         }
+        self.password_still(&user.id, &stored, &session.token)
+            .await?;
         crate::metrics::session_created();
         let had_flag = self.has_dont_remember(req);
         self.set_session_cookie(&session, &user, !input.remember_me, had_flag, req, out);
         Ok((session.token, user))
+    }
+
+    /// A sign-in verified a password it read before hashing, which takes long enough for
+    /// a change-password (with `revokeOtherSessions`) to commit in between and delete
+    /// "every" session before this one was written. So the password is read again once
+    /// the session exists: if it changed, the session goes and the sign-in fails. Either
+    /// the change sees this session and deletes it, or this read sees the change.
+    async fn password_still(
+        &self,
+        user_id: &str,
+        verified: &str,
+        token: &str,
+    ) -> Result<(), ApiError> {
+        let store = &self.inner.store;
+        let now = store.credential_password(user_id).await;
+        if matches!(&now, Ok(Some(Some(h))) if h == verified) {
+            return Ok(());
+        }
+        self.note_revoked(&[token.to_owned()]);
+        if let Err(e) = store.delete_session(token).await {
+            tracing::error!(error = %e, "sign-in could not withdraw its session");
+        }
+        match now {
+            Err(e @ StoreError::Unavailable(_)) => Err(e.into()),
+            Err(e) => {
+                tracing::error!(error = %e, "sign-in could not read the password again");
+                Err(codes::FAILED_TO_CREATE_SESSION)
+            }
+            Ok(_) => Err(codes::INVALID_EMAIL_OR_PASSWORD),
+        }
     }
 
     /// Deletes the request's session (if any) and expires the cookies. When the store

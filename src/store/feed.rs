@@ -22,8 +22,6 @@ use tokio::sync::Notify;
 
 /// The PostgreSQL channel the trigger announces on.
 pub const PG_CHANNEL: &str = "sessiond_revoked";
-/// How often the watchdogs look (the bound on a silent loss, e.g. a flush).
-pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 /// Pause before reconnecting a lost feed.
 const RETRY: Duration = Duration::from_millis(500);
 
@@ -45,8 +43,13 @@ pub fn parse_hash(hex_text: &str) -> Option<TokenHash> {
 /// What a feed tells its listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Announcement {
-    /// A session ended.
+    /// A session ended: refused from caches, and from the store too while remembered (a
+    /// store that rolls back, such as a Redis failover to a lagging replica, must not bring
+    /// it back).
     Revoked(TokenHash),
+    /// A session changed in a way its cached copies do not show (its expiry moved
+    /// earlier): caches are refused, the store's answer stands.
+    Changed(TokenHash),
     /// Sessions may have ended unannounced (why, in a fixed word): every cache minted
     /// before now must be checked against the store.
     Reset(&'static str),
@@ -64,19 +67,71 @@ pub trait Listener: Send + Sync + 'static {
     fn announce(&self, source: usize, a: Announcement);
 }
 
-/// How often the PostgreSQL watchdog looks and pings its listener.
-const PG_WATCH_INTERVAL: Duration = Duration::from_millis(500);
-/// Pings the listener may lag behind before it counts as silent (about a second).
-const PG_PING_SLACK: u64 = 2;
+/// How often the watchdogs look and ping their listeners.
+pub const LOOK_INTERVAL: Duration = Duration::from_millis(500);
+/// Pings a listener may lag behind before it counts as silent (about a second).
+const PING_SLACK: u64 = 2;
 /// A silent listener is reconnected after this many looks.
-const PG_SILENT_RECONNECT: u64 = 6;
+const SILENT_RECONNECT: u64 = 6;
 
-/// What the PostgreSQL listener and its watchdog share: the last ping the listener
-/// received, and a way to make it reconnect.
-struct PgLiveness {
-    ping_channel: String,
+/// What a listener and its watchdog share: the last ping the listener heard on its own
+/// channel, and a way to make it reconnect. A connection that stalls without closing (a
+/// partition, a stuck middlebox) hears nothing: that is how it is found out.
+pub struct Liveness {
+    /// The listener's own channel.
+    pub ping_channel: String,
     seen: AtomicU64,
-    reconnect: Notify,
+    /// Tells the listener to drop its connection and make a new one.
+    pub reconnect: Notify,
+    silent: AtomicU64,
+}
+
+impl Liveness {
+    /// A fresh channel name for `kind` (lower-case letters, digits and `_`).
+    pub fn new(kind: &str) -> Self {
+        Self {
+            ping_channel: format!(
+                "sessiond_ping_{kind}_{}",
+                crate::crypto::token::generate_id().to_lowercase()
+            ),
+            seen: AtomicU64::new(0),
+            reconnect: Notify::new(),
+            silent: AtomicU64::new(0),
+        }
+    }
+
+    /// The listener heard ping `payload`.
+    pub fn heard(&self, payload: &str) {
+        if let Ok(seq) = payload.parse::<u64>() {
+            self.seen.fetch_max(seq, Ordering::SeqCst);
+        }
+    }
+
+    /// After ping `seq` was sent: whether the listener keeps up. A listener silent for
+    /// [`SILENT_RECONNECT`] looks is told to reconnect.
+    pub fn keeps_up(&self, seq: u64) -> bool {
+        if self.seen.load(Ordering::SeqCst) + PING_SLACK >= seq {
+            self.silent.store(0, Ordering::SeqCst);
+            return true;
+        }
+        if self.silent.fetch_add(1, Ordering::SeqCst) + 1 >= SILENT_RECONNECT {
+            self.silent.store(0, Ordering::SeqCst);
+            self.reconnect.notify_one();
+        }
+        false
+    }
+}
+
+/// Reads an announcement payload: a token hash (an end), `~` and a hash (a change), or `*`
+/// (a truncation).
+pub fn parse_payload(payload: &str) -> Option<Announcement> {
+    match payload {
+        "*" => Some(Announcement::Reset("truncate")),
+        p => match p.strip_prefix('~') {
+            Some(h) => parse_hash(h).map(Announcement::Changed),
+            None => parse_hash(p).map(Announcement::Revoked),
+        },
+    }
 }
 
 /// Follows the trigger's announcements until the process ends. A watchdog checks twice a
@@ -85,14 +140,7 @@ struct PgLiveness {
 /// to hear it back. A connection that stalls without closing (a partition, a stuck
 /// middlebox) therefore counts as down within about a second, and is replaced.
 pub fn spawn_pg(pool: sqlx::PgPool, listener: Arc<dyn Listener>) {
-    let live = Arc::new(PgLiveness {
-        ping_channel: format!(
-            "sessiond_ping_{}",
-            crate::crypto::token::generate_id().to_lowercase()
-        ),
-        seen: AtomicU64::new(0),
-        reconnect: Notify::new(),
-    });
+    let live = Arc::new(Liveness::new("pg"));
     let listen = listener.register("postgres-listen");
     tokio::spawn(pg_listen(
         pool.clone(),
@@ -104,7 +152,7 @@ pub fn spawn_pg(pool: sqlx::PgPool, listener: Arc<dyn Listener>) {
     tokio::spawn(pg_watch(pool, listener, watch, live));
 }
 
-async fn pg_listen(pool: sqlx::PgPool, l: Arc<dyn Listener>, source: usize, live: Arc<PgLiveness>) {
+async fn pg_listen(pool: sqlx::PgPool, l: Arc<dyn Listener>, source: usize, live: Arc<Liveness>) {
     loop {
         let mut pg = match sqlx::postgres::PgListener::connect_with(&pool).await {
             Ok(pg) => pg,
@@ -131,18 +179,9 @@ async fn pg_listen(pool: sqlx::PgPool, l: Arc<dyn Listener>, source: usize, live
             };
             let Ok(Some(n)) = n else { break };
             if n.channel() == live.ping_channel {
-                if let Ok(seq) = n.payload().parse::<u64>() {
-                    live.seen.fetch_max(seq, Ordering::SeqCst);
-                }
-                continue;
-            }
-            match n.payload() {
-                "*" => l.announce(source, Announcement::Reset("truncate")),
-                hash => {
-                    if let Some(h) = parse_hash(hash) {
-                        l.announce(source, Announcement::Revoked(h));
-                    }
-                }
+                live.heard(n.payload());
+            } else if let Some(a) = parse_payload(n.payload()) {
+                l.announce(source, a);
             }
         }
         tracing::warn!("revocation listener disconnected; cache hits are revalidated");
@@ -159,14 +198,13 @@ enum PgSeen {
     Unreachable,
 }
 
-async fn pg_watch(pool: sqlx::PgPool, l: Arc<dyn Listener>, source: usize, live: Arc<PgLiveness>) {
+async fn pg_watch(pool: sqlx::PgPool, l: Arc<dyn Listener>, source: usize, live: Arc<Liveness>) {
     let mut last: Option<PgSeen> = None;
     let mut triggers: Option<String> = None;
     let mut seq: u64 = 0;
-    let mut silent: u64 = 0;
     loop {
         seq += 1;
-        let looked = tokio::time::timeout(PG_WATCH_INTERVAL * 2, async {
+        let looked = tokio::time::timeout(LOOK_INTERVAL * 2, async {
             let t = trigger_state(&pool).await?;
             sqlx::query("select pg_notify($1, $2)")
                 .bind(&live.ping_channel)
@@ -187,22 +225,15 @@ async fn pg_watch(pool: sqlx::PgPool, l: Arc<dyn Listener>, source: usize, live:
                     l.announce(source, Announcement::Reset("trigger changed"));
                 }
                 triggers = Some(state);
-                let heard = live.seen.load(Ordering::SeqCst);
-                if heard + PG_PING_SLACK < seq {
-                    silent += 1;
-                    PgSeen::ListenerSilent
-                } else {
-                    silent = 0;
+                if live.keeps_up(seq) {
                     PgSeen::Fine
+                } else {
+                    PgSeen::ListenerSilent
                 }
             }
             Ok(Ok((false, _))) => PgSeen::TriggerMissing,
             Ok(Err(_)) | Err(_) => PgSeen::Unreachable,
         };
-        if silent >= PG_SILENT_RECONNECT {
-            live.reconnect.notify_one();
-            silent = 0;
-        }
         if last != Some(seen) {
             let a = match seen {
                 PgSeen::Fine => Announcement::Guaranteed,
@@ -225,22 +256,30 @@ async fn pg_watch(pool: sqlx::PgPool, l: Arc<dyn Listener>, source: usize, live:
             l.announce(source, a);
             last = Some(seen);
         }
-        tokio::time::sleep(PG_WATCH_INTERVAL).await;
+        tokio::time::sleep(LOOK_INTERVAL).await;
     }
 }
 
-/// Whether both revocation triggers exist and fire whatever the replication role
-/// (`ENABLE ALWAYS`), and a text that changes whenever either is altered (their row
-/// versions).
-async fn trigger_state(pool: &sqlx::PgPool) -> Result<(bool, String), sqlx::Error> {
-    let (enabled, versions): (i64, Option<String>) = sqlx::query_as(
-        r#"select count(*) filter (where tgenabled = 'A'),
-                  string_agg(tgname || ':' || xmin::text, ',' order by tgname)
-           from pg_trigger
-           where tgrelid = '"session"'::regclass
-             and tgname in ('sessiond_session_revoked', 'sessiond_session_truncated')"#,
+/// The revocation triggers and their functions, as sessiond's migrations make them;
+/// applied again at start when they are missing or altered (and migrations are on).
+pub const REVOCATION_TRIGGERS: &str =
+    include_str!("../../migrations/postgres/20261206000000_revocation_truncate_and_always.sql");
+
+/// Whether both revocation triggers exist, fire whatever the replication role (`ENABLE
+/// ALWAYS`) and call functions that still announce, and a text that changes whenever a
+/// trigger or its function is altered (their row versions).
+pub async fn trigger_state(pool: &sqlx::PgPool) -> Result<(bool, String), sqlx::Error> {
+    let (sound, versions): (i64, Option<String>) = sqlx::query_as(
+        r#"select count(*) filter (where t.tgenabled = 'A'
+                                     and p.prosrc like '%pg_catalog.pg_notify(''sessiond_revoked''%'
+                                     and 'search_path=pg_catalog' = any(p.proconfig)),
+                  string_agg(t.tgname || ':' || t.xmin::text || ':' || p.xmin::text, ','
+                             order by t.tgname)
+           from pg_trigger t join pg_proc p on p.oid = t.tgfoid
+           where t.tgrelid = '"session"'::regclass
+             and t.tgname in ('sessiond_session_revoked', 'sessiond_session_truncated')"#,
     )
     .fetch_one(pool)
     .await?;
-    Ok((enabled == 2, versions.unwrap_or_default()))
+    Ok((sound == 2, versions.unwrap_or_default()))
 }

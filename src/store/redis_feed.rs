@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use redis::aio::ConnectionManager;
 
-use super::feed::{parse_hash, token_hash, Announcement, Listener, WATCH_INTERVAL};
+use super::feed::{parse_payload, token_hash, Announcement, Listener, Liveness, LOOK_INTERVAL};
 use crate::config::KeyspaceNotifications;
 
 /// The channel sessiond announces revocations on.
@@ -24,16 +24,17 @@ pub fn channel(prefix: &str) -> String {
 }
 
 /// Keyspace events that end a session key.
-const ENDING_EVENTS: [&str; 4] = ["del", "evicted", "rename_from", "expired"];
+const ENDING_EVENTS: [&str; 5] = ["del", "evicted", "rename_from", "move_from", "expired"];
 /// Marker keys live this long without a refresh (a crashed replica's goes away).
 const MARKER_TTL_SECS: u64 = 3_600;
 
-/// Whether `flags` (a `notify-keyspace-events` value) announce deleted and renamed keys
-/// as key events (`E` and `g`, or `A` which holds `g`), and evicted ones (`e`, or `A`)
-/// when `evicting` (a `maxmemory-policy` other than `noeviction`).
+/// Whether `flags` (a `notify-keyspace-events` value) announce every way a key can go as
+/// key events: `E`, with `g` (deleted, renamed, moved), `x` (expired: a TTL shortened by
+/// another application) and, when `evicting` (a `maxmemory-policy` other than
+/// `noeviction`), `e`; `A` holds `g`, `x` and `e`.
 pub fn flags_announce_deletions(flags: &str, evicting: bool) -> bool {
     let has = |f: char| flags.contains(f) || flags.contains('A');
-    flags.contains('E') && has('g') && (!evicting || has('e'))
+    flags.contains('E') && has('g') && has('x') && (!evicting || has('e'))
 }
 
 /// Spawns the subscriber and the watchdog.
@@ -44,15 +45,17 @@ pub fn spawn(
     mode: KeyspaceNotifications,
     listener: Arc<dyn Listener>,
 ) {
+    let live = Arc::new(Liveness::new("redis"));
     let sub = listener.register("redis-subscriber");
     tokio::spawn(subscriber(
         client.clone(),
         prefix.clone(),
         listener.clone(),
         sub,
+        live.clone(),
     ));
     let watch = listener.register("redis-watchdog");
-    tokio::spawn(watchdog(conn, prefix, mode, listener, watch));
+    tokio::spawn(watchdog(conn, prefix, mode, listener, watch, live));
 }
 
 async fn subscriber(
@@ -60,6 +63,7 @@ async fn subscriber(
     prefix: String,
     listener: Arc<dyn Listener>,
     source: usize,
+    live: Arc<Liveness>,
 ) {
     let own = channel(&prefix);
     let db = client.get_connection_info().redis_settings().db();
@@ -77,7 +81,7 @@ async fn subscriber(
             }
         };
         let mut subscribed = pubsub.subscribe(&own).await;
-        for ch in &events {
+        for ch in events.iter().chain(std::iter::once(&live.ping_channel)) {
             if subscribed.is_ok() {
                 subscribed = pubsub.subscribe(ch).await;
             }
@@ -90,21 +94,41 @@ async fn subscriber(
         listener.announce(source, Announcement::Guaranteed);
         {
             let mut stream = pubsub.on_message();
-            while let Some(msg) = stream.next().await {
+            loop {
+                let msg = tokio::select! {
+                    m = stream.next() => m,
+                    () = live.reconnect.notified() => None,
+                };
+                let Some(msg) = msg else { break };
                 let Ok(payload) = msg.get_payload::<String>() else {
                     continue;
                 };
-                let hash = if msg.get_channel_name() == own {
-                    parse_hash(&payload)
+                let channel = msg.get_channel_name();
+                let a = if channel == live.ping_channel {
+                    live.heard(&payload);
+                    None
+                } else if channel == own {
+                    parse_payload(&payload)
                 } else {
-                    // A key event: a session key is `<prefix><32-character token>`.
+                    // A key event: a session key is `<prefix><32-character token>`. Deleted,
+                    // renamed or moved away: the session ended. Expired or evicted: the key
+                    // is gone but the session may live on elsewhere (the database, with
+                    // store_session_in_database): its cached copies are checked.
+                    let ended = !channel.ends_with(":expired") && !channel.ends_with(":evicted");
                     payload
                         .strip_prefix(prefix.as_str())
                         .filter(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_alphanumeric()))
-                        .map(token_hash)
+                        .map(|t| {
+                            let h = token_hash(t);
+                            if ended {
+                                Announcement::Revoked(h)
+                            } else {
+                                Announcement::Changed(h)
+                            }
+                        })
                 };
-                if let Some(h) = hash {
-                    listener.announce(source, Announcement::Revoked(h));
+                if let Some(a) = a {
+                    listener.announce(source, a);
                 }
             }
         }
@@ -119,6 +143,7 @@ enum Seen {
     Fine,
     NotificationsOff,
     CannotReadConfig,
+    SubscriberSilent,
     Unreachable,
 }
 
@@ -126,9 +151,13 @@ enum Seen {
 struct Watchdog {
     conn: ConnectionManager,
     marker: String,
-    placed: bool,
+    /// The marker's value after the last look: it counts looks, so that a value lower
+    /// than expected means Redis lost writes (a flush, a restart, a failover to a lagging
+    /// replica).
+    marker_value: Option<u64>,
     mode: KeyspaceNotifications,
     ticks: u64,
+    live: Arc<Liveness>,
     /// `CONFIG SET` calls Redis has counted, when it tells (Redis 7's command stats).
     config_sets: Option<u64>,
     listener: Arc<dyn Listener>,
@@ -141,6 +170,7 @@ async fn watchdog(
     mode: KeyspaceNotifications,
     listener: Arc<dyn Listener>,
     source: usize,
+    live: Arc<Liveness>,
 ) {
     let mut w = Watchdog {
         conn,
@@ -148,9 +178,10 @@ async fn watchdog(
             "{prefix}sessiond:alive:{}",
             crate::crypto::token::generate_id()
         ),
-        placed: false,
+        marker_value: None,
         mode,
         ticks: 0,
+        live,
         config_sets: None,
         listener,
         source,
@@ -158,15 +189,15 @@ async fn watchdog(
     let mut last: Option<Seen> = None;
     loop {
         // A stalled Redis answers nothing: that counts as unreachable.
-        let seen = tokio::time::timeout(WATCH_INTERVAL * 2, w.look())
+        w.ticks += 1;
+        let seen = tokio::time::timeout(LOOK_INTERVAL * 2, w.look())
             .await
             .unwrap_or(Seen::Unreachable);
         if last != Some(seen) {
             w.announce(seen);
             last = Some(seen);
         }
-        w.ticks += 1;
-        tokio::time::sleep(WATCH_INTERVAL).await;
+        tokio::time::sleep(LOOK_INTERVAL).await;
     }
 }
 
@@ -191,6 +222,12 @@ impl Watchdog {
                 );
                 Announcement::Unguaranteed("keyspace notifications unknown")
             }
+            Seen::SubscriberSilent => {
+                tracing::warn!(
+                    "the revocation subscriber stopped hearing; cache hits are revalidated"
+                );
+                Announcement::Unguaranteed("redis subscriber silent")
+            }
             Seen::Unreachable => Announcement::Unguaranteed("redis unreachable"),
         };
         self.listener.announce(self.source, a);
@@ -201,45 +238,41 @@ impl Watchdog {
             .announce(self.source, Announcement::Reset(why));
     }
 
-    /// One look: the marker (a reset when it vanished), then the notification flags, then
-    /// whether anyone changed Redis's configuration since the last look (notifications
-    /// may have been off in between: a reset).
+    /// One look: the marker (a reset when Redis lost writes), a ping to the subscriber,
+    /// then the notification flags, then whether anyone changed Redis's configuration
+    /// since the last look (notifications may have been off in between: a reset).
     async fn look(&mut self) -> Seen {
-        let present: Result<bool, _> = redis::cmd("EXISTS")
+        let counted: Result<u64, _> = redis::cmd("INCR")
             .arg(&self.marker)
             .query_async(&mut self.conn)
             .await;
-        match present {
-            Err(_) => return Seen::Unreachable,
-            Ok(false) => {
-                if self.placed {
-                    tracing::warn!(
-                        "Redis lost its data (flushed or restarted): every cached session is revalidated"
-                    );
-                    self.reset("redis flush");
-                }
-                let set: Result<(), _> = redis::cmd("SET")
-                    .arg(&self.marker)
-                    .arg("1")
-                    .arg("EX")
-                    .arg(MARKER_TTL_SECS)
-                    .query_async(&mut self.conn)
-                    .await;
-                if set.is_err() {
-                    return Seen::Unreachable;
-                }
-                self.placed = true;
-            }
-            Ok(true) => {
-                // Refreshed well before it would expire.
-                if self.ticks.is_multiple_of(600) {
-                    let _: Result<(), _> = redis::cmd("EXPIRE")
-                        .arg(&self.marker)
-                        .arg(MARKER_TTL_SECS)
-                        .query_async(&mut self.conn)
-                        .await;
-                }
-            }
+        let Ok(now) = counted else {
+            return Seen::Unreachable;
+        };
+        if self.marker_value.is_some_and(|before| now <= before) {
+            tracing::warn!(
+                "Redis lost writes (flushed, restarted or failed over): every cached session is revalidated"
+            );
+            self.reset("redis lost writes");
+        }
+        self.marker_value = Some(now);
+        if now == 1 || self.ticks.is_multiple_of(600) {
+            let _: Result<(), _> = redis::cmd("EXPIRE")
+                .arg(&self.marker)
+                .arg(MARKER_TTL_SECS)
+                .query_async(&mut self.conn)
+                .await;
+        }
+        let pinged: Result<u64, _> = redis::cmd("PUBLISH")
+            .arg(&self.live.ping_channel)
+            .arg(self.ticks)
+            .query_async(&mut self.conn)
+            .await;
+        if pinged.is_err() {
+            return Seen::Unreachable;
+        }
+        if !self.live.keeps_up(self.ticks) {
+            return Seen::SubscriberSilent;
         }
         if matches!(
             self.mode,
@@ -277,7 +310,7 @@ impl Watchdog {
         }
         if self.mode == KeyspaceNotifications::Configure {
             let mut wanted = flags.clone();
-            for f in ['E', 'g', 'e'] {
+            for f in ['E', 'g', 'x', 'e'] {
                 if !wanted.contains(f) {
                     wanted.push(f);
                 }
@@ -340,15 +373,15 @@ mod tests {
 
     #[test]
     fn flags() {
-        for ok in ["Eg e", "KEA", "EA", "gEe", "Egex"] {
+        for ok in ["Eg ex", "KEA", "EA", "gEex", "Egex"] {
             assert!(flags_announce_deletions(ok, true), "{ok}");
         }
-        for bad in ["", "Eg", "KA", "Ke", "gx"] {
+        for bad in ["", "Eg", "Egx", "KA", "Ke", "gx"] {
             assert!(!flags_announce_deletions(bad, true), "{bad}");
         }
-        // Without evictions, deletions and renames are enough.
-        assert!(flags_announce_deletions("Eg", false));
-        assert!(!flags_announce_deletions("Ee", false));
+        // Without evictions, deletions, renames, moves and expiries are enough.
+        assert!(flags_announce_deletions("Egx", false));
+        assert!(!flags_announce_deletions("Eg", false));
     }
 
     #[test]

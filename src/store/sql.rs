@@ -90,6 +90,12 @@ pub async fn connect(
                 .run(&pool)
                 .await
                 .map_err(|e| StoreError::Backend(e.into()))?;
+            // Migrations run once; the revocation triggers must also survive someone
+            // dropping or rewriting them later: restored (in one transaction) when unsound.
+            if !super::feed::trigger_state(&pool).await?.0 {
+                tracing::warn!("the session revocation triggers were missing or altered: restored");
+                pool.execute(super::feed::REVOCATION_TRIGGERS).await?;
+            }
         }
         for c in &extras {
             let ty = match c.kind {

@@ -5,7 +5,11 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 use crate::{app, on_both_backends};
 
-on_both_backends!(update_user_name_and_image, change_password_flows);
+on_both_backends!(
+    update_user_name_and_image,
+    change_password_flows,
+    change_password_wins_over_sign_ins_in_flight
+);
 
 async fn update_user_name_and_image(b: Backend) {
     let app = app!(b);
@@ -129,4 +133,86 @@ async fn change_password_flows(b: Backend) {
     assert_eq!(app.session(&mut a_old).await, Value::Null);
     assert_eq!(app.session(&mut a).await["session"]["token"], token);
     assert_eq!(app.count(r#"select count(*) from "session""#).await, 1);
+}
+
+/// Sign-ins that read the old password before a change-password commits, and write
+/// their session after it deleted "every other" session, must not survive it: someone
+/// who knows the old password would keep a session the user believes is gone.
+async fn change_password_wins_over_sign_ins_in_flight(b: Backend) {
+    let app = app!(b, |s| s.email_and_password.hash_concurrency = 1);
+    old_password_sign_ins_lose(&app).await;
+}
+
+pub async fn old_password_sign_ins_lose(app: &TestApp) {
+    let email = unique_email();
+    let (mut owner, _) = app.sign_up(&email).await;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attackers: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, url, email, done) = (
+                app.client.clone(),
+                app.url("/sign-in/email"),
+                email.clone(),
+                done.clone(),
+            );
+            tokio::spawn(async move {
+                let mut tokens = Vec::new();
+                // Keep signing in until a few rounds after the change returned.
+                let mut after = 0;
+                while after < 3 {
+                    if done.load(std::sync::atomic::Ordering::SeqCst) {
+                        after += 1;
+                    }
+                    let res = client
+                        .post(&url)
+                        .json(&json!({"email": email, "password": PASSWORD}))
+                        .send()
+                        .await
+                        .unwrap();
+                    if res.status() == 200 {
+                        let body: Value = res.json().await.unwrap();
+                        tokens.push(body["token"].as_str().unwrap().to_string());
+                    }
+                }
+                tokens
+            })
+        })
+        .collect();
+    // Let the attackers get going, so that some are between reading and writing.
+    for _ in 0..3 {
+        app.sign_in(&email, PASSWORD).await;
+    }
+    let res = app
+        .post(
+            "/change-password",
+            json!({"currentPassword": PASSWORD, "newPassword": "new-password-1", "revokeOtherSessions": true}),
+            &mut owner,
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut issued = 0;
+    for a in attackers {
+        for token in a.await.unwrap() {
+            issued += 1;
+            let res = app
+                .send(
+                    reqwest::Method::GET,
+                    "/get-session",
+                    None,
+                    None,
+                    &[("authorization", &format!("Bearer {token}"))],
+                )
+                .await;
+            assert_eq!(
+                res.text, "null",
+                "a session signed in with the old password survived"
+            );
+        }
+    }
+    assert!(issued > 0, "the old password worked before the change");
+    let mut jar = owner.clone();
+    let listed = app.get("/list-sessions", &mut jar).await.json();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(app.sign_in(&email, PASSWORD).await.1.status, 401);
 }

@@ -435,7 +435,7 @@ pub fn redis_available() -> bool {
 /// A private redis-server, so that a test may flush, reconfigure, stop and restart it.
 pub struct PrivateRedis {
     child: Option<Child>,
-    port: u16,
+    pub port: u16,
     dir: tempfile::TempDir,
     args: Vec<String>,
 }
@@ -513,8 +513,10 @@ impl Drop for PrivateRedis {
     }
 }
 
-/// A TCP relay (to PostgreSQL): 0 = pass, 1 = refuse (down), 2 = hold connections and
-/// forward nothing (a stall: a partition, a stuck middlebox).
+/// A TCP relay (to PostgreSQL or Redis): 0 = pass, 1 = refuse (down), 2 = hold every
+/// connection and forward nothing (a stall: a partition, a stuck middlebox), 3 = stall only
+/// the connections that subscribed (sent `LISTEN` or `SUBSCRIBE`: the revocation feeds),
+/// while the others pass.
 pub struct Relay {
     pub port: u16,
     mode: Arc<AtomicU8>,
@@ -522,6 +524,7 @@ pub struct Relay {
 
 impl Relay {
     pub async fn start(target: u16) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let mode = Arc::new(AtomicU8::new(0));
@@ -546,19 +549,55 @@ impl Relay {
                     };
                     let (mut ri, mut wi) = inbound.split();
                     let (mut ro, mut wo) = outbound.split();
-                    let watch = async {
-                        while m.load(Ordering::SeqCst) == 0 {
+                    let subscriber = std::sync::atomic::AtomicBool::new(false);
+                    let passing = || match m.load(Ordering::SeqCst) {
+                        0 => true,
+                        3 => !subscriber.load(Ordering::SeqCst),
+                        _ => false,
+                    };
+                    let up = async {
+                        let mut buf = vec![0u8; 16384];
+                        loop {
+                            let n = ri.read(&mut buf).await.unwrap_or(0);
+                            if n == 0 {
+                                return;
+                            }
+                            let text = String::from_utf8_lossy(&buf[..n]).to_ascii_uppercase();
+                            if text.contains("SUBSCRIBE") || text.contains("LISTEN") {
+                                subscriber.store(true, Ordering::SeqCst);
+                            }
+                            while !passing() {
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                            }
+                            if wo.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    let down = async {
+                        let mut buf = vec![0u8; 16384];
+                        loop {
+                            let n = ro.read(&mut buf).await.unwrap_or(0);
+                            if n == 0 {
+                                return;
+                            }
+                            while !passing() {
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                            }
+                            if wi.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    let cut = async {
+                        while m.load(Ordering::SeqCst) != 1 {
                             tokio::time::sleep(Duration::from_millis(20)).await;
                         }
                     };
                     tokio::select! {
-                        _ = tokio::io::copy(&mut ri, &mut wo) => {}
-                        _ = tokio::io::copy(&mut ro, &mut wi) => {}
-                        _ = watch => {}
-                    }
-                    if m.load(Ordering::SeqCst) == 2 {
-                        // Stalled: keep both sockets open, forward nothing.
-                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        _ = up => {}
+                        _ = down => {}
+                        _ = cut => {}
                     }
                 });
             }

@@ -105,7 +105,18 @@ crate::on_both_backends!(
     store_session_in_database_modes,
     revocation_wins_over_concurrent_refresh,
     reads_sessions_written_in_better_auths_layout,
+    change_password_wins_over_sign_ins_in_flight,
 );
+
+async fn change_password_wins_over_sign_ins_in_flight(b: Backend) {
+    for store_in_db in [false, true] {
+        let (app, _r) = redis_app!(b, |s| {
+            s.email_and_password.hash_concurrency = 1;
+            s.session.store_session_in_database = store_in_db;
+        });
+        crate::account::old_password_sign_ins_lose(&app).await;
+    }
+}
 
 async fn key_layout_and_ttls_are_better_auths(b: Backend) {
     let (app, mut r) = redis_app!(b);

@@ -132,9 +132,9 @@ async fn keyspace_notifications_switched_off_at_runtime() {
     assert_eq!(flags[1], "");
     // Turned back on by the operator: guaranteed again.
     redis
-        .cmd(&["CONFIG", "SET", "notify-keyspace-events", "Eg"])
+        .cmd(&["CONFIG", "SET", "notify-keyspace-events", "Egx"])
         .await;
-    // (Eg is enough without evictions: maxmemory-policy is noeviction here.)
+    // (Egx is enough without evictions: maxmemory-policy is noeviction here.)
     wait_revocation(&app, "ok").await;
 }
 
@@ -355,4 +355,73 @@ async fn keyspace_notifications_toggled_between_looks_reset_the_caches() {
         .await
         .unwrap();
     until_refused(&app, &jar, "notifications toggled").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trigger_functions_cannot_be_replaced_or_shadowed() {
+    let Some(app) = spawn_with(Backend::Postgres, |s| s.session.cookie_cache.enabled = true).await
+    else {
+        return;
+    };
+    wait_revocation(&app, "ok").await;
+    // A pg_notify earlier in the caller's search_path does not swallow announcements.
+    let jar = cached_session(&app).await;
+    app.exec(
+        r#"do $$ begin
+             create function public.pg_notify(text, text) returns void
+               language sql as 'select null::void';
+             set local search_path = public, pg_catalog;
+             delete from "session";
+           end $$"#,
+    )
+    .await;
+    until_refused(&app, &jar, "deleted with pg_notify shadowed").await;
+    // The function rewritten to announce nothing: noticed, caches revalidated.
+    app.exec(
+        r#"create or replace function sessiond_notify_session_revoked() returns trigger
+           language plpgsql as $$ begin
+             if tg_op = 'DELETE' then return old; end if; return new; end $$"#,
+    )
+    .await;
+    wait_revocation(&app, "unverified").await;
+    let jar = cached_session(&app).await;
+    app.exec(r#"delete from "session""#).await;
+    until_refused(&app, &jar, "deleted with the trigger function rewritten").await;
+    // A new start (migrations on) restores it.
+    let url = app.db_url.clone();
+    let again = spawn_with(Backend::Sqlite, move |s| {
+        s.database.url = url;
+        s.session.cookie_cache.enabled = true;
+    })
+    .await
+    .unwrap();
+    wait_revocation(&again, "ok").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_redis_subscriber_is_noticed() {
+    if !redis_available() {
+        return;
+    }
+    let redis = PrivateRedis::start(&["--notify-keyspace-events", "KEA"]).await;
+    let relay = Relay::start(redis.port).await;
+    let url = format!("redis://127.0.0.1:{}", relay.port);
+    let app = spawn_with(Backend::Sqlite, move |s| {
+        s.redis.url = url;
+        s.session.cookie_cache.enabled = true;
+    })
+    .await
+    .unwrap();
+    wait_revocation(&app, "ok").await;
+    let (mut jar, res) = app.sign_up(&unique_email()).await;
+    app.session(&mut jar).await;
+    let token = res.json()["token"].as_str().unwrap().to_string();
+    // Only the subscriber's connection stalls; then another application deletes the key.
+    relay.set(3);
+    redis.cmd(&["DEL", &token]).await;
+    until_refused(&app, &jar, "key deleted while the subscriber stalled").await;
+    wait_revocation(&app, "unverified").await;
+    // The link comes back: the subscriber is replaced and revocation guaranteed again.
+    relay.set(0);
+    wait_revocation(&app, "ok").await;
 }
