@@ -90,6 +90,10 @@ fn describe() {
         "http_header_timeouts_total",
         "Connections closed because their request head took too long"
     );
+    describe_counter!(
+        "http_write_timeouts_total",
+        "Connections closed because the client stopped taking its answer"
+    );
     describe_gauge!(
         "revocation_guaranteed",
         "1 when every revocation reaches this replica at once; 0 while cookie-cache hits are revalidated"
@@ -308,6 +312,11 @@ pub fn connection_refused() {
 pub fn header_timeout() {
     static C: OnceLock<metrics::Counter> = OnceLock::new();
     counter(&C, "http_header_timeouts_total").increment(1);
+}
+
+pub fn write_timeout() {
+    static C: OnceLock<metrics::Counter> = OnceLock::new();
+    counter(&C, "http_write_timeouts_total").increment(1);
 }
 
 /// Whether revocations reach this replica at once (else caches are revalidated).

@@ -508,3 +508,54 @@ fn a_body_trickled_byte_by_byte_costs_its_bytes() {
         String::from_utf8_lossy(&buf)
     );
 }
+
+#[test]
+fn answers_a_client_stops_taking_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(
+        dir.path(),
+        &[
+            ("SESSIOND_SERVER__HEADER_READ_TIMEOUT", "2"),
+            ("SESSIOND_SERVER__IDLE_TIMEOUT", "600"),
+        ],
+    );
+    let size = get_with(server.port, "GET", "/openapi.json", "")
+        .unwrap()
+        .body
+        .len();
+    // Far more answer than the socket buffers hold, asked for and never read.
+    let n = 400;
+    let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let asks = "GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(n);
+    s.write_all(asks.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    // The server gave up on it: what was buffered arrives, then the end.
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 65536];
+    let ended = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(k) => got += k,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                break false
+            }
+            Err(_) => break true,
+        }
+    };
+    eprintln!(
+        "{got} of {} answer bytes delivered before the close",
+        n * size
+    );
+    assert!(
+        ended,
+        "a connection whose client stopped reading was kept open"
+    );
+    assert!(
+        got < n * size / 2,
+        "the answers were delivered: the client never stalled"
+    );
+}

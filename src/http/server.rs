@@ -8,7 +8,9 @@
 //!   if longer than `header_read_timeout` (a body trickled a byte at a time); when every
 //!   connection is in the middle of a recent request, the new one is closed instead.
 //! - **Time**: a request head must be complete `header_read_timeout` after its first byte;
-//!   a connection idle (or stuck writing its answer) for `idle_timeout` is closed.
+//!   an answer must be taken by the client with no pause longer than `header_read_timeout`
+//!   (a client that stops reading would otherwise keep the answer in memory); a connection
+//!   idle for `idle_timeout` is closed.
 //! - **Bytes**: a request head holds at most `max_header_bytes` and 100 header lines
 //!   (431 beyond); a connection's buffers never grow past that.
 
@@ -84,6 +86,8 @@ enum Phase {
 /// into one atomic), and a switch to close it.
 struct Conn {
     state: AtomicU64,
+    /// 0, or 1 + the ms since when a write has been waiting for the client to read.
+    stalled: AtomicU64,
     kill: Notify,
     /// The registry's start, so that marking a phase touches nothing shared.
     epoch: Instant,
@@ -97,8 +101,28 @@ impl Conn {
 
     /// Marks `phase` as beginning now.
     fn enter(&self, phase: Phase) {
-        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX >> 2);
-        self.set(phase, now);
+        self.set(phase, self.now_ms());
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX >> 2)
+    }
+
+    /// Notes whether a write could go out (`Ready`) or waits for the client (`Pending`).
+    fn wrote<T>(&self, res: &Poll<T>) {
+        let stalled = self.stalled.load(Ordering::Relaxed);
+        match res {
+            Poll::Pending if stalled == 0 => {
+                self.stalled.store(self.now_ms() + 1, Ordering::Relaxed)
+            }
+            Poll::Ready(_) if stalled != 0 => self.stalled.store(0, Ordering::Relaxed),
+            _ => {}
+        }
+    }
+
+    /// Since when (ms) a write has been waiting, if one is.
+    fn stalled_since(&self) -> Option<u64> {
+        self.stalled.load(Ordering::Relaxed).checked_sub(1)
     }
 
     fn get(&self) -> (Phase, u64) {
@@ -162,6 +186,7 @@ impl Registry {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn {
             state: AtomicU64::new(0),
+            stalled: AtomicU64::new(0),
             kill: Notify::new(),
             epoch: self.epoch,
         });
@@ -211,7 +236,9 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let res = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.conn.wrote(&res);
+        res
     }
 
     fn poll_write_vectored(
@@ -219,7 +246,9 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let res = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.conn.wrote(&res);
+        res
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -347,7 +376,14 @@ async fn connection(
                 }
                 _ = ticks.tick() => {
                     let (phase, since) = conn.get();
-                    let age = Duration::from_millis(registry.now_ms().saturating_sub(since));
+                    let now = registry.now_ms();
+                    if conn.stalled_since().is_some_and(|t| {
+                        Duration::from_millis(now.saturating_sub(t)) > limits.header_read_timeout
+                    }) {
+                        crate::metrics::write_timeout();
+                        break;
+                    }
+                    let age = Duration::from_millis(now.saturating_sub(since));
                     let expired = match phase {
                         Phase::Head => age > limits.header_read_timeout,
                         Phase::Idle => age > limits.idle_timeout,

@@ -2,6 +2,10 @@
 //! caches and device lists small whatever a client sends, and are checked before
 //! anything is written.
 
+/// Sessions `list-sessions` returns at most: the newest, as Better Auth's database
+/// adapters return at most 100 rows (`defaultFindManyLimit`).
+pub const MAX_LISTED_SESSIONS: usize = 100;
+
 /// Longest user name, in characters.
 pub const MAX_NAME_CHARS: usize = 256;
 /// Longest email, in characters (RFC 5321's path limit).

@@ -912,7 +912,7 @@ impl SessionService {
     pub async fn list_sessions(&self, cur: &Current) -> Result<Vec<Session>, ApiError> {
         self.inner
             .store
-            .list_sessions(&cur.user.id, self.now())
+            .list_sessions(&cur.user.id, self.now(), limits::MAX_LISTED_SESSIONS)
             .await
             .map_err(|e| match e {
                 e @ StoreError::Unavailable(_) => e.into(),

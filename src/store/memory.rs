@@ -229,6 +229,7 @@ impl Store for MemoryStore {
         &self,
         user_id: &str,
         now: DateTime<Utc>,
+        limit: usize,
     ) -> Result<Vec<Session>, StoreError> {
         let d = self.data.read().await;
         let mut out: Vec<Session> = d
@@ -238,6 +239,8 @@ impl Store for MemoryStore {
             .cloned()
             .collect();
         out.sort_by_key(|s| s.created_at);
+        let skip = out.len().saturating_sub(limit);
+        out.drain(..skip);
         Ok(out)
     }
 

@@ -202,11 +202,13 @@ pub trait Store: Send + Sync + 'static {
         new: &Session,
     ) -> Result<Vec<String>, StoreError>;
 
-    /// The user's sessions that expire after `now`.
+    /// The user's sessions that expire after `now`, oldest first: the newest `limit` of
+    /// them (the answer's size must not grow with whatever number a client created).
     async fn list_sessions(
         &self,
         user_id: &str,
         now: DateTime<Utc>,
+        limit: usize,
     ) -> Result<Vec<Session>, StoreError>;
 
     /// Updates name and/or image (`Some(None)` clears the image); `None` if no such user.

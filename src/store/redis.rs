@@ -230,13 +230,12 @@ impl RedisStore {
         let entries: Vec<ListEntry> = raw
             .and_then(|r| serde_json::from_str(&r).ok())
             .unwrap_or_default();
-        let mut tokens: Vec<String> = Vec::new();
-        for e in entries {
-            if e.expires_at > now_ms as f64 && !tokens.contains(&e.token) {
-                tokens.push(e.token);
-            }
-        }
-        Ok(tokens)
+        let mut seen = std::collections::HashSet::with_capacity(entries.len());
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.expires_at > now_ms as f64 && seen.insert(e.token.clone()))
+            .map(|e| e.token)
+            .collect())
     }
 
     /// Writes a new session: list entry, then the token key (Better Auth's order).
@@ -594,14 +593,17 @@ impl Store for RedisStore {
         &self,
         user_id: &str,
         now: DateTime<Utc>,
+        limit: usize,
     ) -> Result<Vec<Session>, StoreError> {
-        let tokens = match self.list_tokens(user_id, now.timestamp_millis()).await {
+        let mut tokens = match self.list_tokens(user_id, now.timestamp_millis()).await {
             Ok(t) => t,
             Err(StoreError::Unavailable(_)) if self.falls_back_to_db() => {
-                return self.primary.list_sessions(user_id, now).await;
+                return self.primary.list_sessions(user_id, now, limit).await;
             }
             Err(e) => return Err(e),
         };
+        // The list is in expiry order: the last ones are the newest.
+        tokens.drain(..tokens.len().saturating_sub(limit));
         if tokens.is_empty() {
             return Ok(Vec::new());
         }

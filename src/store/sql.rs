@@ -245,10 +245,12 @@ impl Statements {
                 r#"select {cols}, {USER_COLS} from "session" s join "user" u on u."id" = s."userId" where s."token" = $1"#
             ),
             touch_session: format!(
-                r#"update "session" set "expiresAt" = $1, "updatedAt" = $2 where "token" = $3 and "expiresAt" <= $4 returning {returning}"#
+                r#"update "session" set "expiresAt" = $1, "updatedAt" = $2
+                   where "token" = $3 and "expiresAt" <= $4 and "expiresAt" > "updatedAt" returning {returning}"#
             ),
             list_sessions: format!(
-                r#"select {cols} from "session" s where s."userId" = $1 and s."expiresAt" > $2"#
+                r#"select {cols} from "session" s where s."userId" = $1 and s."expiresAt" > $2
+                   order by s."createdAt" desc, s."id" desc limit $3"#
             ),
             session_cols: returning,
         }
@@ -577,9 +579,14 @@ impl Store for SqlStore<$db> {
         if let Some(r) = row {
             return Ok(Touched::Refreshed(Box::new(session_from(&r, &self.extras)?)));
         }
-        // Not updated: refreshed concurrently, or gone.
-        let exists = sqlx::query(r#"select 1 from "session" where "token" = $1"#)
+        // Not updated: refreshed concurrently, or gone. A row ended in place (its expiry
+        // set to the moment it ended) is gone: a refresh racing the revocation must not
+        // bring it back.
+        let exists = sqlx::query(
+            r#"select 1 from "session" where "token" = $1 and "expiresAt" > "updatedAt" and "expiresAt" > $2"#,
+        )
             .bind(token.to_owned())
+            .bind(now)
             .fetch_optional(&self.pool)
             .await?;
         Ok(if exists.is_some() { Touched::AlreadyFresh } else { Touched::Gone })
@@ -694,15 +701,19 @@ impl Store for SqlStore<$db> {
         &self,
         user_id: &str,
         now: DateTime<Utc>,
+        limit: usize,
     ) -> Result<Vec<Session>, StoreError> {
         let mut conn = self.hot.take().await?;
         let rows = sqlx::query(&self.sql.list_sessions)
             .bind(user_id.to_owned())
             .bind(now)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(conn.get()?)
             .await?;
         conn.release();
+        // Newest first from the query; oldest first in the answer.
         rows.iter()
+            .rev()
             .map(|r| session_from(r, &self.extras).map_err(StoreError::from))
             .collect()
     }

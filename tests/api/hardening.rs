@@ -20,6 +20,7 @@ on_both_backends!(
     forwarded_addresses_only_from_trusted_proxies,
     rate_limits_key_by_route_not_by_raw_path,
     list_sessions_tokens_option,
+    list_sessions_answers_the_newest_hundred,
 );
 
 fn port(app: &TestApp) -> u16 {
@@ -556,4 +557,44 @@ async fn list_sessions_tokens_option(b: Backend) {
         assert_eq!(res.json().as_array().unwrap().len(), 1, "{mode}");
         let _: Value = res.json();
     }
+}
+
+/// A user may hold any number of sessions, but list-sessions answers the newest 100 (as
+/// Better Auth's adapters do), so its answer cannot be grown without bound.
+async fn list_sessions_answers_the_newest_hundred(b: Backend) {
+    let app = app!(b);
+    let (mut jar, res) = app.sign_up(&unique_email()).await;
+    let token = res.json()["token"].as_str().unwrap().to_string();
+    let uid = res.json()["user"]["id"].as_str().unwrap().to_string();
+    let rows: Vec<String> = (0..150)
+        .map(|i| {
+            format!(
+                "('old-{i}','old-token-{i}','{uid}','2099-01-01T00:00:00.000Z','2000-01-01T00:{:02}:{:02}.000Z','2000-01-01T00:00:00.000Z','10.0.0.1','{}')",
+                i / 60,
+                i % 60,
+                "u".repeat(512)
+            )
+        })
+        .collect();
+    app.exec(&format!(
+        r#"insert into "session" ("id","token","userId","expiresAt","createdAt","updatedAt","ipAddress","userAgent") values {}"#,
+        rows.join(",")
+    ))
+    .await;
+    let res = app.get("/list-sessions", &mut jar).await;
+    assert_eq!(res.status, 200);
+    let list = res.json();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 100);
+    assert_eq!(
+        list[99]["token"],
+        token.as_str(),
+        "newest last, the caller's included"
+    );
+    assert_eq!(list[0]["id"], "old-51", "the oldest listed");
+    assert!(list.iter().all(|s| s["id"] != "old-50"));
+    // The unlisted ones are still sessions: revoke-sessions ends them all.
+    assert_eq!(app.count(r#"select count(*) from "session""#).await, 151);
+    app.post("/revoke-sessions", json!({}), &mut jar).await;
+    assert_eq!(app.count(r#"select count(*) from "session""#).await, 0);
 }
