@@ -428,7 +428,7 @@ fn trickled_bodies_cannot_hold_every_connection() {
         dir.path(),
         &[
             ("SESSIOND_SERVER__MAX_CONNECTIONS", "32"),
-            ("SESSIOND_SERVER__HEADER_READ_TIMEOUT", "2"),
+            ("SESSIOND_SERVER__HEADER_READ_TIMEOUT", "30"),
         ],
     );
     // Every connection busy with a request whose body never comes.
@@ -442,8 +442,10 @@ fn trickled_bodies_cannot_hold_every_connection() {
         .unwrap();
         slow.push(s);
     }
-    // Once they have run longer than a head may take, they make room for new clients.
-    std::thread::sleep(Duration::from_millis(2_500));
+    // Let the server read every head and wait for the bodies.
+    std::thread::sleep(Duration::from_millis(500));
+    // A connection waiting for its body makes room for new clients at once, as one
+    // still sending its head: an attacker reopening them keeps no one out.
     for _ in 0..10 {
         let res = get_with(server.port, "GET", "/healthz", "").expect("served at the cap");
         assert_eq!(res.status, 200);

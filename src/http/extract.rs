@@ -66,6 +66,7 @@ async fn read_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
+    let conn = req.extensions().get::<super::server::ConnHandle>().cloned();
     let mut body = req.into_body();
     let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize));
     let read = async {
@@ -86,7 +87,16 @@ async fn read_body(
         }
         Ok(())
     };
-    match tokio::time::timeout(timeout, read).await {
+    // While the body is awaited the connection may be evicted at the cap, as one still
+    // sending its head: bodies sent slowly must not hold every connection.
+    if let Some(c) = &conn {
+        c.receiving_body();
+    }
+    let read = tokio::time::timeout(timeout, read).await;
+    if let Some(c) = &conn {
+        c.body_received();
+    }
+    match read {
         Ok(Ok(())) => Ok(buf),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(ApiError::new(

@@ -3,10 +3,10 @@
 //!
 //! - **Connections**: at most `max_connections` (lowered at start to fit the process's file
 //!   descriptor limit). At the cap a new connection closes the longest-idle one — between
-//!   requests, or still sending its request head — so that idle or half-sent connections
-//!   can never lock other clients out; failing that, the one whose request has run longest,
-//!   if longer than `header_read_timeout` (a body trickled a byte at a time); when every
-//!   connection is in the middle of a recent request, the new one is closed instead.
+//!   requests, or still sending its request head or body — so that idle or half-sent
+//!   connections can never lock other clients out; failing that, the one whose request has
+//!   run longest, if longer than `header_read_timeout`; when every connection is in the
+//!   middle of a recent request, the new one is closed instead.
 //! - **Time**: a request head must be complete `header_read_timeout` after its first byte;
 //!   an answer must be taken by the client with no pause longer than `header_read_timeout`
 //!   (a client that stops reading would otherwise keep the answer in memory); a connection
@@ -80,6 +80,8 @@ enum Phase {
     Head = 1,
     /// A request is being handled.
     Busy = 2,
+    /// A request's body is being received.
+    Body = 3,
 }
 
 /// One open connection: its phase and since when (ms since the server started, packed
@@ -130,9 +132,27 @@ impl Conn {
         let phase = match v & 3 {
             1 => Phase::Head,
             2 => Phase::Busy,
+            3 => Phase::Body,
             _ => Phase::Idle,
         };
         (phase, v >> 2)
+    }
+}
+
+/// A request's handle on its connection, in its extensions: the body reader marks the
+/// time spent waiting for the body, which makes the connection evictable at the cap.
+#[derive(Clone)]
+pub struct ConnHandle(Arc<Conn>);
+
+impl ConnHandle {
+    /// The request's body is being waited for.
+    pub fn receiving_body(&self) {
+        self.0.enter(Phase::Body);
+    }
+
+    /// The body is in: the request is being handled.
+    pub fn body_received(&self) {
+        self.0.enter(Phase::Busy);
     }
 }
 
@@ -159,9 +179,9 @@ impl Registry {
     }
 
     /// Registers a new connection, first closing one at the cap: the longest idle (or
-    /// still sending its head), else the one whose request has run longest if that is
-    /// longer than `slow_ms` (a body sent a byte at a time holds its connection busy);
-    /// `None` when every open connection is busy with a recent request.
+    /// still sending its head or body), else the one whose request has run longest if
+    /// that is longer than `slow_ms`; `None` when every open connection is busy with a
+    /// recent request.
     fn admit(&self, slow_ms: u64) -> Option<(u64, Arc<Conn>)> {
         let now = self.now_ms();
         let mut conns = self.lock();
@@ -335,8 +355,10 @@ async fn connection(
     let (busy, idle) = (conn.clone(), conn.clone());
     let service = router
         .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
             busy.enter(Phase::Busy);
+            let ext = req.extensions_mut();
+            ext.insert(ConnectInfo(peer));
+            ext.insert(ConnHandle(busy.clone()));
             req
         })
         .map_future(move |fut| {
@@ -387,7 +409,8 @@ async fn connection(
                     let expired = match phase {
                         Phase::Head => age > limits.header_read_timeout,
                         Phase::Idle => age > limits.idle_timeout,
-                        Phase::Busy => false,
+                        // The body reader answers 408 itself.
+                        Phase::Busy | Phase::Body => false,
                     };
                     if expired {
                         if phase == Phase::Head {
