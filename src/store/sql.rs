@@ -427,7 +427,17 @@ impl SqlStore<$db> {
 #[async_trait]
 impl Store for SqlStore<$db> {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("select 1").execute(&self.pool).await?;
+        // A PostgreSQL standby, or a database made read-only (as after a failover that
+        // went wrong), answers reads but refuses every sign-in: not ready.
+        let sql = if <$db as Database>::NAME == "PostgreSQL" {
+            "select case when pg_is_in_recovery() or current_setting('transaction_read_only') = 'on' then 0::int8 else 1::int8 end"
+        } else {
+            "select 1"
+        };
+        let writable: i64 = sqlx::query_scalar(sql).fetch_one(&self.pool).await?;
+        if writable != 1 {
+            return Err(StoreError::Unavailable("the database is read-only".into()));
+        }
         Ok(())
     }
 
@@ -703,14 +713,26 @@ impl Store for SqlStore<$db> {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Session>, StoreError> {
-        let mut conn = self.hot.take().await?;
-        let rows = sqlx::query(&self.sql.list_sessions)
-            .bind(user_id.to_owned())
-            .bind(now)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(conn.get()?)
-            .await?;
-        conn.release();
+        // A read: tried again once on a fresh connection, as `find_session`.
+        let mut attempt = 0;
+        let rows = loop {
+            let mut conn = self.hot.take().await?;
+            let res = sqlx::query(&self.sql.list_sessions)
+                .bind(user_id.to_owned())
+                .bind(now)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(conn.get()?)
+                .await
+                .map_err(StoreError::from);
+            match res {
+                Ok(rows) => {
+                    conn.release();
+                    break rows;
+                }
+                Err(StoreError::Unavailable(_)) if attempt == 0 => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        };
         // Newest first from the query; oldest first in the answer.
         rows.iter()
             .rev()

@@ -428,7 +428,8 @@ async fn database_restart_gives_503_never_401() {
     let Some(app) = spawn(Backend::Postgres).await else {
         return;
     };
-    let (mut jar, _) = app.sign_up(&unique_email()).await;
+    let known = unique_email();
+    let (mut jar, _) = app.sign_up(&known).await;
     assert_ne!(app.session(&mut jar).await, serde_json::Value::Null);
     let db = app.db_url.rsplit('/').next().unwrap().to_string();
     let admin = app.db_url.replace(&format!("/{db}"), "/postgres");
@@ -439,6 +440,8 @@ async fn database_restart_gives_503_never_401() {
     );
     // Every backend terminated: the next reads get fresh connections.
     sqlx::query(&kill).execute(&mut a).await.unwrap();
+    let res = app.get("/list-sessions", &mut jar.clone()).await;
+    assert_eq!(res.status, 200, "{}", res.text);
     let fa = format!("http://{}/forward-auth", app.addr);
     for _ in 0..3 {
         let res = app
@@ -466,17 +469,90 @@ async fn database_restart_gives_503_never_401() {
         .await
         .unwrap();
     assert_eq!(res.status(), 503);
+    let email = unique_email();
+    writes_refused_with_503(&app, &jar, &known, &email).await;
     sqlx::query(&format!("alter database {db} allow_connections true"))
         .execute(&mut a)
         .await
         .unwrap();
-    let mut ok = false;
-    for _ in 0..50 {
-        if app.get("/get-session", &mut jar.clone()).await.status == 200 {
-            ok = true;
+    let recovered = async {
+        for _ in 0..50 {
+            if app.get("/get-session", &mut jar.clone()).await.status == 200 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    };
+    assert!(recovered.await, "recovered");
+
+    // A database turned read-only (a standby promoted wrongly, a failover half done):
+    // reads work, writes are refused with 503 and the replica is not ready.
+    sqlx::query(&format!(
+        "alter database {db} set default_transaction_read_only = on"
+    ))
+    .execute(&mut a)
+    .await
+    .unwrap();
+    sqlx::query(&kill).execute(&mut a).await.unwrap();
+    let ready = format!("http://{}/readyz", app.addr);
+    let res = app.client.get(&ready).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains(r#""database":"unavailable""#));
+    writes_refused_with_503(&app, &jar, &known, &email).await;
+    sqlx::query(&format!(
+        "alter database {db} reset default_transaction_read_only"
+    ))
+    .execute(&mut a)
+    .await
+    .unwrap();
+    sqlx::query(&kill).execute(&mut a).await.unwrap();
+    // Ready again once the revocation listener has reconnected too.
+    let mut status = 0;
+    for _ in 0..100 {
+        status = app
+            .client
+            .get(&ready)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if status == 200 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(ok, "recovered");
+    assert_eq!(status, 200);
+    assert_eq!(
+        app.sign_in(&email, PASSWORD).await.1.status,
+        401,
+        "no such user was written"
+    );
+}
+
+/// Every write answers 503 with a JSON body, and the session stays valid.
+async fn writes_refused_with_503(app: &TestApp, jar: &Jar, known: &str, email: &str) {
+    let calls = [
+        (
+            "/sign-up/email",
+            json!({"name": "N", "email": email, "password": PASSWORD}),
+        ),
+        (
+            "/sign-in/email",
+            json!({"email": known, "password": PASSWORD}),
+        ),
+        ("/sign-out", json!({})),
+        ("/update-user", json!({"name": "X"})),
+        ("/revoke-sessions", json!({})),
+    ];
+    for (path, body) in calls {
+        let res = app.post(path, body, &mut jar.clone()).await;
+        assert_eq!(res.status, 503, "{path}: {}", res.text);
+        assert_eq!(res.code().as_deref(), Some("SERVICE_UNAVAILABLE"), "{path}");
+    }
 }
