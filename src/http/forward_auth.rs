@@ -17,7 +17,9 @@
 //! In redirect mode the original URL (from `X-Original-URL` or
 //! `X-Forwarded-Proto/Host/Uri`, which the client may forge) is passed to the sign-in
 //! page only when it is an http(s) URL of a trusted origin; otherwise the redirect goes
-//! to the sign-in page alone.
+//! to the sign-in page alone. A `401` carries the same target in `X-Auth-Sign-In` (when
+//! a sign-in URL is configured), for proxies that can only turn a 401 into a redirect
+//! themselves (nginx), so that they need not build the URL from what the client sent.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -153,6 +155,18 @@ fn trusted_return_url(ctx: &Ctx, url: Option<String>) -> Option<String> {
     ok.then(|| parsed.to_string())
 }
 
+/// Where a signed-out user is sent: the sign-in URL, with the original URL when trusted.
+fn sign_in_target(cfg: &ForwardAuth, original: Option<String>) -> String {
+    let mut target = cfg.sign_in_url.clone();
+    if let Some(url) = original {
+        target.push(if target.contains('?') { '&' } else { '?' });
+        target.push_str(&cfg.redirect_param);
+        target.push('=');
+        target.push_str(&encode_uri_component(&url));
+    }
+    target
+}
+
 /// The check's body: `{"userId", "sessionId"}`.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -186,20 +200,22 @@ pub async fn check(mut ctx: Ctx, proxy: ProxyRequest) -> Response {
             res
         }
         Ok(None) if redirect && !cfg.sign_in_url.is_empty() => {
-            let mut target = cfg.sign_in_url.clone();
-            if let Some(url) = original {
-                target.push(if target.contains('?') { '&' } else { '?' });
-                target.push_str(&cfg.redirect_param);
-                target.push('=');
-                target.push_str(&encode_uri_component(&url));
-            }
             let mut res = (cookies, StatusCode::FOUND).into_response();
-            if let Ok(v) = HeaderValue::from_str(&target) {
+            if let Ok(v) = HeaderValue::from_str(&sign_in_target(&cfg, original)) {
                 res.headers_mut().insert(header::LOCATION, v);
             }
             res
         }
-        Ok(None) => (cookies, codes::UNAUTHORIZED).into_response(),
+        Ok(None) => {
+            let mut res = (cookies, codes::UNAUTHORIZED).into_response();
+            if !cfg.sign_in_url.is_empty() {
+                if let Ok(v) = HeaderValue::from_str(&sign_in_target(&cfg, original)) {
+                    res.headers_mut()
+                        .insert(HeaderName::from_static("x-auth-sign-in"), v);
+                }
+            }
+            res
+        }
         // A store failure is not "signed out": a 401 would send a signed-in user to the
         // sign-in page. Proxies treat 5xx as an error.
         Err(e) if e.status.is_server_error() => (cookies, e).into_response(),

@@ -47,8 +47,13 @@ fn free_port() -> u16 {
 async fn echo_upstream() -> u16 {
     async fn echo(headers: HeaderMap) -> axum::Json<Value> {
         let mut m = serde_json::Map::new();
-        for (k, v) in &headers {
-            m.insert(k.as_str().to_string(), json!(v.to_str().unwrap_or("")));
+        for k in headers.keys() {
+            let all: Vec<&str> = headers
+                .get_all(k)
+                .iter()
+                .map(|v| v.to_str().unwrap_or(""))
+                .collect();
+            m.insert(k.as_str().to_string(), json!(all.join(",")));
         }
         axum::Json(Value::Object(m))
     }
@@ -94,9 +99,8 @@ fn recipe(file: &str, listen: u16, sessiond: u16, upstream: u16, dir: &std::path
 }
 
 /// nginx running the recipe in front of sessiond and the upstream; its port.
-async fn start_nginx(sessiond: u16, upstream: u16) -> ((Proc, tempfile::TempDir), u16) {
+async fn start_nginx(port: u16, sessiond: u16, upstream: u16) -> (Proc, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let conf = recipe("nginx.conf", port, sessiond, upstream, dir.path());
     let conf = format!(
         "daemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\naccess_log off;\n\
@@ -119,17 +123,32 @@ async fn start_nginx(sessiond: u16, upstream: u16) -> ((Proc, tempfile::TempDir)
         .unwrap();
     let guard = Proc(child);
     wait_for(port).await;
-    ((guard, dir), port)
+    (guard, dir)
 }
 
-/// Identity headers a client may try to pass off as sessiond's.
-const FORGED: [(&str, &str); 5] = [
+/// Identity headers a client may try to pass off as sessiond's, also spelled with
+/// underscores: CGI, WSGI and Rack upstreams read `X_Auth_User_Id` as `X-Auth-User-Id`.
+const FORGED: [(&str, &str); 13] = [
     ("x-auth-user-id", "forged-user"),
     ("x-auth-email", "forged@example.com"),
     ("x-auth-name", "forged-name"),
     ("x-auth-session-id", "forged-session"),
-    ("x-auth-expires-at", "2099-01-01T00:00:00.000Z"),
+    ("x-auth-expires-at", "forged-2099-01-01T00:00:00.000Z"),
+    ("x_auth_user_id", "forged-user-2"),
+    ("X_AUTH_EMAIL", "forged-2@example.com"),
+    ("x-auth_name", "forged-name-2"),
+    ("x_auth-session-id", "forged-session-2"),
+    ("x-auth-user_id", "forged-user-3"),
+    ("x-auth-session_id", "forged-session-3"),
+    ("x-auth-expires_at", "forged-expiry"),
+    ("x_Auth_Expires_At", "forged-expiry-2"),
 ];
+
+/// Whether `name` is read as one of the identity headers by some upstream.
+fn is_identity(name: &str) -> bool {
+    let n = name.to_ascii_lowercase().replace('_', "-");
+    FORGED[..5].iter().any(|(k, _)| *k == n)
+}
 
 async fn through(proxy: u16, path: &str, cookie: Option<&str>) -> (u16, HeaderMap, String) {
     let client = reqwest::Client::builder()
@@ -161,9 +180,11 @@ async fn scenario(app: &TestApp, proxy: u16, signed_out: u16) {
     let seen: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(seen["x-auth-user-id"], user["id"]);
     assert_eq!(seen["x-auth-email"], user["email"]);
-    // The client's own identity headers never reach the application.
-    for (k, v) in FORGED {
-        assert_ne!(seen[k].as_str(), Some(v), "{k} passed through: {seen}");
+    // The client's own identity headers never reach the application, however spelled.
+    for (k, v) in seen.as_object().unwrap() {
+        if is_identity(k) {
+            assert!(!v.as_str().unwrap().contains("forged"), "{k} passed through: {seen}");
+        }
     }
     assert_eq!(seen["x-auth-name"], "Test User");
     let mut j = jar.clone();
@@ -184,10 +205,16 @@ async fn nginx_auth_request() {
     if !have("nginx") {
         return;
     }
-    let app = spawn(Backend::Sqlite).await.unwrap();
+    let port = free_port();
+    let app = spawn_with(Backend::Sqlite, move |s| {
+        s.forward_auth.sign_in_url = "https://app.example/login".into();
+        s.trusted_origins = vec![format!("http://127.0.0.1:{port}")];
+    })
+    .await
+    .unwrap();
     let sd_port: u16 = app.addr.rsplit(':').next().unwrap().parse().unwrap();
     let upstream = echo_upstream().await;
-    let (_nginx, port) = start_nginx(sd_port, upstream).await;
+    let _nginx = start_nginx(port, sd_port, upstream).await;
     scenario(&app, port, 401).await;
 
     // A refreshed session cookie reaches the browser through the proxy.
@@ -203,15 +230,26 @@ async fn nginx_auth_request() {
         set_cookie.starts_with(TOKEN_COOKIE) && set_cookie.contains("Max-Age=604800"),
         "{set_cookie:?}"
     );
-    // Signed-out browsers are sent to the sign-in page by the 401 handler of the recipe.
-    let (status, headers, _) = through(port, "/login-redirect/private", None).await;
+    // Signed-out browsers are sent to the sign-in page by the 401 handler of the recipe,
+    // with the way back encoded by sessiond.
+    let (status, headers, _) = through(port, "/login-redirect/private?a=1&rd=x", None).await;
     assert_eq!(status, 302);
-    let location = headers["location"].to_str().unwrap();
-    assert!(
-        location.contains("/login?rd=http://127.0.0.1:"),
-        "{location}"
+    assert_eq!(
+        headers["location"],
+        format!("https://app.example/login?rd=http%3A%2F%2F127.0.0.1%3A{port}%2Flogin-redirect%2Fprivate%3Fa%3D1%26rd%3Dx")
     );
-    assert!(location.ends_with("/login-redirect/private"), "{location}");
+    // A Host the client chose is not trusted: no way back, only the sign-in page.
+    let res = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("http://127.0.0.1:{port}/login-redirect/x"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    assert_eq!(res.headers()["location"], "https://app.example/login");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,7 +316,8 @@ async fn nginx_recipe_keeps_clients_apart() {
     .unwrap();
     let sd_port: u16 = app.addr.rsplit(':').next().unwrap().parse().unwrap();
     let upstream = echo_upstream().await;
-    let (_nginx, port) = start_nginx(sd_port, upstream).await;
+    let port = free_port();
+    let _nginx = start_nginx(port, sd_port, upstream).await;
     let from = |ip: [u8; 4]| {
         reqwest::Client::builder()
             .local_address(std::net::IpAddr::from(ip))
