@@ -54,6 +54,9 @@ fn production_refuses_guessable_secrets() {
         "a".repeat(40),
         "better-auth-secret-12345678901234567890".to_string(),
         "é".repeat(17),
+        "abcdefgh".repeat(5),
+        "01234567".repeat(4),
+        "0123456789abcdefghijklmnopqrstuvwxyz".to_string(),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let out = command(dir.path())
@@ -532,10 +535,36 @@ fn impossible_values_are_refused_at_start() {
         ),
         ("SESSIOND_SERVER__REQUEST_TIMEOUT", "0", "request_timeout"),
         ("SESSIOND_SERVER__BODY_LIMIT", "99999999999", "body_limit"),
+        ("SESSIOND_RATE_LIMIT__MAX", "0", "rate_limit"),
+        ("SESSIOND_RATE_LIMIT__WINDOW", "0", "rate_limit"),
     ] {
         let (ok, err) = migrate_with(&[(var, value)]);
         assert!(!ok, "{var}={value} accepted");
         assert!(err.contains(key), "{var}={value}: {err}");
+    }
+    // Proxy ranges that trust half the internet, or all of it as mapped IPv6.
+    for ranges in [
+        r#"["0.0.0.0/1", "128.0.0.0/1"]"#,
+        r#"["::ffff:0:0/96"]"#,
+        r#"["not-an-address"]"#,
+    ] {
+        let var = "SESSIOND_ADVANCED__IP_ADDRESS__TRUSTED_PROXIES";
+        let (ok, err) = migrate_with(&[(var, ranges)]);
+        assert!(!ok && err.contains("trusted_proxies"), "{ranges}: {err}");
+    }
+    // Identity headers a proxy or an application would read as something else.
+    for name in [
+        "X-Accel-Redirect",
+        "x-sendfile",
+        "x-forwarded-for",
+        "x-real-ip",
+        "status",
+        "expect",
+        "retry-after",
+        "content-security-policy",
+    ] {
+        let (ok, err) = migrate_with(&[("SESSIOND_FORWARD_AUTH__HEADER_EMAIL", name)]);
+        assert!(!ok && err.contains("header_email"), "{name}: {err}");
     }
 }
 
@@ -583,6 +612,8 @@ fn wildcard_trusted_origins_are_refused() {
         r#"["null"]"#,
         r#"["https://app.example/path"]"#,
         r#"["app.example.com"]"#,
+        r#"["https://*.0.0.1"]"#,
+        r#"["*.168.1.1"]"#,
     ] {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = command(dir.path());
@@ -743,4 +774,44 @@ fn revocation_state_is_reported_in_readyz_and_metrics() {
     server.stop();
     let _ = redis.kill();
     let _ = redis.wait();
+}
+
+/// Production starts with weakening choices only after saying so, one warning each.
+#[test]
+fn production_warns_about_each_risky_choice() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = command(dir.path());
+    cmd.env("SESSIOND_ENVIRONMENT", "production")
+        .env(
+            "BETTER_AUTH_SECRET",
+            "an-operator-secret-that-is-long-enough-1234",
+        )
+        .env("SESSIOND_PORT", free_port().to_string())
+        .env("SESSIOND_OPS__LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("SESSIOND_ADVANCED__DISABLE_CSRF_CHECK", "true")
+        .env("SESSIOND_ADVANCED__USE_SECURE_COOKIES", "false")
+        .env("SESSIOND_RATE_LIMIT__ENABLED", "false")
+        .env("SESSIOND_OPS__ON_MAIN_LISTENER", "true")
+        .env("SESSIOND_SESSION__COOKIE_CACHE__ENABLED", "true")
+        .env(
+            "SESSIOND_SESSION__COOKIE_CACHE__IMMEDIATE_REVOCATION",
+            "false",
+        )
+        .env("SESSIOND_SESSION__COOKIE_CACHE__MAX_AGE", "86400")
+        .env("RUST_LOG", "warn");
+    let (mut server, _) = Server::start_with_stderr(cmd, std::process::Stdio::piped());
+    Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    let err = server.wait_stderr();
+    for option in [
+        "disable_csrf_check",
+        "use_secure_cookies",
+        "rate_limit is off",
+        "on_main_listener",
+        "immediate_revocation",
+    ] {
+        assert!(err.contains(option), "no warning for {option}: {err}");
+    }
 }

@@ -2,6 +2,8 @@
 //! would overflow date arithmetic, URLs that are not URLs, trusted-origin patterns that
 //! trust every website, limits too small to serve a request.
 
+use ipnet::IpNet;
+
 use super::{field_type_matches, ConfigError, Settings};
 
 /// The longest duration any option accepts: 100 years, in seconds. Beyond it date
@@ -16,6 +18,39 @@ const MAX_HEADER_BYTES: usize = 1 << 20;
 const MAX_BODY_BYTES: usize = 1 << 20;
 /// Most password hashes at once.
 const MAX_HASH_CONCURRENCY: usize = 256;
+
+/// IPv6 ranges that hold the whole IPv4 internet: mapped (`::ffff:0:0/96`), NAT64
+/// (`64:ff9b::/96`) and the old compatible form (`::/96`).
+const IPV4_IN_IPV6: [(u128, u8); 3] = [(0xffff_0000_0000, 96), (0x64_ff9b << 96, 96), (0, 96)];
+
+/// Whether a trusted-proxy range covers more than any one operator's proxies:
+/// IPv4 shorter than /8; IPv6 shorter than /32 outside unique-local (`fc00::/7`) and
+/// link-local (`fe80::/10`) space; an IPv6 range holding IPv4 addresses judged by the
+/// IPv4 rule on its last 32 bits (`::ffff:0:0/96` is all of IPv4); and any range
+/// containing one of those whole.
+fn too_broad(net: &IpNet) -> bool {
+    match net {
+        IpNet::V4(n) => n.prefix_len() < 8,
+        IpNet::V6(n) => {
+            let embeds = IPV4_IN_IPV6.iter().filter_map(|&(base, len)| {
+                ipnet::Ipv6Net::new(std::net::Ipv6Addr::from(base), len).ok()
+            });
+            let mut broad = false;
+            for e in embeds {
+                if n.contains(&e) {
+                    broad = true;
+                } else if e.contains(n) {
+                    return n.prefix_len() < 96 + 8;
+                }
+            }
+            let private = ["fc00::/7", "fe80::/10"]
+                .iter()
+                .filter_map(|r| r.parse::<ipnet::Ipv6Net>().ok())
+                .any(|r| r.contains(n));
+            broad || (!private && n.prefix_len() < 32)
+        }
+    }
+}
 
 fn invalid(msg: impl Into<String>) -> ConfigError {
     ConfigError::Invalid(msg.into())
@@ -67,6 +102,15 @@ pub fn check_origin_pattern(p: &str) -> Result<(), String> {
             "{p:?}: wildcards are allowed only in the leftmost host label (https://*.example.com)"
         ));
     }
+    if suffix
+        .rsplit('.')
+        .next()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(format!(
+            "{p:?}: a wildcard over IP addresses trusts other people's hosts; list them exactly"
+        ));
+    }
     if psl::domain_str(suffix).is_none() {
         return Err(format!(
             "{p:?} trusts every site under the public suffix {suffix:?}; name a registrable \
@@ -103,9 +147,10 @@ fn path_within(a: &str, b: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || b.ends_with('/'))
 }
 
-/// Response headers that frame or route an answer, or that a proxy acts on: an identity
-/// header of one of these names would let a user's data steer the proxy.
-const RESERVED_HEADERS: [&str; 20] = [
+/// Headers that frame or route an answer or a request, that a proxy or server acts on, or
+/// that an application reads as the client's address: an identity header of one of
+/// these names would let a user's data steer the proxy or pass for something else.
+const RESERVED_HEADERS: [&str; 38] = [
     "content-length",
     "transfer-encoding",
     "connection",
@@ -126,6 +171,39 @@ const RESERVED_HEADERS: [&str; 20] = [
     "cookie",
     "date",
     "server",
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "x-sendfile",
+    "x-lighttpd-send-file",
+    "status",
+    "expect",
+    "retry-after",
+    "via",
+    "origin",
+    "referer",
+    "user-agent",
+    "range",
+    "max-forwards",
+    "refresh",
+    "x-auth-sign-in",
+];
+
+/// Prefixes of reserved header families (see [`RESERVED_HEADERS`]).
+const RESERVED_PREFIXES: [&str; 11] = [
+    "access-control-",
+    "proxy-",
+    "sec-",
+    "content-",
+    "x-forwarded-",
+    "x-original-",
+    "x-accel-",
+    "x-envoy-",
+    "x-middleware-",
+    "accept",
+    "if-",
 ];
 
 /// Whether `name` may carry an identity header: a valid header name, not one that
@@ -134,9 +212,7 @@ fn is_identity_header(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     axum::http::HeaderName::from_bytes(name.as_bytes()).is_ok()
         && !RESERVED_HEADERS.contains(&lower.as_str())
-        && !lower.starts_with("access-control-")
-        && !lower.starts_with("proxy-")
-        && !lower.starts_with("sec-")
+        && !RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p))
         && lower != "x-request-id"
 }
 
@@ -148,6 +224,40 @@ fn is_cookie_token(v: &str) -> bool {
 }
 
 impl Settings {
+    /// Choices that weaken a production deployment, each worth a warning at start: they
+    /// may be deliberate (a proxy in front does the same job), never silent.
+    pub fn risky_choices(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let adv = &self.advanced;
+        if adv.disable_csrf_check {
+            out.push("advanced.disable_csrf_check is on: cross-site requests are not refused");
+        }
+        if adv.disable_origin_check {
+            out.push(
+                "advanced.disable_origin_check is on: callback URLs and origins are not checked",
+            );
+        }
+        if adv.use_secure_cookies == Some(false) {
+            out.push("advanced.use_secure_cookies is off: session cookies travel over plain HTTP");
+        }
+        if !self.rate_limit_enabled() {
+            out.push("rate_limit is off: passwords can be guessed at full speed");
+        } else if self.rate_limit.on_store_failure == super::OnStoreFailure::Open {
+            out.push("rate_limit.on_store_failure = open: no limit while Redis is unreachable");
+        }
+        if self.ops_on_main_listener() {
+            out.push("ops.on_main_listener is on: /metrics and /readyz details are public");
+        }
+        let cache = &self.session.cookie_cache;
+        if cache.enabled && !cache.immediate_revocation && self.cache_max_age() > 300 {
+            out.push(
+                "session.cookie_cache.immediate_revocation is off with a max_age over 5 minutes: \
+                 a revoked session stays usable that long",
+            );
+        }
+        out
+    }
+
     /// Refuses settings that cannot work, naming the option.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.base_path.starts_with('/') || self.base_path.ends_with('/') {
@@ -347,6 +457,16 @@ impl Settings {
         if sv.request_timeout == 0 {
             return Err(invalid("server.request_timeout must be > 0"));
         }
+        let rl = &self.rate_limit;
+        let rules = std::iter::once((rl.window, rl.max))
+            .chain(rl.custom_rules.values().map(|r| (r.window, r.max)));
+        for (window, max) in rules {
+            if window == 0 || max == 0 {
+                return Err(invalid(
+                    "rate_limit.window and rate_limit.max (and each custom rule's) must be at least 1",
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -380,9 +500,18 @@ impl Settings {
             }
         }
         for p in &adv.ip_address.trusted_proxies {
-            if p.ends_with("/0") {
+            let net = p
+                .parse::<IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    invalid(format!(
+                        "advanced.ip_address.trusted_proxies: {p:?} is not an address or CIDR"
+                    ))
+                })?;
+            if too_broad(&net) {
                 return Err(invalid(format!(
-                    "advanced.ip_address.trusted_proxies: {p:?} trusts every address; list your proxies"
+                    "advanced.ip_address.trusted_proxies: {p:?} trusts a large part of the \
+                     internet; list your proxies (IPv4 /8 or narrower, IPv6 /32 or narrower)"
                 )));
             }
         }
@@ -403,7 +532,42 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
-    use super::check_origin_pattern;
+    use super::{check_origin_pattern, too_broad, IpNet};
+
+    #[test]
+    fn trusted_proxy_ranges_must_be_narrow() {
+        let broad = |s: &str| too_broad(&s.parse::<IpNet>().unwrap());
+        for b in [
+            "0.0.0.0/1",
+            "128.0.0.0/1",
+            "0.0.0.0/7",
+            "::/0",
+            "::/1",
+            "2000::/3",
+            "2001::/16",
+            "::ffff:0:0/96",
+            "::ffff:0:0/100",
+            "64:ff9b::/96",
+            "::/80",
+            "::/32",
+        ] {
+            assert!(broad(b), "{b}");
+        }
+        for ok in [
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "127.0.0.1/32",
+            "fc00::/7",
+            "fd12:3456::/32",
+            "fe80::/10",
+            "2001:db8::/32",
+            "::1/128",
+            "::ffff:10.0.0.0/104",
+            "::ffff:127.0.0.1/128",
+        ] {
+            assert!(!broad(ok), "{ok}");
+        }
+    }
 
     #[test]
     fn origin_patterns() {
@@ -434,6 +598,9 @@ mod tests {
             "https://*.example.com/x",
             "https://*.localhost",
             "https://u:p@app.example",
+            "https://*.0.0.1",
+            "*.168.1.1",
+            "https://*.10:8080",
         ] {
             assert!(check_origin_pattern(bad).is_err(), "{bad}");
         }

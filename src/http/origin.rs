@@ -114,28 +114,39 @@ fn origin_of(v: &str) -> Option<String> {
     o.is_tuple().then(|| o.ascii_serialization())
 }
 
-/// Glob where `*` matches any run of characters but `/`, and `?` one character.
+/// Glob over a host or origin. `?` matches one character of a label; `*` matches any run
+/// within its label (no `.` or `/`), except that a `*` that is a whole leftmost label
+/// (`*.example.com`) stands for one or more whole labels (`a.b.example.com`, never
+/// `.example.com`).
 fn glob(pattern: &str, text: &str) -> bool {
-    fn go(p: &[u8], t: &[u8]) -> bool {
+    fn go(p: &[u8], t: &[u8], prev: Option<u8>) -> bool {
         match p.split_first() {
             None => t.is_empty(),
             Some((b'*', rest)) => {
-                let mut i = 0;
-                loop {
-                    if go(rest, &t[i..]) {
-                        return true;
-                    }
-                    if i >= t.len() || t[i] == b'/' {
+                let labels = matches!(prev, None | Some(b'/')) && rest.first() == Some(&b'.');
+                if !labels && go(rest, t, Some(b'*')) {
+                    return true;
+                }
+                for i in 1..=t.len() {
+                    let c = t[i - 1];
+                    let stop = c == b'/' || (c == b'.' && (!labels || i == 1 || t[i - 2] == b'.'));
+                    if stop {
                         return false;
                     }
-                    i += 1;
+                    // A match ends inside a label, never on a dot.
+                    if c != b'.' && go(rest, &t[i..], Some(b'*')) {
+                        return true;
+                    }
                 }
+                false
             }
-            Some((b'?', rest)) => !t.is_empty() && go(rest, &t[1..]),
-            Some((c, rest)) => t.first() == Some(c) && go(rest, &t[1..]),
+            Some((b'?', rest)) => {
+                t.first().is_some_and(|c| *c != b'.' && *c != b'/') && go(rest, &t[1..], Some(b'?'))
+            }
+            Some((c, rest)) => t.first() == Some(c) && go(rest, &t[1..], Some(*c)),
         }
     }
-    go(pattern.as_bytes(), text.as_bytes())
+    go(pattern.as_bytes(), text.as_bytes(), None)
 }
 
 /// Better Auth's rule for relative callback paths: one leading `/`, no `//`, `\` or their
@@ -229,6 +240,18 @@ mod tests {
         assert!(glob("*.example.com", "app.example.com"));
         assert!(glob("*.example.com", "a.b.example.com"));
         assert!(!glob("*.example.com", "example.com"));
+        assert!(!glob("*.example.com", ".example.com"));
+        assert!(!glob("*.example.com", "..example.com"));
+        assert!(!glob("*.example.com", "a..example.com"));
+        assert!(!glob("https://*.example.org", "https://.example.org"));
+        // A `*` inside a label stays in it.
+        assert!(glob("https://x*.example.com", "https://xy.example.com"));
+        assert!(!glob(
+            "https://x*.example.com",
+            "https://x.evil.example.com"
+        ));
+        assert!(glob("https://x*.example.com", "https://x.example.com"));
+        assert!(!glob("app-?.example.net", "app-..example.net"));
         assert!(glob("https://*.example.com", "https://app.example.com"));
         assert!(!glob("https://*.example.com", "http://app.example.com"));
     }

@@ -37,9 +37,9 @@ use tower::ServiceExt;
 pub struct Limits {
     /// Open connections at most.
     pub max_connections: usize,
-    /// Time to send a request head once started.
+    /// Time to send a request head once started, or to take an answer that stopped moving.
     pub header_read_timeout: Duration,
-    /// Time a connection may stay idle, or stalled writing.
+    /// Time a connection may stay idle.
     pub idle_timeout: Duration,
     /// Largest request head, in bytes.
     pub max_header_bytes: usize,

@@ -6,8 +6,9 @@ use chrono::{DateTime, Duration, Utc};
 use crate::config::SessionSettings;
 use crate::session::model::Session;
 
-/// Lifetime of a session created with `rememberMe: false`: a fixed day, whatever
-/// `expires_in` says (Better Auth's rule).
+/// Lifetime of a session created with `rememberMe: false`: a day (Better Auth's rule),
+/// or `expires_in` when that is shorter (Better Auth would give such a session longer
+/// than a remembered one).
 pub const DONT_REMEMBER_SECS: i64 = 86_400;
 
 /// The lifecycle rules, in seconds.
@@ -41,12 +42,13 @@ impl Policy {
         }
     }
 
-    /// Expiry of a session created at `now`.
+    /// Expiry of a session created at `now`: `now + expires_in`, or for `rememberMe:
+    /// false` `now + min(1 day, expires_in)`; within the absolute cap either way.
     pub fn expiry(&self, now: DateTime<Utc>, remember: bool) -> DateTime<Utc> {
         let secs = if remember {
             self.expires_in
         } else {
-            DONT_REMEMBER_SECS
+            DONT_REMEMBER_SECS.min(self.expires_in)
         };
         self.capped(now + Duration::seconds(secs), now)
     }
@@ -111,5 +113,34 @@ impl Policy {
     /// The `Max-Age` of the session cookie for a remembered session.
     pub fn cookie_max_age(&self) -> u64 {
         u64::try_from(self.expires_in).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(expires_in: i64) -> Policy {
+        Policy {
+            expires_in,
+            update_age: 0,
+            fresh_age: 0,
+            disable_refresh: false,
+            absolute: None,
+            defer_refresh: false,
+        }
+    }
+
+    #[test]
+    fn not_remembered_sessions_never_outlive_remembered_ones() {
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        let day = Duration::seconds(DONT_REMEMBER_SECS);
+        // Better Auth's rule while expires_in is longer than a day.
+        assert_eq!(policy(604_800).expiry(now, false), now + day);
+        assert_eq!(policy(604_800).expiry(now, true), now + Duration::days(7));
+        // A shorter expires_in bounds both.
+        let hour = policy(3_600);
+        assert_eq!(hour.expiry(now, false), now + Duration::hours(1));
+        assert_eq!(hour.expiry(now, true), now + Duration::hours(1));
     }
 }

@@ -183,7 +183,10 @@ async fn scenario(app: &TestApp, proxy: u16, signed_out: u16) {
     // The client's own identity headers never reach the application, however spelled.
     for (k, v) in seen.as_object().unwrap() {
         if is_identity(k) {
-            assert!(!v.as_str().unwrap().contains("forged"), "{k} passed through: {seen}");
+            assert!(
+                !v.as_str().unwrap().contains("forged"),
+                "{k} passed through: {seen}"
+            );
         }
     }
     assert_eq!(seen["x-auth-name"], "Test User");
