@@ -268,6 +268,12 @@ function sessiondEnv(o) {
   if (o.immediateRevocation !== undefined && o.cache && sessiondSupports("SESSIOND_SESSION__COOKIE_CACHE__IMMEDIATE_REVOCATION")) {
     e.SESSIOND_SESSION__COOKIE_CACHE__IMMEDIATE_REVOCATION = String(o.immediateRevocation);
   }
+  // Immediate revocation relies on Redis announcing deletions; on a Redis whose
+  // notify-keyspace-events lacks them sessiond (rightly) revalidates every cache hit, which
+  // would hide the cache behaviour under test. The suite's Redis is its own: set the flags.
+  if (o.redisUrl && o.cache && sessiondSupports("SESSIOND_REDIS__KEYSPACE_NOTIFICATIONS", "configure")) {
+    e.SESSIOND_REDIS__KEYSPACE_NOTIFICATIONS = "configure";
+  }
   // Better Auth stores 42 sent for a text field as "42"; sessiond answers 400 unless told to
   // do the same (README, compatibility table).
   if (o.coerce !== false) e.SESSIOND_ADVANCED__COERCE_FIELD_TYPES = "true";
