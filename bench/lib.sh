@@ -6,7 +6,7 @@
 PGHOST=${PGHOST:-127.0.0.1}
 PGPORT=${PGPORT:-5432}
 PGUSER=${PGUSER:-postgres}
-SECRET=bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz
+SECRET=bench-secret-Qm7xV2pL9sK4wR8tY3nB6hJ1cF5gD0zA
 PASSWORD=bench-password-123
 PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U "$PGUSER")
 
