@@ -36,39 +36,7 @@ pub enum StartError {
     Io(#[from] std::io::Error),
 }
 
-/// Minimum secret length accepted in production.
-pub const MIN_SECRET_LEN: usize = 32;
-
-/// Why a secret is too weak to sign sessions with, if it is: shorter than
-/// [`MIN_SECRET_LEN`] characters, made of a handful of distinct characters, a pattern
-/// repeated (`abcdefghabcdefgh…`: period ≤ length / 2), a run of consecutive characters
-/// for more than half its length (`0123456789abcdef…`), or Better Auth's documented
-/// example.
-pub fn weak_secret(secret: &str) -> Option<&'static str> {
-    let chars: Vec<char> = secret.chars().collect();
-    let len = chars.len();
-    let mut distinct = chars.clone();
-    distinct.sort_unstable();
-    distinct.dedup();
-    let periodic = len <= 1024 && (1..=len / 2).any(|p| (p..len).all(|i| chars[i] == chars[i - p]));
-    let steps = chars
-        .windows(2)
-        .filter(|w| u32::from(w[1]).wrapping_sub(u32::from(w[0])) == 1)
-        .count();
-    if len < MIN_SECRET_LEN {
-        Some("too short")
-    } else if distinct.len() < 8 {
-        Some("too few distinct characters")
-    } else if periodic {
-        Some("it repeats a pattern")
-    } else if steps * 2 > len {
-        Some("it is a run of consecutive characters")
-    } else if secret.starts_with("better-auth-secret") {
-        Some("it is Better Auth's example")
-    } else {
-        None
-    }
-}
+pub use crate::crypto::strength::{weak_secret, MIN_SECRET_LEN};
 
 /// The secret to sign with: configured, or in development generated once into
 /// `<data_dir>/secret` (with a warning). Production refuses a missing or short secret.

@@ -398,7 +398,7 @@ fn string_options_keep_their_exact_text() {
     }
     // Secrets are used as given: surrounding spaces are part of them (as in Better Auth).
     let dir = tempfile::tempdir().unwrap();
-    let secret = "  spaced-secret-0123456789-abcdefghijklmnop  ";
+    let secret = "  spaced-secret-E7FTgwuEDywVtnv6eUxauYBfYLrHhD  ";
     let mut cmd = command(dir.path());
     cmd.env("BETTER_AUTH_SECRET", secret);
     let (server, client) = Server::start(cmd);
@@ -562,6 +562,25 @@ fn impossible_values_are_refused_at_start() {
         "expect",
         "retry-after",
         "content-security-policy",
+        // As CGI, WSGI and Rack read them.
+        "X_Real_IP",
+        "X_Forwarded_For",
+        "X-Forwarded_For",
+        "Set_Cookie",
+        "Content_Length",
+        "X_Accel_Redirect",
+        // Client address, method override, rewrite, scheme headers.
+        "Client-IP",
+        "Fastly-Client-IP",
+        "X-Cluster-Client-IP",
+        "X-HTTP-Method-Override",
+        "X-Method-Override",
+        "X-Rewrite-URL",
+        "X-Scheme",
+        "Front-End-Https",
+        "X-Sendfile2",
+        // The user id header again, in CGI's spelling.
+        "X_Auth_User_Id",
     ] {
         let (ok, err) = migrate_with(&[("SESSIOND_FORWARD_AUTH__HEADER_EMAIL", name)]);
         assert!(!ok && err.contains("header_email"), "{name}: {err}");
@@ -683,7 +702,7 @@ fn production_keeps_internals_off_the_main_listener() {
     cmd.env("SESSIOND_ENVIRONMENT", "production")
         .env(
             "BETTER_AUTH_SECRET",
-            "production-secret-0123456789-abcdefghijkl",
+            "production-secret-P3UJzRbb9hFLebmTJ6d9mTxcYvaQKF",
         )
         .env("SESSIOND_OPS__LISTEN", format!("127.0.0.1:{ops}"));
     let (server, client) = Server::start(cmd);

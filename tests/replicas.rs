@@ -12,7 +12,7 @@ use common::{command, Server};
 use serde_json::{json, Value};
 use sqlx::Connection;
 
-const SECRET: &str = "replica-test-secret-0123456789-abcdefghij";
+const SECRET: &str = "replica-test-secret-WKbtDE6kGZpDiPCFdcERFmdD6nHQss";
 const PASSWORD: &str = "correct-horse-battery";
 
 fn required() -> bool {

@@ -10,7 +10,7 @@ use sessiond::session::cache::{CacheCodec, Strategy};
 use sessiond::session::cookies::RequestCookies;
 use sessiond::session::model::{Session, User};
 
-const SECRET: &str = "robustness-secret-0123456789-abcdefghijkl";
+const SECRET: &str = "robustness-secret-xEnDrPhvkd3WfpfZVR4Mw3RFnVjhXy";
 const NOW: i64 = 1_767_225_600_000;
 
 fn random_text(rng: &mut impl Rng, max: usize) -> String {
@@ -140,7 +140,11 @@ fn cache_values_refuse_every_single_byte_change() {
             }
         }
         // Another secret never decodes it.
-        let other = CacheCodec::new(strategy, "another-secret-0123456789-abcdefghijklmn", &[]);
+        let other = CacheCodec::new(
+            strategy,
+            "another-secret-eUqEHicL2XKhcCuE2mn46WXwYqhp5f",
+            &[],
+        );
         assert!(other.decode(&value, NOW).is_err(), "{strategy:?}");
     }
 }

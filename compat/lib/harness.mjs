@@ -26,7 +26,7 @@ export const RUN_ID = (process.env.COMPAT_RUN_ID || `${process.pid}${randomBytes
 const RUN_DIR = process.env.COMPAT_RUN_DIR || null;
 
 /** The secret both sides share in sidecar mode (and each uses alone otherwise). */
-export const SECRET = "compat-shared-secret-0123456789-abcdefghijklmnop";
+export const SECRET = "compat-shared-secret-hT4qW9xZ2mK7vB1nR8sL5cJ3fG6dY0pA";
 
 const children = new Set();
 process.on("exit", () => {

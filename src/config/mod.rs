@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use load::ConfigError;
-pub use validate::{check_origin_pattern, MAX_DURATION_SECS};
+pub use validate::{check_origin_pattern, path_glob, CREDENTIAL_ROUTES, MAX_DURATION_SECS};
 
 /// Where the service runs; production refuses weak configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

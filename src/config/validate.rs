@@ -19,37 +19,113 @@ const MAX_BODY_BYTES: usize = 1 << 20;
 /// Most password hashes at once.
 const MAX_HASH_CONCURRENCY: usize = 256;
 
-/// IPv6 ranges that hold the whole IPv4 internet: mapped (`::ffff:0:0/96`), NAT64
-/// (`64:ff9b::/96`) and the old compatible form (`::/96`).
-const IPV4_IN_IPV6: [(u128, u8); 3] = [(0xffff_0000_0000, 96), (0x64_ff9b << 96, 96), (0, 96)];
+/// IPv6 ranges that hold IPv4 addresses, with the bit where the address starts:
+/// mapped (`::ffff:0:0/96`), NAT64 (`64:ff9b::/96`, local-use `64:ff9b:1::/48`), the old
+/// compatible form (`::/96`), Teredo clients (`2001::/32`) and 6to4 (`2002::/16`).
+const IPV4_IN_IPV6: [(u128, u8, u8); 6] = [
+    (0xffff_0000_0000, 96, 96),
+    (0x64_ff9b << 96, 96, 96),
+    ((0x64_ff9b_0001 << 80), 48, 48),
+    (0, 96, 96),
+    (0x2001 << 112, 32, 96),
+    (0x2002 << 112, 16, 16),
+];
+
+/// The widest IPv4 range one operator's proxies need: a /8.
+const MAX_TRUSTED_V4: u128 = 1 << 24;
+/// The widest public IPv6 range one operator's proxies need: a /32.
+const MAX_TRUSTED_V6: u128 = 1 << 96;
+
+/// Whether an IPv6 range is unique-local (`fc00::/7`) or link-local (`fe80::/10`).
+fn is_private_v6(n: &ipnet::Ipv6Net) -> bool {
+    ["fc00::/7", "fe80::/10"]
+        .iter()
+        .filter_map(|r| r.parse::<ipnet::Ipv6Net>().ok())
+        .any(|r| r.contains(n))
+}
 
 /// Whether a trusted-proxy range covers more than any one operator's proxies:
-/// IPv4 shorter than /8; IPv6 shorter than /32 outside unique-local (`fc00::/7`) and
-/// link-local (`fe80::/10`) space; an IPv6 range holding IPv4 addresses judged by the
-/// IPv4 rule on its last 32 bits (`::ffff:0:0/96` is all of IPv4); and any range
-/// containing one of those whole.
+/// IPv4 shorter than /8; IPv6 shorter than /32 outside unique-local and link-local
+/// space; an IPv6 range inside one of [`IPV4_IN_IPV6`] judged by the IPv4 rule on its
+/// embedded address (`::ffff:0:0/96` is all of IPv4); and any range containing one of
+/// those whole.
 fn too_broad(net: &IpNet) -> bool {
     match net {
         IpNet::V4(n) => n.prefix_len() < 8,
         IpNet::V6(n) => {
-            let embeds = IPV4_IN_IPV6.iter().filter_map(|&(base, len)| {
-                ipnet::Ipv6Net::new(std::net::Ipv6Addr::from(base), len).ok()
-            });
             let mut broad = false;
-            for e in embeds {
+            for &(base, len, at) in &IPV4_IN_IPV6 {
+                let Ok(e) = ipnet::Ipv6Net::new(std::net::Ipv6Addr::from(base), len) else {
+                    continue;
+                };
                 if n.contains(&e) {
                     broad = true;
                 } else if e.contains(n) {
-                    return n.prefix_len() < 96 + 8;
+                    return n.prefix_len() < at + 8;
                 }
             }
-            let private = ["fc00::/7", "fe80::/10"]
-                .iter()
-                .filter_map(|r| r.parse::<ipnet::Ipv6Net>().ok())
-                .any(|r| r.contains(n));
-            broad || (!private && n.prefix_len() < 32)
+            broad || (!is_private_v6(n) && n.prefix_len() < 32)
         }
     }
+}
+
+/// Whether the ranges together cover more than one operator's proxies: over a /8 of
+/// public IPv4 (IPv4 written as IPv6 included) or a /32 of public IPv6 in all, since many
+/// narrow entries can list the whole internet. Private, loopback, link-local and shared
+/// (CGNAT) ranges do not count.
+fn too_broad_together(nets: &[IpNet]) -> bool {
+    let public_v4 = |n: &ipnet::Ipv4Net| {
+        [
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "127.0.0.0/8",
+            "169.254.0.0/16",
+            "100.64.0.0/10",
+        ]
+        .iter()
+        .filter_map(|r| r.parse::<ipnet::Ipv4Net>().ok())
+        .all(|r| !r.contains(n))
+    };
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for n in nets {
+        match n {
+            IpNet::V4(n4) => v4.push(*n4),
+            IpNet::V6(n6) => match embedded_v4(n6) {
+                Some(n4) => v4.push(n4),
+                None if !is_private_v6(n6) => v6.push(*n6),
+                None => {}
+            },
+        }
+    }
+    let v4_size: u128 = ipnet::Ipv4Net::aggregate(&v4)
+        .iter()
+        .filter(|n| public_v4(n))
+        .map(|n| 1u128 << (32 - n.prefix_len()))
+        .sum();
+    let v6_size = ipnet::Ipv6Net::aggregate(&v6)
+        .iter()
+        .map(|n| {
+            1u128
+                .checked_shl(u32::from(128 - n.prefix_len()))
+                .unwrap_or(u128::MAX)
+        })
+        .fold(0u128, u128::saturating_add);
+    v4_size > MAX_TRUSTED_V4 || v6_size > MAX_TRUSTED_V6
+}
+
+/// The IPv4 range an IPv6 range spells in its last 32 bits (mapped, NAT64 /96, compatible).
+fn embedded_v4(n: &ipnet::Ipv6Net) -> Option<ipnet::Ipv4Net> {
+    IPV4_IN_IPV6
+        .iter()
+        .filter(|&&(_, len, at)| len == 96 && at == 96)
+        .filter_map(|&(base, len, _)| ipnet::Ipv6Net::new(std::net::Ipv6Addr::from(base), len).ok())
+        .find(|e| e.contains(n))
+        .and_then(|_| {
+            let addr = std::net::Ipv4Addr::from((u128::from(n.network()) & 0xffff_ffff) as u32);
+            ipnet::Ipv4Net::new(addr, n.prefix_len().saturating_sub(96)).ok()
+        })
 }
 
 fn invalid(msg: impl Into<String>) -> ConfigError {
@@ -111,7 +187,12 @@ pub fn check_origin_pattern(p: &str) -> Result<(), String> {
             "{p:?}: a wildcard over IP addresses trusts other people's hosts; list them exactly"
         ));
     }
-    if psl::domain_str(suffix).is_none() {
+    // The suffix must be at or below a registrable domain: then so is the registrable
+    // domain of any host under it. Under a wildcard rule (`*.compute.amazonaws.com`) a
+    // host's own name may be public or registrable on its own.
+    let child = format!("x.{suffix}");
+    let within = matches!(psl::domain_str(&child), Some(d) if d != child);
+    if psl::domain_str(suffix).is_none() || !within {
         return Err(format!(
             "{p:?} trusts every site under the public suffix {suffix:?}; name a registrable \
              domain (https://*.example.com)"
@@ -148,9 +229,10 @@ fn path_within(a: &str, b: &str) -> bool {
 }
 
 /// Headers that frame or route an answer or a request, that a proxy or server acts on, or
-/// that an application reads as the client's address: an identity header of one of
-/// these names would let a user's data steer the proxy or pass for something else.
-const RESERVED_HEADERS: [&str; 38] = [
+/// that an application reads as the client's address, scheme, host, path or method: an
+/// identity header of one of these names would let a user's data steer the proxy or pass
+/// for something else. Compared with `_` read as `-`, as CGI, WSGI and Rack do.
+const RESERVED_HEADERS: [&str; 58] = [
     "content-length",
     "transfer-encoding",
     "connection",
@@ -160,10 +242,8 @@ const RESERVED_HEADERS: [&str; 38] = [
     "upgrade",
     "host",
     "set-cookie",
+    "set-cookie2",
     "location",
-    "content-type",
-    "content-encoding",
-    "content-range",
     "cache-control",
     "vary",
     "www-authenticate",
@@ -171,13 +251,6 @@ const RESERVED_HEADERS: [&str; 38] = [
     "cookie",
     "date",
     "server",
-    "forwarded",
-    "x-real-ip",
-    "x-client-ip",
-    "true-client-ip",
-    "cf-connecting-ip",
-    "x-sendfile",
-    "x-lighttpd-send-file",
     "status",
     "expect",
     "retry-after",
@@ -188,11 +261,42 @@ const RESERVED_HEADERS: [&str; 38] = [
     "range",
     "max-forwards",
     "refresh",
+    "link",
+    "alt-svc",
+    "clear-site-data",
+    "strict-transport-security",
+    "x-request-id",
     "x-auth-sign-in",
+    // Client address.
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-cluster-client-ip",
+    "x-originating-ip",
+    "x-remote-ip",
+    "x-remote-addr",
+    "remote-addr",
+    "x-proxyuser-ip",
+    // Scheme, host, path, method.
+    "x-scheme",
+    "x-url-scheme",
+    "x-client-scheme",
+    "front-end-https",
+    "x-host",
+    "x-http-host-override",
+    "x-rewrite-url",
+    "x-script-name",
+    "script-name",
+    "path-info",
+    "request-method",
 ];
 
 /// Prefixes of reserved header families (see [`RESERVED_HEADERS`]).
-const RESERVED_PREFIXES: [&str; 11] = [
+const RESERVED_PREFIXES: [&str; 17] = [
     "access-control-",
     "proxy-",
     "sec-",
@@ -202,18 +306,23 @@ const RESERVED_PREFIXES: [&str; 11] = [
     "x-accel-",
     "x-envoy-",
     "x-middleware-",
+    "x-sendfile",
+    "x-lighttpd-",
+    "x-litespeed-",
+    "x-http-method",
+    "x-method-override",
     "accept",
     "if-",
+    "server-",
 ];
 
 /// Whether `name` may carry an identity header: a valid header name, not one that
-/// frames or routes the answer, not a CORS or proxy control header.
+/// frames or routes the answer, not a CORS or proxy control header, however spelled.
 fn is_identity_header(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
+    let lower = name.to_ascii_lowercase().replace('_', "-");
     axum::http::HeaderName::from_bytes(name.as_bytes()).is_ok()
         && !RESERVED_HEADERS.contains(&lower.as_str())
         && !RESERVED_PREFIXES.iter().any(|p| lower.starts_with(p))
-        && lower != "x-request-id"
 }
 
 /// RFC 6265 cookie-name characters (a token: no separators, spaces or controls).
@@ -221,6 +330,22 @@ fn is_cookie_token(v: &str) -> bool {
     !v.is_empty()
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Paths (relative to the base path) whose rate limit is 3 per 10 s unless a custom rule
+/// says otherwise: every path starting with one of these.
+pub const CREDENTIAL_ROUTES: [&str; 4] =
+    ["/sign-in", "/sign-up", "/change-password", "/change-email"];
+
+/// Whether a rate-limit rule's path pattern matches a path: exact, or with one `*`
+/// standing for any run of characters.
+pub fn path_glob(pattern: &str, path: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == path,
+        Some((pre, post)) => {
+            path.len() >= pre.len() + post.len() && path.starts_with(pre) && path.ends_with(post)
+        }
+    }
 }
 
 impl Settings {
@@ -245,6 +370,20 @@ impl Settings {
         } else if self.rate_limit.on_store_failure == super::OnStoreFailure::Open {
             out.push("rate_limit.on_store_failure = open: no limit while Redis is unreachable");
         }
+        let credential_rules = self.rate_limit.custom_rules.iter().filter(|(p, _)| {
+            ["/sign-in/email", "/sign-up/email", "/change-password"]
+                .iter()
+                .any(|route| path_glob(p, route))
+        });
+        for (_, r) in credential_rules {
+            if self.rate_limit_enabled() && (!r.enabled || r.max > r.window) {
+                out.push(
+                    "rate_limit.custom_rules lift the limit on sign-in, sign-up or \
+                     change-password above one attempt per second: passwords can be guessed",
+                );
+                break;
+            }
+        }
         if self.ops_on_main_listener() {
             out.push("ops.on_main_listener is on: /metrics and /readyz details are public");
         }
@@ -253,6 +392,16 @@ impl Settings {
             out.push(
                 "session.cookie_cache.immediate_revocation is off with a max_age over 5 minutes: \
                  a revoked session stays usable that long",
+            );
+        }
+        if cache.enabled
+            && self.redis.keyspace_notifications == super::KeyspaceNotifications::Off
+            && !self.redis.url.is_empty()
+            && self.cache_max_age() > 300
+        {
+            out.push(
+                "redis.keyspace_notifications is off with a cookie cache over 5 minutes: a \
+                 session another application deletes from Redis stays usable that long",
             );
         }
         out
@@ -407,10 +556,8 @@ impl Settings {
                     "forward_auth.{key}: {name:?} cannot carry an identity (not a header name, or one that frames, routes or controls the answer)"
                 )));
             }
-            if names[..i]
-                .iter()
-                .any(|(_, other)| other.eq_ignore_ascii_case(name))
-            {
+            let cgi = |n: &str| n.to_ascii_lowercase().replace('_', "-");
+            if names[..i].iter().any(|(_, other)| cgi(other) == cgi(name)) {
                 return Err(invalid(format!(
                     "forward_auth.{key}: {name:?} is used twice"
                 )));
@@ -499,6 +646,7 @@ impl Settings {
                 )));
             }
         }
+        let mut nets = Vec::new();
         for p in &adv.ip_address.trusted_proxies {
             let net = p
                 .parse::<IpNet>()
@@ -514,6 +662,13 @@ impl Settings {
                      internet; list your proxies (IPv4 /8 or narrower, IPv6 /32 or narrower)"
                 )));
             }
+            nets.push(net);
+        }
+        if too_broad_together(&nets) {
+            return Err(invalid(
+                "advanced.ip_address.trusted_proxies: together the entries trust more than a /8 \
+                 of public IPv4 or a /32 of public IPv6; list your proxies",
+            ));
         }
         let ep = &self.email_and_password;
         if ep.min_password_length == 0 {
@@ -567,6 +722,95 @@ mod tests {
         ] {
             assert!(!broad(ok), "{ok}");
         }
+        for b in ["2001::/32", "2001:0:1::/48", "64:ff9b:1::/48", "2002::/16"] {
+            assert!(broad(b), "{b}");
+        }
+    }
+
+    #[test]
+    fn limits_lifted_on_credential_routes_and_unannounced_deletions_are_risky() {
+        use crate::config::{Environment, KeyspaceNotifications, RateLimitRule, Settings};
+        let warned = |s: &Settings, what: &str| s.risky_choices().iter().any(|w| w.contains(what));
+        let mut s = Settings {
+            environment: Environment::Production,
+            ..Settings::default()
+        };
+        assert!(!warned(&s, "custom_rules"));
+        for (pattern, rule) in [
+            (
+                "/*",
+                RateLimitRule {
+                    window: 10,
+                    max: 3,
+                    enabled: false,
+                },
+            ),
+            (
+                "/sign-in/*",
+                RateLimitRule {
+                    window: 1,
+                    max: 1_000_000,
+                    enabled: true,
+                },
+            ),
+            (
+                "/change-password",
+                RateLimitRule {
+                    window: 10,
+                    max: 11,
+                    enabled: true,
+                },
+            ),
+        ] {
+            s.rate_limit.custom_rules.clear();
+            s.rate_limit.custom_rules.insert(pattern.into(), rule);
+            assert!(warned(&s, "custom_rules"), "{pattern}");
+        }
+        s.rate_limit.custom_rules.clear();
+        s.rate_limit.custom_rules.insert(
+            "/get-session".into(),
+            RateLimitRule {
+                window: 1,
+                max: 1_000,
+                enabled: true,
+            },
+        );
+        assert!(!warned(&s, "custom_rules"));
+        s.redis.url = "redis://127.0.0.1:6379".into();
+        s.redis.keyspace_notifications = KeyspaceNotifications::Off;
+        s.session.cookie_cache.enabled = true;
+        s.session.cookie_cache.max_age = Some(86_400);
+        assert!(warned(&s, "keyspace_notifications"));
+        s.session.cookie_cache.max_age = Some(300);
+        assert!(!warned(&s, "keyspace_notifications"));
+    }
+
+    #[test]
+    fn trusted_proxy_ranges_are_judged_together() {
+        let together = |list: &[&str]| {
+            let nets: Vec<IpNet> = list.iter().map(|s| s.parse().unwrap()).collect();
+            super::too_broad_together(&nets)
+        };
+        let every_slash_8: Vec<String> = (0..=255).map(|i| format!("{i}.0.0.0/8")).collect();
+        let every_slash_8: Vec<&str> = every_slash_8.iter().map(String::as_str).collect();
+        assert!(together(&every_slash_8));
+        assert!(together(&["1.0.0.0/8", "2.0.0.0/8"]));
+        assert!(together(&["::ffff:1.0.0.0/104", "::ffff:2.0.0.0/104"]));
+        assert!(together(&["2001:db8::/32", "2001:db9::/32"]));
+        // Private networks do not count, and one public /8 or /32 is allowed.
+        assert!(!together(&[
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "127.0.0.0/8",
+            "100.64.0.0/10",
+            "fc00::/7",
+            "fe80::/10",
+            "::1/128",
+            "203.0.113.0/24",
+            "2001:db8::/32",
+        ]));
+        assert!(!together(&["1.0.0.0/8"]));
     }
 
     #[test]
@@ -599,6 +843,8 @@ mod tests {
             "https://*.localhost",
             "https://u:p@app.example",
             "https://*.0.0.1",
+            "https://*.compute.amazonaws.com",
+            "https://*.github.io",
             "*.168.1.1",
             "https://*.10:8080",
         ] {

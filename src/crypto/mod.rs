@@ -4,4 +4,5 @@
 
 pub mod password;
 pub mod signed;
+pub mod strength;
 pub mod token;

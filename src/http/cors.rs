@@ -43,28 +43,36 @@ pub fn layer(origins: Arc<TrustedOrigins>) -> CorsLayer {
 pub struct Scoped<S> {
     cors: Cors<S>,
     base_path: Arc<str>,
+    /// The API routes, with the configured base path: the only paths preflights answer.
+    api_paths: Arc<[String]>,
 }
 
 impl<S> Scoped<S> {
-    /// Wraps `inner`.
-    pub fn new(inner: S, cors: CorsLayer, base_path: Arc<str>) -> Self {
+    /// Wraps `inner`; `api_paths` are the served paths under `base_path`.
+    pub fn new(inner: S, cors: CorsLayer, base_path: Arc<str>, api_paths: Arc<[String]>) -> Self {
         Self {
             cors: cors.layer(inner),
             base_path,
+            api_paths,
         }
     }
 }
 
-/// Whether CORS handles `req`: under the base path, and for `OPTIONS` only a preflight.
-fn wants_cors(req: &Request, base_path: &str) -> bool {
-    if !crate::http::is_under(req.uri().path(), base_path) {
+/// Whether CORS handles `req`: under the base path, and for `OPTIONS` only a preflight
+/// (`Origin` and `Access-Control-Request-Method`) for a route that exists, spelled as
+/// served, so that no other path (`/api/auth/../../forward-auth`, an unknown route)
+/// answers 2xx to an anonymous `OPTIONS`.
+fn wants_cors(req: &Request, base_path: &str, api_paths: &[String]) -> bool {
+    let path = req.uri().path();
+    if !crate::http::is_under(path, base_path) {
         return false;
     }
     req.method() != Method::OPTIONS
         || (req.headers().contains_key(header::ORIGIN)
             && req
                 .headers()
-                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD))
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+            && api_paths.iter().any(|p| p == path))
 }
 
 impl<S> Service<Request> for Scoped<S>
@@ -81,7 +89,7 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        if wants_cors(&req, &self.base_path) {
+        if wants_cors(&req, &self.base_path, &self.api_paths) {
             Either::Left(self.cors.call(req))
         } else {
             Either::Right(self.cors.get_mut().call(req))

@@ -244,10 +244,16 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(state.body_limit))
         .service(routes);
+    let api_paths: Arc<[String]> = ROUTES
+        .iter()
+        .filter_map(|(_, p)| p.strip_prefix("/api/auth"))
+        .map(|rest| format!("{}{rest}", state.base_path))
+        .collect();
     let scoped = cors::Scoped::new(
         inner,
         cors::layer(state.origins.clone()),
         state.base_path.clone(),
+        api_paths,
     );
     Router::new().fallback_service(scoped)
 }

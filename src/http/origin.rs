@@ -165,9 +165,13 @@ fn is_safe_relative_path(v: &str) -> bool {
         Some((p, q)) => (p, Some(q)),
         None => (rest, None),
     };
-    let path_ok = path
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"_-.+/@".contains(&b));
+    // Dot segments and empty ones could resolve to `//host` (`/..//evil.com`) in whatever
+    // re-reads the path: refused, though Better Auth accepts them.
+    let path_ok = path.split('/').all(|seg| seg != "." && seg != "..")
+        && !path.contains("//")
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.+/@".contains(&b));
     let query_ok = query.is_none_or(|q| {
         q.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_-.+/=&%@".contains(&b))
@@ -181,6 +185,13 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// Checks `Origin`, else `Referer`, against the trusted origins.
 fn validate_origin(state: &AppState, h: &HeaderMap) -> Result<(), ApiError> {
+    // Browsers send one of each: two are a forgery, and no first or last one is "the" one.
+    if ["origin", "referer"]
+        .iter()
+        .any(|name| h.get_all(*name).iter().nth(1).is_some())
+    {
+        return Err(codes::INVALID_ORIGIN);
+    }
     let origin = header_str(h, "origin")
         .or_else(|| header_str(h, "referer"))
         .unwrap_or("");
@@ -280,5 +291,17 @@ mod tests {
         assert!(!is_safe_relative_path("//evil.com"));
         assert!(!is_safe_relative_path("/\\evil.com"));
         assert!(!is_safe_relative_path("/%2fevil.com"));
+        for dotted in [
+            "/..//evil.com",
+            "/.//evil.com",
+            "/a/../..//evil.com",
+            "/a//evil.com",
+            "/..",
+        ] {
+            assert!(!is_safe_relative_path(dotted), "{dotted}");
+        }
+        assert!(is_safe_relative_path("/"));
+        assert!(is_safe_relative_path("/a/b/"));
+        assert!(is_safe_relative_path("/file.v2..txt"));
     }
 }

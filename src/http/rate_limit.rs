@@ -36,7 +36,7 @@ const SWEEP_EVERY_MS: i64 = 1_000;
 const UNMATCHED: &str = "unmatched";
 /// Routes that check credentials: 3 per 10 s, and refused while the shared counter is
 /// unreachable (`closed_for_credentials`).
-const CREDENTIAL_ROUTES: [&str; 4] = ["/sign-in", "/sign-up", "/change-password", "/change-email"];
+use crate::config::{path_glob as glob, CREDENTIAL_ROUTES};
 
 /// A limit: `max` requests per window.
 #[derive(Debug, Clone, Copy)]
@@ -83,15 +83,6 @@ fn rule(window: u64, max: u64) -> Rule {
             .saturating_mul(1000),
         max,
         credentials: false,
-    }
-}
-
-fn glob(pattern: &str, path: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == path,
-        Some((pre, post)) => {
-            path.len() >= pre.len() + post.len() && path.starts_with(pre) && path.ends_with(post)
-        }
     }
 }
 

@@ -216,6 +216,20 @@ impl RedisStore {
         format!("{}active-sessions-{user_id}", self.opts.prefix)
     }
 
+    /// Whether Redis takes writes: a `PING` answers on a replica left behind by a failover
+    /// (`READONLY`) or a full one (`OOM`), where every sign-in and refresh would fail.
+    async fn writable(&self) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        let _: () = redis::cmd("SET")
+            .arg(format!("{}sessiond:ready", self.opts.prefix))
+            .arg(1)
+            .arg("PX")
+            .arg(60_000)
+            .query_async(&mut c)
+            .await?;
+        Ok(())
+    }
+
     fn falls_back_to_db(&self) -> bool {
         self.opts.store_in_db && !self.opts.preserve_in_db
     }
@@ -354,20 +368,13 @@ impl RedisStore {
 impl Store for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.primary.ping().await?;
-        let mut c = self.conn.clone();
-        let _: String = redis::cmd("PING").query_async(&mut c).await?;
-        Ok(())
+        self.writable().await
     }
 
     async fn health(&self) -> Vec<(&'static str, bool)> {
-        let mut c = self.conn.clone();
-        let redis_ok = redis::cmd("PING")
-            .query_async::<String>(&mut c)
-            .await
-            .is_ok();
         vec![
             ("database", self.primary.ping().await.is_ok()),
-            ("redis", redis_ok),
+            ("redis", self.writable().await.is_ok()),
         ]
     }
 

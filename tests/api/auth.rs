@@ -217,15 +217,22 @@ async fn sign_in_success_and_failures(b: Backend) {
     assert_eq!(res.json()["redirect"], true);
     assert_eq!(res.json()["url"], "/dashboard");
     assert_eq!(res.header("location").as_deref(), Some("/dashboard"));
-    let res = app
-        .post(
-            "/sign-in/email",
-            json!({"email": email, "password": PASSWORD, "callbackURL": "https://evil.example"}),
-            &mut Jar::default(),
-        )
-        .await;
-    assert_eq!(res.status, 403);
-    assert_eq!(res.code().as_deref(), Some("INVALID_CALLBACK_URL"));
+    // Another site, or a path that resolves to `//host` in whatever re-reads it.
+    for callback in [
+        "https://evil.example",
+        "/..//evil.example",
+        "/.//evil.example",
+    ] {
+        let res = app
+            .post(
+                "/sign-in/email",
+                json!({"email": email, "password": PASSWORD, "callbackURL": callback}),
+                &mut Jar::default(),
+            )
+            .await;
+        assert_eq!(res.status, 403, "{callback}");
+        assert_eq!(res.code().as_deref(), Some("INVALID_CALLBACK_URL"));
+    }
 }
 
 async fn sign_in_remember_me_false(b: Backend) {

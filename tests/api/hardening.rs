@@ -116,6 +116,20 @@ async fn cors_only_under_the_base_path_and_only_for_preflights(b: Backend) {
         assert_eq!(status, 404, "{extra:?}\n{head}");
         assert!(!head.contains("access-control-allow"), "{head}");
     }
+    // Preflights for paths that are not routes, or that leave the base path through dot
+    // segments a proxy might resolve later, are not granted either.
+    for path in [
+        "/api/auth/no-such-route",
+        "/api/auth/../../forward-auth",
+        "/api/auth/%2e%2e/%2e%2e/forward-auth",
+        "/api/auth/..%2f..%2fforward-auth",
+        "/api/auth/get-session/",
+        "/api/auth/get-session/..",
+    ] {
+        let (status, head, _) = raw(&app, "OPTIONS", path, preflight);
+        assert!(!(200..300).contains(&status), "{path}: {status}\n{head}");
+        assert!(!head.contains("access-control-allow"), "{path}\n{head}");
+    }
     // Outside the base path there is no CORS at all.
     for path in [
         "/healthz",
@@ -141,6 +155,17 @@ async fn origin_check_reads_every_cookie_header(b: Backend) {
         let (status, _, body) = raw(&app, "POST", "/api/auth/revoke-sessions", &headers);
         assert_eq!(status, 403, "{first:?}: {body}");
         assert!(body.contains("MISSING_OR_NULL_ORIGIN"), "{body}");
+    }
+    // Two Origin (or Referer) headers, in either order: refused, whichever is trusted.
+    for two in [
+        format!("Origin: {ORIGIN}\r\nOrigin: https://evil.example\r\n"),
+        format!("Origin: https://evil.example\r\nOrigin: {ORIGIN}\r\n"),
+        format!("Referer: {ORIGIN}/\r\nReferer: https://evil.example/\r\n"),
+    ] {
+        let headers = format!("{two}Cookie: {}\r\nContent-Length: 0\r\n", jar.header());
+        let (status, _, body) = raw(&app, "POST", "/api/auth/revoke-sessions", &headers);
+        assert_eq!(status, 403, "{two:?}: {body}");
+        assert!(body.contains("INVALID_ORIGIN"), "{body}");
     }
     assert_eq!(app.session(&mut jar).await["user"]["name"], "Test User");
 }

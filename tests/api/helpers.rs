@@ -23,7 +23,7 @@ use sessiond::clock::ManualClock;
 use sessiond::config::Settings;
 use sqlx::Connection;
 
-pub const SECRET: &str = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz";
+pub const SECRET: &str = "test-secret-pDnpbDQCm8JUcKkHnVm6vMGpnsNZGm";
 pub const BASE_URL: &str = "http://sessiond.test";
 pub const ORIGIN: &str = "http://sessiond.test";
 pub const PASSWORD: &str = "correct-horse-battery";

@@ -453,6 +453,100 @@ async fn redis_outage_gives_503_then_recovers() {
     assert_ne!(app.session(&mut jar).await, Value::Null);
 }
 
+/// A Redis that answers but refuses writes: a master demoted to replica by a failover
+/// (`READONLY`), or full under `noeviction` (`OOM`). Every route answers 503, never a 401
+/// for a valid session or an empty 500; `/readyz` fails; writes resume by themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_refusing_writes_gives_503_never_401() {
+    if redis_conn(&redis_url()).await.is_none() {
+        return;
+    }
+    let refusals: [(&[&str], &[&str]); 2] = [
+        (
+            &["REPLICAOF", "127.0.0.1", "1"],
+            &["REPLICAOF", "NO", "ONE"],
+        ),
+        (
+            &["CONFIG", "SET", "maxmemory", "1"],
+            &["CONFIG", "SET", "maxmemory", "0"],
+        ),
+    ];
+    for (refuse, restore) in refusals {
+        let server = PrivateRedis::start(&["--maxmemory-policy", "noeviction"]).await;
+        let u = server.url();
+        // A refresh is due on every request.
+        let app = spawn_with(Backend::Sqlite, move |s| {
+            s.redis.url = u;
+            s.session.update_age = 0;
+        })
+        .await
+        .unwrap();
+        let email = unique_email();
+        let (mut jar, _) = app.sign_up(&email).await;
+        assert_ne!(app.session(&mut jar).await, Value::Null);
+        server.cmd(refuse).await;
+        let what = refuse.join(" ");
+        let unavailable = |res: &Res, route: &str| {
+            assert_eq!(res.status, 503, "{what}: {route}: {}", res.text);
+            assert_eq!(
+                res.code().as_deref(),
+                Some("SERVICE_UNAVAILABLE"),
+                "{what}: {route}"
+            );
+        };
+        for path in ["/get-session", "/list-sessions"] {
+            unavailable(&app.get(path, &mut jar.clone()).await, path);
+        }
+        for (path, body) in [
+            ("/update-user", json!({"name": "New"})),
+            ("/revoke-other-sessions", json!({})),
+        ] {
+            let res = app.post(path, body, &mut jar.clone()).await;
+            unavailable(&res, path);
+            assert!(
+                res.cookie(TOKEN_COOKIE).is_none(),
+                "{what}: {path} kept the cookies"
+            );
+        }
+        let res = app
+            .client
+            .get(format!("http://{}/forward-auth", app.addr))
+            .header("cookie", jar.header())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 503, "{what}: forward-auth");
+        let res = app
+            .post(
+                "/sign-in/email",
+                json!({"email": email, "password": PASSWORD}),
+                &mut Jar::default(),
+            )
+            .await;
+        unavailable(&res, "sign-in");
+        let ready = app
+            .client
+            .get(format!("http://{}/readyz", app.addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), 503, "{what}: readyz");
+        // Sign-out either ends the session (a full Redis still deletes) or says it could not.
+        let out = app.post("/sign-out", json!({}), &mut jar.clone()).await;
+        let ended = out.status == 200;
+        if !ended {
+            unavailable(&out, "/sign-out");
+            assert!(
+                out.cookie(TOKEN_COOKIE).is_none(),
+                "{what}: sign-out kept the cookies"
+            );
+        }
+        // Writes come back by themselves; the session is there exactly when sign-out failed.
+        server.cmd(restore).await;
+        assert_eq!(app.session(&mut jar).await == Value::Null, ended, "{what}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outage_falls_back_to_database_when_sessions_are_there_too() {
     if redis_conn(&redis_url()).await.is_none() {

@@ -32,7 +32,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const SESSIOND_BIN = process.env.SESSIOND_BIN || path.join(ROOT, "target/debug/sessiond");
 const CHROMIUM_BIN = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
 const ARTIFACTS = path.join(ROOT, "target/browser");
-const SECRET = "browser-test-secret-0123456789abcdef0123456789";
+const SECRET = "browser-test-secret-Vn3kQ8wR1xM6tZ9bL4sH7cF2gJ5dP0yA";
 const PASSWORD = "correct-horse-battery-staple";
 const EMAIL = "ada@example.test";
 
