@@ -766,7 +766,8 @@ fn revocation_state_is_reported_in_readyz_and_metrics() {
     let mut cmd = command(dir.path());
     cmd.env("REDIS_URL", format!("redis://127.0.0.1:{port}"))
         .env("SESSIOND_SESSION__COOKIE_CACHE__ENABLED", "true");
-    let (server, client) = Server::start(cmd);
+    // Its logs are not read: a full pipe would block the server's writes, then its answers.
+    let (server, client) = Server::start_with_stderr(cmd, std::process::Stdio::null());
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let ready: serde_json::Value = client
