@@ -49,15 +49,6 @@ impl ApiError {
         }
     }
 
-    /// An error with an empty body.
-    pub const fn empty(status: StatusCode) -> Self {
-        Self {
-            status,
-            code: None,
-            message: None,
-        }
-    }
-
     /// 400 `VALIDATION_ERROR` with a zod-style summary.
     pub fn validation(summary: String) -> Self {
         Self::with_message(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", summary)
@@ -211,7 +202,7 @@ impl From<StoreError> for ApiError {
             other => {
                 crate::metrics::store_error("backend");
                 tracing::error!(error = %other, "session store error");
-                ApiError::empty(StatusCode::INTERNAL_SERVER_ERROR)
+                codes::INTERNAL_SERVER_ERROR
             }
         }
     }
@@ -223,7 +214,7 @@ impl From<PasswordError> for ApiError {
             return codes::SERVICE_UNAVAILABLE;
         }
         tracing::error!(error = %e, "password hashing failed");
-        ApiError::empty(StatusCode::INTERNAL_SERVER_ERROR)
+        codes::INTERNAL_SERVER_ERROR
     }
 }
 

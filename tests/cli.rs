@@ -579,6 +579,14 @@ fn impossible_values_are_refused_at_start() {
         "X-Scheme",
         "Front-End-Https",
         "X-Sendfile2",
+        "X-Forwarded",
+        "Forwarded-For",
+        "WL-Proxy-Client-IP",
+        "Fly-Client-IP",
+        "X-Matched-Path",
+        "X-Invoke-Path",
+        "X-Frame-Options",
+        "CDN-Cache-Control",
         // The user id header again, in CGI's spelling.
         "X_Auth_User_Id",
     ] {

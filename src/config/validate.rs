@@ -232,7 +232,7 @@ fn path_within(a: &str, b: &str) -> bool {
 /// that an application reads as the client's address, scheme, host, path or method: an
 /// identity header of one of these names would let a user's data steer the proxy or pass
 /// for something else. Compared with `_` read as `-`, as CGI, WSGI and Rack do.
-const RESERVED_HEADERS: [&str; 58] = [
+const RESERVED_HEADERS: [&str; 72] = [
     "content-length",
     "transfer-encoding",
     "connection",
@@ -281,6 +281,22 @@ const RESERVED_HEADERS: [&str; 58] = [
     "x-remote-addr",
     "remote-addr",
     "x-proxyuser-ip",
+    "x-forwarded",
+    "forwarded-for",
+    "wl-proxy-client-ip",
+    "fly-client-ip",
+    "x-appengine-user-ip",
+    "x-azure-clientip",
+    // Routing inside frameworks.
+    "x-matched-path",
+    // Response policy a proxy passes on.
+    "x-frame-options",
+    "x-content-type-options",
+    "x-xss-protection",
+    "referrer-policy",
+    "permissions-policy",
+    "cdn-cache-control",
+    "surrogate-control",
     // Scheme, host, path, method.
     "x-scheme",
     "x-url-scheme",
@@ -296,7 +312,7 @@ const RESERVED_HEADERS: [&str; 58] = [
 ];
 
 /// Prefixes of reserved header families (see [`RESERVED_HEADERS`]).
-const RESERVED_PREFIXES: [&str; 17] = [
+const RESERVED_PREFIXES: [&str; 19] = [
     "access-control-",
     "proxy-",
     "sec-",
@@ -314,6 +330,8 @@ const RESERVED_PREFIXES: [&str; 17] = [
     "accept",
     "if-",
     "server-",
+    "x-invoke-",
+    "cross-origin-",
 ];
 
 /// Whether `name` may carry an identity header: a valid header name, not one that
@@ -376,10 +394,14 @@ impl Settings {
                 .any(|route| path_glob(p, route))
         });
         for (_, r) in credential_rules {
-            if self.rate_limit_enabled() && (!r.enabled || r.max > r.window) {
+            // Above Better Auth's 3 per 10 s in rate, or over 10 attempts in one burst.
+            let lifted =
+                !r.enabled || r.max > 10 || r.max.saturating_mul(10) > r.window.saturating_mul(3);
+            if self.rate_limit_enabled() && lifted {
                 out.push(
                     "rate_limit.custom_rules lift the limit on sign-in, sign-up or \
-                     change-password above one attempt per second: passwords can be guessed",
+                     change-password above 3 attempts per 10 s or 10 in a burst: passwords \
+                     can be guessed",
                 );
                 break;
             }
@@ -735,8 +757,15 @@ mod tests {
             environment: Environment::Production,
             ..Settings::default()
         };
+        let rule = |window, max| RateLimitRule {
+            window,
+            max,
+            enabled: true,
+        };
         assert!(!warned(&s, "custom_rules"));
         for (pattern, rule) in [
+            ("/sign-in/email", rule(86_400, 86_400)),
+            ("/sign-up/*", rule(10, 4)),
             (
                 "/*",
                 RateLimitRule {
@@ -775,6 +804,9 @@ mod tests {
                 enabled: true,
             },
         );
+        s.rate_limit
+            .custom_rules
+            .insert("/sign-in/email".into(), rule(60, 10));
         assert!(!warned(&s, "custom_rules"));
         s.redis.url = "redis://127.0.0.1:6379".into();
         s.redis.keyspace_notifications = KeyspaceNotifications::Off;

@@ -516,7 +516,8 @@ impl Ctx {
     /// The session a gated route requires: 401 `UNAUTHORIZED` without one, 403
     /// `SESSION_NOT_FRESH` for a stale one on fresh-gated routes. As in Better Auth, the
     /// lookup behaves as an internal `GET /get-session` (so it never refreshes in deferred
-    /// mode) and its own errors mean "no session" — except an unreachable store (503).
+    /// mode) and its own errors mean "no session" — except a store failure (5xx): a
+    /// signed-in user is not told to sign in again because the store failed.
     pub async fn session(&mut self, gate: Gate) -> Result<Current, ApiError> {
         let svc = &self.state.sessions;
         let opts = ResolveOptions {
@@ -528,7 +529,7 @@ impl Ctx {
         let cur = match svc.resolve(&self.cookies, opts, &mut self.out).await {
             Ok(Some(cur)) => cur,
             Ok(None) => return Err(codes::UNAUTHORIZED),
-            Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => return Err(e),
+            Err(e) if e.status.is_server_error() => return Err(e),
             Err(_) => return Err(codes::UNAUTHORIZED),
         };
         if gate == Gate::Fresh {

@@ -150,6 +150,9 @@ fn trusted_return_url(ctx: &Ctx, url: Option<String>) -> Option<String> {
     let ok = matches!(parsed.scheme(), "http" | "https")
         && parsed.username().is_empty()
         && parsed.password().is_none()
+        // A path of `//host` (from `/..//evil.com`) reads as another host to whatever
+        // takes the path alone.
+        && !parsed.path().starts_with("//")
         && ctx.state.origins.is_trusted(&url);
     // The URL as parsed, not as sent: any other parser then reads the same host.
     ok.then(|| parsed.to_string())

@@ -103,7 +103,9 @@ impl TrustedOrigins {
         if value.starts_with('/') {
             return is_safe_relative_path(value);
         }
-        self.is_trusted(value)
+        // As for relative paths: no path that resolves to `//host`.
+        let resolves_to_host = url::Url::parse(value).is_ok_and(|u| u.path().starts_with("//"));
+        !resolves_to_host && self.is_trusted(value)
     }
 }
 

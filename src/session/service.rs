@@ -918,7 +918,7 @@ impl SessionService {
                 e @ StoreError::Unavailable(_) => e.into(),
                 e => {
                     tracing::error!(error = %e, "list-sessions failed");
-                    ApiError::empty(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
+                    codes::INTERNAL_SERVER_ERROR
                 }
             })
     }

@@ -70,41 +70,14 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// Redis error codes that mean "this server cannot take the command now": a replica
-/// after a failover (`READONLY`), full under `noeviction` (`OOM`), unable to persist
-/// (`MISCONF`), loading its data (`LOADING`), busy with a script (`BUSY`), a master
-/// without enough replicas or link (`NOREPLICAS`, `MASTERDOWN`), a cluster moving or down
-/// (`TRYAGAIN`, `CLUSTERDOWN`), and a transaction discarded because one of them refused
-/// a queued command (`EXECABORT`).
-fn is_transient_redis_code(code: &str) -> bool {
-    matches!(
-        code,
-        "READONLY"
-            | "OOM"
-            | "MISCONF"
-            | "LOADING"
-            | "BUSY"
-            | "NOREPLICAS"
-            | "MASTERDOWN"
-            | "TRYAGAIN"
-            | "CLUSTERDOWN"
-            | "EXECABORT"
-    )
-}
-
+/// Every Redis failure means "the store cannot serve now" (503), never "no session":
+/// sessiond's commands and scripts are fixed, so what fails is Redis or its set-up — down,
+/// a replica after a failover (`READONLY`), full (`OOM`), loading, busy, a rotated password
+/// (`NOAUTH`, `WRONGPASS`), an access rule (`NOPERM`, or inside a script "can't run this
+/// command"), a cluster moving — and each passes once Redis or its operator is back.
 impl From<::redis::RedisError> for StoreError {
     fn from(e: ::redis::RedisError) -> Self {
-        if e.is_io_error()
-            || e.is_connection_dropped()
-            || e.is_connection_refusal()
-            || e.is_timeout()
-            || e.is_unrecoverable_error()
-            || e.code().is_some_and(is_transient_redis_code)
-        {
-            StoreError::Unavailable(Box::new(e))
-        } else {
-            StoreError::Backend(Box::new(e))
-        }
+        StoreError::Unavailable(Box::new(e))
     }
 }
 

@@ -216,17 +216,20 @@ impl RedisStore {
         format!("{}active-sessions-{user_id}", self.opts.prefix)
     }
 
-    /// Whether Redis takes writes: a `PING` answers on a replica left behind by a failover
-    /// (`READONLY`) or a full one (`OOM`), where every sign-in and refresh would fail.
+    /// Whether Redis takes writes and deletes, as sign-in and sign-out need: a `PING`
+    /// answers on a replica left behind by a failover (`READONLY`), a full one (`OOM`) and
+    /// under an access rule that forbids deletes (`NOPERM`).
     async fn writable(&self) -> Result<(), StoreError> {
         let mut c = self.conn.clone();
+        let key = format!("{}sessiond:ready", self.opts.prefix);
         let _: () = redis::cmd("SET")
-            .arg(format!("{}sessiond:ready", self.opts.prefix))
+            .arg(&key)
             .arg(1)
             .arg("PX")
             .arg(60_000)
             .query_async(&mut c)
             .await?;
+        let _: i64 = redis::cmd("DEL").arg(&key).query_async(&mut c).await?;
         Ok(())
     }
 
@@ -234,9 +237,18 @@ impl RedisStore {
         self.opts.store_in_db && !self.opts.preserve_in_db
     }
 
+    /// Reads a key; once more on a fresh connection when the pooled one was closed
+    /// under it (Redis's `timeout`, a NAT dropping idle flows), so that an idle
+    /// replica's first request is not a 503.
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
         let mut c = self.conn.clone();
-        Ok(c.get(key).await?)
+        match c.get(key).await {
+            Err(e) if e.is_connection_dropped() || e.is_io_error() => {
+                let mut c = self.conn.clone();
+                Ok(c.get(key).await?)
+            }
+            other => Ok(other?),
+        }
     }
 
     async fn list_tokens(&self, user_id: &str, now_ms: i64) -> Result<Vec<String>, StoreError> {

@@ -282,11 +282,23 @@ async fn redirect_targets_must_be_trusted(b: Backend) {
         loc,
         "https://app.example/login?rd=https%3A%2F%2Fapp.example%2F%40evil.example%2F"
     );
-    // callbackURLs that parsers read differently are refused.
+    // A trusted URL whose path resolves to `//host` is dropped: the plain sign-in URL.
+    for uri in ["/..//evil.example", "//evil.example", "/.//evil.example/x"] {
+        let loc = location(vec![
+            ("x-forwarded-proto", "https".into()),
+            ("x-forwarded-host", "app.example".into()),
+            ("x-forwarded-uri", uri.into()),
+        ])
+        .await;
+        assert_eq!(loc, "https://app.example/login", "{uri}");
+    }
+    // callbackURLs that parsers read differently, or whose path is `//host`, are refused.
     for cb in [
         "https://app.example\\@evil.example/",
         "https://app.example/\tx",
         "/a\\b",
+        "https://app.example//evil.example",
+        "https://app.example/..//evil.example",
     ] {
         let res = app
             .post(

@@ -250,6 +250,12 @@ pub const TOKEN_COOKIE: &str = "better-auth.session_token";
 pub const DONT_REMEMBER_COOKIE: &str = "better-auth.dont_remember";
 
 impl TestApp {
+    /// The status of `/readyz`.
+    pub async fn ready_status(&self) -> u16 {
+        let url = format!("http://{}/readyz", self.addr);
+        self.client.get(url).send().await.unwrap().status().as_u16()
+    }
+
     /// The test clock's current time in ms.
     pub fn clock_ms(&self) -> i64 {
         use sessiond::clock::Clock;

@@ -524,13 +524,7 @@ async fn redis_refusing_writes_gives_503_never_401() {
             )
             .await;
         unavailable(&res, "sign-in");
-        let ready = app
-            .client
-            .get(format!("http://{}/readyz", app.addr))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(ready.status(), 503, "{what}: readyz");
+        assert_eq!(app.ready_status().await, 503, "{what}: readyz");
         // Sign-out either ends the session (a full Redis still deletes) or says it could not.
         let out = app.post("/sign-out", json!({}), &mut jar.clone()).await;
         let ended = out.status == 200;
@@ -545,6 +539,25 @@ async fn redis_refusing_writes_gives_503_never_401() {
         server.cmd(restore).await;
         assert_eq!(app.session(&mut jar).await == Value::Null, ended, "{what}");
     }
+    // An access rule that forbids deletes (NOPERM): sign-out says it could not, never an
+    // empty 500, and the replica is not ready.
+    let server = PrivateRedis::start(&[]).await;
+    let u = server.url();
+    let app = spawn_with(Backend::Sqlite, move |s| s.redis.url = u)
+        .await
+        .unwrap();
+    let (mut jar, _) = app.sign_up(&unique_email()).await;
+    server
+        .cmd(&["ACL", "SETUSER", "default", "-del", "-unlink"])
+        .await;
+    let out = app.post("/sign-out", json!({}), &mut jar.clone()).await;
+    assert_eq!(out.status, 503, "{}", out.text);
+    assert_eq!(out.code().as_deref(), Some("SERVICE_UNAVAILABLE"));
+    assert_eq!(app.ready_status().await, 503);
+    server
+        .cmd(&["ACL", "SETUSER", "default", "+del", "+unlink"])
+        .await;
+    assert_ne!(app.session(&mut jar).await, Value::Null);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
