@@ -130,6 +130,12 @@ impl Application {
                  so anyone can sign up again elsewhere with an email already in use"
             );
         }
+        // Before the revocation feeds start: their first state must reach the recorder.
+        let metrics_handle = settings
+            .metrics
+            .enabled
+            .then(crate::metrics::install)
+            .flatten();
         let cache = &settings.session.cookie_cache;
         let cache_on = cache.enabled || settings.is_stateless();
         let revocations = Arc::new(Revocations::new(
@@ -172,11 +178,6 @@ impl Application {
         }
         let ip = IpRules::new(&settings.advanced.ip_address).map_err(StartError::Config)?;
         let forward_auth = ForwardAuth::new(&settings.forward_auth).map_err(StartError::Config)?;
-        let metrics_handle = settings
-            .metrics
-            .enabled
-            .then(crate::metrics::install)
-            .flatten();
         let rate_limiter = if settings.rate_limit_enabled() {
             Some(Arc::new(rate_limiter(&settings, clock.clone()).await?))
         } else {
