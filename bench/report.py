@@ -124,7 +124,7 @@ def mixed_signins(server):
     return None
 
 
-# ---- targets (DESIGN.md §8)
+# ---- targets (bench/README.md, "Performance targets")
 targets = []
 
 
@@ -223,7 +223,7 @@ if terminal:
                          [[s["path"], s["server"], s["round_trips_per_req"], s["statements_per_req"],
                            s["pings_per_req"]] for s in sql]))
     if targets:
-        print("\nDESIGN.md §8 targets\n")
+        print("\nPerformance targets (bench/README.md)\n")
         print(text_table(["target", "measured", "met"], targets))
     sys.exit(0)
 
@@ -292,6 +292,6 @@ if sql:
                  s["statements"].replace("|", "\\|")[:400]] for s in sql]))
 if targets:
     p()
-    p("## DESIGN.md §8 targets")
+    p("## Performance targets (bench/README.md)")
     p()
     p(md_table(["target", "measured", "met"], targets))

@@ -262,7 +262,7 @@ function betterAuthEnv(o) {
 function sessiondEnv(o) {
   const e = optionEnv(o, OPTION_VARS.sessiond);
   if (o.theme) e.SESSIOND_SESSION__ADDITIONAL_FIELDS = JSON.stringify({ theme: { type: "string" } });
-  // sessiond refuses a revoked session's cookie cache at once (DESIGN §4.2) where Better Auth
+  // sessiond refuses a revoked session's cookie cache at once (immediate revocation) where Better Auth
   // serves it until max_age; `immediateRevocation: false` asks for Better Auth's behaviour
   // (ignored by a sessiond without the option)
   if (o.immediateRevocation !== undefined && o.cache && sessiondSupports("SESSIOND_SESSION__COOKIE_CACHE__IMMEDIATE_REVOCATION")) {
