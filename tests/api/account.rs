@@ -195,15 +195,7 @@ pub async fn old_password_sign_ins_lose(app: &TestApp) {
     for a in attackers {
         for token in a.await.unwrap() {
             issued += 1;
-            let res = app
-                .send(
-                    reqwest::Method::GET,
-                    "/get-session",
-                    None,
-                    None,
-                    &[("authorization", &format!("Bearer {token}"))],
-                )
-                .await;
+            let res = app.get_bearer("/get-session", &token).await;
             assert_eq!(
                 res.text, "null",
                 "a session signed in with the old password survived"

@@ -302,6 +302,13 @@ impl TestApp {
         res
     }
 
+    /// `GET path` with only `Authorization: Bearer <token>`.
+    pub async fn get_bearer(&self, path: &str, token: &str) -> Res {
+        let auth = format!("Bearer {token}");
+        self.send(Method::GET, path, None, None, &[("authorization", &auth)])
+            .await
+    }
+
     pub async fn get(&self, path: &str, jar: &mut Jar) -> Res {
         self.send(Method::GET, path, None, Some(jar), &[]).await
     }

@@ -209,13 +209,7 @@ async fn nginx_auth_request() {
         return;
     }
     let port = free_port();
-    let app = spawn_with(Backend::Sqlite, move |s| {
-        s.forward_auth.sign_in_url = "https://app.example/login".into();
-        s.trusted_origins = vec![format!("http://127.0.0.1:{port}")];
-    })
-    .await
-    .unwrap();
-    let sd_port: u16 = app.addr.rsplit(':').next().unwrap().parse().unwrap();
+    let (app, sd_port) = behind_proxy(port).await;
     let upstream = echo_upstream().await;
     let _nginx = start_nginx(port, sd_port, upstream).await;
     scenario(&app, port, 401).await;
@@ -261,14 +255,7 @@ async fn caddy_forward_auth() {
         return;
     }
     let port = free_port();
-    let app = spawn_with(Backend::Sqlite, move |s| {
-        s.forward_auth.sign_in_url = "https://app.example/login".into();
-        // The way back is handed to the sign-in page only for a trusted origin.
-        s.trusted_origins = vec![format!("http://127.0.0.1:{port}")];
-    })
-    .await
-    .unwrap();
-    let sd_port: u16 = app.addr.rsplit(':').next().unwrap().parse().unwrap();
+    let (app, sd_port) = behind_proxy(port).await;
     let upstream = echo_upstream().await;
     let dir = tempfile::tempdir().unwrap();
     let conf = recipe("Caddyfile", port, sd_port, upstream, dir.path());
@@ -346,4 +333,17 @@ async fn nginx_recipe_keeps_clients_apart() {
     let b = from([127, 0, 0, 3]);
     let res = b.post(&url).json(&body).send().await.unwrap();
     assert_eq!(res.status(), 401, "another client is not locked out");
+}
+
+/// sessiond for a proxy on `port`: the proxy's origin is trusted (so the way back is handed
+/// to the sign-in page), and its own port.
+async fn behind_proxy(port: u16) -> (TestApp, u16) {
+    let app = spawn_with(Backend::Sqlite, move |s| {
+        s.forward_auth.sign_in_url = "https://app.example/login".into();
+        s.trusted_origins = vec![format!("http://127.0.0.1:{port}")];
+    })
+    .await
+    .unwrap();
+    let sd_port: u16 = app.addr.rsplit(':').next().unwrap().parse().unwrap();
+    (app, sd_port)
 }

@@ -60,11 +60,35 @@ async fn until_refused(app: &TestApp, jar: &Jar, what: &str) -> Duration {
 }
 
 async fn cached_session(app: &TestApp) -> Jar {
-    let (mut jar, _) = app.sign_up(&unique_email()).await;
+    cached_token(app).await.0
+}
+
+/// A signed-up session whose cookie cache the next read may serve, and its token.
+async fn cached_token(app: &TestApp) -> (Jar, String) {
+    let (mut jar, res) = app.sign_up(&unique_email()).await;
     // The first read mints a cache the listeners vouch for; the next one is a hit.
     app.session(&mut jar).await;
     assert!(jar.get("better-auth.session_data").is_some());
-    jar
+    (jar, res.json()["token"].as_str().unwrap().to_string())
+}
+
+/// PostgreSQL with the cookie cache, once its revocation feed is up; `None` without it.
+async fn cached_on_postgres() -> Option<TestApp> {
+    let app = spawn_with(Backend::Postgres, |s| s.session.cookie_cache.enabled = true).await?;
+    wait_revocation(&app, "ok").await;
+    Some(app)
+}
+
+/// SQLite and the Redis at `url` with the cookie cache, once its revocation feed is up.
+async fn cached_on_redis(url: String) -> TestApp {
+    let app = spawn_with(Backend::Sqlite, move |s| {
+        s.redis.url = url;
+        s.session.cookie_cache.enabled = true;
+    })
+    .await
+    .unwrap();
+    wait_revocation(&app, "ok").await;
+    app
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,13 +98,7 @@ async fn redis_flush_and_restart_are_noticed() {
     }
     let mut redis = PrivateRedis::start(&["--notify-keyspace-events", "KEA"]).await;
     let url = redis.url();
-    let app = spawn_with(Backend::Sqlite, move |s| {
-        s.redis.url = url;
-        s.session.cookie_cache.enabled = true;
-    })
-    .await
-    .unwrap();
-    wait_revocation(&app, "ok").await;
+    let app = cached_on_redis(url).await;
     for flush in ["FLUSHDB", "FLUSHALL"] {
         let jar = cached_session(&app).await;
         redis.cmd(&[flush]).await;
@@ -101,19 +119,8 @@ async fn keyspace_notifications_switched_off_at_runtime() {
     }
     let redis = PrivateRedis::start(&["--notify-keyspace-events", "KEA"]).await;
     let url = redis.url();
-    let app = spawn_with(Backend::Sqlite, move |s| {
-        s.redis.url = url;
-        s.session.cookie_cache.enabled = true;
-    })
-    .await
-    .unwrap();
-    wait_revocation(&app, "ok").await;
-    let (jar, res) = {
-        let (mut jar, res) = app.sign_up(&unique_email()).await;
-        app.session(&mut jar).await;
-        (jar, res)
-    };
-    let token = res.json()["token"].as_str().unwrap().to_string();
+    let app = cached_on_redis(url).await;
+    let (jar, token) = cached_token(&app).await;
     // Someone turns keyspace notifications off; then another application deletes the key.
     redis
         .cmd(&["CONFIG", "SET", "notify-keyspace-events", ""])
@@ -172,11 +179,9 @@ async fn keyspace_notifications_reapplied_when_allowed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_truncate_and_token_rewrites_are_announced() {
-    let Some(app) = spawn_with(Backend::Postgres, |s| s.session.cookie_cache.enabled = true).await
-    else {
+    let Some(app) = cached_on_postgres().await else {
         return;
     };
-    wait_revocation(&app, "ok").await;
     let jar = cached_session(&app).await;
     app.exec(r#"truncate "session""#).await;
     until_refused(&app, &jar, "TRUNCATE session").await;
@@ -204,11 +209,9 @@ async fn postgres_truncate_and_token_rewrites_are_announced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_trigger_makes_caches_unverified() {
-    let Some(app) = spawn_with(Backend::Postgres, |s| s.session.cookie_cache.enabled = true).await
-    else {
+    let Some(app) = cached_on_postgres().await else {
         return;
     };
-    wait_revocation(&app, "ok").await;
     app.exec(r#"alter table "session" disable trigger sessiond_session_revoked"#)
         .await;
     wait_revocation(&app, "unverified").await;
@@ -300,11 +303,9 @@ async fn a_stalled_postgres_listener_is_noticed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn triggers_toggled_between_looks_reset_the_caches() {
-    let Some(app) = spawn_with(Backend::Postgres, |s| s.session.cookie_cache.enabled = true).await
-    else {
+    let Some(app) = cached_on_postgres().await else {
         return;
     };
-    wait_revocation(&app, "ok").await;
     let jar = cached_session(&app).await;
     // Off, a deletion nobody announces, and on again, all in one transaction.
     app.exec(
@@ -325,16 +326,8 @@ async fn keyspace_notifications_toggled_between_looks_reset_the_caches() {
     }
     let redis = PrivateRedis::start(&["--notify-keyspace-events", "KEA"]).await;
     let url = redis.url();
-    let app = spawn_with(Backend::Sqlite, move |s| {
-        s.redis.url = url;
-        s.session.cookie_cache.enabled = true;
-    })
-    .await
-    .unwrap();
-    wait_revocation(&app, "ok").await;
-    let (mut jar, res) = app.sign_up(&unique_email()).await;
-    app.session(&mut jar).await;
-    let token = res.json()["token"].as_str().unwrap().to_string();
+    let app = cached_on_redis(url).await;
+    let (jar, token) = cached_token(&app).await;
     // Off, a deletion nobody announces, and on again, faster than a look.
     let mut c = redis.conn().await.unwrap();
     let _: () = redis::pipe()
@@ -359,11 +352,9 @@ async fn keyspace_notifications_toggled_between_looks_reset_the_caches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trigger_functions_cannot_be_replaced_or_shadowed() {
-    let Some(app) = spawn_with(Backend::Postgres, |s| s.session.cookie_cache.enabled = true).await
-    else {
+    let Some(app) = cached_on_postgres().await else {
         return;
     };
-    wait_revocation(&app, "ok").await;
     // A pg_notify earlier in the caller's search_path does not swallow announcements.
     let jar = cached_session(&app).await;
     app.exec(
@@ -406,16 +397,8 @@ async fn a_stalled_redis_subscriber_is_noticed() {
     let redis = PrivateRedis::start(&["--notify-keyspace-events", "KEA"]).await;
     let relay = Relay::start(redis.port).await;
     let url = format!("redis://127.0.0.1:{}", relay.port);
-    let app = spawn_with(Backend::Sqlite, move |s| {
-        s.redis.url = url;
-        s.session.cookie_cache.enabled = true;
-    })
-    .await
-    .unwrap();
-    wait_revocation(&app, "ok").await;
-    let (mut jar, res) = app.sign_up(&unique_email()).await;
-    app.session(&mut jar).await;
-    let token = res.json()["token"].as_str().unwrap().to_string();
+    let app = cached_on_redis(url).await;
+    let (jar, token) = cached_token(&app).await;
     // Only the subscriber's connection stalls; then another application deletes the key.
     relay.set(3);
     redis.cmd(&["DEL", &token]).await;
