@@ -17,8 +17,8 @@ pub struct ApiError {
     pub status: StatusCode,
     /// Better Auth's machine-readable code; some of its errors have none.
     pub code: Option<&'static str>,
-    /// Human-readable message; `None` answers an empty body.
-    pub message: Option<Cow<'static, str>>,
+    /// Human-readable message.
+    pub message: Cow<'static, str>,
 }
 
 impl ApiError {
@@ -27,7 +27,7 @@ impl ApiError {
         Self {
             status,
             code: Some(code),
-            message: Some(Cow::Borrowed(message)),
+            message: Cow::Borrowed(message),
         }
     }
 
@@ -36,7 +36,7 @@ impl ApiError {
         Self {
             status,
             code: Some(code),
-            message: Some(Cow::Owned(message)),
+            message: Cow::Owned(message),
         }
     }
 
@@ -45,7 +45,7 @@ impl ApiError {
         Self {
             status,
             code: None,
-            message: Some(Cow::Borrowed(message)),
+            message: Cow::Borrowed(message),
         }
     }
 
@@ -220,10 +220,10 @@ impl From<PasswordError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = match (&self.message, self.code) {
-            (None, _) => String::new(),
-            (Some(m), Some(c)) => serde_json::json!({ "message": m, "code": c }).to_string(),
-            (Some(m), None) => serde_json::json!({ "message": m }).to_string(),
+        let m = &self.message;
+        let body = match self.code {
+            Some(c) => serde_json::json!({ "message": m, "code": c }).to_string(),
+            None => serde_json::json!({ "message": m }).to_string(),
         };
         let mut res = (self.status, body).into_response();
         res.headers_mut().insert(
