@@ -34,6 +34,7 @@ pub mod crypto;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod model;
 pub mod session;
 pub mod store;
 pub mod telemetry;

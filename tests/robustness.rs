@@ -6,9 +6,9 @@
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Map, Value};
 use sessiond::crypto::signed::{SigningKey, Verified};
+use sessiond::model::{Session, User};
 use sessiond::session::cache::{CacheCodec, Strategy};
 use sessiond::session::cookies::RequestCookies;
-use sessiond::session::model::{Session, User};
 
 const SECRET: &str = "robustness-secret-xEnDrPhvkd3WfpfZVR4Mw3RFnVjhXy";
 const NOW: i64 = 1_767_225_600_000;

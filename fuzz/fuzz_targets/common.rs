@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use sessiond::session::cache::{CacheCodec, Strategy};
-use sessiond::session::model::{Session, User};
+use sessiond::model::{Session, User};
 
 /// The vectors' secret, so that seeds are valid values and mutations start from there.
 pub const SECRET: &str = "test-vector-secret-not-for-production-4f9a2c7e1b8d3f6a";

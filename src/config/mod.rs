@@ -287,7 +287,7 @@ pub struct CookieCacheSettings {
     /// Lifetime of a cached value (s); unset: 300, or `expires_in` in stateless mode.
     pub max_age: Option<u64>,
     /// `compact`, `jwt` or `jwe`; unset: `compact`, or `jwe` in stateless mode.
-    pub strategy: Option<crate::session::cache::Strategy>,
+    pub strategy: Option<CacheStrategy>,
     /// Cached values of another version are refused; change it to invalidate every cache.
     pub version: String,
     /// Re-issue the cache when 80% of its life has passed (stateless mode only; forced
@@ -706,4 +706,17 @@ pub fn field_type_matches(kind: FieldType, v: &serde_json::Value) -> bool {
         FieldType::Number => v.is_i64(),
         FieldType::Boolean => v.is_boolean(),
     }
+}
+
+/// Which cookie cache format to write and read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheStrategy {
+    /// base64url(JSON) with an HMAC-SHA256 signature (Better Auth's default).
+    #[default]
+    Compact,
+    /// HS256 JWT.
+    Jwt,
+    /// Encrypted JWE (`dir`, A256CBC-HS512).
+    Jwe,
 }

@@ -516,7 +516,7 @@ impl Settings {
                 && name.len() <= 63
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 && !name.starts_with(|c: char| c.is_ascii_digit());
-            if !ok || crate::session::model::CORE_SESSION_FIELDS.contains(&name.as_str()) {
+            if !ok || crate::model::CORE_SESSION_FIELDS.contains(&name.as_str()) {
                 return Err(invalid(format!(
                     "session.additional_fields: {name:?} is not a usable field name"
                 )));

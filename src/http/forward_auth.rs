@@ -30,8 +30,8 @@ use crate::config::ForwardAuthSettings;
 use crate::error::codes;
 use crate::http::extract::{json_response, Ctx, SetCookies};
 use crate::http::AppState;
+use crate::model::iso;
 use crate::session::cookies::encode_uri_component;
-use crate::session::model::iso;
 use crate::session::{Current, ResolveOptions};
 
 /// Header names, parsed once.

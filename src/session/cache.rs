@@ -22,24 +22,12 @@ use josekit::jwe::JweContentEncryption;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use rand::rngs::OsRng;
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::crypto::signed::SigningKey;
 
-/// Which cookie cache format to write and read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Strategy {
-    /// base64url(JSON) with an HMAC-SHA256 signature (Better Auth's default).
-    #[default]
-    Compact,
-    /// HS256 JWT.
-    Jwt,
-    /// Encrypted JWE (`dir`, A256CBC-HS512).
-    Jwe,
-}
+pub use crate::config::CacheStrategy as Strategy;
 
 /// Why a cache value was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

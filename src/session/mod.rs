@@ -1,4 +1,4 @@
-//! The session domain: records ([`model`]), cookies ([`cookies`]), the lifecycle policy
+//! The session domain: cookies ([`cookies`]), the lifecycle policy
 //! ([`policy`]) and the service that every route calls ([`service`]). Handlers never touch
 //! the store or write cookies themselves; they call [`service::SessionService`], which
 //! reads the request's cookies and collects the `Set-Cookie` lines to send back.
@@ -6,7 +6,6 @@
 pub mod cache;
 pub mod cookies;
 pub mod limits;
-pub mod model;
 pub mod policy;
 pub mod revocation;
 pub mod service;

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::config::SessionSettings;
-use crate::session::model::Session;
+use crate::model::Session;
 
 /// Lifetime of a session created with `rememberMe: false`: a day (Better Auth's rule),
 /// or `expires_in` when that is shorter (Better Auth would give such a session longer

@@ -17,10 +17,10 @@ use crate::crypto::password::Hasher;
 use crate::crypto::signed::SigningKey;
 use crate::crypto::token::generate_id;
 use crate::error::{codes, ApiError};
+use crate::model::{Session, SessionJson, User, UserSchemaOrder};
 use crate::session::cache::{CacheCodec, Strategy};
 use crate::session::cookies::{CookieConfig, RequestCookies, MAX_CHUNKS};
 use crate::session::limits;
-use crate::session::model::{Session, SessionOut, User, UserSchemaOrder};
 use crate::session::policy::Policy;
 use crate::session::revocation::Revocations;
 use crate::store::{NewCredentialAccount, Store, StoreError, Touched};
@@ -62,7 +62,7 @@ pub struct Current {
 
 /// `get-session`'s body, serialised straight from the resolved session.
 pub struct SessionBody<'a> {
-    session: SessionOut<'a>,
+    session: SessionJson<'a>,
     user: &'a User,
     needs_refresh: Option<bool>,
 }
@@ -345,8 +345,8 @@ impl SessionService {
     }
 
     /// A session as clients see it (hidden additional fields removed).
-    pub fn output<'a>(&'a self, s: &'a Session) -> SessionOut<'a> {
-        SessionOut {
+    pub fn output<'a>(&'a self, s: &'a Session) -> SessionJson<'a> {
+        SessionJson {
             session: s,
             hidden: &self.inner.hidden_fields,
             schema_order: false,
@@ -356,14 +356,14 @@ impl SessionService {
 
     /// A session as `list-sessions` shows it to the holder of `cur`: its token only as
     /// `session.list_sessions_tokens` allows (every one, the caller's own, or none).
-    pub fn listed<'a>(&'a self, s: &'a Session, cur: &Current) -> SessionOut<'a> {
+    pub fn listed<'a>(&'a self, s: &'a Session, cur: &Current) -> SessionJson<'a> {
         use crate::config::ListSessionsTokens as T;
         let show_token = match self.inner.list_tokens {
             T::All => true,
             T::Current => s.token == cur.session.token,
             T::None => false,
         };
-        SessionOut {
+        SessionJson {
             show_token,
             ..self.output(s)
         }
@@ -373,7 +373,7 @@ impl SessionService {
     /// it came from the cookie cache, its database order otherwise.
     pub fn session_json<'a>(&'a self, c: &'a Current) -> SessionBody<'a> {
         SessionBody {
-            session: SessionOut {
+            session: SessionJson {
                 session: &c.session,
                 hidden: &self.inner.hidden_fields,
                 schema_order: c.from_cache,

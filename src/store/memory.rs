@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use tokio::sync::RwLock;
 
 use super::{EndTarget, NewCredentialAccount, Store, StoreError, Touched};
-use crate::session::model::{Session, User};
+use crate::model::{Session, User};
 
 #[derive(Default)]
 struct Data {

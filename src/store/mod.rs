@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::session::model::{Session, User};
+use crate::model::{Session, User};
 
 /// A boxed error cause.
 pub type Cause = Box<dyn std::error::Error + Send + Sync>;

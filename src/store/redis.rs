@@ -30,7 +30,7 @@ use super::feed::token_hash;
 use super::redis_feed::channel;
 use super::{EndTarget, NewCredentialAccount, Store, StoreError, Touched};
 use crate::clock::Clock;
-use crate::session::model::{Session, SessionOut, User};
+use crate::model::{Session, SessionJson, User};
 
 /// Rewrites a user's active-session list atomically.
 /// KEYS[1] list, KEYS[2] token key (for "add": only added while it exists).
@@ -157,7 +157,7 @@ fn ttl_secs(at: DateTime<Utc>, now_ms: i64) -> i64 {
 }
 
 fn stored_value(session: &Session, user: &User) -> String {
-    json!({ "session": SessionOut { session, hidden: &[], schema_order: false, show_token: true }, "user": user })
+    json!({ "session": SessionJson { session, hidden: &[], schema_order: false, show_token: true }, "user": user })
         .to_string()
 }
 

@@ -20,7 +20,7 @@ use sqlx::{Database, Executor, Pool, Postgres, Row, Sqlite};
 
 use super::{EndTarget, NewCredentialAccount, Store, StoreError, Touched};
 use crate::config::{DatabaseSettings, FieldType};
-use crate::session::model::{Session, User};
+use crate::model::{Session, User};
 
 /// Which backend a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

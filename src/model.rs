@@ -1,4 +1,4 @@
-//! The session and user records and their JSON output, in Better Auth's field names, key
+//! The session and user records, shared by the domain and the stores, and their JSON forms, in Better Auth's field names, key
 //! order (`id` last) and date format (`YYYY-MM-DDTHH:mm:ss.sssZ`).
 
 use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
@@ -262,7 +262,7 @@ impl Session {
     }
 }
 
-impl SessionOut<'_> {
+impl SessionJson<'_> {
     /// The session as a JSON object (output order).
     pub fn to_json(&self) -> Map<String, Value> {
         match serde_json::to_value(self) {
@@ -272,8 +272,10 @@ impl SessionOut<'_> {
     }
 }
 
-/// A session as clients see it: additional fields marked `returned = false` are hidden.
-pub struct SessionOut<'a> {
+/// A session in one of Better Auth's JSON forms: what clients see (additional fields marked
+/// `returned = false` hidden, the token perhaps left out) and what secondary storage keeps
+/// (everything, database order).
+pub struct SessionJson<'a> {
     /// The session.
     pub session: &'a Session,
     /// Names of fields to hide.
@@ -285,7 +287,7 @@ pub struct SessionOut<'a> {
     pub show_token: bool,
 }
 
-impl Serialize for SessionOut<'_> {
+impl Serialize for SessionJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let x = self.session;
         let mut m = s.serialize_map(None)?;
