@@ -186,6 +186,7 @@ impl Application {
         let state = AppState::new(Shared {
             sessions: SessionService::new(&settings, store, clock, &secret, revocations)
                 .map_err(|_| StartError::Config("unusable secret".into()))?,
+            cookie_writer: Arc::new(crate::http::set_cookie::CookieWriter::new(&settings)),
             origins: Arc::new(TrustedOrigins::new(&settings)),
             ip: Arc::new(ip),
             base_path: Arc::from(settings.base_path.as_str()),

@@ -8,6 +8,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::crypto::password::PasswordError;
+use crate::session::SessionError;
 use crate::store::StoreError;
 
 /// An error answered to the client.
@@ -204,6 +205,39 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %other, "session store error");
                 codes::INTERNAL_SERVER_ERROR
             }
+        }
+    }
+}
+
+/// The one place where the domain's errors get Better Auth's status and wire code.
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        use SessionError as E;
+        match e {
+            E::EmailPasswordDisabled => codes::EMAIL_PASSWORD_DISABLED,
+            E::SignUpDisabled => codes::EMAIL_PASSWORD_SIGN_UP_DISABLED,
+            E::UserExists => codes::USER_ALREADY_EXISTS,
+            E::PasswordTooShort => codes::PASSWORD_TOO_SHORT,
+            E::PasswordTooLong => codes::PASSWORD_TOO_LONG,
+            E::InvalidCredentials => codes::INVALID_EMAIL_OR_PASSWORD,
+            E::WrongPassword => codes::INVALID_PASSWORD,
+            E::NoCredentialAccount => codes::CREDENTIAL_ACCOUNT_NOT_FOUND,
+            E::NotFresh => codes::SESSION_NOT_FRESH,
+            E::NoFieldsToUpdate => codes::NO_FIELDS_TO_UPDATE,
+            E::FieldNotAllowed(name) => ApiError::with_message(
+                StatusCode::BAD_REQUEST,
+                "FIELD_NOT_ALLOWED",
+                format!("{name} is not allowed to be set"),
+            ),
+            E::InvalidField(summary) => ApiError::validation(summary),
+            E::UserGone => codes::UNAUTHORIZED,
+            E::SessionGone => codes::FAILED_TO_GET_SESSION,
+            E::CreateUserFailed => codes::FAILED_TO_CREATE_USER,
+            E::CreateSessionFailed => codes::FAILED_TO_CREATE_SESSION,
+            E::ReplaceSessionsFailed => codes::FAILED_TO_GET_SESSION_500,
+            E::Internal => codes::INTERNAL_SERVER_ERROR,
+            E::Store(e) => e.into(),
+            E::Hashing(e) => e.into(),
         }
     }
 }

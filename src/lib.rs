@@ -7,14 +7,21 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: settings (defaults < TOML file < environment).
+//! Arrows point one way: `main → app → http → session → store`, and each of them may use
+//! `model`, `crypto`, `config`, `clock` and `metrics` below. `docs/architecture.md` has
+//! the request flow and where each concern lives.
+//!
+//! - [`config`]: settings (defaults < TOML file < environment), validated once.
 //! - [`app`]: wiring, secret resolution, serving and graceful shutdown.
-//! - [`http`]: routes (one file per area), request inputs, origin check.
-//! - [`session`]: the domain — records, cookies, lifecycle policy, the service.
-//! - [`store`]: storage trait and its SQL implementation (PostgreSQL, SQLite); all SQL.
-//! - [`crypto`]: ids and tokens, signed cookies, scrypt password hashes.
+//! - [`http`]: routes (one file per area), request inputs, origin check, `Set-Cookie`
+//!   writing, and [`error`], the mapping of every error to Better Auth's wire form.
+//! - [`session`]: the domain — cookies as operations, lifecycle policy, revocation, the
+//!   service; no HTTP.
+//! - [`store`]: storage traits and their implementations (memory, PostgreSQL, SQLite,
+//!   Redis); every SQL statement, Redis command and network loop.
+//! - [`model`]: the user and session records, shared by the domain and the stores.
+//! - [`crypto`]: ids and tokens, signed cookies, password hashes, secret strength.
 //! - [`clock`]: the injected time source.
-//! - [`error`]: the error type and Better Auth's error body.
 //!
 //! # Security model
 //!

@@ -6,7 +6,8 @@ use sessiond::config::Settings;
 use sessiond::crypto::password::{hash_with_salt, verify_blocking, PasswordError};
 use sessiond::crypto::signed::{SigningKey, Verified};
 use sessiond::crypto::token::generate_with;
-use sessiond::session::cookies::{encode_uri_component, CookieConfig, RequestCookies};
+use sessiond::http::set_cookie::{encode_uri_component, CookieWriter};
+use sessiond::session::cookies::{CarriedCache, RequestCookies};
 
 fn vectors() -> Value {
     let text = std::fs::read_to_string(concat!(
@@ -35,12 +36,12 @@ fn signed_session_token_matches() {
         encode_uri_component(&key.sign(token)),
         s(st, "/value_on_wire")
     );
-    let cfg = CookieConfig::new(&Settings {
+    let cfg = CookieWriter::new(&Settings {
         base_url: s(&v, "/inputs/base_url").into(),
         ..Settings::default()
     });
     assert_eq!(
-        cfg.set(&cfg.token_name, &key.sign(token), Some(604_800)),
+        cfg.set(&cfg.names.token, &key.sign(token), Some(604_800)),
         s(st, "/set_cookie_via_better_call")
     );
     let dr = &v["signed_cookie"]["dont_remember"];
@@ -86,13 +87,13 @@ fn cookie_variant_https_prefix_and_domain() {
     st.advanced.cookie_prefix = "myapp".into();
     st.advanced.cross_sub_domain_cookies.enabled = true;
     st.advanced.cross_sub_domain_cookies.domain = "example.com".into();
-    let cfg = CookieConfig::new(&st);
-    assert_eq!(cfg.token_name, "__Secure-myapp.session_token");
+    let cfg = CookieWriter::new(&st);
+    assert_eq!(cfg.names.token, "__Secure-myapp.session_token");
     let key = SigningKey::new(s(&v, "/inputs/secret").as_bytes()).unwrap();
     let token = s(&v, "/inputs/db_session_row/token");
     let expected = var["response_set_cookie"][0].as_str().unwrap();
     assert_eq!(
-        cfg.set(&cfg.token_name, &key.sign(token), Some(2_592_000)),
+        cfg.set(&cfg.names.token, &key.sign(token), Some(2_592_000)),
         expected
     );
     // The data cookie shares the attributes (its value is the cache, issue of its own).
@@ -104,7 +105,7 @@ fn cookie_variant_https_prefix_and_domain() {
         .split_once('=')
         .unwrap()
         .1;
-    assert_eq!(cfg.set(&cfg.data_name, data_value, Some(600)), data_line);
+    assert_eq!(cfg.set(&cfg.names.data, data_value, Some(600)), data_line);
 }
 
 #[test]
@@ -112,7 +113,7 @@ fn server_flow_remember_me_false_cookies() {
     let v = vectors();
     let flow = &v["server_flows"]["sign_in_email_remember_me_false"];
     let key = SigningKey::new(s(&v, "/inputs/secret").as_bytes()).unwrap();
-    let cfg = CookieConfig::new(&Settings {
+    let cfg = CookieWriter::new(&Settings {
         base_url: "http://localhost:3000".into(),
         ..Settings::default()
     });
@@ -123,17 +124,17 @@ fn server_flow_remember_me_false_cookies() {
         .map(|l| l.as_str().unwrap())
         .collect();
     assert_eq!(
-        cfg.set(&cfg.token_name, &key.sign(s(flow, "/session_token")), None),
+        cfg.set(&cfg.names.token, &key.sign(s(flow, "/session_token")), None),
         lines[0]
     );
     assert_eq!(
-        cfg.set(&cfg.dont_remember_name, &key.sign("true"), None),
+        cfg.set(&cfg.names.dont_remember, &key.sign("true"), None),
         lines[1]
     );
     let out = &v["server_flows"]["sign_out"]["response_set_cookie"];
-    assert_eq!(cfg.expire(&cfg.token_name), out[0].as_str().unwrap());
+    assert_eq!(cfg.expire(&cfg.names.token), out[0].as_str().unwrap());
     assert_eq!(
-        cfg.expire(&cfg.dont_remember_name),
+        cfg.expire(&cfg.names.dont_remember),
         out[3].as_str().unwrap()
     );
 }
@@ -215,9 +216,12 @@ fn cookie_parsing_rules() {
     let chunks = RequestCookies::new(
         "x.session_data.1=a; x.session_data.0=b; x.session_data=c; x.session_data.z=d".into(),
     );
-    // The whole cookie, then its chunks in index order; other suffixes are not chunks.
+    // The whole cookie and chunks 0 and 1; other suffixes are not chunks.
     assert_eq!(
-        chunks.names_with_chunks("x.session_data"),
-        ["x.session_data", "x.session_data.0", "x.session_data.1"]
+        chunks.carried("x.session_data"),
+        CarriedCache {
+            whole: true,
+            chunks: 0b11
+        }
     );
 }

@@ -59,7 +59,7 @@ pub async fn update_user(mut ctx: Ctx, body: Body<false>) -> Response {
         let (name, image) = update_user_input(&body, ctx.state.coerce_field_types)?;
         let cur = ctx.session(Gate::Session).await?;
         let svc = ctx.state.sessions.clone();
-        svc.update_user(&cur, name, image, &ctx.cookies, &mut ctx.out)
+        svc.update_user(&cur, name, image, &ctx.credential, &mut ctx.out)
             .await?;
         Ok(Json(json!({ "status": true })))
     }
@@ -78,7 +78,7 @@ pub async fn change_password(mut ctx: Ctx, Client(client): Client, body: Body<fa
         let cur = ctx.session(Gate::Sensitive).await?;
         let svc = ctx.state.sessions.clone();
         let token = svc
-            .change_password(&cur, change, &client, &ctx.cookies, &mut ctx.out)
+            .change_password(&cur, change, &client, &ctx.credential, &mut ctx.out)
             .await?;
         Ok(Json(json!({ "token": token, "user": cur.user })))
     }

@@ -83,7 +83,7 @@ pub async fn sign_up(mut ctx: Ctx, Client(client): Client, body: Body<true>) -> 
         let (token, user) = ctx
             .state
             .sessions
-            .sign_up(input, &client, &ctx.cookies, &mut ctx.out)
+            .sign_up(input, &client, &ctx.credential, &mut ctx.out)
             .await?;
         Ok(Json(json!({ "token": token, "user": user })))
     }
@@ -103,7 +103,7 @@ pub async fn sign_in(mut ctx: Ctx, Client(client): Client, body: Body<true>) -> 
         let (token, user) = ctx
             .state
             .sessions
-            .sign_in(input, &client, &ctx.cookies, &mut ctx.out)
+            .sign_in(input, &client, &ctx.credential, &mut ctx.out)
             .await?;
         let mut body = json!({ "redirect": callback.is_some(), "token": token });
         if let Some(url) = &callback {
@@ -127,7 +127,7 @@ pub async fn sign_out(mut ctx: Ctx, body: Body<false>) -> Response {
         check_callback(&ctx, callback.as_deref())?;
         ctx.state
             .sessions
-            .sign_out(&ctx.cookies, &mut ctx.out)
+            .sign_out(&ctx.credential, &mut ctx.out)
             .await?;
         Ok(Json(json!({ "success": true })))
     }

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{codes, ApiError};
 use crate::http::AppState;
-use crate::session::cookies::RequestCookies;
+use crate::session::cookies::{CookieOp, Credential, RequestCookies};
 use crate::session::service::json_type;
 use crate::session::{ClientInfo, Current, ResolveOptions};
 
@@ -424,14 +424,14 @@ impl FromRequestParts<AppState> for Client {
 pub struct Ctx {
     /// The application state.
     pub state: AppState,
-    /// The request's cookies.
-    pub cookies: RequestCookies,
+    /// What the request presents as its session: its cookies, or a bearer token.
+    pub credential: Credential,
     /// `?disableRefresh` (any non-empty value).
     pub disable_refresh: bool,
     /// `?disableCookieCache` (any non-empty value).
     pub disable_cookie_cache: bool,
-    /// Cookies to set on the response.
-    pub out: Vec<String>,
+    /// Cookie operations for the response.
+    pub out: Vec<CookieOp>,
     query: Option<String>,
 }
 
@@ -464,7 +464,7 @@ impl FromRequestParts<AppState> for Ctx {
         }
         Ok(Self {
             state: state.clone(),
-            cookies: RequestCookies::new(joined),
+            credential: Credential::Cookies(RequestCookies::new(joined)),
             disable_refresh,
             disable_cookie_cache,
             out: Vec::new(),
@@ -487,8 +487,8 @@ impl Ctx {
     /// cookie would be; a bare token is the credential itself and is signed here.
     pub fn adopt_bearer(&mut self, authorization: Option<&str>) {
         let svc = &self.state.sessions;
-        let name = &svc.cookies().token_name;
-        if self.cookies.get(name).is_some() {
+        let name = &svc.cookie_names().token;
+        if self.credential.cookies().get(name).is_some() {
             return;
         }
         let Some(token) = authorization
@@ -506,11 +506,7 @@ impl Ctx {
         } else {
             svc.sign_token(token)
         };
-        let cookie = format!(
-            "{name}={}",
-            crate::session::cookies::encode_uri_component(&signed)
-        );
-        self.cookies = RequestCookies::new(cookie);
+        self.credential = Credential::Bearer(signed);
     }
 
     /// The session a gated route requires: 401 `UNAUTHORIZED` without one, 403
@@ -526,10 +522,10 @@ impl Ctx {
                 || (gate == Gate::Sensitive && !svc.cache_is_authoritative()),
             defer_read_only: svc.policy().defer_refresh,
         };
-        let cur = match svc.resolve(&self.cookies, opts, &mut self.out).await {
+        let cur = match svc.resolve(&self.credential, opts, &mut self.out).await {
             Ok(Some(cur)) => cur,
             Ok(None) => return Err(codes::UNAUTHORIZED),
-            Err(e) if e.status.is_server_error() => return Err(e),
+            Err(e) if e.is_fault() => return Err(e.into()),
             Err(_) => return Err(codes::UNAUTHORIZED),
         };
         if gate == Gate::Fresh {
@@ -538,9 +534,15 @@ impl Ctx {
         Ok(cur)
     }
 
+    /// The collected cookie operations as `Set-Cookie` lines (taken: the list is empty after).
+    pub fn take_cookies(&mut self) -> SetCookies {
+        let ops = std::mem::take(&mut self.out);
+        SetCookies(self.state.cookie_writer.render(&ops))
+    }
+
     /// Sends `result` with the collected cookies, on success and on error alike.
-    pub fn respond<T: IntoResponse>(self, result: Result<T, ApiError>) -> Response {
-        (SetCookies(self.out), result).into_response()
+    pub fn respond<T: IntoResponse>(mut self, result: Result<T, ApiError>) -> Response {
+        (self.take_cookies(), result).into_response()
     }
 }
 

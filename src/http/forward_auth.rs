@@ -27,11 +27,11 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::config::ForwardAuthSettings;
-use crate::error::codes;
-use crate::http::extract::{json_response, Ctx, SetCookies};
+use crate::error::{codes, ApiError};
+use crate::http::extract::{json_response, Ctx};
+use crate::http::set_cookie::encode_uri_component;
 use crate::http::AppState;
 use crate::model::iso;
-use crate::session::cookies::encode_uri_component;
 use crate::session::{Current, ResolveOptions};
 
 /// Header names, parsed once.
@@ -188,10 +188,10 @@ pub async fn check(mut ctx: Ctx, proxy: ProxyRequest) -> Response {
         disable_cookie_cache: false,
         defer_read_only: svc.policy().defer_refresh,
     };
-    let resolved = svc.resolve(&ctx.cookies, opts, &mut ctx.out).await;
+    let resolved = svc.resolve(&ctx.credential, opts, &mut ctx.out).await;
     let redirect = redirect_requested(&ctx, &cfg);
     let original = trusted_return_url(&ctx, proxy.original_url);
-    let cookies = SetCookies(std::mem::take(&mut ctx.out));
+    let cookies = ctx.take_cookies();
     let mut res = match resolved {
         Ok(Some(cur)) => {
             let body = Identity {
@@ -221,7 +221,7 @@ pub async fn check(mut ctx: Ctx, proxy: ProxyRequest) -> Response {
         }
         // A store failure is not "signed out": a 401 would send a signed-in user to the
         // sign-in page. Proxies treat 5xx as an error.
-        Err(e) if e.status.is_server_error() => (cookies, e).into_response(),
+        Err(e) if e.is_fault() => (cookies, ApiError::from(e)).into_response(),
         Err(_) => (cookies, codes::UNAUTHORIZED).into_response(),
     };
     res.headers_mut()

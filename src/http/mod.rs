@@ -15,6 +15,7 @@ pub mod origin;
 pub mod rate_limit;
 pub mod server;
 pub mod sessions;
+pub mod set_cookie;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -57,6 +58,8 @@ impl std::ops::Deref for AppState {
 pub struct Shared {
     /// The session service.
     pub sessions: SessionService,
+    /// Writes the service's cookie operations as `Set-Cookie` lines.
+    pub cookie_writer: Arc<set_cookie::CookieWriter>,
     /// Trusted origins for the origin check.
     pub origins: Arc<origin::TrustedOrigins>,
     /// Client address rules.

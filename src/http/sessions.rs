@@ -18,8 +18,9 @@ async fn get_session_with(mut ctx: Ctx, defer_read_only: bool) -> Response {
     };
     let svc = ctx.state.sessions.clone();
     let result = svc
-        .resolve(&ctx.cookies, opts, &mut ctx.out)
+        .resolve(&ctx.credential, opts, &mut ctx.out)
         .await
+        .map_err(ApiError::from)
         // Serialised straight from the session: no intermediate JSON tree.
         .map(|cur| json_response(&cur.as_ref().map(|c| svc.session_json(c)), 1024));
     let mut res = ctx.respond(result);
@@ -104,7 +105,7 @@ pub async fn revoke_session(mut ctx: Ctx, body: Body<false>) -> Response {
             RevokeTarget::Token(token) => Some(token),
         };
         if let Some(token) = token {
-            svc.revoke_session(&cur, &token, &ctx.cookies, &mut ctx.out)
+            svc.revoke_session(&cur, &token, &ctx.credential, &mut ctx.out)
                 .await?;
         }
         Ok(Json(json!({ "status": true })))
@@ -118,7 +119,7 @@ pub async fn revoke_sessions(mut ctx: Ctx) -> Response {
     let result = async {
         let cur = ctx.session(Gate::Sensitive).await?;
         let svc = ctx.state.sessions.clone();
-        svc.revoke_sessions(&cur, &ctx.cookies, &mut ctx.out)
+        svc.revoke_sessions(&cur, &ctx.credential, &mut ctx.out)
             .await?;
         Ok(Json(json!({ "status": true })))
     }
@@ -151,7 +152,7 @@ pub async fn update_session(mut ctx: Ctx, body: Body<false>) -> Response {
         let cur = ctx.session(Gate::Session).await?;
         let svc = ctx.state.sessions.clone();
         let s = svc
-            .update_session(&cur, fields, &ctx.cookies, &mut ctx.out)
+            .update_session(&cur, fields, &ctx.credential, &mut ctx.out)
             .await?;
         Ok(Json(json!({ "session": svc.output(&s) })))
     }

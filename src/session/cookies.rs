@@ -1,123 +1,151 @@
-//! Session cookies as Better Auth names, reads and writes them.
+//! Session cookies as the domain sees them: their names, the request's cookies parsed once,
+//! what a request presents as its session ([`Credential`]), and the operations a response
+//! must carry ([`CookieOp`]). Writing them out is the HTTP layer's job.
 //!
 //! Names: `[__Secure-]<prefix>.session_token`, `.session_data`, `.dont_remember`.
-//! `Set-Cookie` lines use better-call's attribute order
-//! (`Max-Age; Domain; Path; HttpOnly; Secure; SameSite`), values are percent-encoded as
-//! `encodeURIComponent` does, and `Max-Age` is capped at the browsers' 400-day ceiling.
 //! Reading follows better-call: the first cookie of a name wins, surrounding quotes are
 //! dropped, and a value is percent-decoded only when it contains `%`.
 
 use std::borrow::Cow;
 
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use percent_encoding::percent_decode_str;
 
 use crate::config::Settings;
 use crate::crypto::signed::{SigningKey, Verified};
 
-/// Characters `encodeURIComponent` leaves alone: `A-Z a-z 0-9 - _ . ! ~ * ' ( )`.
-const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'!')
-    .remove(b'~')
-    .remove(b'*')
-    .remove(b'\'')
-    .remove(b'(')
-    .remove(b')');
-
-/// Browsers cap `Max-Age` at 400 days (RFC 6265bis); Better Auth throws above it, we clamp.
-pub const MAX_AGE_CEILING: u64 = 34_560_000;
-
-/// Percent-encodes like JavaScript's `encodeURIComponent`.
-pub fn encode_uri_component(v: &str) -> String {
-    utf8_percent_encode(v, URI_COMPONENT).to_string()
-}
-
-/// Cookie names and shared attributes, computed once from the settings.
+/// Cookie names, computed once from the settings.
 #[derive(Debug, Clone)]
-pub struct CookieConfig {
+pub struct CookieNames {
     /// `…session_token`.
-    pub token_name: String,
+    pub token: String,
     /// `…session_data`.
-    pub data_name: String,
+    pub data: String,
     /// `…dont_remember`.
-    pub dont_remember_name: String,
-    /// `; Domain=…; Path=/; HttpOnly[; Secure]; SameSite=Lax` after the Max-Age.
-    attrs_after_max_age: String,
+    pub dont_remember: String,
 }
 
-impl CookieConfig {
-    /// Derives names and attributes from the settings.
+impl CookieNames {
+    /// `__Secure-` when cookies are secure, then the configured prefix.
     pub fn new(s: &Settings) -> Self {
-        let secure = s.secure_cookies();
-        let pre = if secure { "__Secure-" } else { "" };
+        let pre = if s.secure_cookies() { "__Secure-" } else { "" };
         let prefix = &s.advanced.cookie_prefix;
-        let mut attrs = String::new();
-        let xs = &s.advanced.cross_sub_domain_cookies;
-        if xs.enabled {
-            let domain = if xs.domain.is_empty() {
-                url::Url::parse(&s.effective_base_url())
-                    .ok()
-                    .and_then(|u| u.host_str().map(String::from))
-                    .unwrap_or_default()
-            } else {
-                xs.domain.clone()
-            };
-            if !domain.is_empty() {
-                attrs.push_str("; Domain=");
-                attrs.push_str(&domain);
-            }
-        }
-        let over = &s.advanced.default_cookie_attributes;
-        let same_site = match over
-            .same_site
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            Some("strict") => "Strict",
-            Some("none") => "None",
-            _ => "Lax",
-        };
-        // better-call forces Secure for SameSite=None, Partitioned and __Secure- names.
-        let secure_attr =
-            secure || same_site == "None" || over.partitioned || over.secure == Some(true);
-        attrs.push_str("; Path=/; HttpOnly");
-        if secure_attr {
-            attrs.push_str("; Secure");
-        }
-        attrs.push_str("; SameSite=");
-        attrs.push_str(same_site);
-        if over.partitioned {
-            attrs.push_str("; Partitioned");
-        }
         Self {
-            token_name: format!("{pre}{prefix}.session_token"),
-            data_name: format!("{pre}{prefix}.session_data"),
-            dont_remember_name: format!("{pre}{prefix}.dont_remember"),
-            attrs_after_max_age: attrs,
+            token: format!("{pre}{prefix}.session_token"),
+            data: format!("{pre}{prefix}.session_data"),
+            dont_remember: format!("{pre}{prefix}.dont_remember"),
         }
     }
 
-    /// A `Set-Cookie` value; `value` is encoded here, `max_age` `None` makes a browser-session
-    /// cookie.
-    pub fn set(&self, name: &str, value: &str, max_age: Option<u64>) -> String {
-        let mut out = String::with_capacity(name.len() + value.len() + 80);
-        out.push_str(name);
-        out.push('=');
-        out.push_str(&encode_uri_component(value));
-        if let Some(age) = max_age {
-            out.push_str("; Max-Age=");
-            out.push_str(&age.min(MAX_AGE_CEILING).to_string());
+    /// The name of a cookie kind (`<data>.<i>` for a cache chunk).
+    pub fn of(&self, kind: CookieKind) -> Cow<'_, str> {
+        match kind {
+            CookieKind::Token => Cow::Borrowed(&self.token),
+            CookieKind::DontRemember => Cow::Borrowed(&self.dont_remember),
+            CookieKind::Cache => Cow::Borrowed(&self.data),
+            CookieKind::CacheChunk(i) => Cow::Owned(format!("{}.{i}", self.data)),
         }
-        out.push_str(&self.attrs_after_max_age);
-        out
+    }
+}
+
+/// The session cookies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieKind {
+    /// The signed session token.
+    Token,
+    /// The signed "do not remember" flag of a browser-session sign-in.
+    DontRemember,
+    /// The whole cookie-cache value.
+    Cache,
+    /// One chunk of a cookie-cache value too large for one cookie (`0..MAX_CHUNKS`).
+    CacheChunk(u8),
+}
+
+/// Which cache cookies a request carried: the whole value and a bit set of chunks (bit `i`
+/// for chunk `i`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CarriedCache {
+    /// The unchunked cache cookie.
+    pub whole: bool,
+    /// Chunks `0..MAX_CHUNKS`.
+    pub chunks: u32,
+}
+
+impl CarriedCache {
+    /// Each carried cache cookie, the whole value first, then chunks in index order.
+    pub fn kinds(self) -> impl Iterator<Item = CookieKind> {
+        self.whole
+            .then_some(CookieKind::Cache)
+            .into_iter()
+            .chain(chunk_kinds(self.chunks))
+    }
+}
+
+/// The chunks of a chunk set, in index order.
+pub fn chunk_kinds(set: u32) -> impl Iterator<Item = CookieKind> {
+    (0..MAX_CHUNKS as u8)
+        .filter(move |i| set & (1 << i) != 0)
+        .map(CookieKind::CacheChunk)
+}
+
+/// What a response must do to the client's cookies, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CookieOp {
+    /// Sets a cookie to a (signed) value; `max_age` `None` makes a browser-session cookie.
+    Set {
+        /// Which cookie.
+        kind: CookieKind,
+        /// Its value, not yet encoded.
+        value: String,
+        /// Lifetime in seconds.
+        max_age: Option<u64>,
+    },
+    /// Writes a cookie-cache value: one cookie, or chunks when it does not fit in one, or
+    /// nothing when the browser could not send it back. Carried cache cookies that are not
+    /// rewritten are expired.
+    SetCache {
+        /// The encoded cache value.
+        value: String,
+        /// Lifetime in seconds.
+        max_age: Option<u64>,
+        /// What the request carried.
+        carried: CarriedCache,
+    },
+    /// Deletes a cookie.
+    Expire(CookieKind),
+}
+
+/// What a request presents as its session.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// Its cookies.
+    Cookies(RequestCookies),
+    /// `Authorization: Bearer` standing in for the session cookie (Better Auth's bearer
+    /// plugin), as `token.signature`; such a request has no other session cookie.
+    Bearer(String),
+}
+
+impl Default for Credential {
+    fn default() -> Self {
+        Self::Cookies(RequestCookies::default())
+    }
+}
+
+impl Credential {
+    /// The signed session token presented, verified with `key`.
+    pub fn token(&self, names: &CookieNames, key: &SigningKey) -> Verified {
+        match self {
+            Self::Cookies(c) => c.signed(&names.token, key),
+            Self::Bearer(signed) => key.verify(signed),
+        }
     }
 
-    /// A `Set-Cookie` value that deletes the cookie (empty value, `Max-Age=0`).
-    pub fn expire(&self, name: &str) -> String {
-        self.set(name, "", Some(0))
+    /// The request's cookies (none for a bearer token).
+    pub fn cookies(&self) -> &RequestCookies {
+        static NONE: RequestCookies = RequestCookies::EMPTY;
+        match self {
+            Self::Cookies(c) => c,
+            Self::Bearer(_) => &NONE,
+        }
     }
 }
 
@@ -130,7 +158,7 @@ pub const MAX_CHUNKS: usize = 8;
 
 /// The request's `Cookie` header(s), parsed once into name and value spans (at most
 /// [`MAX_COOKIES`]).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestCookies {
     header: String,
     /// (name start, name end, value start, value end) in `header`.
@@ -150,6 +178,12 @@ fn trimmed(text: &str, mut start: usize, mut end: usize) -> (usize, usize) {
 }
 
 impl RequestCookies {
+    /// No cookies.
+    pub const EMPTY: Self = Self {
+        header: String::new(),
+        pairs: Vec::new(),
+    };
+
     /// Parses the joined `Cookie` header values (HTTP/2 and some clients send several).
     pub fn new(header: String) -> Self {
         let mut pairs = Vec::new();
@@ -228,19 +262,11 @@ impl RequestCookies {
         set
     }
 
-    /// `name` (when sent) and the names of the chunks sent, in index order: at most
-    /// `1 + MAX_CHUNKS` names, whatever the request holds.
-    pub fn names_with_chunks(&self, name: &str) -> Vec<String> {
-        let set = self.chunk_set(name);
-        let mut out = Vec::new();
-        if self.pairs().any(|(k, _)| k == name) {
-            out.push(name.to_owned());
+    /// Which cache cookies called `name` (whole) and `name.<i>` (chunks) were sent.
+    pub fn carried(&self, name: &str) -> CarriedCache {
+        CarriedCache {
+            whole: self.pairs().any(|(k, _)| k == name),
+            chunks: self.chunk_set(name),
         }
-        out.extend(
-            (0..MAX_CHUNKS)
-                .filter(|i| set & (1 << i) != 0)
-                .map(|i| format!("{name}.{i}")),
-        );
-        out
     }
 }

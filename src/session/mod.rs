@@ -1,13 +1,15 @@
-//! The session domain: cookies ([`cookies`]), the lifecycle policy
-//! ([`policy`]) and the service that every route calls ([`service`]). Handlers never touch
-//! the store or write cookies themselves; they call [`service::SessionService`], which
-//! reads the request's cookies and collects the `Set-Cookie` lines to send back.
+//! The session domain: cookies as the domain sees them ([`cookies`]), the lifecycle
+//! policy ([`policy`]), revocation ([`revocation`]) and the service that every route calls
+//! ([`service`]). It speaks no HTTP: handlers hand it what the request presented and get
+//! back a result or a [`SessionError`] and the cookie operations to carry out.
 
 pub mod cache;
 pub mod cookies;
+pub mod error;
 pub mod limits;
 pub mod policy;
 pub mod revocation;
 pub mod service;
 
+pub use error::SessionError;
 pub use service::{ClientInfo, Current, ResolveOptions, SessionService};

@@ -360,7 +360,7 @@ async fn reads_sessions_written_in_better_auths_layout(b: Backend) {
     let key = sessiond::crypto::signed::SigningKey::new(SECRET.as_bytes()).unwrap();
     let cookie = format!(
         "{TOKEN_COOKIE}={}",
-        sessiond::session::cookies::encode_uri_component(&key.sign(token))
+        sessiond::http::set_cookie::encode_uri_component(&key.sign(token))
     );
     let res = app
         .send(

@@ -1,0 +1,293 @@
+//! Email and password: sign-up, sign-in, sign-out and change-password.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::{ClientInfo, Current, PasswordChange, SessionService, SignIn, SignUp};
+use crate::crypto::password::PasswordError;
+use crate::crypto::token::generate_id;
+use crate::model::{Session, User};
+use crate::session::cookies::{CookieOp, Credential};
+use crate::session::{limits, SessionError};
+use crate::store::{NewCredentialAccount, StoreError};
+
+impl SessionService {
+    fn check_password_length(&self, password: &str) -> Result<(), SessionError> {
+        // Better Auth measures JavaScript string length (UTF-16 code units).
+        let len = password.encode_utf16().count();
+        let ep = &self.inner.email_password;
+        if len < ep.min_password_length {
+            return Err(SessionError::PasswordTooShort);
+        }
+        if len > ep.max_password_length {
+            return Err(SessionError::PasswordTooLong);
+        }
+        Ok(())
+    }
+
+    /// Whether `password` matches `stored`; a malformed stored hash matches nothing.
+    async fn password_matches(
+        &self,
+        password: String,
+        stored: String,
+    ) -> Result<bool, SessionError> {
+        match self.inner.hasher.verify(password, stored).await {
+            Ok(ok) => Ok(ok),
+            Err(PasswordError::Malformed) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn new_session(
+        &self,
+        user_id: &str,
+        remember: bool,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Session {
+        let mut extra = Map::new();
+        for (name, field) in &self.inner.fields {
+            extra.insert(
+                name.clone(),
+                field.default_value.clone().unwrap_or(Value::Null),
+            );
+        }
+        Session {
+            id: generate_id(),
+            token: generate_id(),
+            user_id: user_id.to_owned(),
+            expires_at: self.inner.policy.expiry(now, remember),
+            created_at: now,
+            updated_at: now,
+            ip_address: Some(client.ip_address.clone()),
+            user_agent: Some(
+                limits::cut(&client.user_agent, limits::MAX_USER_AGENT_BYTES).to_owned(),
+            ),
+            extra,
+        }
+    }
+
+    /// Creates a user with a credential account and, unless auto sign-in is off, a
+    /// session. Returns the new session token (if any) and the user.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn sign_up(
+        &self,
+        input: SignUp,
+        client: &ClientInfo,
+        cred: &Credential,
+        out: &mut Vec<CookieOp>,
+    ) -> Result<(Option<String>, User), SessionError> {
+        let inner = &self.inner;
+        if !inner.email_password_enabled || inner.email_password.disable_sign_up {
+            return Err(SessionError::SignUpDisabled);
+        }
+        self.check_password_length(&input.password)?;
+        let email = input.email.to_lowercase();
+        if inner.store.user_by_email(&email).await?.is_some() {
+            return Err(SessionError::UserExists);
+        }
+        let hash = inner.hasher.hash(input.password).await?;
+        let now = inner.clock.now();
+        let user = User {
+            id: generate_id(),
+            name: input.name,
+            email,
+            email_verified: false,
+            image: input.image,
+            created_at: now,
+            updated_at: now,
+            extra: Map::new(),
+        };
+        let account = NewCredentialAccount {
+            id: generate_id(),
+            password_hash: hash,
+        };
+        let session = inner
+            .email_password
+            .auto_sign_in
+            .then(|| self.new_session(&user.id, input.remember_me, client, now));
+        match inner
+            .store
+            .create_user(&user, &account, session.as_ref())
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Err(SessionError::UserExists),
+            Err(e) => {
+                return Err(SessionError::from_store(
+                    e,
+                    "sign-up could not write the user",
+                    SessionError::CreateUserFailed,
+                ))
+            }
+        }
+        tracing::debug!(user_id = %user.id, "user created");
+        match session {
+            Some(s) => {
+                crate::metrics::session_created();
+                let req = cred.cookies();
+                let had_flag = self.has_dont_remember(req);
+                self.set_session_cookie(&s, &user, !input.remember_me, had_flag, req, out);
+                Ok((Some(s.token), user))
+            }
+            None => Ok((None, user)),
+        }
+    }
+
+    /// Checks email and password and creates a session. Unknown users cost a hash too,
+    /// so response time does not reveal which emails exist.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn sign_in(
+        &self,
+        input: SignIn,
+        client: &ClientInfo,
+        cred: &Credential,
+        out: &mut Vec<CookieOp>,
+    ) -> Result<(String, User), SessionError> {
+        let inner = &self.inner;
+        if !inner.email_password_enabled {
+            return Err(SessionError::EmailPasswordDisabled);
+        }
+        let email = input.email.to_lowercase();
+        let found = inner.store.user_by_email(&email).await?;
+        let (user, stored) = match found {
+            Some((user, Some(stored))) => (user, stored),
+            _ => {
+                inner.hasher.hash(input.password).await?;
+                return Err(SessionError::InvalidCredentials);
+            }
+        };
+        if !self
+            .password_matches(input.password, stored.clone())
+            .await?
+        {
+            return Err(SessionError::InvalidCredentials);
+        }
+        let session = self.new_session(&user.id, input.remember_me, client, inner.clock.now());
+        if let Err(e) = inner.store.create_session(&session).await {
+            return Err(SessionError::from_store(
+                e,
+                "sign-in could not create its session",
+                SessionError::CreateSessionFailed,
+            ));
+        }
+        self.password_still(&user.id, &stored, &session.token)
+            .await?;
+        crate::metrics::session_created();
+        tracing::debug!(user_id = %user.id, session_id = %session.id, "signed in");
+        let req = cred.cookies();
+        let had_flag = self.has_dont_remember(req);
+        self.set_session_cookie(&session, &user, !input.remember_me, had_flag, req, out);
+        Ok((session.token, user))
+    }
+
+    /// A sign-in verified a password it read before hashing, which takes long enough for
+    /// a change-password (with `revokeOtherSessions`) to commit in between and delete
+    /// "every" session before this one was written. So the password is read again once
+    /// the session exists: if it changed, the session goes and the sign-in fails. Either
+    /// the change sees this session and deletes it, or this read sees the change.
+    async fn password_still(
+        &self,
+        user_id: &str,
+        verified: &str,
+        token: &str,
+    ) -> Result<(), SessionError> {
+        let store = &self.inner.store;
+        let now = store.credential_password(user_id).await;
+        if matches!(&now, Ok(Some(Some(h))) if h == verified) {
+            return Ok(());
+        }
+        self.note_revoked(&[token.to_owned()]);
+        if let Err(e) = store.delete_session(token).await {
+            tracing::error!(error = %e, "sign-in could not withdraw its session");
+        }
+        match now {
+            Err(e) => Err(SessionError::from_store(
+                e,
+                "sign-in could not read the password again",
+                SessionError::CreateSessionFailed,
+            )),
+            Ok(_) => Err(SessionError::InvalidCredentials),
+        }
+    }
+
+    /// Deletes the request's session (if any) and expires the cookies. When the store
+    /// cannot delete it, the error is answered and the cookies are kept: the client is told
+    /// it is still signed in and can try again, rather than believing a session is over
+    /// that a copy of its cookie could still use.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn sign_out(
+        &self,
+        cred: &Credential,
+        out: &mut Vec<CookieOp>,
+    ) -> Result<(), SessionError> {
+        let inner = &self.inner;
+        if let Some(token) = cred.token(&inner.names, &inner.key).valid() {
+            // Refused here at once whatever happens next.
+            self.note_revoked(std::slice::from_ref(&token));
+            inner.store.delete_session(&token).await?;
+        }
+        self.delete_session_cookies(cred.cookies(), out);
+        Ok(())
+    }
+
+    /// Changes the password after checking the current one. With `revoke_others`, every
+    /// session of the user (the caller's too) is replaced by a single new one, atomically.
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %cur.user.id))]
+    pub async fn change_password(
+        &self,
+        cur: &Current,
+        change: PasswordChange,
+        client: &ClientInfo,
+        cred: &Credential,
+        out: &mut Vec<CookieOp>,
+    ) -> Result<Option<String>, SessionError> {
+        let inner = &self.inner;
+        let PasswordChange {
+            current_password,
+            new_password,
+            revoke_others,
+        } = change;
+        self.check_password_length(&new_password)?;
+        let Some(Some(stored)) = inner.store.credential_password(&cur.user.id).await? else {
+            return Err(SessionError::NoCredentialAccount);
+        };
+        let new_hash = inner.hasher.hash(new_password).await?;
+        if !self.password_matches(current_password, stored).await? {
+            return Err(SessionError::WrongPassword);
+        }
+        let now = inner.clock.now();
+        inner
+            .store
+            .set_password(&cur.user.id, &new_hash, now)
+            .await?;
+        if !revoke_others {
+            return Ok(None);
+        }
+        let session = self.new_session(&cur.user.id, true, client, now);
+        match inner
+            .store
+            .replace_user_sessions(&cur.user.id, &session)
+            .await
+        {
+            Ok(gone) => self.note_revoked(&gone),
+            Err(e) => {
+                return Err(SessionError::from_store(
+                    e,
+                    "change-password could not replace sessions",
+                    SessionError::ReplaceSessionsFailed,
+                ))
+            }
+        }
+        crate::metrics::session_created();
+        self.set_session_cookie(
+            &session,
+            &cur.user,
+            cur.dont_remember,
+            cur.dont_remember,
+            cred.cookies(),
+            out,
+        );
+        Ok(Some(session.token))
+    }
+}

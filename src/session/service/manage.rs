@@ -1,0 +1,232 @@
+//! What a signed-in user does to their sessions and profile: list, revoke, update.
+
+use serde_json::{Map, Value};
+
+use super::{Current, SessionService};
+use crate::config::{field_type_matches, FieldType};
+use crate::model::{Session, User};
+use crate::session::cookies::{CookieOp, Credential};
+use crate::session::{limits, SessionError};
+use crate::store::StoreError;
+
+impl SessionService {
+    /// The user's live sessions.
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %cur.user.id))]
+    pub async fn list_sessions(&self, cur: &Current) -> Result<Vec<Session>, SessionError> {
+        self.inner
+            .store
+            .list_sessions(&cur.user.id, self.now(), limits::MAX_LISTED_SESSIONS)
+            .await
+            .map_err(|e| {
+                SessionError::from_store(e, "list-sessions failed", SessionError::Internal)
+            })
+    }
+
+    fn revoke_error(e: StoreError) -> SessionError {
+        SessionError::from_store(e, "revocation failed", SessionError::Internal)
+    }
+
+    /// Revokes one of the user's sessions by token; other users' tokens and unknown
+    /// tokens are silently ignored (Better Auth answers success). Revoking the caller's
+    /// own session also expires its cookies.
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %cur.user.id))]
+    pub async fn revoke_session(
+        &self,
+        cur: &Current,
+        token: &str,
+        cred: &Credential,
+        out: &mut Vec<CookieOp>,
+    ) -> Result<(), SessionError> {
+        let deleted = self
+            .inner
+            .store
+            .delete_user_session(&cur.user.id, token)
+            .await
+            .map_err(Self::revoke_error)?;
+        if deleted {
+            self.note_revoked(std::slice::from_ref(&token.to_owned()));
+        }
+        if token == cur.session.token {
+            self.delete_session_cookies(cred.cookies(), out);
+        }
+        Ok(())
+    }
+
+    /// The token of one of the user's live sessions, by its id (unknown ids and other
+    /// users' sessions give `None`, which revocation treats as success, as for tokens).
+    pub async fn token_of(&self, cur: &Current, id: &str) -> Result<Option<String>, SessionError> {
+        let sessions = self.list_sessions(cur).await?;
+        Ok(sessions.into_iter().find(|s| s.id == id).map(|s| s.token))
+    }
+
+    /// Revokes every session of the user, the caller's included (its cookies expire).
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %cur.user.id))]
+    pub async fn revoke_sessions(
+        &self,
+        cur: &Current,
+        cred: &Credential,
+        out: &mut Vec<CookieOp>,
+    ) -> Result<(), SessionError> {
+        let n = self
+            .inner
+            .store
+            .delete_user_sessions(&cur.user.id)
+            .await
+            .map_err(Self::revoke_error)?;
+        self.note_revoked(&n);
+        self.delete_session_cookies(cred.cookies(), out);
+        Ok(())
+    }
+
+    /// Revokes every session of the user but the caller's.
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %cur.user.id))]
+    pub async fn revoke_other_sessions(&self, cur: &Current) -> Result<(), SessionError> {
+        let n = self
+            .inner
+            .store
+            .delete_other_sessions(&cur.user.id, &cur.session.token)
+            .await
+            .map_err(Self::revoke_error)?;
+        self.note_revoked(&n);
+        Ok(())
+    }
+
+    /// The additional session fields a body sets. Core and unknown keys are dropped;
+    /// fields with `input = false` sent with a truthy value are refused.
+    fn fields_to_set(&self, body: &Map<String, Value>) -> Result<Map<String, Value>, SessionError> {
+        let mut fields = Map::new();
+        for (name, field) in &self.inner.fields {
+            let Some(v) = body.get(name) else { continue };
+            if !field.input {
+                if is_truthy(v) {
+                    return Err(SessionError::FieldNotAllowed(name.clone()));
+                }
+                continue;
+            }
+            if let Some(problem) = v
+                .as_str()
+                .and_then(|t| limits::text_problem(t, limits::MAX_FIELD_CHARS))
+            {
+                return Err(SessionError::InvalidField(format!(
+                    "[body.{name}] {problem}"
+                )));
+            }
+            if !v.is_null() && !field_type_matches(field.kind, v) {
+                let expected = match field.kind {
+                    FieldType::String => "string",
+                    FieldType::Number => "number",
+                    FieldType::Boolean => "boolean",
+                };
+                return Err(SessionError::InvalidField(format!(
+                    "[body.{name}] Invalid input: expected {expected}, received {}",
+                    json_type(v)
+                )));
+            }
+            fields.insert(name.clone(), v.clone());
+        }
+        if fields.is_empty() {
+            return Err(SessionError::NoFieldsToUpdate);
+        }
+        Ok(fields)
+    }
+
+    /// Sets additional session fields from a JSON object (see [`Self::fields_to_set`]) and
+    /// re-issues the session cookie.
+    #[tracing::instrument(level = "debug", skip_all, fields(session_id = %cur.session.id))]
+    pub async fn update_session(
+        &self,
+        cur: &Current,
+        body: &Map<String, Value>,
+        cred: &Credential,
+        out: &mut Vec<CookieOp>,
+    ) -> Result<Session, SessionError> {
+        let fields = self.fields_to_set(body)?;
+        let updated = self
+            .inner
+            .store
+            .update_session_fields(&cur.session.token, &fields, self.now())
+            .await?;
+        let req = cred.cookies();
+        let s = match updated {
+            Some(s) => s,
+            None if self.inner.cache.authoritative => {
+                // Stateless: the cookie is the session; merge into it.
+                let mut s = Session::clone(&cur.session);
+                s.extra.extend(fields);
+                s.updated_at = self.now();
+                s
+            }
+            None => {
+                self.delete_session_cookies(req, out);
+                return Err(SessionError::SessionGone);
+            }
+        };
+        let dont = cur.dont_remember;
+        self.set_session_cookie(&s, &cur.user, dont, dont, req, out);
+        Ok(s)
+    }
+
+    /// Updates the user's name and/or image (`Some(None)` clears the image) and
+    /// re-issues the session cookie; the session's expiry does not move.
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %cur.user.id))]
+    pub async fn update_user(
+        &self,
+        cur: &Current,
+        name: Option<String>,
+        image: Option<Option<String>>,
+        cred: &Credential,
+        out: &mut Vec<CookieOp>,
+    ) -> Result<(), SessionError> {
+        if name.is_none() && image.is_none() {
+            return Err(SessionError::NoFieldsToUpdate);
+        }
+        let image_ref = image.as_ref().map(|i| i.as_deref());
+        let updated = self
+            .inner
+            .store
+            .update_user(&cur.user.id, name.as_deref(), image_ref, self.now())
+            .await?;
+        let user = match updated {
+            Some(u) => u,
+            None if self.inner.cache.authoritative => {
+                // Stateless and unknown to this process: update the cookie's copy.
+                let mut u = User::clone(&cur.user);
+                if let Some(n) = name {
+                    u.name = n;
+                }
+                if let Some(i) = image {
+                    u.image = i;
+                }
+                u.updated_at = self.now();
+                u
+            }
+            None => return Err(SessionError::UserGone),
+        };
+        let dont = cur.dont_remember;
+        self.set_session_cookie(&cur.session, &user, dont, dont, cred.cookies(), out);
+        Ok(())
+    }
+}
+
+/// JavaScript truthiness of a JSON value.
+fn is_truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        _ => true,
+    }
+}
+
+/// zod's name for a JSON value's type.
+pub fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}

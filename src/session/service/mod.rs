@@ -1,0 +1,346 @@
+//! The session service: sign-up, sign-in, sign-out, session resolution with sliding
+//! refresh, listing, revocation and updates, with Better Auth's rules.
+//!
+//! Every method that can change cookies takes what the request presented
+//! ([`Credential`](crate::session::cookies::Credential))
+//! and pushes [`CookieOp`]s onto `out`; the HTTP layer writes them into the response,
+//! errors included (Better Auth does the same). Errors are
+//! [`SessionError`](crate::session::SessionError)s.
+//!
+//! One file per concern: [`resolve`] (get-session), [`cached`] (the cookie cache),
+//! [`credentials`] (email and password), [`manage`] (listing, revocation, updates).
+
+mod cached;
+mod credentials;
+mod manage;
+mod resolve;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::clock::Clock;
+use crate::config::{AdditionalField, EmailPasswordSettings, Settings};
+use crate::crypto::password::Hasher;
+use crate::crypto::signed::SigningKey;
+use crate::model::{Session, SessionJson, User, UserSchemaOrder};
+use crate::session::cookies::{CookieKind, CookieNames, CookieOp, RequestCookies};
+use crate::session::policy::Policy;
+use crate::session::revocation::Revocations;
+use crate::store::Store;
+use cached::CacheSetup;
+pub use manage::json_type;
+
+/// What the HTTP layer knows of the client, recorded on new sessions.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    /// Normalised client address ("" when unknown).
+    pub ip_address: String,
+    /// `User-Agent` ("" when absent).
+    pub user_agent: String,
+}
+
+/// How a session is looked up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResolveOptions {
+    /// Do not slide the expiry (`?disableRefresh`).
+    pub disable_refresh: bool,
+    /// Bypass any cookie cache (`?disableCookieCache`, sensitive endpoints).
+    pub disable_cookie_cache: bool,
+    /// A `GET /get-session` in deferred-refresh mode: report, never write.
+    pub defer_read_only: bool,
+}
+
+/// The signed-in session of a request.
+#[derive(Debug, Clone)]
+pub struct Current {
+    /// The session row (shared: a cache hit hands out the remembered copy, not a clone).
+    pub session: Arc<Session>,
+    /// Its user.
+    pub user: Arc<User>,
+    /// In deferred-refresh mode, whether the client should POST to refresh.
+    pub needs_refresh: Option<bool>,
+    /// Whether the request carried a valid `dont_remember` cookie.
+    pub dont_remember: bool,
+    /// Served from the cookie cache (Better Auth then outputs its schema's key order).
+    pub from_cache: bool,
+}
+
+/// `get-session`'s body, serialised straight from the resolved session.
+pub struct SessionBody<'a> {
+    session: SessionJson<'a>,
+    user: &'a User,
+    needs_refresh: Option<bool>,
+}
+
+impl serde::Serialize for SessionBody<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("session", &self.session)?;
+        if self.session.schema_order {
+            m.serialize_entry("user", &UserSchemaOrder(self.user))?;
+        } else {
+            m.serialize_entry("user", self.user)?;
+        }
+        if let Some(n) = self.needs_refresh {
+            m.serialize_entry("needsRefresh", &n)?;
+        }
+        m.end()
+    }
+}
+
+/// Sign-up input, validated for shape by the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct SignUp {
+    /// Display name.
+    pub name: String,
+    /// Email as sent.
+    pub email: String,
+    /// Password as sent.
+    pub password: String,
+    /// Avatar URL.
+    pub image: Option<String>,
+    /// `rememberMe` (default true).
+    pub remember_me: bool,
+}
+
+/// Sign-in input.
+#[derive(Debug, Clone)]
+pub struct SignIn {
+    /// Email as sent.
+    pub email: String,
+    /// Password as sent.
+    pub password: String,
+    /// `rememberMe` (default true).
+    pub remember_me: bool,
+}
+
+/// Change-password input.
+#[derive(Debug, Clone)]
+pub struct PasswordChange {
+    /// The password the user has now.
+    pub current_password: String,
+    /// The password to set.
+    pub new_password: String,
+    /// Replace every session of the user by one new session.
+    pub revoke_others: bool,
+}
+
+/// The service; cheap to clone.
+#[derive(Clone)]
+pub struct SessionService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    key: SigningKey,
+    names: CookieNames,
+    policy: Policy,
+    hasher: Hasher,
+    email_password: EmailPasswordSettings,
+    email_password_enabled: bool,
+    fields: Vec<(String, AdditionalField)>,
+    hidden_fields: Vec<String>,
+    list_tokens: crate::config::ListSessionsTokens,
+    cache: CacheSetup,
+    revocations: Arc<Revocations>,
+}
+
+impl SessionService {
+    /// Builds the service from settings, a store, a clock and the signing key.
+    pub fn new(
+        settings: &Settings,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        secret: &str,
+        revocations: Arc<Revocations>,
+    ) -> Result<Self, hmac::digest::InvalidLength> {
+        let key = SigningKey::new(secret.as_bytes())?;
+        let ep = settings.email_and_password.clone();
+        let limit = if ep.hash_concurrency == 0 {
+            // Half the CPUs: hashes (32 MiB and tens of ms each) must leave room for the
+            // requests that only read sessions.
+            std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+        } else {
+            ep.hash_concurrency
+        };
+        let fields: Vec<_> = settings
+            .session
+            .additional_fields
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let hidden_fields = fields
+            .iter()
+            .filter(|(_, f)| !f.returned)
+            .map(|(k, _)| k.clone())
+            .collect();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                key,
+                names: CookieNames::new(settings),
+                policy: Policy::new(&settings.session),
+                hasher: Hasher::new(limit),
+                email_password: ep,
+                email_password_enabled: settings.email_password_enabled(),
+                fields,
+                hidden_fields,
+                list_tokens: settings.session.list_sessions_tokens,
+                cache: CacheSetup::new(settings, secret),
+                revocations,
+            }),
+        })
+    }
+
+    /// Counts revoked sessions and denies their cached copies at once on this replica
+    /// (other replicas learn through the revocation listeners).
+    fn note_revoked(&self, tokens: &[String]) {
+        crate::metrics::sessions_revoked(tokens.len() as u64);
+        for t in tokens {
+            self.inner.revocations.deny(t);
+        }
+    }
+
+    /// The deny set of revoked tokens.
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.inner.revocations
+    }
+
+    /// Names of the string-typed additional session fields.
+    pub fn text_fields(&self) -> Vec<&str> {
+        self.inner
+            .fields
+            .iter()
+            .filter(|(_, f)| f.kind == crate::config::FieldType::String)
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+
+    /// `token.signature` for a bare session token (bearer tokens).
+    pub fn sign_token(&self, token: &str) -> String {
+        self.inner.key.sign(token)
+    }
+
+    /// Whether a valid cookie cache is the session even for sensitive routes (stateless).
+    pub fn cache_is_authoritative(&self) -> bool {
+        self.inner.cache.authoritative
+    }
+
+    /// The cookie names in use.
+    pub fn cookie_names(&self) -> &CookieNames {
+        &self.inner.names
+    }
+
+    /// The lifecycle rules in use.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// The current time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// A session as clients see it (hidden additional fields removed).
+    pub fn output<'a>(&'a self, s: &'a Session) -> SessionJson<'a> {
+        SessionJson {
+            session: s,
+            hidden: &self.inner.hidden_fields,
+            schema_order: false,
+            show_token: true,
+        }
+    }
+
+    /// A session as `list-sessions` shows it to the holder of `cur`: its token only as
+    /// `session.list_sessions_tokens` allows (every one, the caller's own, or none).
+    pub fn listed<'a>(&'a self, s: &'a Session, cur: &Current) -> SessionJson<'a> {
+        use crate::config::ListSessionsTokens as T;
+        let show_token = match self.inner.list_tokens {
+            T::All => true,
+            T::Current => s.token == cur.session.token,
+            T::None => false,
+        };
+        SessionJson {
+            show_token,
+            ..self.output(s)
+        }
+    }
+
+    /// The `{session, user}` body of a resolved session: Better Auth's schema key order when
+    /// it came from the cookie cache, its database order otherwise.
+    pub fn session_json<'a>(&'a self, c: &'a Current) -> SessionBody<'a> {
+        SessionBody {
+            session: SessionJson {
+                session: &c.session,
+                hidden: &self.inner.hidden_fields,
+                schema_order: c.from_cache,
+                show_token: true,
+            },
+            user: &c.user,
+            needs_refresh: c.needs_refresh,
+        }
+    }
+
+    /// Each backend and whether it answers.
+    pub async fn health(&self) -> Vec<(&'static str, bool)> {
+        self.inner.store.health().await
+    }
+
+    // ---- cookies -------------------------------------------------------------------
+
+    /// Expires the session cookies: token, cache (and every cache chunk the request
+    /// carried), and `dont_remember`.
+    fn delete_session_cookies(&self, req: &RequestCookies, out: &mut Vec<CookieOp>) {
+        // As Better Auth, cookie operations queued earlier in this request are dropped
+        // first (they can only be session cookies), so a response never carries a fresh
+        // cache for a session it ends.
+        out.clear();
+        out.push(CookieOp::Expire(CookieKind::Token));
+        out.push(CookieOp::Expire(CookieKind::Cache));
+        let carried = req.carried(&self.inner.names.data);
+        out.extend(carried.kinds().map(CookieOp::Expire));
+        out.push(CookieOp::Expire(CookieKind::DontRemember));
+    }
+
+    /// Issues the session cookie (and `dont_remember` for a session that is not
+    /// remembered), then the cookie cache. `had_flag`: the request carried a valid
+    /// `dont_remember` cookie (already verified by the caller).
+    fn set_session_cookie(
+        &self,
+        session: &Session,
+        user: &User,
+        dont: bool,
+        had_flag: bool,
+        req: &RequestCookies,
+        out: &mut Vec<CookieOp>,
+    ) {
+        let key = &self.inner.key;
+        out.push(CookieOp::Set {
+            kind: CookieKind::Token,
+            value: key.sign(&session.token),
+            max_age: (!dont).then(|| self.inner.policy.cookie_max_age()),
+        });
+        if dont {
+            out.push(CookieOp::Set {
+                kind: CookieKind::DontRemember,
+                value: key.sign("true"),
+                max_age: None,
+            });
+        } else if had_flag {
+            // A remembered sign-in replaces a stale "don't remember" flag (Better Auth 1.7.25).
+            out.push(CookieOp::Expire(CookieKind::DontRemember));
+        }
+        self.write_cache(session, user, dont, req, out);
+    }
+
+    fn has_dont_remember(&self, req: &RequestCookies) -> bool {
+        req.signed(&self.inner.names.dont_remember, &self.inner.key)
+            .valid()
+            .is_some()
+    }
+}

@@ -1,0 +1,129 @@
+//! Session resolution, as `get-session` does it: the signed token, the cookie cache, the
+//! store, expiry and the sliding refresh.
+
+use std::sync::Arc;
+
+use super::{Current, ResolveOptions, SessionService};
+use crate::model::{Session, User};
+use crate::session::cookies::{CookieOp, Credential};
+use crate::session::SessionError;
+use crate::store::Touched;
+
+impl SessionService {
+    /// Finds the request's session, as `get-session` does: verifies the signed token,
+    /// reads the store, deletes an expired session, and slides the expiry when due
+    /// (re-issuing the cookie). `Ok(None)` means signed out.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub async fn resolve(
+        &self,
+        cred: &Credential,
+        opts: ResolveOptions,
+        out: &mut Vec<CookieOp>,
+    ) -> Result<Option<Current>, SessionError> {
+        let inner = &self.inner;
+        let req = cred.cookies();
+        if !inner.cache.enabled {
+            // Without a cookie cache, stray cache cookies are only noise: expire them.
+            let carried = req.carried(&inner.names.data);
+            out.extend(carried.kinds().map(CookieOp::Expire));
+        }
+        let Some(token) = cred.token(&inner.names, &inner.key).valid() else {
+            return Ok(None);
+        };
+        let dont_remember = self.has_dont_remember(req);
+        let current = |session: Arc<Session>, user: Arc<User>, needs_refresh, from_cache| Current {
+            session,
+            user,
+            needs_refresh,
+            dont_remember,
+            from_cache,
+        };
+        let now = inner.clock.now();
+        if inner.cache.enabled && !opts.disable_cookie_cache {
+            if let Some(raw) = self.read_cache(req) {
+                let now_ms = now.timestamp_millis();
+                match self.accept_cache(&raw, &token, now_ms) {
+                    Some((session, user, window_end)) => {
+                        crate::metrics::cache_hit();
+                        let refresh = inner.cache.refresh_within_ms;
+                        if refresh.is_some_and(|r| window_end - now_ms < r) {
+                            self.set_session_cookie(
+                                &session,
+                                &user,
+                                dont_remember,
+                                dont_remember,
+                                req,
+                                out,
+                            );
+                        }
+                        return Ok(Some(current(session, user, None, true)));
+                    }
+                    None => {
+                        crate::metrics::cache_miss();
+                        self.expire_cache(req, out);
+                    }
+                }
+            }
+        }
+        let found = inner.store.find_session(&token).await?;
+        // A session known to have ended is over, whatever a store that rolled back (a
+        // failover to a lagging replica) still holds.
+        let Some((session, user)) = found.filter(|_| !inner.revocations.is_revoked(&token)) else {
+            self.delete_session_cookies(req, out);
+            return Ok(None);
+        };
+        let (session, user) = (Arc::new(session), Arc::new(user));
+        if session.is_expired(now) || inner.policy.past_cap(&session, now) {
+            self.delete_session_cookies(req, out);
+            if !opts.defer_read_only {
+                inner.store.delete_session(&token).await?;
+            }
+            return Ok(None);
+        }
+        if dont_remember || opts.disable_refresh {
+            return Ok(Some(current(session, user, None, false)));
+        }
+        let due = inner.policy.needs_refresh(&session, now);
+        if opts.defer_read_only {
+            self.write_cache(&session, &user, false, req, out);
+            return Ok(Some(current(session, user, Some(due), false)));
+        }
+        if !due {
+            self.write_cache(&session, &user, false, req, out);
+            return Ok(Some(current(session, user, None, false)));
+        }
+        let expires_at = inner.policy.refreshed_expiry(&session, now);
+        let due_by = inner.policy.due_by(now);
+        match inner
+            .store
+            .touch_session(&token, expires_at, now, due_by)
+            .await?
+        {
+            Touched::Refreshed(updated) => {
+                let updated = Arc::new(*updated);
+                crate::metrics::session_refreshed();
+                self.set_session_cookie(&updated, &user, false, dont_remember, req, out);
+                Ok(Some(current(updated, user, None, false)))
+            }
+            Touched::AlreadyFresh => {
+                // Another request or replica refreshed it a moment ago.
+                self.write_cache(&session, &user, false, req, out);
+                Ok(Some(current(session, user, None, false)))
+            }
+            Touched::Gone => {
+                // Deleted between the read and the refresh: fail closed.
+                self.delete_session_cookies(req, out);
+                Err(SessionError::SessionGone)
+            }
+        }
+    }
+
+    /// Rejects sessions older than `fresh_age`.
+    pub fn require_fresh(&self, cur: &Current) -> Result<(), SessionError> {
+        if self.inner.policy.is_stale(&cur.session, self.now()) {
+            Err(SessionError::NotFresh)
+        } else {
+            Ok(())
+        }
+    }
+}
