@@ -12,7 +12,10 @@
 //! - [`http`]: routes (one file per area), request inputs, origin check.
 //! - [`session`]: the domain — records, cookies, lifecycle policy, the service.
 //! - [`store`]: storage trait and its SQL implementation (PostgreSQL, SQLite); all SQL.
-//! - [`crypto`]: ids and tokens, signed cookies, scrypt password hashes.
+//! - [`crypto`]: ids and tokens, signed cookies, scrypt password hashes, the cookie-cache
+//!   codecs.
+//! - [`js`]: the JavaScript behaviour Better Auth's bytes depend on (`JSON.stringify`,
+//!   V8 dates, lenient base64).
 //! - [`clock`]: the injected time source.
 //! - [`error`]: the error type and Better Auth's error body.
 //!
@@ -33,6 +36,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod http;
+pub mod js;
 pub mod metrics;
 pub mod model;
 pub mod session;

@@ -30,7 +30,7 @@ use crate::config::ForwardAuthSettings;
 use crate::error::codes;
 use crate::http::extract::{json_response, Ctx, SetCookies};
 use crate::http::AppState;
-use crate::model::iso;
+use crate::js::date::iso;
 use crate::session::cookies::encode_uri_component;
 use crate::session::{Current, ResolveOptions};
 

@@ -3,7 +3,6 @@
 //! the store or write cookies themselves; they call [`service::SessionService`], which
 //! reads the request's cookies and collects the `Set-Cookie` lines to send back.
 
-pub mod cache;
 pub mod cookies;
 pub mod limits;
 pub mod policy;

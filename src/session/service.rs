@@ -13,12 +13,12 @@ use serde_json::{Map, Value};
 
 use crate::clock::Clock;
 use crate::config::{field_type_matches, AdditionalField, EmailPasswordSettings, Settings};
+use crate::crypto::cache::{CacheCodec, Strategy};
 use crate::crypto::password::Hasher;
 use crate::crypto::signed::SigningKey;
 use crate::crypto::token::generate_id;
 use crate::error::{codes, ApiError};
 use crate::model::{Session, SessionJson, User, UserSchemaOrder};
-use crate::session::cache::{CacheCodec, Strategy};
 use crate::session::cookies::{CookieConfig, RequestCookies, MAX_CHUNKS};
 use crate::session::limits;
 use crate::session::policy::Policy;
@@ -188,7 +188,7 @@ impl CacheSetup {
             refresh_within_ms,
             authoritative: stateless,
             max_bytes: settings.server.max_header_bytes.saturating_sub(4096),
-            longest_window_ms: i64::try_from(crate::session::cache::longest_window_secs(max_age))
+            longest_window_ms: i64::try_from(crate::crypto::cache::longest_window_secs(max_age))
                 .unwrap_or(i64::MAX / 1000)
                 .saturating_mul(1000)
                 .saturating_add(1000),
