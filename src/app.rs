@@ -142,7 +142,7 @@ impl Application {
             // Stateless mode has no shared store to learn revocations from.
             cache_on && cache.immediate_revocation && !settings.is_stateless(),
             // Revocations are remembered as long as any cache value this service accepts.
-            crate::session::cache::longest_window_secs(settings.cache_max_age()),
+            crate::crypto::cache::longest_window_secs(settings.cache_max_age()),
             clock.clone(),
         ));
         let feeds_on = revocations.enabled();

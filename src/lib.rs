@@ -20,7 +20,10 @@
 //! - [`store`]: storage traits and their implementations (memory, PostgreSQL, SQLite,
 //!   Redis); every SQL statement, Redis command and network loop.
 //! - [`model`]: the user and session records, shared by the domain and the stores.
-//! - [`crypto`]: ids and tokens, signed cookies, password hashes, secret strength.
+//! - [`crypto`]: ids and tokens, signed cookies, password hashes, secret strength, the
+//!   cookie-cache codecs.
+//! - [`js`]: the JavaScript behaviour Better Auth's bytes depend on (`JSON.stringify`,
+//!   V8 dates, lenient base64).
 //! - [`clock`]: the injected time source.
 //!
 //! # Security model
@@ -40,6 +43,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod http;
+pub mod js;
 pub mod metrics;
 pub mod model;
 pub mod session;

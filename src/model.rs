@@ -1,10 +1,12 @@
 //! The session and user records, shared by the domain and the stores, and their JSON forms, in Better Auth's field names, key
 //! order (`id` last) and date format (`YYYY-MM-DDTHH:mm:ss.sssZ`).
 
-use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
+
+use crate::js::date::{is_iso_like, parse_iso, Iso};
 
 /// Session columns that belong to Better Auth's core schema.
 pub const CORE_SESSION_FIELDS: &[&str] = &[
@@ -17,63 +19,6 @@ pub const CORE_SESSION_FIELDS: &[&str] = &[
     "ipAddress",
     "userAgent",
 ];
-
-/// Formats a time as JavaScript's `Date.prototype.toISOString()` does.
-pub fn iso(t: &DateTime<Utc>) -> String {
-    Iso(t).to_string()
-}
-
-/// A time in `toISOString()` form that writes itself without allocating: responses carry
-/// three per session, and `list-sessions` may answer thousands of sessions.
-#[derive(Clone, Copy)]
-pub struct Iso<'a>(pub &'a DateTime<Utc>);
-
-impl Iso<'_> {
-    /// `YYYY-MM-DDTHH:mm:ss.sssZ` for years 0 to 9999 (all others: `None`).
-    fn ascii(&self) -> Option<[u8; 24]> {
-        let t = self.0.naive_utc();
-        let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
-        // A leap second (nanosecond >= 1e9) shows as second 60, as chrono writes it.
-        let (sec, nano) = match t.nanosecond() {
-            n if n >= 1_000_000_000 => (t.second() + 1, n - 1_000_000_000),
-            n => (t.second(), n),
-        };
-        let mut b = *b"0000-00-00T00:00:00.000Z";
-        let mut put = |at: usize, width: usize, mut v: u32| {
-            for i in (at..at + width).rev() {
-                b[i] = b'0' + (v % 10) as u8;
-                v /= 10;
-            }
-        };
-        put(0, 4, year);
-        put(5, 2, t.month());
-        put(8, 2, t.day());
-        put(11, 2, t.hour());
-        put(14, 2, t.minute());
-        put(17, 2, sec);
-        put(20, 3, nano / 1_000_000);
-        Some(b)
-    }
-}
-
-impl std::fmt::Display for Iso<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.ascii() {
-            Some(b) => f.write_str(std::str::from_utf8(&b).map_err(|_| std::fmt::Error)?),
-            // Signed and widened years: chrono's own formatting.
-            None => f.write_str(&self.0.to_rfc3339_opts(SecondsFormat::Millis, true)),
-        }
-    }
-}
-
-impl Serialize for Iso<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.ascii() {
-            Some(b) => s.serialize_str(std::str::from_utf8(&b).map_err(serde::ser::Error::custom)?),
-            None => s.collect_str(self),
-        }
-    }
-}
 
 /// A user row (Better Auth's `user` table).
 #[derive(Debug, Clone, PartialEq)]
@@ -112,43 +57,6 @@ impl Serialize for User {
         m.serialize_entry("id", &self.id)?;
         m.end()
     }
-}
-
-/// Parses a date as Better Auth's reviver does (`YYYY-MM-DDTHH:mm:ss[.fff]Z`).
-pub fn parse_iso(v: &Value) -> Option<DateTime<Utc>> {
-    let s = v.as_str()?;
-    if !s.ends_with('Z') || s.len() < 20 {
-        return None;
-    }
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|d| d.with_timezone(&Utc))
-}
-
-/// Whether Better Auth's JSON reviver would turn this string into a `Date`
-/// (`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$`); such a value in a text field
-/// fails its schema, so the cache holding it is refused.
-fn is_iso_like(s: &str) -> bool {
-    let b = s.as_bytes();
-    let digits =
-        |r: std::ops::Range<usize>| b.get(r).is_some_and(|x| x.iter().all(u8::is_ascii_digit));
-    if b.len() < 20 || b.last() != Some(&b'Z') {
-        return false;
-    }
-    let head = digits(0..4)
-        && b.get(4) == Some(&b'-')
-        && digits(5..7)
-        && b.get(7) == Some(&b'-')
-        && digits(8..10)
-        && b.get(10) == Some(&b'T')
-        && digits(11..13)
-        && b.get(13) == Some(&b':')
-        && digits(14..16)
-        && b.get(16) == Some(&b':')
-        && digits(17..19);
-    let tail = &b[19..b.len() - 1];
-    head && (tail.is_empty()
-        || (tail.len() >= 2 && tail[0] == b'.' && tail[1..].iter().all(u8::is_ascii_digit)))
 }
 
 fn text(v: Option<&Value>) -> Option<String> {
@@ -350,57 +258,9 @@ impl Serialize for UserSchemaOrder<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
-    use rand::Rng;
-
-    #[test]
-    fn iso_writes_what_chrono_writes() {
-        let mut rng = rand::thread_rng();
-        let mut times: Vec<DateTime<Utc>> = [
-            0i64,
-            -1,
-            1,
-            -62_167_219_200_000, // 0000-01-01
-            -62_167_219_200_001, // -0001-12-31
-            253_402_300_799_999, // 9999-12-31T23:59:59.999
-            253_402_300_800_000, // +10000-01-01
-        ]
-        .iter()
-        .filter_map(|ms| Utc.timestamp_millis_opt(*ms).single())
-        .collect();
-        for _ in 0..10_000 {
-            let ms = rng.gen_range(-70_000_000_000_000i64..300_000_000_000_000);
-            let nanos = rng.gen_range(0..1_000_000);
-            if let Some(t) = Utc.timestamp_millis_opt(ms).single() {
-                times.push(t + chrono::Duration::nanoseconds(nanos));
-            }
-        }
-        // a leap second
-        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
-            .and_then(|d| d.and_hms_milli_opt(23, 59, 59, 1_500))
-            .map(|n| n.and_utc());
-        times.extend(leap);
-        for t in &times {
-            let want = t.to_rfc3339_opts(SecondsFormat::Millis, true);
-            assert_eq!(iso(t), want);
-            assert_eq!(
-                serde_json::to_string(&Iso(t)).ok(),
-                serde_json::to_string(&want).ok()
-            );
-        }
-        assert_eq!(
-            iso(&Utc.timestamp_millis_opt(1_700_000_000_123).unwrap()),
-            "2023-11-14T22:13:20.123Z"
-        );
-    }
 
     #[test]
     fn iso_like_strings_are_refused_in_text_fields() {
-        assert!(is_iso_like("2026-01-01T00:00:00Z"));
-        assert!(is_iso_like("2026-01-01T00:00:00.123456Z"));
-        assert!(!is_iso_like("2026-01-01T00:00:00.Z"));
-        assert!(!is_iso_like("2026-01-01 00:00:00Z"));
-        assert!(!is_iso_like("Zoë"));
         let user = serde_json::json!({
             "id": "u", "name": "2026-01-01T00:00:00.000Z", "email": "a@b.co",
             "emailVerified": false, "createdAt": "2026-01-01T00:00:00.000Z",

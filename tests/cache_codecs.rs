@@ -19,7 +19,7 @@ use base64::Engine;
 use josekit::jwe::enc::{A256CBC_HS512, A256GCM};
 use josekit::jwe::JweContentEncryption;
 use serde_json::{Map, Value};
-use sessiond::session::cache::{
+use sessiond::crypto::cache::{
     derive_jwe_key, jwe_kid, CacheCodec, CacheError, CachePayload, Strategy, JWE_ACCOUNT_SALT,
     JWE_SESSION_SALT,
 };
@@ -902,7 +902,7 @@ fn direct_primitives() {
 fn key_derivation_both_salts() {
     let v = vectors();
     let kd = &v["key_derivation"];
-    assert_eq!(s(kd, "/hkdf_info"), sessiond::session::cache::JWE_HKDF_INFO);
+    assert_eq!(s(kd, "/hkdf_info"), sessiond::crypto::cache::JWE_HKDF_INFO);
     for name in ["session_cookie_cache", "account_cookie"] {
         let salt = s(kd, &format!("/{name}/salt"));
         let key = derive_jwe_key(secret(&v), salt).unwrap();

@@ -5,9 +5,9 @@
 
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Map, Value};
+use sessiond::crypto::cache::{CacheCodec, Strategy};
 use sessiond::crypto::signed::{SigningKey, Verified};
 use sessiond::model::{Session, User};
-use sessiond::session::cache::{CacheCodec, Strategy};
 use sessiond::session::cookies::RequestCookies;
 
 const SECRET: &str = "robustness-secret-xEnDrPhvkd3WfpfZVR4Mw3RFnVjhXy";

@@ -6,7 +6,7 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use sessiond::session::cache::{CacheCodec, Strategy};
+use sessiond::crypto::cache::{CacheCodec, Strategy};
 
 fuzz_target!(|data: &[u8]| {
     thread_local! {

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use sessiond::session::cache::{CacheCodec, Strategy};
+use sessiond::crypto::cache::{CacheCodec, Strategy};
 use sessiond::model::{Session, User};
 
 /// The vectors' secret, so that seeds are valid values and mutations start from there.

@@ -31,7 +31,7 @@ use crate::error::{codes, ApiError};
 use crate::http::extract::{json_response, Ctx};
 use crate::http::set_cookie::encode_uri_component;
 use crate::http::AppState;
-use crate::model::iso;
+use crate::js::date::iso;
 use crate::session::{Current, ResolveOptions};
 
 /// Header names, parsed once.

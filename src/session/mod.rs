@@ -3,7 +3,6 @@
 //! ([`service`]). It speaks no HTTP: handlers hand it what the request presented and get
 //! back a result or a [`SessionError`] and the cookie operations to carry out.
 
-pub mod cache;
 pub mod cookies;
 pub mod error;
 pub mod limits;

@@ -3,7 +3,7 @@
 //! version- or token-mismatched, chunked when large; and stateless mode.
 
 use serde_json::{json, Value};
-use sessiond::session::cache::Strategy;
+use sessiond::crypto::cache::Strategy;
 
 use crate::helpers::*;
 use crate::on_both_backends;

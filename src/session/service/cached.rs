@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use super::SessionService;
 use crate::config::Settings;
+use crate::crypto::cache::{CacheCodec, Strategy};
 use crate::model::{Session, User};
-use crate::session::cache::{CacheCodec, Strategy};
 use crate::session::cookies::{chunk_kinds, CookieKind, CookieOp, RequestCookies, MAX_CHUNKS};
 
 /// The effective cookie-cache settings (Better Auth's defaults for stateless mode applied).
@@ -52,7 +52,7 @@ impl CacheSetup {
             version: cc.version.clone(),
             refresh_within_ms,
             authoritative: stateless,
-            longest_window_ms: i64::try_from(crate::session::cache::longest_window_secs(max_age))
+            longest_window_ms: i64::try_from(crate::crypto::cache::longest_window_secs(max_age))
                 .unwrap_or(i64::MAX / 1000)
                 .saturating_mul(1000)
                 .saturating_add(1000),
