@@ -14,6 +14,9 @@
 //!   Those checks are simulated here with [`server_window_open`] where a clock matrix needs
 //!   them, and otherwise tested with the service.
 
+// Tests may unwrap and index: a failure there is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use josekit::jwe::enc::{A256CBC_HS512, A256GCM};

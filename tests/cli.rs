@@ -1,6 +1,9 @@
 //! The binary as an operator runs it: defaults, environment overrides, Better Auth's
 //! variables, `migrate`, secret rules, bad configuration, graceful stop.
 
+// Tests may unwrap and index: a failure there is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
 use std::process::Command;
 use std::time::Duration;
 

@@ -52,8 +52,12 @@ pub fn weak_secret(secret: &str) -> Option<&'static str> {
     let mut distinct = chars.clone();
     distinct.sort_unstable();
     distinct.dedup();
-    let periodic = len <= 1024 && (1..=len / 2).any(|p| (p..len).all(|i| chars[i] == chars[i - p]));
-    let runs = chars.windows(2).filter(|w| follows(w[0], w[1])).count();
+    let periodic =
+        len <= 1024 && (1..=len / 2).any(|p| chars.iter().skip(p).eq(chars.iter().take(len - p)));
+    let runs = chars
+        .windows(2)
+        .filter(|w| matches!(w, [a, b] if follows(*a, *b)))
+        .count();
     let mut pieces: Vec<&[char]> = chars.windows(3).collect();
     let piece_count = pieces.len();
     pieces.sort_unstable();

@@ -30,7 +30,9 @@ pub fn generate_with(len: usize, mut fill: impl FnMut(&mut [u8])) -> String {
         fill(&mut buf);
         for &b in &buf {
             if b < REJECT_FROM {
-                out.push(char::from(ALPHABET[usize::from(b % 62)]));
+                if let Some(&c) = ALPHABET.get(usize::from(b % 62)) {
+                    out.push(char::from(c));
+                }
                 if out.len() == len {
                     break;
                 }

@@ -105,11 +105,13 @@ pub async fn sign_in(mut ctx: Ctx, Client(client): Client, body: Body<true>) -> 
             .sessions
             .sign_in(input, &client, &ctx.credential, &mut ctx.out)
             .await?;
-        let mut body = json!({ "redirect": callback.is_some(), "token": token });
+        let mut body = serde_json::Map::new();
+        body.insert("redirect".into(), json!(callback.is_some()));
+        body.insert("token".into(), json!(token));
         if let Some(url) = &callback {
-            body["url"] = json!(url);
+            body.insert("url".into(), json!(url));
         }
-        body["user"] = json!(user);
+        body.insert("user".into(), json!(user));
         let mut res = Json(body).into_response();
         if let Some(url) = callback.and_then(|u| u.parse().ok()) {
             res.headers_mut().insert(header::LOCATION, url);

@@ -350,7 +350,7 @@ pub fn is_valid_email(email: &str) -> bool {
             .is_some_and(|b| b.is_ascii_alphanumeric() || b"_+-".contains(&b));
     let labels: Vec<&str> = domain.split('.').collect();
     let domain_ok = labels.len() >= 2
-        && labels[..labels.len() - 1].iter().all(|l| {
+        && labels.iter().take(labels.len() - 1).all(|l| {
             l.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
                 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })

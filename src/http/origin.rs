@@ -129,23 +129,30 @@ fn glob(pattern: &str, text: &str) -> bool {
                 if !labels && go(rest, t, Some(b'*')) {
                     return true;
                 }
-                for i in 1..=t.len() {
-                    let c = t[i - 1];
-                    let stop = c == b'/' || (c == b'.' && (!labels || i == 1 || t[i - 2] == b'.'));
+                let mut before = None;
+                for (i, &c) in t.iter().enumerate() {
+                    let stop =
+                        c == b'/' || (c == b'.' && (!labels || i == 0 || before == Some(b'.')));
                     if stop {
                         return false;
                     }
                     // A match ends inside a label, never on a dot.
-                    if c != b'.' && go(rest, &t[i..], Some(b'*')) {
+                    let after = t.get(i + 1..).unwrap_or_default();
+                    if c != b'.' && go(rest, after, Some(b'*')) {
                         return true;
                     }
+                    before = Some(c);
                 }
                 false
             }
-            Some((b'?', rest)) => {
-                t.first().is_some_and(|c| *c != b'.' && *c != b'/') && go(rest, &t[1..], Some(b'?'))
-            }
-            Some((c, rest)) => t.first() == Some(c) && go(rest, &t[1..], Some(*c)),
+            Some((b'?', rest)) => match t.split_first() {
+                Some((c, after)) => *c != b'.' && *c != b'/' && go(rest, after, Some(b'?')),
+                None => false,
+            },
+            Some((c, rest)) => match t.split_first() {
+                Some((first, after)) => first == c && go(rest, after, Some(*c)),
+                None => false,
+            },
         }
     }
     go(pattern.as_bytes(), text.as_bytes(), None)

@@ -38,8 +38,8 @@ fn ascii(t: &NaiveDateTime, year: u32) -> [u8; 24] {
     };
     let mut b = *b"0000-00-00T00:00:00.000Z";
     let mut put = |at: usize, width: usize, mut v: u32| {
-        for i in (at..at + width).rev() {
-            b[i] = b'0' + (v % 10) as u8;
+        for d in b.iter_mut().skip(at).take(width).rev() {
+            *d = b'0' + (v % 10) as u8;
             v /= 10;
         }
     };
@@ -123,9 +123,12 @@ pub fn is_iso_like(s: &str) -> bool {
         && digits(14..16)
         && b.get(16) == Some(&b':')
         && digits(17..19);
-    let tail = &b[19..b.len() - 1];
-    head && (tail.is_empty()
-        || (tail.len() >= 2 && tail[0] == b'.' && tail[1..].iter().all(u8::is_ascii_digit)))
+    let tail = b.get(19..b.len() - 1).unwrap_or_default();
+    head && match tail.split_first() {
+        None => true,
+        Some((b'.', digits)) => !digits.is_empty() && digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    }
 }
 
 /// Replaces, anywhere in `value`, each string that Better Auth's JSON reviver turns into a

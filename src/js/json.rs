@@ -84,8 +84,9 @@ pub fn write_string(s: &str, out: &mut String) {
             c if (c as u32) < 0x20 => {
                 let b = c as u32 as usize;
                 out.push_str("\\u00");
-                out.push(char::from(HEX[(b >> 4) & 0xf]));
-                out.push(char::from(HEX[b & 0xf]));
+                for nibble in [(b >> 4) & 0xf, b & 0xf] {
+                    out.extend(HEX.get(nibble).map(|h| char::from(*h)));
+                }
             }
             c => out.push(c),
         }
