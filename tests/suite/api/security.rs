@@ -4,7 +4,7 @@ use rand::{Rng, SeedableRng};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::support::*;
 use crate::{app, on_both_backends};
 
 on_both_backends!(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::net::TcpStream;
 
-use crate::helpers::*;
+use crate::support::*;
 use crate::{app, on_both_backends};
 
 on_both_backends!(

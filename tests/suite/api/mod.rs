@@ -1,8 +1,6 @@
 //! HTTP-level tests: each scenario runs against a spawned sessiond on SQLite and on
 //! PostgreSQL.
 
-mod helpers;
-
 mod account;
 mod auth;
 mod cookie_cache;

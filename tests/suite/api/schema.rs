@@ -1,6 +1,6 @@
 //! The database schema is Better Auth's, and a database Better Auth migrated is adopted.
 
-use crate::helpers::*;
+use crate::support::*;
 use crate::{app, on_both_backends};
 
 on_both_backends!(schema_has_better_auth_tables_and_columns);

@@ -4,15 +4,13 @@
 //!
 //! Each burst runs twice: once to warm the allocator and the buffers up, once measured.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{command, get_with, parse_response, raw_http, rss_kib, Server};
+use crate::support::process::{command, get_with, parse_response, raw_http, rss_kib, Server, BIN};
 
 /// What a measured burst may add to the resident set: allocator arenas settle in steps.
 const RSS_SLACK_KIB: u64 = 12 * 1024;
@@ -408,7 +406,7 @@ fn connection_cap_follows_the_file_descriptor_limit() {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("RUST_LOG", "error")
-        .args(["-c", "ulimit -n 200 && exec \"$0\"", common::BIN]);
+        .args(["-c", "ulimit -n 200 && exec \"$0\"", BIN]);
     let (server, _) = Server::start_with_stderr(cmd, Stdio::null());
     // More half-sent requests than the process has descriptors.
     let _slow: Vec<TcpStream> = (0..260).filter_map(|_| half_sent(server.port)).collect();

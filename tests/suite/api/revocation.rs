@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sqlx::Connection;
 
-use crate::helpers::*;
+use crate::support::*;
 
 async fn readyz(app: &TestApp) -> Value {
     app.client

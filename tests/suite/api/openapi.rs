@@ -2,7 +2,7 @@
 
 use sessiond::http::ROUTES;
 
-use crate::helpers::*;
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_lists_every_route_and_only_routes() {

@@ -5,8 +5,8 @@
 use serde_json::{json, Value};
 use sessiond::session::cache::Strategy;
 
-use crate::helpers::*;
 use crate::on_both_backends;
+use crate::support::*;
 
 const DATA: &str = "better-auth.session_data";
 const STRATEGIES: [Strategy; 3] = [Strategy::Compact, Strategy::Jwt, Strategy::Jwe];

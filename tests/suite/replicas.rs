@@ -4,11 +4,9 @@
 //! within a second even with the cookie cache on, and concurrent refreshes from all
 //! replicas write a bounded number of times.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{command, Server};
+use crate::support::process::{command, Server};
 use serde_json::{json, Value};
 use sqlx::Connection;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use crate::support::*;
 
 fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -114,7 +114,7 @@ async fn change_password_wins_over_sign_ins_in_flight(b: Backend) {
             s.email_and_password.hash_concurrency = 1;
             s.session.store_session_in_database = store_in_db;
         });
-        crate::account::old_password_sign_ins_lose(&app).await;
+        super::account::old_password_sign_ins_lose(&app).await;
     }
 }
 

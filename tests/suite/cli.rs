@@ -4,9 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-mod common;
-
-use common::{command, free_port, Server};
+use crate::support::process::{command, free_port, Server};
 
 #[test]
 fn help_and_version() {

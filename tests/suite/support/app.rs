@@ -409,13 +409,13 @@ macro_rules! on_both_backends {
 #[macro_export]
 macro_rules! app {
     ($b:expr) => {
-        match $crate::helpers::spawn($b).await {
+        match $crate::support::spawn($b).await {
             Some(a) => a,
             None => return,
         }
     };
     ($b:expr, $f:expr) => {
-        match $crate::helpers::spawn_with($b, $f).await {
+        match $crate::support::spawn_with($b, $f).await {
             Some(a) => a,
             None => return,
         }

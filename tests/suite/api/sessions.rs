@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use crate::support::*;
 use crate::{app, on_both_backends};
 
 on_both_backends!(

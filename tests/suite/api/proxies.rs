@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use axum::http::HeaderMap;
 use serde_json::{json, Value};
 
-use crate::helpers::*;
+use crate::support::*;
 
 fn have(bin: &str) -> bool {
     let found = Command::new(bin)

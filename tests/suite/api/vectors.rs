@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::*;
+use crate::support::*;
 use crate::{app, on_both_backends};
 
 on_both_backends!(

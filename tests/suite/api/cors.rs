@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::support::*;
 use crate::{app, on_both_backends};
 
 on_both_backends!(cors_grants_trusted_origins_only, cross_sub_domain_cookies);

@@ -1,0 +1,20 @@
+//! The integration suite, one test binary: HTTP scenarios against sessiond in-process
+//! (`api`), the binary run as an operator runs it (`cli`, `bounds`, `replicas`), codecs
+//! against Better Auth's vectors, configuration and packaging checks. Every fixture they
+//! share (PostgreSQL databases, Redis, spawned processes, the vectors) lives once, in
+//! `support`.
+//!
+//! One binary links the crate once instead of once per file, and makes every test share
+//! the same fixtures; tests that need a process of their own spawn the sessiond binary.
+
+mod support;
+
+mod api;
+mod bounds;
+mod cache_codecs;
+mod cli;
+mod codecs;
+mod config;
+mod packaging;
+mod replicas;
+mod robustness;
