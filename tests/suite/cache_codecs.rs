@@ -25,26 +25,7 @@ use sessiond::session::cache::{
 };
 use sha2::{Digest, Sha256};
 
-fn vectors() -> Value {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/vectors/better-auth-1.7.json"
-    ))
-    .expect("vectors file");
-    serde_json::from_str(&text).unwrap()
-}
-
-fn s<'a>(v: &'a Value, path: &str) -> &'a str {
-    v.pointer(path)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("missing {path}"))
-}
-
-fn i(v: &Value, path: &str) -> i64 {
-    v.pointer(path)
-        .and_then(Value::as_i64)
-        .unwrap_or_else(|| panic!("missing {path}"))
-}
+use crate::support::vectors::{i, s, vectors};
 
 /// Parses JSON text keeping its key order (serde_json is built with `preserve_order`).
 fn parse(text: &str) -> Map<String, Value> {

@@ -5,6 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::support::process::{command, free_port, Server};
+use crate::support::{redis_available, PrivateRedis};
 
 #[test]
 fn help_and_version() {
@@ -746,31 +747,14 @@ fn production_keeps_internals_off_the_main_listener() {
 fn revocation_state_is_reported_in_readyz_and_metrics() {
     // A private Redis without keyspace notifications: revocations by other applications
     // cannot be seen, so the replica says so (and revalidates its caches).
-    let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let Ok(mut redis) = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .args(["--appendonly", "no", "--notify-keyspace-events", ""])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-    else {
-        assert!(
-            !std::env::var("REQUIRE_TEST_SERVICES").is_ok_and(|v| v == "1"),
-            "redis-server is required"
-        );
+    if !redis_available() {
         return;
-    };
-    std::thread::sleep(Duration::from_millis(300));
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let redis = rt.block_on(PrivateRedis::start(&["--notify-keyspace-events", ""]));
+    let dir = tempfile::tempdir().unwrap();
     let mut cmd = command(dir.path());
-    cmd.env("REDIS_URL", format!("redis://127.0.0.1:{port}"))
+    cmd.env("REDIS_URL", redis.url())
         .env("SESSIOND_SESSION__COOKIE_CACHE__ENABLED", "true");
     // Its logs are not read: a full pipe would block the server's writes, then its answers.
     let (server, client) = Server::start_with_stderr(cmd, std::process::Stdio::null());
@@ -798,8 +782,6 @@ fn revocation_state_is_reported_in_readyz_and_metrics() {
         std::thread::sleep(Duration::from_millis(100));
     }
     server.stop();
-    let _ = redis.kill();
-    let _ = redis.wait();
 }
 
 /// Production starts with weakening choices only after saying so, one warning each.

@@ -8,20 +8,7 @@ use sessiond::crypto::signed::{SigningKey, Verified};
 use sessiond::crypto::token::generate_with;
 use sessiond::session::cookies::{encode_uri_component, CookieConfig, RequestCookies};
 
-fn vectors() -> Value {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/vectors/better-auth-1.7.json"
-    ))
-    .expect("vectors file");
-    serde_json::from_str(&text).unwrap()
-}
-
-fn s<'a>(v: &'a Value, path: &str) -> &'a str {
-    v.pointer(path)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("missing {path}"))
-}
+use crate::support::vectors::{s, vectors};
 
 #[test]
 fn signed_session_token_matches() {

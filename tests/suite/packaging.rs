@@ -7,26 +7,13 @@
 
 use std::process::Command;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+use crate::support::have_tool;
 
-fn tool(bin: &str) -> bool {
-    let ok = Command::new(bin)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            !std::env::var("REQUIRE_TEST_SERVICES").is_ok_and(|v| v == "1"),
-            "{bin} is required but not installed"
-        );
-        eprintln!("\n!!! SKIPPING packaging check: {bin} is not installed !!!\n");
-    }
-    ok
-}
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 #[test]
 fn compose_file_is_valid() {
-    if !tool("docker-compose") {
+    if !have_tool("docker-compose") {
         return;
     }
     let out = Command::new("docker-compose")
@@ -95,7 +82,7 @@ fn dockerfile_lints_clean_and_keeps_its_promises() {
     );
     assert!(text.contains("USER 10001"), "non-root");
     assert!(text.contains(r#"HEALTHCHECK"#) && text.contains(r#""healthcheck"]"#));
-    if tool("hadolint") {
+    if have_tool("hadolint") {
         let out = Command::new("hadolint")
             .arg("Dockerfile")
             .current_dir(ROOT)

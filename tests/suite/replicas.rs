@@ -6,81 +6,15 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::process::{command, Server};
 use serde_json::{json, Value};
-use sqlx::Connection;
+
+use crate::support::process::{command, Server};
+use crate::support::{redis_conn, redis_url, PgDb, PASSWORD};
 
 const SECRET: &str = "replica-test-secret-WKbtDE6kGZpDiPCFdcERFmdD6nHQss";
-const PASSWORD: &str = "correct-horse-battery";
-
-fn required() -> bool {
-    std::env::var("REQUIRE_TEST_SERVICES").is_ok_and(|v| v == "1")
-}
-
-struct Db {
-    name: String,
-    url: String,
-}
-
-impl Db {
-    async fn create() -> Option<Self> {
-        let admin = "postgres://postgres@127.0.0.1:5432/postgres";
-        let mut c = match sqlx::PgConnection::connect(admin).await {
-            Ok(c) => c,
-            Err(e) => {
-                assert!(!required(), "PostgreSQL required: {e}");
-                eprintln!("\n!!! SKIPPING replica test: PostgreSQL unreachable ({e}) !!!\n");
-                return None;
-            }
-        };
-        let name = format!(
-            "sessiond_r_{}",
-            sessiond::crypto::token::generate_id().to_lowercase()
-        );
-        sqlx::query(&format!("create database {name}"))
-            .execute(&mut c)
-            .await
-            .unwrap();
-        Some(Self {
-            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
-            name,
-        })
-    }
-
-    async fn exec(&self, sql: &str) -> u64 {
-        let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
-        sqlx::query(sql)
-            .execute(&mut c)
-            .await
-            .unwrap()
-            .rows_affected()
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut c) =
-                    sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres").await
-                {
-                    let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
-                        .execute(&mut c)
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
-}
 
 fn replicas(
-    db: &Db,
+    db: &PgDb,
     redis_prefix: Option<&str>,
     extra: &[(&str, &str)],
 ) -> (Vec<Server>, Vec<tempfile::TempDir>) {
@@ -95,7 +29,7 @@ fn replicas(
             .env("SESSIOND_SESSION__COOKIE_CACHE__ENABLED", "true")
             .env("SESSIOND_LOG__LEVEL", "warn");
         if let Some(p) = redis_prefix {
-            cmd.env("REDIS_URL", "redis://127.0.0.1:6379")
+            cmd.env("REDIS_URL", redis_url())
                 .env("SESSIOND_REDIS__KEY_PREFIX", p);
         }
         for (k, v) in extra {
@@ -165,25 +99,16 @@ fn refused_everywhere(
 
 /// False (loudly, or failing when services are required) when the scenario needs Redis and
 /// it is unreachable.
-fn redis_ready(redis_prefix: Option<&str>) -> bool {
-    if redis_prefix.is_none()
-        || redis::Client::open("redis://127.0.0.1:6379")
-            .and_then(|c| c.get_connection())
-            .is_ok()
-    {
-        return true;
-    }
-    assert!(!required(), "Redis required");
-    eprintln!("\n!!! SKIPPING replica test with Redis: unreachable !!!\n");
-    false
+fn redis_ready(rt: &tokio::runtime::Runtime, redis_prefix: Option<&str>) -> bool {
+    redis_prefix.is_none() || rt.block_on(redis_conn(&redis_url())).is_some()
 }
 
 fn scenario(redis_prefix: Option<&str>) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let Some(db) = rt.block_on(Db::create()) else {
+    let Some(db) = rt.block_on(PgDb::create()) else {
         return;
     };
-    if !redis_ready(redis_prefix) {
+    if !redis_ready(&rt, redis_prefix) {
         return;
     }
     let (servers, _dirs) = replicas(&db, redis_prefix, &[]);
@@ -257,10 +182,10 @@ fn three_replicas_on_postgres_and_redis() {
 /// written a bounded number of times (counted by each replica's metrics).
 fn concurrent_refresh(redis_prefix: Option<&str>) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let Some(db) = rt.block_on(Db::create()) else {
+    let Some(db) = rt.block_on(PgDb::create()) else {
         return;
     };
-    if !redis_ready(redis_prefix) {
+    if !redis_ready(&rt, redis_prefix) {
         return;
     }
     // A refresh is due one second after the last one; the cache is off so every request

@@ -2,7 +2,6 @@
 //! (`forward_auth`) on loopback, in front of sessiond and a small upstream that echoes the
 //! headers it receives. The configurations are the README's recipes.
 //!
-//! Skipped loudly when the proxy binaries are missing, unless `REQUIRE_TEST_SERVICES=1`.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,38 +9,8 @@ use std::time::{Duration, Instant};
 use axum::http::HeaderMap;
 use serde_json::{json, Value};
 
+use crate::support::process::free_port;
 use crate::support::*;
-
-fn have(bin: &str) -> bool {
-    let found = Command::new(bin)
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-        || Command::new(bin)
-            .arg("version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok();
-    if !found {
-        assert!(
-            !std::env::var("REQUIRE_TEST_SERVICES").is_ok_and(|v| v == "1"),
-            "{bin} is required but not installed"
-        );
-        eprintln!("\n!!! SKIPPING proxy test: {bin} is not installed !!!\n");
-    }
-    found
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// An upstream that answers every request with the headers it received, as JSON.
 async fn echo_upstream() -> u16 {
@@ -205,7 +174,7 @@ async fn scenario(app: &TestApp, proxy: u16, signed_out: u16) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_auth_request() {
-    if !have("nginx") {
+    if !have_tool("nginx") {
         return;
     }
     let port = free_port();
@@ -251,7 +220,7 @@ async fn nginx_auth_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caddy_forward_auth() {
-    if !have("caddy") {
+    if !have_tool("caddy") {
         return;
     }
     let port = free_port();
@@ -295,7 +264,7 @@ async fn caddy_forward_auth() {
 /// proxy's X-Forwarded-For (the proxy is trusted) and nothing else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_recipe_keeps_clients_apart() {
-    if !have("nginx") {
+    if !have_tool("nginx") {
         return;
     }
     let app = spawn_with(Backend::Sqlite, |s| {

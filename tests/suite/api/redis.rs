@@ -10,32 +10,6 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-fn redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-async fn redis_conn(url: &str) -> Option<redis::aio::MultiplexedConnection> {
-    let conn = match redis::Client::open(url) {
-        Ok(c) => c.get_multiplexed_async_connection().await,
-        Err(e) => Err(e),
-    };
-    match conn {
-        Ok(c) => Some(c),
-        Err(e) => {
-            assert!(
-                !std::env::var("REQUIRE_TEST_SERVICES").is_ok_and(|v| v == "1"),
-                "Redis is required but unreachable at {url}: {e}"
-            );
-            eprintln!("\n!!! SKIPPING Redis test: {url} unreachable ({e}) !!!\n");
-            None
-        }
-    }
-}
-
-fn prefix() -> String {
-    format!("t{}:", sessiond::crypto::token::generate_id())
-}
-
 struct Redis {
     conn: redis::aio::MultiplexedConnection,
     prefix: String,
@@ -76,7 +50,7 @@ async fn redis_app(
 ) -> Option<(TestApp, Redis)> {
     let url = redis_url();
     let conn = redis_conn(&url).await?;
-    let p = prefix();
+    let p = redis_prefix();
     let pp = p.clone();
     let app = spawn_with(b, move |s| {
         s.redis.url = url;
@@ -587,7 +561,7 @@ async fn replicas_share_rate_limits_through_redis() {
     if redis_conn(&url).await.is_none() {
         return;
     }
-    let p = prefix();
+    let p = redis_prefix();
     let mk = |p: String, url: String| {
         move |s: &mut sessiond::config::Settings| {
             s.redis.url = url;
@@ -628,7 +602,7 @@ async fn session_key_deleted_by_another_application_is_refused_at_once() {
     let Some(mut conn) = redis_conn(&url).await else {
         return;
     };
-    let p = prefix();
+    let p = redis_prefix();
     let (u, pp) = (url.clone(), p.clone());
     let app = spawn_with(Backend::Sqlite, move |s| {
         s.redis.url = u;

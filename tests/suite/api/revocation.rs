@@ -257,10 +257,8 @@ async fn a_stalled_postgres_listener_is_noticed() {
     let Some(db) = PgDb::create().await else {
         return;
     };
-    let relay = Relay::start(5432).await;
-    let url = db
-        .url
-        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", relay.port));
+    let relay = Relay::start(db.port()).await;
+    let url = db.url_via(relay.port);
     let app = spawn_with(Backend::Sqlite, |s| {
         s.database.url = url;
         s.database.acquire_timeout = 1;

@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use crate::support::vectors::vectors;
 use crate::support::*;
 use crate::{app, on_both_backends};
 
@@ -11,15 +12,6 @@ on_both_backends!(
     get_session_matches_better_auth_exchange,
     unprefixed_cookie_is_ignored_under_secure_prefix
 );
-
-fn vectors() -> Value {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/vectors/better-auth-1.7.json"
-    ))
-    .unwrap();
-    serde_json::from_str(&text).unwrap()
-}
 
 async fn seed(app: &TestApp, v: &Value) {
     let u = &v["inputs"]["db_user_row"];

@@ -1,19 +1,12 @@
-//! Test harness: spawns sessiond in-process on a random port, on SQLite (a temporary
-//! directory) or PostgreSQL (a fresh database per test on 127.0.0.1:5432), with a manual
-//! clock, and talks plain HTTP to it.
+//! sessiond in-process on a random port, on SQLite (a temporary directory) or PostgreSQL
+//! (a fresh database per test), with a manual clock, and plain HTTP to it: responses read
+//! whole, a browser-like cookie jar, and the scenarios most tests start with.
 //!
 //! PostgreSQL tests skip loudly when the server is unreachable, unless
 //! `REQUIRE_TEST_SERVICES=1` (CI), which turns the skip into a failure.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
-
-use tokio::net::{TcpListener, TcpStream};
 
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
@@ -22,6 +15,8 @@ use sessiond::app::Application;
 use sessiond::clock::ManualClock;
 use sessiond::config::Settings;
 use sqlx::Connection;
+
+use super::pg::PgDb;
 
 pub const SECRET: &str = "test-secret-pDnpbDQCm8JUcKkHnVm6vMGpnsNZGm";
 pub const BASE_URL: &str = "http://sessiond.test";
@@ -32,74 +27,6 @@ pub const PASSWORD: &str = "correct-horse-battery";
 pub enum Backend {
     Sqlite,
     Postgres,
-}
-
-fn admin_url() -> String {
-    std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-fn services_required() -> bool {
-    std::env::var("REQUIRE_TEST_SERVICES").is_ok_and(|v| v == "1" || v == "true")
-}
-
-/// A fresh PostgreSQL database, dropped when this value is.
-pub struct PgDb {
-    pub name: String,
-    pub url: String,
-}
-
-impl PgDb {
-    /// Creates a database, or `None` (loudly) when PostgreSQL is unreachable and not required.
-    pub async fn create() -> Option<Self> {
-        let admin = admin_url();
-        let mut conn = match sqlx::PgConnection::connect(&admin).await {
-            Ok(c) => c,
-            Err(e) => {
-                assert!(
-                    !services_required(),
-                    "PostgreSQL is required but unreachable at {admin}: {e}"
-                );
-                eprintln!("\n!!! SKIPPING PostgreSQL test: {admin} unreachable ({e}) !!!\n");
-                return None;
-            }
-        };
-        let name = format!(
-            "sessiond_t_{}",
-            sessiond::crypto::token::generate_id().to_lowercase()
-        );
-        sqlx::query(&format!("create database {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
-        Some(Self {
-            url: format!("{base}/{name}"),
-            name,
-        })
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let admin = admin_url();
-        // Dropping happens outside any runtime; use a private one on a thread.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
-                        .execute(&mut c)
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
 }
 
 pub struct TestApp {
@@ -427,198 +354,4 @@ pub fn unique_email() -> String {
         "user-{}@example.com",
         sessiond::crypto::token::generate_id().to_lowercase()
     )
-}
-
-pub fn redis_available() -> bool {
-    let found = Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        assert!(
-            !std::env::var("REQUIRE_TEST_SERVICES").is_ok_and(|v| v == "1"),
-            "redis-server is required but not installed"
-        );
-        eprintln!("\n!!! SKIPPING test: redis-server not installed !!!\n");
-    }
-    found
-}
-
-/// A private redis-server, so that a test may flush, reconfigure, stop and restart it.
-pub struct PrivateRedis {
-    child: Option<Child>,
-    pub port: u16,
-    dir: tempfile::TempDir,
-    args: Vec<String>,
-}
-
-impl PrivateRedis {
-    pub async fn start(args: &[&str]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut r = Self {
-            child: None,
-            port,
-            dir: tempfile::tempdir().unwrap(),
-            args: args.iter().map(|s| s.to_string()).collect(),
-        };
-        r.up().await;
-        r
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    pub async fn up(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .args(&self.args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        for _ in 0..100 {
-            if self.conn().await.is_some() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server did not start");
-    }
-
-    pub fn down(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    pub async fn conn(&self) -> Option<redis::aio::MultiplexedConnection> {
-        redis::Client::open(self.url())
-            .ok()?
-            .get_multiplexed_async_connection()
-            .await
-            .ok()
-    }
-
-    pub async fn cmd(&self, args: &[&str]) {
-        let mut c = self.conn().await.unwrap();
-        let mut cmd = redis::cmd(args[0]);
-        for a in &args[1..] {
-            cmd.arg(*a);
-        }
-        let _: redis::Value = cmd.query_async(&mut c).await.unwrap();
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.down();
-    }
-}
-
-/// A TCP relay (to PostgreSQL or Redis): 0 = pass, 1 = refuse (down), 2 = hold every
-/// connection and forward nothing (a stall: a partition, a stuck middlebox), 3 = stall only
-/// the connections that subscribed (sent `LISTEN` or `SUBSCRIBE`: the revocation feeds),
-/// while the others pass.
-pub struct Relay {
-    pub port: u16,
-    mode: Arc<AtomicU8>,
-}
-
-impl Relay {
-    pub async fn start(target: u16) -> Self {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let mode = Arc::new(AtomicU8::new(0));
-        let m = mode.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    return;
-                };
-                let m = m.clone();
-                tokio::spawn(async move {
-                    match m.load(Ordering::SeqCst) {
-                        1 => return,
-                        2 => {
-                            tokio::time::sleep(Duration::from_secs(30)).await;
-                            return;
-                        }
-                        _ => {}
-                    }
-                    let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", target)).await else {
-                        return;
-                    };
-                    let (mut ri, mut wi) = inbound.split();
-                    let (mut ro, mut wo) = outbound.split();
-                    let subscriber = std::sync::atomic::AtomicBool::new(false);
-                    let passing = || match m.load(Ordering::SeqCst) {
-                        0 => true,
-                        3 => !subscriber.load(Ordering::SeqCst),
-                        _ => false,
-                    };
-                    let up = async {
-                        let mut buf = vec![0u8; 16384];
-                        loop {
-                            let n = ri.read(&mut buf).await.unwrap_or(0);
-                            if n == 0 {
-                                return;
-                            }
-                            let text = String::from_utf8_lossy(&buf[..n]).to_ascii_uppercase();
-                            if text.contains("SUBSCRIBE") || text.contains("LISTEN") {
-                                subscriber.store(true, Ordering::SeqCst);
-                            }
-                            while !passing() {
-                                tokio::time::sleep(Duration::from_millis(20)).await;
-                            }
-                            if wo.write_all(&buf[..n]).await.is_err() {
-                                return;
-                            }
-                        }
-                    };
-                    let down = async {
-                        let mut buf = vec![0u8; 16384];
-                        loop {
-                            let n = ro.read(&mut buf).await.unwrap_or(0);
-                            if n == 0 {
-                                return;
-                            }
-                            while !passing() {
-                                tokio::time::sleep(Duration::from_millis(20)).await;
-                            }
-                            if wi.write_all(&buf[..n]).await.is_err() {
-                                return;
-                            }
-                        }
-                    };
-                    let cut = async {
-                        while m.load(Ordering::SeqCst) != 1 {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                    };
-                    tokio::select! {
-                        _ = up => {}
-                        _ = down => {}
-                        _ = cut => {}
-                    }
-                });
-            }
-        });
-        Self { port, mode }
-    }
-
-    pub fn set(&self, mode: u8) {
-        self.mode.store(mode, Ordering::SeqCst);
-    }
 }

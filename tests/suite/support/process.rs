@@ -1,7 +1,5 @@
 //! Running the `sessiond` binary as a child process, for tests that need real processes.
 
-#![allow(dead_code)]
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
