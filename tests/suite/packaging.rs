@@ -2,20 +2,16 @@
 //! file parses (`docker-compose config`), the Dockerfile lints clean (`hadolint`), and
 //! the image keeps its promises (multi-stage, the README's build command, non-root,
 //! a healthcheck through `sessiond healthcheck`).
-//!
-//! Skipped loudly when the tools are missing, unless `REQUIRE_TEST_SERVICES=1`.
 
 use std::process::Command;
 
-use crate::support::have_tool;
+use crate::support::require_tool;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 #[test]
 fn compose_file_is_valid() {
-    if !have_tool("docker-compose") {
-        return;
-    }
+    require_tool("docker-compose");
     let out = Command::new("docker-compose")
         .args(["-f", "docker-compose.yml", "config"])
         .current_dir(ROOT)
@@ -82,16 +78,15 @@ fn dockerfile_lints_clean_and_keeps_its_promises() {
     );
     assert!(text.contains("USER 10001"), "non-root");
     assert!(text.contains(r#"HEALTHCHECK"#) && text.contains(r#""healthcheck"]"#));
-    if have_tool("hadolint") {
-        let out = Command::new("hadolint")
-            .arg("Dockerfile")
-            .current_dir(ROOT)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-    }
+    require_tool("hadolint");
+    let out = Command::new("hadolint")
+        .arg("Dockerfile")
+        .current_dir(ROOT)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

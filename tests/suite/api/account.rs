@@ -2,8 +2,8 @@
 
 use serde_json::{json, Value};
 
+use crate::on_both_backends;
 use crate::support::*;
-use crate::{app, on_both_backends};
 
 on_both_backends!(
     update_user_name_and_image,
@@ -12,7 +12,7 @@ on_both_backends!(
 );
 
 async fn update_user_name_and_image(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     let before = app.session(&mut jar).await;
     app.clock.advance_secs(60);
@@ -66,7 +66,7 @@ async fn update_user_name_and_image(b: Backend) {
 }
 
 async fn change_password_flows(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let email = unique_email();
     let (mut a, _) = app.sign_up(&email).await;
     let (mut other, _) = app.sign_in(&email, PASSWORD).await;
@@ -139,7 +139,7 @@ async fn change_password_flows(b: Backend) {
 /// their session after it deleted "every other" session, must not survive it: someone
 /// who knows the old password would keep a session the user believes is gone.
 async fn change_password_wins_over_sign_ins_in_flight(b: Backend) {
-    let app = app!(b, |s| s.email_and_password.hash_concurrency = 1);
+    let app = spawn_with(b, |s| s.email_and_password.hash_concurrency = 1).await;
     old_password_sign_ins_lose(&app).await;
 }
 

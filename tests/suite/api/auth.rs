@@ -2,8 +2,8 @@
 
 use serde_json::json;
 
+use crate::on_both_backends;
 use crate::support::*;
-use crate::{app, on_both_backends};
 
 on_both_backends!(
     sign_up_returns_token_user_and_cookie,
@@ -23,7 +23,7 @@ fn is_iso_ms(v: &serde_json::Value) -> bool {
 }
 
 async fn sign_up_returns_token_user_and_cookie(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let email = unique_email();
     let (jar, res) = app.sign_up(&email).await;
     let body = res.json();
@@ -86,7 +86,7 @@ async fn sign_up_returns_token_user_and_cookie(b: Backend) {
 }
 
 async fn sign_up_rejects_duplicates_and_lowercases_email(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let email = unique_email();
     app.sign_up(&email).await;
     let mut jar = Jar::default();
@@ -110,7 +110,7 @@ async fn sign_up_rejects_duplicates_and_lowercases_email(b: Backend) {
 }
 
 async fn sign_up_validation_errors(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let mut jar = Jar::default();
     let cases = [
         (
@@ -171,7 +171,7 @@ async fn sign_up_validation_errors(b: Backend) {
 }
 
 async fn sign_in_success_and_failures(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let email = unique_email();
     app.sign_up(&email).await;
     let (mut jar, res) = app.sign_in(&email, PASSWORD).await;
@@ -236,7 +236,7 @@ async fn sign_in_success_and_failures(b: Backend) {
 }
 
 async fn sign_in_remember_me_false(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let email = unique_email();
     app.sign_up(&email).await;
     let mut jar = Jar::default();
@@ -299,7 +299,7 @@ async fn sign_in_remember_me_false(b: Backend) {
 }
 
 async fn sign_out_clears_cookies_and_deletes_session(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     let mut stolen = jar.clone();
     let res = app.post("/sign-out", json!({}), &mut jar).await;
@@ -325,7 +325,7 @@ async fn sign_out_clears_cookies_and_deletes_session(b: Backend) {
 }
 
 async fn sign_up_is_atomic_under_concurrency(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let email = unique_email();
     let mut tasks = Vec::new();
     for _ in 0..6 {
@@ -357,7 +357,7 @@ async fn sign_up_is_atomic_under_concurrency(b: Backend) {
 }
 
 async fn client_ip_and_user_agent_are_recorded(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let email = unique_email();
     app.sign_up(&email).await;
     let body = json!({"email": email, "password": PASSWORD});
@@ -394,7 +394,7 @@ async fn client_ip_and_user_agent_are_recorded(b: Backend) {
 }
 
 async fn form_encoded_sign_in(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let email = unique_email();
     app.sign_up(&email).await;
     let res = app

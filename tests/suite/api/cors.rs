@@ -2,16 +2,19 @@
 
 use serde_json::json;
 
+use crate::on_both_backends;
 use crate::support::*;
-use crate::{app, on_both_backends};
 
 on_both_backends!(cors_grants_trusted_origins_only, cross_sub_domain_cookies);
 
 async fn cors_grants_trusted_origins_only(b: Backend) {
-    let app = app!(b, |s| s.trusted_origins = vec![
-        "https://app.example".into(),
-        "https://*.tenants.example".into()
-    ]);
+    let app = spawn_with(b, |s| {
+        s.trusted_origins = vec![
+            "https://app.example".into(),
+            "https://*.tenants.example".into(),
+        ]
+    })
+    .await;
     let url = app.url("/sign-in/email");
     for origin in ["https://app.example", "https://acme.tenants.example"] {
         let res = app
@@ -90,12 +93,13 @@ async fn cors_grants_trusted_origins_only(b: Backend) {
 }
 
 async fn cross_sub_domain_cookies(b: Backend) {
-    let app = app!(b, |s| {
+    let app = spawn_with(b, |s| {
         s.base_url = "https://auth.example.com".into();
         s.advanced.cross_sub_domain_cookies.enabled = true;
         s.advanced.cross_sub_domain_cookies.domain = "example.com".into();
         s.trusted_origins = vec!["https://app.example.com".into()];
-    });
+    })
+    .await;
     let email = unique_email();
     let res = app
         .client
@@ -118,10 +122,11 @@ async fn cross_sub_domain_cookies(b: Backend) {
         "{cookie}"
     );
     // Without an explicit domain, the base URL's host is used.
-    let app = app!(b, |s| {
+    let app = spawn_with(b, |s| {
         s.base_url = "https://auth.example.com".into();
         s.advanced.cross_sub_domain_cookies.enabled = true;
-    });
+    })
+    .await;
     let res = app
         .client
         .post(app.url("/sign-up/email"))
@@ -139,8 +144,7 @@ async fn default_cookie_attributes() {
         s.advanced.default_cookie_attributes.same_site = Some("none".into());
         s.advanced.default_cookie_attributes.partitioned = true;
     })
-    .await
-    .unwrap();
+    .await;
     let (_, res) = app.sign_up(&unique_email()).await;
     let cookie = res.cookie(TOKEN_COOKIE).unwrap();
     assert!(

@@ -4,8 +4,8 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use crate::on_both_backends;
 use crate::support::*;
-use crate::{app, on_both_backends};
 
 on_both_backends!(
     forward_auth_answers_identity_or_401,
@@ -38,7 +38,7 @@ async fn fa(app: &TestApp, method: Method, jar: Option<&mut Jar>, headers: &[(&s
 }
 
 async fn forward_auth_answers_identity_or_401(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let res = fa(&app, Method::GET, None, &[]).await;
     assert_eq!(res.status, 401);
     assert_eq!(
@@ -85,7 +85,7 @@ async fn forward_auth_answers_identity_or_401(b: Backend) {
         );
     }
     // Header names are configurable.
-    let app = app!(b, |s| s.forward_auth.header_user_id = "Remote-User".into());
+    let app = spawn_with(b, |s| s.forward_auth.header_user_id = "Remote-User".into()).await;
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     let res = fa(&app, Method::GET, Some(&mut jar), &[]).await;
     assert!(res.header("remote-user").is_some());
@@ -93,7 +93,7 @@ async fn forward_auth_answers_identity_or_401(b: Backend) {
 }
 
 async fn forward_auth_accepts_bearer_tokens(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let (jar, res) = app.sign_up(&unique_email()).await;
     let token = res.json()["token"].as_str().unwrap().to_string();
     let signed = percent_encoding::percent_decode_str(jar.get(TOKEN_COOKIE).unwrap())
@@ -117,11 +117,12 @@ async fn forward_auth_accepts_bearer_tokens(b: Backend) {
 }
 
 async fn forward_auth_redirect_mode(b: Backend) {
-    let app = app!(b, |s| {
+    let app = spawn_with(b, |s| {
         s.forward_auth.sign_in_url = "https://app.example/login".into();
         // Only trusted origins are handed to the sign-in page as the way back.
         s.trusted_origins = vec!["https://app.example".into(), "https://a.example".into()];
-    });
+    })
+    .await;
     let url = format!("http://{}/forward-auth?redirect=1", app.addr);
     let res = app
         .client
@@ -150,17 +151,18 @@ async fn forward_auth_redirect_mode(b: Backend) {
     );
     // Without ?redirect the default mode (401) applies; with redirect = true in config, 302.
     assert_eq!(fa(&app, Method::GET, None, &[]).await.status, 401);
-    let app = app!(b, |s| {
+    let app = spawn_with(b, |s| {
         s.forward_auth.sign_in_url = "/login".into();
         s.forward_auth.redirect = true;
-    });
+    })
+    .await;
     let res = fa(&app, Method::GET, None, &[]).await;
     assert_eq!(res.status, 302);
     assert_eq!(res.header("location").as_deref(), Some("/login"));
 }
 
 async fn forward_auth_passes_refreshed_cookies_and_follows_revocation(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let email = unique_email();
     let (mut jar, _) = app.sign_up(&email).await;
     let (mut other, _) = app.sign_in(&email, PASSWORD).await;

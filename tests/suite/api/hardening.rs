@@ -5,8 +5,8 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use crate::on_both_backends;
 use crate::support::*;
-use crate::{app, on_both_backends};
 
 on_both_backends!(
     forward_auth_is_2xx_only_with_a_session,
@@ -53,8 +53,10 @@ const METHODS: &[&str] = &[
 ];
 
 async fn forward_auth_is_2xx_only_with_a_session(b: Backend) {
-    let app = app!(b, |s| s.trusted_origins =
-        vec!["https://app.example".into()]);
+    let app = spawn_with(b, |s| {
+        s.trusted_origins = vec!["https://app.example".into()]
+    })
+    .await;
     let paths = [
         "/forward-auth",
         "/forward-auth/",
@@ -99,8 +101,10 @@ async fn forward_auth_is_2xx_only_with_a_session(b: Backend) {
 }
 
 async fn cors_only_under_the_base_path_and_only_for_preflights(b: Backend) {
-    let app = app!(b, |s| s.trusted_origins =
-        vec!["https://app.example".into()]);
+    let app = spawn_with(b, |s| {
+        s.trusted_origins = vec!["https://app.example".into()]
+    })
+    .await;
     let preflight = "Origin: https://app.example\r\nAccess-Control-Request-Method: POST\r\n";
     // A real preflight under the base path from a trusted origin: granted.
     let (status, head, _) = raw(&app, "OPTIONS", "/api/auth/sign-in/email", preflight);
@@ -147,7 +151,7 @@ async fn cors_only_under_the_base_path_and_only_for_preflights(b: Backend) {
 }
 
 async fn origin_check_reads_every_cookie_header(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     // An empty first Cookie header must not hide the session cookie in the second.
     for first in ["Cookie: \r\n", "Cookie: ;\r\n", "Cookie: unrelated=1\r\n"] {
@@ -179,7 +183,7 @@ fn decode(v: &str) -> String {
 }
 
 async fn identity_headers_are_always_sent_and_decodable(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let names = [
         "Plain Name",
         "Zoë",
@@ -237,13 +241,14 @@ async fn identity_headers_are_always_sent_and_decodable(b: Backend) {
 }
 
 async fn redirect_targets_must_be_trusted(b: Backend) {
-    let app = app!(b, |s| {
+    let app = spawn_with(b, |s| {
         s.forward_auth.sign_in_url = "https://app.example/login".into();
         s.trusted_origins = vec![
             "https://app.example".into(),
             "https://*.tenants.example".into(),
         ];
-    });
+    })
+    .await;
     let url = format!("http://{}/forward-auth?redirect=1", app.addr);
     let location = |headers: Vec<(&'static str, String)>| {
         let mut req = app.client.get(&url);
@@ -338,12 +343,20 @@ async fn redirect_targets_must_be_trusted(b: Backend) {
     }
 }
 
+/// An app whose sessions have an additional text field, `theme`.
+async fn with_theme_field(b: Backend) -> TestApp {
+    spawn_with(b, |s| {
+        s.session.additional_fields = [(
+            "theme".to_string(),
+            serde_json::from_value(json!({"type": "string"})).unwrap(),
+        )]
+        .into()
+    })
+    .await
+}
+
 async fn token_bearing_answers_are_not_stored(b: Backend) {
-    let app = app!(b, |s| s.session.additional_fields = [(
-        "theme".to_string(),
-        serde_json::from_value(json!({"type": "string"})).unwrap()
-    )]
-    .into());
+    let app = with_theme_field(b).await;
     let email = unique_email();
     let (mut jar, res) = app.sign_up(&email).await;
     let mut answers = vec![("sign-up", res)];
@@ -376,7 +389,7 @@ async fn token_bearing_answers_are_not_stored(b: Backend) {
 }
 
 async fn stored_strings_are_bounded(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     // A browser cannot shorten its User-Agent: it is stored truncated.
     let email = unique_email();
     let ua = "U".repeat(12_000);
@@ -425,11 +438,7 @@ async fn stored_strings_are_bounded(b: Backend) {
 }
 
 async fn additional_text_fields_are_bounded(b: Backend) {
-    let app = app!(b, |s| s.session.additional_fields = [(
-        "theme".to_string(),
-        serde_json::from_value(json!({"type": "string"})).unwrap()
-    )]
-    .into());
+    let app = with_theme_field(b).await;
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     for bad in [json!("t".repeat(1_025)), json!("dark\u{0}")] {
         let res = app
@@ -450,10 +459,11 @@ async fn additional_text_fields_are_bounded(b: Backend) {
 
 async fn forwarded_addresses_only_from_trusted_proxies(b: Backend) {
     // The test client connects from 127.0.0.1, which is not a trusted proxy here.
-    let app = app!(b, |s| {
+    let app = spawn_with(b, |s| {
         s.advanced.ip_address.trusted_proxies = vec!["10.0.0.0/8".into()];
         s.rate_limit.enabled = Some(true);
-    });
+    })
+    .await;
     let email = unique_email();
     app.sign_up(&email).await;
     let mut statuses = Vec::new();
@@ -477,8 +487,10 @@ async fn forwarded_addresses_only_from_trusted_proxies(b: Backend) {
         .await;
     assert_eq!(forged, 0, "a forged address was recorded");
     // From a trusted proxy, the right-most untrusted hop is the client.
-    let app = app!(b, |s| s.advanced.ip_address.trusted_proxies =
-        vec!["127.0.0.1".into()]);
+    let app = spawn_with(b, |s| {
+        s.advanced.ip_address.trusted_proxies = vec!["127.0.0.1".into()]
+    })
+    .await;
     let email = unique_email();
     app.sign_up(&email).await;
     let res = app
@@ -530,7 +542,7 @@ async fn forwarded_addresses_only_from_trusted_proxies(b: Backend) {
 }
 
 async fn rate_limits_key_by_route_not_by_raw_path(b: Backend) {
-    let app = app!(b, |s| s.rate_limit.enabled = Some(true));
+    let app = spawn_with(b, |s| s.rate_limit.enabled = Some(true)).await;
     let mut limited = 0;
     for i in 0..150 {
         let res = app
@@ -556,8 +568,10 @@ async fn list_sessions_tokens_option(b: Backend) {
         ("current", true, false),
         ("none", false, false),
     ] {
-        let app = app!(b, |s| s.session.list_sessions_tokens =
-            serde_json::from_value(json!(mode)).unwrap());
+        let app = spawn_with(b, |s| {
+            s.session.list_sessions_tokens = serde_json::from_value(json!(mode)).unwrap()
+        })
+        .await;
         let email = unique_email();
         let (mut jar, _) = app.sign_up(&email).await;
         let (_, other) = app.sign_in(&email, PASSWORD).await;
@@ -599,7 +613,7 @@ async fn list_sessions_tokens_option(b: Backend) {
 /// A user may hold any number of sessions, but list-sessions answers the newest 100 (as
 /// Better Auth's adapters do), so its answer cannot be grown without bound.
 async fn list_sessions_answers_the_newest_hundred(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let (mut jar, res) = app.sign_up(&unique_email()).await;
     let token = res.json()["token"].as_str().unwrap().to_string();
     let uid = res.json()["user"]["id"].as_str().unwrap().to_string();

@@ -2,8 +2,8 @@
 
 use serde_json::{json, Value};
 
+use crate::on_both_backends;
 use crate::support::*;
-use crate::{app, on_both_backends};
 
 on_both_backends!(
     refresh_slides_expiry_after_update_age,
@@ -24,7 +24,7 @@ fn ts(v: &Value) -> chrono::DateTime<chrono::FixedOffset> {
 }
 
 async fn refresh_slides_expiry_after_update_age(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     let first = app.session(&mut jar).await;
     // Before update_age: no write, no cookie.
@@ -61,7 +61,7 @@ async fn refresh_slides_expiry_after_update_age(b: Backend) {
 }
 
 async fn expired_session_is_null_cleared_and_deleted(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     app.clock.advance_secs(604_800 + 1);
     let res = app.get("/get-session", &mut jar).await;
@@ -74,7 +74,7 @@ async fn expired_session_is_null_cleared_and_deleted(b: Backend) {
 }
 
 async fn update_age_zero_refreshes_every_time(b: Backend) {
-    let app = app!(b, |s| s.session.update_age = 0);
+    let app = spawn_with(b, |s| s.session.update_age = 0).await;
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     let mut last = ts(&app.session(&mut jar).await["session"]["expiresAt"]);
     for _ in 0..3 {
@@ -88,7 +88,7 @@ async fn update_age_zero_refreshes_every_time(b: Backend) {
 }
 
 async fn disable_session_refresh_never_slides(b: Backend) {
-    let app = app!(b, |s| s.session.disable_session_refresh = true);
+    let app = spawn_with(b, |s| s.session.disable_session_refresh = true).await;
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     let first = app.session(&mut jar).await;
     app.clock.advance_secs(3 * 86_400);
@@ -101,7 +101,7 @@ async fn disable_session_refresh_never_slides(b: Backend) {
 }
 
 async fn disable_refresh_query_flag(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     let first = app.session(&mut jar).await;
     app.clock.advance_secs(2 * 86_400);
@@ -118,7 +118,7 @@ async fn disable_refresh_query_flag(b: Backend) {
 }
 
 async fn defer_session_refresh_get_reports_post_refreshes(b: Backend) {
-    let app = app!(b, |s| s.session.defer_session_refresh = true);
+    let app = spawn_with(b, |s| s.session.defer_session_refresh = true).await;
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     let first = app.session(&mut jar).await;
     assert_eq!(first["needsRefresh"], false);
@@ -167,7 +167,7 @@ async fn defer_session_refresh_get_reports_post_refreshes(b: Backend) {
 }
 
 async fn post_get_session_without_defer_is_405(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     let res = app
         .send(
@@ -187,7 +187,7 @@ async fn post_get_session_without_defer_is_405(b: Backend) {
 }
 
 async fn list_sessions_requires_fresh_session(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     assert_eq!(app.get("/list-sessions", &mut jar).await.status, 200);
     app.clock.advance_secs(86_400);
@@ -204,14 +204,14 @@ async fn list_sessions_requires_fresh_session(b: Backend) {
 }
 
 async fn fresh_age_zero_disables_freshness(b: Backend) {
-    let app = app!(b, |s| s.session.fresh_age = 0);
+    let app = spawn_with(b, |s| s.session.fresh_age = 0).await;
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     app.clock.advance_secs(5 * 86_400);
     assert_eq!(app.get("/list-sessions", &mut jar).await.status, 200);
 }
 
 async fn tampered_or_unsigned_cookie_is_null_without_clearing(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let (jar, res) = app.sign_up(&unique_email()).await;
     let token = res.json()["token"].as_str().unwrap().to_string();
     let signed = jar.get(TOKEN_COOKIE).unwrap().clone();
@@ -257,7 +257,7 @@ async fn tampered_or_unsigned_cookie_is_null_without_clearing(b: Backend) {
 }
 
 async fn absolute_timeout_caps_sliding_refresh(b: Backend) {
-    let app = app!(b, |s| s.session.absolute_timeout = 3 * 86_400);
+    let app = spawn_with(b, |s| s.session.absolute_timeout = 3 * 86_400).await;
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     let first = app.session(&mut jar).await;
     let created = ts(&first["session"]["createdAt"]);

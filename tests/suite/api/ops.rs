@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::net::TcpStream;
 
+use crate::on_both_backends;
 use crate::support::*;
-use crate::{app, on_both_backends};
 
 on_both_backends!(
     health_and_request_ids,
@@ -16,7 +16,7 @@ on_both_backends!(
 );
 
 async fn health_and_request_ids(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let res = app
         .client
         .get(format!("http://{}/healthz", app.addr))
@@ -50,7 +50,7 @@ async fn health_and_request_ids(b: Backend) {
 }
 
 async fn rate_limits_like_better_auth(b: Backend) {
-    let app = app!(b, |s| s.rate_limit.enabled = Some(true));
+    let app = spawn_with(b, |s| s.rate_limit.enabled = Some(true)).await;
     let email = unique_email();
     let body = json!({"email": email, "password": "wrong-password"});
     for _ in 0..3 {
@@ -116,7 +116,7 @@ async fn rate_limits_like_better_auth(b: Backend) {
 }
 
 async fn body_limit_is_enforced(b: Backend) {
-    let app = app!(b, |s| s.server.body_limit = 1024);
+    let app = spawn_with(b, |s| s.server.body_limit = 1024).await;
     let big = json!({"name": "x".repeat(2000), "email": unique_email(), "password": PASSWORD});
     let res = app.post("/sign-up/email", big, &mut Jar::default()).await;
     assert_eq!(res.status, 413);
@@ -125,9 +125,7 @@ async fn body_limit_is_enforced(b: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_outage_gives_503_and_recovers() {
-    let Some(db) = PgDb::create().await else {
-        return;
-    };
+    let db = PgDb::create().await;
     let relay = Relay::start(db.port()).await;
     let url = db.url_via(relay.port);
     let app = spawn_with(Backend::Sqlite, |s| {
@@ -135,8 +133,7 @@ async fn database_outage_gives_503_and_recovers() {
         s.database.acquire_timeout = 1;
         s.database.max_connections = 2;
     })
-    .await
-    .unwrap();
+    .await;
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     relay.set(1);
     // Existing pooled connections are cut; new ones are refused.
@@ -190,9 +187,7 @@ async fn database_outage_gives_503_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_requests_time_out() {
-    let Some(db) = PgDb::create().await else {
-        return;
-    };
+    let db = PgDb::create().await;
     let relay = Relay::start(db.port()).await;
     let url = db.url_via(relay.port);
     let app = spawn_with(Backend::Sqlite, |s| {
@@ -201,8 +196,7 @@ async fn slow_requests_time_out() {
         s.database.max_connections = 1;
         s.server.request_timeout = 1;
     })
-    .await
-    .unwrap();
+    .await;
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     // Stall: the pooled connection dies and the new one never answers.
     relay.set(2);
@@ -226,8 +220,7 @@ async fn prometheus_metrics() {
     let app = spawn_with(Backend::Sqlite, |s| {
         s.session.cookie_cache.enabled = true;
     })
-    .await
-    .unwrap();
+    .await;
     let url = format!("http://{}/metrics", app.addr);
     let before = app
         .client
@@ -290,16 +283,13 @@ async fn prometheus_metrics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_requests_keep_their_database_connection() {
     use sqlx::{Connection, Executor};
-    let Some(db) = PgDb::create().await else {
-        return;
-    };
+    let db = PgDb::create().await;
     let app = spawn_with(Backend::Sqlite, |s| {
         s.database.url = db.url.clone();
         s.database.max_connections = 2;
         s.server.request_timeout = 1;
     })
-    .await
-    .unwrap();
+    .await;
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     for _ in 0..3 {
         assert_ne!(app.session(&mut jar).await, serde_json::Value::Null);
@@ -371,8 +361,7 @@ async fn abandoned_sign_ins_are_not_hashed() {
     let app = spawn_with(Backend::Sqlite, |s| {
         s.email_and_password.hash_concurrency = 1;
     })
-    .await
-    .unwrap();
+    .await;
     let email = unique_email();
     app.sign_up(&email).await;
     let metrics_url = format!("http://{}/metrics", app.addr);
@@ -421,9 +410,7 @@ async fn abandoned_sign_ins_are_not_hashed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_restart_gives_503_never_401() {
     use sqlx::Connection;
-    let Some(app) = spawn(Backend::Postgres).await else {
-        return;
-    };
+    let app = spawn(Backend::Postgres).await;
     let known = unique_email();
     let (mut jar, _) = app.sign_up(&known).await;
     assert_ne!(app.session(&mut jar).await, serde_json::Value::Null);

@@ -174,9 +174,7 @@ async fn scenario(app: &TestApp, proxy: u16, signed_out: u16) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_auth_request() {
-    if !have_tool("nginx") {
-        return;
-    }
+    require_tool("nginx");
     let port = free_port();
     let (app, sd_port) = behind_proxy(port).await;
     let upstream = echo_upstream().await;
@@ -220,9 +218,7 @@ async fn nginx_auth_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caddy_forward_auth() {
-    if !have_tool("caddy") {
-        return;
-    }
+    require_tool("caddy");
     let port = free_port();
     let (app, sd_port) = behind_proxy(port).await;
     let upstream = echo_upstream().await;
@@ -264,15 +260,12 @@ async fn caddy_forward_auth() {
 /// proxy's X-Forwarded-For (the proxy is trusted) and nothing else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_recipe_keeps_clients_apart() {
-    if !have_tool("nginx") {
-        return;
-    }
+    require_tool("nginx");
     let app = spawn_with(Backend::Sqlite, |s| {
         s.rate_limit.enabled = Some(true);
         s.advanced.ip_address.trusted_proxies = vec!["127.0.0.1".into()];
     })
-    .await
-    .unwrap();
+    .await;
     let sd_port: u16 = app.addr.rsplit(':').next().unwrap().parse().unwrap();
     let upstream = echo_upstream().await;
     let port = free_port();
@@ -311,8 +304,7 @@ async fn behind_proxy(port: u16) -> (TestApp, u16) {
         s.forward_auth.sign_in_url = "https://app.example/login".into();
         s.trusted_origins = vec![format!("http://127.0.0.1:{port}")];
     })
-    .await
-    .unwrap();
+    .await;
     let sd_port: u16 = app.addr.rsplit(':').next().unwrap().parse().unwrap();
     (app, sd_port)
 }

@@ -44,12 +44,14 @@ impl Redis {
     }
 }
 
+/// An app on `b` using the shared Redis under a key prefix of its own, and a view of that
+/// prefix.
 async fn redis_app(
     b: Backend,
     f: impl FnOnce(&mut sessiond::config::Settings),
-) -> Option<(TestApp, Redis)> {
+) -> (TestApp, Redis) {
     let url = redis_url();
-    let conn = redis_conn(&url).await?;
+    let conn = redis_conn(&url).await;
     let p = redis_prefix();
     let pp = p.clone();
     let app = spawn_with(b, move |s| {
@@ -57,20 +59,8 @@ async fn redis_app(
         s.redis.key_prefix = pp;
         f(s);
     })
-    .await?;
-    Some((app, Redis { conn, prefix: p }))
-}
-
-macro_rules! redis_app {
-    ($b:expr) => {
-        redis_app!($b, |_| {})
-    };
-    ($b:expr, $f:expr) => {
-        match redis_app($b, $f).await {
-            Some(x) => x,
-            None => return,
-        }
-    };
+    .await;
+    (app, Redis { conn, prefix: p })
 }
 
 crate::on_both_backends!(
@@ -84,16 +74,17 @@ crate::on_both_backends!(
 
 async fn change_password_wins_over_sign_ins_in_flight(b: Backend) {
     for store_in_db in [false, true] {
-        let (app, _r) = redis_app!(b, |s| {
+        let (app, _r) = redis_app(b, |s| {
             s.email_and_password.hash_concurrency = 1;
             s.session.store_session_in_database = store_in_db;
-        });
+        })
+        .await;
         super::account::old_password_sign_ins_lose(&app).await;
     }
 }
 
 async fn key_layout_and_ttls_are_better_auths(b: Backend) {
-    let (app, mut r) = redis_app!(b);
+    let (app, mut r) = redis_app(b, |_| {}).await;
     let (mut jar, res) = app.sign_up(&unique_email()).await;
     let token = res.json()["token"].as_str().unwrap().to_string();
     let uid = res.json()["user"]["id"].as_str().unwrap().to_string();
@@ -124,12 +115,13 @@ async fn key_layout_and_ttls_are_better_auths(b: Backend) {
 }
 
 async fn same_behaviour_as_without_redis(b: Backend) {
-    let (app, mut r) = redis_app!(b, |s| {
+    let (app, mut r) = redis_app(b, |s| {
         s.session.additional_fields.insert(
             "theme".into(),
             serde_json::from_value(json!({"type": "string"})).unwrap(),
         );
-    });
+    })
+    .await;
     let email = unique_email();
     let (mut a, res) = app.sign_up(&email).await;
     let uid = res.json()["user"]["id"].as_str().unwrap().to_string();
@@ -211,7 +203,7 @@ async fn same_behaviour_as_without_redis(b: Backend) {
 }
 
 async fn store_session_in_database_modes(b: Backend) {
-    let (app, mut r) = redis_app!(b, |s| s.session.store_session_in_database = true);
+    let (app, mut r) = redis_app(b, |s| s.session.store_session_in_database = true).await;
     let email = unique_email();
     let (mut a, res) = app.sign_up(&email).await;
     let token = res.json()["token"].as_str().unwrap().to_string();
@@ -223,10 +215,11 @@ async fn store_session_in_database_modes(b: Backend) {
     assert_eq!(app.count(r#"select count(*) from "session""#).await, 0);
 
     // preserve_session_in_database: revoked rows stay, ended, and never come back.
-    let (app, mut r) = redis_app!(b, |s| {
+    let (app, mut r) = redis_app(b, |s| {
         s.session.store_session_in_database = true;
         s.session.preserve_session_in_database = true;
-    });
+    })
+    .await;
     let (mut a, res) = app.sign_up(&unique_email()).await;
     let token = res.json()["token"].as_str().unwrap().to_string();
     let mut copy = a.clone();
@@ -246,11 +239,12 @@ async fn store_session_in_database_modes(b: Backend) {
 
 async fn revocation_wins_over_concurrent_refresh(b: Backend) {
     for (store_in_db, preserve) in [(false, false), (true, false), (true, true)] {
-        let (app, mut r) = redis_app!(b, |s| {
+        let (app, mut r) = redis_app(b, |s| {
             s.session.update_age = 0;
             s.session.store_session_in_database = store_in_db;
             s.session.preserve_session_in_database = preserve;
-        });
+        })
+        .await;
         let email = unique_email();
         app.sign_up(&email).await;
         for round in 0..10 {
@@ -306,7 +300,7 @@ async fn revocation_wins_over_concurrent_refresh(b: Backend) {
 }
 
 async fn reads_sessions_written_in_better_auths_layout(b: Backend) {
-    let (app, mut r) = redis_app!(b);
+    let (app, mut r) = redis_app(b, |_| {}).await;
     let (_, res) = app.sign_up(&unique_email()).await;
     let user = res.json()["user"].clone();
     let uid = user["id"].as_str().unwrap();
@@ -361,14 +355,9 @@ async fn reads_sessions_written_in_better_auths_layout(b: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outage_gives_503_then_recovers() {
-    if redis_conn(&redis_url()).await.is_none() {
-        return;
-    }
     let mut server = PrivateRedis::start(&[]).await;
     let u = server.url();
-    let app = spawn_with(Backend::Sqlite, move |s| s.redis.url = u)
-        .await
-        .unwrap();
+    let app = spawn_with(Backend::Sqlite, move |s| s.redis.url = u).await;
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     assert_ne!(app.session(&mut jar).await, Value::Null);
     server.down();
@@ -432,9 +421,6 @@ async fn redis_outage_gives_503_then_recovers() {
 /// for a valid session or an empty 500; `/readyz` fails; writes resume by themselves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_refusing_writes_gives_503_never_401() {
-    if redis_conn(&redis_url()).await.is_none() {
-        return;
-    }
     let refusals: [(&[&str], &[&str]); 2] = [
         (
             &["REPLICAOF", "127.0.0.1", "1"],
@@ -453,8 +439,7 @@ async fn redis_refusing_writes_gives_503_never_401() {
             s.redis.url = u;
             s.session.update_age = 0;
         })
-        .await
-        .unwrap();
+        .await;
         let email = unique_email();
         let (mut jar, _) = app.sign_up(&email).await;
         assert_ne!(app.session(&mut jar).await, Value::Null);
@@ -517,9 +502,7 @@ async fn redis_refusing_writes_gives_503_never_401() {
     // empty 500, and the replica is not ready.
     let server = PrivateRedis::start(&[]).await;
     let u = server.url();
-    let app = spawn_with(Backend::Sqlite, move |s| s.redis.url = u)
-        .await
-        .unwrap();
+    let app = spawn_with(Backend::Sqlite, move |s| s.redis.url = u).await;
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     server
         .cmd(&["ACL", "SETUSER", "default", "-del", "-unlink"])
@@ -536,17 +519,13 @@ async fn redis_refusing_writes_gives_503_never_401() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outage_falls_back_to_database_when_sessions_are_there_too() {
-    if redis_conn(&redis_url()).await.is_none() {
-        return;
-    }
     let mut server = PrivateRedis::start(&[]).await;
     let u = server.url();
     let app = spawn_with(Backend::Sqlite, move |s| {
         s.redis.url = u;
         s.session.store_session_in_database = true;
     })
-    .await
-    .unwrap();
+    .await;
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     server.down();
     let res = app.get("/get-session?disableRefresh=1", &mut jar).await;
@@ -558,9 +537,7 @@ async fn redis_outage_falls_back_to_database_when_sessions_are_there_too() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_rate_limits_through_redis() {
     let url = redis_url();
-    if redis_conn(&url).await.is_none() {
-        return;
-    }
+    let mut conn = redis_conn(&url).await;
     let p = redis_prefix();
     let mk = |p: String, url: String| {
         move |s: &mut sessiond::config::Settings| {
@@ -569,12 +546,8 @@ async fn replicas_share_rate_limits_through_redis() {
             s.rate_limit.enabled = Some(true);
         }
     };
-    let a = spawn_with(Backend::Sqlite, mk(p.clone(), url.clone()))
-        .await
-        .unwrap();
-    let b = spawn_with(Backend::Sqlite, mk(p.clone(), url.clone()))
-        .await
-        .unwrap();
+    let a = spawn_with(Backend::Sqlite, mk(p.clone(), url.clone())).await;
+    let b = spawn_with(Backend::Sqlite, mk(p.clone(), url.clone())).await;
     let body = json!({"email": "nobody@example.com", "password": "wrong-password"});
     for app in [&a, &b, &a] {
         assert_eq!(
@@ -588,7 +561,6 @@ async fn replicas_share_rate_limits_through_redis() {
     let res = b.post("/sign-in/email", body, &mut Jar::default()).await;
     assert_eq!(res.status, 429);
     assert_eq!(res.header("x-retry-after").as_deref(), Some("10"));
-    let mut conn = redis_conn(&url).await.unwrap();
     let count: i64 = conn
         .get(format!("{p}127.0.0.1|/sign-in/email"))
         .await
@@ -599,9 +571,7 @@ async fn replicas_share_rate_limits_through_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_key_deleted_by_another_application_is_refused_at_once() {
     let url = redis_url();
-    let Some(mut conn) = redis_conn(&url).await else {
-        return;
-    };
+    let mut conn = redis_conn(&url).await;
     let p = redis_prefix();
     let (u, pp) = (url.clone(), p.clone());
     let app = spawn_with(Backend::Sqlite, move |s| {
@@ -609,8 +579,7 @@ async fn session_key_deleted_by_another_application_is_refused_at_once() {
         s.redis.key_prefix = pp;
         s.session.cookie_cache.enabled = true;
     })
-    .await
-    .unwrap();
+    .await;
     // Wait until the replica listens, so that the cache it mints next is trusted.
     for _ in 0..100 {
         let r: Value = app

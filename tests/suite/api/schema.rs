@@ -1,7 +1,7 @@
 //! The database schema is Better Auth's, and a database Better Auth migrated is adopted.
 
+use crate::on_both_backends;
 use crate::support::*;
-use crate::{app, on_both_backends};
 
 on_both_backends!(schema_has_better_auth_tables_and_columns);
 
@@ -63,7 +63,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
 ];
 
 async fn schema_has_better_auth_tables_and_columns(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     for (table, cols) in EXPECTED {
         for col in *cols {
             let sql = match b {

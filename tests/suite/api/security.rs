@@ -4,8 +4,8 @@ use rand::{Rng, SeedableRng};
 use reqwest::Method;
 use serde_json::json;
 
+use crate::on_both_backends;
 use crate::support::*;
-use crate::{app, on_both_backends};
 
 on_both_backends!(
     origin_check_on_cookie_bearing_posts,
@@ -15,8 +15,10 @@ on_both_backends!(
 );
 
 async fn origin_check_on_cookie_bearing_posts(b: Backend) {
-    let app = app!(b, |s| s.trusted_origins =
-        vec!["https://app.example".into(), "*.wild.example".into()]);
+    let app = spawn_with(b, |s| {
+        s.trusted_origins = vec!["https://app.example".into(), "*.wild.example".into()]
+    })
+    .await;
     let (jar, _) = app.sign_up(&unique_email()).await;
     let cookie = jar.header();
     let url = app.url("/sign-out");
@@ -75,7 +77,7 @@ async fn origin_check_on_cookie_bearing_posts(b: Backend) {
 }
 
 async fn sign_in_csrf_checks(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let email = unique_email();
     app.sign_up(&email).await;
     let body = json!({"email": email, "password": PASSWORD});
@@ -130,7 +132,7 @@ async fn sign_in_csrf_checks(b: Backend) {
 }
 
 async fn content_types_and_json(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let raw = |ct: Option<&'static str>, body: &'static str| {
         let mut r = app.client.post(app.url("/sign-in/email")).body(body);
         if let Some(ct) = ct {
@@ -194,7 +196,7 @@ async fn content_types_and_json(b: Backend) {
 }
 
 async fn random_and_truncated_bodies_get_4xx(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let (jar, _) = app.sign_up(&unique_email()).await;
     let cookie = jar.header();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);

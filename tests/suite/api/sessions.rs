@@ -2,8 +2,8 @@
 
 use serde_json::{json, Value};
 
+use crate::on_both_backends;
 use crate::support::*;
-use crate::{app, on_both_backends};
 
 on_both_backends!(
     coerce_field_types_option,
@@ -16,7 +16,7 @@ on_both_backends!(
 );
 
 async fn list_and_revoke(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let email = unique_email();
     let (_a, _) = app.sign_up(&email).await;
     let (mut b_jar, _) = app.sign_in(&email, PASSWORD).await;
@@ -85,7 +85,7 @@ async fn list_and_revoke(b: Backend) {
 }
 
 async fn revoke_sessions_revokes_all_and_clears_cookies(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let email = unique_email();
     let (mut a, _) = app.sign_up(&email).await;
     let (mut b_jar, _) = app.sign_in(&email, PASSWORD).await;
@@ -107,7 +107,7 @@ async fn revoke_sessions_revokes_all_and_clears_cookies(b: Backend) {
 }
 
 async fn revoke_other_sessions_keeps_current(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let email = unique_email();
     let (mut a, _) = app.sign_up(&email).await;
     let (mut b_jar, _) = app.sign_in(&email, PASSWORD).await;
@@ -131,7 +131,7 @@ async fn revoke_other_sessions_keeps_current(b: Backend) {
 }
 
 async fn session_gated_routes_need_a_session(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let mut none = Jar::default();
     for (method, path, body) in [
         ("GET", "/list-sessions", None),
@@ -162,7 +162,7 @@ async fn session_gated_routes_need_a_session(b: Backend) {
 }
 
 async fn update_session_additional_field(b: Backend) {
-    let app = app!(b, |s| {
+    let app = spawn_with(b, |s| {
         s.session.additional_fields.insert(
             "theme".into(),
             serde_json::from_value(json!({"type": "string", "default_value": "light"})).unwrap(),
@@ -172,7 +172,8 @@ async fn update_session_additional_field(b: Backend) {
             serde_json::from_value(json!({"type": "string", "input": false, "returned": false}))
                 .unwrap(),
         );
-    });
+    })
+    .await;
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     let s = app.session(&mut jar).await;
     assert_eq!(s["session"]["theme"], "light");
@@ -226,13 +227,14 @@ async fn update_session_additional_field(b: Backend) {
 }
 
 async fn coerce_field_types_option(b: Backend) {
-    let app = app!(b, |s| {
+    let app = spawn_with(b, |s| {
         s.advanced.coerce_field_types = true;
         s.session.additional_fields.insert(
             "theme".into(),
             serde_json::from_value(json!({"type": "string"})).unwrap(),
         );
-    });
+    })
+    .await;
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     // Better Auth's behaviour, on request: non-text values are stored as their text.
     let res = app
@@ -254,7 +256,7 @@ async fn coerce_field_types_option(b: Backend) {
 }
 
 async fn revoke_session_by_id(b: Backend) {
-    let app = app!(b);
+    let app = spawn(b).await;
     let email = unique_email();
     let (mut a, _) = app.sign_up(&email).await;
     let (mut other, _) = app.sign_in(&email, PASSWORD).await;

@@ -4,9 +4,9 @@
 
 use serde_json::Value;
 
+use crate::on_both_backends;
 use crate::support::vectors::vectors;
 use crate::support::*;
-use crate::{app, on_both_backends};
 
 on_both_backends!(
     get_session_matches_better_auth_exchange,
@@ -46,10 +46,11 @@ async fn seed(app: &TestApp, v: &Value) {
 async fn get_session_matches_better_auth_exchange(b: Backend) {
     let v = vectors();
     let secret = v["inputs"]["secret"].as_str().unwrap().to_string();
-    let app = app!(b, |s| {
+    let app = spawn_with(b, |s| {
         s.secret = secret;
         s.base_url = "http://localhost:3000".into();
-    });
+    })
+    .await;
     app.clock
         .set_ms(v["generator"]["frozen_clock"]["now_ms"].as_i64().unwrap());
     seed(&app, &v).await;
@@ -81,14 +82,15 @@ async fn unprefixed_cookie_is_ignored_under_secure_prefix(b: Backend) {
     let v = vectors();
     let var = &v["cookie_variants"]["https_custom_prefix_cross_subdomain"];
     let secret = v["inputs"]["secret"].as_str().unwrap().to_string();
-    let app = app!(b, |s| {
+    let app = spawn_with(b, |s| {
         s.secret = secret;
         s.base_url = "https://auth.example.com".into();
         s.session.expires_in = 2_592_000;
         s.advanced.cookie_prefix = "myapp".into();
         s.advanced.cross_sub_domain_cookies.enabled = true;
         s.advanced.cross_sub_domain_cookies.domain = "example.com".into();
-    });
+    })
+    .await;
     app.clock
         .set_ms(v["generator"]["frozen_clock"]["now_ms"].as_i64().unwrap());
     seed(&app, &v).await;

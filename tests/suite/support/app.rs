@@ -1,9 +1,6 @@
 //! sessiond in-process on a random port, on SQLite (a temporary directory) or PostgreSQL
 //! (a fresh database per test), with a manual clock, and plain HTTP to it: responses read
 //! whole, a browser-like cookie jar, and the scenarios most tests start with.
-//!
-//! PostgreSQL tests skip loudly when the server is unreachable, unless
-//! `REQUIRE_TEST_SERVICES=1` (CI), which turns the skip into a failure.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -50,15 +47,14 @@ pub fn test_settings() -> Settings {
     }
 }
 
-/// Spawns an app on `backend` with settings tweaked by `f`; `None` when the backend is
-/// unavailable and not required.
-pub async fn spawn_with(backend: Backend, f: impl FnOnce(&mut Settings)) -> Option<TestApp> {
+/// Spawns an app on `backend` with settings tweaked by `f`.
+pub async fn spawn_with(backend: Backend, f: impl FnOnce(&mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut s = test_settings();
     s.data_dir = dir.path().to_path_buf();
     let pg = match backend {
         Backend::Sqlite => None,
-        Backend::Postgres => Some(PgDb::create().await?),
+        Backend::Postgres => Some(PgDb::create().await),
     };
     if let Some(pg) = &pg {
         s.database.url = pg.url.clone();
@@ -80,7 +76,7 @@ pub async fn spawn_with(backend: Backend, f: impl FnOnce(&mut Settings)) -> Opti
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    Some(TestApp {
+    TestApp {
         base: format!("http://{addr}{}", s.base_path),
         addr,
         client,
@@ -89,10 +85,10 @@ pub async fn spawn_with(backend: Backend, f: impl FnOnce(&mut Settings)) -> Opti
         db_url,
         _pg: pg,
         _dir: dir,
-    })
+    }
 }
 
-pub async fn spawn(backend: Backend) -> Option<TestApp> {
+pub async fn spawn(backend: Backend) -> TestApp {
     spawn_with(backend, |_| {}).await
 }
 
@@ -329,23 +325,6 @@ macro_rules! on_both_backends {
                 async fn postgres() { super::$name(Backend::Postgres).await }
             }
         )*
-    };
-}
-
-/// Spawns or returns early (skipped) when the backend is unavailable.
-#[macro_export]
-macro_rules! app {
-    ($b:expr) => {
-        match $crate::support::spawn($b).await {
-            Some(a) => a,
-            None => return,
-        }
-    };
-    ($b:expr, $f:expr) => {
-        match $crate::support::spawn_with($b, $f).await {
-            Some(a) => a,
-            None => return,
-        }
     };
 }
 

@@ -10,6 +10,6 @@ pub mod vectors;
 
 pub use self::app::*;
 pub use self::pg::PgDb;
-pub use self::redis::{redis_available, redis_conn, redis_prefix, redis_url, PrivateRedis};
+pub use self::redis::{redis_conn, redis_prefix, redis_url, PrivateRedis};
 pub use self::relay::Relay;
-pub use self::services::have_tool;
+pub use self::services::require_tool;

@@ -18,16 +18,17 @@ pub struct PgDb {
 }
 
 impl PgDb {
-    /// Creates a database, or `None` (loudly) when PostgreSQL is unreachable and not required.
-    pub async fn create() -> Option<Self> {
+    /// Creates a database; fails the test when PostgreSQL is unreachable.
+    pub async fn create() -> Self {
         let admin = admin_url();
-        let mut conn = match sqlx::PgConnection::connect(&admin).await {
-            Ok(c) => c,
-            Err(e) => {
-                unavailable(&format!("PostgreSQL at {admin} ({e})"));
-                return None;
-            }
-        };
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| {
+                unavailable(
+                    &format!("PostgreSQL at {admin} ({e})"),
+                    "start it, or point TEST_POSTGRES_URL at one",
+                )
+            });
         let name = format!(
             "sessiond_t_{}",
             sessiond::crypto::token::generate_id().to_lowercase()
@@ -37,10 +38,10 @@ impl PgDb {
             .await
             .unwrap();
         let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
-        Some(Self {
+        Self {
             url: format!("{base}/{name}"),
             name,
-        })
+        }
     }
 
     /// Runs a statement on this database; the rows it touched.

@@ -6,37 +6,30 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::process::free_port;
-use super::services::{have_tool, unavailable};
+use super::services::{require_tool, unavailable};
 
 /// The shared Redis.
 pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-/// A connection to the Redis at `url`, or `None` (loudly) when it is unreachable and not
-/// required.
-pub async fn redis_conn(url: &str) -> Option<redis::aio::MultiplexedConnection> {
+/// A connection to the Redis at `url`; fails the test when it is unreachable.
+pub async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
     let conn = match redis::Client::open(url) {
         Ok(c) => c.get_multiplexed_async_connection().await,
         Err(e) => Err(e),
     };
-    match conn {
-        Ok(c) => Some(c),
-        Err(e) => {
-            unavailable(&format!("Redis at {url} ({e})"));
-            None
-        }
-    }
+    conn.unwrap_or_else(|e| {
+        unavailable(
+            &format!("Redis at {url} ({e})"),
+            "start it, or point TEST_REDIS_URL at one",
+        )
+    })
 }
 
 /// A unique key prefix, so that tests sharing one Redis never see each other's keys.
 pub fn redis_prefix() -> String {
     format!("t{}:", sessiond::crypto::token::generate_id())
-}
-
-/// Whether `redis-server` can be started for a private Redis; loudly false when not.
-pub fn redis_available() -> bool {
-    have_tool("redis-server")
 }
 
 /// A private redis-server, so that a test may flush, reconfigure, stop and restart it.
@@ -48,7 +41,9 @@ pub struct PrivateRedis {
 }
 
 impl PrivateRedis {
+    /// Starts one with `args`; fails the test when `redis-server` is not installed.
     pub async fn start(args: &[&str]) -> Self {
+        require_tool("redis-server");
         let port = free_port();
         let mut r = Self {
             child: None,

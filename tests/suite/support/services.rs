@@ -1,21 +1,18 @@
-//! What a test needs from outside the crate (PostgreSQL, Redis, redis-server, nginx,
-//! Caddy, docker-compose, hadolint) and what happens when it is missing.
+//! What a test needs from outside the crate: PostgreSQL and Redis (always there in CI and
+//! on a developer's machine, see README), and the programs `redis-server`, nginx, Caddy,
+//! docker-compose and hadolint (which `.ci/run` installs). A test whose service or program
+//! is missing fails, saying what to start or install: it never passes without having run.
 
 use std::process::{Command, Stdio};
 
-fn required() -> bool {
-    std::env::var("REQUIRE_TEST_SERVICES").is_ok_and(|v| v == "1" || v == "true")
+/// Fails the test: `what` could not be reached; `hint` says how to get it.
+pub fn unavailable(what: &str, hint: &str) -> ! {
+    panic!("{what} is unavailable; {hint}")
 }
 
-/// Says loudly that `what` is missing, or fails when services are required.
-pub fn unavailable(what: &str) {
-    assert!(!required(), "{what} is required but unavailable");
-    eprintln!("\n!!! SKIPPING test: {what} unavailable !!!\n");
-}
-
-/// Whether `bin` runs (`bin --version`, or `-v` / `version` for the proxies); loudly
-/// false when it does not.
-pub fn have_tool(bin: &str) -> bool {
+/// Fails the test unless `bin` runs (`bin --version`, or `-v` / `version` for the
+/// proxies).
+pub fn require_tool(bin: &str) {
     let runs = |arg: &str| {
         Command::new(bin)
             .arg(arg)
@@ -24,9 +21,10 @@ pub fn have_tool(bin: &str) -> bool {
             .status()
             .is_ok_and(|s| s.success())
     };
-    let found = runs("--version") || runs("-v") || runs("version");
-    if !found {
-        unavailable(&format!("{bin} (not installed)"));
+    if !(runs("--version") || runs("-v") || runs("version")) {
+        unavailable(
+            &format!("`{bin}`"),
+            "install it (.ci/run lists how) to run this test",
+        );
     }
-    found
 }
