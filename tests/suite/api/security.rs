@@ -197,8 +197,8 @@ async fn content_types_and_json(b: Backend) {
 
 async fn random_and_truncated_bodies_get_4xx(b: Backend) {
     let app = spawn(b).await;
-    let (jar, _) = app.sign_up(&unique_email()).await;
-    let cookie = jar.header();
+    let email = unique_email();
+    let (mut jar, _) = app.sign_up(&email).await;
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let valid = json!({"name": "n", "email": "e@example.com", "password": "password-123", "token": "t",
         "currentPassword": "password-123", "newPassword": "password-456", "rememberMe": true, "theme": "x"}).to_string();
@@ -215,6 +215,8 @@ async fn random_and_truncated_bodies_get_4xx(b: Backend) {
         "/change-password",
     ];
     for path in paths {
+        let cookie = jar.header();
+        let mut ended = false;
         for i in 0..25 {
             let body: Vec<u8> = match i % 5 {
                 0 => (0..rng.gen_range(1..200)).map(|_| rng.gen()).collect(),
@@ -244,6 +246,7 @@ async fn random_and_truncated_bodies_get_4xx(b: Backend) {
                     .unwrap();
                 let status = res.status().as_u16();
                 let text = res.text().await.unwrap();
+                ended |= status < 300 && ["/sign-out", "/revoke-sessions"].contains(&path);
                 assert!(
                     status < 500,
                     "{path} {ct} {:?} -> {status} {text}",
@@ -256,7 +259,16 @@ async fn random_and_truncated_bodies_get_4xx(b: Backend) {
                 }
             }
         }
+        // Garbage ends the session only where a sign-out or revoke-sessions answered
+        // success, and such an answer did end it. Then a new one, so that the next route
+        // reads its bodies as a signed-in client's.
+        let alive = !app.session(&mut jar.clone()).await.is_null();
+        assert_eq!(
+            alive, !ended,
+            "{path}: session alive {alive}, ended {ended}"
+        );
+        if !alive {
+            jar = app.sign_in(&email, PASSWORD).await.0;
+        }
     }
-    // The session survived all of it (only valid-looking revocations could touch it).
-    assert!(app.count(r#"select count(*) from "user""#).await >= 1);
 }
