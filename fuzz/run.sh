@@ -7,7 +7,7 @@
 # Needs cargo-fuzz (`cargo install cargo-fuzz`); the machine's stable toolchain is used
 # with RUSTC_BOOTSTRAP=1 for the flags cargo-fuzz passes. A crash stops the run with
 # libFuzzer's report and leaves the input under fuzz/artifacts/<target>/: turn it into a
-# regression test (tests/robustness.rs) before fixing.
+# regression test (tests/suite/robustness.rs) before fixing.
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-60}"

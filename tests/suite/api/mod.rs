@@ -1,0 +1,19 @@
+//! HTTP-level tests: each scenario runs against a spawned sessiond on SQLite and on
+//! PostgreSQL.
+
+mod account;
+mod auth;
+mod cookie_cache;
+mod cors;
+mod forward_auth;
+mod hardening;
+mod lifecycle;
+mod openapi;
+mod ops;
+mod proxies;
+mod redis;
+mod revocation;
+mod schema;
+mod security;
+mod sessions;
+mod vectors;

@@ -1,0 +1,15 @@
+//! The fixtures and helpers shared by the whole suite, one copy each.
+
+pub mod app;
+mod pg;
+pub mod process;
+mod redis;
+mod relay;
+mod services;
+pub mod vectors;
+
+pub use self::app::*;
+pub use self::pg::PgDb;
+pub use self::redis::{redis_conn, redis_prefix, redis_url, PrivateRedis};
+pub use self::relay::Relay;
+pub use self::services::require_tool;
