@@ -579,7 +579,11 @@ impl Settings {
                 )));
             }
             let cgi = |n: &str| n.to_ascii_lowercase().replace('_', "-");
-            if names.iter().take(i).any(|(_, other)| cgi(other) == cgi(name)) {
+            if names
+                .iter()
+                .take(i)
+                .any(|(_, other)| cgi(other) == cgi(name))
+            {
                 return Err(invalid(format!(
                     "forward_auth.{key}: {name:?} is used twice"
                 )));
