@@ -137,12 +137,12 @@ impl Application {
             .then(crate::metrics::install)
             .flatten();
         let cache = &settings.session.cookie_cache;
-        let cache_on = cache.enabled || settings.is_stateless();
+        let cache_on = settings.cookie_cache_enabled();
         let revocations = Arc::new(Revocations::new(
             // Stateless mode has no shared store to learn revocations from.
             cache_on && cache.immediate_revocation && !settings.is_stateless(),
             // Revocations are remembered as long as any cache value this service accepts.
-            crate::session::cache::longest_window_secs(settings.cache_max_age()),
+            settings.cookie_cache_window_secs(),
             clock.clone(),
         ));
         let feeds_on = revocations.enabled();

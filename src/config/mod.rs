@@ -682,6 +682,23 @@ impl Settings {
             })
     }
 
+    /// Whether `get-session` answers from the cookie cache: as set, and always in stateless
+    /// mode, where the cookie is the session.
+    pub fn cookie_cache_enabled(&self) -> bool {
+        self.session.cookie_cache.enabled || self.is_stateless()
+    }
+
+    /// The longest a cookie-cache value this service mints stays acceptable (s): the
+    /// [`cache_max_age`](Self::cache_max_age) of a remembered session, or the codecs'
+    /// fallback for one that is not remembered (minted without `Max-Age`). Revocations are
+    /// remembered, and caches minted while they could not be learned are distrusted, this
+    /// long.
+    pub fn cookie_cache_window_secs(&self) -> u64 {
+        self.cache_max_age()
+            .max(COMPACT_FALLBACK_S)
+            .max(TOKEN_FALLBACK_S)
+    }
+
     /// Whether email and password sign-up and sign-in are on (off by default in stateless
     /// mode).
     pub fn email_password_enabled(&self) -> bool {
@@ -708,6 +725,13 @@ pub fn field_type_matches(kind: FieldType, v: &serde_json::Value) -> bool {
     }
 }
 
+/// Lifetime (s) of a compact cookie-cache value minted without `Max-Age` (Better Auth's
+/// `maxAge || 60`).
+pub const COMPACT_FALLBACK_S: u64 = 60;
+/// Lifetime (s) of a JWT or JWE cookie-cache value minted without `Max-Age` (Better Auth's
+/// `maxAge || 300`).
+pub const TOKEN_FALLBACK_S: u64 = 300;
+
 /// Which cookie cache format to write and read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -719,4 +743,25 @@ pub enum CacheStrategy {
     Jwt,
     /// Encrypted JWE (`dir`, A256CBC-HS512).
     Jwe,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Settings;
+
+    #[test]
+    fn the_cache_window_covers_values_minted_without_max_age() {
+        let mut s = Settings::default();
+        assert!(!s.cookie_cache_enabled());
+        assert_eq!(s.cookie_cache_window_secs(), 300);
+        s.session.cookie_cache.max_age = Some(30);
+        assert_eq!(s.cookie_cache_window_secs(), 300);
+        s.session.cookie_cache.max_age = Some(3_600);
+        assert_eq!(s.cookie_cache_window_secs(), 3_600);
+        // Stateless: the cookie is the session, cached for as long as it lives.
+        s.session.cookie_cache.max_age = None;
+        s.database.url = "memory".into();
+        assert!(s.cookie_cache_enabled());
+        assert_eq!(s.cookie_cache_window_secs(), s.session.expires_in);
+    }
 }

@@ -65,9 +65,9 @@ pub const JWE_ACCOUNT_SALT: &str = "better-auth-account";
 /// HKDF info of every Better Auth JWE key.
 pub const JWE_HKDF_INFO: &str = "BetterAuth.js Generated Encryption Key";
 
-/// Fallback lifetimes when the cookie has no Max-Age (`maxAge || 60`, `maxAge || 300`).
-const COMPACT_FALLBACK_S: u64 = 60;
-const TOKEN_FALLBACK_S: u64 = 300;
+// Fallback lifetimes when the cookie has no Max-Age (`maxAge || 60`, `maxAge || 300`),
+// kept with the settings, which derive the longest cache window from them.
+use crate::config::{COMPACT_FALLBACK_S, TOKEN_FALLBACK_S};
 /// jose's `clockTolerance` in `symmetricDecodeJWT`.
 const JWE_CLOCK_TOLERANCE_S: f64 = 15.0;
 
@@ -458,12 +458,6 @@ fn fallback(max_age: Option<u64>, default_s: u64) -> u64 {
 }
 
 /// `iat = floor(now / 1000)`, `exp = iat + (maxAge || 300)`.
-/// The longest window (s) of a value minted with `max_age`: itself, or the fallback a
-/// value minted without one (a session that is not remembered) gets.
-pub fn longest_window_secs(max_age: u64) -> u64 {
-    max_age.max(COMPACT_FALLBACK_S).max(TOKEN_FALLBACK_S)
-}
-
 fn token_times(now_ms: i64, max_age: Option<u64>) -> Result<(i64, i64), CacheError> {
     let iat = now_ms.div_euclid(1000);
     let secs =
