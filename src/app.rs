@@ -207,11 +207,12 @@ impl Application {
                 openapi_document(&settings.base_path, &settings.forward_auth.path).as_str(),
             ),
         });
-        let ops = if settings.ops.listen.is_empty() {
-            None
-        } else {
-            let l = TcpListener::bind(settings.ops.listen.as_str()).await?;
-            Some((l, ops_router(state.clone())))
+        let ops = match &settings.ops.listen {
+            None => None,
+            Some(addr) => {
+                let l = TcpListener::bind(addr.as_str()).await?;
+                Some((l, ops_router(state.clone())))
+            }
         };
         let listener = TcpListener::bind((settings.host.as_str(), settings.port)).await?;
         let sv = &settings.server;
@@ -281,17 +282,7 @@ impl Application {
 /// The rate limiter: in memory, or counted in Redis for every replica.
 async fn rate_limiter(s: &Settings, clock: Arc<dyn Clock>) -> Result<RateLimiter, StartError> {
     let limiter = RateLimiter::new(s, clock, &crate::http::api_paths(&s.base_path));
-    let shared = match s.rate_limit.storage.as_str() {
-        "" => !s.redis.url.is_empty(),
-        "secondary-storage" => true,
-        "memory" => false,
-        other => {
-            return Err(StartError::Config(format!(
-                "rate_limit.storage must be memory or secondary-storage, not {other:?}"
-            )))
-        }
-    };
-    if !shared {
+    if !s.rate_limit_shared() {
         return Ok(limiter);
     }
     if s.redis.url.is_empty() {

@@ -14,6 +14,32 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use load::ConfigError;
+
+/// `Deserialize` for an option with a closed set of spellings (`exact`, or in `any case`),
+/// whose error shows what was written and lists them (`must be a or b, not "c"`); the
+/// loader adds the option's name and where its value came from.
+macro_rules! one_of {
+    (@key exact, $raw:ident) => {
+        $raw.as_str()
+    };
+    (@key any case, $raw:ident) => {
+        $raw.to_ascii_lowercase().as_str()
+    };
+    ($ty:ident, $($case:ident)+, $expected:literal, { $($name:literal => $v:ident),+ $(,)? }) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(d)?;
+                match one_of!(@key $($case)+, raw) {
+                    $($name => Ok(Self::$v),)+
+                    _ => Err(serde::de::Error::custom(format!(
+                        concat!("must be ", $expected, ", not {:?}"),
+                        raw
+                    ))),
+                }
+            }
+        }
+    };
+}
 pub use validate::{check_origin_pattern, path_glob, CREDENTIAL_ROUTES, MAX_DURATION_SECS};
 
 /// Where the service runs; production refuses weak configuration.
@@ -444,12 +470,43 @@ impl Default for AdvancedSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct CookieAttributes {
     /// `lax` (default), `strict` or `none` (which forces `Secure`).
-    pub same_site: Option<String>,
+    pub same_site: Option<SameSite>,
     /// Force `Secure` on or off (the `__Secure-` name prefix follows `use_secure_cookies`).
     pub secure: Option<bool>,
     /// Add `Partitioned` (CHIPS; forces `Secure`).
     pub partitioned: bool,
 }
+
+/// The `SameSite` attribute of the session cookies. Spelled in any case (`Lax`, `lax`),
+/// as Better Auth accepts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SameSite {
+    /// Sent on top-level navigations from other sites (the browsers' default).
+    #[default]
+    Lax,
+    /// Sent only on requests from the same site.
+    Strict,
+    /// Sent on every request, cross-site too; forces `Secure`.
+    None,
+}
+
+impl SameSite {
+    /// The attribute's value in a `Set-Cookie` header.
+    pub fn as_attribute(self) -> &'static str {
+        match self {
+            Self::Lax => "Lax",
+            Self::Strict => "Strict",
+            Self::None => "None",
+        }
+    }
+}
+
+one_of!(SameSite, any case, "lax, strict or none", {
+    "lax" => Lax,
+    "strict" => Strict,
+    "none" => None,
+});
 
 /// `advanced.crossSubDomainCookies`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -499,13 +556,34 @@ pub struct RateLimitSettings {
     pub max: u64,
     /// `memory` (per process, sliding) or `secondary-storage` (Redis, shared by replicas,
     /// fixed window). Empty: `secondary-storage` when Redis is configured, else `memory`.
-    pub storage: String,
+    pub storage: RateLimitStorage,
     /// Per-path rules (exact path under the base path, or a `*` glob), overriding the
     /// defaults and the built-in sign-in rule.
     pub custom_rules: BTreeMap<String, RateLimitRule>,
     /// What a limited request gets while the shared counter (Redis) cannot be reached.
     pub on_store_failure: OnStoreFailure,
 }
+
+/// Where the rate limiter counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub enum RateLimitStorage {
+    /// Empty: Redis when `redis.url` is set, else memory.
+    #[default]
+    #[serde(rename = "")]
+    Auto,
+    /// In this process (the window slides with each allowed request).
+    #[serde(rename = "memory")]
+    Memory,
+    /// In Redis, shared by every replica (fixed window).
+    #[serde(rename = "secondary-storage")]
+    SecondaryStorage,
+}
+
+one_of!(RateLimitStorage, exact, "memory or secondary-storage", {
+    "" => Auto,
+    "memory" => Memory,
+    "secondary-storage" => SecondaryStorage,
+});
 
 /// The rate limiter's answer when its shared counter is unreachable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -527,7 +605,7 @@ impl Default for RateLimitSettings {
             enabled: None,
             window: 10,
             max: 100,
-            storage: String::new(),
+            storage: RateLimitStorage::Auto,
             custom_rules: BTreeMap::new(),
             on_store_failure: OnStoreFailure::ClosedForCredentials,
         }
@@ -614,9 +692,61 @@ impl Default for MetricsSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct OpsSettings {
     /// `host:port` of a private listener serving them (and `/healthz`); empty: none.
-    pub listen: String,
+    #[serde(deserialize_with = "empty_is_none", serialize_with = "none_is_empty")]
+    pub listen: Option<ListenAddr>,
     /// Serve them on the main listener too. Unset: yes in development, no in production.
     pub on_main_listener: Option<bool>,
+}
+
+/// A listen address, `host:port`: an IP address or a name resolved when binding, and a
+/// port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct ListenAddr(String);
+
+impl ListenAddr {
+    /// The address as written, for binding.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                Ok(Self(s.to_owned()))
+            }
+            _ => Err(format!("must be host:port (127.0.0.1:9464), not {s:?}")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ListenAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// An optional value written as empty text when absent.
+fn empty_is_none<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr<Err = String>,
+{
+    match Option::<String>::deserialize(d)? {
+        Some(s) if !s.is_empty() => s.parse().map(Some).map_err(serde::de::Error::custom),
+        _ => Ok(None),
+    }
+}
+
+/// The other half of [`empty_is_none`].
+fn none_is_empty<S: serde::Serializer>(v: &Option<ListenAddr>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.as_ref().map_or("", ListenAddr::as_str))
 }
 
 /// Logging settings.
@@ -626,14 +756,35 @@ pub struct LogSettings {
     /// `tracing` filter, e.g. `info` or `sessiond=debug`.
     pub level: String,
     /// `json`, `pretty`, or empty: JSON in production, pretty otherwise.
-    pub format: String,
+    pub format: LogFormat,
 }
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Empty: JSON in production, pretty otherwise.
+    #[default]
+    #[serde(rename = "")]
+    Auto,
+    /// JSON lines.
+    Json,
+    /// Human-readable text (also spelled `text`).
+    Pretty,
+}
+
+one_of!(LogFormat, exact, "json, pretty or text", {
+    "" => Auto,
+    "json" => Json,
+    "pretty" => Pretty,
+    "text" => Pretty,
+});
 
 impl Default for LogSettings {
     fn default() -> Self {
         Self {
             level: "info".into(),
-            format: String::new(),
+            format: LogFormat::Auto,
         }
     }
 }
@@ -659,6 +810,25 @@ impl Settings {
         self.rate_limit
             .enabled
             .unwrap_or(self.environment == Environment::Production)
+    }
+
+    /// Whether the rate limiter counts in Redis, shared by every replica (the default when
+    /// Redis is configured), rather than in this process.
+    pub fn rate_limit_shared(&self) -> bool {
+        match self.rate_limit.storage {
+            RateLimitStorage::Auto => !self.redis.url.is_empty(),
+            RateLimitStorage::SecondaryStorage => true,
+            RateLimitStorage::Memory => false,
+        }
+    }
+
+    /// Whether log lines are JSON (production's default) rather than text.
+    pub fn json_logs(&self) -> bool {
+        match self.log.format {
+            LogFormat::Auto => self.environment == Environment::Production,
+            LogFormat::Json => true,
+            LogFormat::Pretty => false,
+        }
     }
 
     /// Whether cookies are `Secure` and `__Secure-`-prefixed.
@@ -763,5 +933,76 @@ mod tests {
         s.database.url = "memory".into();
         assert!(s.cookie_cache_enabled());
         assert_eq!(s.cookie_cache_window_secs(), s.session.expires_in);
+    }
+
+    fn load(toml: &str, vars: &[(&str, &str)]) -> Result<Settings, String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_sources(toml, &vars).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn closed_options_take_their_documented_spellings() {
+        use super::{LogFormat, RateLimitStorage, SameSite};
+        let s = load(
+            "[advanced.default_cookie_attributes]\nsame_site = \"Strict\"\n\
+             [rate_limit]\nstorage = \"secondary-storage\"\n[log]\nformat = \"text\"\n",
+            &[("SESSIOND_OPS__LISTEN", "localhost:9464")],
+        )
+        .unwrap();
+        let adv = &s.advanced.default_cookie_attributes;
+        assert_eq!(adv.same_site, Some(SameSite::Strict));
+        assert_eq!(s.rate_limit.storage, RateLimitStorage::SecondaryStorage);
+        assert_eq!(s.log.format, LogFormat::Pretty);
+        assert_eq!(
+            s.ops.listen.as_ref().map(|l| l.as_str()),
+            Some("localhost:9464")
+        );
+        let s = load(
+            "[rate_limit]\nstorage = \"memory\"\n[ops]\nlisten = \"\"\n",
+            &[("SESSIOND_LOG__FORMAT", "json")],
+        )
+        .unwrap();
+        assert_eq!(s.rate_limit.storage, RateLimitStorage::Memory);
+        assert_eq!(s.log.format, LogFormat::Json);
+        assert!(s.ops.listen.is_none());
+        assert!(!s.rate_limit_shared());
+        let s = load("", &[("REDIS_URL", "redis://127.0.0.1:6379")]).unwrap();
+        assert_eq!(s.rate_limit.storage, RateLimitStorage::Auto);
+        assert!(s.rate_limit_shared());
+    }
+
+    #[test]
+    fn closed_options_name_the_option_and_the_spellings() {
+        for (toml, key, message) in [
+            (
+                "[advanced.default_cookie_attributes]\nsame_site = \"Loose\"\n",
+                "advanced.default_cookie_attributes.same_site",
+                "must be lax, strict or none, not \"Loose\"",
+            ),
+            (
+                "[rate_limit]\nstorage = \"redis\"\n",
+                "rate_limit.storage",
+                "must be memory or secondary-storage, not \"redis\"",
+            ),
+            (
+                "[log]\nformat = \"xml\"\n",
+                "log.format",
+                "must be json, pretty or text, not \"xml\"",
+            ),
+            (
+                "[ops]\nlisten = \"9464\"\n",
+                "ops.listen",
+                "must be host:port (127.0.0.1:9464), not \"9464\"",
+            ),
+        ] {
+            let err = load(toml, &[]).unwrap_err();
+            assert!(
+                err.contains(&format!("invalid value for {key} (from ")) && err.contains(message),
+                "{err}"
+            );
+        }
     }
 }

@@ -450,13 +450,6 @@ impl Settings {
         }
         self.check_durations()?;
         self.check_fields()?;
-        if let Some(ss) = &self.advanced.default_cookie_attributes.same_site {
-            if !matches!(ss.to_ascii_lowercase().as_str(), "lax" | "strict" | "none") {
-                return Err(invalid(format!(
-                    "advanced.default_cookie_attributes.same_site must be lax, strict or none, not {ss:?}"
-                )));
-            }
-        }
         let ep = &self.email_and_password;
         if ep.min_password_length > ep.max_password_length {
             return Err(invalid(
