@@ -42,7 +42,7 @@ pub use crate::crypto::strength::{weak_secret, MIN_SECRET_LEN};
 /// `<data_dir>/secret` (with a warning). Production refuses a missing or short secret.
 pub fn resolve_secret(s: &Settings) -> Result<String, StartError> {
     if !s.secret.is_empty() {
-        if let Some(problem) = weak_secret(&s.secret) {
+        if let Some(problem) = weak_secret(s.secret.expose_secret()) {
             if s.environment == Environment::Production {
                 return Err(StartError::Config(format!(
                     "secret must be at least {MIN_SECRET_LEN} characters in production \
@@ -51,7 +51,7 @@ pub fn resolve_secret(s: &Settings) -> Result<String, StartError> {
             }
             tracing::warn!("the secret is weak: {problem}");
         }
-        return Ok(s.secret.clone());
+        return Ok(s.secret.expose_secret().to_owned());
     }
     if s.environment == Environment::Production {
         return Err(StartError::Config(
@@ -159,8 +159,13 @@ impl Application {
                 store_in_db: settings.session.store_session_in_database,
                 preserve_in_db: settings.session.preserve_session_in_database,
             };
-            let (redis_store, client) =
-                RedisStore::connect(&settings.redis.url, store, opts, clock.clone()).await?;
+            let (redis_store, client) = RedisStore::connect(
+                settings.redis.url.expose_secret(),
+                store,
+                opts,
+                clock.clone(),
+            )
+            .await?;
             if feeds_on {
                 let conn = ::redis::aio::ConnectionManager::new(client.clone())
                     .await
@@ -290,7 +295,8 @@ async fn rate_limiter(s: &Settings, clock: Arc<dyn Clock>) -> Result<RateLimiter
             "rate_limit.storage = \"secondary-storage\" needs redis.url".into(),
         ));
     }
-    let counter = RedisRateCounter::connect(&s.redis.url, s.redis.key_prefix.clone()).await?;
+    let counter =
+        RedisRateCounter::connect(s.redis.url.expose_secret(), s.redis.key_prefix.clone()).await?;
     Ok(limiter.with_shared(Arc::new(counter)))
 }
 

@@ -6,6 +6,7 @@
 //! `DATABASE_URL`, `REDIS_URL`, `HOST`, `PORT` are honoured under the `SESSIOND_` ones.
 
 mod load;
+mod secret;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use load::ConfigError;
+pub use secret::Secret;
 
 /// `Deserialize` for an option with a closed set of spellings (`exact`, or in `any case`),
 /// whose error shows what was written and lists them (`must be a or b, not "c"`); the
@@ -69,7 +71,7 @@ pub struct Settings {
     /// Path under which the API is served.
     pub base_path: String,
     /// Secret for signing cookies (Better Auth's `secret` / `BETTER_AUTH_SECRET`).
-    pub secret: String,
+    pub secret: Secret,
     /// Extra origins allowed to send cookie-bearing POSTs; `*` and `?` are wildcards.
     pub trusted_origins: Vec<String>,
     /// Directory for the embedded SQLite database and a generated development secret.
@@ -151,7 +153,7 @@ impl Default for Settings {
             port: 3000,
             base_url: String::new(),
             base_path: "/api/auth".into(),
-            secret: String::new(),
+            secret: Secret::default(),
             trusted_origins: Vec::new(),
             data_dir: PathBuf::from("./data"),
             database: DatabaseSettings::default(),
@@ -173,8 +175,9 @@ impl Default for Settings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
-    /// `postgres://…` or `sqlite://…`; empty: SQLite at `<data_dir>/sessiond.db`.
-    pub url: String,
+    /// `postgres://…` or `sqlite://…`; empty: SQLite at `<data_dir>/sessiond.db`. May
+    /// carry a password.
+    pub url: Secret,
     /// Connection pool size.
     pub max_connections: u32,
     /// Seconds to wait for a pooled connection before answering 503.
@@ -186,7 +189,7 @@ pub struct DatabaseSettings {
 impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
-            url: String::new(),
+            url: Secret::default(),
             max_connections: 16,
             acquire_timeout: 5,
             migrate_on_start: true,
@@ -198,8 +201,8 @@ impl Default for DatabaseSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
-    /// `redis://host:6379/0`; empty: no secondary storage.
-    pub url: String,
+    /// `redis://host:6379/0`; empty: no secondary storage. May carry a password.
+    pub url: Secret,
     /// Prefix of every key (Better Auth core: none; `@better-auth/redis-storage`:
     /// `better-auth:`).
     pub key_prefix: String,
@@ -211,7 +214,7 @@ pub struct RedisSettings {
 impl Default for RedisSettings {
     fn default() -> Self {
         Self {
-            url: String::new(),
+            url: Secret::default(),
             key_prefix: String::new(),
             keyspace_notifications: KeyspaceNotifications::Check,
         }
@@ -802,7 +805,7 @@ impl Settings {
     /// Stateless mode: no database (`database.url = "memory"`); sessions live in the
     /// cookie cache, which is then always on.
     pub fn is_stateless(&self) -> bool {
-        matches!(self.database.url.as_str(), "memory" | "memory:")
+        matches!(self.database.url.expose_secret(), "memory" | "memory:")
     }
 
     /// Whether the rate limiter runs (Better Auth's default: in production only).

@@ -133,7 +133,7 @@ async fn database_outage_gives_503_and_recovers() {
         .url
         .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", relay.port));
     let app = spawn_with(Backend::Sqlite, |s| {
-        s.database.url = url;
+        s.database.url = url.into();
         s.database.acquire_timeout = 1;
         s.database.max_connections = 2;
     })
@@ -200,7 +200,7 @@ async fn slow_requests_time_out() {
         .url
         .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", relay.port));
     let app = spawn_with(Backend::Sqlite, |s| {
-        s.database.url = url;
+        s.database.url = url.into();
         s.database.acquire_timeout = 30;
         s.database.max_connections = 1;
         s.server.request_timeout = 1;
@@ -298,7 +298,7 @@ async fn cancelled_requests_keep_their_database_connection() {
         return;
     };
     let app = spawn_with(Backend::Sqlite, |s| {
-        s.database.url = db.url.clone();
+        s.database.url = db.url.clone().into();
         s.database.max_connections = 2;
         s.server.request_timeout = 1;
     })

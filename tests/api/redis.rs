@@ -79,7 +79,7 @@ async fn redis_app(
     let p = prefix();
     let pp = p.clone();
     let app = spawn_with(b, move |s| {
-        s.redis.url = url;
+        s.redis.url = url.into();
         s.redis.key_prefix = pp;
         f(s);
     })
@@ -392,7 +392,7 @@ async fn redis_outage_gives_503_then_recovers() {
     }
     let mut server = PrivateRedis::start(&[]).await;
     let u = server.url();
-    let app = spawn_with(Backend::Sqlite, move |s| s.redis.url = u)
+    let app = spawn_with(Backend::Sqlite, move |s| s.redis.url = u.into())
         .await
         .unwrap();
     let (mut jar, _) = app.sign_up(&unique_email()).await;
@@ -476,7 +476,7 @@ async fn redis_refusing_writes_gives_503_never_401() {
         let u = server.url();
         // A refresh is due on every request.
         let app = spawn_with(Backend::Sqlite, move |s| {
-            s.redis.url = u;
+            s.redis.url = u.into();
             s.session.update_age = 0;
         })
         .await
@@ -543,7 +543,7 @@ async fn redis_refusing_writes_gives_503_never_401() {
     // empty 500, and the replica is not ready.
     let server = PrivateRedis::start(&[]).await;
     let u = server.url();
-    let app = spawn_with(Backend::Sqlite, move |s| s.redis.url = u)
+    let app = spawn_with(Backend::Sqlite, move |s| s.redis.url = u.into())
         .await
         .unwrap();
     let (mut jar, _) = app.sign_up(&unique_email()).await;
@@ -568,7 +568,7 @@ async fn redis_outage_falls_back_to_database_when_sessions_are_there_too() {
     let mut server = PrivateRedis::start(&[]).await;
     let u = server.url();
     let app = spawn_with(Backend::Sqlite, move |s| {
-        s.redis.url = u;
+        s.redis.url = u.into();
         s.session.store_session_in_database = true;
     })
     .await
@@ -590,7 +590,7 @@ async fn replicas_share_rate_limits_through_redis() {
     let p = prefix();
     let mk = |p: String, url: String| {
         move |s: &mut sessiond::config::Settings| {
-            s.redis.url = url;
+            s.redis.url = url.into();
             s.redis.key_prefix = p;
             s.rate_limit.enabled = Some(true);
         }
@@ -631,7 +631,7 @@ async fn session_key_deleted_by_another_application_is_refused_at_once() {
     let p = prefix();
     let (u, pp) = (url.clone(), p.clone());
     let app = spawn_with(Backend::Sqlite, move |s| {
-        s.redis.url = u;
+        s.redis.url = u.into();
         s.redis.key_prefix = pp;
         s.session.cookie_cache.enabled = true;
     })

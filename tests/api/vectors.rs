@@ -55,7 +55,7 @@ async fn get_session_matches_better_auth_exchange(b: Backend) {
     let v = vectors();
     let secret = v["inputs"]["secret"].as_str().unwrap().to_string();
     let app = app!(b, |s| {
-        s.secret = secret;
+        s.secret = secret.into();
         s.base_url = "http://localhost:3000".into();
     });
     app.clock
@@ -90,7 +90,7 @@ async fn unprefixed_cookie_is_ignored_under_secure_prefix(b: Backend) {
     let var = &v["cookie_variants"]["https_custom_prefix_cross_subdomain"];
     let secret = v["inputs"]["secret"].as_str().unwrap().to_string();
     let app = app!(b, |s| {
-        s.secret = secret;
+        s.secret = secret.into();
         s.base_url = "https://auth.example.com".into();
         s.session.expires_in = 2_592_000;
         s.advanced.cookie_prefix = "myapp".into();
