@@ -42,7 +42,7 @@ pub use crate::crypto::strength::{weak_secret, MIN_SECRET_LEN};
 /// `<data_dir>/secret` (with a warning). Production refuses a missing or short secret.
 pub fn resolve_secret(s: &Settings) -> Result<String, StartError> {
     if !s.secret.is_empty() {
-        if let Some(problem) = weak_secret(&s.secret) {
+        if let Some(problem) = weak_secret(s.secret.expose_secret()) {
             if s.environment == Environment::Production {
                 return Err(StartError::Config(format!(
                     "secret must be at least {MIN_SECRET_LEN} characters in production \
@@ -51,7 +51,7 @@ pub fn resolve_secret(s: &Settings) -> Result<String, StartError> {
             }
             tracing::warn!("the secret is weak: {problem}");
         }
-        return Ok(s.secret.clone());
+        return Ok(s.secret.expose_secret().to_owned());
     }
     if s.environment == Environment::Production {
         return Err(StartError::Config(
@@ -137,12 +137,12 @@ impl Application {
             .then(crate::metrics::install)
             .flatten();
         let cache = &settings.session.cookie_cache;
-        let cache_on = cache.enabled || settings.is_stateless();
+        let cache_on = settings.cookie_cache_enabled();
         let revocations = Arc::new(Revocations::new(
             // Stateless mode has no shared store to learn revocations from.
             cache_on && cache.immediate_revocation && !settings.is_stateless(),
             // Revocations are remembered as long as any cache value this service accepts.
-            crate::crypto::cache::longest_window_secs(settings.cache_max_age()),
+            settings.cookie_cache_window_secs(),
             clock.clone(),
         ));
         let feeds_on = revocations.enabled();
@@ -159,8 +159,13 @@ impl Application {
                 store_in_db: settings.session.store_session_in_database,
                 preserve_in_db: settings.session.preserve_session_in_database,
             };
-            let (redis_store, client) =
-                RedisStore::connect(&settings.redis.url, store, opts, clock.clone()).await?;
+            let (redis_store, client) = RedisStore::connect(
+                settings.redis.url.expose_secret(),
+                store,
+                opts,
+                clock.clone(),
+            )
+            .await?;
             if feeds_on {
                 let conn = ::redis::aio::ConnectionManager::new(client.clone())
                     .await
@@ -208,11 +213,12 @@ impl Application {
                 openapi_document(&settings.base_path, &settings.forward_auth.path).as_str(),
             ),
         });
-        let ops = if settings.ops.listen.is_empty() {
-            None
-        } else {
-            let l = TcpListener::bind(settings.ops.listen.as_str()).await?;
-            Some((l, ops_router(state.clone())))
+        let ops = match &settings.ops.listen {
+            None => None,
+            Some(addr) => {
+                let l = TcpListener::bind(addr.as_str()).await?;
+                Some((l, ops_router(state.clone())))
+            }
         };
         let listener = TcpListener::bind((settings.host.as_str(), settings.port)).await?;
         let sv = &settings.server;
@@ -282,17 +288,7 @@ impl Application {
 /// The rate limiter: in memory, or counted in Redis for every replica.
 async fn rate_limiter(s: &Settings, clock: Arc<dyn Clock>) -> Result<RateLimiter, StartError> {
     let limiter = RateLimiter::new(s, clock, &crate::http::api_paths(&s.base_path));
-    let shared = match s.rate_limit.storage.as_str() {
-        "" => !s.redis.url.is_empty(),
-        "secondary-storage" => true,
-        "memory" => false,
-        other => {
-            return Err(StartError::Config(format!(
-                "rate_limit.storage must be memory or secondary-storage, not {other:?}"
-            )))
-        }
-    };
-    if !shared {
+    if !s.rate_limit_shared() {
         return Ok(limiter);
     }
     if s.redis.url.is_empty() {
@@ -300,7 +296,8 @@ async fn rate_limiter(s: &Settings, clock: Arc<dyn Clock>) -> Result<RateLimiter
             "rate_limit.storage = \"secondary-storage\" needs redis.url".into(),
         ));
     }
-    let counter = RedisRateCounter::connect(&s.redis.url, s.redis.key_prefix.clone()).await?;
+    let counter =
+        RedisRateCounter::connect(s.redis.url.expose_secret(), s.redis.key_prefix.clone()).await?;
     Ok(limiter.with_shared(Arc::new(counter)))
 }
 

@@ -4,18 +4,14 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Environment, Settings};
+use crate::config::Settings;
 
 /// Installs the global subscriber (once; later calls are ignored).
 pub fn init(s: &Settings) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&s.log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = match s.log.format.as_str() {
-        "json" => true,
-        "pretty" | "text" => false,
-        _ => s.environment == Environment::Production,
-    };
+    let json = s.json_logs();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -254,7 +254,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.session.cookie_cache.version, "1.10");
-        assert_eq!(s.secret, " 0123456789012345678901234567890123 ");
+        assert_eq!(
+            s.secret.expose_secret(),
+            " 0123456789012345678901234567890123 "
+        );
         assert_eq!(s.session.expires_in, 3600);
         assert!(s.session.cookie_cache.enabled);
         assert_eq!(

@@ -66,16 +66,7 @@ impl CookieWriter {
             }
         }
         let over = &s.advanced.default_cookie_attributes;
-        let same_site = match over
-            .same_site
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            Some("strict") => "Strict",
-            Some("none") => "None",
-            _ => "Lax",
-        };
+        let same_site = over.same_site.unwrap_or_default().as_attribute();
         // better-call forces Secure for SameSite=None, Partitioned and __Secure- names.
         let secure_attr = s.secure_cookies()
             || same_site == "None"

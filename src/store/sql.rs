@@ -66,7 +66,7 @@ pub async fn connect(
         private_file(&file).map_err(|e| StoreError::Unavailable(e.into()))?;
         format!("sqlite://{}", file.display())
     } else {
-        db.url.clone()
+        db.url.expose_secret().to_owned()
     };
     let acquire = Duration::from_secs(db.acquire_timeout.max(1));
     if url == "memory" || url == "memory:" {

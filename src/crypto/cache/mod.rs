@@ -51,9 +51,9 @@ pub struct CachePayload {
     pub expires_at_ms: i64,
 }
 
-/// Fallback lifetimes when the cookie has no Max-Age (`maxAge || 60`, `maxAge || 300`).
-const COMPACT_FALLBACK_S: u64 = 60;
-const TOKEN_FALLBACK_S: u64 = 300;
+// Fallback lifetimes when the cookie has no Max-Age (`maxAge || 60`, `maxAge || 300`),
+// kept with the settings, which derive the longest cache window from them.
+pub(crate) use crate::config::{COMPACT_FALLBACK_S, TOKEN_FALLBACK_S};
 
 /// What one value carries, as [`CacheCodec::encode`] was given it.
 struct Contents<'a> {
@@ -158,12 +158,6 @@ fn fallback(max_age: Option<u64>, default_s: u64) -> u64 {
         Some(s) if s > 0 => s,
         _ => default_s,
     }
-}
-
-/// The longest window (s) of a value minted with `max_age`: itself, or the fallback a
-/// value minted without one (a session that is not remembered) gets.
-pub fn longest_window_secs(max_age: u64) -> u64 {
-    max_age.max(COMPACT_FALLBACK_S).max(TOKEN_FALLBACK_S)
 }
 
 /// `iat = floor(now / 1000)`, `exp = iat + (maxAge || 300)`.

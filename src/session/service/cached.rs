@@ -46,13 +46,13 @@ impl CacheSetup {
                 .saturating_mul(1000)
         });
         Self {
-            enabled: cc.enabled || stateless,
+            enabled: settings.cookie_cache_enabled(),
             codec: CacheCodec::new(strategy, secret, &[]),
             max_age,
             version: cc.version.clone(),
             refresh_within_ms,
             authoritative: stateless,
-            longest_window_ms: i64::try_from(crate::crypto::cache::longest_window_secs(max_age))
+            longest_window_ms: i64::try_from(settings.cookie_cache_window_secs())
                 .unwrap_or(i64::MAX / 1000)
                 .saturating_mul(1000)
                 .saturating_add(1000),

@@ -163,7 +163,7 @@ async fn version_change_invalidates_the_cache(b: Backend) {
     let (mut jar, _) = first.sign_up(&unique_email()).await;
     let db = first.db_url.clone();
     let second = spawn_with(b, |s| {
-        s.database.url = db;
+        s.database.url = db.into();
         s.session.cookie_cache.enabled = true;
         s.session.cookie_cache.strategy = Some(Strategy::Jwt);
         s.session.cookie_cache.version = "2".into();

@@ -141,7 +141,7 @@ async fn cross_sub_domain_cookies(b: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_cookie_attributes() {
     let app = spawn_with(Backend::Sqlite, |s| {
-        s.advanced.default_cookie_attributes.same_site = Some("none".into());
+        s.advanced.default_cookie_attributes.same_site = Some(sessiond::config::SameSite::None);
         s.advanced.default_cookie_attributes.partitioned = true;
     })
     .await;

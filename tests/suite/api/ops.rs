@@ -129,7 +129,7 @@ async fn database_outage_gives_503_and_recovers() {
     let relay = Relay::start(db.port()).await;
     let url = db.url_via(relay.port);
     let app = spawn_with(Backend::Sqlite, |s| {
-        s.database.url = url;
+        s.database.url = url.into();
         s.database.acquire_timeout = 1;
         s.database.max_connections = 2;
     })
@@ -191,7 +191,7 @@ async fn slow_requests_time_out() {
     let relay = Relay::start(db.port()).await;
     let url = db.url_via(relay.port);
     let app = spawn_with(Backend::Sqlite, |s| {
-        s.database.url = url;
+        s.database.url = url.into();
         s.database.acquire_timeout = 30;
         s.database.max_connections = 1;
         s.server.request_timeout = 1;
@@ -285,7 +285,7 @@ async fn cancelled_requests_keep_their_database_connection() {
     use sqlx::{Connection, Executor};
     let db = PgDb::create().await;
     let app = spawn_with(Backend::Sqlite, |s| {
-        s.database.url = db.url.clone();
+        s.database.url = db.url.clone().into();
         s.database.max_connections = 2;
         s.server.request_timeout = 1;
     })

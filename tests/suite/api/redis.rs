@@ -55,7 +55,7 @@ async fn redis_app(
     let p = redis_prefix();
     let pp = p.clone();
     let app = spawn_with(b, move |s| {
-        s.redis.url = url;
+        s.redis.url = url.into();
         s.redis.key_prefix = pp;
         f(s);
     })
@@ -359,7 +359,7 @@ async fn reads_sessions_written_in_better_auths_layout(b: Backend) {
 async fn redis_outage_gives_503_then_recovers() {
     let mut server = PrivateRedis::start(&[]).await;
     let u = server.url();
-    let app = spawn_with(Backend::Sqlite, move |s| s.redis.url = u).await;
+    let app = spawn_with(Backend::Sqlite, move |s| s.redis.url = u.into()).await;
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     assert_ne!(app.session(&mut jar).await, Value::Null);
     server.down();
@@ -438,7 +438,7 @@ async fn redis_refusing_writes_gives_503_never_401() {
         let u = server.url();
         // A refresh is due on every request.
         let app = spawn_with(Backend::Sqlite, move |s| {
-            s.redis.url = u;
+            s.redis.url = u.into();
             s.session.update_age = 0;
         })
         .await;
@@ -504,7 +504,7 @@ async fn redis_refusing_writes_gives_503_never_401() {
     // empty 500, and the replica is not ready.
     let server = PrivateRedis::start(&[]).await;
     let u = server.url();
-    let app = spawn_with(Backend::Sqlite, move |s| s.redis.url = u).await;
+    let app = spawn_with(Backend::Sqlite, move |s| s.redis.url = u.into()).await;
     let (mut jar, _) = app.sign_up(&unique_email()).await;
     server
         .cmd(&["ACL", "SETUSER", "default", "-del", "-unlink"])
@@ -524,7 +524,7 @@ async fn redis_outage_falls_back_to_database_when_sessions_are_there_too() {
     let mut server = PrivateRedis::start(&[]).await;
     let u = server.url();
     let app = spawn_with(Backend::Sqlite, move |s| {
-        s.redis.url = u;
+        s.redis.url = u.into();
         s.session.store_session_in_database = true;
     })
     .await;
@@ -543,7 +543,7 @@ async fn replicas_share_rate_limits_through_redis() {
     let p = redis_prefix();
     let mk = |p: String, url: String| {
         move |s: &mut sessiond::config::Settings| {
-            s.redis.url = url;
+            s.redis.url = url.into();
             s.redis.key_prefix = p;
             s.rate_limit.enabled = Some(true);
         }
@@ -577,7 +577,7 @@ async fn session_key_deleted_by_another_application_is_refused_at_once() {
     let p = redis_prefix();
     let (u, pp) = (url.clone(), p.clone());
     let app = spawn_with(Backend::Sqlite, move |s| {
-        s.redis.url = u;
+        s.redis.url = u.into();
         s.redis.key_prefix = pp;
         s.session.cookie_cache.enabled = true;
     })

@@ -82,7 +82,7 @@ async fn cached_on_postgres() -> TestApp {
 /// SQLite and the Redis at `url` with the cookie cache, once its revocation feed is up.
 async fn cached_on_redis(url: String) -> TestApp {
     let app = spawn_with(Backend::Sqlite, move |s| {
-        s.redis.url = url;
+        s.redis.url = url.into();
         s.session.cookie_cache.enabled = true;
     })
     .await;
@@ -143,7 +143,7 @@ async fn keyspace_notifications_reapplied_when_allowed() {
     let mut redis = PrivateRedis::start(&[]).await;
     let url = redis.url();
     let app = spawn_with(Backend::Sqlite, move |s| {
-        s.redis.url = url;
+        s.redis.url = url.into();
         s.session.cookie_cache.enabled = true;
         s.redis.keyspace_notifications =
             serde_json::from_value(serde_json::json!("configure")).unwrap();
@@ -213,7 +213,7 @@ async fn rate_limiter_fails_closed_for_credentials_when_redis_is_down() {
     let mut redis = PrivateRedis::start(&[]).await;
     let url = redis.url();
     let app = spawn_with(Backend::Sqlite, move |s| {
-        s.redis.url = url;
+        s.redis.url = url.into();
         s.session.store_session_in_database = true;
         s.rate_limit.enabled = Some(true);
     })
@@ -239,7 +239,7 @@ async fn a_stalled_postgres_listener_is_noticed() {
     let relay = Relay::start(db.port()).await;
     let url = db.url_via(relay.port);
     let app = spawn_with(Backend::Sqlite, |s| {
-        s.database.url = url;
+        s.database.url = url.into();
         s.database.acquire_timeout = 1;
         s.server.request_timeout = 2;
         s.session.cookie_cache.enabled = true;
@@ -350,7 +350,7 @@ async fn trigger_functions_cannot_be_replaced_or_shadowed() {
     // A new start (migrations on) restores it.
     let url = app.db_url.clone();
     let again = spawn_with(Backend::Sqlite, move |s| {
-        s.database.url = url;
+        s.database.url = url.into();
         s.session.cookie_cache.enabled = true;
     })
     .await;

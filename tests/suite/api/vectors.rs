@@ -47,7 +47,7 @@ async fn get_session_matches_better_auth_exchange(b: Backend) {
     let v = vectors();
     let secret = v["inputs"]["secret"].as_str().unwrap().to_string();
     let app = spawn_with(b, |s| {
-        s.secret = secret;
+        s.secret = secret.into();
         s.base_url = "http://localhost:3000".into();
     })
     .await;
@@ -83,7 +83,7 @@ async fn unprefixed_cookie_is_ignored_under_secure_prefix(b: Backend) {
     let var = &v["cookie_variants"]["https_custom_prefix_cross_subdomain"];
     let secret = v["inputs"]["secret"].as_str().unwrap().to_string();
     let app = spawn_with(b, |s| {
-        s.secret = secret;
+        s.secret = secret.into();
         s.base_url = "https://auth.example.com".into();
         s.session.expires_in = 2_592_000;
         s.advanced.cookie_prefix = "myapp".into();

@@ -57,14 +57,14 @@ pub async fn spawn_with(backend: Backend, f: impl FnOnce(&mut Settings)) -> Test
         Backend::Postgres => Some(PgDb::create().await),
     };
     if let Some(pg) = &pg {
-        s.database.url = pg.url.clone();
+        s.database.url = pg.url.clone().into();
         s.database.max_connections = 4;
     }
     f(&mut s);
     let db_url = if s.database.url.is_empty() {
         format!("sqlite://{}", dir.path().join("sessiond.db").display())
     } else {
-        s.database.url.clone()
+        s.database.url.expose_secret().to_owned()
     };
     let clock = ManualClock::starting_now();
     let app = Application::build_with_clock(s.clone(), Arc::new(clock.clone()))
