@@ -4,7 +4,10 @@
 //!
 //! Names: `[__Secure-]<prefix>.session_token`, `.session_data`, `.dont_remember`.
 //! Reading follows better-call: the first cookie of a name wins, surrounding quotes are
-//! dropped, and a value is percent-decoded only when it contains `%`.
+//! dropped, and a value is percent-decoded only when it contains `%`. The `cookie` crate
+//! is not used for it: its parser trims Unicode whitespace where this one trims ASCII, and
+//! yields each cookie on its own, where this reader keeps spans into the one header string
+//! (no copy per cookie, and each lookup without parsing again).
 
 use std::borrow::Cow;
 
