@@ -21,6 +21,7 @@ use crate::session::SessionService;
 use crate::store::rate::RedisRateCounter;
 use crate::store::redis::{RedisOptions, RedisStore};
 use crate::store::sql::{connect, private_dir, ExtraColumn};
+use crate::store::Store;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -147,20 +148,22 @@ impl Application {
         ));
         let feeds_on = revocations.enabled();
         let listener: Arc<dyn crate::store::feed::Listener> = revocations.clone();
-        let mut store = connected.store;
+        let primary = connected.store;
         let sessions_in_db =
             settings.redis.url.is_empty() || settings.session.store_session_in_database;
         if let (Some(pool), true, true) = (connected.pg_pool, sessions_in_db, feeds_on) {
             crate::store::feed::spawn_pg(pool, listener.clone());
         }
-        if !settings.redis.url.is_empty() {
+        let store: Arc<dyn Store> = if settings.redis.url.is_empty() {
+            primary
+        } else {
             let opts = RedisOptions {
                 prefix: settings.redis.key_prefix.clone(),
                 store_in_db: settings.session.store_session_in_database,
                 preserve_in_db: settings.session.preserve_session_in_database,
             };
             let (redis_store, client) =
-                RedisStore::connect(&settings.redis.url, store, opts, clock.clone()).await?;
+                RedisStore::connect(&settings.redis.url, primary, opts).await?;
             if feeds_on {
                 let conn = ::redis::aio::ConnectionManager::new(client.clone())
                     .await
@@ -173,9 +176,9 @@ impl Application {
                     listener,
                 );
             }
-            store = Arc::new(redis_store);
             tracing::info!("redis secondary storage ready");
-        }
+            Arc::new(redis_store)
+        };
         let ip = IpRules::new(&settings.advanced.ip_address).map_err(StartError::Config)?;
         let forward_auth = ForwardAuth::new(&settings.forward_auth).map_err(StartError::Config)?;
         let rate_limiter = if settings.rate_limit_enabled() {

@@ -653,7 +653,7 @@ impl SessionService {
         if session.is_expired(now) || inner.policy.past_cap(&session, now) {
             self.delete_session_cookies(req, out);
             if !opts.defer_read_only {
-                inner.store.delete_session(&token).await?;
+                inner.store.delete_session(&token, now).await?;
             }
             return Ok(None);
         }
@@ -788,7 +788,7 @@ impl SessionService {
             .then(|| self.new_session(&user.id, input.remember_me, client, now));
         match inner
             .store
-            .create_user(&user, &account, session.as_ref())
+            .create_user(&user, &account, session.as_ref(), now)
             .await
         {
             Ok(()) => {}
@@ -840,8 +840,9 @@ impl SessionService {
         if !ok {
             return Err(codes::INVALID_EMAIL_OR_PASSWORD);
         }
-        let session = self.new_session(&user.id, input.remember_me, client, inner.clock.now());
-        match inner.store.create_session(&session).await {
+        let now = inner.clock.now();
+        let session = self.new_session(&user.id, input.remember_me, client, now);
+        match inner.store.create_session(&session, now).await {
             Ok(()) => {}
             Err(e @ StoreError::Unavailable(_)) => return Err(e.into()),
             Err(e) => {
@@ -874,7 +875,7 @@ impl SessionService {
             return Ok(());
         }
         self.note_revoked(&[token.to_owned()]);
-        if let Err(e) = store.delete_session(token).await {
+        if let Err(e) = store.delete_session(token, self.now()).await {
             tracing::error!(error = %e, "sign-in could not withdraw its session");
         }
         match now {
@@ -900,7 +901,7 @@ impl SessionService {
         if let Some(token) = req.signed(&inner.cookies.token_name, &inner.key).valid() {
             // Refused here at once whatever happens next.
             self.note_revoked(std::slice::from_ref(&token));
-            inner.store.delete_session(&token).await?;
+            inner.store.delete_session(&token, self.now()).await?;
         }
         self.delete_session_cookies(req, out);
         Ok(())
@@ -946,7 +947,7 @@ impl SessionService {
         let deleted = self
             .inner
             .store
-            .delete_user_session(&cur.user.id, token)
+            .delete_user_session(&cur.user.id, token, self.now())
             .await
             .map_err(Self::revoke_error)?;
         if deleted {
@@ -975,7 +976,7 @@ impl SessionService {
         let n = self
             .inner
             .store
-            .delete_user_sessions(&cur.user.id)
+            .delete_user_sessions(&cur.user.id, self.now())
             .await
             .map_err(Self::revoke_error)?;
         self.note_revoked(&n);
@@ -988,7 +989,7 @@ impl SessionService {
         let n = self
             .inner
             .store
-            .delete_other_sessions(&cur.user.id, &cur.session.token)
+            .delete_other_sessions(&cur.user.id, &cur.session.token, self.now())
             .await
             .map_err(Self::revoke_error)?;
         self.note_revoked(&n);
@@ -1157,7 +1158,7 @@ impl SessionService {
         let session = self.new_session(&cur.user.id, true, client, now);
         match inner
             .store
-            .replace_user_sessions(&cur.user.id, &session)
+            .replace_user_sessions(&cur.user.id, &session, now)
             .await
         {
             Ok(gone) => self.note_revoked(&gone),

@@ -9,7 +9,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use tokio::sync::RwLock;
 
-use super::{EndTarget, NewCredentialAccount, Store, StoreError, Touched};
+use super::{
+    EndTarget, Health, NewCredentialAccount, PrimaryStore, SessionStore, StoreError, Touched,
+    UserStore,
+};
 use crate::model::{Session, User};
 
 #[derive(Default)]
@@ -33,17 +36,58 @@ impl MemoryStore {
     }
 }
 
+impl Data {
+    /// Whether `s` is one of `target`'s sessions.
+    fn targets(s: &Session, target: EndTarget<'_>) -> bool {
+        match target {
+            EndTarget::Token(t) => s.token == t,
+            EndTarget::User(u, except) => s.user_id == u && Some(s.token.as_str()) != except,
+        }
+    }
+
+    /// Deletes the sessions of `user_id` that `keep` does not keep; their tokens.
+    fn remove_user_sessions(&mut self, user_id: &str, keep: Option<&str>) -> Vec<String> {
+        let gone: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|s| Self::targets(s, EndTarget::User(user_id, keep)))
+            .map(|s| s.token.clone())
+            .collect();
+        for t in &gone {
+            self.sessions.remove(t);
+        }
+        gone
+    }
+
+    /// Ends `target`'s live sessions in place; their tokens.
+    fn end_sessions(&mut self, target: EndTarget<'_>, now: DateTime<Utc>) -> Vec<String> {
+        let mut ended = Vec::new();
+        for s in self.sessions.values_mut() {
+            if Self::targets(s, target) && s.expires_at > now {
+                s.expires_at = now;
+                s.updated_at = now;
+                ended.push(s.token.clone());
+            }
+        }
+        ended
+    }
+}
+
 #[async_trait]
-impl Store for MemoryStore {
+impl Health for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+}
 
+#[async_trait]
+impl UserStore for MemoryStore {
     async fn create_user(
         &self,
         user: &User,
         account: &NewCredentialAccount,
         session: Option<&Session>,
+        _now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut d = self.data.write().await;
         if d.emails.contains_key(&user.email) {
@@ -57,10 +101,6 @@ impl Store for MemoryStore {
             d.sessions.insert(s.token.clone(), s.clone());
         }
         Ok(())
-    }
-
-    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
-        Ok(self.data.read().await.users.get(id).cloned())
     }
 
     async fn user_by_email(
@@ -93,7 +133,34 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+    async fn update_user(
+        &self,
+        user_id: &str,
+        name: Option<&str>,
+        image: Option<Option<&str>>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>, StoreError> {
+        let mut d = self.data.write().await;
+        Ok(d.users.get_mut(user_id).map(|u| {
+            if let Some(n) = name {
+                u.name = n.to_owned();
+            }
+            if let Some(i) = image {
+                u.image = i.map(String::from);
+            }
+            u.updated_at = now;
+            u.clone()
+        }))
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn create_session(
+        &self,
+        session: &Session,
+        _now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         self.data
             .write()
             .await
@@ -118,6 +185,8 @@ impl Store for MemoryStore {
     ) -> Result<Touched, StoreError> {
         let mut d = self.data.write().await;
         Ok(match d.sessions.get_mut(token) {
+            // Ended in place: a refresh racing the revocation must not bring it back.
+            Some(s) if s.expires_at <= s.updated_at => Touched::Gone,
             None => Touched::Gone,
             Some(s) if s.expires_at > due_by => Touched::AlreadyFresh,
             Some(s) => {
@@ -126,27 +195,6 @@ impl Store for MemoryStore {
                 Touched::Refreshed(Box::new(s.clone()))
             }
         })
-    }
-
-    async fn end_sessions(
-        &self,
-        target: EndTarget<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<String>, StoreError> {
-        let mut d = self.data.write().await;
-        let mut ended = Vec::new();
-        for s in d.sessions.values_mut() {
-            let hit = match target {
-                EndTarget::Token(t) => s.token == t,
-                EndTarget::User(u, except) => s.user_id == u && Some(s.token.as_str()) != except,
-            };
-            if hit && s.expires_at > now {
-                s.expires_at = now;
-                s.updated_at = now;
-                ended.push(s.token.clone());
-            }
-        }
-        Ok(ended)
     }
 
     async fn update_session_fields(
@@ -165,12 +213,17 @@ impl Store for MemoryStore {
         }))
     }
 
-    async fn delete_session(&self, token: &str) -> Result<(), StoreError> {
+    async fn delete_session(&self, token: &str, _now: DateTime<Utc>) -> Result<(), StoreError> {
         self.data.write().await.sessions.remove(token);
         Ok(())
     }
 
-    async fn delete_user_session(&self, user_id: &str, token: &str) -> Result<bool, StoreError> {
+    async fn delete_user_session(
+        &self,
+        user_id: &str,
+        token: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let mut d = self.data.write().await;
         if d.sessions.get(token).is_some_and(|s| s.user_id == user_id) {
             d.sessions.remove(token);
@@ -179,49 +232,34 @@ impl Store for MemoryStore {
         Ok(false)
     }
 
-    async fn delete_user_sessions(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
-        let mut d = self.data.write().await;
-        let gone: Vec<String> = d
-            .sessions
-            .values()
-            .filter(|s| s.user_id == user_id)
-            .map(|s| s.token.clone())
-            .collect();
-        for t in &gone {
-            d.sessions.remove(t);
-        }
-        Ok(gone)
+    async fn delete_user_sessions(
+        &self,
+        user_id: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self.data.write().await.remove_user_sessions(user_id, None))
     }
 
     async fn delete_other_sessions(
         &self,
         user_id: &str,
         keep_token: &str,
+        _now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
         let mut d = self.data.write().await;
-        let gone: Vec<String> = d
-            .sessions
-            .values()
-            .filter(|s| s.user_id == user_id && s.token != keep_token)
-            .map(|s| s.token.clone())
-            .collect();
-        for t in &gone {
-            d.sessions.remove(t);
-        }
-        Ok(gone)
+        Ok(d.remove_user_sessions(user_id, Some(keep_token)))
     }
 
     async fn replace_user_sessions(
         &self,
         user_id: &str,
         new: &Session,
+        _now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
-        let gone = self.delete_user_sessions(user_id).await?;
-        self.data
-            .write()
-            .await
-            .sessions
-            .insert(new.token.clone(), new.clone());
+        // One lock: no reader sees the user with neither the old sessions nor the new one.
+        let mut d = self.data.write().await;
+        let gone = d.remove_user_sessions(user_id, None);
+        d.sessions.insert(new.token.clone(), new.clone());
         Ok(gone)
     }
 
@@ -243,24 +281,31 @@ impl Store for MemoryStore {
         out.drain(..skip);
         Ok(out)
     }
+}
 
-    async fn update_user(
+#[async_trait]
+impl PrimaryStore for MemoryStore {
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        Ok(self.data.read().await.users.get(id).cloned())
+    }
+
+    async fn end_sessions(
+        &self,
+        target: EndTarget<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self.data.write().await.end_sessions(target, now))
+    }
+
+    async fn end_and_replace_user_sessions(
         &self,
         user_id: &str,
-        name: Option<&str>,
-        image: Option<Option<&str>>,
+        new: &Session,
         now: DateTime<Utc>,
-    ) -> Result<Option<User>, StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         let mut d = self.data.write().await;
-        Ok(d.users.get_mut(user_id).map(|u| {
-            if let Some(n) = name {
-                u.name = n.to_owned();
-            }
-            if let Some(i) = image {
-                u.image = i.map(String::from);
-            }
-            u.updated_at = now;
-            u.clone()
-        }))
+        let ended = d.end_sessions(EndTarget::User(user_id, None), now);
+        d.sessions.insert(new.token.clone(), new.clone());
+        Ok(ended)
     }
 }

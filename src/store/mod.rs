@@ -1,6 +1,8 @@
-//! Storage: the [`Store`] trait the session service talks to, and its SQL implementation
-//! over PostgreSQL or embedded SQLite ([`sql`]). All SQL of the service lives under this
-//! module; nothing above it sees a query or a connection.
+//! Storage: the [`Store`] traits the session service talks to ([`UserStore`],
+//! [`SessionStore`], [`Health`]), and their implementations: SQL over PostgreSQL or
+//! embedded SQLite ([`sql`]), process memory ([`memory`]), and Redis as Better Auth's
+//! secondary storage around either ([`redis`]). All SQL and Redis of the service lives
+//! under this module; nothing above it sees a query or a connection.
 
 pub mod feed;
 pub mod memory;
@@ -101,7 +103,7 @@ pub struct NewCredentialAccount {
     pub password_hash: String,
 }
 
-/// Which sessions [`Store::end_sessions`] ends.
+/// Which sessions [`PrimaryStore::end_sessions`] ends.
 #[derive(Debug, Clone, Copy)]
 pub enum EndTarget<'a> {
     /// One session by token.
@@ -110,18 +112,26 @@ pub enum EndTarget<'a> {
     User(&'a str, Option<&'a str>),
 }
 
-/// What the session service needs from storage. Methods take `now` from the caller's clock;
-/// no implementation reads the time itself.
+// The contract every store holds: times come from the caller (`now`, from the injected
+// clock; no implementation reads the time itself), and a method that writes several
+// records writes all or none of them.
+
+/// Whether the backends answer, for `/readyz` and sign-in's probes.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Checks that the backend answers.
+pub trait Health: Send + Sync + 'static {
+    /// Checks that the backend answers and takes writes.
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Each backend and whether it answers, for `/readyz`.
     async fn health(&self) -> Vec<(&'static str, bool)> {
         vec![("database", self.ping().await.is_ok())]
     }
+}
 
+/// Users and their credential accounts: what sign-up, sign-in, change-password and
+/// update-user need.
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
     /// Writes a user, its credential account and optionally its first session in one
     /// transaction. [`StoreError::Conflict`] when the email is taken.
     async fn create_user(
@@ -129,10 +139,8 @@ pub trait Store: Send + Sync + 'static {
         user: &User,
         account: &NewCredentialAccount,
         session: Option<&Session>,
+        now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
-
-    /// A user by id.
-    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
 
     /// Finds a user by (lower-cased) email, with the password of its credential account.
     async fn user_by_email(
@@ -155,14 +163,29 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    /// Inserts a session.
-    async fn create_session(&self, session: &Session) -> Result<(), StoreError>;
+    /// Updates name and/or image (`Some(None)` clears the image); `None` if no such user.
+    async fn update_user(
+        &self,
+        user_id: &str,
+        name: Option<&str>,
+        image: Option<Option<&str>>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>, StoreError>;
+}
+
+/// Sessions: what resolving, refreshing, listing and revoking them need.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Inserts a session (of an existing user).
+    async fn create_session(&self, session: &Session, now: DateTime<Utc>)
+        -> Result<(), StoreError>;
 
     /// A session and its user, by token, in one round trip.
     async fn find_session(&self, token: &str) -> Result<Option<(Session, User)>, StoreError>;
 
     /// Slides a session's expiry to `expires_at`, but only while it is still due (its
-    /// expiry is at most `due_by`), so concurrent refreshes write once.
+    /// expiry is at most `due_by`), so concurrent refreshes write once. A session ended in
+    /// place ([`PrimaryStore::end_sessions`]) is [`Touched::Gone`].
     async fn touch_session(
         &self,
         token: &str,
@@ -170,15 +193,6 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         due_by: DateTime<Utc>,
     ) -> Result<Touched, StoreError>;
-
-    /// Ends sessions in place (`expiresAt = now`) instead of deleting them, for
-    /// `preserve_session_in_database`: one token, or every live session of a user
-    /// except `except`. Returns the tokens ended.
-    async fn end_sessions(
-        &self,
-        target: EndTarget<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<String>, StoreError>;
 
     /// Sets additional fields of a session; `None` if it no longer exists.
     async fn update_session_fields(
@@ -189,26 +203,38 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Session>, StoreError>;
 
     /// Deletes a session by token (absent is not an error).
-    async fn delete_session(&self, token: &str) -> Result<(), StoreError>;
+    async fn delete_session(&self, token: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
 
     /// Deletes a session by token only if it belongs to `user_id`; whether one was deleted.
-    async fn delete_user_session(&self, user_id: &str, token: &str) -> Result<bool, StoreError>;
+    async fn delete_user_session(
+        &self,
+        user_id: &str,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 
     /// Deletes every session of a user; the deleted tokens.
-    async fn delete_user_sessions(&self, user_id: &str) -> Result<Vec<String>, StoreError>;
+    async fn delete_user_sessions(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError>;
 
     /// Deletes every session of a user but `keep_token`; the deleted tokens.
     async fn delete_other_sessions(
         &self,
         user_id: &str,
         keep_token: &str,
+        now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError>;
 
     /// Atomically deletes every session of a user and inserts `new`; the deleted tokens.
+    /// When the insert fails, nothing is deleted.
     async fn replace_user_sessions(
         &self,
         user_id: &str,
         new: &Session,
+        now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError>;
 
     /// The user's sessions that expire after `now`, oldest first: the newest `limit` of
@@ -219,15 +245,37 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Session>, StoreError>;
+}
 
-    /// Updates name and/or image (`Some(None)` clears the image); `None` if no such user.
-    async fn update_user(
+/// What the session service needs from storage.
+pub trait Store: Health + UserStore + SessionStore {}
+
+impl<T: Health + UserStore + SessionStore + ?Sized> Store for T {}
+
+/// What a secondary store ([`redis::RedisStore`]) needs from the database it wraps, beyond
+/// [`Store`]: the service itself never reads a user alone nor keeps ended sessions.
+#[async_trait]
+pub trait PrimaryStore: Store {
+    /// A user by id (to write a session's user snapshot next to it).
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
+
+    /// Ends sessions in place (`expiresAt = updatedAt = now`) instead of deleting them, for
+    /// `preserve_session_in_database`: one token, or every live session of a user
+    /// except `except`. Returns the tokens ended.
+    async fn end_sessions(
+        &self,
+        target: EndTarget<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// As [`SessionStore::replace_user_sessions`], ending the old sessions in place
+    /// instead of deleting them; the ended tokens.
+    async fn end_and_replace_user_sessions(
         &self,
         user_id: &str,
-        name: Option<&str>,
-        image: Option<Option<&str>>,
+        new: &Session,
         now: DateTime<Utc>,
-    ) -> Result<Option<User>, StoreError>;
+    ) -> Result<Vec<String>, StoreError>;
 }
 
 #[cfg(test)]

@@ -28,56 +28,100 @@ use serde_json::{json, Map, Value};
 
 use super::feed::token_hash;
 use super::redis_feed::channel;
-use super::{EndTarget, NewCredentialAccount, Store, StoreError, Touched};
-use crate::clock::Clock;
+use super::{
+    EndTarget, Health, NewCredentialAccount, PrimaryStore, SessionStore, StoreError, Touched,
+    UserStore,
+};
 use crate::model::{Session, SessionJson, User};
+
+/// Lua shared by the scripts that rewrite a user's active-session list: `rewrite_list`
+/// keeps the entries that have not expired by `now` (ms), are not in `drop` and are not
+/// duplicates, appends `add` (a `{token, expiresAt}`) when given, sorts by expiry and
+/// writes the list back with the TTL of the furthest expiry (deleted when empty); it
+/// returns how many entries are left.
+macro_rules! rewrite_list_lua {
+    () => {
+        r#"
+local function rewrite_list(key, now, drop, add)
+  local raw = redis.call('GET', key)
+  local list = {}
+  if raw then
+    local ok, v = pcall(cjson.decode, raw)
+    if ok and type(v) == 'table' then list = v end
+  end
+  local out, seen = {}, {}
+  for _, e in ipairs(list) do
+    if type(e) == 'table' and type(e.token) == 'string' then
+      local exp = tonumber(e.expiresAt)
+      if exp and exp > now and not drop[e.token] and not seen[e.token] then
+        seen[e.token] = true
+        table.insert(out, {token = e.token, expiresAt = exp})
+      end
+    end
+  end
+  if add then table.insert(out, add) end
+  table.sort(out, function(a, b) return a.expiresAt < b.expiresAt end)
+  if #out == 0 then redis.call('DEL', key); return 0 end
+  local parts = {}
+  for i, e in ipairs(out) do
+    parts[i] = '{"token":' .. cjson.encode(e.token) .. ',"expiresAt":' .. string.format('%.0f', e.expiresAt) .. '}'
+  end
+  local ttl = math.floor((out[#out].expiresAt - now) / 1000)
+  if ttl > 0 then
+    redis.call('SET', key, '[' .. table.concat(parts, ',') .. ']', 'EX', ttl)
+  else
+    redis.call('DEL', key)
+  end
+  return #out
+end
+"#
+    };
+}
 
 /// Rewrites a user's active-session list atomically.
 /// KEYS[1] list, KEYS[2] token key (for "add": only added while it exists).
 /// ARGV[1] now (ms), ARGV[2] "add" | "remove", ARGV[3] token (add) or tokens (remove),
 /// ARGV[4] expiresAt (ms, add).
-const LIST_SCRIPT: &str = r#"
-local raw = redis.call('GET', KEYS[1])
-local list = {}
-if raw then
-  local ok, v = pcall(cjson.decode, raw)
-  if ok and type(v) == 'table' then list = v end
-end
+const LIST_SCRIPT: &str = concat!(
+    rewrite_list_lua!(),
+    r#"
 local now = tonumber(ARGV[1])
-local mode = ARGV[2]
-local drop = {}
-for i = 3, #ARGV do drop[ARGV[i]] = true end
-if mode == 'add' then drop = {}; drop[ARGV[3]] = true end
-local out, seen = {}, {}
-for _, e in ipairs(list) do
-  if type(e) == 'table' and type(e.token) == 'string' then
-    local exp = tonumber(e.expiresAt)
-    if exp and exp > now and not drop[e.token] and not seen[e.token] then
-      seen[e.token] = true
-      table.insert(out, {token = e.token, expiresAt = exp})
-    end
-  end
-end
-if mode == 'add' then
+local drop, add = {}, nil
+if ARGV[2] == 'add' then
+  drop[ARGV[3]] = true
   local exp = tonumber(ARGV[4])
   if exp > now and (KEYS[2] == nil or redis.call('EXISTS', KEYS[2]) == 1) then
-    table.insert(out, {token = ARGV[3], expiresAt = exp})
+    add = {token = ARGV[3], expiresAt = exp}
   end
-end
-table.sort(out, function(a, b) return a.expiresAt < b.expiresAt end)
-if #out == 0 then redis.call('DEL', KEYS[1]); return 0 end
-local parts = {}
-for i, e in ipairs(out) do
-  parts[i] = '{"token":' .. cjson.encode(e.token) .. ',"expiresAt":' .. string.format('%.0f', e.expiresAt) .. '}'
-end
-local ttl = math.floor((out[#out].expiresAt - now) / 1000)
-if ttl > 0 then
-  redis.call('SET', KEYS[1], '[' .. table.concat(parts, ',') .. ']', 'EX', ttl)
 else
-  redis.call('DEL', KEYS[1])
+  for i = 3, #ARGV do drop[ARGV[i]] = true end
 end
-return #out
-"#;
+return rewrite_list(KEYS[1], now, drop, add)
+"#
+);
+
+/// Replaces a user's sessions in one step: deletes the old token keys and announces each
+/// token's hash, writes the new token key, and rewrites the list without the old entries
+/// and with the new one.
+/// KEYS[1] list, KEYS[2] new token key, KEYS[3..] old token keys; ARGV[1] now (ms),
+/// ARGV[2] channel, ARGV[3] new token, ARGV[4] its expiresAt (ms), ARGV[5] its value,
+/// ARGV[6] its TTL (s), then for each old key (same order) its token and its token's
+/// SHA-256 hex.
+const REPLACE_SCRIPT: &str = concat!(
+    rewrite_list_lua!(),
+    r#"
+local now = tonumber(ARGV[1])
+local drop = {}
+for i = 3, #KEYS do
+  redis.call('DEL', KEYS[i])
+  drop[ARGV[2 * i + 1]] = true
+  redis.call('PUBLISH', ARGV[2], ARGV[2 * i + 2])
+end
+drop[ARGV[3]] = true
+redis.call('SET', KEYS[2], ARGV[5], 'EX', ARGV[6])
+return rewrite_list(KEYS[1], now, drop, {token = ARGV[3], expiresAt = tonumber(ARGV[4])})
+"#
+);
 
 /// Deletes token keys and their list entries in one step, and announces each token's hash.
 /// KEYS[1] list, KEYS[2..] token keys; ARGV[1] now, ARGV[2] channel, then for each key (same
@@ -142,11 +186,11 @@ pub struct RedisOptions {
 
 /// The secondary store.
 pub struct RedisStore {
-    primary: Arc<dyn Store>,
+    primary: Arc<dyn PrimaryStore>,
     conn: ConnectionManager,
     opts: RedisOptions,
-    clock: Arc<dyn Clock>,
     list_script: Script,
+    replace_script: Script,
     revoke_script: Script,
     cas_script: Script,
 }
@@ -180,13 +224,21 @@ struct ListEntry {
     expires_at: f64,
 }
 
+/// Adds the tokens of `more` that `tokens` lacks.
+fn merge(tokens: &mut Vec<String>, more: Vec<String>) {
+    for t in more {
+        if !tokens.contains(&t) {
+            tokens.push(t);
+        }
+    }
+}
+
 impl RedisStore {
     /// Connects to Redis (auto-reconnecting) around `primary`.
     pub async fn connect(
         url: &str,
-        primary: Arc<dyn Store>,
+        primary: Arc<dyn PrimaryStore>,
         opts: RedisOptions,
-        clock: Arc<dyn Clock>,
     ) -> Result<(Self, redis::Client), StoreError> {
         let client = redis::Client::open(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -199,8 +251,8 @@ impl RedisStore {
                 primary,
                 conn,
                 opts,
-                clock,
                 list_script: Script::new(LIST_SCRIPT),
+                replace_script: Script::new(REPLACE_SCRIPT),
                 revoke_script: Script::new(REVOKE_SCRIPT),
                 cas_script: Script::new(CAS_SCRIPT),
             },
@@ -264,10 +316,17 @@ impl RedisStore {
             .collect())
     }
 
+    /// The user a session belongs to, for the snapshot stored next to it.
+    async fn owner(&self, s: &Session) -> Result<User, StoreError> {
+        self.primary
+            .user_by_id(&s.user_id)
+            .await?
+            .ok_or_else(|| StoreError::Backend("session for an unknown user".into()))
+    }
+
     /// Writes a new session: list entry, then the token key (Better Auth's order).
-    async fn write_new(&self, s: &Session, user: &User) -> Result<(), StoreError> {
-        let now = self.clock.now_ms();
-        let ttl = ttl_secs(s.expires_at, now);
+    async fn write_new(&self, s: &Session, user: &User, now_ms: i64) -> Result<(), StoreError> {
+        let ttl = ttl_secs(s.expires_at, now_ms);
         if ttl <= 0 {
             return Ok(());
         }
@@ -278,7 +337,7 @@ impl RedisStore {
             .list_script
             .key(self.list_key(&s.user_id))
             .key(&key)
-            .arg(now)
+            .arg(now_ms)
             .arg("add")
             .arg(&s.token)
             .arg(s.expires_at.timestamp_millis())
@@ -288,7 +347,12 @@ impl RedisStore {
     }
 
     /// Deletes sessions of one user from Redis atomically and announces them.
-    async fn revoke_in_redis(&self, user_id: &str, tokens: &[String]) -> Result<u64, StoreError> {
+    async fn revoke_in_redis(
+        &self,
+        user_id: &str,
+        tokens: &[String],
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
         if tokens.is_empty() {
             return Ok(0);
         }
@@ -297,7 +361,7 @@ impl RedisStore {
         for t in tokens {
             inv.key(self.key(t));
         }
-        inv.arg(self.clock.now_ms()).arg(channel(&self.opts.prefix));
+        inv.arg(now_ms).arg(channel(&self.opts.prefix));
         for t in tokens {
             inv.arg(t).arg(hex::encode(token_hash(t)));
         }
@@ -312,10 +376,11 @@ impl RedisStore {
         &self,
         user_id: &str,
         keep: Option<&str>,
+        now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
-        let now = self.clock.now();
+        let now_ms = now.timestamp_millis();
         let mut tokens: Vec<String> = self
-            .list_tokens(user_id, now.timestamp_millis())
+            .list_tokens(user_id, now_ms)
             .await?
             .into_iter()
             .filter(|t| Some(t.as_str()) != keep)
@@ -327,16 +392,12 @@ impl RedisStore {
                         .end_sessions(EndTarget::User(user_id, keep), now)
                         .await?
                 }
-                (false, None) => self.primary.delete_user_sessions(user_id).await?,
-                (false, Some(k)) => self.primary.delete_other_sessions(user_id, k).await?,
+                (false, None) => self.primary.delete_user_sessions(user_id, now).await?,
+                (false, Some(k)) => self.primary.delete_other_sessions(user_id, k, now).await?,
             };
-            for t in db {
-                if !tokens.contains(&t) {
-                    tokens.push(t);
-                }
-            }
+            merge(&mut tokens, db);
         }
-        self.revoke_in_redis(user_id, &tokens).await?;
+        self.revoke_in_redis(user_id, &tokens, now_ms).await?;
         Ok(tokens)
     }
 
@@ -344,6 +405,7 @@ impl RedisStore {
     async fn modify(
         &self,
         token: &str,
+        now_ms: i64,
         change: impl Fn(&mut Session, &mut User),
     ) -> Result<Option<(Session, User)>, StoreError> {
         let key = self.key(token);
@@ -355,7 +417,7 @@ impl RedisStore {
                 return Ok(None);
             };
             change(&mut session, &mut user);
-            let ttl = ttl_secs(session.expires_at, self.clock.now_ms());
+            let ttl = ttl_secs(session.expires_at, now_ms);
             if ttl <= 0 {
                 return Ok(Some((session, user)));
             }
@@ -377,7 +439,7 @@ impl RedisStore {
 }
 
 #[async_trait]
-impl Store for RedisStore {
+impl Health for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.primary.ping().await?;
         self.writable().await
@@ -389,23 +451,23 @@ impl Store for RedisStore {
             ("redis", self.writable().await.is_ok()),
         ]
     }
+}
 
+#[async_trait]
+impl UserStore for RedisStore {
     async fn create_user(
         &self,
         user: &User,
         account: &NewCredentialAccount,
         session: Option<&Session>,
+        now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let in_db = session.filter(|_| self.opts.store_in_db);
-        self.primary.create_user(user, account, in_db).await?;
+        self.primary.create_user(user, account, in_db, now).await?;
         if let Some(s) = session {
-            self.write_new(s, user).await?;
+            self.write_new(s, user, now.timestamp_millis()).await?;
         }
         Ok(())
-    }
-
-    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
-        self.primary.user_by_id(id).await
     }
 
     async fn user_by_email(
@@ -431,14 +493,38 @@ impl Store for RedisStore {
         self.primary.set_password(user_id, hash, now).await
     }
 
-    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
-        if self.opts.store_in_db {
-            self.primary.create_session(session).await?;
-        }
-        let Some(user) = self.primary.user_by_id(&session.user_id).await? else {
-            return Err(StoreError::Backend("session for an unknown user".into()));
+    async fn update_user(
+        &self,
+        user_id: &str,
+        name: Option<&str>,
+        image: Option<Option<&str>>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>, StoreError> {
+        let Some(user) = self.primary.update_user(user_id, name, image, now).await? else {
+            return Ok(None);
         };
-        self.write_new(session, &user).await
+        // Every cached session of the user carries the new user snapshot.
+        let now_ms = now.timestamp_millis();
+        for token in self.list_tokens(user_id, now_ms).await? {
+            self.modify(&token, now_ms, |_, u| *u = user.clone())
+                .await?;
+        }
+        Ok(Some(user))
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn create_session(
+        &self,
+        session: &Session,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if self.opts.store_in_db {
+            self.primary.create_session(session, now).await?;
+        }
+        let user = self.owner(session).await?;
+        self.write_new(session, &user, now.timestamp_millis()).await
     }
 
     async fn find_session(&self, token: &str) -> Result<Option<(Session, User)>, StoreError> {
@@ -515,14 +601,6 @@ impl Store for RedisStore {
         Ok(Touched::Refreshed(Box::new(session)))
     }
 
-    async fn end_sessions(
-        &self,
-        target: EndTarget<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<String>, StoreError> {
-        self.primary.end_sessions(target, now).await
-    }
-
     async fn update_session_fields(
         &self,
         token: &str,
@@ -530,7 +608,7 @@ impl Store for RedisStore {
         now: DateTime<Utc>,
     ) -> Result<Option<Session>, StoreError> {
         let updated = self
-            .modify(token, |s, _| {
+            .modify(token, now.timestamp_millis(), |s, _| {
                 for (k, v) in fields {
                     s.extra.insert(k.clone(), v.clone());
                 }
@@ -547,12 +625,13 @@ impl Store for RedisStore {
         Ok(updated.map(|(s, _)| s))
     }
 
-    async fn delete_session(&self, token: &str) -> Result<(), StoreError> {
+    async fn delete_session(&self, token: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         if let Some(raw) = self.get(&self.key(token)).await? {
             let user_id = parse_value(&raw).map(|(s, _)| s.user_id);
             match user_id {
                 Some(u) => {
-                    self.revoke_in_redis(&u, &[token.to_owned()]).await?;
+                    self.revoke_in_redis(&u, &[token.to_owned()], now.timestamp_millis())
+                        .await?;
                 }
                 None => {
                     // An unreadable value: no owner to update, but announced all the same.
@@ -567,45 +646,93 @@ impl Store for RedisStore {
         if self.opts.store_in_db {
             if self.opts.preserve_in_db {
                 self.primary
-                    .end_sessions(EndTarget::Token(token), self.clock.now())
+                    .end_sessions(EndTarget::Token(token), now)
                     .await?;
             } else {
-                self.primary.delete_session(token).await?;
+                self.primary.delete_session(token, now).await?;
             }
         }
         Ok(())
     }
 
-    async fn delete_user_session(&self, user_id: &str, token: &str) -> Result<bool, StoreError> {
+    async fn delete_user_session(
+        &self,
+        user_id: &str,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         match self.find_session(token).await? {
             Some((s, _)) if s.user_id == user_id => {
-                self.delete_session(token).await?;
+                self.delete_session(token, now).await?;
                 Ok(true)
             }
             _ => Ok(false),
         }
     }
 
-    async fn delete_user_sessions(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
-        self.revoke_user(user_id, None).await
+    async fn delete_user_sessions(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        self.revoke_user(user_id, None, now).await
     }
 
     async fn delete_other_sessions(
         &self,
         user_id: &str,
         keep_token: &str,
+        now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
-        self.revoke_user(user_id, Some(keep_token)).await
+        self.revoke_user(user_id, Some(keep_token), now).await
     }
 
+    /// The list is snapshotted first (as in [`Self::revoke_user`]); the database replaces
+    /// in one transaction, then one script replaces in Redis. A failure before the script
+    /// leaves Redis as it was.
     async fn replace_user_sessions(
         &self,
         user_id: &str,
         new: &Session,
+        now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
-        let gone = self.delete_user_sessions(user_id).await?;
-        self.create_session(new).await?;
-        Ok(gone)
+        let now_ms = now.timestamp_millis();
+        let user = self.owner(new).await?;
+        let mut tokens = self.list_tokens(user_id, now_ms).await?;
+        if self.opts.store_in_db {
+            let db = if self.opts.preserve_in_db {
+                self.primary
+                    .end_and_replace_user_sessions(user_id, new, now)
+                    .await?
+            } else {
+                self.primary
+                    .replace_user_sessions(user_id, new, now)
+                    .await?
+            };
+            merge(&mut tokens, db);
+        }
+        let ttl = ttl_secs(new.expires_at, now_ms);
+        if ttl <= 0 {
+            self.revoke_in_redis(user_id, &tokens, now_ms).await?;
+            return Ok(tokens);
+        }
+        let mut c = self.conn.clone();
+        let mut inv = self.replace_script.key(self.list_key(user_id));
+        inv.key(self.key(&new.token));
+        for t in &tokens {
+            inv.key(self.key(t));
+        }
+        inv.arg(now_ms)
+            .arg(channel(&self.opts.prefix))
+            .arg(&new.token)
+            .arg(new.expires_at.timestamp_millis())
+            .arg(stored_value(new, &user))
+            .arg(ttl);
+        for t in &tokens {
+            inv.arg(t).arg(hex::encode(token_hash(t)));
+        }
+        let _: i64 = inv.invoke_async(&mut c).await?;
+        Ok(tokens)
     }
 
     async fn list_sessions(
@@ -636,22 +763,5 @@ impl Store for RedisStore {
             .filter_map(|raw| parse_value(&raw).map(|(s, _)| s))
             .filter(|s| s.expires_at > now)
             .collect())
-    }
-
-    async fn update_user(
-        &self,
-        user_id: &str,
-        name: Option<&str>,
-        image: Option<Option<&str>>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<User>, StoreError> {
-        let Some(user) = self.primary.update_user(user_id, name, image, now).await? else {
-            return Ok(None);
-        };
-        // Every cached session of the user carries the new user snapshot.
-        for token in self.list_tokens(user_id, now.timestamp_millis()).await? {
-            self.modify(&token, |_, u| *u = user.clone()).await?;
-        }
-        Ok(Some(user))
     }
 }

@@ -18,7 +18,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Database, Executor, Pool, Postgres, Row, Sqlite};
 
-use super::{EndTarget, NewCredentialAccount, Store, StoreError, Touched};
+use super::{
+    EndTarget, Health, NewCredentialAccount, PrimaryStore, SessionStore, StoreError, Touched,
+    UserStore,
+};
 use crate::config::{DatabaseSettings, FieldType};
 use crate::model::{Session, User};
 
@@ -36,7 +39,7 @@ pub enum Backend {
 /// An opened database.
 pub struct Connected {
     /// The store over it.
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn PrimaryStore>,
     /// Which backend it is.
     pub backend: Backend,
     /// The PostgreSQL pool (for the revocation listener).
@@ -422,10 +425,60 @@ impl SqlStore<$db> {
         q.execute(exec).await?;
         Ok(())
     }
+
+    /// Ends `target`'s live sessions in place; their tokens.
+    async fn end<'e, E>(
+        exec: E,
+        target: EndTarget<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, sqlx::Error>
+    where
+        E: Executor<'e, Database = $db>,
+    {
+        let q = match target {
+            EndTarget::Token(t) => sqlx::query_scalar(
+                r#"update "session" set "expiresAt" = $1, "updatedAt" = $1
+                   where "token" = $2 and "expiresAt" > $1 returning "token""#,
+            )
+            .bind(now)
+            .bind(t.to_owned()),
+            EndTarget::User(u, except) => sqlx::query_scalar(
+                r#"update "session" set "expiresAt" = $1, "updatedAt" = $1
+                   where "userId" = $2 and "expiresAt" > $1 and "token" <> $3 returning "token""#,
+            )
+            .bind(now)
+            .bind(u.to_owned())
+            .bind(except.unwrap_or("").to_owned()),
+        };
+        q.fetch_all(exec).await
+    }
+
+    /// Deletes (or, when `end`, ends in place) every session of a user and inserts `new`,
+    /// in one transaction; the tokens deleted or ended.
+    async fn replace(
+        &self,
+        user_id: &str,
+        new: &Session,
+        now: DateTime<Utc>,
+        end: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let tokens = if end {
+            Self::end(&mut *tx, EndTarget::User(user_id, None), now).await?
+        } else {
+            sqlx::query_scalar(r#"delete from "session" where "userId" = $1 returning "token""#)
+                .bind(user_id.to_owned())
+                .fetch_all(&mut *tx)
+                .await?
+        };
+        self.insert_session(&mut *tx, new).await?;
+        tx.commit().await?;
+        Ok(tokens)
+    }
 }
 
 #[async_trait]
-impl Store for SqlStore<$db> {
+impl Health for SqlStore<$db> {
     async fn ping(&self) -> Result<(), StoreError> {
         // A PostgreSQL standby, or a database made read-only (as after a failover that
         // went wrong), answers reads but refuses every sign-in: not ready.
@@ -440,12 +493,16 @@ impl Store for SqlStore<$db> {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl UserStore for SqlStore<$db> {
     async fn create_user(
         &self,
         user: &User,
         account: &NewCredentialAccount,
         session: Option<&Session>,
+        _now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -478,12 +535,6 @@ impl Store for SqlStore<$db> {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
-        let sql = format!(r#"select {USER_COLS} from "user" u where u."id" = $1"#);
-        let row = sqlx::query(&sql).bind(id.to_owned()).fetch_optional(&self.pool).await?;
-        Ok(row.map(|r| user_from(&r, 0)).transpose()?)
     }
 
     async fn user_by_email(
@@ -536,7 +587,40 @@ impl Store for SqlStore<$db> {
         Ok(())
     }
 
-    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+
+    async fn update_user(
+        &self,
+        user_id: &str,
+        name: Option<&str>,
+        image: Option<Option<&str>>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>, StoreError> {
+        // Both columns are always bound; a flag says whether each one changes.
+        let row = sqlx::query(
+            r#"update "user" set
+                 "name" = case when $1 then $2 else "name" end,
+                 "image" = case when $3 then $4 else "image" end,
+                 "updatedAt" = $5
+               where "id" = $6
+               returning "id" as "u_id", "name" as "u_name", "email" as "u_email",
+                 "emailVerified" as "u_emailVerified", "image" as "u_image",
+                 "createdAt" as "u_createdAt", "updatedAt" as "u_updatedAt""#,
+        )
+        .bind(name.is_some())
+        .bind(name.map(String::from))
+        .bind(image.is_some())
+        .bind(image.flatten().map(String::from))
+        .bind(now)
+        .bind(user_id.to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| user_from(&r, 0)).transpose()?)
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqlStore<$db> {
+    async fn create_session(&self, session: &Session, _now: DateTime<Utc>) -> Result<(), StoreError> {
         self.insert_session(&self.pool, session).await?;
         Ok(())
     }
@@ -602,29 +686,6 @@ impl Store for SqlStore<$db> {
         Ok(if exists.is_some() { Touched::AlreadyFresh } else { Touched::Gone })
     }
 
-    async fn end_sessions(
-        &self,
-        target: EndTarget<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<String>, StoreError> {
-        let q = match target {
-            EndTarget::Token(t) => sqlx::query_scalar(
-                r#"update "session" set "expiresAt" = $1, "updatedAt" = $1
-                   where "token" = $2 and "expiresAt" > $1 returning "token""#,
-            )
-            .bind(now)
-            .bind(t.to_owned()),
-            EndTarget::User(u, except) => sqlx::query_scalar(
-                r#"update "session" set "expiresAt" = $1, "updatedAt" = $1
-                   where "userId" = $2 and "expiresAt" > $1 and "token" <> $3 returning "token""#,
-            )
-            .bind(now)
-            .bind(u.to_owned())
-            .bind(except.unwrap_or("").to_owned()),
-        };
-        Ok(q.fetch_all(&self.pool).await?)
-    }
-
     async fn update_session_fields(
         &self,
         token: &str,
@@ -652,7 +713,7 @@ impl Store for SqlStore<$db> {
         Ok(row.map(|r| session_from(&r, &self.extras)).transpose()?)
     }
 
-    async fn delete_session(&self, token: &str) -> Result<(), StoreError> {
+    async fn delete_session(&self, token: &str, _now: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query(r#"delete from "session" where "token" = $1"#)
             .bind(token.to_owned())
             .execute(&self.pool)
@@ -660,7 +721,12 @@ impl Store for SqlStore<$db> {
         Ok(())
     }
 
-    async fn delete_user_session(&self, user_id: &str, token: &str) -> Result<bool, StoreError> {
+    async fn delete_user_session(
+        &self,
+        user_id: &str,
+        token: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(r#"delete from "session" where "token" = $1 and "userId" = $2"#)
             .bind(token.to_owned())
             .bind(user_id.to_owned())
@@ -669,7 +735,11 @@ impl Store for SqlStore<$db> {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn delete_user_sessions(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+    async fn delete_user_sessions(
+        &self,
+        user_id: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
         let tokens = sqlx::query_scalar(r#"delete from "session" where "userId" = $1 returning "token""#)
             .bind(user_id.to_owned())
             .fetch_all(&self.pool)
@@ -681,6 +751,7 @@ impl Store for SqlStore<$db> {
         &self,
         user_id: &str,
         keep_token: &str,
+        _now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
         let tokens = sqlx::query_scalar(
             r#"delete from "session" where "userId" = $1 and "token" <> $2 returning "token""#,
@@ -696,15 +767,9 @@ impl Store for SqlStore<$db> {
         &self,
         user_id: &str,
         new: &Session,
+        now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let tokens = sqlx::query_scalar(r#"delete from "session" where "userId" = $1 returning "token""#)
-            .bind(user_id.to_owned())
-            .fetch_all(&mut *tx)
-            .await?;
-        self.insert_session(&mut *tx, new).await?;
-        tx.commit().await?;
-        Ok(tokens)
+        self.replace(user_id, new, now, false).await
     }
 
     async fn list_sessions(
@@ -739,34 +804,31 @@ impl Store for SqlStore<$db> {
             .map(|r| session_from(r, &self.extras).map_err(StoreError::from))
             .collect()
     }
+}
 
-    async fn update_user(
+#[async_trait]
+impl PrimaryStore for SqlStore<$db> {
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let sql = format!(r#"select {USER_COLS} from "user" u where u."id" = $1"#);
+        let row = sqlx::query(&sql).bind(id.to_owned()).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| user_from(&r, 0)).transpose()?)
+    }
+
+    async fn end_sessions(
+        &self,
+        target: EndTarget<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(Self::end(&self.pool, target, now).await?)
+    }
+
+    async fn end_and_replace_user_sessions(
         &self,
         user_id: &str,
-        name: Option<&str>,
-        image: Option<Option<&str>>,
+        new: &Session,
         now: DateTime<Utc>,
-    ) -> Result<Option<User>, StoreError> {
-        // Both columns are always bound; a flag says whether each one changes.
-        let row = sqlx::query(
-            r#"update "user" set
-                 "name" = case when $1 then $2 else "name" end,
-                 "image" = case when $3 then $4 else "image" end,
-                 "updatedAt" = $5
-               where "id" = $6
-               returning "id" as "u_id", "name" as "u_name", "email" as "u_email",
-                 "emailVerified" as "u_emailVerified", "image" as "u_image",
-                 "createdAt" as "u_createdAt", "updatedAt" as "u_updatedAt""#,
-        )
-        .bind(name.is_some())
-        .bind(name.map(String::from))
-        .bind(image.is_some())
-        .bind(image.flatten().map(String::from))
-        .bind(now)
-        .bind(user_id.to_owned())
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| user_from(&r, 0)).transpose()?)
+    ) -> Result<Vec<String>, StoreError> {
+        self.replace(user_id, new, now, true).await
     }
 }
     };
