@@ -218,8 +218,9 @@ impl Application {
         };
         let listener = TcpListener::bind((settings.host.as_str(), settings.port)).await?;
         let sv = &settings.server;
-        // The process's own connections: both database pools, Redis, listeners, files.
-        let own = u64::from(settings.database.max_connections) * 2 + 32;
+        // The process's own connections: the database's (pool and hot set share
+        // database.max_connections), Redis, listeners, files.
+        let own = u64::from(settings.database.max_connections) + 32;
         let limits = Limits {
             max_connections: sv.max_connections,
             header_read_timeout: std::time::Duration::from_secs(sv.header_read_timeout),

@@ -79,15 +79,16 @@ pub async fn connect(
             pg_pool: None,
         });
     }
+    let (pool_size, hot_size) = split_connections(db.max_connections);
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let opts = PgConnectOptions::from_str(&url)?;
         let pool = PgPoolOptions::new()
-            .max_connections(db.max_connections.max(1))
+            .max_connections(pool_size)
             .acquire_timeout(acquire)
             .test_before_acquire(false)
             .connect_with(opts.clone())
             .await?;
-        let hot = HotConns::new(opts, db.max_connections, acquire);
+        let hot = HotConns::new(opts, hot_size, acquire, &pool);
         if migrate {
             sqlx::migrate!("migrations/postgres")
                 .run(&pool)
@@ -100,17 +101,26 @@ pub async fn connect(
                 pool.execute(super::feed::REVOCATION_TRIGGERS).await?;
             }
         }
-        for c in &extras {
-            let ty = match c.kind {
-                FieldType::String => "text",
-                FieldType::Number => "bigint",
-                FieldType::Boolean => "boolean",
-            };
-            let stmt = format!(
-                r#"alter table "session" add column if not exists "{}" {ty}"#,
-                c.name
-            );
-            pool.execute(stmt.as_str()).await?;
+        if !extras.is_empty() {
+            let existing: Vec<String> = sqlx::query_scalar(
+                r#"select attname::text from pg_attribute
+                   where attrelid = '"session"'::regclass and attnum > 0 and not attisdropped"#,
+            )
+            .fetch_all(&pool)
+            .await?;
+            for c in missing_columns(&extras, &existing, migrate)? {
+                let ty = match c.kind {
+                    FieldType::String => "text",
+                    FieldType::Number => "bigint",
+                    FieldType::Boolean => "boolean",
+                };
+                // "if not exists": replicas starting together may race to add it.
+                let stmt = format!(
+                    r#"alter table "session" add column if not exists "{}" {ty}"#,
+                    c.name
+                );
+                pool.execute(stmt.as_str()).await?;
+            }
         }
         Ok(Connected {
             store: Arc::new(SqlStore::new(pool.clone(), hot, extras)),
@@ -124,31 +134,30 @@ pub async fn connect(
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
-            .max_connections(db.max_connections.max(1))
+            .max_connections(pool_size)
             .acquire_timeout(acquire)
             .connect_with(opts.clone())
             .await?;
-        let hot = HotConns::new(opts, db.max_connections, acquire);
+        let hot = HotConns::new(opts, hot_size, acquire, &pool);
         if migrate {
             sqlx::migrate!("migrations/sqlite")
                 .run(&pool)
                 .await
                 .map_err(|e| StoreError::Backend(e.into()))?;
         }
-        let existing: Vec<String> =
-            sqlx::query_scalar(r#"select "name" from pragma_table_info('session')"#)
-                .fetch_all(&pool)
-                .await?;
-        for c in &extras {
-            if existing.iter().any(|e| e == &c.name) {
-                continue;
+        if !extras.is_empty() {
+            let existing: Vec<String> =
+                sqlx::query_scalar(r#"select "name" from pragma_table_info('session')"#)
+                    .fetch_all(&pool)
+                    .await?;
+            for c in missing_columns(&extras, &existing, migrate)? {
+                let ty = match c.kind {
+                    FieldType::String => "text",
+                    FieldType::Number | FieldType::Boolean => "integer",
+                };
+                let stmt = format!(r#"alter table "session" add column "{}" {ty}"#, c.name);
+                pool.execute(stmt.as_str()).await?;
             }
-            let ty = match c.kind {
-                FieldType::String => "text",
-                FieldType::Number | FieldType::Boolean => "integer",
-            };
-            let stmt = format!(r#"alter table "session" add column "{}" {ty}"#, c.name);
-            pool.execute(stmt.as_str()).await?;
         }
         Ok(Connected {
             store: Arc::new(SqlStore::new(pool, hot, extras)),
@@ -160,6 +169,43 @@ pub async fn connect(
             "database.url must start with postgres://, postgresql:// or sqlite:".into(),
         ))))
     }
+}
+
+/// How `database.max_connections` is shared, as (sqlx pool, hot connections): together
+/// never more. The hot set serves `get-session`'s reads and gets half; the pool serves
+/// everything else and keeps at least two, as the PostgreSQL revocation listener holds
+/// one of its connections for as long as it runs. Without hot connections (one or two in
+/// all), the hot reads borrow from the pool.
+pub fn split_connections(max_connections: u32) -> (u32, u32) {
+    let total = max_connections.max(1);
+    let pool = (total - total / 2).max(total.min(2));
+    (pool, total - pool)
+}
+
+/// The additional fields whose session column is missing, to be added when migrations
+/// run. Without migrations a missing column stops the start (every sign-in would fail on
+/// it), and nothing is altered: the database user may well have no right to.
+fn missing_columns<'a>(
+    extras: &'a [ExtraColumn],
+    existing: &[String],
+    migrate: bool,
+) -> Result<Vec<&'a ExtraColumn>, StoreError> {
+    let missing: Vec<&ExtraColumn> = extras
+        .iter()
+        .filter(|c| !existing.contains(&c.name))
+        .collect();
+    if missing.is_empty() || migrate {
+        return Ok(missing);
+    }
+    let names: Vec<String> = missing.iter().map(|c| format!("\"{}\"", c.name)).collect();
+    Err(StoreError::Backend(
+        format!(
+            "the session table has no column {} for session.additional_fields, and \
+             database.migrate_on_start is off: run `sessiond migrate` (or turn it on)",
+            names.join(", ")
+        )
+        .into(),
+    ))
 }
 
 /// Creates `dir` (and its parents) readable by this user only (0700), as the database and
@@ -263,13 +309,13 @@ impl Statements {
 /// The store over one sqlx pool.
 pub struct SqlStore<DB: Database> {
     pool: Pool<DB>,
-    hot: HotConns<DB::Connection>,
+    hot: HotConns<DB>,
     extras: Vec<ExtraColumn>,
     sql: Statements,
 }
 
 impl<DB: Database> SqlStore<DB> {
-    fn new(pool: Pool<DB>, hot: HotConns<DB::Connection>, extras: Vec<ExtraColumn>) -> Self {
+    fn new(pool: Pool<DB>, hot: HotConns<DB>, extras: Vec<ExtraColumn>) -> Self {
         let sql = Statements::new(&extras);
         Self {
             pool,
@@ -286,20 +332,23 @@ impl<DB: Database> SqlStore<DB> {
 /// (its request was cancelled: the client went away, or the request timed out) or after an
 /// error is first brought back to a clean state off the request path, and closed only if
 /// that fails: clients that hang up must not make the database open a process each time.
-pub struct HotConns<C: sqlx::Connection + 'static> {
-    inner: Arc<HotInner<C>>,
+/// With no connections of its own (see [`split_connections`]) it lends the pool's.
+pub struct HotConns<DB: Database> {
+    inner: Arc<HotInner<DB>>,
 }
 
-struct HotInner<C: sqlx::Connection + 'static> {
-    options: <C as sqlx::Connection>::Options,
-    idle: std::sync::Mutex<Vec<C>>,
+struct HotInner<DB: Database> {
+    options: <DB::Connection as sqlx::Connection>::Options,
+    idle: std::sync::Mutex<Vec<DB::Connection>>,
     size: usize,
     permits: Arc<tokio::sync::Semaphore>,
     acquire_timeout: Duration,
+    /// Where connections come from when `size` is 0.
+    pool: Option<Pool<DB>>,
 }
 
-impl<C: sqlx::Connection + 'static> HotInner<C> {
-    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<C>> {
+impl<DB: Database> HotInner<DB> {
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<DB::Connection>> {
         match self.idle.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -307,13 +356,14 @@ impl<C: sqlx::Connection + 'static> HotInner<C> {
     }
 }
 
-impl<C: sqlx::Connection + 'static> HotConns<C> {
+impl<DB: Database> HotConns<DB> {
     fn new(
-        options: <C as sqlx::Connection>::Options,
+        options: <DB::Connection as sqlx::Connection>::Options,
         size: u32,
         acquire_timeout: Duration,
+        pool: &Pool<DB>,
     ) -> Self {
-        let size = size.max(1) as usize;
+        let size = size as usize;
         Self {
             inner: Arc::new(HotInner {
                 options,
@@ -321,13 +371,22 @@ impl<C: sqlx::Connection + 'static> HotConns<C> {
                 size,
                 permits: Arc::new(tokio::sync::Semaphore::new(size)),
                 acquire_timeout,
+                pool: (size == 0).then(|| pool.clone()),
             }),
         }
     }
 
     /// A connection, holding one of the permits that bound how many are out.
-    async fn take(&self) -> Result<HotConn<C>, StoreError> {
+    async fn take(&self) -> Result<HotConn<DB>, StoreError> {
         let inner = &self.inner;
+        if let Some(pool) = &inner.pool {
+            return Ok(HotConn {
+                conn: None,
+                lent: Some(pool.acquire().await?),
+                permit: None,
+                home: inner.clone(),
+            });
+        }
         let permit =
             tokio::time::timeout(inner.acquire_timeout, inner.permits.clone().acquire_owned())
                 .await
@@ -338,13 +397,17 @@ impl<C: sqlx::Connection + 'static> HotConns<C> {
             Some(c) => c,
             // Whatever stops a connection from opening (a server starting or shutting down,
             // a database refusing connections) means: not now, try again.
-            None => tokio::time::timeout(inner.acquire_timeout, C::connect_with(&inner.options))
-                .await
-                .map_err(|_| StoreError::Unavailable(Box::new(sqlx::Error::PoolTimedOut)))?
-                .map_err(|e| StoreError::Unavailable(Box::new(e)))?,
+            None => tokio::time::timeout(
+                inner.acquire_timeout,
+                <DB::Connection as sqlx::Connection>::connect_with(&inner.options),
+            )
+            .await
+            .map_err(|_| StoreError::Unavailable(Box::new(sqlx::Error::PoolTimedOut)))?
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?,
         };
         Ok(HotConn {
             conn: Some(conn),
+            lent: None,
             permit: Some(permit),
             home: inner.clone(),
         })
@@ -353,14 +416,19 @@ impl<C: sqlx::Connection + 'static> HotConns<C> {
 
 /// A connection taken from [`HotConns`]. [`HotConn::release`] returns it after a statement
 /// completed; dropping it instead (cancellation, `?` on an error) sends it to be checked.
-struct HotConn<C: sqlx::Connection + 'static> {
-    conn: Option<C>,
+/// A connection lent by the pool goes back to the pool either way, which checks it.
+struct HotConn<DB: Database> {
+    conn: Option<DB::Connection>,
+    lent: Option<sqlx::pool::PoolConnection<DB>>,
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
-    home: Arc<HotInner<C>>,
+    home: Arc<HotInner<DB>>,
 }
 
-impl<C: sqlx::Connection + 'static> HotConn<C> {
-    fn get(&mut self) -> Result<&mut C, StoreError> {
+impl<DB: Database> HotConn<DB> {
+    fn get(&mut self) -> Result<&mut DB::Connection, StoreError> {
+        if let Some(c) = self.lent.as_mut() {
+            return Ok(&mut **c);
+        }
         self.conn
             .as_mut()
             .ok_or_else(|| StoreError::Unavailable(Box::new(sqlx::Error::PoolClosed)))
@@ -374,7 +442,7 @@ impl<C: sqlx::Connection + 'static> HotConn<C> {
     }
 }
 
-impl<C: sqlx::Connection + 'static> Drop for HotConn<C> {
+impl<DB: Database> Drop for HotConn<DB> {
     fn drop(&mut self) {
         let Some(mut conn) = self.conn.take() else {
             return;
@@ -389,7 +457,7 @@ impl<C: sqlx::Connection + 'static> Drop for HotConn<C> {
         let home = self.home.clone();
         rt.spawn(async move {
             let ok = matches!(
-                tokio::time::timeout(home.acquire_timeout, conn.ping()).await,
+                tokio::time::timeout(home.acquire_timeout, sqlx::Connection::ping(&mut conn)).await,
                 Ok(Ok(()))
             );
             if ok {
