@@ -19,9 +19,8 @@ use crate::http::{openapi_document, ops_router, router, AppState, Shared};
 use crate::session::revocation::Revocations;
 use crate::session::SessionService;
 use crate::store::rate::RedisRateCounter;
-use crate::store::redis::{RedisOptions, RedisStore};
 use crate::store::sql::{connect, private_dir, ExtraColumn};
-use crate::store::Store;
+use crate::store::{RedisOptions, RedisStore, Store};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -162,19 +161,11 @@ impl Application {
                 store_in_db: settings.session.store_session_in_database,
                 preserve_in_db: settings.session.preserve_session_in_database,
             };
-            let (redis_store, client) =
-                RedisStore::connect(&settings.redis.url, primary, opts).await?;
+            let redis_store = RedisStore::connect(&settings.redis.url, primary, opts).await?;
             if feeds_on {
-                let conn = ::redis::aio::ConnectionManager::new(client.clone())
-                    .await
-                    .map_err(|e| StartError::Store(e.into()))?;
-                crate::store::redis_feed::spawn(
-                    client,
-                    conn,
-                    settings.redis.key_prefix.clone(),
-                    settings.redis.keyspace_notifications,
-                    listener,
-                );
+                redis_store
+                    .follow_revocations(settings.redis.keyspace_notifications, listener)
+                    .await?;
             }
             tracing::info!("redis secondary storage ready");
             Arc::new(redis_store)

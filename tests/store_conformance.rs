@@ -209,7 +209,7 @@ mod fixture {
         };
         let url = redis_url();
         let primary = f.primary.take().unwrap();
-        let (store, _) = RedisStore::connect(&url, primary, opts)
+        let store = RedisStore::connect(&url, primary, opts)
             .await
             .unwrap_or_else(|e| {
                 panic!("Redis unreachable at {url} ({e}); `--skip redis` leaves it out")

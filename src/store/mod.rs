@@ -11,6 +11,8 @@ pub mod redis;
 pub mod redis_feed;
 pub mod sql;
 
+pub use self::redis::{RedisOptions, RedisStore};
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};

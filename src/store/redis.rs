@@ -26,12 +26,13 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use serde_json::{json, Map, Value};
 
-use super::feed::token_hash;
+use super::feed::{token_hash, Listener};
 use super::redis_feed::channel;
 use super::{
     EndTarget, Health, NewCredentialAccount, PrimaryStore, SessionStore, StoreError, Touched,
     UserStore,
 };
+use crate::config::KeyspaceNotifications;
 use crate::model::{Session, SessionJson, User};
 
 /// Lua shared by the scripts that rewrite a user's active-session list: `rewrite_list`
@@ -187,6 +188,7 @@ pub struct RedisOptions {
 /// The secondary store.
 pub struct RedisStore {
     primary: Arc<dyn PrimaryStore>,
+    client: redis::Client,
     conn: ConnectionManager,
     opts: RedisOptions,
     list_script: Script,
@@ -239,25 +241,42 @@ impl RedisStore {
         url: &str,
         primary: Arc<dyn PrimaryStore>,
         opts: RedisOptions,
-    ) -> Result<(Self, redis::Client), StoreError> {
+    ) -> Result<Self, StoreError> {
         let client = redis::Client::open(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
             .set_response_timeout(Some(std::time::Duration::from_secs(2)))
             .set_number_of_retries(2);
         let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
-        Ok((
-            Self {
-                primary,
-                conn,
-                opts,
-                list_script: Script::new(LIST_SCRIPT),
-                replace_script: Script::new(REPLACE_SCRIPT),
-                revoke_script: Script::new(REVOKE_SCRIPT),
-                cas_script: Script::new(CAS_SCRIPT),
-            },
+        Ok(Self {
+            primary,
             client,
-        ))
+            conn,
+            opts,
+            list_script: Script::new(LIST_SCRIPT),
+            replace_script: Script::new(REPLACE_SCRIPT),
+            revoke_script: Script::new(REVOKE_SCRIPT),
+            cas_script: Script::new(CAS_SCRIPT),
+        })
+    }
+
+    /// Starts the revocation feed on this Redis, on connections of its own: the
+    /// subscriber, and the watchdog that checks (and in `configure` mode sets) keyspace
+    /// notifications (see [`super::redis_feed`]).
+    pub async fn follow_revocations(
+        &self,
+        mode: KeyspaceNotifications,
+        listener: Arc<dyn Listener>,
+    ) -> Result<(), StoreError> {
+        let conn = ConnectionManager::new(self.client.clone()).await?;
+        super::redis_feed::spawn(
+            self.client.clone(),
+            conn,
+            self.opts.prefix.clone(),
+            mode,
+            listener,
+        );
+        Ok(())
     }
 
     fn key(&self, token: &str) -> String {
