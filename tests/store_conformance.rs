@@ -738,6 +738,74 @@ mod contract {
             .is_empty());
     }
 
+    /// Every store call opens a span naming the user and session ids it knows, never a
+    /// token (a session's bearer secret) or a password hash.
+    pub async fn spans_carry_ids_never_secrets(f: &Fixture) {
+        use tracing::instrument::WithSubscriber;
+        use tracing_subscriber::layer::SubscriberExt;
+
+        let spans = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorder = tracing_subscriber::registry().with(super::spans::Recorder(spans.clone()));
+        let now = start();
+        let (u, first) = signed_up_with_session(&*f.store, now).await;
+        let at = now + Duration::seconds(1);
+        let new = session(&u, at, hour());
+        let calls = async {
+            f.store.find_session(&first.token).await.unwrap();
+            let due = now + Duration::hours(2);
+            f.store
+                .touch_session(&first.token, due, at, due)
+                .await
+                .unwrap();
+            f.store.list_sessions(&u.id, at, 10).await.unwrap();
+            f.store
+                .delete_user_session(&u.id, &first.token, at)
+                .await
+                .unwrap();
+            f.store
+                .replace_user_sessions(&u.id, &new, at)
+                .await
+                .unwrap();
+            f.store.set_password(&u.id, "hash-2", at).await.unwrap();
+            f.store.delete_session(&new.token, at).await.unwrap();
+        };
+        calls.with_subscriber(recorder).await;
+
+        let spans = spans.lock().unwrap().join("\n");
+        for expected in [
+            format!("list_sessions user_id={:?}", u.id),
+            format!(
+                "replace_user_sessions user_id={:?} session_id={}",
+                u.id, new.id
+            ),
+            format!("set_password user_id={:?}", u.id),
+            "find_session".to_owned(),
+            "touch_session".to_owned(),
+            "delete_session".to_owned(),
+        ] {
+            assert!(
+                spans.contains(&expected),
+                "no span {expected:?} in:\n{spans}"
+            );
+        }
+        for secret in [&first.token, &new.token, "hash-1", "hash-2"] {
+            assert!(!spans.contains(secret), "{secret} in a span:\n{spans}");
+        }
+
+        // At the default log level (info) the spans are not even created.
+        let quiet = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let info = tracing_subscriber::registry()
+            .with(tracing_subscriber::EnvFilter::new("info"))
+            .with(super::spans::Recorder(quiet.clone()));
+        let calls = async {
+            f.store.find_session(&new.token).await.unwrap();
+            f.store.list_sessions(&u.id, at, 10).await.unwrap();
+        };
+        calls.with_subscriber(info).await;
+        let quiet = quiet.lock().unwrap();
+        assert!(quiet.is_empty(), "{quiet:?}");
+    }
+
     // ---- PrimaryStore: what the Redis store needs from the database beneath it ----
 
     pub async fn user_by_id_reads_a_user(f: &Fixture) {
@@ -844,6 +912,36 @@ mod contract {
     }
 }
 
+/// Spans as a subscriber sees them.
+mod spans {
+    use std::fmt::Write;
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id};
+    use tracing::Subscriber;
+    use tracing_subscriber::layer::{Context, Layer};
+
+    /// Records each new span as `name field=value …`.
+    pub struct Recorder(pub Arc<Mutex<Vec<String>>>);
+
+    struct Fields(String);
+
+    impl Visit for Fields {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
+    }
+
+    impl<S: Subscriber> Layer<S> for Recorder {
+        fn on_new_span(&self, attrs: &Attributes<'_>, _id: &Id, _ctx: Context<'_, S>) {
+            let mut fields = Fields(attrs.metadata().name().to_owned());
+            attrs.record(&mut fields);
+            self.0.lock().unwrap().push(fields.0);
+        }
+    }
+}
+
 /// Raw SQL, for rows the store interface cannot write.
 mod sql {
     use sqlx::Connection;
@@ -892,6 +990,7 @@ macro_rules! conformance {
                     delete_other_sessions_keeps_one,
                     replace_user_sessions_swaps_old_for_new,
                     list_sessions_is_the_newest_live_ones_oldest_first,
+                    spans_carry_ids_never_secrets,
                 );
             }
         )*

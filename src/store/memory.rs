@@ -75,6 +75,7 @@ impl Data {
 
 #[async_trait]
 impl Health for MemoryStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
@@ -82,6 +83,11 @@ impl Health for MemoryStore {
 
 #[async_trait]
 impl UserStore for MemoryStore {
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(user_id = %user.id, session_id = session.map(|s| s.id.as_str()))
+    )]
     async fn create_user(
         &self,
         user: &User,
@@ -103,6 +109,7 @@ impl UserStore for MemoryStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn user_by_email(
         &self,
         email: &str,
@@ -114,6 +121,7 @@ impl UserStore for MemoryStore {
         }))
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
     async fn credential_password(
         &self,
         user_id: &str,
@@ -121,6 +129,7 @@ impl UserStore for MemoryStore {
         Ok(self.data.read().await.passwords.get(user_id).cloned())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
     async fn set_password(
         &self,
         user_id: &str,
@@ -133,6 +142,7 @@ impl UserStore for MemoryStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
     async fn update_user(
         &self,
         user_id: &str,
@@ -156,6 +166,11 @@ impl UserStore for MemoryStore {
 
 #[async_trait]
 impl SessionStore for MemoryStore {
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(session_id = %session.id, user_id = %session.user_id)
+    )]
     async fn create_session(
         &self,
         session: &Session,
@@ -169,6 +184,7 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn find_session(&self, token: &str) -> Result<Option<(Session, User)>, StoreError> {
         let d = self.data.read().await;
         Ok(d.sessions
@@ -176,6 +192,7 @@ impl SessionStore for MemoryStore {
             .and_then(|s| Some((s.clone(), d.users.get(&s.user_id)?.clone()))))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn touch_session(
         &self,
         token: &str,
@@ -197,6 +214,7 @@ impl SessionStore for MemoryStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_session_fields(
         &self,
         token: &str,
@@ -213,11 +231,13 @@ impl SessionStore for MemoryStore {
         }))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_session(&self, token: &str, _now: DateTime<Utc>) -> Result<(), StoreError> {
         self.data.write().await.sessions.remove(token);
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
     async fn delete_user_session(
         &self,
         user_id: &str,
@@ -232,6 +252,7 @@ impl SessionStore for MemoryStore {
         Ok(false)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
     async fn delete_user_sessions(
         &self,
         user_id: &str,
@@ -240,6 +261,7 @@ impl SessionStore for MemoryStore {
         Ok(self.data.write().await.remove_user_sessions(user_id, None))
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
     async fn delete_other_sessions(
         &self,
         user_id: &str,
@@ -250,6 +272,11 @@ impl SessionStore for MemoryStore {
         Ok(d.remove_user_sessions(user_id, Some(keep_token)))
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(user_id = user_id, session_id = %new.id)
+    )]
     async fn replace_user_sessions(
         &self,
         user_id: &str,
@@ -263,6 +290,7 @@ impl SessionStore for MemoryStore {
         Ok(gone)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id, limit = limit))]
     async fn list_sessions(
         &self,
         user_id: &str,
@@ -285,10 +313,12 @@ impl SessionStore for MemoryStore {
 
 #[async_trait]
 impl PrimaryStore for MemoryStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = id))]
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
         Ok(self.data.read().await.users.get(id).cloned())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = target.user_id()))]
     async fn end_sessions(
         &self,
         target: EndTarget<'_>,
@@ -297,6 +327,11 @@ impl PrimaryStore for MemoryStore {
         Ok(self.data.write().await.end_sessions(target, now))
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(user_id = user_id, session_id = %new.id)
+    )]
     async fn end_and_replace_user_sessions(
         &self,
         user_id: &str,

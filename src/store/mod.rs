@@ -65,6 +65,16 @@ pub enum EndTarget<'a> {
     User(&'a str, Option<&'a str>),
 }
 
+impl<'a> EndTarget<'a> {
+    /// The user whose sessions end, when they end by user.
+    pub fn user_id(&self) -> Option<&'a str> {
+        match self {
+            EndTarget::User(u, _) => Some(u),
+            EndTarget::Token(_) => None,
+        }
+    }
+}
+
 // The contract every store holds: times come from the caller (`now`, from the injected
 // clock; no implementation reads the time itself), and a method that writes several
 // records writes all or none of them.

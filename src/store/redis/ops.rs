@@ -17,11 +17,13 @@ use crate::store::{
 
 #[async_trait]
 impl Health for RedisStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn ping(&self) -> Result<(), StoreError> {
         self.primary.ping().await?;
         self.writable().await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn health(&self) -> Vec<(&'static str, bool)> {
         vec![
             ("database", self.primary.ping().await.is_ok()),
@@ -32,6 +34,11 @@ impl Health for RedisStore {
 
 #[async_trait]
 impl UserStore for RedisStore {
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(user_id = %user.id, session_id = session.map(|s| s.id.as_str()))
+    )]
     async fn create_user(
         &self,
         user: &User,
@@ -47,6 +54,7 @@ impl UserStore for RedisStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn user_by_email(
         &self,
         email: &str,
@@ -54,6 +62,7 @@ impl UserStore for RedisStore {
         self.primary.user_by_email(email).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
     async fn credential_password(
         &self,
         user_id: &str,
@@ -61,6 +70,7 @@ impl UserStore for RedisStore {
         self.primary.credential_password(user_id).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
     async fn set_password(
         &self,
         user_id: &str,
@@ -70,6 +80,7 @@ impl UserStore for RedisStore {
         self.primary.set_password(user_id, hash, now).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
     async fn update_user(
         &self,
         user_id: &str,
@@ -92,6 +103,11 @@ impl UserStore for RedisStore {
 
 #[async_trait]
 impl SessionStore for RedisStore {
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(session_id = %session.id, user_id = %session.user_id)
+    )]
     async fn create_session(
         &self,
         session: &Session,
@@ -104,6 +120,7 @@ impl SessionStore for RedisStore {
         self.write_new(session, &user, now.timestamp_millis()).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn find_session(&self, token: &str) -> Result<Option<(Session, User)>, StoreError> {
         match self.get(&self.key(token)).await {
             Ok(Some(raw)) => Ok(parse_value(&raw)),
@@ -116,6 +133,7 @@ impl SessionStore for RedisStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn touch_session(
         &self,
         token: &str,
@@ -164,6 +182,7 @@ impl SessionStore for RedisStore {
         Ok(Touched::Refreshed(Box::new(session)))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_session_fields(
         &self,
         token: &str,
@@ -188,6 +207,7 @@ impl SessionStore for RedisStore {
         Ok(updated.map(|(s, _)| s))
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_session(&self, token: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         if let Some(raw) = self.get(&self.key(token)).await? {
             let user_id = parse_value(&raw).map(|(s, _)| s.user_id);
@@ -218,6 +238,7 @@ impl SessionStore for RedisStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
     async fn delete_user_session(
         &self,
         user_id: &str,
@@ -233,6 +254,7 @@ impl SessionStore for RedisStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
     async fn delete_user_sessions(
         &self,
         user_id: &str,
@@ -241,6 +263,7 @@ impl SessionStore for RedisStore {
         self.revoke_user(user_id, None, now).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
     async fn delete_other_sessions(
         &self,
         user_id: &str,
@@ -253,6 +276,11 @@ impl SessionStore for RedisStore {
     /// The list is snapshotted first (as in [`Self::revoke_user`]); the database replaces
     /// in one transaction, then one script replaces in Redis. A failure before the script
     /// leaves Redis as it was.
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(user_id = user_id, session_id = %new.id)
+    )]
     async fn replace_user_sessions(
         &self,
         user_id: &str,
@@ -293,6 +321,7 @@ impl SessionStore for RedisStore {
         Ok(tokens)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id, limit = limit))]
     async fn list_sessions(
         &self,
         user_id: &str,

@@ -89,11 +89,17 @@ impl SqlStore<$db> {
 
 #[async_trait]
 impl SessionStore for SqlStore<$db> {
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(session_id = %session.id, user_id = %session.user_id)
+    )]
     async fn create_session(&self, session: &Session, _now: DateTime<Utc>) -> Result<(), StoreError> {
         self.insert_session(&self.pool, session).await?;
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn find_session(&self, token: &str) -> Result<Option<(Session, User)>, StoreError> {
         // A read: tried again once on a fresh connection when the first one turns out dead
         // (a server restart or a terminated backend leaves idle connections broken).
@@ -123,6 +129,7 @@ impl SessionStore for SqlStore<$db> {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn touch_session(
         &self,
         token: &str,
@@ -155,6 +162,7 @@ impl SessionStore for SqlStore<$db> {
         Ok(if exists.is_some() { Touched::AlreadyFresh } else { Touched::Gone })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_session_fields(
         &self,
         token: &str,
@@ -182,6 +190,7 @@ impl SessionStore for SqlStore<$db> {
         Ok(row.map(|r| session_from(&r, &self.extras)).transpose()?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_session(&self, token: &str, _now: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query(r#"delete from "session" where "token" = $1"#)
             .bind(token.to_owned())
@@ -190,6 +199,7 @@ impl SessionStore for SqlStore<$db> {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
     async fn delete_user_session(
         &self,
         user_id: &str,
@@ -204,6 +214,7 @@ impl SessionStore for SqlStore<$db> {
         Ok(done.rows_affected() > 0)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
     async fn delete_user_sessions(
         &self,
         user_id: &str,
@@ -216,6 +227,7 @@ impl SessionStore for SqlStore<$db> {
         Ok(tokens)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
     async fn delete_other_sessions(
         &self,
         user_id: &str,
@@ -232,6 +244,11 @@ impl SessionStore for SqlStore<$db> {
         Ok(tokens)
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(user_id = user_id, session_id = %new.id)
+    )]
     async fn replace_user_sessions(
         &self,
         user_id: &str,
@@ -241,6 +258,7 @@ impl SessionStore for SqlStore<$db> {
         self.replace(user_id, new, now, false).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id, limit = limit))]
     async fn list_sessions(
         &self,
         user_id: &str,
@@ -277,12 +295,14 @@ impl SessionStore for SqlStore<$db> {
 
 #[async_trait]
 impl PrimaryStore for SqlStore<$db> {
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = id))]
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
         let sql = format!(r#"select {USER_COLS} from "user" u where u."id" = $1"#);
         let row = sqlx::query(&sql).bind(id.to_owned()).fetch_optional(&self.pool).await?;
         Ok(row.map(|r| user_from(&r, 0)).transpose()?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = target.user_id()))]
     async fn end_sessions(
         &self,
         target: EndTarget<'_>,
@@ -291,6 +311,11 @@ impl PrimaryStore for SqlStore<$db> {
         Ok(Self::end(&self.pool, target, now).await?)
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(user_id = user_id, session_id = %new.id)
+    )]
     async fn end_and_replace_user_sessions(
         &self,
         user_id: &str,

@@ -14,6 +14,7 @@ macro_rules! user_store {
     ($db:ty) => {
 #[async_trait]
 impl Health for SqlStore<$db> {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn ping(&self) -> Result<(), StoreError> {
         // A PostgreSQL standby, or a database made read-only (as after a failover that
         // went wrong), answers reads but refuses every sign-in: not ready.
@@ -32,6 +33,11 @@ impl Health for SqlStore<$db> {
 
 #[async_trait]
 impl UserStore for SqlStore<$db> {
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(user_id = %user.id, session_id = session.map(|s| s.id.as_str()))
+    )]
     async fn create_user(
         &self,
         user: &User,
@@ -72,6 +78,7 @@ impl UserStore for SqlStore<$db> {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn user_by_email(
         &self,
         email: &str,
@@ -88,6 +95,7 @@ impl UserStore for SqlStore<$db> {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
     async fn credential_password(
         &self,
         user_id: &str,
@@ -104,6 +112,7 @@ impl UserStore for SqlStore<$db> {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
     async fn set_password(
         &self,
         user_id: &str,
@@ -123,6 +132,7 @@ impl UserStore for SqlStore<$db> {
     }
 
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
     async fn update_user(
         &self,
         user_id: &str,
