@@ -19,8 +19,8 @@ use crate::http::{openapi_document, ops_router, router, AppState, Shared};
 use crate::session::revocation::Revocations;
 use crate::session::SessionService;
 use crate::store::rate::RedisRateCounter;
-use crate::store::redis::{RedisOptions, RedisStore};
 use crate::store::sql::{connect, private_dir, ExtraColumn};
+use crate::store::{RedisOptions, RedisStore, Store};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -147,40 +147,30 @@ impl Application {
         ));
         let feeds_on = revocations.enabled();
         let listener: Arc<dyn crate::store::feed::Listener> = revocations.clone();
-        let mut store = connected.store;
+        let primary = connected.store;
         let sessions_in_db =
             settings.redis.url.is_empty() || settings.session.store_session_in_database;
         if let (Some(pool), true, true) = (connected.pg_pool, sessions_in_db, feeds_on) {
             crate::store::feed::spawn_pg(pool, listener.clone());
         }
-        if !settings.redis.url.is_empty() {
+        let store: Arc<dyn Store> = if settings.redis.url.is_empty() {
+            primary
+        } else {
             let opts = RedisOptions {
                 prefix: settings.redis.key_prefix.clone(),
                 store_in_db: settings.session.store_session_in_database,
                 preserve_in_db: settings.session.preserve_session_in_database,
             };
-            let (redis_store, client) = RedisStore::connect(
-                settings.redis.url.expose_secret(),
-                store,
-                opts,
-                clock.clone(),
-            )
-            .await?;
+            let redis_store =
+                RedisStore::connect(settings.redis.url.expose_secret(), primary, opts).await?;
             if feeds_on {
-                let conn = ::redis::aio::ConnectionManager::new(client.clone())
-                    .await
-                    .map_err(|e| StartError::Store(e.into()))?;
-                crate::store::redis_feed::spawn(
-                    client,
-                    conn,
-                    settings.redis.key_prefix.clone(),
-                    settings.redis.keyspace_notifications,
-                    listener,
-                );
+                redis_store
+                    .follow_revocations(settings.redis.keyspace_notifications, listener)
+                    .await?;
             }
-            store = Arc::new(redis_store);
             tracing::info!("redis secondary storage ready");
-        }
+            Arc::new(redis_store)
+        };
         let ip = IpRules::new(&settings.advanced.ip_address).map_err(StartError::Config)?;
         let forward_auth = ForwardAuth::new(&settings.forward_auth).map_err(StartError::Config)?;
         let rate_limiter = if settings.rate_limit_enabled() {
@@ -222,8 +212,9 @@ impl Application {
         };
         let listener = TcpListener::bind((settings.host.as_str(), settings.port)).await?;
         let sv = &settings.server;
-        // The process's own connections: both database pools, Redis, listeners, files.
-        let own = u64::from(settings.database.max_connections) * 2 + 32;
+        // The process's own connections: the database's (pool and hot set share
+        // database.max_connections), Redis, listeners, files.
+        let own = u64::from(settings.database.max_connections) + 32;
         let limits = Limits {
             max_connections: sv.max_connections,
             header_read_timeout: std::time::Duration::from_secs(sv.header_read_timeout),

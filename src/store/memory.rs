@@ -9,7 +9,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use tokio::sync::RwLock;
 
-use super::{EndTarget, NewCredentialAccount, Store, StoreError, Touched};
+use super::{
+    EndTarget, Health, NewCredentialAccount, PrimaryStore, SessionStore, StoreError, Touched,
+    UserStore,
+};
 use crate::model::{Session, User};
 
 #[derive(Default)]
@@ -33,17 +36,64 @@ impl MemoryStore {
     }
 }
 
+impl Data {
+    /// Whether `s` is one of `target`'s sessions.
+    fn targets(s: &Session, target: EndTarget<'_>) -> bool {
+        match target {
+            EndTarget::Token(t) => s.token == t,
+            EndTarget::User(u, except) => s.user_id == u && Some(s.token.as_str()) != except,
+        }
+    }
+
+    /// Deletes the sessions of `user_id` that `keep` does not keep; their tokens.
+    fn remove_user_sessions(&mut self, user_id: &str, keep: Option<&str>) -> Vec<String> {
+        let gone: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|s| Self::targets(s, EndTarget::User(user_id, keep)))
+            .map(|s| s.token.clone())
+            .collect();
+        for t in &gone {
+            self.sessions.remove(t);
+        }
+        gone
+    }
+
+    /// Ends `target`'s live sessions in place; their tokens.
+    fn end_sessions(&mut self, target: EndTarget<'_>, now: DateTime<Utc>) -> Vec<String> {
+        let mut ended = Vec::new();
+        for s in self.sessions.values_mut() {
+            if Self::targets(s, target) && s.expires_at > now {
+                s.expires_at = now;
+                s.updated_at = now;
+                ended.push(s.token.clone());
+            }
+        }
+        ended
+    }
+}
+
 #[async_trait]
-impl Store for MemoryStore {
+impl Health for MemoryStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+}
 
+#[async_trait]
+impl UserStore for MemoryStore {
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(user_id = %user.id, session_id = session.map(|s| s.id.as_str()))
+    )]
     async fn create_user(
         &self,
         user: &User,
         account: &NewCredentialAccount,
         session: Option<&Session>,
+        _now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut d = self.data.write().await;
         if d.emails.contains_key(&user.email) {
@@ -59,10 +109,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
-        Ok(self.data.read().await.users.get(id).cloned())
-    }
-
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn user_by_email(
         &self,
         email: &str,
@@ -74,6 +121,7 @@ impl Store for MemoryStore {
         }))
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
     async fn credential_password(
         &self,
         user_id: &str,
@@ -81,6 +129,7 @@ impl Store for MemoryStore {
         Ok(self.data.read().await.passwords.get(user_id).cloned())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
     async fn set_password(
         &self,
         user_id: &str,
@@ -93,157 +142,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
-        self.data
-            .write()
-            .await
-            .sessions
-            .insert(session.token.clone(), session.clone());
-        Ok(())
-    }
-
-    async fn find_session(&self, token: &str) -> Result<Option<(Session, User)>, StoreError> {
-        let d = self.data.read().await;
-        Ok(d.sessions
-            .get(token)
-            .and_then(|s| Some((s.clone(), d.users.get(&s.user_id)?.clone()))))
-    }
-
-    async fn touch_session(
-        &self,
-        token: &str,
-        expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-        due_by: DateTime<Utc>,
-    ) -> Result<Touched, StoreError> {
-        let mut d = self.data.write().await;
-        Ok(match d.sessions.get_mut(token) {
-            None => Touched::Gone,
-            Some(s) if s.expires_at > due_by => Touched::AlreadyFresh,
-            Some(s) => {
-                s.expires_at = expires_at;
-                s.updated_at = now;
-                Touched::Refreshed(Box::new(s.clone()))
-            }
-        })
-    }
-
-    async fn end_sessions(
-        &self,
-        target: EndTarget<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<String>, StoreError> {
-        let mut d = self.data.write().await;
-        let mut ended = Vec::new();
-        for s in d.sessions.values_mut() {
-            let hit = match target {
-                EndTarget::Token(t) => s.token == t,
-                EndTarget::User(u, except) => s.user_id == u && Some(s.token.as_str()) != except,
-            };
-            if hit && s.expires_at > now {
-                s.expires_at = now;
-                s.updated_at = now;
-                ended.push(s.token.clone());
-            }
-        }
-        Ok(ended)
-    }
-
-    async fn update_session_fields(
-        &self,
-        token: &str,
-        fields: &Map<String, Value>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Session>, StoreError> {
-        let mut d = self.data.write().await;
-        Ok(d.sessions.get_mut(token).map(|s| {
-            for (k, v) in fields {
-                s.extra.insert(k.clone(), v.clone());
-            }
-            s.updated_at = now;
-            s.clone()
-        }))
-    }
-
-    async fn delete_session(&self, token: &str) -> Result<(), StoreError> {
-        self.data.write().await.sessions.remove(token);
-        Ok(())
-    }
-
-    async fn delete_user_session(&self, user_id: &str, token: &str) -> Result<bool, StoreError> {
-        let mut d = self.data.write().await;
-        if d.sessions.get(token).is_some_and(|s| s.user_id == user_id) {
-            d.sessions.remove(token);
-            return Ok(true);
-        }
-        Ok(false)
-    }
-
-    async fn delete_user_sessions(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
-        let mut d = self.data.write().await;
-        let gone: Vec<String> = d
-            .sessions
-            .values()
-            .filter(|s| s.user_id == user_id)
-            .map(|s| s.token.clone())
-            .collect();
-        for t in &gone {
-            d.sessions.remove(t);
-        }
-        Ok(gone)
-    }
-
-    async fn delete_other_sessions(
-        &self,
-        user_id: &str,
-        keep_token: &str,
-    ) -> Result<Vec<String>, StoreError> {
-        let mut d = self.data.write().await;
-        let gone: Vec<String> = d
-            .sessions
-            .values()
-            .filter(|s| s.user_id == user_id && s.token != keep_token)
-            .map(|s| s.token.clone())
-            .collect();
-        for t in &gone {
-            d.sessions.remove(t);
-        }
-        Ok(gone)
-    }
-
-    async fn replace_user_sessions(
-        &self,
-        user_id: &str,
-        new: &Session,
-    ) -> Result<Vec<String>, StoreError> {
-        let gone = self.delete_user_sessions(user_id).await?;
-        self.data
-            .write()
-            .await
-            .sessions
-            .insert(new.token.clone(), new.clone());
-        Ok(gone)
-    }
-
-    async fn list_sessions(
-        &self,
-        user_id: &str,
-        now: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<Session>, StoreError> {
-        let d = self.data.read().await;
-        let mut out: Vec<Session> = d
-            .sessions
-            .values()
-            .filter(|s| s.user_id == user_id && s.expires_at > now)
-            .cloned()
-            .collect();
-        out.sort_by_key(|s| s.created_at);
-        let skip = out.len().saturating_sub(limit);
-        out.drain(..skip);
-        Ok(out)
-    }
-
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
     async fn update_user(
         &self,
         user_id: &str,
@@ -262,5 +161,186 @@ impl Store for MemoryStore {
             u.updated_at = now;
             u.clone()
         }))
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(session_id = %session.id, user_id = %session.user_id)
+    )]
+    async fn create_session(
+        &self,
+        session: &Session,
+        _now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.data
+            .write()
+            .await
+            .sessions
+            .insert(session.token.clone(), session.clone());
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn find_session(&self, token: &str) -> Result<Option<(Session, User)>, StoreError> {
+        let d = self.data.read().await;
+        Ok(d.sessions
+            .get(token)
+            .and_then(|s| Some((s.clone(), d.users.get(&s.user_id)?.clone()))))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn touch_session(
+        &self,
+        token: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        due_by: DateTime<Utc>,
+    ) -> Result<Touched, StoreError> {
+        let mut d = self.data.write().await;
+        Ok(match d.sessions.get_mut(token) {
+            // Ended in place: a refresh racing the revocation must not bring it back.
+            Some(s) if s.expires_at <= s.updated_at => Touched::Gone,
+            None => Touched::Gone,
+            Some(s) if s.expires_at > due_by => Touched::AlreadyFresh,
+            Some(s) => {
+                s.expires_at = expires_at;
+                s.updated_at = now;
+                Touched::Refreshed(Box::new(s.clone()))
+            }
+        })
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn update_session_fields(
+        &self,
+        token: &str,
+        fields: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, StoreError> {
+        let mut d = self.data.write().await;
+        Ok(d.sessions.get_mut(token).map(|s| {
+            for (k, v) in fields {
+                s.extra.insert(k.clone(), v.clone());
+            }
+            s.updated_at = now;
+            s.clone()
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn delete_session(&self, token: &str, _now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.data.write().await.sessions.remove(token);
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
+    async fn delete_user_session(
+        &self,
+        user_id: &str,
+        token: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut d = self.data.write().await;
+        if d.sessions.get(token).is_some_and(|s| s.user_id == user_id) {
+            d.sessions.remove(token);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
+    async fn delete_user_sessions(
+        &self,
+        user_id: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self.data.write().await.remove_user_sessions(user_id, None))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
+    async fn delete_other_sessions(
+        &self,
+        user_id: &str,
+        keep_token: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut d = self.data.write().await;
+        Ok(d.remove_user_sessions(user_id, Some(keep_token)))
+    }
+
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(user_id = user_id, session_id = %new.id)
+    )]
+    async fn replace_user_sessions(
+        &self,
+        user_id: &str,
+        new: &Session,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        // One lock: no reader sees the user with neither the old sessions nor the new one.
+        let mut d = self.data.write().await;
+        let gone = d.remove_user_sessions(user_id, None);
+        d.sessions.insert(new.token.clone(), new.clone());
+        Ok(gone)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id, limit = limit))]
+    async fn list_sessions(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Session>, StoreError> {
+        let d = self.data.read().await;
+        let mut out: Vec<Session> = d
+            .sessions
+            .values()
+            .filter(|s| s.user_id == user_id && s.expires_at > now)
+            .cloned()
+            .collect();
+        out.sort_by_key(|s| s.created_at);
+        let skip = out.len().saturating_sub(limit);
+        out.drain(..skip);
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl PrimaryStore for MemoryStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = id))]
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        Ok(self.data.read().await.users.get(id).cloned())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = target.user_id()))]
+    async fn end_sessions(
+        &self,
+        target: EndTarget<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self.data.write().await.end_sessions(target, now))
+    }
+
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(user_id = user_id, session_id = %new.id)
+    )]
+    async fn end_and_replace_user_sessions(
+        &self,
+        user_id: &str,
+        new: &Session,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut d = self.data.write().await;
+        let ended = d.end_sessions(EndTarget::User(user_id, None), now);
+        d.sessions.insert(new.token.clone(), new.clone());
+        Ok(ended)
     }
 }

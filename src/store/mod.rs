@@ -1,6 +1,8 @@
-//! Storage: the [`Store`] trait the session service talks to, and its SQL implementation
-//! over PostgreSQL or embedded SQLite ([`sql`]). All SQL of the service lives under this
-//! module; nothing above it sees a query or a connection.
+//! Storage: the [`Store`] traits the session service talks to ([`UserStore`],
+//! [`SessionStore`], [`Health`]), and their implementations: SQL over PostgreSQL or
+//! embedded SQLite ([`sql`]), process memory ([`memory`]), and Redis as Better Auth's
+//! secondary storage around either ([`redis`]). All SQL and Redis of the service lives
+//! under this module; nothing above it sees a query or a connection.
 
 pub mod feed;
 pub mod memory;
@@ -8,6 +10,8 @@ pub mod rate;
 pub mod redis;
 pub mod redis_feed;
 pub mod sql;
+
+pub use self::redis::{RedisOptions, RedisStore};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -32,55 +36,6 @@ pub enum StoreError {
     Backend(#[source] Cause),
 }
 
-/// Database error codes that mean "this server cannot serve now, try again (elsewhere)".
-/// PostgreSQL: connection exceptions (class 08), out of resources (53xxx), shutdown or
-/// start-up (57P01–57P04), a read-only transaction on a standby or a database made
-/// read-only (25006), a database not accepting connections (55000). SQLite (primary
-/// result codes): busy, locked, read-only, I/O error, full, cannot open (5, 6, 8, 10, 13, 14).
-fn is_transient_code(code: &str) -> bool {
-    // SQLite's codes are numbers below 10,000; PostgreSQL's are five characters.
-    if code.len() < 5 {
-        return code
-            .parse::<u32>()
-            .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 8 | 10 | 13 | 14));
-    }
-    code.starts_with("08")
-        || code.starts_with("53")
-        || matches!(
-            code,
-            "57P01" | "57P02" | "57P03" | "57P04" | "25006" | "55000"
-        )
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        match &e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
-            sqlx::Error::Database(db) if db.code().is_some_and(|c| is_transient_code(&c)) => {
-                StoreError::Unavailable(Box::new(e))
-            }
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_)
-            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(Box::new(e)),
-            _ => StoreError::Backend(Box::new(e)),
-        }
-    }
-}
-
-/// Every Redis failure means "the store cannot serve now" (503), never "no session":
-/// sessiond's commands and scripts are fixed, so what fails is Redis or its set-up — down,
-/// a replica after a failover (`READONLY`), full (`OOM`), loading, busy, a rotated password
-/// (`NOAUTH`, `WRONGPASS`), an access rule (`NOPERM`, or inside a script "can't run this
-/// command"), a cluster moving — and each passes once Redis or its operator is back.
-impl From<::redis::RedisError> for StoreError {
-    fn from(e: ::redis::RedisError) -> Self {
-        StoreError::Unavailable(Box::new(e))
-    }
-}
-
 /// The outcome of a sliding refresh.
 #[derive(Debug, Clone)]
 pub enum Touched {
@@ -101,7 +56,7 @@ pub struct NewCredentialAccount {
     pub password_hash: String,
 }
 
-/// Which sessions [`Store::end_sessions`] ends.
+/// Which sessions [`PrimaryStore::end_sessions`] ends.
 #[derive(Debug, Clone, Copy)]
 pub enum EndTarget<'a> {
     /// One session by token.
@@ -110,18 +65,36 @@ pub enum EndTarget<'a> {
     User(&'a str, Option<&'a str>),
 }
 
-/// What the session service needs from storage. Methods take `now` from the caller's clock;
-/// no implementation reads the time itself.
+impl<'a> EndTarget<'a> {
+    /// The user whose sessions end, when they end by user.
+    pub fn user_id(&self) -> Option<&'a str> {
+        match self {
+            EndTarget::User(u, _) => Some(u),
+            EndTarget::Token(_) => None,
+        }
+    }
+}
+
+// The contract every store holds: times come from the caller (`now`, from the injected
+// clock; no implementation reads the time itself), and a method that writes several
+// records writes all or none of them.
+
+/// Whether the backends answer, for `/readyz` and sign-in's probes.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Checks that the backend answers.
+pub trait Health: Send + Sync + 'static {
+    /// Checks that the backend answers and takes writes.
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Each backend and whether it answers, for `/readyz`.
     async fn health(&self) -> Vec<(&'static str, bool)> {
         vec![("database", self.ping().await.is_ok())]
     }
+}
 
+/// Users and their credential accounts: what sign-up, sign-in, change-password and
+/// update-user need.
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
     /// Writes a user, its credential account and optionally its first session in one
     /// transaction. [`StoreError::Conflict`] when the email is taken.
     async fn create_user(
@@ -129,10 +102,8 @@ pub trait Store: Send + Sync + 'static {
         user: &User,
         account: &NewCredentialAccount,
         session: Option<&Session>,
+        now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
-
-    /// A user by id.
-    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
 
     /// Finds a user by (lower-cased) email, with the password of its credential account.
     async fn user_by_email(
@@ -155,71 +126,6 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    /// Inserts a session.
-    async fn create_session(&self, session: &Session) -> Result<(), StoreError>;
-
-    /// A session and its user, by token, in one round trip.
-    async fn find_session(&self, token: &str) -> Result<Option<(Session, User)>, StoreError>;
-
-    /// Slides a session's expiry to `expires_at`, but only while it is still due (its
-    /// expiry is at most `due_by`), so concurrent refreshes write once.
-    async fn touch_session(
-        &self,
-        token: &str,
-        expires_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-        due_by: DateTime<Utc>,
-    ) -> Result<Touched, StoreError>;
-
-    /// Ends sessions in place (`expiresAt = now`) instead of deleting them, for
-    /// `preserve_session_in_database`: one token, or every live session of a user
-    /// except `except`. Returns the tokens ended.
-    async fn end_sessions(
-        &self,
-        target: EndTarget<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<String>, StoreError>;
-
-    /// Sets additional fields of a session; `None` if it no longer exists.
-    async fn update_session_fields(
-        &self,
-        token: &str,
-        fields: &Map<String, Value>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Session>, StoreError>;
-
-    /// Deletes a session by token (absent is not an error).
-    async fn delete_session(&self, token: &str) -> Result<(), StoreError>;
-
-    /// Deletes a session by token only if it belongs to `user_id`; whether one was deleted.
-    async fn delete_user_session(&self, user_id: &str, token: &str) -> Result<bool, StoreError>;
-
-    /// Deletes every session of a user; the deleted tokens.
-    async fn delete_user_sessions(&self, user_id: &str) -> Result<Vec<String>, StoreError>;
-
-    /// Deletes every session of a user but `keep_token`; the deleted tokens.
-    async fn delete_other_sessions(
-        &self,
-        user_id: &str,
-        keep_token: &str,
-    ) -> Result<Vec<String>, StoreError>;
-
-    /// Atomically deletes every session of a user and inserts `new`; the deleted tokens.
-    async fn replace_user_sessions(
-        &self,
-        user_id: &str,
-        new: &Session,
-    ) -> Result<Vec<String>, StoreError>;
-
-    /// The user's sessions that expire after `now`, oldest first: the newest `limit` of
-    /// them (the answer's size must not grow with whatever number a client created).
-    async fn list_sessions(
-        &self,
-        user_id: &str,
-        now: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<Session>, StoreError>;
-
     /// Updates name and/or image (`Some(None)` clears the image); `None` if no such user.
     async fn update_user(
         &self,
@@ -230,25 +136,107 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<User>, StoreError>;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::is_transient_code;
+/// Sessions: what resolving, refreshing, listing and revoking them need.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Inserts a session (of an existing user).
+    async fn create_session(&self, session: &Session, now: DateTime<Utc>)
+        -> Result<(), StoreError>;
 
-    #[test]
-    fn transient_codes_are_told_apart_from_failures() {
-        for code in [
-            "08006", "08001", "53300", "57P01", "57P03", "57P04", "25006", "55000",
-        ] {
-            assert!(is_transient_code(code), "{code}");
-        }
-        // SQLite: busy, busy (snapshot), locked, read-only, I/O error, full, cannot open.
-        for code in ["5", "517", "6", "8", "1032", "10", "13", "14"] {
-            assert!(is_transient_code(code), "{code}");
-        }
-        for code in [
-            "23505", "23502", "40001", "42P01", "22001", "1555", "2067", "19", "1",
-        ] {
-            assert!(!is_transient_code(code), "{code}");
-        }
-    }
+    /// A session and its user, by token, in one round trip.
+    async fn find_session(&self, token: &str) -> Result<Option<(Session, User)>, StoreError>;
+
+    /// Slides a session's expiry to `expires_at`, but only while it is still due (its
+    /// expiry is at most `due_by`), so concurrent refreshes write once. A session ended in
+    /// place ([`PrimaryStore::end_sessions`]) is [`Touched::Gone`].
+    async fn touch_session(
+        &self,
+        token: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        due_by: DateTime<Utc>,
+    ) -> Result<Touched, StoreError>;
+
+    /// Sets additional fields of a session; `None` if it no longer exists.
+    async fn update_session_fields(
+        &self,
+        token: &str,
+        fields: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// Deletes a session by token (absent is not an error).
+    async fn delete_session(&self, token: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Deletes a session by token only if it belongs to `user_id`; whether one was deleted.
+    async fn delete_user_session(
+        &self,
+        user_id: &str,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes every session of a user; the deleted tokens.
+    async fn delete_user_sessions(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Deletes every session of a user but `keep_token`; the deleted tokens.
+    async fn delete_other_sessions(
+        &self,
+        user_id: &str,
+        keep_token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Atomically deletes every session of a user and inserts `new`; the deleted tokens.
+    /// When the insert fails, nothing is deleted.
+    async fn replace_user_sessions(
+        &self,
+        user_id: &str,
+        new: &Session,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// The user's sessions that expire after `now`, oldest first: the newest `limit` of
+    /// them (the answer's size must not grow with whatever number a client created).
+    async fn list_sessions(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Session>, StoreError>;
+}
+
+/// What the session service needs from storage.
+pub trait Store: Health + UserStore + SessionStore {}
+
+impl<T: Health + UserStore + SessionStore + ?Sized> Store for T {}
+
+/// What a secondary store ([`redis::RedisStore`]) needs from the database it wraps, beyond
+/// [`Store`]: the service itself never reads a user alone nor keeps ended sessions.
+#[async_trait]
+pub trait PrimaryStore: Store {
+    /// A user by id (to write a session's user snapshot next to it).
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
+
+    /// Ends sessions in place (`expiresAt = updatedAt = now`) instead of deleting them, for
+    /// `preserve_session_in_database`: one token, or every live session of a user
+    /// except `except`. Returns the tokens ended.
+    async fn end_sessions(
+        &self,
+        target: EndTarget<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// As [`SessionStore::replace_user_sessions`], ending the old sessions in place
+    /// instead of deleting them; the ended tokens.
+    async fn end_and_replace_user_sessions(
+        &self,
+        user_id: &str,
+        new: &Session,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError>;
 }

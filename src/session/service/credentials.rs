@@ -108,7 +108,7 @@ impl SessionService {
             .then(|| self.new_session(&user.id, input.remember_me, client, now));
         match inner
             .store
-            .create_user(&user, &account, session.as_ref())
+            .create_user(&user, &account, session.as_ref(), now)
             .await
         {
             Ok(()) => {}
@@ -163,8 +163,9 @@ impl SessionService {
         {
             return Err(SessionError::InvalidCredentials);
         }
-        let session = self.new_session(&user.id, input.remember_me, client, inner.clock.now());
-        if let Err(e) = inner.store.create_session(&session).await {
+        let now = inner.clock.now();
+        let session = self.new_session(&user.id, input.remember_me, client, now);
+        if let Err(e) = inner.store.create_session(&session, now).await {
             return Err(SessionError::from_store(
                 e,
                 "sign-in could not create its session",
@@ -198,7 +199,7 @@ impl SessionService {
             return Ok(());
         }
         self.note_revoked(&[token.to_owned()]);
-        if let Err(e) = store.delete_session(token).await {
+        if let Err(e) = store.delete_session(token, self.now()).await {
             tracing::error!(error = %e, "sign-in could not withdraw its session");
         }
         match now {
@@ -225,7 +226,7 @@ impl SessionService {
         if let Some(token) = cred.token(&inner.names, &inner.key).valid() {
             // Refused here at once whatever happens next.
             self.note_revoked(std::slice::from_ref(&token));
-            inner.store.delete_session(&token).await?;
+            inner.store.delete_session(&token, self.now()).await?;
         }
         self.delete_session_cookies(cred.cookies(), out);
         Ok(())
@@ -267,7 +268,7 @@ impl SessionService {
         let session = self.new_session(&cur.user.id, true, client, now);
         match inner
             .store
-            .replace_user_sessions(&cur.user.id, &session)
+            .replace_user_sessions(&cur.user.id, &session, now)
             .await
         {
             Ok(gone) => self.note_revoked(&gone),

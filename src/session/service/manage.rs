@@ -40,7 +40,7 @@ impl SessionService {
         let deleted = self
             .inner
             .store
-            .delete_user_session(&cur.user.id, token)
+            .delete_user_session(&cur.user.id, token, self.now())
             .await
             .map_err(Self::revoke_error)?;
         if deleted {
@@ -70,7 +70,7 @@ impl SessionService {
         let n = self
             .inner
             .store
-            .delete_user_sessions(&cur.user.id)
+            .delete_user_sessions(&cur.user.id, self.now())
             .await
             .map_err(Self::revoke_error)?;
         self.note_revoked(&n);
@@ -84,7 +84,7 @@ impl SessionService {
         let n = self
             .inner
             .store
-            .delete_other_sessions(&cur.user.id, &cur.session.token)
+            .delete_other_sessions(&cur.user.id, &cur.session.token, self.now())
             .await
             .map_err(Self::revoke_error)?;
         self.note_revoked(&n);

@@ -76,7 +76,7 @@ impl SessionService {
         if session.is_expired(now) || inner.policy.past_cap(&session, now) {
             self.delete_session_cookies(req, out);
             if !opts.defer_read_only {
-                inner.store.delete_session(&token).await?;
+                inner.store.delete_session(&token, now).await?;
             }
             return Ok(None);
         }

@@ -1,0 +1,139 @@
+//! The Lua scripts that make each multi-key change atomic.
+
+/// Lua shared by the scripts that rewrite a user's active-session list: `rewrite_list`
+/// keeps the entries that have not expired by `now` (ms), are not in `drop` and are not
+/// duplicates, appends `add` (a `{token, expiresAt}`) when given, sorts by expiry and
+/// writes the list back with the TTL of the furthest expiry (deleted when empty); it
+/// returns how many entries are left.
+macro_rules! rewrite_list_lua {
+    () => {
+        r#"
+local function rewrite_list(key, now, drop, add)
+  local raw = redis.call('GET', key)
+  local list = {}
+  if raw then
+    local ok, v = pcall(cjson.decode, raw)
+    if ok and type(v) == 'table' then list = v end
+  end
+  local out, seen = {}, {}
+  for _, e in ipairs(list) do
+    if type(e) == 'table' and type(e.token) == 'string' then
+      local exp = tonumber(e.expiresAt)
+      if exp and exp > now and not drop[e.token] and not seen[e.token] then
+        seen[e.token] = true
+        table.insert(out, {token = e.token, expiresAt = exp})
+      end
+    end
+  end
+  if add then table.insert(out, add) end
+  table.sort(out, function(a, b) return a.expiresAt < b.expiresAt end)
+  if #out == 0 then redis.call('DEL', key); return 0 end
+  local parts = {}
+  for i, e in ipairs(out) do
+    parts[i] = '{"token":' .. cjson.encode(e.token) .. ',"expiresAt":' .. string.format('%.0f', e.expiresAt) .. '}'
+  end
+  local ttl = math.floor((out[#out].expiresAt - now) / 1000)
+  if ttl > 0 then
+    redis.call('SET', key, '[' .. table.concat(parts, ',') .. ']', 'EX', ttl)
+  else
+    redis.call('DEL', key)
+  end
+  return #out
+end
+"#
+    };
+}
+
+/// Rewrites a user's active-session list atomically.
+/// KEYS[1] list, KEYS[2] token key (for "add": only added while it exists).
+/// ARGV[1] now (ms), ARGV[2] "add" | "remove", ARGV[3] token (add) or tokens (remove),
+/// ARGV[4] expiresAt (ms, add).
+pub(super) const LIST_SCRIPT: &str = concat!(
+    rewrite_list_lua!(),
+    r#"
+local now = tonumber(ARGV[1])
+local drop, add = {}, nil
+if ARGV[2] == 'add' then
+  drop[ARGV[3]] = true
+  local exp = tonumber(ARGV[4])
+  if exp > now and (KEYS[2] == nil or redis.call('EXISTS', KEYS[2]) == 1) then
+    add = {token = ARGV[3], expiresAt = exp}
+  end
+else
+  for i = 3, #ARGV do drop[ARGV[i]] = true end
+end
+return rewrite_list(KEYS[1], now, drop, add)
+"#
+);
+
+/// Replaces a user's sessions in one step: deletes the old token keys and announces each
+/// token's hash, writes the new token key, and rewrites the list without the old entries
+/// and with the new one.
+/// KEYS[1] list, KEYS[2] new token key, KEYS[3..] old token keys; ARGV[1] now (ms),
+/// ARGV[2] channel, ARGV[3] new token, ARGV[4] its expiresAt (ms), ARGV[5] its value,
+/// ARGV[6] its TTL (s), then for each old key (same order) its token and its token's
+/// SHA-256 hex.
+pub(super) const REPLACE_SCRIPT: &str = concat!(
+    rewrite_list_lua!(),
+    r#"
+local now = tonumber(ARGV[1])
+local drop = {}
+for i = 3, #KEYS do
+  redis.call('DEL', KEYS[i])
+  drop[ARGV[2 * i + 1]] = true
+  redis.call('PUBLISH', ARGV[2], ARGV[2 * i + 2])
+end
+drop[ARGV[3]] = true
+redis.call('SET', KEYS[2], ARGV[5], 'EX', ARGV[6])
+return rewrite_list(KEYS[1], now, drop, {token = ARGV[3], expiresAt = tonumber(ARGV[4])})
+"#
+);
+
+/// Deletes token keys and their list entries in one step, and announces each token's hash.
+/// KEYS[1] list, KEYS[2..] token keys; ARGV[1] now, ARGV[2] channel, then for each key (same
+/// order) its token and its token's SHA-256 hex.
+pub(super) const REVOKE_SCRIPT: &str = r#"
+local deleted = 0
+for i = 2, #KEYS do
+  deleted = deleted + redis.call('DEL', KEYS[i])
+  redis.call('PUBLISH', ARGV[2], ARGV[2 * i])
+end
+local raw = redis.call('GET', KEYS[1])
+if raw then
+  local ok, list = pcall(cjson.decode, raw)
+  if ok and type(list) == 'table' then
+    local drop = {}
+    for i = 3, #ARGV, 2 do drop[ARGV[i]] = true end
+    local now = tonumber(ARGV[1])
+    local parts, last = {}, nil
+    for _, e in ipairs(list) do
+      local exp = type(e) == 'table' and tonumber(e.expiresAt)
+      if exp and exp > now and type(e.token) == 'string' and not drop[e.token] then
+        table.insert(parts, '{"token":' .. cjson.encode(e.token) .. ',"expiresAt":' .. string.format('%.0f', exp) .. '}')
+        if not last or exp > last then last = exp end
+      end
+    end
+    if #parts == 0 then
+      redis.call('DEL', KEYS[1])
+    else
+      local ttl = math.floor((last - now) / 1000)
+      if ttl > 0 then
+        redis.call('SET', KEYS[1], '[' .. table.concat(parts, ',') .. ']', 'EX', ttl)
+      else
+        redis.call('DEL', KEYS[1])
+      end
+    end
+  end
+end
+return deleted
+"#;
+
+/// Sets a key only if it still holds the value read before (compare-and-set).
+/// KEYS[1]; ARGV[1] expected, ARGV[2] new value, ARGV[3] TTL (s).
+pub(super) const CAS_SCRIPT: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  return 1
+end
+return 0
+"#;

@@ -1,0 +1,81 @@
+//! Reading rows into records, and binding additional fields.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::{Database, Row};
+
+use super::{ExtraColumn, SESSION_CORE_COLS};
+use crate::config::FieldType;
+use crate::model::{Session, User};
+
+/// Columns are read by position (names would be hashed per column per row): a user's
+/// seven columns start at `at`, in [`super::USER_COLS`]' order.
+pub(super) fn user_from<R: Row>(r: &R, at: usize) -> Result<User, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'q> String: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+    for<'q> bool: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+    for<'q> DateTime<Utc>: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(User {
+        id: r.try_get(at)?,
+        name: r.try_get(at + 1)?,
+        email: r.try_get(at + 2)?,
+        email_verified: r.try_get(at + 3)?,
+        image: r.try_get(at + 4)?,
+        created_at: r.try_get(at + 5)?,
+        updated_at: r.try_get(at + 6)?,
+        extra: Map::new(),
+    })
+}
+
+/// A session row in [`super::Statements`]' column order: the eight core columns, then the
+/// additional ones (read by position, as [`user_from`]).
+pub(super) fn session_from<R: Row>(r: &R, extras: &[ExtraColumn]) -> Result<Session, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'q> String: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+    for<'q> i64: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+    for<'q> bool: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+    for<'q> DateTime<Utc>: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+{
+    let mut extra = Map::new();
+    for (i, c) in extras.iter().enumerate() {
+        let at = SESSION_CORE_COLS + i;
+        let v = match c.kind {
+            FieldType::String => r.try_get::<Option<String>, _>(at)?.map(Value::from),
+            FieldType::Number => r.try_get::<Option<i64>, _>(at)?.map(Value::from),
+            FieldType::Boolean => r.try_get::<Option<bool>, _>(at)?.map(Value::from),
+        };
+        extra.insert(c.name.clone(), v.unwrap_or(Value::Null));
+    }
+    Ok(Session {
+        id: r.try_get(0)?,
+        token: r.try_get(1)?,
+        user_id: r.try_get(2)?,
+        expires_at: r.try_get(3)?,
+        created_at: r.try_get(4)?,
+        updated_at: r.try_get(5)?,
+        ip_address: r.try_get(6)?,
+        user_agent: r.try_get(7)?,
+        extra,
+    })
+}
+
+/// Binds one additional field's JSON value with its column's type.
+pub(super) fn bind_extra<'q, DB: Database>(
+    q: sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>,
+    kind: FieldType,
+    v: Option<&Value>,
+) -> sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<bool>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    match kind {
+        FieldType::String => q.bind(v.and_then(Value::as_str).map(String::from)),
+        FieldType::Number => q.bind(v.and_then(Value::as_i64)),
+        FieldType::Boolean => q.bind(v.and_then(Value::as_bool)),
+    }
+}

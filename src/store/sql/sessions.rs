@@ -1,0 +1,332 @@
+//! Sessions over SQL: [`SessionStore`], and the [`PrimaryStore`] methods a Redis store
+//! wrapping this one uses.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sqlx::{Executor, Postgres, Sqlite};
+
+use super::rows::{bind_extra, session_from, user_from};
+use super::{SqlStore, SESSION_CORE_COLS, USER_COLS};
+use crate::model::{Session, User};
+use crate::store::{EndTarget, PrimaryStore, SessionStore, StoreError, Touched};
+
+/// [`SessionStore`] and [`PrimaryStore`] for one backend (the statements are the same on
+/// both).
+macro_rules! session_store {
+    ($db:ty) => {
+impl SqlStore<$db> {
+    pub(super) async fn insert_session<'e, E>(&self, exec: E, s: &Session) -> Result<(), sqlx::Error>
+    where
+        E: Executor<'e, Database = $db>,
+    {
+        let mut q = sqlx::query(&self.sql.insert_session)
+            .bind(s.id.clone())
+            .bind(s.token.clone())
+            .bind(s.user_id.clone())
+            .bind(s.expires_at)
+            .bind(s.created_at)
+            .bind(s.updated_at)
+            .bind(s.ip_address.clone())
+            .bind(s.user_agent.clone());
+        for c in &self.extras {
+            q = bind_extra(q, c.kind, s.extra.get(&c.name));
+        }
+        q.execute(exec).await?;
+        Ok(())
+    }
+
+    /// Ends `target`'s live sessions in place; their tokens.
+    async fn end<'e, E>(
+        exec: E,
+        target: EndTarget<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, sqlx::Error>
+    where
+        E: Executor<'e, Database = $db>,
+    {
+        let q = match target {
+            EndTarget::Token(t) => sqlx::query_scalar(
+                r#"update "session" set "expiresAt" = $1, "updatedAt" = $1
+                   where "token" = $2 and "expiresAt" > $1 returning "token""#,
+            )
+            .bind(now)
+            .bind(t.to_owned()),
+            EndTarget::User(u, except) => sqlx::query_scalar(
+                r#"update "session" set "expiresAt" = $1, "updatedAt" = $1
+                   where "userId" = $2 and "expiresAt" > $1 and "token" <> $3 returning "token""#,
+            )
+            .bind(now)
+            .bind(u.to_owned())
+            .bind(except.unwrap_or("").to_owned()),
+        };
+        q.fetch_all(exec).await
+    }
+
+    /// Deletes (or, when `end`, ends in place) every session of a user and inserts `new`,
+    /// in one transaction; the tokens deleted or ended.
+    async fn replace(
+        &self,
+        user_id: &str,
+        new: &Session,
+        now: DateTime<Utc>,
+        end: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let tokens = if end {
+            Self::end(&mut *tx, EndTarget::User(user_id, None), now).await?
+        } else {
+            sqlx::query_scalar(r#"delete from "session" where "userId" = $1 returning "token""#)
+                .bind(user_id.to_owned())
+                .fetch_all(&mut *tx)
+                .await?
+        };
+        self.insert_session(&mut *tx, new).await?;
+        tx.commit().await?;
+        Ok(tokens)
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqlStore<$db> {
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(session_id = %session.id, user_id = %session.user_id)
+    )]
+    async fn create_session(&self, session: &Session, _now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.insert_session(&self.pool, session).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn find_session(&self, token: &str) -> Result<Option<(Session, User)>, StoreError> {
+        // A read: tried again once on a fresh connection when the first one turns out dead
+        // (a server restart or a terminated backend leaves idle connections broken).
+        let mut attempt = 0;
+        let row = loop {
+            let mut conn = self.hot.take().await?;
+            let res = sqlx::query(&self.sql.find_session)
+                .bind(token.to_owned())
+                .fetch_optional(conn.get()?)
+                .await
+                .map_err(StoreError::from);
+            match res {
+                Ok(row) => {
+                    conn.release();
+                    break row;
+                }
+                Err(StoreError::Unavailable(_)) if attempt == 0 => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        };
+        match row {
+            None => Ok(None),
+            Some(r) => Ok(Some((
+                session_from(&r, &self.extras)?,
+                user_from(&r, SESSION_CORE_COLS + self.extras.len())?,
+            ))),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn touch_session(
+        &self,
+        token: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        due_by: DateTime<Utc>,
+    ) -> Result<Touched, StoreError> {
+        let mut conn = self.hot.take().await?;
+        let row = sqlx::query(&self.sql.touch_session)
+            .bind(expires_at)
+            .bind(now)
+            .bind(token.to_owned())
+            .bind(due_by)
+            .fetch_optional(conn.get()?)
+            .await?;
+        conn.release();
+        if let Some(r) = row {
+            return Ok(Touched::Refreshed(Box::new(session_from(&r, &self.extras)?)));
+        }
+        // Not updated: refreshed concurrently, or gone. A row ended in place (its expiry
+        // set to the moment it ended) is gone: a refresh racing the revocation must not
+        // bring it back.
+        let exists = sqlx::query(
+            r#"select 1 from "session" where "token" = $1 and "expiresAt" > "updatedAt" and "expiresAt" > $2"#,
+        )
+            .bind(token.to_owned())
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(if exists.is_some() { Touched::AlreadyFresh } else { Touched::Gone })
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn update_session_fields(
+        &self,
+        token: &str,
+        fields: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, StoreError> {
+        let mut sets = String::from(r#""updatedAt" = $1"#);
+        let mut kinds = Vec::new();
+        for c in &self.extras {
+            if let Some(v) = fields.get(&c.name) {
+                kinds.push((c.kind, v));
+                sets.push_str(&format!(r#", "{}" = ${}"#, c.name, kinds.len() + 1));
+            }
+        }
+        let sql = format!(
+            r#"update "session" set {sets} where "token" = ${} returning {}"#,
+            kinds.len() + 2,
+            self.sql.session_cols
+        );
+        let mut q = sqlx::query(&sql).bind(now);
+        for (kind, v) in kinds {
+            q = bind_extra(q, kind, if v.is_null() { None } else { Some(v) });
+        }
+        let row = q.bind(token.to_owned()).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| session_from(&r, &self.extras)).transpose()?)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn delete_session(&self, token: &str, _now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(r#"delete from "session" where "token" = $1"#)
+            .bind(token.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
+    async fn delete_user_session(
+        &self,
+        user_id: &str,
+        token: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(r#"delete from "session" where "token" = $1 and "userId" = $2"#)
+            .bind(token.to_owned())
+            .bind(user_id.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
+    async fn delete_user_sessions(
+        &self,
+        user_id: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let tokens = sqlx::query_scalar(r#"delete from "session" where "userId" = $1 returning "token""#)
+            .bind(user_id.to_owned())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(tokens)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
+    async fn delete_other_sessions(
+        &self,
+        user_id: &str,
+        keep_token: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let tokens = sqlx::query_scalar(
+            r#"delete from "session" where "userId" = $1 and "token" <> $2 returning "token""#,
+        )
+        .bind(user_id.to_owned())
+        .bind(keep_token.to_owned())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(tokens)
+    }
+
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(user_id = user_id, session_id = %new.id)
+    )]
+    async fn replace_user_sessions(
+        &self,
+        user_id: &str,
+        new: &Session,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        self.replace(user_id, new, now, false).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id, limit = limit))]
+    async fn list_sessions(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Session>, StoreError> {
+        // A read: tried again once on a fresh connection, as `find_session`.
+        let mut attempt = 0;
+        let rows = loop {
+            let mut conn = self.hot.take().await?;
+            let res = sqlx::query(&self.sql.list_sessions)
+                .bind(user_id.to_owned())
+                .bind(now)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(conn.get()?)
+                .await
+                .map_err(StoreError::from);
+            match res {
+                Ok(rows) => {
+                    conn.release();
+                    break rows;
+                }
+                Err(StoreError::Unavailable(_)) if attempt == 0 => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        };
+        // Newest first from the query; oldest first in the answer.
+        rows.iter()
+            .rev()
+            .map(|r| session_from(r, &self.extras).map_err(StoreError::from))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl PrimaryStore for SqlStore<$db> {
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = id))]
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let sql = format!(r#"select {USER_COLS} from "user" u where u."id" = $1"#);
+        let row = sqlx::query(&sql).bind(id.to_owned()).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| user_from(&r, 0)).transpose()?)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = target.user_id()))]
+    async fn end_sessions(
+        &self,
+        target: EndTarget<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(Self::end(&self.pool, target, now).await?)
+    }
+
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(user_id = user_id, session_id = %new.id)
+    )]
+    async fn end_and_replace_user_sessions(
+        &self,
+        user_id: &str,
+        new: &Session,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        self.replace(user_id, new, now, true).await
+    }
+}
+    };
+}
+
+session_store!(Postgres);
+session_store!(Sqlite);
