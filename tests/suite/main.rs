@@ -26,4 +26,4 @@ mod config;
 mod packaging;
 mod replicas;
 mod robustness;
-mod store_conformance;
+mod store;

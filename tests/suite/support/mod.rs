@@ -9,7 +9,7 @@ mod services;
 pub mod vectors;
 
 pub use self::app::*;
-pub use self::pg::PgDb;
+pub use self::pg::{admin_url, PgDb};
 pub use self::redis::{redis_conn, redis_prefix, redis_url, PrivateRedis};
 pub use self::relay::Relay;
-pub use self::services::require_tool;
+pub use self::services::{require_tool, unavailable};

@@ -1,0 +1,157 @@
+//! Where the stores under test live; every store is built fresh for each test.
+
+use super::*;
+use crate::support::{redis_prefix, redis_url, unavailable, PgDb};
+
+/// A store under test and what it lives in, removed when dropped.
+pub struct Fixture {
+    pub store: Arc<dyn Store>,
+    /// The store as a [`PrimaryStore`], for stores that are one.
+    pub primary: Option<Arc<dyn PrimaryStore>>,
+    /// The database URL, for SQL stores.
+    pub db_url: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+    _pg: Option<PgDb>,
+    _redis: Option<RedisKeys>,
+}
+
+impl Fixture {
+    pub fn primary(&self) -> &Arc<dyn PrimaryStore> {
+        self.primary
+            .as_ref()
+            .expect("this store is no primary store")
+    }
+}
+
+/// The additional session fields every SQL store is opened with.
+pub fn extras() -> Vec<ExtraColumn> {
+    [
+        ("theme", FieldType::String),
+        ("visits", FieldType::Number),
+        ("beta", FieldType::Boolean),
+    ]
+    .into_iter()
+    .map(|(name, kind)| ExtraColumn {
+        name: name.into(),
+        kind,
+    })
+    .collect()
+}
+
+pub fn db_settings(url: &str, max_connections: u32) -> DatabaseSettings {
+    DatabaseSettings {
+        url: url.into(),
+        max_connections,
+        ..DatabaseSettings::default()
+    }
+}
+
+/// The keys under a prefix, deleted when this value is dropped.
+pub struct RedisKeys(String);
+
+impl Drop for RedisKeys {
+    fn drop(&mut self) {
+        let pattern = format!("{}*", self.0);
+        on_own_runtime(async move {
+            let Ok(client) = ::redis::Client::open(redis_url()) else {
+                return;
+            };
+            let Ok(mut c) = client.get_multiplexed_async_connection().await else {
+                return;
+            };
+            let keys: Vec<String> = ::redis::cmd("KEYS")
+                .arg(pattern)
+                .query_async(&mut c)
+                .await
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                let _: Result<i64, _> = ::redis::cmd("DEL").arg(&keys).query_async(&mut c).await;
+            }
+        });
+    }
+}
+
+/// Runs clean-up outside the test's runtime (drops happen in sync code).
+fn on_own_runtime(f: impl std::future::Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    })
+    .join();
+}
+
+fn plain(store: Arc<dyn PrimaryStore>) -> Fixture {
+    Fixture {
+        store: store.clone(),
+        primary: Some(store),
+        db_url: None,
+        _dir: None,
+        _pg: None,
+        _redis: None,
+    }
+}
+
+pub async fn memory() -> Fixture {
+    plain(Arc::new(MemoryStore::new()))
+}
+
+pub async fn sqlite() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    let connected = connect(&db_settings(&url, 4), dir.path(), extras(), true)
+        .await
+        .unwrap();
+    Fixture {
+        db_url: Some(url),
+        _dir: Some(dir),
+        ..plain(connected.store)
+    }
+}
+
+pub async fn postgres() -> Fixture {
+    let pg = PgDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let connected = connect(&db_settings(&pg.url, 4), dir.path(), extras(), true)
+        .await
+        .unwrap();
+    Fixture {
+        db_url: Some(pg.url.clone()),
+        _dir: Some(dir),
+        _pg: Some(pg),
+        ..plain(connected.store)
+    }
+}
+
+async fn redis_around_sqlite(store_in_db: bool, preserve_in_db: bool) -> Fixture {
+    let mut f = sqlite().await;
+    let prefix = redis_prefix();
+    let opts = RedisOptions {
+        prefix: prefix.clone(),
+        store_in_db,
+        preserve_in_db,
+    };
+    let url = redis_url();
+    let primary = f.primary.take().unwrap();
+    let store = RedisStore::connect(&url, primary, opts)
+        .await
+        .unwrap_or_else(|e| {
+            unavailable(
+                &format!("Redis at {url} ({e})"),
+                "start it, or point TEST_REDIS_URL at one",
+            )
+        });
+    f.store = Arc::new(store);
+    f._redis = Some(RedisKeys(prefix));
+    f
+}
+
+pub async fn redis() -> Fixture {
+    redis_around_sqlite(false, false).await
+}
+
+pub async fn redis_db() -> Fixture {
+    redis_around_sqlite(true, true).await
+}
