@@ -11,7 +11,8 @@ pub struct DatabaseSettings {
     /// `postgres://…` or `sqlite://…`; empty: SQLite at `<data_dir>/sessiond.db`. May
     /// carry a password.
     pub url: Secret,
-    /// Connection pool size.
+    /// Connections to the database at most, all uses together: half are kept open for
+    /// session reads, the rest (at least two) are the pool for everything else.
     pub max_connections: u32,
     /// Seconds to wait for a pooled connection before answering 503.
     pub acquire_timeout: u64,
