@@ -110,6 +110,10 @@ impl CookieWriter {
 
     /// The `Set-Cookie` lines of `ops`, in order.
     pub fn render(&self, ops: &[CookieOp]) -> Vec<String> {
+        if ops.is_empty() {
+            // Most answers (a cache hit, a session not yet due) set no cookie.
+            return Vec::new();
+        }
         let mut out = Vec::with_capacity(ops.len() + 1);
         for op in ops {
             match op {
