@@ -75,8 +75,18 @@ macro_rules! conformance {
                     delete_other_sessions_keeps_one,
                     replace_user_sessions_swaps_old_for_new,
                     list_sessions_is_the_newest_live_ones_oldest_first,
-                    spans_carry_ids_never_secrets,
                 );
+
+                /// Spans, checked in a process of their own (see `spans::ran_alone`).
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn spans_carry_ids_never_secrets() {
+                    let name = concat!("store::", stringify!($store), "::spans_carry_ids_never_secrets");
+                    if crate::store::spans::ran_alone(name) {
+                        return;
+                    }
+                    let f = crate::store::fixture::$store().await;
+                    crate::store::contract::spans_carry_ids_never_secrets(&f).await;
+                }
             }
         )*
     };
