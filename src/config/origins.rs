@@ -6,6 +6,12 @@
 /// registrable domain (`https://*.example.com`, `*.example.com`): never `*`, `https://*`,
 /// `*.com` or `*.co.uk`, which would trust other people's sites.
 pub fn check_origin_pattern(p: &str) -> Result<(), String> {
+    // Messages quote the entry without any user:password it holds.
+    check_pattern(p)
+        .map_err(|e| e.replace(&format!("{p:?}"), &format!("{:?}", without_userinfo(p))))
+}
+
+fn check_pattern(p: &str) -> Result<(), String> {
     let wild = |s: &str| s.contains('*') || s.contains('?');
     if !wild(p) {
         let url = url::Url::parse(p).map_err(|_| {
@@ -72,6 +78,20 @@ pub fn check_origin_pattern(p: &str) -> Result<(), String> {
 
 /// Whether `v` is an absolute http(s) URL with a real host (a domain of letters, digits,
 /// `-`, `.` and `_`, or an address: no `*` or `?`) and nothing but a path after it.
+/// `v` with the `user:password@` of a URL's authority replaced by `…@`, for messages: an
+/// option refused at start must not print a password someone put in it.
+pub fn without_userinfo(v: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = v.split_once("://") else {
+        return v.into();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://…@{host}{tail}").into(),
+        None => v.into(),
+    }
+}
+
 pub(super) fn is_http_url(v: &str) -> bool {
     url::Url::parse(v).is_ok_and(|u| {
         let host_ok = match u.host() {
@@ -93,6 +113,27 @@ pub(super) fn is_http_url(v: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn refusals_quote_entries_without_their_passwords() {
+        use super::without_userinfo;
+        assert_eq!(
+            without_userinfo("https://u:pw@a.example.com:8/p?q#f"),
+            "https://…@a.example.com:8/p?q#f"
+        );
+        assert_eq!(
+            without_userinfo("https://a.example.com/@x"),
+            "https://a.example.com/@x"
+        );
+        assert_eq!(without_userinfo("*.example.com"), "*.example.com");
+        for bad in [
+            "http://u:hunter2@a.example.com",
+            "https://u:hunter2@*.example.com",
+        ] {
+            let e = check_origin_pattern(bad).unwrap_err();
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+    }
+
     use super::check_origin_pattern;
 
     #[test]

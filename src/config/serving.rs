@@ -223,7 +223,14 @@ impl std::str::FromStr for ListenAddr {
 
     fn from_str(s: &str) -> Result<Self, String> {
         match s.rsplit_once(':') {
-            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+            // A host name, an IPv4 address or a bracketed IPv6 address; never a URL.
+            Some((host, port))
+                if !host.is_empty()
+                    && host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b))
+                    && port.parse::<u16>().is_ok() =>
+            {
                 Ok(Self(s.to_owned()))
             }
             _ => Err(format!("must be host:port (127.0.0.1:9464), not {s:?}")),
@@ -292,6 +299,33 @@ impl Default for LogSettings {
         Self {
             level: "info".into(),
             format: LogFormat::Auto,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ListenAddr;
+
+    #[test]
+    fn a_listen_address_is_host_and_port_never_a_url() {
+        for ok in [
+            "127.0.0.1:9464",
+            "localhost:9464",
+            "[::1]:9464",
+            "0.0.0.0:0",
+        ] {
+            assert!(ok.parse::<ListenAddr>().is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://127.0.0.1:9464",
+            "127.0.0.1",
+            ":9464",
+            "127.0.0.1:99999",
+            "a b:1",
+            "u@h:1",
+        ] {
+            assert!(bad.parse::<ListenAddr>().is_err(), "{bad}");
         }
     }
 }

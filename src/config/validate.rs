@@ -124,8 +124,17 @@ impl Settings {
         {
             return Err(invalid(format!(
                 "base_url (BETTER_AUTH_URL) must be an absolute http:// or https:// URL, not {:?}",
-                self.base_url
+                super::origins::without_userinfo(&self.base_url)
             )));
+        }
+        let db = &self.database;
+        if db.max_connections == 0 {
+            return Err(invalid("database.max_connections must be > 0"));
+        }
+        if db.url.expose_secret().starts_with("postgres") && db.max_connections < 2 {
+            return Err(invalid(
+                "database.max_connections must be at least 2 with PostgreSQL: the revocation listener keeps one connection open",
+            ));
         }
         if self.session.expires_in == 0 {
             return Err(invalid("session.expires_in must be > 0"));
@@ -287,6 +296,34 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_database_budget_leaves_room_for_the_revocation_listener() {
+        use crate::config::Settings;
+        let with = |url: &str, n: u32| {
+            let mut s = Settings::default();
+            s.database.url = url.into();
+            s.database.max_connections = n;
+            s.validate()
+        };
+        let pg = "postgres://postgres@127.0.0.1:5432/db";
+        assert!(with(pg, 1).is_err_and(|e| e.to_string().contains("at least 2")));
+        assert!(with(pg, 0).is_err());
+        assert!(with(pg, 2).is_ok());
+        assert!(with("", 1).is_ok(), "SQLite has no listener");
+        assert!(with("", 0).is_err());
+    }
+
+    #[test]
+    fn a_refused_base_url_is_quoted_without_its_password() {
+        use crate::config::Settings;
+        let s = Settings {
+            base_url: "ftp://admin:hunter2@example.com/x".into(),
+            ..Settings::default()
+        };
+        let e = s.validate().map(|_| ()).unwrap_err().to_string();
+        assert!(!e.contains("hunter2") && e.contains("…@example.com"), "{e}");
+    }
+
     #[test]
     fn limits_lifted_on_credential_routes_and_unannounced_deletions_are_risky() {
         use crate::config::{Environment, KeyspaceNotifications, RateLimitRule, Settings};

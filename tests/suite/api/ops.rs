@@ -193,7 +193,7 @@ async fn slow_requests_time_out() {
     let app = spawn_with(Backend::Sqlite, |s| {
         s.database.url = url.into();
         s.database.acquire_timeout = 30;
-        s.database.max_connections = 1;
+        s.database.max_connections = 2;
         s.server.request_timeout = 1;
     })
     .await;
