@@ -195,7 +195,8 @@ pub async fn old_password_sign_ins_lose(app: &TestApp) {
     for a in attackers {
         for token in a.await.unwrap() {
             issued += 1;
-            let res = app.get_bearer("/get-session", &token).await;
+            // get-session reads the session cookie (bearer tokens are forward auth's).
+            let res = app.get("/get-session", &mut app.jar_for(&token)).await;
             assert_eq!(
                 res.text, "null",
                 "a session signed in with the old password survived"

@@ -18,6 +18,7 @@ on_both_backends!(
     version_change_invalidates_the_cache,
     large_cache_is_chunked,
     dont_remember_cache_has_no_max_age,
+    another_users_cache_never_answers_for_a_token,
 );
 
 /// An app with the cache on and Better Auth's semantics (no immediate revocation), so
@@ -322,3 +323,27 @@ mod stateless {
 }
 
 use sessiond::clock::Clock;
+
+/// A credential and a cache value belong together: another user's cache cookie sent with
+/// my token cookie answers for me (or no one), never for them.
+async fn another_users_cache_never_answers_for_a_token(b: Backend) {
+    for strategy in STRATEGIES {
+        let app = cached_app(b, strategy).await;
+        let (mut mine, res) = app.sign_up(&unique_email()).await;
+        let my_token = res.json()["token"].as_str().unwrap().to_owned();
+        let me = app.session(&mut mine).await["user"]["id"].clone();
+        let (theirs, _) = app.sign_up(&unique_email()).await;
+        let their_cache = theirs.get(DATA).unwrap().clone();
+
+        let mut mixed = mine.clone();
+        mixed.cookies.insert(DATA.into(), their_cache.clone());
+        let res = app.get("/get-session", &mut mixed).await;
+        assert_eq!(res.json()["user"]["id"], me, "{strategy:?}");
+
+        // A token issued by sign-in, as a client stores it, with their cache beside it.
+        let mut rebuilt = app.jar_for(&my_token);
+        rebuilt.cookies.insert(DATA.into(), their_cache.clone());
+        let res = app.get("/get-session", &mut rebuilt).await;
+        assert_eq!(res.json()["user"]["id"], me, "{strategy:?}: rebuilt");
+    }
+}

@@ -10,6 +10,7 @@ use crate::support::*;
 on_both_backends!(
     forward_auth_answers_identity_or_401,
     forward_auth_accepts_bearer_tokens,
+    a_bearer_token_is_never_answered_from_another_users_cache,
     forward_auth_redirect_mode,
     forward_auth_passes_refreshed_cookies_and_follows_revocation,
 );
@@ -114,6 +115,48 @@ async fn forward_auth_accepts_bearer_tokens(b: Backend) {
         let res = fa(&app, Method::GET, None, &[("authorization", bad)]).await;
         assert_eq!(res.status, 401, "{bad}");
     }
+}
+
+/// A bearer token stands in for the session cookie alone: cache cookies sent beside it
+/// (another user's) are not read, and a valid session cookie takes precedence over it.
+async fn a_bearer_token_is_never_answered_from_another_users_cache(b: Backend) {
+    let app = spawn_with(b, |s| {
+        s.session.cookie_cache.enabled = true;
+        s.session.cookie_cache.immediate_revocation = false;
+    })
+    .await;
+    let (_, res) = app.sign_up(&unique_email()).await;
+    let my_token = res.json()["token"].as_str().unwrap().to_string();
+    let me = res.json()["user"]["id"].as_str().unwrap().to_string();
+    let (theirs, res) = app.sign_up(&unique_email()).await;
+    let them = res.json()["user"]["id"].as_str().unwrap().to_string();
+    let data = "better-auth.session_data";
+    let auth = format!("Bearer {my_token}");
+
+    let mut their_cache = Jar::default();
+    their_cache
+        .cookies
+        .insert(data.into(), theirs.get(data).unwrap().clone());
+    let res = fa(
+        &app,
+        Method::GET,
+        Some(&mut their_cache),
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(res.json()["userId"], me.as_str());
+
+    // Their whole cookie set beside my bearer token: the cookie is the credential.
+    let mut theirs = theirs.clone();
+    let res = fa(
+        &app,
+        Method::GET,
+        Some(&mut theirs),
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(res.json()["userId"], them.as_str());
 }
 
 async fn forward_auth_redirect_mode(b: Backend) {

@@ -225,11 +225,13 @@ impl TestApp {
         res
     }
 
-    /// `GET path` with only `Authorization: Bearer <token>`.
-    pub async fn get_bearer(&self, path: &str, token: &str) -> Res {
-        let auth = format!("Bearer {token}");
-        self.send(Method::GET, path, None, None, &[("authorization", &auth)])
-            .await
+    /// A jar holding the session cookie of a bare `token`, signed with the test secret.
+    pub fn jar_for(&self, token: &str) -> Jar {
+        let key = sessiond::crypto::signed::SigningKey::new(SECRET.as_bytes()).unwrap();
+        let value = sessiond::http::set_cookie::encode_uri_component(&key.sign(token));
+        let mut jar = Jar::default();
+        jar.cookies.insert(TOKEN_COOKIE.into(), value);
+        jar
     }
 
     pub async fn get(&self, path: &str, jar: &mut Jar) -> Res {
