@@ -327,31 +327,13 @@ async fn reads_sessions_written_in_better_auths_layout(b: Backend) {
         604_800,
     )
     .await;
-    let key = sessiond::crypto::signed::SigningKey::new(SECRET.as_bytes()).unwrap();
-    let cookie = format!(
-        "{TOKEN_COOKIE}={}",
-        sessiond::http::set_cookie::encode_uri_component(&key.sign(token))
-    );
-    let res = app
-        .send(
-            reqwest::Method::GET,
-            "/get-session",
-            None,
-            None,
-            &[("cookie", &cookie)],
-        )
-        .await;
+    let res = app.get("/get-session", &mut app.jar_for(token)).await;
     assert_eq!(
         res.json()["session"]["id"],
         "BAwrittenSessionId00000000000000"
     );
     assert_eq!(res.json()["user"]["id"], uid);
-    let mut jar = Jar::default();
-    jar.cookies.insert(
-        TOKEN_COOKIE.into(),
-        cookie.split_once('=').unwrap().1.to_string(),
-    );
-    let list = app.get("/list-sessions", &mut jar).await.json();
+    let list = app.get("/list-sessions", &mut app.jar_for(token)).await.json();
     assert!(list.as_array().unwrap().iter().any(|s| s["token"] == token));
 }
 
