@@ -23,6 +23,7 @@ mod cache_codecs;
 mod cli;
 mod codecs;
 mod config;
+mod layering;
 mod packaging;
 mod replicas;
 mod robustness;
