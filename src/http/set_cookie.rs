@@ -103,6 +103,19 @@ impl CookieWriter {
         out
     }
 
+    /// The length of [`Self::set`]'s line for a name of `name_len` bytes and an empty
+    /// value, without writing it: the cache is chunked on every write.
+    fn empty_line_len(&self, name_len: usize, max_age: Option<u64>) -> usize {
+        let age = max_age.map_or(0, |a| {
+            let digits = a
+                .min(MAX_AGE_CEILING)
+                .checked_ilog10()
+                .map_or(1, |d| d as usize + 1);
+            "; Max-Age=".len() + digits
+        });
+        name_len + "=".len() + age + self.attrs_after_max_age.len()
+    }
+
     /// A `Set-Cookie` value that deletes the cookie (empty value, `Max-Age=0`).
     pub fn expire(&self, name: &str) -> String {
         self.set(name, "", Some(0))
@@ -143,7 +156,8 @@ impl CookieWriter {
         out: &mut Vec<String>,
     ) {
         let name = &self.names.data;
-        let overhead = self.set(&format!("{name}.99"), "", max_age).len();
+        // A chunk's line less its value (a two-digit index counted, as Better Auth does).
+        let overhead = self.empty_line_len(name.len() + ".99".len(), max_age);
         let chunk_size = MAX_COOKIE_SIZE.saturating_sub(overhead).max(1);
         let count = value.len().div_ceil(chunk_size);
         let mut written = CarriedCache::default();
@@ -244,6 +258,18 @@ mod tests {
                 w.expire(&format!("{data}.1"))
             ]
         );
+    }
+
+    #[test]
+    fn the_empty_line_length_is_the_written_lines() {
+        let w = CookieWriter::new(&Settings::default());
+        for age in [None, Some(0), Some(300), Some(u64::MAX)] {
+            assert_eq!(
+                w.empty_line_len(7, age),
+                w.set("abc.def", "", age).len(),
+                "{age:?}"
+            );
+        }
     }
 
     #[test]

@@ -333,7 +333,10 @@ async fn reads_sessions_written_in_better_auths_layout(b: Backend) {
         "BAwrittenSessionId00000000000000"
     );
     assert_eq!(res.json()["user"]["id"], uid);
-    let list = app.get("/list-sessions", &mut app.jar_for(token)).await.json();
+    let list = app
+        .get("/list-sessions", &mut app.jar_for(token))
+        .await
+        .json();
     assert!(list.as_array().unwrap().iter().any(|s| s["token"] == token));
 }
 
