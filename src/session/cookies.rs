@@ -127,12 +127,6 @@ pub enum Credential {
     Bearer(String),
 }
 
-impl Default for Credential {
-    fn default() -> Self {
-        Self::Cookies(RequestCookies::default())
-    }
-}
-
 impl Credential {
     /// The signed session token presented, verified with `key`.
     pub fn token(&self, names: &CookieNames, key: &SigningKey) -> Verified {
