@@ -20,6 +20,14 @@ pub struct DatabaseSettings {
     pub migrate_on_start: bool,
 }
 
+impl DatabaseSettings {
+    /// Whether the URL names PostgreSQL (`postgres://` or `postgresql://`).
+    pub fn is_postgres(&self) -> bool {
+        let url = self.url.expose_secret();
+        url.starts_with("postgres://") || url.starts_with("postgresql://")
+    }
+}
+
 impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {

@@ -131,7 +131,7 @@ impl Settings {
         if db.max_connections == 0 {
             return Err(invalid("database.max_connections must be > 0"));
         }
-        if db.url.expose_secret().starts_with("postgres") && db.max_connections < 2 {
+        if db.is_postgres() && db.max_connections < 2 {
             return Err(invalid(
                 "database.max_connections must be at least 2 with PostgreSQL: the revocation listener keeps one connection open",
             ));

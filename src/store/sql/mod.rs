@@ -85,7 +85,7 @@ pub async fn connect(
         });
     }
     let (pool_size, hot_size) = split_connections(db.max_connections);
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if db.is_postgres() {
         let opts = PgConnectOptions::from_str(&url)?;
         let pool = PgPoolOptions::new()
             .max_connections(pool_size)
