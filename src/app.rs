@@ -8,7 +8,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Environment, Settings};
+use crate::config::{AdditionalField, Environment, Settings};
 use crate::crypto::token::generate_id;
 use crate::http::client::IpRules;
 use crate::http::forward_auth::ForwardAuth;
@@ -19,7 +19,7 @@ use crate::http::{openapi_document, ops_router, router, AppState, Shared};
 use crate::session::revocation::Revocations;
 use crate::session::SessionService;
 use crate::store::rate::RedisRateCounter;
-use crate::store::sql::{connect, private_dir, ExtraColumn};
+use crate::store::sql::{connect, private_dir, ExtraColumn, Shape};
 use crate::store::{RedisOptions, RedisStore, Store};
 
 /// Why the service could not start.
@@ -314,16 +314,25 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// The session columns of the configured additional fields.
-fn extra_columns(settings: &Settings) -> Vec<ExtraColumn> {
-    let fields = &settings.session.additional_fields;
-    fields
-        .iter()
-        .map(|(name, f)| ExtraColumn {
-            name: name.clone(),
-            kind: f.kind,
-        })
-        .collect()
+/// The tables' shape the configuration describes: additional user and session columns
+/// (plugins' included) and the id type.
+fn extra_columns(settings: &Settings) -> Shape {
+    let columns = |fields: Vec<(String, AdditionalField)>| {
+        fields
+            .into_iter()
+            .map(|(name, f)| ExtraColumn {
+                name,
+                kind: f.kind,
+                required: f.required,
+                default_value: f.default_value,
+            })
+            .collect()
+    };
+    Shape {
+        user: columns(settings.user_fields()),
+        session: columns(settings.session_fields()),
+        generate_id: settings.advanced.database.generate_id,
+    }
 }
 
 /// Applies migrations and exits (the `migrate` command).

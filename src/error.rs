@@ -230,6 +230,14 @@ impl From<SessionError> for ApiError {
                 format!("{name} is not allowed to be set"),
             ),
             E::InvalidField(summary) => ApiError::validation(summary),
+            E::MissingField(name) => ApiError::with_message(
+                StatusCode::BAD_REQUEST,
+                "MISSING_FIELD",
+                format!("{name} is required"),
+            ),
+            E::Banned(message) => {
+                ApiError::with_message(StatusCode::FORBIDDEN, "BANNED_USER", message)
+            }
             E::UserGone => codes::UNAUTHORIZED,
             E::SessionGone => codes::FAILED_TO_GET_SESSION,
             E::CreateUserFailed => codes::FAILED_TO_CREATE_USER,

@@ -8,7 +8,8 @@ use serde_json::{Map, Value};
 
 use crate::js::date::{is_iso_like, parse_iso, Iso};
 
-/// Session columns that belong to Better Auth's core schema.
+/// Session columns that belong to Better Auth's core schema, in the order the SQL store
+/// reads them.
 pub const CORE_SESSION_FIELDS: &[&str] = &[
     "id",
     "token",
@@ -18,6 +19,18 @@ pub const CORE_SESSION_FIELDS: &[&str] = &[
     "updatedAt",
     "ipAddress",
     "userAgent",
+];
+
+/// User columns that belong to Better Auth's core schema, in the order the SQL store reads
+/// them.
+pub const CORE_USER_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "email",
+    "emailVerified",
+    "image",
+    "createdAt",
+    "updatedAt",
 ];
 
 /// A user row (Better Auth's `user` table).
@@ -43,19 +56,14 @@ pub struct User {
 }
 
 impl Serialize for User {
+    /// Everything, in database order (what secondary storage keeps).
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("name", &self.name)?;
-        m.serialize_entry("email", &self.email)?;
-        m.serialize_entry("emailVerified", &self.email_verified)?;
-        m.serialize_entry("image", &self.image)?;
-        m.serialize_entry("createdAt", &Iso(&self.created_at))?;
-        m.serialize_entry("updatedAt", &Iso(&self.updated_at))?;
-        for (k, v) in &self.extra {
-            m.serialize_entry(k, v)?;
+        UserJson {
+            user: self,
+            hidden: &[],
+            schema_order: false,
         }
-        m.serialize_entry("id", &self.id)?;
-        m.end()
+        .serialize(s)
     }
 }
 
@@ -79,16 +87,8 @@ impl User {
     pub fn from_json(m: &Map<String, Value>) -> Option<Self> {
         let text = |k: &str| text(m.get(k));
         let mut extra = m.clone();
-        for k in [
-            "id",
-            "name",
-            "email",
-            "emailVerified",
-            "image",
-            "createdAt",
-            "updatedAt",
-        ] {
-            extra.remove(k);
+        for k in CORE_USER_FIELDS {
+            extra.remove(*k);
         }
         Some(Self {
             id: text("id")?,
@@ -234,22 +234,55 @@ impl Serialize for SessionJson<'_> {
     }
 }
 
-/// A user in Better Auth's schema order (what it answers from a cookie cache).
-pub struct UserSchemaOrder<'a>(pub &'a User);
+/// A user as responses show it: additional fields marked `returned = false` left out, in
+/// Better Auth's database order (`id` last) or its schema order (what it answers from a
+/// cookie cache).
+pub struct UserJson<'a> {
+    /// The user.
+    pub user: &'a User,
+    /// Names of fields to hide.
+    pub hidden: &'a [String],
+    /// Schema order instead of database order.
+    pub schema_order: bool,
+}
 
-impl Serialize for UserSchemaOrder<'_> {
+impl UserJson<'_> {
+    /// The user as a JSON object (output order).
+    pub fn to_json(&self) -> Map<String, Value> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        }
+    }
+}
+
+impl Serialize for UserJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let u = self.0;
+        let u = self.user;
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry("id", &u.id)?;
-        m.serialize_entry("createdAt", &Iso(&u.created_at))?;
-        m.serialize_entry("updatedAt", &Iso(&u.updated_at))?;
-        m.serialize_entry("email", &u.email)?;
-        m.serialize_entry("emailVerified", &u.email_verified)?;
-        m.serialize_entry("name", &u.name)?;
-        m.serialize_entry("image", &u.image)?;
+        if self.schema_order {
+            m.serialize_entry("id", &u.id)?;
+            m.serialize_entry("createdAt", &Iso(&u.created_at))?;
+            m.serialize_entry("updatedAt", &Iso(&u.updated_at))?;
+            m.serialize_entry("email", &u.email)?;
+            m.serialize_entry("emailVerified", &u.email_verified)?;
+            m.serialize_entry("name", &u.name)?;
+            m.serialize_entry("image", &u.image)?;
+        } else {
+            m.serialize_entry("name", &u.name)?;
+            m.serialize_entry("email", &u.email)?;
+            m.serialize_entry("emailVerified", &u.email_verified)?;
+            m.serialize_entry("image", &u.image)?;
+            m.serialize_entry("createdAt", &Iso(&u.created_at))?;
+            m.serialize_entry("updatedAt", &Iso(&u.updated_at))?;
+        }
         for (k, v) in &u.extra {
-            m.serialize_entry(k, v)?;
+            if !self.hidden.iter().any(|h| h == k) {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        if !self.schema_order {
+            m.serialize_entry("id", &u.id)?;
         }
         m.end()
     }

@@ -25,6 +25,8 @@ pub struct AdvancedSettings {
     /// `update-user`/`update-session` as its text (`42` → `"42"`); sessiond answers 400
     /// unless this is on.
     pub coerce_field_types: bool,
+    /// Id generation (`advanced.database.*`).
+    pub database: super::AdvancedDatabase,
 }
 
 impl Default for AdvancedSettings {
@@ -38,6 +40,7 @@ impl Default for AdvancedSettings {
             default_cookie_attributes: CookieAttributes::default(),
             ip_address: IpAddressSettings::default(),
             coerce_field_types: false,
+            database: super::AdvancedDatabase::default(),
         }
     }
 }

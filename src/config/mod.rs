@@ -37,6 +37,7 @@ mod forward_auth;
 mod load;
 mod origins;
 mod proxies;
+mod schema;
 mod secret;
 mod serving;
 mod session;
@@ -52,6 +53,7 @@ pub use advanced::{
 };
 pub use load::ConfigError;
 pub use origins::check_origin_pattern;
+pub use schema::{AdminSettings, AdvancedDatabase, GenerateId, PluginSettings, UserSettings};
 pub use secret::Secret;
 pub use serving::{
     ForwardAuthSettings, ListenAddr, LogFormat, LogSettings, MetricsSettings, OnStoreFailure,
@@ -100,12 +102,16 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// Redis as Better Auth's secondary storage.
     pub redis: RedisSettings,
+    /// Extra user columns (Better Auth's `user.*`).
+    pub user: UserSettings,
     /// Session lifetime and refresh.
     pub session: SessionSettings,
     /// Email and password sign-in.
     pub email_and_password: EmailPasswordSettings,
     /// Cookies, origin checks, client addresses.
     pub advanced: AdvancedSettings,
+    /// Better Auth plugins whose columns and rules apply.
+    pub plugins: PluginSettings,
     /// The forward-auth endpoint for reverse proxies.
     pub forward_auth: ForwardAuthSettings,
     /// Better Auth's rate limiter.
@@ -133,9 +139,11 @@ impl Default for Settings {
             data_dir: PathBuf::from("./data"),
             database: DatabaseSettings::default(),
             redis: RedisSettings::default(),
+            user: UserSettings::default(),
             session: SessionSettings::default(),
             email_and_password: EmailPasswordSettings::default(),
             advanced: AdvancedSettings::default(),
+            plugins: PluginSettings::default(),
             forward_auth: ForwardAuthSettings::default(),
             rate_limit: RateLimitSettings::default(),
             server: ServerSettings::default(),

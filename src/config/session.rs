@@ -110,9 +110,23 @@ pub enum FieldType {
     Number,
     /// Boolean.
     Boolean,
+    /// A point in time: an ISO 8601 string in JSON, `timestamptz` in PostgreSQL.
+    Date,
 }
 
-/// An additional session field, as Better Auth's `additionalFields` entry.
+impl FieldType {
+    /// The type's name in Better Auth's validation messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::String => "string",
+            Self::Number => "number",
+            Self::Boolean => "boolean",
+            Self::Date => "date",
+        }
+    }
+}
+
+/// An additional user or session field, as Better Auth's `additionalFields` entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdditionalField {
@@ -172,6 +186,7 @@ pub fn field_type_matches(kind: FieldType, v: &serde_json::Value) -> bool {
         FieldType::String => v.is_string(),
         FieldType::Number => v.is_i64(),
         FieldType::Boolean => v.is_boolean(),
+        FieldType::Date => crate::js::date::parse_iso(v).is_some(),
     }
 }
 

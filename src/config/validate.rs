@@ -195,23 +195,54 @@ impl Settings {
     }
 
     fn check_fields(&self) -> Result<(), ConfigError> {
-        for (name, field) in &self.session.additional_fields {
-            let ok = !name.is_empty()
-                && name.len() <= 63
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && !name.starts_with(|c: char| c.is_ascii_digit());
-            if !ok || crate::model::CORE_SESSION_FIELDS.contains(&name.as_str()) {
-                return Err(invalid(format!(
-                    "session.additional_fields: {name:?} is not a usable field name"
-                )));
-            }
-            if let Some(d) = &field.default_value {
-                if !field_type_matches(field.kind, d) {
+        let tables = [
+            (
+                "session",
+                &self.session.additional_fields,
+                crate::model::CORE_SESSION_FIELDS,
+            ),
+            (
+                "user",
+                &self.user.additional_fields,
+                crate::model::CORE_USER_FIELDS,
+            ),
+        ];
+        for (table, fields, core) in tables {
+            for (name, field) in fields {
+                let ok = !name.is_empty()
+                    && name.len() <= 63
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !name.starts_with(|c: char| c.is_ascii_digit());
+                if !ok || core.contains(&name.as_str()) {
                     return Err(invalid(format!(
-                        "session.additional_fields.{name}.default_value does not match its type"
+                        "{table}.additional_fields: {name:?} is not a usable field name"
                     )));
                 }
+                if let Some(d) = &field.default_value {
+                    if !field_type_matches(field.kind, d) {
+                        return Err(invalid(format!(
+                            "{table}.additional_fields.{name}.default_value does not match its type"
+                        )));
+                    }
+                }
             }
+        }
+        if self.advanced.database.generate_id == super::GenerateId::Serial {
+            return Err(invalid(
+                "advanced.database.generate_id = \"serial\" is not supported yet: ids the \
+                 database assigns are not read back; use \"default\" or \"uuid\"",
+            ));
+        }
+        let admin = &self.plugins.admin;
+        if admin.enabled && admin.impersonation_session_duration == 0 {
+            return Err(invalid(
+                "plugins.admin.impersonation_session_duration must be > 0",
+            ));
+        }
+        if admin.impersonation_session_duration > MAX_DURATION_SECS {
+            return Err(invalid(format!(
+                "plugins.admin.impersonation_session_duration must be at most {MAX_DURATION_SECS} seconds"
+            )));
         }
         Ok(())
     }

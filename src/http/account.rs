@@ -9,16 +9,27 @@ use crate::http::extract::{Body, Client, Ctx, Fields, Gate};
 use crate::session::limits;
 use crate::session::service::PasswordChange;
 
-/// What update-user may change: the name, and the image (`Some(None)` clears it).
-pub type UserUpdate = (Option<String>, Option<Option<String>>);
+/// What update-user may change: the name, the image (`Some(None)` clears it), and the
+/// body itself, whose additional fields the service picks.
+pub type UserUpdate = (
+    Option<String>,
+    Option<Option<String>>,
+    serde_json::Map<String, Value>,
+);
 
-/// Update-user's body, validated (`coerce`: non-text values become their text, as Better
-/// Auth stores them).
-pub fn update_user_input(body: &Body<false>, coerce: bool) -> Result<UserUpdate, ApiError> {
+/// Update-user's body, validated (`coerce`: non-text values of the text fields named
+/// `text_fields` and of name and image become their text, as Better Auth stores them).
+pub fn update_user_input(
+    body: &Body<false>,
+    coerce: bool,
+    text_fields: &[&str],
+) -> Result<UserUpdate, ApiError> {
     let record = Fields::of_record(body)?.object();
     let coerced;
     let obj = if coerce {
-        coerced = Fields::coerce_to_text(record, &["name", "image"]);
+        let mut names = vec!["name", "image"];
+        names.extend_from_slice(text_fields);
+        coerced = Fields::coerce_to_text(record, &names);
         &coerced
     } else {
         record
@@ -36,7 +47,7 @@ pub fn update_user_input(body: &Body<false>, coerce: bool) -> Result<UserUpdate,
     if obj.get("email").is_some_and(is_truthy_str) {
         return Err(codes::EMAIL_CAN_NOT_BE_UPDATED);
     }
-    Ok((name, image))
+    Ok((name, image, obj.clone()))
 }
 
 /// Change-password's body, validated.
@@ -56,10 +67,11 @@ pub fn change_password_input(body: &Body<false>) -> Result<PasswordChange, ApiEr
 /// Updates name and/or image: `{status: true}`.
 pub async fn update_user(mut ctx: Ctx, body: Body<false>) -> Response {
     let result = async {
-        let (name, image) = update_user_input(&body, ctx.state.coerce_field_types)?;
-        let cur = ctx.session(Gate::Session).await?;
         let svc = ctx.state.sessions.clone();
-        svc.update_user(&cur, name, image, &ctx.credential, &mut ctx.out)
+        let (name, image, rest) =
+            update_user_input(&body, ctx.state.coerce_field_types, &svc.user_text_fields())?;
+        let cur = ctx.session(Gate::Session).await?;
+        svc.update_user(&cur, name, image, &rest, &ctx.credential, &mut ctx.out)
             .await?;
         Ok(Json(json!({ "status": true })))
     }
@@ -80,7 +92,9 @@ pub async fn change_password(mut ctx: Ctx, Client(client): Client, body: Body<fa
         let token = svc
             .change_password(&cur, change, &client, &ctx.credential, &mut ctx.out)
             .await?;
-        Ok(Json(json!({ "token": token, "user": cur.user })))
+        Ok(Json(
+            json!({ "token": token, "user": svc.user_output(&cur.user) }),
+        ))
     }
     .await;
     ctx.respond(result)

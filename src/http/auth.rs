@@ -34,13 +34,25 @@ pub fn sign_up_input(body: &Body<true>) -> Result<(SignUp, Option<String>), ApiE
     f.storable("name", Some(&name), limits::MAX_NAME_CHARS);
     f.storable("email", Some(&email), limits::MAX_EMAIL_CHARS);
     f.storable("image", image.as_deref(), limits::MAX_IMAGE_CHARS);
+    let mut extra = f.object().clone();
     f.finish()?;
+    for k in [
+        "name",
+        "email",
+        "password",
+        "image",
+        "callbackURL",
+        "rememberMe",
+    ] {
+        extra.remove(k);
+    }
     let input = SignUp {
         name,
         email,
         password,
         image,
         remember_me: remember_me != Some(false),
+        extra,
     };
     Ok((input, callback))
 }
@@ -80,12 +92,13 @@ pub async fn sign_up(mut ctx: Ctx, Client(client): Client, body: Body<true>) -> 
     let result = async {
         let (input, callback) = sign_up_input(&body)?;
         check_callback(&ctx, callback.as_deref())?;
-        let (token, user) = ctx
-            .state
-            .sessions
+        let svc = ctx.state.sessions.clone();
+        let (token, user) = svc
             .sign_up(input, &client, &ctx.credential, &mut ctx.out)
             .await?;
-        Ok(Json(json!({ "token": token, "user": user })))
+        Ok(Json(
+            json!({ "token": token, "user": svc.user_output(&user) }),
+        ))
     }
     .await;
     ctx.respond(result)
@@ -100,9 +113,8 @@ pub async fn sign_in(mut ctx: Ctx, Client(client): Client, body: Body<true>) -> 
         if !is_valid_email(&input.email) {
             return Err(codes::INVALID_EMAIL);
         }
-        let (token, user) = ctx
-            .state
-            .sessions
+        let svc = ctx.state.sessions.clone();
+        let (token, user) = svc
             .sign_in(input, &client, &ctx.credential, &mut ctx.out)
             .await?;
         let mut body = serde_json::Map::new();
@@ -111,7 +123,7 @@ pub async fn sign_in(mut ctx: Ctx, Client(client): Client, body: Body<true>) -> 
         if let Some(url) = &callback {
             body.insert("url".into(), json!(url));
         }
-        body.insert("user".into(), json!(user));
+        body.insert("user".into(), json!(svc.user_output(&user)));
         let mut res = Json(body).into_response();
         if let Some(url) = callback.and_then(|u| u.parse().ok()) {
             res.headers_mut().insert(header::LOCATION, url);

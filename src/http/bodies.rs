@@ -39,8 +39,8 @@ pub fn validate(route: &str, content_type: Option<&str>, bytes: &[u8]) -> Result
         }
         "/update-user" => {
             let body = Body::<false>::parse(content_type, bytes)?;
-            account::update_user_input(&body, false)?;
-            account::update_user_input(&body, true).map(drop)
+            account::update_user_input(&body, false, &[])?;
+            account::update_user_input(&body, true, &["theme"]).map(drop)
         }
         "/change-password" => {
             account::change_password_input(&Body::<false>::parse(content_type, bytes)?).map(drop)

@@ -40,6 +40,12 @@ pub enum SessionError {
     /// An additional field with `input = false` was sent with a truthy value.
     #[error("{0} is not allowed to be set")]
     FieldNotAllowed(String),
+    /// Sign-up left out a required additional field that has no default.
+    #[error("{0} is required")]
+    MissingField(String),
+    /// The admin plugin: the user is banned (the configured message).
+    #[error("banned user")]
+    Banned(String),
     /// An additional field's value does not fit it: zod's summary, `[body.<name>] …`.
     #[error("{0}")]
     InvalidField(String),

@@ -11,7 +11,7 @@ use tokio::sync::RwLock;
 
 use super::{
     EndTarget, Health, NewCredentialAccount, PrimaryStore, SessionStore, StoreError, Touched,
-    UserStore,
+    UserChange, UserStore,
 };
 use crate::model::{Session, User};
 
@@ -146,19 +146,12 @@ impl UserStore for MemoryStore {
     async fn update_user(
         &self,
         user_id: &str,
-        name: Option<&str>,
-        image: Option<Option<&str>>,
+        change: &UserChange<'_>,
         now: DateTime<Utc>,
     ) -> Result<Option<User>, StoreError> {
         let mut d = self.data.write().await;
         Ok(d.users.get_mut(user_id).map(|u| {
-            if let Some(n) = name {
-                u.name = n.to_owned();
-            }
-            if let Some(i) = image {
-                u.image = i.map(String::from);
-            }
-            u.updated_at = now;
+            change.apply(u, now);
             u.clone()
         }))
     }

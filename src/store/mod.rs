@@ -126,14 +126,40 @@ pub trait UserStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    /// Updates name and/or image (`Some(None)` clears the image); `None` if no such user.
+    /// Applies `change` to a user and sets `updatedAt`; `None` if no such user.
     async fn update_user(
         &self,
         user_id: &str,
-        name: Option<&str>,
-        image: Option<Option<&str>>,
+        change: &UserChange<'_>,
         now: DateTime<Utc>,
     ) -> Result<Option<User>, StoreError>;
+}
+
+/// What an update of a user changes.
+#[derive(Debug, Clone, Copy)]
+pub struct UserChange<'a> {
+    /// The new name.
+    pub name: Option<&'a str>,
+    /// The new image; `Some(None)` clears it.
+    pub image: Option<Option<&'a str>>,
+    /// Additional fields to set (configured ones only, already checked against their types).
+    pub fields: &'a Map<String, Value>,
+}
+
+impl UserChange<'_> {
+    /// Applies the change to a user held in memory (or in a cached copy).
+    pub fn apply(&self, u: &mut User, now: DateTime<Utc>) {
+        if let Some(n) = self.name {
+            n.clone_into(&mut u.name);
+        }
+        if let Some(i) = self.image {
+            u.image = i.map(String::from);
+        }
+        for (k, v) in self.fields {
+            u.extra.insert(k.clone(), v.clone());
+        }
+        u.updated_at = now;
+    }
 }
 
 /// Sessions: what resolving, refreshing, listing and revoking them need.

@@ -126,7 +126,7 @@ impl SessionService {
         let max_age = (!dont_remember).then_some(cache.max_age);
         let encoded = cache.codec.encode(
             &self.output(session).to_json(),
-            &user.to_json(),
+            &self.user_output(user).to_json(),
             &cache.version,
             self.inner.clock.now_ms(),
             max_age,

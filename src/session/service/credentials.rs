@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use super::fields::Action;
 use super::{ClientInfo, Current, PasswordChange, SessionService, SignIn, SignUp};
 use crate::crypto::password::PasswordError;
 use crate::crypto::token::generate_id;
@@ -53,7 +54,7 @@ impl SessionService {
             );
         }
         Session {
-            id: generate_id(),
+            id: self.new_id(),
             token: generate_id(),
             user_id: user_id.to_owned(),
             expires_at: self.inner.policy.expiry(now, remember),
@@ -82,6 +83,11 @@ impl SessionService {
             return Err(SessionError::SignUpDisabled);
         }
         self.check_password_length(&input.password)?;
+        let mut extra = self.user_input(&input.extra, Action::Create)?;
+        if let Some(role) = &inner.default_role {
+            // The admin plugin gives every new user its default role.
+            extra.insert("role".into(), Value::String(role.clone()));
+        }
         let email = input.email.to_lowercase();
         if inner.store.user_by_email(&email).await?.is_some() {
             return Err(SessionError::UserExists);
@@ -89,17 +95,17 @@ impl SessionService {
         let hash = inner.hasher.hash(input.password).await?;
         let now = inner.clock.now();
         let user = User {
-            id: generate_id(),
+            id: self.new_id(),
             name: input.name,
             email,
             email_verified: false,
             image: input.image,
             created_at: now,
             updated_at: now,
-            extra: Map::new(),
+            extra,
         };
         let account = NewCredentialAccount {
-            id: generate_id(),
+            id: self.new_id(),
             password_hash: hash,
         };
         let session = inner
@@ -150,7 +156,7 @@ impl SessionService {
         }
         let email = input.email.to_lowercase();
         let found = inner.store.user_by_email(&email).await?;
-        let (user, stored) = match found {
+        let (mut user, stored) = match found {
             Some((user, Some(stored))) => (user, stored),
             _ => {
                 inner.hasher.hash(input.password).await?;
@@ -163,6 +169,7 @@ impl SessionService {
         {
             return Err(SessionError::InvalidCredentials);
         }
+        self.admit(&mut user).await?;
         let now = inner.clock.now();
         let session = self.new_session(&user.id, input.remember_me, client, now);
         if let Err(e) = inner.store.create_session(&session, now).await {

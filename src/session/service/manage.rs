@@ -2,24 +2,30 @@
 
 use serde_json::{Map, Value};
 
+use super::fields::{is_truthy, parse_input, Action};
 use super::{Current, SessionService};
-use crate::config::{field_type_matches, FieldType};
 use crate::model::{Session, User};
 use crate::session::cookies::{CookieOp, Credential};
 use crate::session::{limits, SessionError};
-use crate::store::StoreError;
+use crate::store::{StoreError, UserChange};
 
 impl SessionService {
     /// The user's live sessions.
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %cur.user.id))]
     pub async fn list_sessions(&self, cur: &Current) -> Result<Vec<Session>, SessionError> {
-        self.inner
+        let mut sessions = self
+            .inner
             .store
             .list_sessions(&cur.user.id, self.now(), limits::MAX_LISTED_SESSIONS)
             .await
             .map_err(|e| {
                 SessionError::from_store(e, "list-sessions failed", SessionError::Internal)
-            })
+            })?;
+        if self.inner.banned_message.is_some() {
+            // The admin plugin hides impersonation sessions from their user.
+            sessions.retain(|s| !s.extra.get("impersonatedBy").is_some_and(is_truthy));
+        }
+        Ok(sessions)
     }
 
     fn revoke_error(e: StoreError) -> SessionError {
@@ -91,39 +97,9 @@ impl SessionService {
         Ok(())
     }
 
-    /// The additional session fields a body sets. Core and unknown keys are dropped;
-    /// fields with `input = false` sent with a truthy value are refused.
+    /// The additional session fields a body sets (see [`parse_input`]); at least one.
     fn fields_to_set(&self, body: &Map<String, Value>) -> Result<Map<String, Value>, SessionError> {
-        let mut fields = Map::new();
-        for (name, field) in &self.inner.fields {
-            let Some(v) = body.get(name) else { continue };
-            if !field.input {
-                if is_truthy(v) {
-                    return Err(SessionError::FieldNotAllowed(name.clone()));
-                }
-                continue;
-            }
-            if let Some(problem) = v
-                .as_str()
-                .and_then(|t| limits::text_problem(t, limits::MAX_FIELD_CHARS))
-            {
-                return Err(SessionError::InvalidField(format!(
-                    "[body.{name}] {problem}"
-                )));
-            }
-            if !v.is_null() && !field_type_matches(field.kind, v) {
-                let expected = match field.kind {
-                    FieldType::String => "string",
-                    FieldType::Number => "number",
-                    FieldType::Boolean => "boolean",
-                };
-                return Err(SessionError::InvalidField(format!(
-                    "[body.{name}] Invalid input: expected {expected}, received {}",
-                    json_type(v)
-                )));
-            }
-            fields.insert(name.clone(), v.clone());
-        }
+        let fields = parse_input(&self.inner.fields, body, Action::Update)?;
         if fields.is_empty() {
             return Err(SessionError::NoFieldsToUpdate);
         }
@@ -166,38 +142,40 @@ impl SessionService {
         Ok(s)
     }
 
-    /// Updates the user's name and/or image (`Some(None)` clears the image) and
-    /// re-issues the session cookie; the session's expiry does not move.
+    /// Updates the user's name, image (`Some(None)` clears it) and additional fields (a
+    /// body's, see [`parse_input`]) and re-issues the session cookie; the session's expiry
+    /// does not move.
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %cur.user.id))]
     pub async fn update_user(
         &self,
         cur: &Current,
         name: Option<String>,
         image: Option<Option<String>>,
+        body: &Map<String, Value>,
         cred: &Credential,
         out: &mut Vec<CookieOp>,
     ) -> Result<(), SessionError> {
-        if name.is_none() && image.is_none() {
+        let fields = self.user_input(body, Action::Update)?;
+        if name.is_none() && image.is_none() && fields.is_empty() {
             return Err(SessionError::NoFieldsToUpdate);
         }
-        let image_ref = image.as_ref().map(|i| i.as_deref());
+        let change = UserChange {
+            name: name.as_deref(),
+            image: image.as_ref().map(|i| i.as_deref()),
+            fields: &fields,
+        };
+        let now = self.now();
         let updated = self
             .inner
             .store
-            .update_user(&cur.user.id, name.as_deref(), image_ref, self.now())
+            .update_user(&cur.user.id, &change, now)
             .await?;
         let user = match updated {
             Some(u) => u,
             None if self.inner.cache.authoritative => {
                 // Stateless and unknown to this process: update the cookie's copy.
                 let mut u = User::clone(&cur.user);
-                if let Some(n) = name {
-                    u.name = n;
-                }
-                if let Some(i) = image {
-                    u.image = i;
-                }
-                u.updated_at = self.now();
+                change.apply(&mut u, now);
                 u
             }
             None => return Err(SessionError::UserGone),
@@ -205,28 +183,5 @@ impl SessionService {
         let dont = cur.dont_remember;
         self.set_session_cookie(&cur.session, &user, dont, dont, cred.cookies(), out);
         Ok(())
-    }
-}
-
-/// JavaScript truthiness of a JSON value.
-fn is_truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !s.is_empty(),
-        _ => true,
-    }
-}
-
-/// zod's name for a JSON value's type.
-pub fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
     }
 }

@@ -12,6 +12,7 @@
 
 mod cached;
 mod credentials;
+mod fields;
 mod manage;
 mod resolve;
 
@@ -23,13 +24,13 @@ use crate::clock::Clock;
 use crate::config::{AdditionalField, EmailPasswordSettings, Settings};
 use crate::crypto::password::Hasher;
 use crate::crypto::signed::SigningKey;
-use crate::model::{Session, SessionJson, User, UserSchemaOrder};
+use crate::model::{Session, SessionJson, User, UserJson};
 use crate::session::cookies::{CookieKind, CookieNames, CookieOp, RequestCookies};
 use crate::session::policy::Policy;
 use crate::session::revocation::Revocations;
 use crate::store::Store;
 use cached::CacheSetup;
-pub use manage::json_type;
+pub use fields::{ban_of, json_type, Ban};
 
 /// What the HTTP layer knows of the client, recorded on new sessions.
 #[derive(Debug, Clone, Default)]
@@ -69,7 +70,7 @@ pub struct Current {
 /// `get-session`'s body, serialised straight from the resolved session.
 pub struct SessionBody<'a> {
     session: SessionJson<'a>,
-    user: &'a User,
+    user: UserJson<'a>,
     needs_refresh: Option<bool>,
 }
 
@@ -78,11 +79,7 @@ impl serde::Serialize for SessionBody<'_> {
         use serde::ser::SerializeMap;
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("session", &self.session)?;
-        if self.session.schema_order {
-            m.serialize_entry("user", &UserSchemaOrder(self.user))?;
-        } else {
-            m.serialize_entry("user", self.user)?;
-        }
+        m.serialize_entry("user", &self.user)?;
         if let Some(n) = self.needs_refresh {
             m.serialize_entry("needsRefresh", &n)?;
         }
@@ -103,6 +100,8 @@ pub struct SignUp {
     pub image: Option<String>,
     /// `rememberMe` (default true).
     pub remember_me: bool,
+    /// The body's other keys: additional user fields, checked by the service.
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Sign-in input.
@@ -142,8 +141,18 @@ struct Inner {
     hasher: Hasher,
     email_password: EmailPasswordSettings,
     email_password_enabled: bool,
+    /// Additional session fields (plugins' included).
     fields: Vec<(String, AdditionalField)>,
     hidden_fields: Vec<String>,
+    /// Additional user fields (plugins' included).
+    user_fields: Vec<(String, AdditionalField)>,
+    hidden_user_fields: Vec<String>,
+    /// With the admin plugin: the role of new users.
+    default_role: Option<String>,
+    /// With the admin plugin: the message refusing a banned user.
+    banned_message: Option<String>,
+    /// How row ids are made.
+    ids: crate::config::GenerateId,
     list_tokens: crate::config::ListSessionsTokens,
     cache: CacheSetup,
     revocations: Arc<Revocations>,
@@ -167,17 +176,18 @@ impl SessionService {
         } else {
             ep.hash_concurrency
         };
-        let fields: Vec<_> = settings
-            .session
-            .additional_fields
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let hidden_fields = fields
-            .iter()
-            .filter(|(_, f)| !f.returned)
-            .map(|(k, _)| k.clone())
-            .collect();
+        let hidden = |fields: &[(String, AdditionalField)]| -> Vec<String> {
+            fields
+                .iter()
+                .filter(|(_, f)| !f.returned)
+                .map(|(k, _)| k.clone())
+                .collect()
+        };
+        let fields = settings.session_fields();
+        let hidden_fields = hidden(&fields);
+        let user_fields = settings.user_fields();
+        let hidden_user_fields = hidden(&user_fields);
+        let admin = &settings.plugins.admin;
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -190,6 +200,11 @@ impl SessionService {
                 email_password_enabled: settings.email_password_enabled(),
                 fields,
                 hidden_fields,
+                user_fields,
+                hidden_user_fields,
+                default_role: admin.enabled.then(|| admin.default_role.clone()),
+                banned_message: admin.enabled.then(|| admin.banned_user_message.clone()),
+                ids: settings.advanced.database.generate_id,
                 list_tokens: settings.session.list_sessions_tokens,
                 cache: CacheSetup::new(settings, secret),
                 revocations,
@@ -271,6 +286,15 @@ impl SessionService {
         }
     }
 
+    /// A user as responses show it (fields with `returned = false` left out).
+    pub fn user_output<'a>(&'a self, u: &'a User) -> UserJson<'a> {
+        UserJson {
+            user: u,
+            hidden: &self.inner.hidden_user_fields,
+            schema_order: false,
+        }
+    }
+
     /// The `{session, user}` body of a resolved session: Better Auth's schema key order when
     /// it came from the cookie cache, its database order otherwise.
     pub fn session_json<'a>(&'a self, c: &'a Current) -> SessionBody<'a> {
@@ -281,8 +305,21 @@ impl SessionService {
                 schema_order: c.from_cache,
                 show_token: true,
             },
-            user: &c.user,
+            user: UserJson {
+                user: &c.user,
+                hidden: &self.inner.hidden_user_fields,
+                schema_order: c.from_cache,
+            },
             needs_refresh: c.needs_refresh,
+        }
+    }
+
+    /// A new row id (`advanced.database.generate_id`): 32 random alphanumerics, or a random
+    /// UUID. Session tokens are always the former.
+    fn new_id(&self) -> String {
+        match self.inner.ids {
+            crate::config::GenerateId::Uuid => uuid::Uuid::new_v4().to_string(),
+            _ => crate::crypto::token::generate_id(),
         }
     }
 

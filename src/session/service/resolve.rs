@@ -42,7 +42,8 @@ impl SessionService {
         if inner.cache.enabled && !opts.disable_cookie_cache {
             if let Some(raw) = self.read_cache(req) {
                 let now_ms = now.timestamp_millis();
-                match self.accept_cache(&raw, &token, now_ms) {
+                let accepted = self.accept_cache(&raw, &token, now_ms);
+                match accepted.filter(|(_, user, _)| !self.banned_now(user)) {
                     Some((session, user, window_end)) => {
                         crate::metrics::cache_hit();
                         let refresh = inner.cache.refresh_within_ms;
@@ -67,8 +68,10 @@ impl SessionService {
         }
         let found = inner.store.find_session(&token).await?;
         // A session known to have ended is over, whatever a store that rolled back (a
-        // failover to a lagging replica) still holds.
-        let Some((session, user)) = found.filter(|_| !inner.revocations.is_revoked(&token)) else {
+        // failover to a lagging replica) still holds; so is a banned user's.
+        let found = found
+            .filter(|(_, user)| !inner.revocations.is_revoked(&token) && !self.banned_now(user));
+        let Some((session, user)) = found else {
             self.delete_session_cookies(req, out);
             return Ok(None);
         };

@@ -12,7 +12,8 @@ use crate::model::{Session, User};
 use crate::store::feed::token_hash;
 use crate::store::redis_feed::channel;
 use crate::store::{
-    EndTarget, Health, NewCredentialAccount, SessionStore, StoreError, Touched, UserStore,
+    EndTarget, Health, NewCredentialAccount, SessionStore, StoreError, Touched, UserChange,
+    UserStore,
 };
 
 #[async_trait]
@@ -84,11 +85,10 @@ impl UserStore for RedisStore {
     async fn update_user(
         &self,
         user_id: &str,
-        name: Option<&str>,
-        image: Option<Option<&str>>,
+        change: &UserChange<'_>,
         now: DateTime<Utc>,
     ) -> Result<Option<User>, StoreError> {
-        let Some(user) = self.primary.update_user(user_id, name, image, now).await? else {
+        let Some(user) = self.primary.update_user(user_id, change, now).await? else {
             return Ok(None);
         };
         // Every cached session of the user carries the new user snapshot.

@@ -28,7 +28,7 @@ use sqlx::{Database, Pool};
 
 use self::hot::HotConns;
 use super::{PrimaryStore, StoreError};
-use crate::config::{DatabaseSettings, FieldType};
+use crate::config::{DatabaseSettings, FieldType, GenerateId};
 
 /// Which backend a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,21 +51,36 @@ pub struct Connected {
     pub pg_pool: Option<sqlx::PgPool>,
 }
 
-/// An additional session column.
+/// An additional column of `user` or `session`.
 #[derive(Debug, Clone)]
 pub struct ExtraColumn {
     /// Column and JSON name.
     pub name: String,
     /// Value type.
     pub kind: FieldType,
+    /// A value is required (the column is `not null` when sessiond adds it).
+    pub required: bool,
+    /// Value given to rows that existed before the column (when sessiond adds it).
+    pub default_value: Option<serde_json::Value>,
+}
+
+/// What the configuration says the `user` and `session` tables hold beyond the core.
+#[derive(Debug, Clone, Default)]
+pub struct Shape {
+    /// Additional columns of `user`.
+    pub user: Vec<ExtraColumn>,
+    /// Additional columns of `session`.
+    pub session: Vec<ExtraColumn>,
+    /// How ids are made (and so the type of the id columns).
+    pub generate_id: GenerateId,
 }
 
 /// Opens the configured database (SQLite under `data_dir` when no URL is set), applies
-/// migrations when asked, and makes sure additional session columns exist.
+/// migrations when asked, and makes sure additional columns exist.
 pub async fn connect(
     db: &DatabaseSettings,
     data_dir: &Path,
-    extras: Vec<ExtraColumn>,
+    extras: Shape,
     migrate: bool,
 ) -> Result<Connected, StoreError> {
     let url = if db.url.is_empty() {
@@ -182,69 +197,225 @@ fn private_file(file: &Path) -> std::io::Result<()> {
     }
 }
 
-const USER_COLS: &str = r#"u."id" as "u_id", u."name" as "u_name", u."email" as "u_email",
- u."emailVerified" as "u_emailVerified", u."image" as "u_image",
- u."createdAt" as "u_createdAt", u."updatedAt" as "u_updatedAt""#;
-
 /// How many core columns a session row starts with (see [`Statements::new`]).
 const SESSION_CORE_COLS: usize = 8;
 
+/// How many core columns a user row starts with.
+const USER_CORE_COLS_N: usize = 7;
+
+/// A column as selected: numbers are read as 64-bit whatever their width (Better Auth's
+/// migrator makes `integer` columns, sessiond `bigint`).
+fn selected(alias: &str, c: &ExtraColumn) -> String {
+    match c.kind {
+        FieldType::Number => format!(r#"cast({alias}"{}" as bigint)"#, c.name),
+        _ => format!(r#"{alias}"{}""#, c.name),
+    }
+}
+
 /// The statements that depend on the configured additional columns, built once. Every
-/// session row they return has the same column order, which `session_from` relies on.
+/// session row they return has the same column order (the core columns, then the
+/// additional ones), which `session_from` relies on; so has every user row (`user_from`).
 struct Statements {
     session_cols: String,
     insert_session: String,
     find_session: String,
     touch_session: String,
     list_sessions: String,
+    /// A user's columns, unqualified (`returning`).
+    user_returning: String,
+    insert_user: String,
+    insert_account: String,
+    user_by_id: String,
+    user_by_email: String,
+    credential_password: String,
+    set_password: String,
+    end_user_sessions: String,
+    delete_user_sessions: String,
+    delete_user_session: String,
+    delete_other_sessions: String,
+    /// `$n` as an id parameter, for statements built per call (`update_user`).
+    ids: Ids,
+}
+
+/// How ids travel: bound as text everywhere, cast to the id columns' type where
+/// PostgreSQL needs it (`uuid` columns compare with no text), and read back as text.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ids {
+    /// The id columns' type when it is not text (PostgreSQL with `generate_id = "uuid"`).
+    cast: Option<&'static str>,
+}
+
+impl Ids {
+    fn new(generate_id: GenerateId, postgres: bool) -> Self {
+        let cast = match generate_id {
+            GenerateId::Uuid if postgres => Some("uuid"),
+            _ => None,
+        };
+        Self { cast }
+    }
+
+    /// Parameter `$n` holding an id.
+    pub(super) fn param(self, n: usize) -> String {
+        match self.cast {
+            Some(ty) => format!("cast(${n} as {ty})"),
+            None => format!("${n}"),
+        }
+    }
+
+    /// An id column as selected (read back as text).
+    fn col(self, col: &str) -> String {
+        match self.cast {
+            Some(_) => format!("cast({col} as text)"),
+            None => col.to_owned(),
+        }
+    }
+
+    /// `sql` with every `ID($n)` written as [`Self::param`].
+    fn sql(self, sql: &str) -> String {
+        let mut out = String::with_capacity(sql.len() + 16);
+        let mut rest = sql;
+        while let Some(at) = rest.find("ID($") {
+            out.push_str(rest.get(..at).unwrap_or_default());
+            let tail = rest.get(at + 4..).unwrap_or_default();
+            let digits = tail.find(')').unwrap_or(0);
+            let n = tail.get(..digits).and_then(|d| d.parse().ok()).unwrap_or(0);
+            out.push_str(&self.param(n));
+            rest = tail.get(digits + 1..).unwrap_or_default();
+        }
+        out.push_str(rest);
+        out
+    }
 }
 
 impl Statements {
-    fn new(extras: &[ExtraColumn]) -> Self {
-        let mut cols = String::from(
-            r#"s."id", s."token", s."userId", s."expiresAt", s."createdAt", s."updatedAt", s."ipAddress", s."userAgent""#,
-        );
-        let mut insert_cols = String::from(
-            r#""id", "token", "userId", "expiresAt", "createdAt", "updatedAt", "ipAddress", "userAgent""#,
-        );
-        let mut placeholders = String::from("$1, $2, $3, $4, $5, $6, $7, $8");
-        for (i, c) in extras.iter().enumerate() {
-            cols.push_str(&format!(r#", s."{}""#, c.name));
+    fn new(shape: &Shape, postgres: bool) -> Self {
+        let ids = Ids::new(shape.generate_id, postgres);
+        let core_session = crate::model::CORE_SESSION_FIELDS;
+        let column = |alias: &str, c: &str| {
+            let col = format!(r#"{alias}"{c}""#);
+            if c == "id" || c == "userId" {
+                ids.col(&col)
+            } else {
+                col
+            }
+        };
+        let list = |alias: &str, names: &[&str]| -> String {
+            names
+                .iter()
+                .map(|c| column(alias, c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut cols = list("s.", core_session);
+        let mut insert_cols = core_session
+            .iter()
+            .map(|c| format!(r#""{c}""#))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut returning = list("", core_session);
+        for c in &shape.session {
+            cols.push_str(&format!(", {}", selected("s.", c)));
             insert_cols.push_str(&format!(r#", "{}""#, c.name));
-            placeholders.push_str(&format!(", ${}", i + 9));
+            returning.push_str(&format!(", {}", selected("", c)));
         }
-        let returning = cols.replace("s.", "");
+        let session_values = values(ids, &[1, 3], SESSION_CORE_COLS + shape.session.len());
+        let core_user = crate::model::CORE_USER_FIELDS;
+        let mut user_cols = list("u.", core_user);
+        let mut user_returning = list("", core_user);
+        let mut user_insert = core_user
+            .iter()
+            .map(|c| format!(r#""{c}""#))
+            .collect::<Vec<_>>()
+            .join(", ");
+        for c in &shape.user {
+            user_cols.push_str(&format!(", {}", selected("u.", c)));
+            user_returning.push_str(&format!(", {}", selected("", c)));
+            user_insert.push_str(&format!(r#", "{}""#, c.name));
+        }
+        let user_values = values(ids, &[1], USER_CORE_COLS_N + shape.user.len());
         Self {
             insert_session: format!(
-                r#"insert into "session" ({insert_cols}) values ({placeholders})"#
+                r#"insert into "session" ({insert_cols}) values ({session_values})"#
             ),
             find_session: format!(
-                r#"select {cols}, {USER_COLS} from "session" s join "user" u on u."id" = s."userId" where s."token" = $1"#
+                r#"select {cols}, {user_cols} from "session" s join "user" u on u."id" = s."userId" where s."token" = $1"#
             ),
             touch_session: format!(
                 r#"update "session" set "expiresAt" = $1, "updatedAt" = $2
                    where "token" = $3 and "expiresAt" <= $4 and "expiresAt" > "updatedAt" returning {returning}"#
             ),
-            list_sessions: format!(
-                r#"select {cols} from "session" s where s."userId" = $1 and s."expiresAt" > $2
+            list_sessions: ids.sql(&format!(
+                r#"select {cols} from "session" s where s."userId" = ID($1) and s."expiresAt" > $2
                    order by s."createdAt" desc, s."id" desc limit $3"#
-            ),
+            )),
             session_cols: returning,
+            insert_user: format!(r#"insert into "user" ({user_insert}) values ({user_values})"#),
+            insert_account: ids.sql(
+                r#"insert into "account" ("id", "accountId", "providerId", "userId", "password", "createdAt", "updatedAt")
+                   values (ID($1), $2, 'credential', ID($3), $4, $5, $6)"#,
+            ),
+            user_by_id: ids.sql(&format!(
+                r#"select {user_cols} from "user" u where u."id" = ID($1)"#
+            )),
+            user_by_email: format!(
+                r#"select {user_cols}, a."password" as "a_password" from "user" u
+                   left join "account" a on a."userId" = u."id" and a."providerId" = 'credential'
+                     and a."accountId" = {}
+                   where u."email" = $1 limit 1"#,
+                ids.col(r#"u."id""#)
+            ),
+            credential_password: ids.sql(
+                r#"select "password" from "account"
+                   where "userId" = ID($1) and "providerId" = 'credential' and "accountId" = $1 limit 1"#,
+            ),
+            set_password: ids.sql(
+                r#"update "account" set "password" = $1, "updatedAt" = $2
+                   where "userId" = ID($3) and "providerId" = 'credential' and "accountId" = $3"#,
+            ),
+            end_user_sessions: ids.sql(
+                r#"update "session" set "expiresAt" = $1, "updatedAt" = $1
+                   where "userId" = ID($2) and "expiresAt" > $1 and "token" <> $3 returning "token""#,
+            ),
+            delete_user_sessions: ids.sql(
+                r#"delete from "session" where "userId" = ID($1) returning "token""#,
+            ),
+            delete_user_session: ids.sql(
+                r#"delete from "session" where "token" = $1 and "userId" = ID($2)"#,
+            ),
+            delete_other_sessions: ids.sql(
+                r#"delete from "session" where "userId" = ID($1) and "token" <> $2 returning "token""#,
+            ),
+            user_returning,
+            ids,
         }
     }
+}
+
+/// `$1, $2, …` for `n` values, the positions in `id_at` as id parameters.
+fn values(ids: Ids, id_at: &[usize], n: usize) -> String {
+    (1..=n)
+        .map(|i| {
+            if id_at.contains(&i) {
+                ids.param(i)
+            } else {
+                format!("${i}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The store over one sqlx pool.
 pub struct SqlStore<DB: Database> {
     pool: Pool<DB>,
     hot: HotConns<DB>,
-    extras: Vec<ExtraColumn>,
+    extras: Shape,
     sql: Statements,
 }
 
 impl<DB: Database> SqlStore<DB> {
-    fn new(pool: Pool<DB>, hot: HotConns<DB>, extras: Vec<ExtraColumn>) -> Self {
-        let sql = Statements::new(&extras);
+    fn new(pool: Pool<DB>, hot: HotConns<DB>, extras: Shape) -> Self {
+        let sql = Statements::new(&extras, DB::NAME == "PostgreSQL");
         Self {
             pool,
             hot,

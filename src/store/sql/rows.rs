@@ -4,16 +4,23 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sqlx::{Database, Row};
 
-use super::{ExtraColumn, SESSION_CORE_COLS};
+use super::{ExtraColumn, SESSION_CORE_COLS, USER_CORE_COLS_N};
 use crate::config::FieldType;
+use crate::js::date::{parse_iso, Iso};
 use crate::model::{Session, User};
 
 /// Columns are read by position (names would be hashed per column per row): a user's
-/// seven columns start at `at`, in [`super::USER_COLS`]' order.
-pub(super) fn user_from<R: Row>(r: &R, at: usize) -> Result<User, sqlx::Error>
+/// columns start at `at`, the seven core ones then `extras`, in
+/// [`super::Statements`]' order.
+pub(super) fn user_from<R: Row>(
+    r: &R,
+    at: usize,
+    extras: &[ExtraColumn],
+) -> Result<User, sqlx::Error>
 where
     usize: sqlx::ColumnIndex<R>,
     for<'q> String: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+    for<'q> i64: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
     for<'q> bool: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
     for<'q> DateTime<Utc>: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
 {
@@ -25,8 +32,37 @@ where
         image: r.try_get(at + 4)?,
         created_at: r.try_get(at + 5)?,
         updated_at: r.try_get(at + 6)?,
-        extra: Map::new(),
+        extra: extras_from(r, at + USER_CORE_COLS_N, extras)?,
     })
+}
+
+/// The additional columns of a row, from position `at`; `null` when unset.
+fn extras_from<R: Row>(
+    r: &R,
+    at: usize,
+    extras: &[ExtraColumn],
+) -> Result<Map<String, Value>, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'q> String: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+    for<'q> i64: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+    for<'q> bool: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+    for<'q> DateTime<Utc>: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+{
+    let mut extra = Map::new();
+    for (i, c) in extras.iter().enumerate() {
+        let at = at + i;
+        let v = match c.kind {
+            FieldType::String => r.try_get::<Option<String>, _>(at)?.map(Value::from),
+            FieldType::Number => r.try_get::<Option<i64>, _>(at)?.map(Value::from),
+            FieldType::Boolean => r.try_get::<Option<bool>, _>(at)?.map(Value::from),
+            FieldType::Date => r
+                .try_get::<Option<DateTime<Utc>>, _>(at)?
+                .map(|d| Value::String(Iso(&d).to_string())),
+        };
+        extra.insert(c.name.clone(), v.unwrap_or(Value::Null));
+    }
+    Ok(extra)
 }
 
 /// A session row in [`super::Statements`]' column order: the eight core columns, then the
@@ -39,16 +75,6 @@ where
     for<'q> bool: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
     for<'q> DateTime<Utc>: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
 {
-    let mut extra = Map::new();
-    for (i, c) in extras.iter().enumerate() {
-        let at = SESSION_CORE_COLS + i;
-        let v = match c.kind {
-            FieldType::String => r.try_get::<Option<String>, _>(at)?.map(Value::from),
-            FieldType::Number => r.try_get::<Option<i64>, _>(at)?.map(Value::from),
-            FieldType::Boolean => r.try_get::<Option<bool>, _>(at)?.map(Value::from),
-        };
-        extra.insert(c.name.clone(), v.unwrap_or(Value::Null));
-    }
     Ok(Session {
         id: r.try_get(0)?,
         token: r.try_get(1)?,
@@ -58,7 +84,7 @@ where
         updated_at: r.try_get(5)?,
         ip_address: r.try_get(6)?,
         user_agent: r.try_get(7)?,
-        extra,
+        extra: extras_from(r, SESSION_CORE_COLS, extras)?,
     })
 }
 
@@ -72,10 +98,12 @@ where
     Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     Option<bool>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<DateTime<Utc>>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
     match kind {
         FieldType::String => q.bind(v.and_then(Value::as_str).map(String::from)),
         FieldType::Number => q.bind(v.and_then(Value::as_i64)),
         FieldType::Boolean => q.bind(v.and_then(Value::as_bool)),
+        FieldType::Date => q.bind(v.and_then(parse_iso)),
     }
 }

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use sqlx::{Executor, Postgres, Sqlite};
 
 use super::rows::{bind_extra, session_from, user_from};
-use super::{SqlStore, SESSION_CORE_COLS, USER_COLS};
+use super::{SqlStore, SESSION_CORE_COLS};
 use crate::model::{Session, User};
 use crate::store::{EndTarget, PrimaryStore, SessionStore, StoreError, Touched};
 
@@ -29,7 +29,7 @@ impl SqlStore<$db> {
             .bind(s.updated_at)
             .bind(s.ip_address.clone())
             .bind(s.user_agent.clone());
-        for c in &self.extras {
+        for c in &self.extras.session {
             q = bind_extra(q, c.kind, s.extra.get(&c.name));
         }
         q.execute(exec).await?;
@@ -38,6 +38,7 @@ impl SqlStore<$db> {
 
     /// Ends `target`'s live sessions in place; their tokens.
     async fn end<'e, E>(
+        &self,
         exec: E,
         target: EndTarget<'_>,
         now: DateTime<Utc>,
@@ -52,10 +53,7 @@ impl SqlStore<$db> {
             )
             .bind(now)
             .bind(t.to_owned()),
-            EndTarget::User(u, except) => sqlx::query_scalar(
-                r#"update "session" set "expiresAt" = $1, "updatedAt" = $1
-                   where "userId" = $2 and "expiresAt" > $1 and "token" <> $3 returning "token""#,
-            )
+            EndTarget::User(u, except) => sqlx::query_scalar(&self.sql.end_user_sessions)
             .bind(now)
             .bind(u.to_owned())
             .bind(except.unwrap_or("").to_owned()),
@@ -74,9 +72,9 @@ impl SqlStore<$db> {
     ) -> Result<Vec<String>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let tokens = if end {
-            Self::end(&mut *tx, EndTarget::User(user_id, None), now).await?
+            self.end(&mut *tx, EndTarget::User(user_id, None), now).await?
         } else {
-            sqlx::query_scalar(r#"delete from "session" where "userId" = $1 returning "token""#)
+            sqlx::query_scalar(&self.sql.delete_user_sessions)
                 .bind(user_id.to_owned())
                 .fetch_all(&mut *tx)
                 .await?
@@ -123,8 +121,8 @@ impl SessionStore for SqlStore<$db> {
         match row {
             None => Ok(None),
             Some(r) => Ok(Some((
-                session_from(&r, &self.extras)?,
-                user_from(&r, SESSION_CORE_COLS + self.extras.len())?,
+                session_from(&r, &self.extras.session)?,
+                user_from(&r, SESSION_CORE_COLS + self.extras.session.len(), &self.extras.user)?,
             ))),
         }
     }
@@ -147,7 +145,7 @@ impl SessionStore for SqlStore<$db> {
             .await?;
         conn.release();
         if let Some(r) = row {
-            return Ok(Touched::Refreshed(Box::new(session_from(&r, &self.extras)?)));
+            return Ok(Touched::Refreshed(Box::new(session_from(&r, &self.extras.session)?)));
         }
         // Not updated: refreshed concurrently, or gone. A row ended in place (its expiry
         // set to the moment it ended) is gone: a refresh racing the revocation must not
@@ -171,7 +169,7 @@ impl SessionStore for SqlStore<$db> {
     ) -> Result<Option<Session>, StoreError> {
         let mut sets = String::from(r#""updatedAt" = $1"#);
         let mut kinds = Vec::new();
-        for c in &self.extras {
+        for c in &self.extras.session {
             if let Some(v) = fields.get(&c.name) {
                 kinds.push((c.kind, v));
                 sets.push_str(&format!(r#", "{}" = ${}"#, c.name, kinds.len() + 1));
@@ -187,7 +185,7 @@ impl SessionStore for SqlStore<$db> {
             q = bind_extra(q, kind, if v.is_null() { None } else { Some(v) });
         }
         let row = q.bind(token.to_owned()).fetch_optional(&self.pool).await?;
-        Ok(row.map(|r| session_from(&r, &self.extras)).transpose()?)
+        Ok(row.map(|r| session_from(&r, &self.extras.session)).transpose()?)
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -206,7 +204,7 @@ impl SessionStore for SqlStore<$db> {
         token: &str,
         _now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(r#"delete from "session" where "token" = $1 and "userId" = $2"#)
+        let done = sqlx::query(&self.sql.delete_user_session)
             .bind(token.to_owned())
             .bind(user_id.to_owned())
             .execute(&self.pool)
@@ -220,7 +218,7 @@ impl SessionStore for SqlStore<$db> {
         user_id: &str,
         _now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
-        let tokens = sqlx::query_scalar(r#"delete from "session" where "userId" = $1 returning "token""#)
+        let tokens = sqlx::query_scalar(&self.sql.delete_user_sessions)
             .bind(user_id.to_owned())
             .fetch_all(&self.pool)
             .await?;
@@ -234,9 +232,7 @@ impl SessionStore for SqlStore<$db> {
         keep_token: &str,
         _now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
-        let tokens = sqlx::query_scalar(
-            r#"delete from "session" where "userId" = $1 and "token" <> $2 returning "token""#,
-        )
+        let tokens = sqlx::query_scalar(&self.sql.delete_other_sessions)
         .bind(user_id.to_owned())
         .bind(keep_token.to_owned())
         .fetch_all(&self.pool)
@@ -288,7 +284,7 @@ impl SessionStore for SqlStore<$db> {
         // Newest first from the query; oldest first in the answer.
         rows.iter()
             .rev()
-            .map(|r| session_from(r, &self.extras).map_err(StoreError::from))
+            .map(|r| session_from(r, &self.extras.session).map_err(StoreError::from))
             .collect()
     }
 }
@@ -297,9 +293,11 @@ impl SessionStore for SqlStore<$db> {
 impl PrimaryStore for SqlStore<$db> {
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = id))]
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
-        let sql = format!(r#"select {USER_COLS} from "user" u where u."id" = $1"#);
-        let row = sqlx::query(&sql).bind(id.to_owned()).fetch_optional(&self.pool).await?;
-        Ok(row.map(|r| user_from(&r, 0)).transpose()?)
+        let row = sqlx::query(&self.sql.user_by_id)
+            .bind(id.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| user_from(&r, 0, &self.extras.user)).transpose()?)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = target.user_id()))]
@@ -308,7 +306,7 @@ impl PrimaryStore for SqlStore<$db> {
         target: EndTarget<'_>,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
-        Ok(Self::end(&self.pool, target, now).await?)
+        Ok(self.end(&self.pool, target, now).await?)
     }
 
     #[tracing::instrument(

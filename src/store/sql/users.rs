@@ -4,10 +4,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Postgres, Row, Sqlite};
 
+use super::rows::bind_extra;
 use super::rows::user_from;
-use super::{SqlStore, USER_COLS};
+use super::SqlStore;
 use crate::model::{Session, User};
-use crate::store::{Health, NewCredentialAccount, StoreError, UserStore};
+use crate::store::{Health, NewCredentialAccount, StoreError, UserChange, UserStore};
 
 /// [`Health`] and [`UserStore`] for one backend (the statements are the same on both).
 macro_rules! user_store {
@@ -46,23 +47,19 @@ impl UserStore for SqlStore<$db> {
         _now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            r#"insert into "user" ("id", "name", "email", "emailVerified", "image", "createdAt", "updatedAt")
-               values ($1, $2, $3, $4, $5, $6, $7)"#,
-        )
-        .bind(user.id.clone())
-        .bind(user.name.clone())
-        .bind(user.email.clone())
-        .bind(user.email_verified)
-        .bind(user.image.clone())
-        .bind(user.created_at)
-        .bind(user.updated_at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            r#"insert into "account" ("id", "accountId", "providerId", "userId", "password", "createdAt", "updatedAt")
-               values ($1, $2, 'credential', $3, $4, $5, $6)"#,
-        )
+        let mut q = sqlx::query(&self.sql.insert_user)
+            .bind(user.id.clone())
+            .bind(user.name.clone())
+            .bind(user.email.clone())
+            .bind(user.email_verified)
+            .bind(user.image.clone())
+            .bind(user.created_at)
+            .bind(user.updated_at);
+        for c in &self.extras.user {
+            q = bind_extra(q, c.kind, user.extra.get(&c.name));
+        }
+        q.execute(&mut *tx).await?;
+        sqlx::query(&self.sql.insert_account)
         .bind(account.id.clone())
         .bind(user.id.clone())
         .bind(user.id.clone())
@@ -83,15 +80,13 @@ impl UserStore for SqlStore<$db> {
         &self,
         email: &str,
     ) -> Result<Option<(User, Option<String>)>, StoreError> {
-        let sql = format!(
-            r#"select {USER_COLS}, a."password" as "a_password" from "user" u
-               left join "account" a on a."userId" = u."id" and a."providerId" = 'credential' and a."accountId" = u."id"
-               where u."email" = $1 limit 1"#
-        );
-        let row = sqlx::query(&sql).bind(email.to_owned()).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&self.sql.user_by_email).bind(email.to_owned()).fetch_optional(&self.pool).await?;
         match row {
             None => Ok(None),
-            Some(r) => Ok(Some((user_from(&r, 0)?, r.try_get("a_password")?))),
+            Some(r) => Ok(Some((
+                user_from(&r, 0, &self.extras.user)?,
+                r.try_get("a_password")?,
+            ))),
         }
     }
 
@@ -100,9 +95,7 @@ impl UserStore for SqlStore<$db> {
         &self,
         user_id: &str,
     ) -> Result<Option<Option<String>>, StoreError> {
-        let row = sqlx::query(
-            r#"select "password" from "account" where "userId" = $1 and "providerId" = 'credential' and "accountId" = $1 limit 1"#,
-        )
+        let row = sqlx::query(&self.sql.credential_password)
         .bind(user_id.to_owned())
         .fetch_optional(&self.pool)
         .await?;
@@ -119,10 +112,7 @@ impl UserStore for SqlStore<$db> {
         hash: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            r#"update "account" set "password" = $1, "updatedAt" = $2
-               where "userId" = $3 and "providerId" = 'credential' and "accountId" = $3"#,
-        )
+        sqlx::query(&self.sql.set_password)
         .bind(hash.to_owned())
         .bind(now)
         .bind(user_id.to_owned())
@@ -136,30 +126,39 @@ impl UserStore for SqlStore<$db> {
     async fn update_user(
         &self,
         user_id: &str,
-        name: Option<&str>,
-        image: Option<Option<&str>>,
+        change: &UserChange<'_>,
         now: DateTime<Utc>,
     ) -> Result<Option<User>, StoreError> {
-        // Both columns are always bound; a flag says whether each one changes.
-        let row = sqlx::query(
-            r#"update "user" set
-                 "name" = case when $1 then $2 else "name" end,
-                 "image" = case when $3 then $4 else "image" end,
-                 "updatedAt" = $5
-               where "id" = $6
-               returning "id" as "u_id", "name" as "u_name", "email" as "u_email",
-                 "emailVerified" as "u_emailVerified", "image" as "u_image",
-                 "createdAt" as "u_createdAt", "updatedAt" as "u_updatedAt""#,
-        )
-        .bind(name.is_some())
-        .bind(name.map(String::from))
-        .bind(image.is_some())
-        .bind(image.flatten().map(String::from))
-        .bind(now)
-        .bind(user_id.to_owned())
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| user_from(&r, 0)).transpose()?)
+        // Name and image are always bound; a flag says whether each one changes. The
+        // additional columns set are named in the statement.
+        let mut sets = String::from(
+            r#""name" = case when $1 then $2 else "name" end,
+               "image" = case when $3 then $4 else "image" end,
+               "updatedAt" = $5"#,
+        );
+        let mut kinds = Vec::new();
+        for c in &self.extras.user {
+            if let Some(v) = change.fields.get(&c.name) {
+                kinds.push((c.kind, v));
+                sets.push_str(&format!(r#", "{}" = ${}"#, c.name, kinds.len() + 5));
+            }
+        }
+        let sql = format!(
+            r#"update "user" set {sets} where "id" = {} returning {}"#,
+            self.sql.ids.param(kinds.len() + 6),
+            self.sql.user_returning
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(change.name.is_some())
+            .bind(change.name.map(String::from))
+            .bind(change.image.is_some())
+            .bind(change.image.flatten().map(String::from))
+            .bind(now);
+        for (kind, v) in kinds {
+            q = bind_extra(q, kind, if v.is_null() { None } else { Some(v) });
+        }
+        let row = q.bind(user_id.to_owned()).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| user_from(&r, 0, &self.extras.user)).transpose()?)
     }
 }
     };

@@ -10,6 +10,7 @@ mod hardening;
 mod lifecycle;
 mod openapi;
 mod ops;
+mod plugins;
 mod proxies;
 mod redis;
 mod revocation;

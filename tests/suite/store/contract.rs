@@ -49,7 +49,7 @@ pub async fn unknown_users_read_as_none(f: &Fixture) {
     assert_eq!(f.store.credential_password(&id).await.unwrap(), None);
     let updated = f
         .store
-        .update_user(&id, Some("x"), None, now)
+        .update_user(&id, &change(Some("x"), None), now)
         .await
         .unwrap();
     assert_eq!(updated, None);
@@ -80,19 +80,28 @@ pub async fn update_user_changes_name_and_image_everywhere(f: &Fixture) {
         .store
         .update_user(
             &u.id,
-            Some("Grace"),
-            Some(Some("https://img.example/g")),
+            &UserChange {
+                fields: &[
+                    ("plan".to_owned(), json!("pro")),
+                    ("credits".to_owned(), Value::Null),
+                ]
+                .into_iter()
+                .collect(),
+                ..change(Some("Grace"), Some(Some("https://img.example/g")))
+            },
             later,
         )
         .await
         .unwrap()
         .unwrap();
-    let expected = User {
+    let mut expected = User {
         name: "Grace".into(),
         image: Some("https://img.example/g".into()),
         updated_at: later,
         ..u.clone()
     };
+    expected.extra.insert("plan".into(), json!("pro"));
+    expected.extra.insert("credits".into(), Value::Null);
     assert_eq!(updated, expected);
     // Every session's user is the new one (Redis keeps a copy next to each session).
     for s in [&first, &second] {
@@ -101,7 +110,7 @@ pub async fn update_user_changes_name_and_image_everywhere(f: &Fixture) {
     }
     let cleared = f
         .store
-        .update_user(&u.id, None, Some(None), later)
+        .update_user(&u.id, &change(None, Some(None)), later)
         .await
         .unwrap()
         .unwrap();
@@ -549,4 +558,14 @@ pub async fn credential_password_without_password_or_account(f: &Fixture) {
     assert_eq!(f.store.credential_password(&u.id).await.unwrap(), None);
     let found = f.store.user_by_email(&u.email).await.unwrap();
     assert_eq!(found, Some((u, None)));
+}
+
+/// A change of name and image only.
+fn change<'a>(name: Option<&'a str>, image: Option<Option<&'a str>>) -> UserChange<'a> {
+    static NONE: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+    UserChange {
+        name,
+        image,
+        fields: &NONE,
+    }
 }

@@ -23,19 +23,33 @@ impl Fixture {
     }
 }
 
-/// The additional session fields every SQL store is opened with.
-pub fn extras() -> Vec<ExtraColumn> {
-    [
-        ("theme", FieldType::String),
-        ("visits", FieldType::Number),
-        ("beta", FieldType::Boolean),
-    ]
-    .into_iter()
-    .map(|(name, kind)| ExtraColumn {
-        name: name.into(),
-        kind,
-    })
-    .collect()
+/// The additional columns every SQL store is opened with: one of each type on each table.
+pub fn extras() -> Shape {
+    let columns = |fields: &[(&str, FieldType)]| {
+        fields
+            .iter()
+            .map(|(name, kind)| ExtraColumn {
+                name: (*name).into(),
+                kind: *kind,
+                required: false,
+                default_value: None,
+            })
+            .collect()
+    };
+    Shape {
+        user: columns(&[
+            ("plan", FieldType::String),
+            ("credits", FieldType::Number),
+            ("vip", FieldType::Boolean),
+            ("banExpires", FieldType::Date),
+        ]),
+        session: columns(&[
+            ("theme", FieldType::String),
+            ("visits", FieldType::Number),
+            ("beta", FieldType::Boolean),
+        ]),
+        generate_id: GenerateId::Default,
+    }
 }
 
 pub fn db_settings(url: &str, max_connections: u32) -> DatabaseSettings {

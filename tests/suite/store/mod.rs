@@ -13,13 +13,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Map, Value};
 use sessiond::clock::{Clock, SystemClock};
-use sessiond::config::{DatabaseSettings, FieldType};
+use sessiond::config::{DatabaseSettings, FieldType, GenerateId};
 use sessiond::crypto::token::generate_id;
 use sessiond::model::{Session, User};
 use sessiond::store::memory::MemoryStore;
 use sessiond::store::redis::{RedisOptions, RedisStore};
-use sessiond::store::sql::{connect, ExtraColumn};
-use sessiond::store::{NewCredentialAccount, PrimaryStore, Store};
+use sessiond::store::sql::{connect, ExtraColumn, Shape};
+use sessiond::store::{NewCredentialAccount, PrimaryStore, Store, UserChange};
 
 mod contract;
 mod fixture;

@@ -18,7 +18,15 @@ pub fn user(now: DateTime<Utc>) -> User {
         image: None,
         created_at: now,
         updated_at: now,
-        extra: Map::new(),
+        extra: [
+            ("banExpires", json!("2030-01-02T03:04:05.678Z")),
+            ("credits", json!(3)),
+            ("plan", json!("free")),
+            ("vip", Value::Null),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect(),
     }
 }
 

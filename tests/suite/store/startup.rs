@@ -79,7 +79,15 @@ async fn load(store: Arc<dyn Store>, tasks: usize) {
                 store.list_sessions(&u.id, now, 10).await.unwrap();
                 let name = format!("user {i}");
                 store
-                    .update_user(&u.id, Some(&name), None, now)
+                    .update_user(
+                        &u.id,
+                        &UserChange {
+                            name: Some(&name),
+                            image: None,
+                            fields: &Map::new(),
+                        },
+                        now,
+                    )
                     .await
                     .unwrap();
                 store.delete_session(&s.token, now).await.unwrap();
@@ -157,7 +165,7 @@ async fn extra_columns_of(url: &str) -> Vec<String> {
 async fn extra_columns_follow_migrate_on_start(url: &str) {
     let dir = tempfile::tempdir().unwrap();
     let settings = db_settings(url, 2);
-    connect(&settings, dir.path(), Vec::new(), true)
+    connect(&settings, dir.path(), Shape::default(), true)
         .await
         .unwrap();
     let refused = connect(&settings, dir.path(), extras(), false).await;
@@ -165,7 +173,10 @@ async fn extra_columns_follow_migrate_on_start(url: &str) {
         .err()
         .expect("started without the columns")
         .to_string();
-    assert!(err.contains(r#""theme", "visits", "beta""#), "{err}");
+    assert!(
+        err.contains(r#"user table has no column "plan", "credits", "vip", "banExpires""#),
+        "{err}"
+    );
     assert!(err.contains("sessiond migrate"), "{err}");
     assert!(extra_columns_of(url).await.is_empty());
 
@@ -189,4 +200,114 @@ async fn sqlite_extra_columns_follow_migrate_on_start() {
 async fn postgres_extra_columns_follow_migrate_on_start() {
     let pg = PgDb::create().await;
     extra_columns_follow_migrate_on_start(&pg.url).await;
+}
+
+/// A `not null` column without a default that the configuration does not declare (a
+/// plugin's, the app's own) stops the start with a message naming table and column; once
+/// declared, the store starts and fills it.
+async fn unknown_required_columns_stop_the_start(url: &str, table: &str, exec: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = db_settings(url, 2);
+    connect(&settings, dir.path(), Shape::default(), true)
+        .await
+        .unwrap();
+    run(url, exec).await;
+    for migrate in [false, true] {
+        let err = connect(&settings, dir.path(), Shape::default(), migrate)
+            .await
+            .err()
+            .expect("started with an unknown not-null column")
+            .to_string();
+        assert!(
+            err.contains(&format!(
+                r#"the {table} table has a column "tenant" that is not null and has no default"#
+            )),
+            "{err}"
+        );
+    }
+    let mut declared = Shape::default();
+    let tenant = ExtraColumn {
+        name: "tenant".into(),
+        kind: FieldType::String,
+        required: true,
+        default_value: Some(json!("acme")),
+    };
+    if table == "user" {
+        declared.user.push(tenant);
+    } else {
+        declared.session.push(tenant);
+    }
+    connect(&settings, dir.path(), declared.clone(), false)
+        .await
+        .unwrap();
+    // A nullable unknown column is only noted.
+    run(
+        url,
+        &format!(r#"alter table "{table}" add column "nickname" text"#),
+    )
+    .await;
+    connect(&settings, dir.path(), declared, false)
+        .await
+        .unwrap();
+}
+
+async fn run(url: &str, sql: &str) {
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_unknown_required_columns_stop_the_start() {
+    for table in ["user", "session"] {
+        let pg = PgDb::create().await;
+        let add = format!(r#"alter table "{table}" add column "tenant" text not null"#);
+        unknown_required_columns_stop_the_start(&pg.url, table, &add).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_unknown_required_columns_stop_the_start() {
+    // SQLite adds no `not null` column without a default: the table is made anew, as a
+    // migrator that creates it with the column would.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    let remake = r#"create table "user_new" ("id" text not null primary key, "name" text not null,
+        "email" text not null unique, "emailVerified" integer not null, "image" text,
+        "createdAt" date not null, "updatedAt" date not null, "tenant" text not null);
+        drop table "user"; alter table "user_new" rename to "user";"#;
+    unknown_required_columns_stop_the_start(&url, "user", remake).await;
+}
+
+/// Id columns of another type than `advanced.database.generate_id` makes stop the start,
+/// naming the setting that fits them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_id_types_must_match_generate_id() {
+    let pg = PgDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    run(
+        &pg.url,
+        r#"create table "user" ("id" uuid not null primary key default gen_random_uuid(), "name" text not null,
+           "email" text not null unique, "emailVerified" boolean not null, "image" text,
+           "createdAt" timestamptz not null default now(), "updatedAt" timestamptz not null default now())"#,
+    )
+    .await;
+    let err = connect(
+        &db_settings(&pg.url, 2),
+        dir.path(),
+        Shape::default(),
+        false,
+    )
+    .await
+    .err()
+    .expect("started on uuid ids with generate_id = default")
+    .to_string();
+    assert!(
+        err.contains(r#"the user table's "id" column is uuid, which advanced.database.generate_id = "default" does not make: set it to "uuid""#),
+        "{err}"
+    );
 }

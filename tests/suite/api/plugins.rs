@@ -1,0 +1,377 @@
+//! A Better Auth app's schema beyond the core: `user.additional_fields` and the admin
+//! plugin's columns and rules (bans, impersonation sessions).
+
+use serde_json::{json, Value};
+
+use crate::on_both_backends;
+use crate::support::*;
+
+on_both_backends!(
+    user_additional_fields,
+    admin_plugin_columns_and_default_role,
+    banned_users_get_no_session,
+    expired_bans_are_lifted_at_sign_in,
+    list_sessions_hides_impersonation_sessions,
+    uuid_ids,
+);
+
+fn field(v: Value) -> sessiond::config::AdditionalField {
+    serde_json::from_value(v).unwrap()
+}
+
+/// An app with a required `plan` (default "free"), a number `credits`, a hidden
+/// `secretNote` and an app-only `tier`.
+async fn fields_app(b: Backend) -> TestApp {
+    spawn_with(b, |s| {
+        let f = &mut s.user.additional_fields;
+        f.insert(
+            "plan".into(),
+            field(json!({"type": "string", "required": true, "default_value": "free"})),
+        );
+        f.insert("credits".into(), field(json!({"type": "number"})));
+        f.insert(
+            "secretNote".into(),
+            field(json!({"type": "string", "returned": false})),
+        );
+        f.insert(
+            "tier".into(),
+            field(json!({"type": "string", "input": false})),
+        );
+        s.session.cookie_cache.enabled = true;
+    })
+    .await
+}
+
+fn sign_up_body(email: &str, extra: Value) -> Value {
+    let mut body = json!({"name": "Ada", "email": email, "password": PASSWORD});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    body
+}
+
+async fn user_additional_fields(b: Backend) {
+    let app = fields_app(b).await;
+    let email = unique_email();
+    let mut jar = Jar::default();
+    let res = app
+        .post(
+            "/sign-up/email",
+            sign_up_body(&email, json!({"credits": 7, "secretNote": "s3cret"})),
+            &mut jar,
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let user = &res.json()["user"];
+    assert_eq!(user["plan"], "free", "default applied: {user}");
+    assert_eq!(user["credits"], 7);
+    assert_eq!(user["tier"], Value::Null);
+    assert!(user.get("secretNote").is_none(), "returned = false: {user}");
+    // Stored: the hidden field too.
+    let stored = app
+        .count(&format!(
+            r#"select count(*) from "user" where "email" = '{email}' and "secretNote" = 's3cret' and "credits" = 7"#
+        ))
+        .await;
+    assert_eq!(stored, 1);
+    // get-session from the cache and from the database returns them.
+    for path in ["/get-session", "/get-session?disableCookieCache=true"] {
+        let s = app.get(path, &mut jar).await.json();
+        assert_eq!(s["user"]["plan"], "free", "{path}: {s}");
+        assert_eq!(s["user"]["credits"], 7, "{path}");
+        assert!(s["user"].get("secretNote").is_none(), "{path}");
+    }
+    // Sign-in returns them too.
+    let (_, res) = app.sign_in(&email, PASSWORD).await;
+    assert_eq!(res.json()["user"]["credits"], 7);
+    // update-user sets an input field; an app-only one is refused; types are checked.
+    let res = app
+        .post(
+            "/update-user",
+            json!({"credits": 9, "plan": "pro"}),
+            &mut jar,
+        )
+        .await;
+    assert_eq!(res.json(), json!({"status": true}));
+    let s = app.session(&mut jar).await;
+    assert_eq!(
+        (s["user"]["credits"].clone(), s["user"]["plan"].clone()),
+        (json!(9), json!("pro"))
+    );
+    let res = app
+        .post("/update-user", json!({"tier": "gold"}), &mut jar)
+        .await;
+    assert_eq!(
+        res.json(),
+        json!({"message": "tier is not allowed to be set", "code": "FIELD_NOT_ALLOWED"})
+    );
+    let res = app
+        .post("/update-user", json!({"credits": "many"}), &mut jar)
+        .await;
+    assert_eq!(res.status, 400);
+    assert_eq!(
+        res.json()["message"],
+        "[body.credits] Invalid input: expected number, received string"
+    );
+    // Sign-up: an app-only field sent truthy is refused; a required one sent null too.
+    let res = app
+        .post(
+            "/sign-up/email",
+            sign_up_body(&unique_email(), json!({"tier": "gold"})),
+            &mut Jar::default(),
+        )
+        .await;
+    assert_eq!(res.status, 400);
+    assert_eq!(res.code().as_deref(), Some("FIELD_NOT_ALLOWED"));
+    let res = app
+        .post(
+            "/sign-up/email",
+            sign_up_body(&unique_email(), json!({"plan": null})),
+            &mut Jar::default(),
+        )
+        .await;
+    assert_eq!(res.status, 400, "{}", res.text);
+    // A required field without a default must be sent.
+    let app = spawn_with(b, |s| {
+        s.user.additional_fields.insert(
+            "tenant".into(),
+            field(json!({"type": "string", "required": true})),
+        );
+    })
+    .await;
+    let res = app
+        .post(
+            "/sign-up/email",
+            sign_up_body(&unique_email(), json!({})),
+            &mut Jar::default(),
+        )
+        .await;
+    assert_eq!(res.status, 400);
+    assert_eq!(
+        res.json(),
+        json!({"message": "tenant is required", "code": "MISSING_FIELD"})
+    );
+    let res = app
+        .post(
+            "/sign-up/email",
+            sign_up_body(&unique_email(), json!({"tenant": "acme"})),
+            &mut Jar::default(),
+        )
+        .await;
+    assert_eq!(res.json()["user"]["tenant"], "acme");
+}
+
+async fn admin_app(b: Backend) -> TestApp {
+    spawn_with(b, |s| {
+        s.plugins.admin.enabled = true;
+        s.session.cookie_cache.enabled = true;
+    })
+    .await
+}
+
+async fn admin_plugin_columns_and_default_role(b: Backend) {
+    let app = admin_app(b).await;
+    let (mut jar, res) = app.sign_up(&unique_email()).await;
+    let user = &res.json()["user"];
+    assert_eq!(user["role"], "user");
+    assert_eq!(user["banned"], false);
+    assert_eq!(user["banReason"], Value::Null);
+    assert_eq!(user["banExpires"], Value::Null);
+    let s = app.session(&mut jar).await;
+    assert_eq!(s["session"]["impersonatedBy"], Value::Null);
+    assert_eq!(s["user"]["role"], "user");
+    // The plugin's fields are the app's to set, not the user's.
+    for body in [json!({"role": "admin"}), json!({"banned": true})] {
+        let res = app.post("/update-user", body, &mut jar).await;
+        assert_eq!(
+            res.code().as_deref(),
+            Some("FIELD_NOT_ALLOWED"),
+            "{}",
+            res.text
+        );
+    }
+    let mut fresh = Jar::default();
+    let res = app
+        .post(
+            "/sign-up/email",
+            sign_up_body(&unique_email(), json!({"role": "admin"})),
+            &mut fresh,
+        )
+        .await;
+    assert_eq!(res.code().as_deref(), Some("FIELD_NOT_ALLOWED"));
+    // A date written by the app comes back in Better Auth's form.
+    let id = s["user"]["id"].as_str().unwrap().to_owned();
+    app.exec(&format!(
+        r#"update "user" set "role" = 'admin', "banReason" = 'none', "banExpires" = '2031-02-03T04:05:06.789Z' where "id" = '{id}'"#
+    ))
+    .await;
+    let s = app
+        .get("/get-session?disableCookieCache=true", &mut jar)
+        .await
+        .json();
+    assert_eq!(s["user"]["role"], "admin");
+    assert_eq!(s["user"]["banExpires"], "2031-02-03T04:05:06.789Z");
+}
+
+const BANNED: &str = "You have been banned from this application. Please contact support if you believe this is an error.";
+
+async fn banned_users_get_no_session(b: Backend) {
+    let app = admin_app(b).await;
+    let email = unique_email();
+    let (mut jar, res) = app.sign_up(&email).await;
+    let id = res.json()["user"]["id"].as_str().unwrap().to_owned();
+    assert_ne!(app.session(&mut jar).await, Value::Null);
+    // Banned in the database (as the app's admin API does, here without deleting the
+    // sessions): the session is no longer served, from the cache or the database.
+    app.exec(&format!(
+        r#"update "user" set "banned" = true where "id" = '{id}'"#
+    ))
+    .await;
+    assert_eq!(
+        app.get("/get-session?disableCookieCache=true", &mut jar)
+            .await
+            .json(),
+        Value::Null
+    );
+    // Sign-in: a wrong password is still just wrong; the right one is refused with 403.
+    let (_, res) = app.sign_in(&email, "wrong-password-1").await;
+    assert_eq!(res.status, 401);
+    let (mut jar2, res) = app.sign_in(&email, PASSWORD).await;
+    assert_eq!(res.status, 403);
+    assert_eq!(
+        res.json(),
+        json!({"message": BANNED, "code": "BANNED_USER"})
+    );
+    assert!(jar2.header().is_empty(), "no cookie for a banned user");
+    assert_eq!(app.session(&mut jar2).await, Value::Null);
+    // A ban with a future end holds; unbanned, the user signs in again.
+    app.exec(&format!(
+        r#"update "user" set "banExpires" = '2999-01-01T00:00:00.000Z' where "id" = '{id}'"#
+    ))
+    .await;
+    assert_eq!(app.sign_in(&email, PASSWORD).await.1.status, 403);
+    app.exec(&format!(
+        r#"update "user" set "banned" = false, "banExpires" = null where "id" = '{id}'"#
+    ))
+    .await;
+    let (mut jar3, res) = app.sign_in(&email, PASSWORD).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(app.session(&mut jar3).await["user"]["banned"], false);
+    // The message is configurable.
+    let app = spawn_with(b, |s| {
+        s.plugins.admin.enabled = true;
+        s.plugins.admin.banned_user_message = "Go away".into();
+    })
+    .await;
+    let (_, res) = app.sign_up(&email).await;
+    let id = res.json()["user"]["id"].as_str().unwrap().to_owned();
+    app.exec(&format!(
+        r#"update "user" set "banned" = true where "id" = '{id}'"#
+    ))
+    .await;
+    let (_, res) = app.sign_in(&email, PASSWORD).await;
+    assert_eq!(
+        res.json(),
+        json!({"message": "Go away", "code": "BANNED_USER"})
+    );
+}
+
+async fn expired_bans_are_lifted_at_sign_in(b: Backend) {
+    let app = admin_app(b).await;
+    let email = unique_email();
+    let (_, res) = app.sign_up(&email).await;
+    let id = res.json()["user"]["id"].as_str().unwrap().to_owned();
+    app.exec(&format!(
+        r#"update "user" set "banned" = true, "banReason" = 'spam', "banExpires" = '2001-01-01T00:00:00.000Z' where "id" = '{id}'"#
+    ))
+    .await;
+    let (mut jar, res) = app.sign_in(&email, PASSWORD).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let lifted = app
+        .count(&format!(
+            r#"select count(*) from "user" where "id" = '{id}' and "banned" = false and "banReason" is null and "banExpires" is null"#
+        ))
+        .await;
+    assert_eq!(lifted, 1);
+    assert_eq!(app.session(&mut jar).await["user"]["banned"], false);
+}
+
+async fn list_sessions_hides_impersonation_sessions(b: Backend) {
+    let app = admin_app(b).await;
+    let email = unique_email();
+    let (mut jar, res) = app.sign_up(&email).await;
+    let id = res.json()["user"]["id"].as_str().unwrap().to_owned();
+    let (_, _) = app.sign_in(&email, PASSWORD).await;
+    let listed = app.get("/list-sessions", &mut jar).await.json();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    // An admin's impersonation session (written by the app) is not the user's to see.
+    let (_, other) = app.sign_in(&email, PASSWORD).await;
+    let token = other.json()["token"].as_str().unwrap().to_owned();
+    app.exec(&format!(
+        r#"update "session" set "impersonatedBy" = 'admin-1' where "token" = '{token}' and "userId" = '{id}'"#
+    ))
+    .await;
+    let listed = app.get("/list-sessions", &mut jar).await.json();
+    let sessions = listed.as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "{listed}");
+    assert!(sessions.iter().all(|s| s["impersonatedBy"].is_null()));
+}
+
+/// `advanced.database.generate_id = "uuid"`: uuid columns on PostgreSQL (text on SQLite),
+/// random UUIDs for every row, and every route works on them.
+async fn uuid_ids(b: Backend) {
+    let app = spawn_with(b, |s| {
+        s.advanced.database.generate_id = sessiond::config::GenerateId::Uuid;
+    })
+    .await;
+    if b == Backend::Postgres {
+        let uuid_columns = app
+            .count(
+                r#"select count(*) from information_schema.columns where table_schema = current_schema()
+                   and data_type = 'uuid' and (column_name = 'id' or column_name = 'userId')
+                   and table_name in ('user', 'session', 'account', 'verification')"#,
+            )
+            .await;
+        assert_eq!(uuid_columns, 6, "id and userId columns are uuid");
+    }
+    let email = unique_email();
+    let (mut jar, res) = app.sign_up(&email).await;
+    let is_uuid = |v: &Value| uuid::Uuid::parse_str(v.as_str().unwrap()).is_ok();
+    assert!(is_uuid(&res.json()["user"]["id"]), "{}", res.text);
+    let s = app.session(&mut jar).await;
+    assert!(
+        is_uuid(&s["session"]["id"]) && is_uuid(&s["session"]["userId"]),
+        "{s}"
+    );
+    assert_eq!(s["session"]["token"].as_str().unwrap().len(), 32);
+    let (mut other, res) = app.sign_in(&email, PASSWORD).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let listed = app.get("/list-sessions", &mut jar).await.json();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    let res = app
+        .post("/update-user", json!({"name": "Grace"}), &mut jar)
+        .await;
+    assert_eq!(res.json(), json!({"status": true}));
+    let other_id = app.session(&mut other).await["session"]["id"].clone();
+    let res = app
+        .post("/revoke-session", json!({"id": other_id}), &mut jar)
+        .await;
+    assert_eq!(res.json(), json!({"status": true}));
+    assert_eq!(app.session(&mut other).await, Value::Null);
+    let res = app
+        .post(
+            "/change-password",
+            json!({"currentPassword": PASSWORD, "newPassword": "another-password-9", "revokeOtherSessions": true}),
+            &mut jar,
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(app.session(&mut jar).await["user"]["name"], "Grace");
+    let res = app
+        .post("/revoke-other-sessions", json!({}), &mut jar)
+        .await;
+    assert_eq!(res.json(), json!({"status": true}));
+    let res = app.post("/revoke-sessions", json!({}), &mut jar).await;
+    assert_eq!(res.json(), json!({"status": true}));
+    assert_eq!(app.session(&mut jar).await, Value::Null);
+}
