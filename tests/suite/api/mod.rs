@@ -13,6 +13,7 @@ mod ops;
 mod proxies;
 mod redis;
 mod revocation;
+mod rotation;
 mod schema;
 mod security;
 mod sessions;
