@@ -71,6 +71,8 @@ seeds["config_loader"] |= {
     toml,
     b'secret = "x"\n[session]\nexpires_in = 60\n\0SESSIOND_TRUSTED_ORIGINS=["https://*.example.com"]\nPORT=1',
     b'\0BETTER_AUTH_URL=http://a.example\nSESSIOND_SESSION__COOKIE_CACHE__VERSION=2',
+    b'secrets = [{ version = 1, value = "a" }]\n\0BETTER_AUTH_SECRETS= 2:new , 1:old\n'
+    b'SESSIOND_SECRETS=[{"version":3,"value":"x"}]',
 }
 
 for target, items in seeds.items():

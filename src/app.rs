@@ -8,7 +8,8 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{AdditionalField, Environment, Settings};
+use crate::config::{AdditionalField, Environment, Settings, BETTER_AUTH_DEFAULT_SECRET};
+use crate::crypto::secrets::SecretSet;
 use crate::crypto::token::generate_id;
 use crate::http::client::IpRules;
 use crate::http::forward_auth::ForwardAuth;
@@ -38,24 +39,51 @@ pub enum StartError {
 
 pub use crate::crypto::strength::{weak_secret, MIN_SECRET_LEN};
 
-/// The secret to sign with: configured, or in development generated once into
-/// `<data_dir>/secret` (with a warning). Production refuses a missing or short secret.
-pub fn resolve_secret(s: &Settings) -> Result<String, StartError> {
-    if !s.secret.is_empty() {
-        if let Some(problem) = weak_secret(s.secret.expose_secret()) {
-            if s.environment == Environment::Production {
-                return Err(StartError::Config(format!(
-                    "secret must be at least {MIN_SECRET_LEN} characters in production \
-                     and not guessable: {problem}"
-                )));
-            }
-            tracing::warn!("the secret is weak: {problem}");
+/// Refuses a guessable secret in production and warns about one in development; `what`
+/// names it in the message.
+fn check_strength(s: &Settings, what: &str, secret: &str) -> Result<(), StartError> {
+    if let Some(problem) = weak_secret(secret) {
+        if s.environment == Environment::Production {
+            return Err(StartError::Config(format!(
+                "{what} must be at least {MIN_SECRET_LEN} characters in production \
+                 and not guessable: {problem}"
+            )));
         }
-        return Ok(s.secret.expose_secret().to_owned());
+        tracing::warn!("{what} is weak: {problem}");
+    }
+    Ok(())
+}
+
+/// The secrets to sign and encrypt with: the versioned `secrets` (the first signs; `secret`
+/// is then Better Auth's legacy secret, which only decrypts `jwe` caches, unless it is
+/// Better Auth's built-in default), else `secret`, else in development one generated once
+/// into `<data_dir>/secret` (with a warning). Production refuses a missing secret, and a
+/// weak one wherever it is.
+pub fn resolve_secret(s: &Settings) -> Result<SecretSet, StartError> {
+    if !s.secrets.is_empty() {
+        let mut listed = Vec::with_capacity(s.secrets.len());
+        for v in &s.secrets {
+            let value = v.value.expose_secret();
+            check_strength(s, &format!("secrets version {}", v.version), value)?;
+            listed.push(value.to_owned());
+        }
+        let legacy = Some(s.secret.expose_secret())
+            .filter(|l| !l.is_empty() && *l != BETTER_AUTH_DEFAULT_SECRET);
+        if let Some(l) = legacy {
+            check_strength(s, "secret (the legacy secret beside secrets)", l)?;
+        }
+        return SecretSet::versioned(listed, legacy.map(str::to_owned))
+            .ok_or_else(|| StartError::Config("secrets is empty".into()));
+    }
+    if !s.secret.is_empty() {
+        check_strength(s, "secret", s.secret.expose_secret())?;
+        return Ok(SecretSet::single(s.secret.expose_secret().to_owned()));
     }
     if s.environment == Environment::Production {
         return Err(StartError::Config(
-            "no secret: set BETTER_AUTH_SECRET or SESSIOND_SECRET (at least 32 characters)".into(),
+            "no secret: set BETTER_AUTH_SECRET or SESSIOND_SECRET (at least 32 characters), \
+             or BETTER_AUTH_SECRETS"
+                .into(),
         ));
     }
     let path = s.data_dir.join("secret");
@@ -63,14 +91,14 @@ pub fn resolve_secret(s: &Settings) -> Result<String, StartError> {
         let existing = existing.trim().to_owned();
         if existing.len() >= MIN_SECRET_LEN {
             tracing::warn!(path = %path.display(), "no secret configured; using the generated development secret");
-            return Ok(existing);
+            return Ok(SecretSet::single(existing));
         }
     }
     private_dir(&s.data_dir)?;
     let secret = format!("{}{}", generate_id(), generate_id());
     write_private(&path, &secret)?;
     tracing::warn!(path = %path.display(), "no secret configured; generated a development secret");
-    Ok(secret)
+    Ok(SecretSet::single(secret))
 }
 
 fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
@@ -109,7 +137,7 @@ impl Application {
         settings
             .validate()
             .map_err(|e| StartError::Config(e.to_string()))?;
-        let secret = resolve_secret(&settings)?;
+        let secrets = resolve_secret(&settings)?;
         let extras = extra_columns(&settings);
         let connected = connect(
             &settings.database,
@@ -179,8 +207,8 @@ impl Application {
             None
         };
         let state = AppState::new(Shared {
-            sessions: SessionService::new(&settings, store, clock, &secret, revocations)
-                .map_err(|_| StartError::Config("unusable secret".into()))?,
+            sessions: SessionService::new(&settings, store, clock, &secrets, revocations)
+                .ok_or_else(|| StartError::Config("unusable secret".into()))?,
             cookie_writer: Arc::new(crate::http::set_cookie::CookieWriter::new(&settings)),
             origins: Arc::new(TrustedOrigins::new(&settings)),
             ip: Arc::new(ip),

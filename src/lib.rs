@@ -23,7 +23,7 @@
 //! - [`crypto`]: ids and tokens, signed cookies, password hashes, secret strength, the
 //!   cookie-cache codecs.
 //! - [`js`]: the JavaScript behaviour Better Auth's bytes depend on (`JSON.stringify`,
-//!   V8 dates, lenient base64).
+//!   V8 dates, lenient base64, `trim` and `parseInt`).
 //! - [`clock`]: the injected time source.
 //!
 //! # Security model

@@ -25,8 +25,20 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// Options whose values may be (or contain) secrets: errors never show them.
-const SENSITIVE: &[&str] = &["secret", "database.url", "redis.url"];
+/// Options whose values may be (or contain) secrets: errors never show them (nor any part
+/// of them, such as `secrets.0.value`).
+const SENSITIVE: &[&str] = &["secret", "secrets", "database.url", "redis.url"];
+
+/// Whether an error about `key` could show a secret: a sensitive option or a part of one,
+/// except a version number.
+fn sensitive(key: &str) -> bool {
+    SENSITIVE.iter().any(|s| {
+        key == *s
+            || key
+                .strip_prefix(s)
+                .is_some_and(|rest| rest.starts_with('.') && !rest.ends_with(".version"))
+    })
+}
 
 /// Better Auth's and the platform's variables, and the option each sets (under the
 /// `SESSIOND_` ones).
@@ -95,8 +107,28 @@ fn typed(path: &str, raw: &str, strings: &HashSet<String>) -> Value {
     }
 }
 
+/// `BETTER_AUTH_SECRETS` (`"2:new,1:old"`) as the `secrets` list, when set and not empty.
+fn secrets_var(vars: &[(String, String)]) -> Result<Option<EnvVar>, ConfigError> {
+    const VAR: &str = "BETTER_AUTH_SECRETS";
+    let Some((_, raw)) = vars.iter().find(|(k, _)| k == VAR) else {
+        return Ok(None);
+    };
+    let Some(list) = super::parse_secrets_env(raw)? else {
+        return Ok(None);
+    };
+    let value: Vec<Value> = list
+        .iter()
+        .map(|s| serde_json::json!({"version": s.version, "value": s.value.expose_secret()}))
+        .collect();
+    Ok(Some(EnvVar {
+        name: VAR.to_owned(),
+        path: "secrets".to_owned(),
+        value: Value::Array(value),
+    }))
+}
+
 /// The environment as providers: Better Auth's variables first, then `SESSIOND_*`.
-fn environment(vars: &[(String, String)]) -> Vec<EnvVar> {
+fn environment(vars: &[(String, String)]) -> Result<Vec<EnvVar>, ConfigError> {
     let strings = string_options();
     let mut out = Vec::new();
     for (var, path) in COMPAT_VARS {
@@ -108,6 +140,7 @@ fn environment(vars: &[(String, String)]) -> Vec<EnvVar> {
             });
         }
     }
+    out.extend(secrets_var(vars)?);
     for (name, raw) in vars {
         let Some(rest) = name.strip_prefix("SESSIOND_") else {
             continue;
@@ -119,7 +152,7 @@ fn environment(vars: &[(String, String)]) -> Vec<EnvVar> {
             path,
         });
     }
-    out
+    Ok(out)
 }
 
 /// Describes a figment error: the key, where its value came from, what is wrong, and the
@@ -137,10 +170,10 @@ fn describe(err: &figment::Error) -> String {
         figment::error::Kind::UnknownField(f, _) => {
             format!("unknown option {:?}", f.to_lowercase())
         }
-        figment::error::Kind::InvalidType(_, expected) if SENSITIVE.contains(&key.as_str()) => {
+        figment::error::Kind::InvalidType(_, expected) if sensitive(&key) => {
             format!("expected {expected} (the value is not shown)")
         }
-        _ if SENSITIVE.contains(&key.as_str()) => "unusable value (not shown)".into(),
+        _ if sensitive(&key) => "unusable value (not shown)".into(),
         // A syntax error quotes the offending line, which may hold a secret: keep only
         // where it is.
         figment::error::Kind::Message(m) => m.lines().next().unwrap_or_default().to_owned(),
@@ -197,7 +230,7 @@ impl Settings {
     }
 
     fn from_layers(mut fig: Figment, vars: &[(String, String)]) -> Result<Self, ConfigError> {
-        for var in environment(vars) {
+        for var in environment(vars)? {
             fig = fig.merge(var);
         }
         let mut s: Settings = fig.extract()?;
@@ -284,6 +317,100 @@ mod tests {
         assert!(!err.to_string().contains("12345678901234567890"), "{err}");
         let err = Settings::from_sources("secret = hunter2-unquoted\n", &[]).unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    fn versions(s: &Settings) -> Vec<(u64, &str)> {
+        s.secrets
+            .iter()
+            .map(|v| (v.version, v.value.expose_secret()))
+            .collect()
+    }
+
+    #[test]
+    fn versioned_secrets_come_from_the_file_then_better_auth_then_sessiond() {
+        let toml =
+            "secret = \"legacy-secret\"\nsecrets = [{ version = 1, value = \"file-secret\" }]\n";
+        let s = Settings::from_sources(toml, &[]).unwrap();
+        assert_eq!(versions(&s), [(1, "file-secret")]);
+        let ba = ("BETTER_AUTH_SECRETS", " 2:env-new , 1:env-old");
+        let s = Settings::from_sources(toml, &env(&[ba])).unwrap();
+        assert_eq!(versions(&s), [(2, "env-new"), (1, "env-old")]);
+        assert_eq!(s.secret.expose_secret(), "legacy-secret");
+        let json = (
+            "SESSIOND_SECRETS",
+            r#"[{"version": 3, "value": "json-secret"}]"#,
+        );
+        let s = Settings::from_sources(toml, &env(&[json, ba])).unwrap();
+        assert_eq!(versions(&s), [(3, "json-secret")]);
+        // Empty is unset, as in Better Auth.
+        let s = Settings::from_sources(toml, &env(&[("BETTER_AUTH_SECRETS", "")])).unwrap();
+        assert_eq!(versions(&s), [(1, "file-secret")]);
+    }
+
+    #[test]
+    fn versioned_secret_errors_name_the_source_and_show_no_secret() {
+        let refused = |toml: &str, vars: &[(&str, &str)]| {
+            Settings::from_sources(toml, &env(vars))
+                .unwrap_err()
+                .to_string()
+        };
+        let err = refused(
+            "",
+            &[("BETTER_AUTH_SECRETS", "2:first-secret,2:second-secret")],
+        );
+        assert!(err.contains("secrets: version 2 is listed twice"), "{err}");
+        let err = refused("", &[("BETTER_AUTH_SECRETS", "oops-secret-value")]);
+        assert!(
+            err.contains("environment variable BETTER_AUTH_SECRETS: entry 1"),
+            "{err}"
+        );
+        let err = refused("", &[("SESSIOND_SECRETS", "not json hunter2-secret")]);
+        assert!(err.contains("SESSIOND_SECRETS"), "{err}");
+        let err = refused(
+            "",
+            &[("SESSIOND_SECRETS", r#"[{"version": 1, "value": 77777777}]"#)],
+        );
+        assert!(err.contains("secrets.0.value"), "{err}");
+        let err = refused(
+            "secrets = [{ version = -1, value = \"neg-secret\" }]\n",
+            &[],
+        );
+        assert!(
+            err.contains("secrets.0.version") && err.contains("-1"),
+            "{err}"
+        );
+        let err = refused(
+            "secrets = [{ version = 1, valeu = \"typo-secret\" }]\n",
+            &[],
+        );
+        assert!(err.contains("unknown option \"valeu\""), "{err}");
+        let err = refused("secrets = \"plain-secret\"\n", &[]);
+        assert!(err.contains("invalid value for secrets"), "{err}");
+        for err in [
+            refused(
+                "",
+                &[("BETTER_AUTH_SECRETS", "2:first-secret,2:second-secret")],
+            ),
+            refused("", &[("BETTER_AUTH_SECRETS", "oops-secret-value")]),
+            refused("", &[("SESSIOND_SECRETS", "not json hunter2-secret")]),
+            refused(
+                "",
+                &[("SESSIOND_SECRETS", r#"[{"version": 1, "value": 77777777}]"#)],
+            ),
+            refused(
+                "secrets = [{ version = -1, value = \"neg-secret\" }]\n",
+                &[],
+            ),
+            refused(
+                "secrets = [{ version = 1, valeu = \"typo-secret\" }]\n",
+                &[],
+            ),
+            refused("secrets = \"plain-secret\"\n", &[]),
+        ] {
+            for hidden in ["-secret", "hunter2", "77777777"] {
+                assert!(!err.contains(hidden), "{hidden} shown in {err}");
+            }
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! then the environment, later layers winning. Option names are Better Auth's, in snake_case;
 //! every option can be set as `SESSIOND_<PATH>` with `__` between levels
 //! (`SESSIOND_SESSION__EXPIRES_IN=3600`); lists and maps take JSON. Better Auth's own
-//! variables (`BETTER_AUTH_SECRET`, `BETTER_AUTH_URL`, `BETTER_AUTH_TRUSTED_ORIGINS`) and
+//! variables (`BETTER_AUTH_SECRET`, `BETTER_AUTH_SECRETS`, `BETTER_AUTH_URL`,
+//! `BETTER_AUTH_TRUSTED_ORIGINS`) and
 //! `DATABASE_URL`, `REDIS_URL`, `HOST`, `PORT` are honoured under the `SESSIOND_` ones.
 
 /// `Deserialize` for an option with a closed set of spellings (`exact`, or in `any case`),
@@ -39,6 +40,7 @@ mod origins;
 mod proxies;
 mod schema;
 mod secret;
+mod secrets;
 mod serving;
 mod session;
 mod storage;
@@ -55,6 +57,10 @@ pub use load::ConfigError;
 pub use origins::check_origin_pattern;
 pub use schema::{AdminSettings, AdvancedDatabase, GenerateId, PluginSettings, UserSettings};
 pub use secret::Secret;
+pub use secrets::{
+    parse_secrets_env, VersionedSecret, BETTER_AUTH_DEFAULT_SECRET, MAX_SECRET_VERSION,
+    MAX_SECRET_VERSIONS,
+};
 pub use serving::{
     ForwardAuthSettings, ListenAddr, LogFormat, LogSettings, MetricsSettings, OnStoreFailure,
     OpsSettings, RateLimitRule, RateLimitSettings, RateLimitStorage, ServerSettings,
@@ -92,8 +98,12 @@ pub struct Settings {
     pub base_url: String,
     /// Path under which the API is served.
     pub base_path: String,
-    /// Secret for signing cookies (Better Auth's `secret` / `BETTER_AUTH_SECRET`).
+    /// Secret for signing cookies (Better Auth's `secret` / `BETTER_AUTH_SECRET`). With
+    /// `secrets` set, only Better Auth's legacy secret: it still decrypts `jwe` caches.
     pub secret: Secret,
+    /// Versioned secrets (Better Auth's `secrets` / `BETTER_AUTH_SECRETS`): the first signs,
+    /// every one verifies (at most [`MAX_SECRET_VERSIONS`]). Empty: `secret` alone.
+    pub secrets: Vec<VersionedSecret>,
     /// Extra origins allowed to send cookie-bearing POSTs; `*` and `?` are wildcards.
     pub trusted_origins: Vec<String>,
     /// Directory for the embedded SQLite database and a generated development secret.
@@ -135,6 +145,7 @@ impl Default for Settings {
             base_url: String::new(),
             base_path: "/api/auth".into(),
             secret: Secret::default(),
+            secrets: Vec::new(),
             trusted_origins: Vec::new(),
             data_dir: PathBuf::from("./data"),
             database: DatabaseSettings::default(),

@@ -86,6 +86,10 @@ mod tests {
                 "REDIS_URL",
                 "redis://:redis-pass-Wm4Zt9@cache.internal:6379/0",
             ),
+            (
+                "BETTER_AUTH_SECRETS",
+                "2:rotated-new-kX2v9QmP4sT7wZ1bN6yR3h,1:rotated-old-3f9a1c7e5b2d8f4a6c",
+            ),
         ]
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -94,13 +98,20 @@ mod tests {
         assert_eq!(s.secret.expose_secret(), vars[0].1);
         assert_eq!(s.database.url.expose_secret(), vars[1].1);
         assert_eq!(s.redis.url.expose_secret(), vars[2].1);
+        assert_eq!(s.secrets.len(), 2);
         let shown = [
             format!("{s:?}"),
             format!("{s:#?}"),
             serde_json::to_string(&s).unwrap(),
         ];
         for text in shown {
-            for hidden in ["signing-secret", "db-pass", "redis-pass", "db.internal"] {
+            for hidden in [
+                "signing-secret",
+                "db-pass",
+                "redis-pass",
+                "db.internal",
+                "rotated-",
+            ] {
                 assert!(!text.contains(hidden), "{hidden} shown in {text}");
             }
             assert!(text.contains("[redacted]"), "{text}");

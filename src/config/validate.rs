@@ -139,6 +139,7 @@ impl Settings {
         if self.session.expires_in == 0 {
             return Err(invalid("session.expires_in must be > 0"));
         }
+        self.check_secrets()?;
         self.check_durations()?;
         self.check_fields()?;
         let ep = &self.email_and_password;

@@ -25,8 +25,11 @@ const LENIENT_B64: GeneralPurpose = GeneralPurpose::new(
 /// The outcome of reading a signed cookie value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verified {
-    /// The signature matches; the inner value.
+    /// The signature matches (the current secret's, with a [`Keyring`]); the inner value.
     Valid(String),
+    /// The signature matches an older secret version of a [`Keyring`]: valid, and to be
+    /// signed again with the current one.
+    Older(String),
     /// Present but the signature does not verify (better-call's `false`).
     Invalid,
     /// Missing or malformed (better-call's `null`).
@@ -34,12 +37,17 @@ pub enum Verified {
 }
 
 impl Verified {
-    /// The verified value, if any.
+    /// The verified value, if any, under whichever secret.
     pub fn valid(self) -> Option<String> {
         match self {
-            Verified::Valid(v) => Some(v),
+            Verified::Valid(v) | Verified::Older(v) => Some(v),
             _ => None,
         }
+    }
+
+    /// Whether it verified under an older secret version only.
+    pub fn is_older(&self) -> bool {
+        matches!(self, Verified::Older(_))
     }
 }
 
@@ -96,11 +104,30 @@ impl SigningKey {
 
     /// Verifies an already percent-decoded `value.signature` string.
     pub fn verify(&self, signed: &str) -> Verified {
-        verify(self, signed)
+        verify(std::iter::once(self), signed)
     }
 }
 
-fn verify(key: &SigningKey, signed: &str) -> Verified {
+/// What verifies signed values: one [`SigningKey`], or a [`Keyring`] of every version.
+pub trait Verifier {
+    /// Verifies an already percent-decoded `value.signature` string.
+    fn verify_signed(&self, signed: &str) -> Verified;
+}
+
+impl Verifier for SigningKey {
+    fn verify_signed(&self, signed: &str) -> Verified {
+        self.verify(signed)
+    }
+}
+
+impl Verifier for Keyring {
+    fn verify_signed(&self, signed: &str) -> Verified {
+        self.verify(signed)
+    }
+}
+
+/// Verifies against each key in turn; a match on any but the first is [`Verified::Older`].
+fn verify<'k>(mut keys: impl Iterator<Item = &'k SigningKey>, signed: &str) -> Verified {
     let Some(dot) = signed.rfind('.') else {
         return Verified::Absent;
     };
@@ -115,9 +142,73 @@ fn verify(key: &SigningKey, signed: &str) -> Verified {
         return Verified::Invalid;
     };
     // `verify_slice` compares in constant time.
-    if key.check(value.as_bytes(), &raw) {
-        Verified::Valid(value.to_owned())
-    } else {
-        Verified::Invalid
+    match keys.position(|k| k.check(value.as_bytes(), &raw)) {
+        Some(0) => Verified::Valid(value.to_owned()),
+        Some(_) => Verified::Older(value.to_owned()),
+        None => Verified::Invalid,
+    }
+}
+
+/// The HMAC keys of every secret version in use, keyed once at start: the current one
+/// signs; each verifies, the current one first, so that with one secret nothing costs more
+/// than with a [`SigningKey`], and a value signed under an older version still verifies
+/// (as [`Verified::Older`]) until that version is removed.
+#[derive(Clone, Debug)]
+pub struct Keyring {
+    current: SigningKey,
+    older: Vec<SigningKey>,
+}
+
+impl Keyring {
+    /// The keys of `secrets`, the current one first; `None` when there is none.
+    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Option<Self> {
+        let mut keys = secrets
+            .into_iter()
+            .map(|s| SigningKey::new(s.as_bytes()).ok());
+        let current = keys.next()??;
+        let older = keys.collect::<Option<Vec<_>>>()?;
+        Some(Self { current, older })
+    }
+
+    /// The current secret's key, which signs.
+    pub fn current(&self) -> &SigningKey {
+        &self.current
+    }
+
+    /// Every key, the current one first.
+    pub fn all(&self) -> impl Iterator<Item = &SigningKey> {
+        std::iter::once(&self.current).chain(&self.older)
+    }
+
+    /// `value.signature` with the current secret, not yet percent-encoded.
+    pub fn sign(&self, value: &str) -> String {
+        self.current.sign(value)
+    }
+
+    /// Verifies an already percent-decoded `value.signature` string under each version.
+    pub fn verify(&self, signed: &str) -> Verified {
+        verify(self.all(), signed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Keyring, SigningKey, Verified};
+
+    #[test]
+    fn older_versions_verify_as_older_and_others_not_at_all() {
+        let (new, old, gone) = ("new-secret", "old-secret", "gone-secret");
+        let ring = Keyring::new([new, old]).unwrap();
+        let signed_by = |s: &str| SigningKey::new(s.as_bytes()).unwrap().sign("tok");
+        assert_eq!(ring.verify(&signed_by(new)), Verified::Valid("tok".into()));
+        assert_eq!(ring.verify(&signed_by(old)), Verified::Older("tok".into()));
+        assert_eq!(ring.verify(&signed_by(gone)), Verified::Invalid);
+        assert_eq!(ring.sign("tok"), signed_by(new));
+        assert_eq!(ring.all().count(), 2);
+        // A single-secret ring is a plain key.
+        let one = Keyring::new([old]).unwrap();
+        assert_eq!(one.verify(&signed_by(old)), Verified::Valid("tok".into()));
+        assert_eq!(one.verify(&signed_by(new)), Verified::Invalid);
+        assert!(Keyring::new([]).is_none());
     }
 }

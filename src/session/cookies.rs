@@ -14,7 +14,7 @@ use std::borrow::Cow;
 use percent_encoding::percent_decode_str;
 
 use crate::config::Settings;
-use crate::crypto::signed::{SigningKey, Verified};
+use crate::crypto::signed::{Keyring, Verified, Verifier};
 
 /// Cookie names, computed once from the settings.
 #[derive(Debug, Clone)]
@@ -128,12 +128,17 @@ pub enum Credential {
 }
 
 impl Credential {
-    /// The signed session token presented, verified with `key`.
-    pub fn token(&self, names: &CookieNames, key: &SigningKey) -> Verified {
+    /// The signed session token presented, verified under `keys`.
+    pub fn token(&self, names: &CookieNames, keys: &Keyring) -> Verified {
         match self {
-            Self::Cookies(c) => c.signed(&names.token, key),
-            Self::Bearer(signed) => key.verify(signed),
+            Self::Cookies(c) => c.signed(&names.token, keys),
+            Self::Bearer(signed) => keys.verify(signed),
         }
+    }
+
+    /// Whether it is a bearer token.
+    pub fn is_bearer(&self) -> bool {
+        matches!(self, Self::Bearer(_))
     }
 
     /// The request's cookies (none for a bearer token).
@@ -233,9 +238,9 @@ impl RequestCookies {
     }
 
     /// Reads and verifies a signed cookie.
-    pub fn signed(&self, name: &str, key: &SigningKey) -> Verified {
+    pub fn signed(&self, name: &str, keys: &impl Verifier) -> Verified {
         match self.get(name) {
-            Some(v) if !v.is_empty() => key.verify(&v),
+            Some(v) if !v.is_empty() => keys.verify_signed(&v),
             _ => Verified::Absent,
         }
     }

@@ -711,6 +711,11 @@ fn jwe_keys_kids_and_rotation() {
     // by kid or, without a kid, by trying each secret in turn; it writes with the new one.
     let rotated = CacheCodec::new(Strategy::Jwe, other_secret(&v), &[secret(&v).to_owned()]);
     let p = rotated.decode(value, at).unwrap();
+    assert!(p.older_secret);
+    let p = CachePayload {
+        older_secret: false,
+        ..p
+    };
     assert_eq!(p, current.decode(value, at).unwrap());
     let t = jwe_with_header(no_kid, &key, plaintext);
     assert!(rotated.decode(&t, at).is_ok());
@@ -719,6 +724,62 @@ fn jwe_keys_kids_and_rotation() {
     let written = rotated.encode(&sess, &user, "1", at, Some(300)).unwrap();
     assert!(foreign.decode(&written, at).is_ok());
     assert_eq!(current.decode(&written, at), Err(CacheError::Invalid));
+}
+
+#[test]
+fn every_strategy_reads_older_secret_versions_and_writes_the_current() {
+    let v = vectors();
+    let at = now(&v);
+    let (old, new) = (secret(&v), other_secret(&v));
+    let sess = parse(r#"{"token":"t"}"#);
+    let user = parse(r#"{"id":"u"}"#);
+    for (strategy, name) in [
+        (Strategy::Compact, "compact"),
+        (Strategy::Jwt, "jwt"),
+        (Strategy::Jwe, "jwe"),
+    ] {
+        // Better Auth's value, made under the vectors' secret, now the older version.
+        let value = s(&v["cookie_cache"][name], "/session_data_value");
+        let before = codec(strategy, old).decode(value, at).unwrap();
+        assert!(!before.older_secret, "{name}: under the current secret");
+        let rotated = CacheCodec::new(strategy, new, &[old.to_owned()]);
+        let p = rotated.decode(value, at).unwrap();
+        assert!(p.older_secret, "{name}");
+        assert_eq!(
+            CachePayload {
+                older_secret: false,
+                ..p
+            },
+            before,
+            "{name}"
+        );
+        // Written under the new secret only.
+        let written = rotated.encode(&sess, &user, "1", at, Some(300)).unwrap();
+        assert!(
+            !rotated.decode(&written, at).unwrap().older_secret,
+            "{name}"
+        );
+        assert!(codec(strategy, new).decode(&written, at).is_ok(), "{name}");
+        assert_eq!(
+            codec(strategy, old).decode(&written, at),
+            Err(CacheError::Invalid),
+            "{name}"
+        );
+        // The older version removed: refused.
+        assert_eq!(
+            codec(strategy, new).decode(value, at),
+            Err(CacheError::Invalid),
+            "{name}"
+        );
+        // Better Auth's legacy secret decrypts jwe values only (its getAllSecrets); it
+        // verifies no signature.
+        let legacy = CacheCodec::with_legacy(strategy, new, &[], Some(old)).decode(value, at);
+        if strategy == Strategy::Jwe {
+            assert!(legacy.unwrap().older_secret);
+        } else {
+            assert_eq!(legacy, Err(CacheError::Invalid), "{name}");
+        }
+    }
 }
 
 #[test]

@@ -55,7 +55,9 @@ fn cookie_headers_never_panic() {
         let name = header.split('=').next().unwrap_or("").trim().to_string();
         let _ = c.get(&name);
         match c.signed(&name, &key) {
-            Verified::Valid(v) => panic!("random header verified: {header:?} -> {v:?}"),
+            Verified::Valid(v) | Verified::Older(v) => {
+                panic!("random header verified: {header:?} -> {v:?}")
+            }
             Verified::Invalid | Verified::Absent => {}
         }
     }

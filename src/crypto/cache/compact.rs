@@ -30,7 +30,7 @@ impl CacheCodec {
         // JSON.stringify({ ...sessionData, expiresAt })
         let signed = payload_json(c, &[("expiresAt", expires_at.clone())]);
         let key = self.hmac.as_ref().ok_or(CacheError::Encode)?;
-        let signature = URL_SAFE_NO_PAD.encode(key.raw(signed.as_bytes()));
+        let signature = URL_SAFE_NO_PAD.encode(key.current().raw(signed.as_bytes()));
         // JSON.stringify({ session: sessionData, expiresAt, signature })
         let mut outer = String::from("{\"session\":");
         outer.push_str(&payload_json(c, &[]));
@@ -75,14 +75,18 @@ impl CacheCodec {
         revive_dates(&mut signed);
         let signed = stringify(&signed);
         let tag = decode_lenient(signature).ok_or(CacheError::Invalid)?;
-        let key = self.hmac.as_ref().ok_or(CacheError::Invalid)?;
-        // Constant-time; a tag of the wrong length is refused (as WebCrypto does).
-        if !key.check(signed.as_bytes(), &tag) {
-            return Err(CacheError::Invalid);
-        }
-        extract(
+        let keys = self.hmac.as_ref().ok_or(CacheError::Invalid)?;
+        // Constant-time, current secret first; a tag of the wrong length is refused (as
+        // WebCrypto does).
+        let signer = keys
+            .all()
+            .position(|k| k.check(signed.as_bytes(), &tag))
+            .ok_or(CacheError::Invalid)?;
+        let mut payload = extract(
             session,
             number_to_ms(&expires_at).ok_or(CacheError::Invalid)?,
-        )
+        )?;
+        payload.older_secret = signer > 0;
+        Ok(payload)
     }
 }

@@ -1,6 +1,6 @@
 //! The `jwe` strategy: a compact JWE (`dir`, A256CBC-HS512) of the payload plus `iat`,
 //! `exp` and `jti`, under a key derived from the secret with HKDF and named by its
-//! RFC 7638 thumbprint. Rotated-out secrets still decrypt.
+//! RFC 7638 thumbprint. Rotated-out secrets and Better Auth's legacy secret still decrypt.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -172,17 +172,18 @@ impl CacheCodec {
             return Err(CacheError::Invalid);
         }
         // With a kid, only the secret whose thumbprint it is; without, each in turn.
-        let candidates: Vec<&JweKey> = match header.get("kid") {
+        let candidates: Vec<(usize, &JweKey)> = match header.get("kid") {
             Some(kid) => self
                 .jwe_keys
                 .iter()
-                .filter(|k| kid.as_str() == Some(k.kid.as_str()))
+                .enumerate()
+                .filter(|(_, k)| kid.as_str() == Some(k.kid.as_str()))
                 .take(1)
                 .collect(),
-            None => self.jwe_keys.iter().collect(),
+            None => self.jwe_keys.iter().enumerate().collect(),
         };
         let aad = header_b64.as_bytes();
-        for key in candidates {
+        for (i, key) in candidates {
             // Authenticate before decrypting, in constant time (josekit decrypts first and
             // compares the tag with `!=`); josekit then decrypts (and re-checks the tag).
             if !jwe_tag_matches(&key.key, aad, &iv, &ciphertext, &tag) {
@@ -196,7 +197,9 @@ impl CacheCodec {
                 serde_json::from_slice(&plaintext).map_err(|_| CacheError::Invalid)?;
             let claims = claims.as_object().ok_or(CacheError::Invalid)?;
             let expires_at_ms = check_claims(claims, now_ms, JWE_CLOCK_TOLERANCE_S)?;
-            return extract(claims, expires_at_ms);
+            let mut payload = extract(claims, expires_at_ms)?;
+            payload.older_secret = i > 0;
+            return Ok(payload);
         }
         Err(CacheError::Invalid)
     }

@@ -2,6 +2,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::Value;
 
@@ -42,10 +43,19 @@ impl CacheCodec {
         validation.validate_nbf = false;
         validation.validate_aud = false;
         validation.leeway = 0;
-        let data = jsonwebtoken::decode::<Value>(value, &self.jwt_decoding, &validation)
-            .map_err(|_| CacheError::Invalid)?;
-        let claims = data.claims.as_object().ok_or(CacheError::Invalid)?;
-        let expires_at_ms = check_claims(claims, now_ms, 0.0)?;
-        extract(claims, expires_at_ms)
+        // Each secret in turn, the current one first, while only the signature is wrong.
+        for (i, key) in self.jwt_decoding.iter().enumerate() {
+            let data = match jsonwebtoken::decode::<Value>(value, key, &validation) {
+                Ok(data) => data,
+                Err(e) if *e.kind() == ErrorKind::InvalidSignature => continue,
+                Err(_) => return Err(CacheError::Invalid),
+            };
+            let claims = data.claims.as_object().ok_or(CacheError::Invalid)?;
+            let expires_at_ms = check_claims(claims, now_ms, 0.0)?;
+            let mut payload = extract(claims, expires_at_ms)?;
+            payload.older_secret = i > 0;
+            return Ok(payload);
+        }
+        Err(CacheError::Invalid)
     }
 }

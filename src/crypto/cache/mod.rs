@@ -5,6 +5,10 @@
 //! expiry; whether a decoded payload is acceptable for a request (token, version, session
 //! expiry) is the session service's decision.
 //!
+//! Values are written under the current secret and read under every secret version in
+//! use (and `jwe` also under Better Auth's legacy secret); a value read under any but the
+//! current one says so ([`CachePayload::older_secret`]), for the caller to write it again.
+//!
 //! Everything written here is JSON exactly as JavaScript's `JSON.stringify` prints it
 //! (see [`crate::js::json`]), so the bytes match Better Auth's for the same inputs and clock.
 
@@ -15,7 +19,7 @@ mod jwt;
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use serde_json::{Map, Number, Value};
 
-use crate::crypto::signed::SigningKey;
+use crate::crypto::signed::Keyring;
 use crate::js::json::{write_object, write_string, write_value};
 use jwe::JweKey;
 
@@ -49,6 +53,8 @@ pub struct CachePayload {
     pub version: Option<String>,
     /// When the cache window ends, in ms (compact: the outer `expiresAt`; jwt/jwe: `exp`·1000).
     pub expires_at_ms: i64,
+    /// Read under an older secret version (or the legacy secret), not the current one.
+    pub older_secret: bool,
 }
 
 // Fallback lifetimes when the cookie has no Max-Age (`maxAge || 60`, `maxAge || 300`),
@@ -70,12 +76,14 @@ struct Contents<'a> {
 #[derive(Clone)]
 pub struct CacheCodec {
     strategy: Strategy,
-    /// The current secret's HMAC-SHA256 key (compact), keyed once.
-    hmac: Option<SigningKey>,
-    /// The current secret as jwt keys, built once.
+    /// The secrets' HMAC-SHA256 keys (compact), current first, keyed once.
+    hmac: Option<Keyring>,
+    /// The current secret as a jwt signing key, built once.
     jwt_encoding: EncodingKey,
-    jwt_decoding: DecodingKey,
-    /// JWE keys: the current secret's first, then the older ones (empty unless `Jwe`).
+    /// Every secret as a jwt verifying key, current first (empty unless `Jwt`).
+    jwt_decoding: Vec<DecodingKey>,
+    /// JWE keys: the current secret's first, then the older ones, then the legacy one
+    /// (empty unless `Jwe`).
     jwe_keys: Vec<JweKey>,
 }
 
@@ -88,13 +96,26 @@ impl std::fmt::Debug for CacheCodec {
 }
 
 impl CacheCodec {
-    /// A codec for `strategy`. `secret` is the current secret; `older_secrets` are
-    /// rotated-out secrets still accepted when decrypting JWE values.
+    /// A codec for `strategy`. `secret` is the current secret, which writes; values
+    /// written under it or any of `older_secrets` (the other listed versions, tried in
+    /// order after it) are read.
     pub fn new(strategy: Strategy, secret: &str, older_secrets: &[String]) -> Self {
+        Self::with_legacy(strategy, secret, older_secrets, None)
+    }
+
+    /// As [`new`](Self::new), and `jwe` values also decrypt under `legacy`: Better Auth's
+    /// `secret` beside its versioned `secrets`, tried last (its `getAllSecrets`).
+    pub fn with_legacy(
+        strategy: Strategy,
+        secret: &str,
+        older_secrets: &[String],
+        legacy: Option<&str>,
+    ) -> Self {
+        let all = || std::iter::once(secret).chain(older_secrets.iter().map(String::as_str));
         let mut jwe_keys = Vec::new();
         if strategy == Strategy::Jwe {
             let mut seen: Vec<&str> = Vec::new();
-            for s in std::iter::once(secret).chain(older_secrets.iter().map(String::as_str)) {
+            for s in all().chain(legacy) {
                 if seen.contains(&s) {
                     continue;
                 }
@@ -102,11 +123,18 @@ impl CacheCodec {
                 jwe_keys.extend(JweKey::new(s));
             }
         }
+        let jwt_decoding = if strategy == Strategy::Jwt {
+            all()
+                .map(|s| DecodingKey::from_secret(s.as_bytes()))
+                .collect()
+        } else {
+            Vec::new()
+        };
         Self {
             strategy,
-            hmac: SigningKey::new(secret.as_bytes()).ok(),
+            hmac: Keyring::new(all()),
             jwt_encoding: EncodingKey::from_secret(secret.as_bytes()),
-            jwt_decoding: DecodingKey::from_secret(secret.as_bytes()),
+            jwt_decoding,
             jwe_keys,
         }
     }
@@ -214,6 +242,7 @@ fn extract(obj: &Map<String, Value>, expires_at_ms: i64) -> Result<CachePayload,
         updated_at,
         version,
         expires_at_ms,
+        older_secret: false,
     })
 }
 

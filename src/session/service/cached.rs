@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::SessionService;
 use crate::config::Settings;
 use crate::crypto::cache::{CacheCodec, Strategy};
+use crate::crypto::secrets::SecretSet;
 use crate::model::{Session, User};
 use crate::session::cookies::{chunk_kinds, CookieKind, CookieOp, RequestCookies, MAX_CHUNKS};
 
@@ -29,7 +30,7 @@ pub(super) struct CacheSetup {
 }
 
 impl CacheSetup {
-    pub(super) fn new(settings: &Settings, secret: &str) -> Self {
+    pub(super) fn new(settings: &Settings, secrets: &SecretSet) -> Self {
         let cc = &settings.session.cookie_cache;
         let stateless = settings.is_stateless();
         let max_age = settings.cache_max_age();
@@ -47,7 +48,12 @@ impl CacheSetup {
         });
         Self {
             enabled: settings.cookie_cache_enabled(),
-            codec: CacheCodec::new(strategy, secret, &[]),
+            codec: CacheCodec::with_legacy(
+                strategy,
+                secrets.current(),
+                secrets.older(),
+                secrets.legacy(),
+            ),
             max_age,
             version: cc.version.clone(),
             refresh_within_ms,
@@ -68,6 +74,17 @@ struct Decoded {
     version: Option<String>,
     window_end_ms: i64,
     minted_ms: Option<i64>,
+    older_secret: bool,
+}
+
+/// A cached session a request may be answered from.
+pub(super) struct Hit {
+    pub(super) session: Arc<Session>,
+    pub(super) user: Arc<User>,
+    /// When the cache window ends (ms).
+    pub(super) window_end_ms: i64,
+    /// Signed or encrypted under an older secret version: to be written again.
+    pub(super) older_secret: bool,
 }
 
 /// Verified cache values by their exact text, so that a client sending the same cookie
@@ -165,14 +182,9 @@ impl SessionService {
         out.extend(chunk_kinds(carried.chunks).map(CookieOp::Expire));
     }
 
-    /// A cached session that Better Auth would accept: verified, same token, same
-    /// version, window open, session not expired.
-    pub(super) fn accept_cache(
-        &self,
-        raw: &str,
-        token: &str,
-        now_ms: i64,
-    ) -> Option<(Arc<Session>, Arc<User>, i64)> {
+    /// A cached session that Better Auth would accept: verified (under any secret version),
+    /// same token, same version, window open, session not expired.
+    pub(super) fn accept_cache(&self, raw: &str, token: &str, now_ms: i64) -> Option<Hit> {
         let cache = &self.inner.cache;
         let d = match cache.memo.get(raw) {
             Some(d) => {
@@ -192,6 +204,7 @@ impl SessionService {
                     version: p.version,
                     window_end_ms: p.expires_at_ms,
                     minted_ms: p.updated_at,
+                    older_secret: p.older_secret,
                 });
                 cache.memo.put(raw, d.clone());
                 d
@@ -212,7 +225,12 @@ impl SessionService {
         {
             return None;
         }
-        Some((d.session.clone(), d.user.clone(), d.window_end_ms))
+        Some(Hit {
+            session: d.session.clone(),
+            user: d.user.clone(),
+            window_end_ms: d.window_end_ms,
+            older_secret: d.older_secret,
+        })
     }
 }
 
@@ -248,6 +266,7 @@ mod tests {
             version: None,
             window_end_ms: 0,
             minted_ms: None,
+            older_secret: false,
         })
     }
 

@@ -230,7 +230,7 @@ impl SessionService {
         out: &mut Vec<CookieOp>,
     ) -> Result<(), SessionError> {
         let inner = &self.inner;
-        if let Some(token) = cred.token(&inner.names, &inner.key).valid() {
+        if let Some(token) = cred.token(&inner.names, &inner.keys).valid() {
             // Refused here at once whatever happens next.
             self.note_revoked(std::slice::from_ref(&token));
             inner.store.delete_session(&token, self.now()).await?;

@@ -23,7 +23,8 @@ use chrono::{DateTime, Utc};
 use crate::clock::Clock;
 use crate::config::{AdditionalField, EmailPasswordSettings, Settings};
 use crate::crypto::password::Hasher;
-use crate::crypto::signed::SigningKey;
+use crate::crypto::secrets::SecretSet;
+use crate::crypto::signed::{Keyring, Verified};
 use crate::model::{Session, SessionJson, User, UserJson};
 use crate::session::cookies::{CookieKind, CookieNames, CookieOp, RequestCookies};
 use crate::session::policy::Policy;
@@ -135,7 +136,8 @@ pub struct SessionService {
 struct Inner {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    key: SigningKey,
+    /// Signs with the current secret, verifies under every listed version.
+    keys: Keyring,
     names: CookieNames,
     policy: Policy,
     hasher: Hasher,
@@ -159,15 +161,16 @@ struct Inner {
 }
 
 impl SessionService {
-    /// Builds the service from settings, a store, a clock and the signing key.
+    /// Builds the service from settings, a store, a clock and the secrets (keyed here,
+    /// once); `None` when they cannot key HMAC.
     pub fn new(
         settings: &Settings,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
-        secret: &str,
+        secrets: &SecretSet,
         revocations: Arc<Revocations>,
-    ) -> Result<Self, hmac::digest::InvalidLength> {
-        let key = SigningKey::new(secret.as_bytes())?;
+    ) -> Option<Self> {
+        let keys = secrets.keyring()?;
         let ep = settings.email_and_password.clone();
         let limit = if ep.hash_concurrency == 0 {
             // Half the CPUs: hashes (32 MiB and tens of ms each) must leave room for the
@@ -188,11 +191,11 @@ impl SessionService {
         let user_fields = settings.user_fields();
         let hidden_user_fields = hidden(&user_fields);
         let admin = &settings.plugins.admin;
-        Ok(Self {
+        Some(Self {
             inner: Arc::new(Inner {
                 store,
                 clock,
-                key,
+                keys,
                 names: CookieNames::new(settings),
                 policy: Policy::new(&settings.session),
                 hasher: Hasher::new(limit),
@@ -206,7 +209,7 @@ impl SessionService {
                 banned_message: admin.enabled.then(|| admin.banned_user_message.clone()),
                 ids: settings.advanced.database.generate_id,
                 list_tokens: settings.session.list_sessions_tokens,
-                cache: CacheSetup::new(settings, secret),
+                cache: CacheSetup::new(settings, secrets),
                 revocations,
             }),
         })
@@ -238,7 +241,7 @@ impl SessionService {
 
     /// `token.signature` for a bare session token (bearer tokens).
     pub fn sign_token(&self, token: &str) -> String {
-        self.inner.key.sign(token)
+        self.inner.keys.sign(token)
     }
 
     /// Whether a valid cookie cache is the session even for sensitive routes (stateless).
@@ -356,7 +359,7 @@ impl SessionService {
         req: &RequestCookies,
         out: &mut Vec<CookieOp>,
     ) {
-        let key = &self.inner.key;
+        let key = &self.inner.keys;
         out.push(CookieOp::Set {
             kind: CookieKind::Token,
             value: key.sign(&session.token),
@@ -376,8 +379,11 @@ impl SessionService {
     }
 
     fn has_dont_remember(&self, req: &RequestCookies) -> bool {
-        req.signed(&self.inner.names.dont_remember, &self.inner.key)
-            .valid()
-            .is_some()
+        self.dont_remember_flag(req).valid().is_some()
+    }
+
+    /// The request's `dont_remember` cookie, verified.
+    fn dont_remember_flag(&self, req: &RequestCookies) -> Verified {
+        req.signed(&self.inner.names.dont_remember, &self.inner.keys)
     }
 }

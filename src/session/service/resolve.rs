@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{Current, ResolveOptions, SessionService};
 use crate::model::{Session, User};
-use crate::session::cookies::{CookieOp, Credential};
+use crate::session::cookies::{CookieOp, Credential, RequestCookies};
 use crate::session::SessionError;
 use crate::store::Touched;
 
@@ -13,6 +13,14 @@ impl SessionService {
     /// Finds the request's session, as `get-session` does: verifies the signed token,
     /// reads the store, deletes an expired session, and slides the expiry when due
     /// (re-issuing the cookie). `Ok(None)` means signed out.
+    ///
+    /// Cookies signed or encrypted under an older secret version are accepted and issued
+    /// again under the current one on this response, so that a rotation signs nobody out
+    /// (Better Auth's verify under the current secret only). Such a cache value is checked
+    /// against the store first, unless the cache is the session (stateless): minting it
+    /// again from its own copy would stretch its window past what revocations are
+    /// remembered for. A bearer token is the client's to keep: it is accepted, not
+    /// re-issued.
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn resolve(
         &self,
@@ -27,10 +35,13 @@ impl SessionService {
             let carried = req.carried(&inner.names.data);
             out.extend(carried.kinds().map(CookieOp::Expire));
         }
-        let Some(token) = cred.token(&inner.names, &inner.key).valid() else {
+        let verified = cred.token(&inner.names, &inner.keys);
+        let flag = self.dont_remember_flag(req);
+        let mut stale = flag.is_older() || (verified.is_older() && !cred.is_bearer());
+        let Some(token) = verified.valid() else {
             return Ok(None);
         };
-        let dont_remember = self.has_dont_remember(req);
+        let dont_remember = flag.valid().is_some();
         let current = |session: Arc<Session>, user: Arc<User>, needs_refresh, from_cache| Current {
             session,
             user,
@@ -43,21 +54,28 @@ impl SessionService {
             if let Some(raw) = self.read_cache(req) {
                 let now_ms = now.timestamp_millis();
                 let accepted = self.accept_cache(&raw, &token, now_ms);
-                match accepted.filter(|(_, user, _)| !self.banned_now(user)) {
-                    Some((session, user, window_end)) => {
+                match accepted.filter(|hit| !self.banned_now(&hit.user)) {
+                    Some(hit) if inner.cache.authoritative || !(stale || hit.older_secret) => {
                         crate::metrics::cache_hit();
                         let refresh = inner.cache.refresh_within_ms;
-                        if refresh.is_some_and(|r| window_end - now_ms < r) {
+                        let due = refresh.is_some_and(|r| hit.window_end_ms - now_ms < r);
+                        if due || stale || hit.older_secret {
                             self.set_session_cookie(
-                                &session,
-                                &user,
+                                &hit.session,
+                                &hit.user,
                                 dont_remember,
                                 dont_remember,
                                 req,
                                 out,
                             );
                         }
-                        return Ok(Some(current(session, user, None, true)));
+                        return Ok(Some(current(hit.session, hit.user, None, true)));
+                    }
+                    // Valid under an older secret: answered from the store below, which
+                    // writes every cookie again.
+                    Some(_) => {
+                        crate::metrics::cache_miss();
+                        stale = true;
                     }
                     None => {
                         crate::metrics::cache_miss();
@@ -84,15 +102,18 @@ impl SessionService {
             return Ok(None);
         }
         if dont_remember || opts.disable_refresh {
+            if stale {
+                self.set_session_cookie(&session, &user, dont_remember, dont_remember, req, out);
+            }
             return Ok(Some(current(session, user, None, false)));
         }
         let due = inner.policy.needs_refresh(&session, now);
         if opts.defer_read_only {
-            self.write_cache(&session, &user, false, req, out);
+            self.write_cookies(&session, &user, stale, req, out);
             return Ok(Some(current(session, user, Some(due), false)));
         }
         if !due {
-            self.write_cache(&session, &user, false, req, out);
+            self.write_cookies(&session, &user, stale, req, out);
             return Ok(Some(current(session, user, None, false)));
         }
         let expires_at = inner.policy.refreshed_expiry(&session, now);
@@ -110,7 +131,7 @@ impl SessionService {
             }
             Touched::AlreadyFresh => {
                 // Another request or replica refreshed it a moment ago.
-                self.write_cache(&session, &user, false, req, out);
+                self.write_cookies(&session, &user, stale, req, out);
                 Ok(Some(current(session, user, None, false)))
             }
             Touched::Gone => {
@@ -118,6 +139,23 @@ impl SessionService {
                 self.delete_session_cookies(req, out);
                 Err(SessionError::SessionGone)
             }
+        }
+    }
+
+    /// The cookies of a remembered session answered from the store without a refresh: the
+    /// cache, and with `stale` (a cookie under an older secret) the signed cookies too.
+    fn write_cookies(
+        &self,
+        session: &Session,
+        user: &User,
+        stale: bool,
+        req: &RequestCookies,
+        out: &mut Vec<CookieOp>,
+    ) {
+        if stale {
+            self.set_session_cookie(session, user, false, false, req, out);
+        } else {
+            self.write_cache(session, user, false, req, out);
         }
     }
 

@@ -14,6 +14,7 @@ mod plugins;
 mod proxies;
 mod redis;
 mod revocation;
+mod rotation;
 mod schema;
 mod security;
 mod sessions;

@@ -179,6 +179,19 @@ impl TestApp {
         self.client.get(url).send().await.unwrap().status().as_u16()
     }
 
+    /// Waits until `/readyz` answers 200: the revocation listeners are up, so cached
+    /// sessions minted from now on are trusted (a cache minted before a listener connects
+    /// is revalidated against the store). Bounded: fails after 200 tries.
+    pub async fn wait_ready(&self) {
+        for _ in 0..200 {
+            if self.ready_status().await == 200 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("/readyz never answered 200");
+    }
+
     /// The test clock's current time in ms.
     pub fn clock_ms(&self) -> i64 {
         use sessiond::clock::Clock;
