@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::cookies::{CookieAttributes, CookiesSettings};
+
 /// Better Auth's `advanced.*` options.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -19,6 +21,8 @@ pub struct AdvancedSettings {
     pub cross_sub_domain_cookies: CrossSubDomainCookies,
     /// Attributes applied to every session cookie (Better Auth's `defaultCookieAttributes`).
     pub default_cookie_attributes: CookieAttributes,
+    /// Each session cookie's name and attributes (Better Auth's `cookies`).
+    pub cookies: CookiesSettings,
     /// Client address detection.
     pub ip_address: IpAddressSettings,
     /// Better Auth stores a number, boolean or object sent for a text field of
@@ -36,22 +40,11 @@ impl Default for AdvancedSettings {
             disable_origin_check: false,
             cross_sub_domain_cookies: CrossSubDomainCookies::default(),
             default_cookie_attributes: CookieAttributes::default(),
+            cookies: CookiesSettings::default(),
             ip_address: IpAddressSettings::default(),
             coerce_field_types: false,
         }
     }
-}
-
-/// `advanced.defaultCookieAttributes`: overrides of the session cookies' attributes.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CookieAttributes {
-    /// `lax` (default), `strict` or `none` (which forces `Secure`).
-    pub same_site: Option<SameSite>,
-    /// Force `Secure` on or off (the `__Secure-` name prefix follows `use_secure_cookies`).
-    pub secure: Option<bool>,
-    /// Add `Partitioned` (CHIPS; forces `Secure`).
-    pub partitioned: bool,
 }
 
 /// The `SameSite` attribute of the session cookies. Spelled in any case (`Lax`, `lax`),

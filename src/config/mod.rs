@@ -33,6 +33,7 @@ macro_rules! one_of {
 }
 
 mod advanced;
+mod cookies;
 mod forward_auth;
 mod load;
 mod origins;
@@ -47,9 +48,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use advanced::{
-    AdvancedSettings, CookieAttributes, CrossSubDomainCookies, IpAddressSettings, SameSite,
-};
+pub use advanced::{AdvancedSettings, CrossSubDomainCookies, IpAddressSettings, SameSite};
+pub use cookies::{CookieAttributes, CookieSettings, CookiesSettings, SessionCookie};
 pub use load::ConfigError;
 pub use origins::check_origin_pattern;
 pub use secret::Secret;

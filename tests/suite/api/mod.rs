@@ -4,6 +4,7 @@
 mod account;
 mod auth;
 mod cookie_cache;
+mod cookies;
 mod cors;
 mod forward_auth;
 mod hardening;
