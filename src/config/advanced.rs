@@ -15,7 +15,8 @@ pub struct AdvancedSettings {
     pub use_secure_cookies: Option<bool>,
     /// Skip the origin check on cookie-bearing POSTs and the sign-in CSRF check.
     pub disable_csrf_check: bool,
-    /// Skip the origin check (Better Auth's older switch).
+    /// Skip the origin check (Better Auth's older switch), and the check of redirect
+    /// targets (`callbackURL` and its kin) against the trusted origins.
     pub disable_origin_check: bool,
     /// Share cookies with subdomains.
     pub cross_sub_domain_cookies: CrossSubDomainCookies,
@@ -25,9 +26,9 @@ pub struct AdvancedSettings {
     pub cookies: CookiesSettings,
     /// Client address detection.
     pub ip_address: IpAddressSettings,
-    /// Better Auth stores a number, boolean or object sent for a text field of
-    /// `update-user`/`update-session` as its text (`42` → `"42"`); sessiond answers 400
-    /// unless this is on.
+    /// Store a number, boolean or object sent for a text field of
+    /// `update-user`/`update-session` as its text (`42` → `"42"`), as Better Auth does;
+    /// off: 400 `VALIDATION_ERROR` instead.
     pub coerce_field_types: bool,
 }
 
@@ -42,7 +43,7 @@ impl Default for AdvancedSettings {
             default_cookie_attributes: CookieAttributes::default(),
             cookies: CookiesSettings::default(),
             ip_address: IpAddressSettings::default(),
-            coerce_field_types: false,
+            coerce_field_types: true,
         }
     }
 }

@@ -18,3 +18,4 @@ mod schema;
 mod security;
 mod sessions;
 mod vectors;
+mod wire;
