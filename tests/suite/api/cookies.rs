@@ -111,14 +111,7 @@ async fn renamed_cookies_are_read_and_written_everywhere(b: Backend) {
 
     // A browser-session sign-in sets the renamed flag; sign-out expires every cookie,
     // chunks included.
-    let mut once = Jar::default();
-    let res = app
-        .post(
-            "/sign-in/email",
-            json!({"email": email, "password": PASSWORD, "rememberMe": false}),
-            &mut once,
-        )
-        .await;
+    let (_, res) = app.sign_in_unremembered(&email).await;
     assert_eq!(res.status, 200, "{}", res.text);
     assert_eq!(names(&res)[..2], ["sid", "sid_once"]);
     assert!(!res.cookie("sid").unwrap().contains("Max-Age"));
@@ -169,14 +162,7 @@ async fn each_cookie_has_its_own_attributes(b: Backend) {
     .await;
     let email = unique_email();
     app.sign_up(&email).await;
-    let mut jar = Jar::default();
-    let res = app
-        .post(
-            "/sign-in/email",
-            json!({"email": email, "password": PASSWORD, "rememberMe": false}),
-            &mut jar,
-        )
-        .await;
+    let (mut jar, res) = app.sign_in_unremembered(&email).await;
     let (token, flag, data) = (
         "better-auth.session_token; Domain=sessiond.test; Path=/api; HttpOnly; SameSite=Strict",
         "better-auth.dont_remember; Domain=auth.sessiond.test; Path=/; HttpOnly; Secure; \
