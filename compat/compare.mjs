@@ -559,6 +559,10 @@ async function runScenarios(c, opt, stamp) {
   await c.step("OPTIONS /get-session (preflight)", {
     path: "/get-session", method: "OPTIONS",
     headers: { "access-control-request-method": "GET", "access-control-request-headers": "content-type" } });
+  await c.step("OPTIONS /get-session without Origin (no preflight)", {
+    path: "/get-session", method: "OPTIONS", origin: null, headers: { "access-control-request-method": "GET" } });
+  await c.step("OPTIONS /get-session without Access-Control-Request-Method (no preflight)", {
+    path: "/get-session", method: "OPTIONS" });
   await c.step("GET /get-session with a body", { path: "/get-session", method: "GET", jar: "F", body: { x: 1 } });
   const cookieF = c.cookieHeader("F");
   await c.step("sign-out (F)", { path: "/sign-out", jar: "F", body: {} });
@@ -586,6 +590,138 @@ async function runScenarios(c, opt, stamp) {
     await c.step("aged: POST /get-session (OLD)", { path: "/get-session", jar: "OLD", body: {} });
     await c.step("aged: sign-out (OLD)", { path: "/sign-out", jar: "OLD", body: {} });
   }
+
+  await malformedValues(c, opt, tag);
+}
+
+// Values of the wrong type or size, each sent in turn in one field with the others valid.
+const MALFORMED = [
+  ["number", 5], ["zero", 0], ["true", true], ["false", false], ["null", null], ["array", ["x"]],
+  ["empty array", []], ["object", { a: 1 }], ["empty string", ""], ["long string", "x".repeat(2_000)],
+];
+
+// Values whose stored text depends on how they are printed, as raw JSON (numbers as written).
+const PRINTED = [
+  ["1.0", "1.0"], ["1e21", "1e21"], ["-0", "-0"], ["0.1", "0.1"], ["object, integer keys first", '{"b": 1, "1": [2.50]}'],
+  ["nested array", '[["a\\"b\\\\", null], 1.50, false, {"k": "v"}]'],
+];
+
+/**
+ * Every field of every endpoint with each malformed value (after the other scenarios, and after
+ * the aged ones, so that they do not lengthen the timed pass). Each route's requests use a user
+ * and a session of their own, so that what one server accepts and the other refuses changes
+ * nothing the other scenarios see.
+ */
+async function malformedValues(c, opt, tag) {
+  const mail = (n) => {
+    const e = `compat-${tag}-m${n}@example.com`;
+    c.role(e, `<email-m${n}>`);
+    return e;
+  };
+  const tok = (r) => (typeof r?.json?.token === "string" ? r.json.token : undefined);
+  const base = { name: "Malformed", email: "", password: PASS };
+  let n = 0;
+  for (const field of ["name", "email", "password", "image", "rememberMe", "callbackURL"]) {
+    for (const [label, value] of MALFORMED) {
+      const body = { ...base, email: mail(++n), [field]: value };
+      const r = await c.step(`malformed: sign-up ${field} ${label}`, { path: "/sign-up/email", jar: `MU${n}`, body });
+      c.roleToken(tok(r), `MU${n}`);
+    }
+  }
+  const who = mail("in");
+  let r = await c.step("malformed: sign-up (user M)", { path: "/sign-up/email", jar: "M", body: { ...base, email: who } });
+  c.roleToken(tok(r), "M");
+  for (const field of ["email", "password", "rememberMe", "callbackURL"]) {
+    for (const [label, value] of MALFORMED) {
+      const jar = `MI-${field}-${label}`;
+      r = await c.step(`malformed: sign-in ${field} ${label}`, {
+        path: "/sign-in/email", jar, body: { email: who, password: PASS, [field]: value } });
+      c.roleToken(tok(r), jar);
+    }
+  }
+  for (const field of ["callbackURL", "disableRedirect", "state"]) {
+    for (const [label, value] of MALFORMED) {
+      await c.step(`malformed: sign-out ${field} ${label} (no session)`, { path: "/sign-out", body: { [field]: value } });
+    }
+  }
+  for (const [label, value] of MALFORMED) {
+    await c.step(`malformed: revoke-session token ${label}`, { path: "/revoke-session", jar: "M", body: { token: value } });
+  }
+  // What one server stores and the other refuses is put back after each field, so that later
+  // answers compare what both hold.
+  if (opt.sessionFields) {
+    for (const [label, value] of MALFORMED) {
+      await c.step(`malformed: update-session theme ${label}`, { path: "/update-session", jar: "M", body: { theme: value } });
+    }
+    for (const [label, raw] of PRINTED) {
+      await c.step(`malformed: update-session theme ${label}`, { path: "/update-session", jar: "M", raw: `{"theme": ${raw}}` });
+    }
+    await c.step("malformed: update-session theme put back", { path: "/update-session", jar: "M", body: { theme: "dark" } });
+  }
+  for (const field of ["name", "image"]) {
+    for (const [label, value] of MALFORMED) {
+      await c.step(`malformed: update-user ${field} ${label}`, { path: "/update-user", jar: "M", body: { [field]: value } });
+    }
+    for (const [label, raw] of PRINTED) {
+      await c.step(`malformed: update-user ${field} ${label}`, { path: "/update-user", jar: "M", raw: `{"${field}": ${raw}}` });
+      await c.step(`malformed: get-session (M) after update-user ${field} ${label}`, { path: "/get-session", jar: "M" });
+    }
+    await c.step(`malformed: update-user ${field} put back`, { path: "/update-user", jar: "M", body: { [field]: "Malformed" } });
+  }
+  await c.step("malformed: get-session (M) after update-user", { path: "/get-session", jar: "M" });
+  const change = { currentPassword: PASS, newPassword: PASS2 };
+  for (const field of ["currentPassword", "newPassword", "revokeOtherSessions"]) {
+    for (const [label, value] of MALFORMED) {
+      // a value taken for a valid one would change the password: only wrong ones are sent
+      if (field === "revokeOtherSessions" && (value === true || value === false)) continue;
+      await c.step(`malformed: change-password ${field} ${label}`, {
+        path: "/change-password", jar: "M", body: { ...change, [field]: value } });
+    }
+  }
+  // Better Auth checks these on every POST, before the route reads its body.
+  for (const field of ["callbackURL", "redirectTo", "errorCallbackURL", "newUserCallbackURL"]) {
+    for (const [label, value] of [...MALFORMED, ["untrusted URL", `${UNTRUSTED_ORIGIN}/x`], ["relative path", "/x"]]) {
+      await c.step(`malformed: revoke-session ${field} ${label}`, {
+        path: "/revoke-session", jar: "M", body: { token: "no-such-token", [field]: value } });
+    }
+  }
+  await c.step("malformed: revoke-session ?callbackURL untrusted", {
+    path: "/revoke-session", query: `callbackURL=${encodeURIComponent(`${UNTRUSTED_ORIGIN}/x`)}`, jar: "M",
+    body: { token: "no-such-token" } });
+  await c.step("malformed: update-user callbackURL untrusted", {
+    path: "/update-user", jar: "M", body: { name: "Malformed", callbackURL: `${UNTRUSTED_ORIGIN}/x` } });
+  await c.step("malformed: sign-in callbackURL number, email number", {
+    path: "/sign-in/email", body: { email: 5, password: PASS, callbackURL: 5 } });
+  await c.step("malformed: sign-in callbackURL number, untrusted Origin", {
+    path: "/sign-in/email", origin: UNTRUSTED_ORIGIN, body: { email: who, password: PASS, callbackURL: 5 } });
+  // Better Auth reads the body, then checks the origin, then validates the body, then (on
+  // sign-in and sign-up) checks Fetch Metadata; an unknown route or method is a 404 first.
+  await c.step("malformed: update-user malformed JSON, untrusted Origin", {
+    path: "/update-user", jar: "M", origin: UNTRUSTED_ORIGIN, raw: "{nope" });
+  await c.step("malformed: update-user text/plain, untrusted Origin", {
+    path: "/update-user", jar: "M", origin: UNTRUSTED_ORIGIN, raw: "x", contentType: "text/plain" });
+  await c.step("malformed: update-user name number, untrusted Origin", {
+    path: "/update-user", jar: "M", origin: UNTRUSTED_ORIGIN, body: { name: 5 } });
+  await c.step("malformed: unknown path, cookie, untrusted Origin", {
+    path: "/no-such-endpoint", jar: "M", origin: UNTRUSTED_ORIGIN, body: {} });
+  await c.step("malformed: POST /list-sessions, cookie, untrusted Origin", {
+    path: "/list-sessions", jar: "M", origin: UNTRUSTED_ORIGIN, body: {} });
+  await c.step("malformed: sign-in email number, cross-site navigation", {
+    path: "/sign-in/email", origin: null,
+    headers: { "sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate", "sec-fetch-dest": "document" },
+    body: { email: 5, password: PASS } });
+  for (const path of ["/revoke-sessions", "/revoke-other-sessions"]) {
+    await c.step(`malformed: ${path} callbackURL number`, { path, jar: "M", body: { callbackURL: 5 } });
+    await c.step(`malformed: ${path} malformed JSON`, { path, jar: "M", raw: "{nope" });
+    await c.step(`malformed: ${path} text/plain`, { path, jar: "M", raw: "x", contentType: "text/plain" });
+    await c.step(`malformed: ${path} ?callbackURL untrusted`, {
+      path, query: `callbackURL=${encodeURIComponent(`${UNTRUSTED_ORIGIN}/x`)}`, jar: "M", method: "POST" });
+  }
+  for (const q of ["disableRefresh=false", "disableRefresh=", "disableRefresh=0", "disableCookieCache=no",
+    "disableRefresh=true&disableRefresh=false", "disableCookieCache=1&disableRefresh=yes"]) {
+    await c.step(`malformed: get-session ?${q}`, { path: "/get-session", query: q, jar: "M" });
+  }
+  await c.step("malformed: list-sessions (M)", { path: "/list-sessions", jar: "M" });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -699,7 +835,7 @@ function normCookie(line, c, at) {
   return [`${p.name}=${normCookieValue(p.value, c, at)}`, ...attrs].join("; ");
 }
 
-const COMPARED_HEADERS = ["content-type", "cache-control", "pragma", "location", "x-retry-after"];
+const COMPARED_HEADERS = ["content-type", "cache-control", "pragma", "location", "x-retry-after", "allow"];
 
 function normHeaders(resp, c, at) {
   const h = {};

@@ -215,6 +215,7 @@ impl Application {
             base_path: Arc::from(settings.base_path.as_str()),
             csrf_disabled: settings.advanced.disable_csrf_check
                 || settings.advanced.disable_origin_check,
+            origin_check_disabled: settings.advanced.disable_origin_check,
             forward_auth: Arc::new(forward_auth),
             forward_auth_path: settings
                 .forward_auth

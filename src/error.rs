@@ -50,6 +50,15 @@ impl ApiError {
         }
     }
 
+    /// An error whose body is a computed `{"message"}` only.
+    pub fn message_owned(status: StatusCode, message: String) -> Self {
+        Self {
+            status,
+            code: None,
+            message: Cow::Owned(message),
+        }
+    }
+
     /// 400 `VALIDATION_ERROR` with a zod-style summary.
     pub fn validation(summary: String) -> Self {
         Self::with_message(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", summary)
@@ -172,6 +181,21 @@ pub mod codes {
     /// `callbackURL` not trusted.
     pub const INVALID_CALLBACK_URL: ApiError =
         ApiError::new(S::FORBIDDEN, "INVALID_CALLBACK_URL", "Invalid callbackURL");
+    /// A `redirectTo` that is not a trusted origin or a safe relative path.
+    pub const INVALID_REDIRECT_URL: ApiError =
+        ApiError::new(S::FORBIDDEN, "INVALID_REDIRECT_URL", "Invalid redirectURL");
+    /// An `errorCallbackURL` that is not a trusted origin or a safe relative path.
+    pub const INVALID_ERROR_CALLBACK_URL: ApiError = ApiError::new(
+        S::FORBIDDEN,
+        "INVALID_ERROR_CALLBACK_URL",
+        "Invalid errorCallbackURL",
+    );
+    /// A `newUserCallbackURL` that is not a trusted origin or a safe relative path.
+    pub const INVALID_NEW_USER_CALLBACK_URL: ApiError = ApiError::new(
+        S::FORBIDDEN,
+        "INVALID_NEW_USER_CALLBACK_URL",
+        "Invalid newUserCallbackURL",
+    );
     /// Cross-site navigation to a sign-in form.
     pub const CROSS_SITE_NAVIGATION_LOGIN_BLOCKED: ApiError = ApiError::new(
         S::FORBIDDEN,

@@ -274,9 +274,9 @@ function sessiondEnv(o) {
   if (o.redisUrl && o.cache && sessiondSupports("SESSIOND_REDIS__KEYSPACE_NOTIFICATIONS", "configure")) {
     e.SESSIOND_REDIS__KEYSPACE_NOTIFICATIONS = "configure";
   }
-  // Better Auth stores 42 sent for a text field as "42"; sessiond answers 400 unless told to
-  // do the same (README, compatibility table).
-  if (o.coerce !== false) e.SESSIOND_ADVANCED__COERCE_FIELD_TYPES = "true";
+  // Better Auth stores 42 sent for a text field as "42", as sessiond does by default;
+  // `coerce: false` asks for sessiond's strict 400 instead (README, compatibility table).
+  if (o.coerce === false) e.SESSIOND_ADVANCED__COERCE_FIELD_TYPES = "false";
   return e;
 }
 

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::cookies::{CookieAttributes, CookiesSettings};
+
 /// Better Auth's `advanced.*` options.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -13,17 +15,20 @@ pub struct AdvancedSettings {
     pub use_secure_cookies: Option<bool>,
     /// Skip the origin check on cookie-bearing POSTs and the sign-in CSRF check.
     pub disable_csrf_check: bool,
-    /// Skip the origin check (Better Auth's older switch).
+    /// Skip the origin check (Better Auth's older switch), and the check of redirect
+    /// targets (`callbackURL` and its kin) against the trusted origins.
     pub disable_origin_check: bool,
     /// Share cookies with subdomains.
     pub cross_sub_domain_cookies: CrossSubDomainCookies,
     /// Attributes applied to every session cookie (Better Auth's `defaultCookieAttributes`).
     pub default_cookie_attributes: CookieAttributes,
+    /// Each session cookie's name and attributes (Better Auth's `cookies`).
+    pub cookies: CookiesSettings,
     /// Client address detection.
     pub ip_address: IpAddressSettings,
-    /// Better Auth stores a number, boolean or object sent for a text field of
-    /// `update-user`/`update-session` as its text (`42` → `"42"`); sessiond answers 400
-    /// unless this is on.
+    /// Store a number, boolean or object sent for a text field of
+    /// `update-user`/`update-session` as its text (`42` → `"42"`), as Better Auth does;
+    /// off: 400 `VALIDATION_ERROR` instead.
     pub coerce_field_types: bool,
     /// Id generation (`advanced.database.*`).
     pub database: super::AdvancedDatabase,
@@ -38,23 +43,12 @@ impl Default for AdvancedSettings {
             disable_origin_check: false,
             cross_sub_domain_cookies: CrossSubDomainCookies::default(),
             default_cookie_attributes: CookieAttributes::default(),
+            cookies: CookiesSettings::default(),
             ip_address: IpAddressSettings::default(),
-            coerce_field_types: false,
+            coerce_field_types: true,
             database: super::AdvancedDatabase::default(),
         }
     }
-}
-
-/// `advanced.defaultCookieAttributes`: overrides of the session cookies' attributes.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CookieAttributes {
-    /// `lax` (default), `strict` or `none` (which forces `Secure`).
-    pub same_site: Option<SameSite>,
-    /// Force `Secure` on or off (the `__Secure-` name prefix follows `use_secure_cookies`).
-    pub secure: Option<bool>,
-    /// Add `Partitioned` (CHIPS; forces `Secure`).
-    pub partitioned: bool,
 }
 
 /// The `SameSite` attribute of the session cookies. Spelled in any case (`Lax`, `lax`),

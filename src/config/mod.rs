@@ -34,6 +34,7 @@ macro_rules! one_of {
 }
 
 mod advanced;
+mod cookies;
 mod forward_auth;
 mod load;
 mod origins;
@@ -50,9 +51,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use advanced::{
-    AdvancedSettings, CookieAttributes, CrossSubDomainCookies, IpAddressSettings, SameSite,
-};
+pub use advanced::{AdvancedSettings, CrossSubDomainCookies, IpAddressSettings, SameSite};
+pub use cookies::{CookieAttributes, CookieSettings, CookiesSettings, SessionCookie};
 pub use load::ConfigError;
 pub use origins::check_origin_pattern;
 pub use schema::{AdminSettings, AdvancedDatabase, GenerateId, PluginSettings, UserSettings};

@@ -3,6 +3,7 @@
 //! trust every website, limits too small to serve a request. Origins, trusted proxies and
 //! the forward-auth endpoint have modules of their own; `validate` runs them all.
 
+use super::cookies::{check_cookies, check_domain, is_cookie_token};
 use super::origins::is_http_url;
 use super::proxies::check_trusted_proxies;
 use super::{check_origin_pattern, field_type_matches, ConfigError, Settings};
@@ -23,13 +24,6 @@ const MAX_HASH_CONCURRENCY: usize = 256;
 /// A refusal, its message naming the option.
 pub(super) fn invalid(msg: impl Into<String>) -> ConfigError {
     ConfigError::Invalid(msg.into())
-}
-
-/// RFC 6265 cookie-name characters (a token: no separators, spaces or controls).
-fn is_cookie_token(v: &str) -> bool {
-    !v.is_empty()
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Paths (relative to the base path) whose rate limit is 3 per 10 s unless a custom rule
@@ -293,16 +287,9 @@ impl Settings {
         }
         let domain = adv.cross_sub_domain_cookies.domain.as_str();
         if !domain.is_empty() {
-            let d = domain.trim_start_matches('.');
-            let chars_ok = d
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
-            if !chars_ok || psl::domain_str(d).is_none() {
-                return Err(invalid(format!(
-                    "advanced.cross_sub_domain_cookies.domain {domain:?} must be a registrable domain (example.com), not a public suffix"
-                )));
-            }
+            check_domain("advanced.cross_sub_domain_cookies.domain", domain).map_err(invalid)?;
         }
+        check_cookies(adv).map_err(invalid)?;
         for h in &adv.ip_address.ip_address_headers {
             if axum::http::HeaderName::from_bytes(h.as_bytes()).is_err() {
                 return Err(invalid(format!(

@@ -1,23 +1,18 @@
 //! `POST /sign-up/email`, `POST /sign-in/email`, `POST /sign-out`.
+//!
+//! Their `callbackURL` was checked with the other redirect targets when the body was read
+//! ([`crate::http::origin::check_redirect_targets`]).
 
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
 use crate::error::{codes, ApiError};
 use crate::http::extract::{is_valid_email, Body, Client, Ctx, Fields};
+use crate::http::origin::form_csrf;
 use crate::session::limits;
 use crate::session::service::{SignIn, SignUp};
-
-fn check_callback(ctx: &Ctx, url: Option<&str>) -> Result<(), ApiError> {
-    match url {
-        Some(u) if !ctx.state.csrf_disabled && !ctx.state.origins.is_trusted_callback(u) => {
-            Err(codes::INVALID_CALLBACK_URL)
-        }
-        _ => Ok(()),
-    }
-}
 
 /// Sign-up's body, validated: the input and its `callbackURL`.
 pub fn sign_up_input(body: &Body<true>) -> Result<(SignUp, Option<String>), ApiError> {
@@ -28,11 +23,17 @@ pub fn sign_up_input(body: &Body<true>) -> Result<(SignUp, Option<String>), ApiE
     let image = f.opt_string("image");
     let callback = f.opt_string("callbackURL");
     let remember_me = f.opt_bool("rememberMe");
-    if f.object().get("email").is_some_and(|v| v.is_string()) && !is_valid_email(&email) {
+    let email_ok = is_valid_email(&email);
+    if f.object().get("email").is_some_and(|v| v.is_string()) && !email_ok {
         f.fail("email", "Invalid email address");
     }
     f.storable("name", Some(&name), limits::MAX_NAME_CHARS);
-    f.storable("email", Some(&email), limits::MAX_EMAIL_CHARS);
+    // An address already refused is not measured too (Better Auth reports it once).
+    f.storable(
+        "email",
+        Some(email.as_str()).filter(|_| email_ok),
+        limits::MAX_EMAIL_CHARS,
+    );
     f.storable("image", image.as_deref(), limits::MAX_IMAGE_CHARS);
     let mut extra = f.object().clone();
     f.finish()?;
@@ -88,10 +89,15 @@ pub fn sign_out_input(body: &Body<false>) -> Result<Option<String>, ApiError> {
 }
 
 /// Creates a user and (unless auto sign-in is off) a session: `{token, user}`.
-pub async fn sign_up(mut ctx: Ctx, Client(client): Client, body: Body<true>) -> Response {
+pub async fn sign_up(
+    mut ctx: Ctx,
+    Client(client): Client,
+    headers: HeaderMap,
+    body: Body<true>,
+) -> Response {
     let result = async {
-        let (input, callback) = sign_up_input(&body)?;
-        check_callback(&ctx, callback.as_deref())?;
+        let (input, _) = sign_up_input(&body)?;
+        form_csrf(&ctx.state, &headers)?;
         let svc = ctx.state.sessions.clone();
         let (token, user) = svc
             .sign_up(input, &client, &ctx.credential, &mut ctx.out)
@@ -104,12 +110,17 @@ pub async fn sign_up(mut ctx: Ctx, Client(client): Client, body: Body<true>) -> 
     ctx.respond(result)
 }
 
-/// Checks email and password and creates a session:
-/// `{redirect, token, url?, user}`, with `Location` when a `callbackURL` was given.
-pub async fn sign_in(mut ctx: Ctx, Client(client): Client, body: Body<true>) -> Response {
+/// Checks email and password and creates a session: `{redirect, token, url?, user}`, with
+/// `url` when a `callbackURL` was sent, and `redirect` and `Location` when it is not empty.
+pub async fn sign_in(
+    mut ctx: Ctx,
+    Client(client): Client,
+    headers: HeaderMap,
+    body: Body<true>,
+) -> Response {
     let result = async {
         let (input, callback) = sign_in_input(&body)?;
-        check_callback(&ctx, callback.as_deref())?;
+        form_csrf(&ctx.state, &headers)?;
         if !is_valid_email(&input.email) {
             return Err(codes::INVALID_EMAIL);
         }
@@ -117,15 +128,16 @@ pub async fn sign_in(mut ctx: Ctx, Client(client): Client, body: Body<true>) -> 
         let (token, user) = svc
             .sign_in(input, &client, &ctx.credential, &mut ctx.out)
             .await?;
+        let redirect = callback.as_deref().is_some_and(|u| !u.is_empty());
         let mut body = serde_json::Map::new();
-        body.insert("redirect".into(), json!(callback.is_some()));
+        body.insert("redirect".into(), json!(redirect));
         body.insert("token".into(), json!(token));
         if let Some(url) = &callback {
             body.insert("url".into(), json!(url));
         }
         body.insert("user".into(), json!(svc.user_output(&user)));
         let mut res = Json(body).into_response();
-        if let Some(url) = callback.and_then(|u| u.parse().ok()) {
+        if let Some(url) = callback.filter(|_| redirect).and_then(|u| u.parse().ok()) {
             res.headers_mut().insert(header::LOCATION, url);
         }
         Ok(res)
@@ -137,8 +149,7 @@ pub async fn sign_in(mut ctx: Ctx, Client(client): Client, body: Body<true>) -> 
 /// Deletes the session and expires its cookies: `{success: true}`, signed in or not.
 pub async fn sign_out(mut ctx: Ctx, body: Body<false>) -> Response {
     let result = async {
-        let callback = sign_out_input(&body)?;
-        check_callback(&ctx, callback.as_deref())?;
+        sign_out_input(&body)?;
         ctx.state
             .sessions
             .sign_out(&ctx.credential, &mut ctx.out)

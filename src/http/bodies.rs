@@ -7,11 +7,13 @@ use crate::http::extract::{is_valid_email, Body, Fields};
 use crate::http::{account, auth, sessions};
 
 /// The routes that read a body, relative to the base path.
-pub const ROUTES: [&str; 8] = [
+pub const ROUTES: [&str; 10] = [
     "/sign-up/email",
     "/sign-in/email",
     "/sign-out",
     "/revoke-session",
+    "/revoke-sessions",
+    "/revoke-other-sessions",
     "/update-session",
     "/update-user",
     "/change-password",
@@ -44,6 +46,10 @@ pub fn validate(route: &str, content_type: Option<&str>, bytes: &[u8]) -> Result
         }
         "/change-password" => {
             account::change_password_input(&Body::<false>::parse(content_type, bytes)?).map(drop)
+        }
+        // Parsed, then left unread.
+        "/revoke-sessions" | "/revoke-other-sessions" => {
+            Body::<false>::parse(content_type, bytes).map(drop)
         }
         // Reads no body: whatever is sent is ignored.
         _ => Ok(()),

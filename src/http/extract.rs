@@ -16,6 +16,8 @@ use crate::session::{ClientInfo, Current, ResolveOptions};
 
 /// A request body: `None` when there is none (or, as in Better Auth on Node, when it came
 /// without a `Content-Type`). `FORM` also admits `application/x-www-form-urlencoded`.
+/// Extracted, it has passed Better Auth's router-wide check of redirect targets
+/// ([`crate::http::origin::check_redirect_targets`]), which comes before a route's own.
 pub struct Body<const FORM: bool> {
     /// The parsed body.
     pub value: Option<Value>,
@@ -32,10 +34,14 @@ impl<const FORM: bool> FromRequest<AppState> for Body<FORM> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let query = req.uri().query().map(str::to_owned);
         let bytes = read_body(req, state.body_limit, state.body_timeout)
             .await
             .map_err(IntoResponse::into_response)?;
-        Self::parse(ct.as_deref(), &bytes).map_err(IntoResponse::into_response)
+        let body = Self::parse(ct.as_deref(), &bytes).map_err(IntoResponse::into_response)?;
+        crate::http::origin::check_redirect_targets(state, body.value.as_ref(), query.as_deref())
+            .map_err(IntoResponse::into_response)?;
+        Ok(body)
     }
 }
 
@@ -156,6 +162,31 @@ impl<const FORM: bool> Body<FORM> {
     }
 }
 
+/// The error Better Auth's router gives a POST's body before anything else looks at the
+/// request (413, 408, 415, malformed JSON), if any; routes that read no body have none.
+pub async fn unreadable_body(req: Request, state: &AppState) -> Option<ApiError> {
+    let path = req.uri().path();
+    let rel = path.strip_prefix(&*state.base_path).unwrap_or(path);
+    let form = rel == "/sign-in/email" || rel == "/sign-up/email";
+    if rel == "/get-session" {
+        return None;
+    }
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = match read_body(req, state.body_limit, state.body_timeout).await {
+        Ok(b) => b,
+        Err(e) => return Some(e),
+    };
+    if form {
+        Body::<true>::parse(ct.as_deref(), &bytes).err()
+    } else {
+        Body::<false>::parse(ct.as_deref(), &bytes).err()
+    }
+}
+
 fn received(v: Option<&Value>) -> &'static str {
     v.map_or("undefined", json_type)
 }
@@ -221,12 +252,13 @@ impl<'a> Fields<'a> {
     /// A required non-empty string.
     pub fn non_empty(&mut self, key: &str) -> String {
         let s = self.string(key);
-        if s.is_empty() && matches!(self.obj.get(key), Some(Value::String(_))) {
-            self.issue(
-                key,
-                "Too small: expected string to have >=1 characters".into(),
-            );
-        }
+        // zod's length check also runs on an empty array (after the type issue).
+        let what = match self.obj.get(key) {
+            Some(Value::String(v)) if v.is_empty() => "string to have >=1 characters",
+            Some(Value::Array(v)) if v.is_empty() => "array to have >=1 items",
+            _ => return s,
+        };
+        self.issue(key, format!("Too small: expected {what}"));
         s
     }
 
@@ -265,16 +297,14 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// Replaces non-null, non-string values of `keys` by their text, as JavaScript's
-    /// `String(v)` (objects as JSON), which is what Better Auth ends up storing.
+    /// Replaces non-null, non-string values of `keys` by their text as node-postgres sends
+    /// it, which is what Better Auth on PostgreSQL ends up storing.
     pub fn coerce_to_text(obj: &Map<String, Value>, keys: &[&str]) -> Map<String, Value> {
         let mut out = obj.clone();
         for k in keys {
             if let Some(v) = out.get_mut(*k) {
-                match v {
-                    Value::Null | Value::String(_) => {}
-                    Value::Bool(_) | Value::Number(_) => *v = Value::String(v.to_string()),
-                    Value::Array(_) | Value::Object(_) => *v = Value::String(v.to_string()),
+                if let Some(text) = crate::js::pg::param_text(v).filter(|_| !v.is_string()) {
+                    *v = Value::String(text);
                 }
             }
         }

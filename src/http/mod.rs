@@ -68,6 +68,9 @@ pub struct Shared {
     pub base_path: Arc<str>,
     /// Origin and CSRF checks are off.
     pub csrf_disabled: bool,
+    /// Redirect targets (`callbackURL` and its kin) are not checked
+    /// (`advanced.disable_origin_check`).
+    pub origin_check_disabled: bool,
     /// Forward-auth settings.
     pub forward_auth: Arc<forward_auth::ForwardAuth>,
     /// Forward-auth path, if served.
@@ -242,6 +245,13 @@ pub fn router(state: AppState) -> Router {
             Edge {
                 state: state.clone(),
                 metrics: Arc::new(metrics),
+                posts: ROUTES
+                    .iter()
+                    .filter(|(m, _)| *m == "POST")
+                    .filter_map(|(_, p)| p.strip_prefix("/api/auth"))
+                    .map(|rest| format!("{}{rest}", state.base_path))
+                    .collect::<std::collections::HashSet<_>>()
+                    .into(),
             },
             edge,
         ))
@@ -341,6 +351,9 @@ impl MakeRequestId for FastRequestId {
 struct Edge {
     state: AppState,
     metrics: Arc<std::collections::HashMap<String, RouteMetrics>>,
+    /// The full paths served for POST: the only ones the origin check applies to (another
+    /// path, or another method, is a 404 first, as in Better Auth).
+    posts: Arc<std::collections::HashSet<String>>,
 }
 
 /// Whether `path` is `base` or below it.
@@ -390,10 +403,16 @@ async fn edge(
         Some(counted) => rate_limit::verdict(state, counted).await,
         None => None,
     };
+    let checked = req.method() == axum::http::Method::POST && edge.posts.contains(req.uri().path());
     let mut res = if let Some(limited) = limited {
         limited
-    } else if let Err(e) = origin::verdict(state, &req) {
-        e.into_response()
+    } else if let Some(Err(e)) = checked.then(|| origin::verdict(state, &req)) {
+        // Better Auth reads the body before it checks the origin: a body it cannot read
+        // is what it answers.
+        extract::unreadable_body(req, state)
+            .await
+            .unwrap_or(e)
+            .into_response()
     } else {
         match tokio::time::timeout(state.request_timeout, next.run(req)).await {
             Ok(res) => res,
@@ -410,6 +429,9 @@ async fn edge(
             .entry(axum::http::header::CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-store"));
     }
+    // The router lists a known path's methods in `Allow` even on the 404 that a wrong
+    // method gets here (as in Better Auth, which sends no `Allow`).
+    res.headers_mut().remove(axum::http::header::ALLOW);
     if let Some(t) = timing {
         crate::metrics::finish(t, &method, &res);
     }

@@ -1,10 +1,12 @@
 //! Better Auth's CSRF defences for cookie-bearing POSTs: the request's `Origin` (or
 //! `Referer`) must be a trusted origin. Sign-in and sign-up, which usually carry no cookie,
 //! also refuse cross-site navigations and untrusted origins (Fetch Metadata), while still
-//! admitting `curl` and server-to-server calls that send none of those headers.
+//! admitting `curl` and server-to-server calls that send none of those headers. And the
+//! redirect targets any POST may carry (`callbackURL` and its kin) must be trusted.
 
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, Method};
+use serde_json::Value;
 
 use crate::config::Settings;
 use crate::error::{codes, ApiError};
@@ -213,7 +215,8 @@ fn validate_origin(state: &AppState, h: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The origin check on every POST, plus the Fetch-Metadata check on sign-in and sign-up.
+/// The origin check on every cookie-bearing POST (Better Auth's router-wide one; sign-in
+/// and sign-up add [`form_csrf`] once their body is validated).
 pub fn verdict(state: &AppState, req: &Request) -> Result<(), ApiError> {
     let is_forward_auth = state
         .forward_auth_path
@@ -223,18 +226,26 @@ pub fn verdict(state: &AppState, req: &Request) -> Result<(), ApiError> {
         return Ok(());
     }
     let h = req.headers();
-    // Every Cookie header counts: an empty first one must not hide the session's.
-    let has_cookie = h
-        .get_all(header::COOKIE)
-        .iter()
-        .any(|c| !c.as_bytes().iter().all(u8::is_ascii_whitespace));
-    let path = req.uri().path();
-    let rel = path.strip_prefix(&*state.base_path).unwrap_or(path);
-    let form_route = rel == "/sign-in/email" || rel == "/sign-up/email";
-    if has_cookie {
+    if has_cookie(h) {
         return validate_origin(state, h);
     }
-    if !form_route {
+    Ok(())
+}
+
+/// Whether a request carries cookies. Every Cookie header counts: an empty first one must
+/// not hide the session's.
+fn has_cookie(h: &HeaderMap) -> bool {
+    h.get_all(header::COOKIE)
+        .iter()
+        .any(|c| !c.as_bytes().iter().all(u8::is_ascii_whitespace))
+}
+
+/// Sign-in's and sign-up's check of a request without cookies (those with cookies passed
+/// [`verdict`]), made after their body is validated, as Better Auth's `formCsrfMiddleware`:
+/// cross-site navigations are refused, and a request with Fetch Metadata, `Origin` or
+/// `Referer` must come from a trusted origin.
+pub fn form_csrf(state: &AppState, h: &HeaderMap) -> Result<(), ApiError> {
+    if state.csrf_disabled || has_cookie(h) {
         return Ok(());
     }
     let site = header_str(h, "sec-fetch-site");
@@ -247,6 +258,81 @@ pub fn verdict(state: &AppState, req: &Request) -> Result<(), ApiError> {
     }
     if h.contains_key("origin") || h.contains_key("referer") {
         return validate_origin(state, h);
+    }
+    Ok(())
+}
+
+/// A body field Better Auth's origin check reads on every POST, the name its errors give
+/// it, and the error an untrusted value gets.
+fn redirect_target(field: &str) -> (&'static str, ApiError) {
+    match field {
+        "redirectTo" => ("redirectURL", codes::INVALID_REDIRECT_URL),
+        "errorCallbackURL" => ("errorCallbackURL", codes::INVALID_ERROR_CALLBACK_URL),
+        "newUserCallbackURL" => ("newUserCallbackURL", codes::INVALID_NEW_USER_CALLBACK_URL),
+        _ => ("callbackURL", codes::INVALID_CALLBACK_URL),
+    }
+}
+
+/// JavaScript's truthiness of a JSON value.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null | Value::Bool(false) => false,
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::String(s) => !s.is_empty(),
+        _ => true,
+    }
+}
+
+/// Better Auth's router-wide check of every POST's redirect targets, made once the body is
+/// parsed and before the route validates it: `callbackURL` (the body's, else the query's),
+/// `redirectTo`, `errorCallbackURL`, `newUserCallbackURL`. A falsy one is skipped; another
+/// that is not a string is a 400 with no code, one that is not a trusted origin or a safe
+/// relative path a 403. Off with `advanced.disable_origin_check`.
+pub fn check_redirect_targets(
+    state: &AppState,
+    body: Option<&Value>,
+    query: Option<&str>,
+) -> Result<(), ApiError> {
+    if state.origin_check_disabled {
+        return Ok(());
+    }
+    let field = |name: &str| {
+        body.and_then(|b| b.as_object())
+            .and_then(|o| o.get(name))
+            .filter(|v| truthy(v))
+            .cloned()
+    };
+    // Repeated in the query, it is a list, which is no string.
+    let from_query = || {
+        let mut values = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .filter(|(k, _)| k == "callbackURL")
+            .map(|(_, v)| Value::String(v.into_owned()));
+        let first = values.next()?;
+        Some(match values.next() {
+            None => first,
+            Some(second) => Value::Array([first, second].into_iter().chain(values).collect()),
+        })
+    };
+    let callback = field("callbackURL").or_else(|| from_query().filter(truthy));
+    let targets = [
+        ("callbackURL", callback),
+        ("redirectTo", field("redirectTo")),
+        ("errorCallbackURL", field("errorCallbackURL")),
+        ("newUserCallbackURL", field("newUserCallbackURL")),
+    ];
+    for (name, value) in targets {
+        let Some(value) = value else { continue };
+        let (label, untrusted) = redirect_target(name);
+        match value.as_str() {
+            None => {
+                return Err(ApiError::message_owned(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    format!("Invalid {label}: expected a string"),
+                ))
+            }
+            Some(url) if !state.origins.is_trusted_callback(url) => return Err(untrusted),
+            Some(_) => {}
+        }
     }
     Ok(())
 }

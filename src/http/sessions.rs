@@ -42,8 +42,12 @@ pub async fn get_session(ctx: Ctx) -> Response {
     get_session_with(ctx, defer).await
 }
 
-/// The deferred refresh: as `GET` without deferral. 405 unless deferred refresh is on.
-pub async fn post_get_session(ctx: Ctx) -> Response {
+/// The deferred refresh: as `GET` without deferral. 405 unless deferred refresh is on. It
+/// reads no body, but a `callbackURL` in its query is checked as on every POST.
+pub async fn post_get_session(ctx: Ctx, uri: axum::http::Uri) -> Response {
+    if let Err(e) = crate::http::origin::check_redirect_targets(&ctx.state, None, uri.query()) {
+        return e.into_response();
+    }
     if !ctx.state.sessions.policy().defer_refresh {
         let mut res = codes::METHOD_NOT_ALLOWED_DEFER.into_response();
         no_store(&mut res);
@@ -114,8 +118,9 @@ pub async fn revoke_session(mut ctx: Ctx, body: Body<false>) -> Response {
     ctx.respond(result)
 }
 
-/// Revokes every session of the user: `{status: true}`.
-pub async fn revoke_sessions(mut ctx: Ctx) -> Response {
+/// Revokes every session of the user: `{status: true}`. The body, which nothing reads, is
+/// parsed all the same (a malformed one is refused, as Better Auth's router refuses it).
+pub async fn revoke_sessions(mut ctx: Ctx, _: Body<false>) -> Response {
     let result = async {
         let cur = ctx.session(Gate::Sensitive).await?;
         let svc = ctx.state.sessions.clone();
@@ -127,8 +132,9 @@ pub async fn revoke_sessions(mut ctx: Ctx) -> Response {
     ctx.respond(result)
 }
 
-/// Revokes every session of the user but the caller's: `{status: true}`.
-pub async fn revoke_other_sessions(mut ctx: Ctx) -> Response {
+/// Revokes every session of the user but the caller's: `{status: true}` (the body is
+/// parsed as revoke-sessions').
+pub async fn revoke_other_sessions(mut ctx: Ctx, _: Body<false>) -> Response {
     let result = async {
         let cur = ctx.session(Gate::Sensitive).await?;
         ctx.state.sessions.revoke_other_sessions(&cur).await?;

@@ -2,14 +2,15 @@
 //! Auth does: better-call's attribute order (`Max-Age; Domain; Path; HttpOnly; Secure;
 //! SameSite; Partitioned`), values percent-encoded as `encodeURIComponent` does, `Max-Age`
 //! capped at the browsers' 400-day ceiling, and cache values chunked as Better Auth chunks
-//! them. The `cookie` crate writes its attributes in another order, which clients that
-//! compare headers (and our byte-exact tests against Better Auth) would see, so the lines
-//! are written here.
+//! them. Each session cookie has attributes of its own (`advanced.cookies.<key>.attributes`
+//! over `advanced.default_cookie_attributes`). The `cookie` crate writes its attributes in
+//! another order, which clients that compare headers (and our byte-exact tests against
+//! Better Auth) would see, so the lines are written here.
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use crate::config::Settings;
-use crate::session::cookies::{CarriedCache, CookieNames, CookieOp, MAX_CHUNKS};
+use crate::config::{CookieAttributes, SessionCookie, Settings};
+use crate::session::cookies::{CarriedCache, CookieKind, CookieNames, CookieOp, MAX_CHUNKS};
 
 /// Characters `encodeURIComponent` leaves alone: `A-Z a-z 0-9 - _ . ! ~ * ' ( )`.
 const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -34,78 +35,92 @@ pub fn encode_uri_component(v: &str) -> String {
     utf8_percent_encode(v, URI_COMPONENT).to_string()
 }
 
-/// Cookie names and shared attributes, computed once from the settings.
+/// Cookie names and attributes, computed once from the settings.
 #[derive(Debug, Clone)]
 pub struct CookieWriter {
     /// The names.
     pub names: CookieNames,
-    /// `; Domain=…; Path=/; HttpOnly[; Secure]; SameSite=Lax` after the Max-Age.
-    attrs_after_max_age: String,
+    /// Each cookie's attributes after its Max-Age (`; Domain=…; Path=/; HttpOnly[; Secure];
+    /// SameSite=Lax[; Partitioned]`): the session token's, the cache's (its chunks too), and
+    /// the `dont_remember` flag's.
+    token_attrs: String,
+    data_attrs: String,
+    dont_remember_attrs: String,
     /// Largest cache value written: the accepted request head less 4 KiB for the request
     /// line, the other headers and cookies, so that the browser can still send it back.
     max_cache_bytes: usize,
 }
 
+/// The attributes after the Max-Age of a cookie with the configured attributes `a`;
+/// `cross_domain`: the cross-subdomain domain, if any (which `a.domain` overrides).
+fn attributes(s: &Settings, cross_domain: &str, a: &CookieAttributes) -> String {
+    let mut attrs = String::new();
+    let domain = if a.domain.is_empty() {
+        cross_domain
+    } else {
+        &a.domain
+    };
+    if !domain.is_empty() {
+        attrs.push_str("; Domain=");
+        attrs.push_str(domain);
+    }
+    attrs.push_str("; Path=");
+    attrs.push_str(if a.path.is_empty() { "/" } else { &a.path });
+    attrs.push_str("; HttpOnly");
+    let same_site = a.same_site.unwrap_or_default().as_attribute();
+    let partitioned = a.partitioned == Some(true);
+    // better-call forces Secure for SameSite=None, Partitioned and __Secure- names.
+    if s.secure_cookies() || same_site == "None" || partitioned || a.secure == Some(true) {
+        attrs.push_str("; Secure");
+    }
+    attrs.push_str("; SameSite=");
+    attrs.push_str(same_site);
+    if partitioned {
+        attrs.push_str("; Partitioned");
+    }
+    attrs
+}
+
 impl CookieWriter {
     /// Derives names and attributes from the settings.
     pub fn new(s: &Settings) -> Self {
-        let mut attrs = String::new();
         let xs = &s.advanced.cross_sub_domain_cookies;
-        if xs.enabled {
-            let domain = if xs.domain.is_empty() {
-                url::Url::parse(&s.effective_base_url())
-                    .ok()
-                    .and_then(|u| u.host_str().map(String::from))
-                    .unwrap_or_default()
-            } else {
-                xs.domain.clone()
-            };
-            if !domain.is_empty() {
-                attrs.push_str("; Domain=");
-                attrs.push_str(&domain);
-            }
-        }
-        let over = &s.advanced.default_cookie_attributes;
-        let same_site = over.same_site.unwrap_or_default().as_attribute();
-        // better-call forces Secure for SameSite=None, Partitioned and __Secure- names.
-        let secure_attr = s.secure_cookies()
-            || same_site == "None"
-            || over.partitioned
-            || over.secure == Some(true);
-        attrs.push_str("; Path=/; HttpOnly");
-        if secure_attr {
-            attrs.push_str("; Secure");
-        }
-        attrs.push_str("; SameSite=");
-        attrs.push_str(same_site);
-        if over.partitioned {
-            attrs.push_str("; Partitioned");
-        }
+        let cross_domain = match (xs.enabled, xs.domain.is_empty()) {
+            (false, _) => String::new(),
+            (true, false) => xs.domain.clone(),
+            (true, true) => url::Url::parse(&s.effective_base_url())
+                .ok()
+                .and_then(|u| u.host_str().map(String::from))
+                .unwrap_or_default(),
+        };
+        let attrs = |c| attributes(s, &cross_domain, &s.advanced.cookie_attributes(c));
         Self {
             names: CookieNames::new(s),
-            attrs_after_max_age: attrs,
+            token_attrs: attrs(SessionCookie::SessionToken),
+            data_attrs: attrs(SessionCookie::SessionData),
+            dont_remember_attrs: attrs(SessionCookie::DontRemember),
             max_cache_bytes: s.server.max_header_bytes.saturating_sub(4096),
         }
     }
 
-    /// A `Set-Cookie` value; `value` is encoded here, `max_age` `None` makes a browser-session
-    /// cookie.
-    pub fn set(&self, name: &str, value: &str, max_age: Option<u64>) -> String {
-        let mut out = String::with_capacity(name.len() + value.len() + 80);
-        out.push_str(name);
-        out.push('=');
-        out.push_str(&encode_uri_component(value));
-        if let Some(age) = max_age {
-            out.push_str("; Max-Age=");
-            out.push_str(&age.min(MAX_AGE_CEILING).to_string());
+    /// The attributes of a cookie kind (a cache chunk has the cache's).
+    fn attrs(&self, kind: CookieKind) -> &str {
+        match kind {
+            CookieKind::Token => &self.token_attrs,
+            CookieKind::DontRemember => &self.dont_remember_attrs,
+            CookieKind::Cache | CookieKind::CacheChunk(_) => &self.data_attrs,
         }
-        out.push_str(&self.attrs_after_max_age);
-        out
     }
 
-    /// The length of [`Self::set`]'s line for a name of `name_len` bytes and an empty
+    /// A `Set-Cookie` value for a cookie kind; `value` is encoded here, `max_age` `None`
+    /// makes a browser-session cookie.
+    pub fn set(&self, kind: CookieKind, value: &str, max_age: Option<u64>) -> String {
+        line(&self.names.of(kind), self.attrs(kind), value, max_age)
+    }
+
+    /// The length of a cache chunk's line for a name of `name_len` bytes and an empty
     /// value, without writing it: the cache is chunked on every write.
-    fn empty_line_len(&self, name_len: usize, max_age: Option<u64>) -> usize {
+    fn empty_chunk_len(&self, name_len: usize, max_age: Option<u64>) -> usize {
         let age = max_age.map_or(0, |a| {
             let digits = a
                 .min(MAX_AGE_CEILING)
@@ -113,12 +128,12 @@ impl CookieWriter {
                 .map_or(1, |d| d as usize + 1);
             "; Max-Age=".len() + digits
         });
-        name_len + "=".len() + age + self.attrs_after_max_age.len()
+        name_len + "=".len() + age + self.data_attrs.len()
     }
 
     /// A `Set-Cookie` value that deletes the cookie (empty value, `Max-Age=0`).
-    pub fn expire(&self, name: &str) -> String {
-        self.set(name, "", Some(0))
+    pub fn expire(&self, kind: CookieKind) -> String {
+        self.set(kind, "", Some(0))
     }
 
     /// The `Set-Cookie` lines of `ops`, in order.
@@ -134,8 +149,8 @@ impl CookieWriter {
                     kind,
                     value,
                     max_age,
-                } => out.push(self.set(&self.names.of(*kind), value, *max_age)),
-                CookieOp::Expire(kind) => out.push(self.expire(&self.names.of(*kind))),
+                } => out.push(self.set(*kind, value, *max_age)),
+                CookieOp::Expire(kind) => out.push(self.expire(*kind)),
                 CookieOp::SetCache {
                     value,
                     max_age,
@@ -157,7 +172,7 @@ impl CookieWriter {
     ) {
         let name = &self.names.data;
         // A chunk's line less its value (a two-digit index counted, as Better Auth does).
-        let overhead = self.empty_line_len(name.len() + ".99".len(), max_age);
+        let overhead = self.empty_chunk_len(name.len() + ".99".len(), max_age);
         let chunk_size = MAX_COOKIE_SIZE.saturating_sub(overhead).max(1);
         let count = value.len().div_ceil(chunk_size);
         let mut written = CarriedCache::default();
@@ -172,13 +187,14 @@ impl CookieWriter {
                 );
             }
         } else if value.len() <= chunk_size {
-            out.push(self.set(name, value, max_age));
+            out.push(self.set(CookieKind::Cache, value, max_age));
             written.whole = true;
         } else {
             // The value is ASCII (base64url and dots), so byte chunks are char chunks.
             for (i, part) in value.as_bytes().chunks(chunk_size).enumerate() {
                 let chunk = format!("{name}.{i}");
-                out.push(self.set(&chunk, &String::from_utf8_lossy(part), max_age));
+                let part = String::from_utf8_lossy(part);
+                out.push(line(&chunk, &self.data_attrs, &part, max_age));
                 written.chunks |= 1 << i;
             }
         }
@@ -187,15 +203,28 @@ impl CookieWriter {
             chunks: carried.chunks & !written.chunks,
         };
         for kind in stale.kinds() {
-            out.push(self.expire(&self.names.of(kind)));
+            out.push(self.expire(kind));
         }
     }
+}
+
+/// A `Set-Cookie` value: name, encoded value, Max-Age, then `attrs`.
+fn line(name: &str, attrs: &str, value: &str, max_age: Option<u64>) -> String {
+    let mut out = String::with_capacity(name.len() + value.len() + attrs.len() + 24);
+    out.push_str(name);
+    out.push('=');
+    out.push_str(&encode_uri_component(value));
+    if let Some(age) = max_age {
+        out.push_str("; Max-Age=");
+        out.push_str(&age.min(MAX_AGE_CEILING).to_string());
+    }
+    out.push_str(attrs);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::cookies::CookieKind;
 
     fn names(lines: &[String]) -> Vec<&str> {
         lines.iter().filter_map(|l| l.split('=').next()).collect()
@@ -249,33 +278,64 @@ mod tests {
                 chunks: 0b11,
             },
         }]);
-        let data = &w.names.data;
-        assert_eq!(lines[0], w.set(data, "small", None));
+        assert_eq!(lines[0], w.set(CookieKind::Cache, "small", None));
         assert_eq!(
             lines[1..],
             [
-                w.expire(&format!("{data}.0")),
-                w.expire(&format!("{data}.1"))
+                w.expire(CookieKind::CacheChunk(0)),
+                w.expire(CookieKind::CacheChunk(1))
             ]
         );
     }
 
     #[test]
     fn the_empty_line_length_is_the_written_lines() {
-        let w = CookieWriter::new(&Settings::default());
+        let mut s = Settings::default();
+        s.advanced.cookies.session_data.attributes.path = "/api/auth".into();
+        let w = CookieWriter::new(&s);
+        let name_len = w.names.data.len() + ".0".len();
         for age in [None, Some(0), Some(300), Some(u64::MAX)] {
             assert_eq!(
-                w.empty_line_len(7, age),
-                w.set("abc.def", "", age).len(),
+                w.empty_chunk_len(name_len, age),
+                w.set(CookieKind::CacheChunk(0), "", age).len(),
                 "{age:?}"
             );
         }
     }
 
     #[test]
+    fn each_cookie_has_its_own_attributes_over_the_defaults() {
+        let mut s = Settings::default();
+        s.advanced.default_cookie_attributes.same_site = Some(crate::config::SameSite::Strict);
+        s.advanced.cookies.session_token.attributes.path = "/app".into();
+        s.advanced.cookies.session_data.attributes.domain = "example.com".into();
+        s.advanced.cookies.dont_remember.attributes.partitioned = Some(true);
+        let w = CookieWriter::new(&s);
+        let tail = |kind| {
+            w.set(kind, "v", None)
+                .split_once("; ")
+                .unwrap()
+                .1
+                .to_owned()
+        };
+        assert_eq!(
+            tail(CookieKind::Token),
+            "Path=/app; HttpOnly; SameSite=Strict"
+        );
+        assert_eq!(
+            tail(CookieKind::CacheChunk(3)),
+            "Domain=example.com; Path=/; HttpOnly; SameSite=Strict"
+        );
+        assert_eq!(
+            tail(CookieKind::DontRemember),
+            "Path=/; HttpOnly; Secure; SameSite=Strict; Partitioned"
+        );
+    }
+
+    #[test]
     fn max_age_is_capped_at_400_days() {
         let w = CookieWriter::new(&Settings::default());
-        let line = w.set("n", "v", Some(u64::MAX));
+        let line = w.set(CookieKind::Token, "v", Some(u64::MAX));
         assert!(
             line.contains(&format!("Max-Age={MAX_AGE_CEILING};")),
             "{line}"

@@ -2,7 +2,8 @@
 //! what a request presents as its session ([`Credential`]), and the operations a response
 //! must carry ([`CookieOp`]). Writing them out is the HTTP layer's job.
 //!
-//! Names: `[__Secure-]<prefix>.session_token`, `.session_data`, `.dont_remember`.
+//! Names: `[__Secure-]<prefix>.session_token`, `.session_data`, `.dont_remember`, or the
+//! names `advanced.cookies` gives them (still behind `__Secure-`).
 //! Reading follows better-call: the first cookie of a name wins, surrounding quotes are
 //! dropped, and a value is percent-decoded only when it contains `%`. The `cookie` crate
 //! is not used for it: its parser trims Unicode whitespace where this one trims ASCII, and
@@ -13,7 +14,7 @@ use std::borrow::Cow;
 
 use percent_encoding::percent_decode_str;
 
-use crate::config::Settings;
+use crate::config::{SessionCookie, Settings};
 use crate::crypto::signed::{Keyring, Verified, Verifier};
 
 /// Cookie names, computed once from the settings.
@@ -28,14 +29,14 @@ pub struct CookieNames {
 }
 
 impl CookieNames {
-    /// `__Secure-` when cookies are secure, then the configured prefix.
+    /// `__Secure-` when cookies are secure, then the configured name.
     pub fn new(s: &Settings) -> Self {
         let pre = if s.secure_cookies() { "__Secure-" } else { "" };
-        let prefix = &s.advanced.cookie_prefix;
+        let name = |c| format!("{pre}{}", s.advanced.cookie_name(c));
         Self {
-            token: format!("{pre}{prefix}.session_token"),
-            data: format!("{pre}{prefix}.session_data"),
-            dont_remember: format!("{pre}{prefix}.dont_remember"),
+            token: name(SessionCookie::SessionToken),
+            data: name(SessionCookie::SessionData),
+            dont_remember: name(SessionCookie::DontRemember),
         }
     }
 

@@ -513,6 +513,36 @@ fn impossible_values_are_refused_at_start() {
             "domain",
         ),
         (
+            "SESSIOND_ADVANCED__COOKIES__SESSION_TOKEN__NAME",
+            "sid; Domain=evil.com",
+            "advanced.cookies.session_token.name",
+        ),
+        (
+            "SESSIOND_ADVANCED__COOKIES__SESSION_DATA__NAME",
+            "__Host-cache",
+            "advanced.cookies.session_data.name",
+        ),
+        (
+            "SESSIOND_ADVANCED__COOKIES",
+            r#"{"session_data":{"name":"c"},"dont_remember":{"name":"c.1"}}"#,
+            "chunk of session_data",
+        ),
+        (
+            "SESSIOND_ADVANCED__COOKIES__DONT_REMEMBER__ATTRIBUTES__PATH",
+            "/; Domain=evil.com",
+            "advanced.cookies.dont_remember.attributes.path",
+        ),
+        (
+            "SESSIOND_ADVANCED__DEFAULT_COOKIE_ATTRIBUTES__DOMAIN",
+            "com",
+            "advanced.default_cookie_attributes.domain",
+        ),
+        (
+            "SESSIOND_ADVANCED__COOKIES__SESSION_TOKEN__ATTRIBUTES__HTTP_ONLY",
+            "false",
+            "http_only",
+        ),
+        (
             "SESSIOND_ADVANCED__IP_ADDRESS__IP_ADDRESS_HEADERS",
             r#"["bad header"]"#,
             "ip_address_headers",

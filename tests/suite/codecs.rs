@@ -7,7 +7,7 @@ use sessiond::crypto::password::{hash_with_salt, verify_blocking, PasswordError}
 use sessiond::crypto::signed::{SigningKey, Verified};
 use sessiond::crypto::token::generate_with;
 use sessiond::http::set_cookie::{encode_uri_component, CookieWriter};
-use sessiond::session::cookies::{CarriedCache, RequestCookies};
+use sessiond::session::cookies::{CarriedCache, CookieKind, RequestCookies};
 
 use crate::support::vectors::{s, vectors};
 
@@ -28,7 +28,7 @@ fn signed_session_token_matches() {
         ..Settings::default()
     });
     assert_eq!(
-        cfg.set(&cfg.names.token, &key.sign(token), Some(604_800)),
+        cfg.set(CookieKind::Token, &key.sign(token), Some(604_800)),
         s(st, "/set_cookie_via_better_call")
     );
     let dr = &v["signed_cookie"]["dont_remember"];
@@ -80,7 +80,7 @@ fn cookie_variant_https_prefix_and_domain() {
     let token = s(&v, "/inputs/db_session_row/token");
     let expected = var["response_set_cookie"][0].as_str().unwrap();
     assert_eq!(
-        cfg.set(&cfg.names.token, &key.sign(token), Some(2_592_000)),
+        cfg.set(CookieKind::Token, &key.sign(token), Some(2_592_000)),
         expected
     );
     // The data cookie shares the attributes (its value is the cache, issue of its own).
@@ -92,7 +92,7 @@ fn cookie_variant_https_prefix_and_domain() {
         .split_once('=')
         .unwrap()
         .1;
-    assert_eq!(cfg.set(&cfg.names.data, data_value, Some(600)), data_line);
+    assert_eq!(cfg.set(CookieKind::Cache, data_value, Some(600)), data_line);
 }
 
 #[test]
@@ -111,17 +111,21 @@ fn server_flow_remember_me_false_cookies() {
         .map(|l| l.as_str().unwrap())
         .collect();
     assert_eq!(
-        cfg.set(&cfg.names.token, &key.sign(s(flow, "/session_token")), None),
+        cfg.set(
+            CookieKind::Token,
+            &key.sign(s(flow, "/session_token")),
+            None
+        ),
         lines[0]
     );
     assert_eq!(
-        cfg.set(&cfg.names.dont_remember, &key.sign("true"), None),
+        cfg.set(CookieKind::DontRemember, &key.sign("true"), None),
         lines[1]
     );
     let out = &v["server_flows"]["sign_out"]["response_set_cookie"];
-    assert_eq!(cfg.expire(&cfg.names.token), out[0].as_str().unwrap());
+    assert_eq!(cfg.expire(CookieKind::Token), out[0].as_str().unwrap());
     assert_eq!(
-        cfg.expire(&cfg.names.dont_remember),
+        cfg.expire(CookieKind::DontRemember),
         out[3].as_str().unwrap()
     );
 }

@@ -15,12 +15,15 @@ use crate::store::{NewCredentialAccount, StoreError};
 impl SessionService {
     fn check_password_length(&self, password: &str) -> Result<(), SessionError> {
         // Better Auth measures JavaScript string length (UTF-16 code units).
-        let len = password.encode_utf16().count();
-        let ep = &self.inner.email_password;
-        if len < ep.min_password_length {
+        if password.encode_utf16().count() < self.inner.email_password.min_password_length {
             return Err(SessionError::PasswordTooShort);
         }
-        if len > ep.max_password_length {
+        self.check_not_too_long(password)
+    }
+
+    /// The upper bound alone: what sign-in and change-password's current password get.
+    fn check_not_too_long(&self, password: &str) -> Result<(), SessionError> {
+        if password.encode_utf16().count() > self.inner.email_password.max_password_length {
             return Err(SessionError::PasswordTooLong);
         }
         Ok(())
@@ -154,6 +157,7 @@ impl SessionService {
         if !inner.email_password_enabled {
             return Err(SessionError::EmailPasswordDisabled);
         }
+        self.check_not_too_long(&input.password)?;
         let email = input.email.to_lowercase();
         let found = inner.store.user_by_email(&email).await?;
         let (mut user, stored) = match found {
@@ -257,6 +261,7 @@ impl SessionService {
             revoke_others,
         } = change;
         self.check_password_length(&new_password)?;
+        self.check_not_too_long(&current_password)?;
         let Some(Some(stored)) = inner.store.credential_password(&cur.user.id).await? else {
             return Err(SessionError::NoCredentialAccount);
         };

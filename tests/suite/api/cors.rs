@@ -142,7 +142,7 @@ async fn cross_sub_domain_cookies(b: Backend) {
 async fn default_cookie_attributes() {
     let app = spawn_with(Backend::Sqlite, |s| {
         s.advanced.default_cookie_attributes.same_site = Some(sessiond::config::SameSite::None);
-        s.advanced.default_cookie_attributes.partitioned = true;
+        s.advanced.default_cookie_attributes.partitioned = Some(true);
     })
     .await;
     let (_, res) = app.sign_up(&unique_email()).await;

@@ -4,6 +4,7 @@
 mod account;
 mod auth;
 mod cookie_cache;
+mod cookies;
 mod cors;
 mod forward_auth;
 mod hardening;
@@ -19,3 +20,4 @@ mod schema;
 mod security;
 mod sessions;
 mod vectors;
+mod wire;

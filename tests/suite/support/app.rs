@@ -282,6 +282,20 @@ impl TestApp {
         (jar, res)
     }
 
+    /// Signs in with `rememberMe: false` (a browser-session cookie and the
+    /// `dont_remember` flag); returns its jar and the response.
+    pub async fn sign_in_unremembered(&self, email: &str) -> (Jar, Res) {
+        let mut jar = Jar::default();
+        let res = self
+            .post(
+                "/sign-in/email",
+                serde_json::json!({"email": email, "password": PASSWORD, "rememberMe": false}),
+                &mut jar,
+            )
+            .await;
+        (jar, res)
+    }
+
     pub async fn session(&self, jar: &mut Jar) -> Value {
         let res = self.get("/get-session", jar).await;
         assert_eq!(res.status, 200, "{}", res.text);
