@@ -8,6 +8,8 @@
 //   HOST, PORT            127.0.0.1, 4000
 //   BASE_URL              http://127.0.0.1:$PORT
 //   BETTER_AUTH_SECRET    the secret (share it with sessiond for sidecar mode)
+//   BETTER_AUTH_SECRETS   "2:<new>,1:<old>": versioned secrets, read by Better Auth itself
+//                         (BETTER_AUTH_SECRET, if also set, is then its legacy secret)
 //   EXPIRES_IN, UPDATE_AGE, FRESH_AGE   seconds (Better Auth's defaults when unset)
 //   DEFER_SESSION_REFRESH 1 = session.deferSessionRefresh
 //   COOKIE_CACHE          1 = session.cookieCache.enabled
@@ -18,6 +20,11 @@
 //   STORE_SESSION_IN_DATABASE, PRESERVE_SESSION_IN_DATABASE   1 = on (with REDIS_URL)
 //   RATE_LIMIT            1 = rateLimit.enabled
 //   PG_POOL_MAX           pg pool size (10)
+//   ADMIN                 1 = plugins: [admin()] (user role, banned, banReason, banExpires;
+//                         session impersonatedBy; /admin/* routes)
+//   USER_ADDITIONAL_FIELDS  JSON: user.additionalFields, in Better Auth's shape
+//   GENERATE_ID           uuid = advanced.database.generateId
+//   ADVANCED_COOKIES      JSON: advanced.cookies ({"session_token": {"name", "attributes"}, …})
 import http from "node:http";
 import { pathToFileURL } from "node:url";
 import pg from "pg";
@@ -65,14 +72,40 @@ if (on(env.THEME_FIELD)) session.additionalFields = { theme: { type: "string", r
 if (on(env.STORE_SESSION_IN_DATABASE)) session.storeSessionInDatabase = true;
 if (on(env.PRESERVE_SESSION_IN_DATABASE)) session.preserveSessionInDatabase = true;
 
+const json = (name) => {
+  if (!env[name]) return undefined;
+  try {
+    return JSON.parse(env[name]);
+  } catch (e) {
+    console.error(`${name} is not JSON: ${e.message}`);
+    process.exit(2);
+  }
+};
+
+const user = {};
+if (env.USER_ADDITIONAL_FIELDS) user.additionalFields = json("USER_ADDITIONAL_FIELDS");
+const advanced = {};
+if (env.GENERATE_ID) advanced.database = { generateId: env.GENERATE_ID };
+if (env.ADVANCED_COOKIES) advanced.cookies = json("ADVANCED_COOKIES");
+const plugins = [];
+if (on(env.ADMIN)) {
+  const { admin } = await import("better-auth/plugins/admin");
+  plugins.push(admin());
+}
+
 const redis = env.REDIS_URL ? await redisStorage(env.REDIS_URL) : null;
 
 export const options = {
   database: pool,
-  secret: env.BETTER_AUTH_SECRET ?? "compat-secret-0123456789-abcdefghijklmnop",
+  // with BETTER_AUTH_SECRETS alone, no legacy secret (a made-up one would be tried too)
+  secret: env.BETTER_AUTH_SECRET ?? (env.BETTER_AUTH_SECRETS ? undefined : "compat-secret-0123456789-abcdefghijklmnop"),
   baseURL: env.BASE_URL ?? `http://${host}:${port}`,
   emailAndPassword: { enabled: true },
   session,
+  // only when set: today's options are left exactly as they were
+  ...(Object.keys(user).length ? { user } : {}),
+  ...(Object.keys(advanced).length ? { advanced } : {}),
+  ...(plugins.length ? { plugins } : {}),
   rateLimit: { enabled: on(env.RATE_LIMIT) },
   telemetry: { enabled: false },
   ...(redis ? { secondaryStorage: redis.storage } : {}),

@@ -8,9 +8,27 @@
 
 import { createAuthClient } from "better-auth/client";
 
+/** The cookie of each kind, by name: Better Auth's defaults, or a profile's `advanced.cookies`. */
+export const DEFAULT_COOKIE_NAMES = {
+  session_token: "better-auth.session_token",
+  session_data: "better-auth.session_data",
+  dont_remember: "better-auth.dont_remember",
+};
+
+/** The cookie names of the options' `advanced.cookies` (lib/harness.mjs's vocabulary; over http: no `__Secure-`). */
+export function cookieNames(options = {}) {
+  const names = { ...DEFAULT_COOKIE_NAMES };
+  for (const kind of Object.keys(names)) {
+    const name = options.cookies?.[kind]?.name;
+    if (name) names[kind] = name;
+  }
+  return names;
+}
+
 export class Device {
-  constructor(name) {
+  constructor(name, cookieNames = DEFAULT_COOKIE_NAMES) {
     this.name = name;
+    this.cookieNames = cookieNames;
     this.cookies = new Map(); // name -> raw (percent-encoded) value
     this.log = []; // { method, url, status, setCookies }
   }
@@ -28,14 +46,20 @@ export class Device {
     }
   }
 
-  cookie(suffix) {
-    for (const [k, v] of this.cookies) if (k.endsWith(suffix)) return { name: k, raw: v, value: decode(v) };
+  /** The cookie of a kind (`session_token`, `session_data`, `dont_remember`; a cache's first chunk). */
+  cookie(kind) {
+    const name = this.cookieNames[kind];
+    if (!name) throw new Error(`unknown cookie kind ${kind}`);
+    for (const n of [name, `${name}.0`]) {
+      const v = this.cookies.get(n);
+      if (v !== undefined) return { name: n, raw: v, value: decode(v) };
+    }
     return null;
   }
 
   /** The raw session token from the signed session_token cookie. */
   token() {
-    const c = this.cookie(".session_token");
+    const c = this.cookie("session_token");
     if (!c) return null;
     const dot = c.value.lastIndexOf(".");
     return dot > 0 ? c.value.slice(0, dot) : c.value;
@@ -43,7 +67,7 @@ export class Device {
 
   /** A copy of this jar (another tab that kept the old cookies). */
   clone(name = `${this.name}'`) {
-    const d = new Device(name);
+    const d = new Device(name, this.cookieNames);
     d.cookies = new Map(this.cookies);
     return d;
   }
@@ -115,6 +139,8 @@ export function parseSetCookie(line) {
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/;
 const RANDOM32 = /^[A-Za-z0-9]{32}$/;
+// ids under advanced.database.generateId = "uuid"
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const SIG = /^[A-Za-z0-9+/]{43}=$/;
 
 /** Labels for the random values of one server's run: the same label on both sides. */
@@ -143,6 +169,7 @@ function normString(s, roles, now) {
   if (roles.map.has(s)) return roles.map.get(s);
   if (ISO.test(s)) return dateLabel(s, now);
   if (RANDOM32.test(s)) return "<random32>";
+  if (UUID.test(s)) return "<uuid>";
   return s;
 }
 

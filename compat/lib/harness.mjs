@@ -25,6 +25,13 @@ export const RUN_ID = (process.env.COMPAT_RUN_ID || `${process.pid}${randomBytes
   .toLowerCase().replace(/[^a-z0-9]/g, "");
 const RUN_DIR = process.env.COMPAT_RUN_DIR || null;
 
+/**
+ * COMPAT_STAND_IN=better-auth: a second Better Auth takes sessiond's place, to check a test's
+ * own expectations against Better Auth alone before sessiond has the feature (what only sessiond
+ * does, such as immediate revocation or re-signing on rotation, then fails).
+ */
+const STAND_IN = process.env.COMPAT_STAND_IN === "better-auth";
+
 /** The secret both sides share in sidecar mode (and each uses alone otherwise). */
 export const SECRET = "compat-shared-secret-hT4qW9xZ2mK7vB1nR8sL5cJ3fG6dY0pA";
 
@@ -135,7 +142,7 @@ function baseEnv() {
   for (const [k, v] of Object.entries(process.env)) {
     if (/^(SESSIOND_|BETTER_AUTH_|NODE_TEST|NODE_OPTIONS$|NODE_ENV$|DATABASE_URL$|REDIS_URL$|HOST$|PORT$|BASE_URL$|RUST_LOG$)/.test(k)) continue;
     // Better Auth server knobs (compat/better-auth/server.mjs)
-    if (/^(EXPIRES_IN|UPDATE_AGE|FRESH_AGE|DEFER_SESSION_REFRESH|COOKIE_CACHE.*|THEME_FIELD|STORE_SESSION_IN_DATABASE|PRESERVE_SESSION_IN_DATABASE|RATE_LIMIT|PG_POOL_MAX)$/.test(k)) continue;
+    if (/^(EXPIRES_IN|UPDATE_AGE|FRESH_AGE|DEFER_SESSION_REFRESH|COOKIE_CACHE.*|THEME_FIELD|STORE_SESSION_IN_DATABASE|PRESERVE_SESSION_IN_DATABASE|RATE_LIMIT|PG_POOL_MAX|ADMIN|USER_ADDITIONAL_FIELDS|GENERATE_ID|ADVANCED_COOKIES)$/.test(k)) continue;
     env[k] = v;
   }
   return env;
@@ -164,7 +171,13 @@ async function waitReady(proc, url, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (proc.exitCode !== null || proc.signalCode !== null) {
-      throw new Error(`${proc.label} exited (${proc.exitCode ?? proc.signalCode}) before it was ready:\n${proc.logTail()}`);
+      // its last output may still be in the pipes
+      await Promise.race([proc.closed, new Promise((r) => setTimeout(r, 1000))]);
+      const e = new Error(`${proc.label} exited (${proc.exitCode ?? proc.signalCode}) before it was ready:\n${proc.logTail()}`);
+      // for a test that expects the server to refuse to start
+      e.exitCode = proc.exitCode ?? proc.signalCode;
+      e.log = proc.logTail(400);
+      throw e;
     }
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
@@ -194,6 +207,7 @@ async function startProcess({ label, cmd, args, env, port, cwd }) {
   child.stdout.on("data", keep);
   child.stderr.on("data", keep);
   const exited = new Promise((r) => child.on("exit", () => { children.delete(child); r(); }));
+  child.closed = new Promise((r) => child.on("close", r));
   const baseURL = `http://127.0.0.1:${port}`;
   const server = {
     label, port, baseURL, api: `${baseURL}/api/auth`, env, pid: child.pid,
@@ -221,6 +235,10 @@ async function startProcess({ label, cmd, args, env, port, cwd }) {
  * Session options, in one vocabulary for both servers:
  *   { cache: null | "compact" | "jwt" | "jwe", cacheMaxAge, theme: bool, expiresIn, updateAge,
  *     freshAge, deferRefresh: bool, redisUrl }
+ * and the options of the Better Auth profiles (values in Better Auth's shape, mapped to
+ * sessiond's snake_case options):
+ *   { admin: bool, userFields: user.additionalFields, generateId: "uuid",
+ *     cookies: advanced.cookies, secrets: "2:<new>,1:<old>" (BETTER_AUTH_SECRETS, for both) }
  */
 /** Each server's variable for each session option, and how it spells "on". */
 const OPTION_VARS = {
@@ -256,11 +274,43 @@ function optionEnv(o, v) {
 function betterAuthEnv(o) {
   const e = optionEnv(o, OPTION_VARS.betterAuth);
   if (o.theme) e.THEME_FIELD = "1";
+  if (o.admin) e.ADMIN = "1";
+  if (o.userFields) e.USER_ADDITIONAL_FIELDS = JSON.stringify(o.userFields);
+  if (o.generateId) e.GENERATE_ID = o.generateId;
+  if (o.cookies) e.ADVANCED_COOKIES = JSON.stringify(o.cookies);
   return e;
 }
 
+/** Better Auth's camelCase keys as sessiond's snake_case options (`defaultValue` → `default_value`). */
+function snakeKeys(v) {
+  if (v === null || typeof v !== "object" || Array.isArray(v)) return v;
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), snakeKeys(x)]));
+}
+
+/** The profile options in sessiond's variables. */
+function sessiondProfileEnv(o) {
+  const e = {};
+  if (o.admin) e.SESSIOND_PLUGINS__ADMIN__ENABLED = "true";
+  if (o.userFields) e.SESSIOND_USER__ADDITIONAL_FIELDS = JSON.stringify(snakeKeys(o.userFields));
+  if (o.generateId) e.SESSIOND_ADVANCED__DATABASE__GENERATE_ID = o.generateId;
+  for (const [kind, c] of Object.entries(o.cookies ?? {})) {
+    const v = `SESSIOND_ADVANCED__COOKIES__${kind.toUpperCase()}`;
+    if (c.name) e[`${v}__NAME`] = c.name;
+    if (c.attributes) e[`${v}__ATTRIBUTES`] = JSON.stringify(snakeKeys(c.attributes));
+  }
+  return e;
+}
+
+/**
+ * The secret variables, the same for both servers: BETTER_AUTH_SECRETS alone when the options
+ * give versioned secrets (both read it), else BETTER_AUTH_SECRET.
+ */
+function secretEnv(o, secret) {
+  return o.secrets ? { BETTER_AUTH_SECRETS: o.secrets } : { BETTER_AUTH_SECRET: secret };
+}
+
 function sessiondEnv(o) {
-  const e = optionEnv(o, OPTION_VARS.sessiond);
+  const e = { ...optionEnv(o, OPTION_VARS.sessiond), ...sessiondProfileEnv(o) };
   if (o.theme) e.SESSIOND_SESSION__ADDITIONAL_FIELDS = JSON.stringify({ theme: { type: "string" } });
   // sessiond refuses a revoked session's cookie cache at once (immediate revocation) where Better Auth
   // serves it until max_age; `immediateRevocation: false` asks for Better Auth's behaviour
@@ -301,8 +351,20 @@ export function sessiondSupports(envVar, value = "false") {
 
 /** Runs Better Auth's own migrator on the database. */
 export async function migrateBetterAuth(databaseUrl, options = {}) {
-  const env = { ...baseEnv(), ...betterAuthEnv(options), DATABASE_URL: databaseUrl, BETTER_AUTH_SECRET: SECRET };
+  const env = { ...baseEnv(), ...betterAuthEnv(options), DATABASE_URL: databaseUrl, ...secretEnv(options, SECRET) };
   await run(process.execPath, [BA_SERVER, "migrate"], env, COMPAT_DIR);
+}
+
+/**
+ * What Better Auth's migrator would still create or add in the database, for these options:
+ * { toBeCreated: [table], toBeAdded: ["table.column"], sql, warnings } (lib/ba-schema.mjs).
+ */
+export async function betterAuthPending(databaseUrl, options = {}) {
+  const r = await runNode([path.join(COMPAT_DIR, "lib", "ba-schema.mjs")], {
+    env: { ...betterAuthEnv(options), DATABASE_URL: databaseUrl, ...secretEnv(options, SECRET) },
+  });
+  if (r.code !== 0) throw new Error(`ba-schema.mjs failed (${r.code}):\n${r.stderr}`);
+  return { ...JSON.parse(r.stdout.trim().split("\n").pop()), warnings: r.stderr.trim() };
 }
 
 let sessiondData = null;
@@ -316,8 +378,9 @@ function sessiondDataDir() {
 
 /** Runs `sessiond migrate` on the database. */
 export async function migrateSessiond(databaseUrl, options = {}) {
+  if (STAND_IN) return migrateBetterAuth(databaseUrl, options);
   const env = {
-    ...baseEnv(), ...sessiondEnv(options), DATABASE_URL: databaseUrl, BETTER_AUTH_SECRET: SECRET,
+    ...baseEnv(), ...sessiondEnv(options), DATABASE_URL: databaseUrl, ...secretEnv(options, SECRET),
     SESSIOND_DATA_DIR: sessiondDataDir(), SESSIOND_LOG__LEVEL: "warn",
   };
   return run(SESSIOND_BIN, ["migrate"], env, REPO_DIR);
@@ -328,7 +391,7 @@ export async function startBetterAuth({ databaseUrl, options = {}, secret = SECR
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
     const env = {
-      ...baseEnv(), ...betterAuthEnv(options), DATABASE_URL: databaseUrl, BETTER_AUTH_SECRET: secret,
+      ...baseEnv(), ...betterAuthEnv(options), DATABASE_URL: databaseUrl, ...secretEnv(options, secret),
       HOST: "127.0.0.1", PORT: String(port), BASE_URL: `http://127.0.0.1:${port}`, PG_POOL_MAX: "4",
     };
     try {
@@ -342,11 +405,15 @@ export async function startBetterAuth({ databaseUrl, options = {}, secret = SECR
 
 /** Starts sessiond (the binary at $SESSIOND_BIN) on a free port. */
 export async function startSessiond({ databaseUrl, options = {}, secret = SECRET, label = "sessiond", extraEnv = {} }) {
+  if (STAND_IN) {
+    if (extraEnv.SESSIOND_DATABASE__MIGRATE_ON_START !== "false") await migrateBetterAuth(databaseUrl, options);
+    return startBetterAuth({ databaseUrl, options, secret, label: `${label} (Better Auth standing in)` });
+  }
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
     const env = {
       ...baseEnv(), ...sessiondEnv(options),
-      DATABASE_URL: databaseUrl, BETTER_AUTH_SECRET: secret,
+      DATABASE_URL: databaseUrl, ...secretEnv(options, secret),
       SESSIOND_HOST: "127.0.0.1", SESSIOND_PORT: String(port), SESSIOND_BASE_URL: `http://127.0.0.1:${port}`,
       SESSIOND_DATA_DIR: sessiondDataDir(), SESSIOND_DATABASE__MAX_CONNECTIONS: "4",
       SESSIOND_RATE_LIMIT__ENABLED: "false", SESSIOND_LOG__LEVEL: "warn", SESSIOND_LOG__FORMAT: "pretty",
