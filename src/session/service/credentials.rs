@@ -87,6 +87,10 @@ impl SessionService {
         }
         self.check_password_length(&input.password)?;
         let mut extra = self.user_input(&input.extra, Action::Create)?;
+        // Every column comes back, unset ones as null, as the row Better Auth reads back.
+        for (name, _) in &inner.user_fields {
+            extra.entry(name.clone()).or_insert(Value::Null);
+        }
         if let Some(role) = &inner.default_role {
             // The admin plugin gives every new user its default role.
             extra.insert("role".into(), Value::String(role.clone()));
