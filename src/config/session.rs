@@ -106,7 +106,7 @@ impl Default for SessionSettings {
 pub enum FieldType {
     /// Text.
     String,
-    /// Integer.
+    /// An integer that fits 32 bits (PostgreSQL `integer`, as Better Auth's migrator makes).
     Number,
     /// Boolean.
     Boolean,
@@ -184,7 +184,8 @@ impl Default for EmailPasswordSettings {
 pub fn field_type_matches(kind: FieldType, v: &serde_json::Value) -> bool {
     match kind {
         FieldType::String => v.is_string(),
-        FieldType::Number => v.is_i64(),
+        // Better Auth's migrator makes `integer` columns: 32 bits.
+        FieldType::Number => v.as_i64().is_some_and(|n| i32::try_from(n).is_ok()),
         FieldType::Boolean => v.is_boolean(),
         FieldType::Date => crate::js::date::parse_iso(v).is_some(),
     }

@@ -117,6 +117,13 @@ fn check_value(name: &str, field: &AdditionalField, v: &Value) -> Result<(), Ses
     if (v.is_null() && !field.required) || field_type_matches(field.kind, v) {
         return Ok(());
     }
+    if field.kind == FieldType::Number && v.is_number() {
+        return Err(SessionError::InvalidField(format!(
+            "[body.{name}] Invalid input: expected an integer from {} to {}",
+            i32::MIN,
+            i32::MAX
+        )));
+    }
     let received = match (field.kind, v) {
         (FieldType::Date, Value::String(_)) => "Invalid Date",
         _ => json_type(v),
@@ -255,6 +262,11 @@ mod tests {
             matches!(create(json!({"tenant": "t", "credits": "x"})), Err(SessionError::InvalidField(m)) if m == "[body.credits] Invalid input: expected number, received string")
         );
         assert!(create(json!({"tenant": "t", "credits": null})).is_ok());
+        // Numbers are 32-bit integers (the column Better Auth's migrator makes).
+        for n in [json!(2_147_483_648_i64), json!(1.5), json!(-2_147_483_649_i64)] {
+            assert!(matches!(create(json!({"tenant": "t", "credits": n})), Err(SessionError::InvalidField(m)) if m.contains("an integer from -2147483648 to 2147483647")));
+        }
+        assert!(create(json!({"tenant": "t", "credits": 2_147_483_647})).is_ok());
         assert!(create(json!({"tenant": null})).is_err());
         // Updates set only what is sent, without defaults.
         let upd = parse_input(&fields, &body(json!({"credits": 5})), Action::Update).unwrap();
