@@ -263,8 +263,14 @@ mod tests {
         );
         assert!(create(json!({"tenant": "t", "credits": null})).is_ok());
         // Numbers are 32-bit integers (the column Better Auth's migrator makes).
-        for n in [json!(2_147_483_648_i64), json!(1.5), json!(-2_147_483_649_i64)] {
-            assert!(matches!(create(json!({"tenant": "t", "credits": n})), Err(SessionError::InvalidField(m)) if m.contains("an integer from -2147483648 to 2147483647")));
+        for n in [
+            json!(2_147_483_648_i64),
+            json!(1.5),
+            json!(-2_147_483_649_i64),
+        ] {
+            assert!(
+                matches!(create(json!({"tenant": "t", "credits": n})), Err(SessionError::InvalidField(m)) if m.contains("an integer from -2147483648 to 2147483647"))
+            );
         }
         assert!(create(json!({"tenant": "t", "credits": 2_147_483_647})).is_ok());
         assert!(create(json!({"tenant": null})).is_err());

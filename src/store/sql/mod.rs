@@ -290,48 +290,38 @@ impl Ids {
 impl Statements {
     fn new(shape: &Shape, postgres: bool) -> Self {
         let ids = Ids::new(shape.generate_id, postgres);
-        let core_session = crate::model::CORE_SESSION_FIELDS;
-        let column = |alias: &str, c: &str| {
+        // A core column as read (ids as text) or as written (`read = false`).
+        let column = |alias: &str, c: &str, read: bool| {
             let col = format!(r#"{alias}"{c}""#);
-            if c == "id" || c == "userId" {
+            if read && (c == "id" || c == "userId") {
                 ids.col(&col)
             } else {
                 col
             }
         };
-        let list = |alias: &str, names: &[&str]| -> String {
-            names
-                .iter()
-                .map(|c| column(alias, c))
-                .collect::<Vec<_>>()
-                .join(", ")
+        // A table's columns three ways: selected (`alias.`), inserted, returned.
+        let columns = |alias: &str, core: &[&str], extras: &[ExtraColumn]| {
+            let list = |alias: &str, read: bool| -> Vec<String> {
+                core.iter().map(|c| column(alias, c, read)).collect()
+            };
+            let (mut selected_cols, mut inserted, mut returned) =
+                (list(alias, true), list("", false), list("", true));
+            for c in extras {
+                selected_cols.push(selected(alias, c));
+                inserted.push(format!(r#""{}""#, c.name));
+                returned.push(selected("", c));
+            }
+            (
+                selected_cols.join(", "),
+                inserted.join(", "),
+                returned.join(", "),
+            )
         };
-        let mut cols = list("s.", core_session);
-        let mut insert_cols = core_session
-            .iter()
-            .map(|c| format!(r#""{c}""#))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut returning = list("", core_session);
-        for c in &shape.session {
-            cols.push_str(&format!(", {}", selected("s.", c)));
-            insert_cols.push_str(&format!(r#", "{}""#, c.name));
-            returning.push_str(&format!(", {}", selected("", c)));
-        }
+        let (cols, insert_cols, returning) =
+            columns("s.", crate::model::CORE_SESSION_FIELDS, &shape.session);
         let session_values = values(ids, &[1, 3], SESSION_CORE_COLS + shape.session.len());
-        let core_user = crate::model::CORE_USER_FIELDS;
-        let mut user_cols = list("u.", core_user);
-        let mut user_returning = list("", core_user);
-        let mut user_insert = core_user
-            .iter()
-            .map(|c| format!(r#""{c}""#))
-            .collect::<Vec<_>>()
-            .join(", ");
-        for c in &shape.user {
-            user_cols.push_str(&format!(", {}", selected("u.", c)));
-            user_returning.push_str(&format!(", {}", selected("", c)));
-            user_insert.push_str(&format!(r#", "{}""#, c.name));
-        }
+        let (user_cols, user_insert, user_returning) =
+            columns("u.", crate::model::CORE_USER_FIELDS, &shape.user);
         let user_values = values(ids, &[1], USER_CORE_COLS_N + shape.user.len());
         Self {
             insert_session: format!(
