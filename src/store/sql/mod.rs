@@ -238,20 +238,38 @@ struct Statements {
 }
 
 /// How ids travel: bound as text everywhere, cast to the id columns' type where
-/// PostgreSQL needs it (`uuid` columns compare with no text), and read back as text.
+/// PostgreSQL needs it (`uuid` and integer columns compare with no text), and read back as
+/// text. Under `serial` the database assigns them: inserts leave `id` out and return it.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Ids {
-    /// The id columns' type when it is not text (PostgreSQL with `generate_id = "uuid"`).
+    /// The type parameters are cast to (PostgreSQL `uuid`, or `bigint`, which compares
+    /// with `integer` columns too). SQLite converts text to its integer columns itself.
     cast: Option<&'static str>,
+    /// The id columns are not text: read back cast to it.
+    not_text: bool,
+    /// The database assigns ids (`serial`).
+    assigned: bool,
 }
 
 impl Ids {
     fn new(generate_id: GenerateId, postgres: bool) -> Self {
-        let cast = match generate_id {
-            GenerateId::Uuid if postgres => Some("uuid"),
-            _ => None,
+        let (cast, not_text) = match generate_id {
+            GenerateId::Uuid if postgres => (Some("uuid"), true),
+            GenerateId::Serial if postgres => (Some("bigint"), true),
+            GenerateId::Serial => (None, true),
+            _ => (None, false),
         };
-        Self { cast }
+        Self {
+            cast,
+            not_text,
+            assigned: generate_id == GenerateId::Serial,
+        }
+    }
+
+    /// Whether the database assigns ids: an insert's statement leaves out the row's id
+    /// (its first parameter, which is then not bound).
+    pub(super) fn assigned(self) -> bool {
+        self.assigned
     }
 
     /// Parameter `$n` holding an id.
@@ -264,9 +282,10 @@ impl Ids {
 
     /// An id column as selected (read back as text).
     fn col(self, col: &str) -> String {
-        match self.cast {
-            Some(_) => format!("cast({col} as text)"),
-            None => col.to_owned(),
+        if self.not_text {
+            format!("cast({col} as text)")
+        } else {
+            col.to_owned()
         }
     }
 
@@ -284,6 +303,32 @@ impl Ids {
         }
         out.push_str(rest);
         out
+    }
+
+    /// An insert of one row into `table`, every column a parameter in order (`$1`, `$2`,
+    /// …), those named in `id_cols` as id parameters, returning the row's id. `cols`
+    /// starts with `id`, which is left out (and the others numbered from `$1`) when the
+    /// database assigns it.
+    fn insert(self, table: &str, cols: &[&str], id_cols: &[&str]) -> String {
+        let cols = cols.get(usize::from(self.assigned)..).unwrap_or_default();
+        let names: Vec<String> = cols.iter().map(|c| format!(r#""{c}""#)).collect();
+        let values: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if id_cols.contains(c) {
+                    self.param(i + 1)
+                } else {
+                    format!("${}", i + 1)
+                }
+            })
+            .collect();
+        format!(
+            r#"insert into "{table}" ({}) values ({}) returning {}"#,
+            names.join(", "),
+            values.join(", "),
+            self.col(r#""id""#)
+        )
     }
 }
 
@@ -307,36 +352,24 @@ impl Statements {
                 .join(", ")
         };
         let mut cols = list("s.", core_session);
-        let mut insert_cols = core_session
-            .iter()
-            .map(|c| format!(r#""{c}""#))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let mut insert_cols = core_session.to_vec();
         let mut returning = list("", core_session);
         for c in &shape.session {
             cols.push_str(&format!(", {}", selected("s.", c)));
-            insert_cols.push_str(&format!(r#", "{}""#, c.name));
+            insert_cols.push(&c.name);
             returning.push_str(&format!(", {}", selected("", c)));
         }
-        let session_values = values(ids, &[1, 3], SESSION_CORE_COLS + shape.session.len());
         let core_user = crate::model::CORE_USER_FIELDS;
         let mut user_cols = list("u.", core_user);
         let mut user_returning = list("", core_user);
-        let mut user_insert = core_user
-            .iter()
-            .map(|c| format!(r#""{c}""#))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let mut user_insert = core_user.to_vec();
         for c in &shape.user {
             user_cols.push_str(&format!(", {}", selected("u.", c)));
             user_returning.push_str(&format!(", {}", selected("", c)));
-            user_insert.push_str(&format!(r#", "{}""#, c.name));
+            user_insert.push(&c.name);
         }
-        let user_values = values(ids, &[1], USER_CORE_COLS_N + shape.user.len());
         Self {
-            insert_session: format!(
-                r#"insert into "session" ({insert_cols}) values ({session_values})"#
-            ),
+            insert_session: ids.insert("session", &insert_cols, &["id", "userId"]),
             find_session: format!(
                 r#"select {cols}, {user_cols} from "session" s join "user" u on u."id" = s."userId" where s."token" = $1"#
             ),
@@ -349,10 +382,19 @@ impl Statements {
                    order by s."createdAt" desc, s."id" desc limit $3"#
             )),
             session_cols: returning,
-            insert_user: format!(r#"insert into "user" ({user_insert}) values ({user_values})"#),
-            insert_account: ids.sql(
-                r#"insert into "account" ("id", "accountId", "providerId", "userId", "password", "createdAt", "updatedAt")
-                   values (ID($1), $2, 'credential', ID($3), $4, $5, $6)"#,
+            insert_user: ids.insert("user", &user_insert, &["id"]),
+            insert_account: ids.insert(
+                "account",
+                &[
+                    "id",
+                    "accountId",
+                    "providerId",
+                    "userId",
+                    "password",
+                    "createdAt",
+                    "updatedAt",
+                ],
+                &["id", "userId"],
             ),
             user_by_id: ids.sql(&format!(
                 r#"select {user_cols} from "user" u where u."id" = ID($1)"#
@@ -389,20 +431,6 @@ impl Statements {
             ids,
         }
     }
-}
-
-/// `$1, $2, …` for `n` values, the positions in `id_at` as id parameters.
-fn values(ids: Ids, id_at: &[usize], n: usize) -> String {
-    (1..=n)
-        .map(|i| {
-            if id_at.contains(&i) {
-                ids.param(i)
-            } else {
-                format!("${i}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The store over one sqlx pool.
