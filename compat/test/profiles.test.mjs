@@ -1,8 +1,9 @@
-// Better Auth configured as real apps are, beside sessiond configured the same way. Three
+// Better Auth configured as real apps are, beside sessiond configured the same way. Four
 // profiles beyond the default one of the other files:
 //
 //   admin+fields     admin() + user.additionalFields (a required field with a default, a number)
 //   uuid             advanced.database.generateId: "uuid"
+//   serial           advanced.database.generateId: "serial"
 //   cookies+secrets  advanced.cookies renamed (and an attribute) + BETTER_AUTH_SECRETS
 //
 // Each runs the official-client comparison (lib/scenario.mjs: every step's outcome on sessiond
@@ -26,6 +27,8 @@ import { compareClients, clientTests } from "../lib/scenario.mjs";
 import { MIGRATIONS, sidecarVariant, ok, plain, refusedWithin, startPair } from "../lib/sidecar.mjs";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+// a number the database assigned, answered as a string
+const NUMBER = /^[1-9][0-9]*$/;
 const USER_FIELDS = {
   plan: { type: "string", required: true, defaultValue: "free" },
   credits: { type: "number", required: false },
@@ -84,6 +87,16 @@ async function uuidSteps({ step, ok: okRes, A }) {
   });
 }
 
+/** The serial profile's step: ids are numbers the database assigned, as strings, on each side. */
+async function serialSteps({ step, ok: okRes, A }) {
+  await step("getSession ids are numbers (A)", A, (c) => c.getSession({ query: { disableCookieCache: true } }), (res) => {
+    okRes(res);
+    assert.match(res.data.user.id, NUMBER);
+    assert.match(res.data.session.id, NUMBER);
+    assert.equal(res.data.session.userId, res.data.user.id);
+  });
+}
+
 const PROFILES = [
   {
     key: "admin+fields",
@@ -110,6 +123,19 @@ const PROFILES = [
       check(d) {
         assert.match(d.user.id, UUID);
         assert.match(d.session.id, UUID);
+      },
+    },
+  },
+  {
+    key: "serial",
+    options: { theme: true, generateId: "serial" },
+    cache: "compact",
+    client: { steps: serialSteps },
+    sidecar: {
+      check(d) {
+        assert.match(d.user.id, NUMBER);
+        assert.match(d.session.id, NUMBER);
+        assert.equal(d.session.userId, d.user.id);
       },
     },
   },
