@@ -77,25 +77,20 @@ async function adminFieldSteps({ step, device, ok: okRes, err, A, stamp, PASS1 }
     });
 }
 
-/** The uuid profile's step: ids are UUIDs on each side (the labels hide them from the comparison). */
-async function uuidSteps({ step, ok: okRes, A }) {
-  await step("getSession ids are UUIDs (A)", A, (c) => c.getSession({ query: { disableCookieCache: true } }), (res) => {
+/** The uuid and serial profiles' step: ids of the profile's kind on each side (the labels hide them from the comparison). */
+const idSteps = (kind, pattern) => async ({ step, ok: okRes, A }) => {
+  await step(`getSession ids are ${kind} (A)`, A, (c) => c.getSession({ query: { disableCookieCache: true } }), (res) => {
     okRes(res);
-    assert.match(res.data.user.id, UUID);
-    assert.match(res.data.session.id, UUID);
-    assert.match(res.data.session.userId, UUID);
+    idCheck(pattern)(res.data);
   });
-}
+};
 
-/** The serial profile's step: ids are numbers the database assigned, as strings, on each side. */
-async function serialSteps({ step, ok: okRes, A }) {
-  await step("getSession ids are numbers (A)", A, (c) => c.getSession({ query: { disableCookieCache: true } }), (res) => {
-    okRes(res);
-    assert.match(res.data.user.id, NUMBER);
-    assert.match(res.data.session.id, NUMBER);
-    assert.equal(res.data.session.userId, res.data.user.id);
-  });
-}
+/** A get-session answer's ids are of the kind `pattern` matches, and the session is its user's. */
+const idCheck = (pattern) => (d) => {
+  assert.match(d.user.id, pattern);
+  assert.match(d.session.id, pattern);
+  assert.equal(d.session.userId, d.user.id);
+};
 
 const PROFILES = [
   {
@@ -118,26 +113,15 @@ const PROFILES = [
     key: "uuid",
     options: { theme: true, generateId: "uuid" },
     cache: "jwt",
-    client: { steps: uuidSteps },
-    sidecar: {
-      check(d) {
-        assert.match(d.user.id, UUID);
-        assert.match(d.session.id, UUID);
-      },
-    },
+    client: { steps: idSteps("UUIDs", UUID) },
+    sidecar: { check: idCheck(UUID) },
   },
   {
     key: "serial",
     options: { theme: true, generateId: "serial" },
     cache: "compact",
-    client: { steps: serialSteps },
-    sidecar: {
-      check(d) {
-        assert.match(d.user.id, NUMBER);
-        assert.match(d.session.id, NUMBER);
-        assert.equal(d.session.userId, d.user.id);
-      },
-    },
+    client: { steps: idSteps("numbers", NUMBER) },
+    sidecar: { check: idCheck(NUMBER) },
   },
   {
     key: "cookies+secrets",

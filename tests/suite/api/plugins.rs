@@ -435,20 +435,7 @@ async fn generated_ids(b: Backend, ids: GenerateId) {
         is_id(&other_id) && other_id != s["session"]["id"],
         "{other_id}"
     );
-    let res = app
-        .post("/revoke-session", json!({"id": other_id}), &mut jar)
-        .await;
-    assert_eq!(res.json(), json!({"status": true}));
-    assert_eq!(app.session(&mut other).await, Value::Null);
-    let res = app
-        .post(
-            "/change-password",
-            json!({"currentPassword": PASSWORD, "newPassword": "another-password-9", "revokeOtherSessions": true}),
-            &mut jar,
-        )
-        .await;
-    assert_eq!(res.status, 200, "{}", res.text);
-    let replaced = app.session(&mut jar).await;
+    let replaced = revoke_by_id_then_replace(&app, &mut jar, &mut other, &other_id).await;
     assert_eq!(replaced["user"]["name"], "Grace");
     assert!(is_id(&replaced["session"]["id"]), "{replaced}");
     let sessions = app.get("/list-sessions", &mut jar).await.json();
@@ -465,6 +452,28 @@ async fn generated_ids(b: Backend, ids: GenerateId) {
         .await
         .json();
     assert_eq!(gone, Value::Null);
+}
+
+/// From `jar`, revokes `other`'s session by its `id`, then changes the password with
+/// `revokeOtherSessions` (every session replaced by one new one); `jar`'s session then.
+async fn revoke_by_id_then_replace(
+    app: &TestApp,
+    jar: &mut Jar,
+    other: &mut Jar,
+    id: &Value,
+) -> Value {
+    let res = app.post("/revoke-session", json!({ "id": id }), jar).await;
+    assert_eq!(res.json(), json!({"status": true}));
+    assert_eq!(app.session(other).await, Value::Null);
+    let res = app
+        .post(
+            "/change-password",
+            json!({"currentPassword": PASSWORD, "newPassword": "another-password-9", "revokeOtherSessions": true}),
+            jar,
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    app.session(jar).await
 }
 
 /// `serial` with Redis as secondary storage: users are numbered by the database; a session
@@ -505,20 +514,7 @@ async fn serial_ids_with_redis(b: Backend) {
                 .all(|l| l["userId"] == "1"),
             "{listed}"
         );
-        let res = app
-            .post("/revoke-session", json!({"id": ids[1]}), &mut jar)
-            .await;
-        assert_eq!(res.json(), json!({"status": true}));
-        assert_eq!(app.session(&mut second).await, Value::Null);
-        let res = app
-            .post(
-                "/change-password",
-                json!({"currentPassword": PASSWORD, "newPassword": "another-password-9", "revokeOtherSessions": true}),
-                &mut jar,
-            )
-            .await;
-        assert_eq!(res.status, 200, "{}", res.text);
-        let s = app.session(&mut jar).await;
+        let s = revoke_by_id_then_replace(&app, &mut jar, &mut second, &json!(ids[1])).await;
         let id = s["session"]["id"].as_str().unwrap();
         if store_in_db {
             // A number again (SQLite may reuse a deleted row's, as its rowids do).

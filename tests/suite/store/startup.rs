@@ -291,25 +291,23 @@ async fn postgres_id_types_must_match_generate_id() {
     let dir = tempfile::tempdir().unwrap();
     run(
         &pg.url,
-        r#"create table "user" ("id" uuid not null primary key default gen_random_uuid(), "name" text not null,
-           "email" text not null unique, "emailVerified" boolean not null, "image" text,
-           "createdAt" timestamptz not null default now(), "updatedAt" timestamptz not null default now())"#,
+        &user_table(r#""id" uuid not null primary key default gen_random_uuid()"#),
     )
     .await;
-    let err = connect(
-        &db_settings(&pg.url, 2),
-        dir.path(),
-        Shape::default(),
-        false,
-    )
-    .await
-    .err()
-    .expect("started on uuid ids with generate_id = default")
-    .to_string();
+    let err = id_refusal(&pg.url, dir.path(), GenerateId::Default).await;
     assert!(
         err.contains(r#"the user table's "id" column is uuid, which advanced.database.generate_id = "default" does not make: set it to "uuid""#),
         "{err}"
     );
+}
+
+/// A PostgreSQL `user` table with the core columns and the id column `id`.
+fn user_table(id: &str) -> String {
+    format!(
+        r#"create table "user" ({id}, "name" text not null,
+           "email" text not null unique, "emailVerified" boolean not null, "image" text,
+           "createdAt" timestamptz not null default now(), "updatedAt" timestamptz not null default now())"#
+    )
 }
 
 /// The error of opening `url` with `generate_id`, without migrations.
@@ -361,9 +359,7 @@ async fn serial_id_columns_must_match_generate_id() {
     let bare = PgDb::create().await;
     run(
         &bare.url,
-        r#"create table "user" ("id" integer not null primary key, "name" text not null,
-           "email" text not null unique, "emailVerified" boolean not null, "image" text,
-           "createdAt" timestamptz not null default now(), "updatedAt" timestamptz not null default now())"#,
+        &user_table(r#""id" integer not null primary key"#),
     )
     .await;
     let err = id_refusal(&bare.url, dir.path(), GenerateId::Serial).await;
