@@ -23,7 +23,7 @@
 //   ADMIN                 1 = plugins: [admin()] (user role, banned, banReason, banExpires;
 //                         session impersonatedBy; /admin/* routes)
 //   USER_ADDITIONAL_FIELDS  JSON: user.additionalFields, in Better Auth's shape
-//   GENERATE_ID           uuid = advanced.database.generateId
+//   GENERATE_ID           uuid or serial = advanced.database.generateId
 //   ADVANCED_COOKIES      JSON: advanced.cookies ({"session_token": {"name", "attributes"}, …})
 import http from "node:http";
 import { pathToFileURL } from "node:url";

@@ -237,7 +237,7 @@ async function startProcess({ label, cmd, args, env, port, cwd }) {
  *     freshAge, deferRefresh: bool, redisUrl }
  * and the options of the Better Auth profiles (values in Better Auth's shape, mapped to
  * sessiond's snake_case options):
- *   { admin: bool, userFields: user.additionalFields, generateId: "uuid",
+ *   { admin: bool, userFields: user.additionalFields, generateId: "uuid" | "serial",
  *     cookies: advanced.cookies, secrets: "2:<new>,1:<old>" (BETTER_AUTH_SECRETS, for both) }
  */
 /** Each server's variable for each session option, and how it spells "on". */

@@ -1,8 +1,9 @@
-// Better Auth configured as real apps are, beside sessiond configured the same way. Three
+// Better Auth configured as real apps are, beside sessiond configured the same way. Four
 // profiles beyond the default one of the other files:
 //
 //   admin+fields     admin() + user.additionalFields (a required field with a default, a number)
 //   uuid             advanced.database.generateId: "uuid"
+//   serial           advanced.database.generateId: "serial"
 //   cookies+secrets  advanced.cookies renamed (and an attribute) + BETTER_AUTH_SECRETS
 //
 // Each runs the official-client comparison (lib/scenario.mjs: every step's outcome on sessiond
@@ -26,6 +27,8 @@ import { compareClients, clientTests } from "../lib/scenario.mjs";
 import { MIGRATIONS, sidecarVariant, ok, plain, refusedWithin, startPair } from "../lib/sidecar.mjs";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+// a number the database assigned, answered as a string
+const NUMBER = /^[1-9][0-9]*$/;
 const USER_FIELDS = {
   plan: { type: "string", required: true, defaultValue: "free" },
   credits: { type: "number", required: false },
@@ -74,15 +77,20 @@ async function adminFieldSteps({ step, device, ok: okRes, err, A, stamp, PASS1 }
     });
 }
 
-/** The uuid profile's step: ids are UUIDs on each side (the labels hide them from the comparison). */
-async function uuidSteps({ step, ok: okRes, A }) {
-  await step("getSession ids are UUIDs (A)", A, (c) => c.getSession({ query: { disableCookieCache: true } }), (res) => {
+/** The uuid and serial profiles' step: ids of the profile's kind on each side (the labels hide them from the comparison). */
+const idSteps = (kind, pattern) => async ({ step, ok: okRes, A }) => {
+  await step(`getSession ids are ${kind} (A)`, A, (c) => c.getSession({ query: { disableCookieCache: true } }), (res) => {
     okRes(res);
-    assert.match(res.data.user.id, UUID);
-    assert.match(res.data.session.id, UUID);
-    assert.match(res.data.session.userId, UUID);
+    idCheck(pattern)(res.data);
   });
-}
+};
+
+/** A get-session answer's ids are of the kind `pattern` matches, and the session is its user's. */
+const idCheck = (pattern) => (d) => {
+  assert.match(d.user.id, pattern);
+  assert.match(d.session.id, pattern);
+  assert.equal(d.session.userId, d.user.id);
+};
 
 const PROFILES = [
   {
@@ -105,13 +113,15 @@ const PROFILES = [
     key: "uuid",
     options: { theme: true, generateId: "uuid" },
     cache: "jwt",
-    client: { steps: uuidSteps },
-    sidecar: {
-      check(d) {
-        assert.match(d.user.id, UUID);
-        assert.match(d.session.id, UUID);
-      },
-    },
+    client: { steps: idSteps("UUIDs", UUID) },
+    sidecar: { check: idCheck(UUID) },
+  },
+  {
+    key: "serial",
+    options: { theme: true, generateId: "serial" },
+    cache: "compact",
+    client: { steps: idSteps("numbers", NUMBER) },
+    sidecar: { check: idCheck(NUMBER) },
   },
   {
     key: "cookies+secrets",

@@ -222,12 +222,6 @@ impl Settings {
                 }
             }
         }
-        if self.advanced.database.generate_id == super::GenerateId::Serial {
-            return Err(invalid(
-                "advanced.database.generate_id = \"serial\" is not supported yet: ids the \
-                 database assigns are not read back; use \"default\" or \"uuid\"",
-            ));
-        }
         let admin = &self.plugins.admin;
         if admin.enabled && admin.impersonation_session_duration == 0 {
             return Err(invalid(

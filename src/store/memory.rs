@@ -21,6 +21,18 @@ struct Data {
     emails: HashMap<String, String>,
     passwords: HashMap<String, Option<String>>,
     sessions: HashMap<String, Session>,
+    /// The last serial id given to a user and to a session.
+    last_user_id: u64,
+    last_session_id: u64,
+}
+
+/// Gives an empty id the table's next number (as Better Auth's memory adapter numbers
+/// each model from 1 under `generateId: "serial"`).
+fn assign(id: &mut String, last: &mut u64) {
+    if id.is_empty() {
+        *last += 1;
+        *id = last.to_string();
+    }
 }
 
 /// A store held in memory.
@@ -86,24 +98,28 @@ impl UserStore for MemoryStore {
     #[tracing::instrument(
         level = "debug",
         skip_all,
-        fields(user_id = %user.id, session_id = session.map(|s| s.id.as_str()))
+        fields(user_id = %user.id, session_id = session.as_ref().map(|s| s.id.as_str()))
     )]
     async fn create_user(
         &self,
-        user: &User,
+        user: &mut User,
         account: &NewCredentialAccount,
-        session: Option<&Session>,
+        session: Option<&mut Session>,
         _now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut d = self.data.write().await;
         if d.emails.contains_key(&user.email) {
             return Err(StoreError::Conflict);
         }
+        let d = &mut *d;
+        assign(&mut user.id, &mut d.last_user_id);
         d.emails.insert(user.email.clone(), user.id.clone());
         d.passwords
             .insert(user.id.clone(), Some(account.password_hash.clone()));
         d.users.insert(user.id.clone(), user.clone());
         if let Some(s) = session {
+            user.id.clone_into(&mut s.user_id);
+            assign(&mut s.id, &mut d.last_session_id);
             d.sessions.insert(s.token.clone(), s.clone());
         }
         Ok(())
@@ -166,14 +182,12 @@ impl SessionStore for MemoryStore {
     )]
     async fn create_session(
         &self,
-        session: &Session,
+        session: &mut Session,
         _now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.data
-            .write()
-            .await
-            .sessions
-            .insert(session.token.clone(), session.clone());
+        let mut d = self.data.write().await;
+        assign(&mut session.id, &mut d.last_session_id);
+        d.sessions.insert(session.token.clone(), session.clone());
         Ok(())
     }
 
@@ -273,11 +287,12 @@ impl SessionStore for MemoryStore {
     async fn replace_user_sessions(
         &self,
         user_id: &str,
-        new: &Session,
+        new: &mut Session,
         _now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
         // One lock: no reader sees the user with neither the old sessions nor the new one.
         let mut d = self.data.write().await;
+        assign(&mut new.id, &mut d.last_session_id);
         let gone = d.remove_user_sessions(user_id, None);
         d.sessions.insert(new.token.clone(), new.clone());
         Ok(gone)
@@ -328,10 +343,11 @@ impl PrimaryStore for MemoryStore {
     async fn end_and_replace_user_sessions(
         &self,
         user_id: &str,
-        new: &Session,
+        new: &mut Session,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
         let mut d = self.data.write().await;
+        assign(&mut new.id, &mut d.last_session_id);
         let ended = d.end_sessions(EndTarget::User(user_id, None), now);
         d.sessions.insert(new.token.clone(), new.clone());
         Ok(ended)

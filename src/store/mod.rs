@@ -78,6 +78,13 @@ impl<'a> EndTarget<'a> {
 // The contract every store holds: times come from the caller (`now`, from the injected
 // clock; no implementation reads the time itself), and a method that writes several
 // records writes all or none of them.
+//
+// Ids: a store writes the ids it is given, except where it assigns them itself (Better
+// Auth's `generateId: "serial"`, for which the service leaves every id empty): a SQL store
+// opened for serial ids always takes the database's; the memory store numbers each table
+// from 1; the Redis store gives a session kept in Redis only a random id, as Better Auth
+// does. A store that assigns an id writes it into the record it was handed, so that the
+// caller answers and caches the record as stored.
 
 /// Whether the backends answer, for `/readyz` and sign-in's probes.
 #[async_trait]
@@ -95,13 +102,14 @@ pub trait Health: Send + Sync + 'static {
 /// update-user need.
 #[async_trait]
 pub trait UserStore: Send + Sync + 'static {
-    /// Writes a user, its credential account and optionally its first session in one
-    /// transaction. [`StoreError::Conflict`] when the email is taken.
+    /// Writes a user, its credential account and optionally its first session (whose
+    /// `userId` becomes the user's id) in one transaction. [`StoreError::Conflict`] when the
+    /// email is taken. Ids the store assigns are written into `user` and `session`.
     async fn create_user(
         &self,
-        user: &User,
+        user: &mut User,
         account: &NewCredentialAccount,
-        session: Option<&Session>,
+        session: Option<&mut Session>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
@@ -165,9 +173,12 @@ impl UserChange<'_> {
 /// Sessions: what resolving, refreshing, listing and revoking them need.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
-    /// Inserts a session (of an existing user).
-    async fn create_session(&self, session: &Session, now: DateTime<Utc>)
-        -> Result<(), StoreError>;
+    /// Inserts a session (of an existing user); an id the store assigns is written into it.
+    async fn create_session(
+        &self,
+        session: &mut Session,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 
     /// A session and its user, by token, in one round trip.
     async fn find_session(&self, token: &str) -> Result<Option<(Session, User)>, StoreError>;
@@ -217,12 +228,13 @@ pub trait SessionStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError>;
 
-    /// Atomically deletes every session of a user and inserts `new`; the deleted tokens.
-    /// When the insert fails, nothing is deleted.
+    /// Atomically deletes every session of a user and inserts `new` (an id the store
+    /// assigns is written into it); the deleted tokens. When the insert fails, nothing is
+    /// deleted.
     async fn replace_user_sessions(
         &self,
         user_id: &str,
-        new: &Session,
+        new: &mut Session,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError>;
 
@@ -262,7 +274,7 @@ pub trait PrimaryStore: Store {
     async fn end_and_replace_user_sessions(
         &self,
         user_id: &str,
-        new: &Session,
+        new: &mut Session,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError>;
 }

@@ -101,7 +101,7 @@ impl SessionService {
         }
         let hash = inner.hasher.hash(input.password).await?;
         let now = inner.clock.now();
-        let user = User {
+        let mut user = User {
             id: self.new_id(),
             name: input.name,
             email,
@@ -115,13 +115,13 @@ impl SessionService {
             id: self.new_id(),
             password_hash: hash,
         };
-        let session = inner
+        let mut session = inner
             .email_password
             .auto_sign_in
             .then(|| self.new_session(&user.id, input.remember_me, client, now));
         match inner
             .store
-            .create_user(&user, &account, session.as_ref(), now)
+            .create_user(&mut user, &account, session.as_mut(), now)
             .await
         {
             Ok(()) => {}
@@ -179,8 +179,8 @@ impl SessionService {
         }
         self.admit(&mut user).await?;
         let now = inner.clock.now();
-        let session = self.new_session(&user.id, input.remember_me, client, now);
-        if let Err(e) = inner.store.create_session(&session, now).await {
+        let mut session = self.new_session(&user.id, input.remember_me, client, now);
+        if let Err(e) = inner.store.create_session(&mut session, now).await {
             return Err(SessionError::from_store(
                 e,
                 "sign-in could not create its session",
@@ -281,10 +281,10 @@ impl SessionService {
         if !revoke_others {
             return Ok(None);
         }
-        let session = self.new_session(&cur.user.id, true, client, now);
+        let mut session = self.new_session(&cur.user.id, true, client, now);
         match inner
             .store
-            .replace_user_sessions(&cur.user.id, &session, now)
+            .replace_user_sessions(&cur.user.id, &mut session, now)
             .await
         {
             Ok(gone) => self.note_revoked(&gone),

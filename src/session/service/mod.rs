@@ -317,12 +317,14 @@ impl SessionService {
         }
     }
 
-    /// A new row id (`advanced.database.generate_id`): 32 random alphanumerics, or a random
-    /// UUID. Session tokens are always the former.
+    /// A new row id (`advanced.database.generate_id`): 32 random alphanumerics, a random
+    /// UUID, or none under `serial`, whose ids the store assigns as it writes the row.
+    /// Session tokens are always the first.
     fn new_id(&self) -> String {
         match self.inner.ids {
+            crate::config::GenerateId::Default => crate::crypto::token::generate_id(),
             crate::config::GenerateId::Uuid => uuid::Uuid::new_v4().to_string(),
-            _ => crate::crypto::token::generate_id(),
+            crate::config::GenerateId::Serial => String::new(),
         }
     }
 

@@ -16,6 +16,14 @@ use crate::store::{
     UserStore,
 };
 
+/// Gives a session whose id is left to the store (`generate_id = "serial"`) and that no
+/// database numbered, as it lives in Redis only, a random id: Better Auth does the same.
+fn assign_id(s: &mut Session) {
+    if s.id.is_empty() {
+        s.id = crate::crypto::token::generate_id();
+    }
+}
+
 #[async_trait]
 impl Health for RedisStore {
     #[tracing::instrument(level = "debug", skip_all)]
@@ -38,18 +46,20 @@ impl UserStore for RedisStore {
     #[tracing::instrument(
         level = "debug",
         skip_all,
-        fields(user_id = %user.id, session_id = session.map(|s| s.id.as_str()))
+        fields(user_id = %user.id, session_id = session.as_ref().map(|s| s.id.as_str()))
     )]
     async fn create_user(
         &self,
-        user: &User,
+        user: &mut User,
         account: &NewCredentialAccount,
-        session: Option<&Session>,
+        mut session: Option<&mut Session>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let in_db = session.filter(|_| self.opts.store_in_db);
+        let in_db = session.as_deref_mut().filter(|_| self.opts.store_in_db);
         self.primary.create_user(user, account, in_db, now).await?;
         if let Some(s) = session {
+            user.id.clone_into(&mut s.user_id);
+            assign_id(s);
             self.write_new(s, user, now.timestamp_millis()).await?;
         }
         Ok(())
@@ -110,12 +120,13 @@ impl SessionStore for RedisStore {
     )]
     async fn create_session(
         &self,
-        session: &Session,
+        session: &mut Session,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         if self.opts.store_in_db {
             self.primary.create_session(session, now).await?;
         }
+        assign_id(session);
         let user = self.owner(session).await?;
         self.write_new(session, &user, now.timestamp_millis()).await
     }
@@ -284,7 +295,7 @@ impl SessionStore for RedisStore {
     async fn replace_user_sessions(
         &self,
         user_id: &str,
-        new: &Session,
+        new: &mut Session,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
         let now_ms = now.timestamp_millis();
@@ -302,6 +313,7 @@ impl SessionStore for RedisStore {
             };
             merge(&mut tokens, db);
         }
+        assign_id(new);
         let ttl = ttl_secs(new.expires_at, now_ms);
         if ttl <= 0 {
             self.revoke_in_redis(user_id, &tokens, now_ms).await?;

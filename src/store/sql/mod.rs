@@ -238,20 +238,38 @@ struct Statements {
 }
 
 /// How ids travel: bound as text everywhere, cast to the id columns' type where
-/// PostgreSQL needs it (`uuid` columns compare with no text), and read back as text.
+/// PostgreSQL needs it (`uuid` and integer columns compare with no text), and read back as
+/// text. Under `serial` the database assigns them: inserts leave `id` out and return it.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Ids {
-    /// The id columns' type when it is not text (PostgreSQL with `generate_id = "uuid"`).
+    /// The type parameters are cast to (PostgreSQL `uuid`, or `bigint`, which compares
+    /// with `integer` columns too). SQLite converts text to its integer columns itself.
     cast: Option<&'static str>,
+    /// The id columns are not text: read back cast to it.
+    not_text: bool,
+    /// The database assigns ids (`serial`).
+    assigned: bool,
 }
 
 impl Ids {
     fn new(generate_id: GenerateId, postgres: bool) -> Self {
-        let cast = match generate_id {
-            GenerateId::Uuid if postgres => Some("uuid"),
-            _ => None,
+        let (cast, not_text) = match generate_id {
+            GenerateId::Uuid if postgres => (Some("uuid"), true),
+            GenerateId::Serial if postgres => (Some("bigint"), true),
+            GenerateId::Serial => (None, true),
+            _ => (None, false),
         };
-        Self { cast }
+        Self {
+            cast,
+            not_text,
+            assigned: generate_id == GenerateId::Serial,
+        }
+    }
+
+    /// Whether the database assigns ids: an insert's statement leaves out the row's id
+    /// (its first parameter, which is then not bound).
+    pub(super) fn assigned(self) -> bool {
+        self.assigned
     }
 
     /// Parameter `$n` holding an id.
@@ -264,9 +282,10 @@ impl Ids {
 
     /// An id column as selected (read back as text).
     fn col(self, col: &str) -> String {
-        match self.cast {
-            Some(_) => format!("cast({col} as text)"),
-            None => col.to_owned(),
+        if self.not_text {
+            format!("cast({col} as text)")
+        } else {
+            col.to_owned()
         }
     }
 
@@ -285,48 +304,66 @@ impl Ids {
         out.push_str(rest);
         out
     }
+
+    /// An insert of one row into `table`, every column a parameter in order (`$1`, `$2`,
+    /// …), those named in `id_cols` as id parameters, returning the row's id. `cols`
+    /// starts with `id`, which is left out (and the others numbered from `$1`) when the
+    /// database assigns it.
+    fn insert(self, table: &str, cols: &[&str], id_cols: &[&str]) -> String {
+        let cols = cols.get(usize::from(self.assigned)..).unwrap_or_default();
+        let names: Vec<String> = cols.iter().map(|c| format!(r#""{c}""#)).collect();
+        let values: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if id_cols.contains(c) {
+                    self.param(i + 1)
+                } else {
+                    format!("${}", i + 1)
+                }
+            })
+            .collect();
+        format!(
+            r#"insert into "{table}" ({}) values ({}) returning {}"#,
+            names.join(", "),
+            values.join(", "),
+            self.col(r#""id""#)
+        )
+    }
 }
 
 impl Statements {
-    fn new(shape: &Shape, postgres: bool) -> Self {
+    fn new<'a>(shape: &'a Shape, postgres: bool) -> Self {
         let ids = Ids::new(shape.generate_id, postgres);
-        // A core column as read (ids as text) or as written (`read = false`).
-        let column = |alias: &str, c: &str, read: bool| {
+        // A core column as read (ids as text).
+        let column = |alias: &str, c: &str| {
             let col = format!(r#"{alias}"{c}""#);
-            if read && (c == "id" || c == "userId") {
+            if c == "id" || c == "userId" {
                 ids.col(&col)
             } else {
                 col
             }
         };
         // A table's columns three ways: selected (`alias.`), inserted, returned.
-        let columns = |alias: &str, core: &[&str], extras: &[ExtraColumn]| {
-            let list = |alias: &str, read: bool| -> Vec<String> {
-                core.iter().map(|c| column(alias, c, read)).collect()
+        let columns = |alias: &str, core: &'static [&'static str], extras: &'a [ExtraColumn]| {
+            let list = |alias: &str| -> Vec<String> {
+                core.iter().map(|c| column(alias, c)).collect()
             };
             let (mut selected_cols, mut inserted, mut returned) =
-                (list(alias, true), list("", false), list("", true));
+                (list(alias), core.to_vec(), list(""));
             for c in extras {
                 selected_cols.push(selected(alias, c));
-                inserted.push(format!(r#""{}""#, c.name));
+                inserted.push(c.name.as_str());
                 returned.push(selected("", c));
             }
-            (
-                selected_cols.join(", "),
-                inserted.join(", "),
-                returned.join(", "),
-            )
+            (selected_cols.join(", "), inserted, returned.join(", "))
         };
         let (cols, insert_cols, returning) =
             columns("s.", crate::model::CORE_SESSION_FIELDS, &shape.session);
-        let session_values = values(ids, &[1, 3], SESSION_CORE_COLS + shape.session.len());
         let (user_cols, user_insert, user_returning) =
             columns("u.", crate::model::CORE_USER_FIELDS, &shape.user);
-        let user_values = values(ids, &[1], USER_CORE_COLS_N + shape.user.len());
         Self {
-            insert_session: format!(
-                r#"insert into "session" ({insert_cols}) values ({session_values})"#
-            ),
+            insert_session: ids.insert("session", &insert_cols, &["id", "userId"]),
             find_session: format!(
                 r#"select {cols}, {user_cols} from "session" s join "user" u on u."id" = s."userId" where s."token" = $1"#
             ),
@@ -339,10 +376,19 @@ impl Statements {
                    order by s."createdAt" desc, s."id" desc limit $3"#
             )),
             session_cols: returning,
-            insert_user: format!(r#"insert into "user" ({user_insert}) values ({user_values})"#),
-            insert_account: ids.sql(
-                r#"insert into "account" ("id", "accountId", "providerId", "userId", "password", "createdAt", "updatedAt")
-                   values (ID($1), $2, 'credential', ID($3), $4, $5, $6)"#,
+            insert_user: ids.insert("user", &user_insert, &["id"]),
+            insert_account: ids.insert(
+                "account",
+                &[
+                    "id",
+                    "accountId",
+                    "providerId",
+                    "userId",
+                    "password",
+                    "createdAt",
+                    "updatedAt",
+                ],
+                &["id", "userId"],
             ),
             user_by_id: ids.sql(&format!(
                 r#"select {user_cols} from "user" u where u."id" = ID($1)"#
@@ -379,20 +425,6 @@ impl Statements {
             ids,
         }
     }
-}
-
-/// `$1, $2, …` for `n` values, the positions in `id_at` as id parameters.
-fn values(ids: Ids, id_at: &[usize], n: usize) -> String {
-    (1..=n)
-        .map(|i| {
-            if id_at.contains(&i) {
-                ids.param(i)
-            } else {
-                format!("${i}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The store over one sqlx pool.

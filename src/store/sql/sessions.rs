@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use sqlx::{Executor, Postgres, Sqlite};
+use sqlx::{Executor, Postgres, Row, Sqlite};
 
 use super::rows::{bind_extra, session_from, user_from};
 use super::{SqlStore, SESSION_CORE_COLS};
@@ -16,14 +16,23 @@ use crate::store::{EndTarget, PrimaryStore, SessionStore, StoreError, Touched};
 macro_rules! session_store {
     ($db:ty) => {
 impl SqlStore<$db> {
-    pub(super) async fn insert_session<'e, E>(&self, exec: E, s: &Session) -> Result<(), sqlx::Error>
+    /// Inserts `s` as a session of `user_id`; the id it was stored under.
+    pub(super) async fn insert_session<'e, E>(
+        &self,
+        exec: E,
+        s: &Session,
+        user_id: &str,
+    ) -> Result<String, sqlx::Error>
     where
         E: Executor<'e, Database = $db>,
     {
-        let mut q = sqlx::query(&self.sql.insert_session)
-            .bind(s.id.clone())
+        let mut q = sqlx::query(&self.sql.insert_session);
+        if !self.sql.ids.assigned() {
+            q = q.bind(s.id.clone());
+        }
+        q = q
             .bind(s.token.clone())
-            .bind(s.user_id.clone())
+            .bind(user_id.to_owned())
             .bind(s.expires_at)
             .bind(s.created_at)
             .bind(s.updated_at)
@@ -32,8 +41,7 @@ impl SqlStore<$db> {
         for c in &self.extras.session {
             q = bind_extra(q, c.kind, s.extra.get(&c.name));
         }
-        q.execute(exec).await?;
-        Ok(())
+        q.fetch_one(exec).await?.try_get(0)
     }
 
     /// Ends `target`'s live sessions in place; their tokens.
@@ -66,7 +74,7 @@ impl SqlStore<$db> {
     async fn replace(
         &self,
         user_id: &str,
-        new: &Session,
+        new: &mut Session,
         now: DateTime<Utc>,
         end: bool,
     ) -> Result<Vec<String>, StoreError> {
@@ -79,8 +87,9 @@ impl SqlStore<$db> {
                 .fetch_all(&mut *tx)
                 .await?
         };
-        self.insert_session(&mut *tx, new).await?;
+        let id = self.insert_session(&mut *tx, new, &new.user_id).await?;
         tx.commit().await?;
+        new.id = id;
         Ok(tokens)
     }
 }
@@ -92,8 +101,8 @@ impl SessionStore for SqlStore<$db> {
         skip_all,
         fields(session_id = %session.id, user_id = %session.user_id)
     )]
-    async fn create_session(&self, session: &Session, _now: DateTime<Utc>) -> Result<(), StoreError> {
-        self.insert_session(&self.pool, session).await?;
+    async fn create_session(&self, session: &mut Session, _now: DateTime<Utc>) -> Result<(), StoreError> {
+        session.id = self.insert_session(&self.pool, session, &session.user_id).await?;
         Ok(())
     }
 
@@ -248,7 +257,7 @@ impl SessionStore for SqlStore<$db> {
     async fn replace_user_sessions(
         &self,
         user_id: &str,
-        new: &Session,
+        new: &mut Session,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
         self.replace(user_id, new, now, false).await
@@ -317,7 +326,7 @@ impl PrimaryStore for SqlStore<$db> {
     async fn end_and_replace_user_sessions(
         &self,
         user_id: &str,
-        new: &Session,
+        new: &mut Session,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
         self.replace(user_id, new, now, true).await

@@ -37,18 +37,22 @@ impl UserStore for SqlStore<$db> {
     #[tracing::instrument(
         level = "debug",
         skip_all,
-        fields(user_id = %user.id, session_id = session.map(|s| s.id.as_str()))
+        fields(user_id = %user.id, session_id = session.as_ref().map(|s| s.id.as_str()))
     )]
     async fn create_user(
         &self,
-        user: &User,
+        user: &mut User,
         account: &NewCredentialAccount,
-        session: Option<&Session>,
+        session: Option<&mut Session>,
         _now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let assigned = self.sql.ids.assigned();
         let mut tx = self.pool.begin().await?;
-        let mut q = sqlx::query(&self.sql.insert_user)
-            .bind(user.id.clone())
+        let mut q = sqlx::query(&self.sql.insert_user);
+        if !assigned {
+            q = q.bind(user.id.clone());
+        }
+        q = q
             .bind(user.name.clone())
             .bind(user.email.clone())
             .bind(user.email_verified)
@@ -58,20 +62,29 @@ impl UserStore for SqlStore<$db> {
         for c in &self.extras.user {
             q = bind_extra(q, c.kind, user.extra.get(&c.name));
         }
-        q.execute(&mut *tx).await?;
-        sqlx::query(&self.sql.insert_account)
-        .bind(account.id.clone())
-        .bind(user.id.clone())
-        .bind(user.id.clone())
+        let user_id: String = q.fetch_one(&mut *tx).await?.try_get(0)?;
+        let mut q = sqlx::query(&self.sql.insert_account);
+        if !assigned {
+            q = q.bind(account.id.clone());
+        }
+        q.bind(user_id.clone())
+        .bind("credential")
+        .bind(user_id.clone())
         .bind(account.password_hash.clone())
         .bind(user.created_at)
         .bind(user.created_at)
         .execute(&mut *tx)
         .await?;
-        if let Some(s) = session {
-            self.insert_session(&mut *tx, s).await?;
-        }
+        let session_id = match session.as_deref() {
+            Some(s) => Some(self.insert_session(&mut *tx, s, &user_id).await?),
+            None => None,
+        };
         tx.commit().await?;
+        if let (Some(s), Some(id)) = (session, session_id) {
+            s.id = id;
+            user_id.clone_into(&mut s.user_id);
+        }
+        user.id = user_id;
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 //! plugin's columns and rules (bans, impersonation sessions).
 
 use serde_json::{json, Value};
+use sessiond::config::GenerateId;
 
 use crate::on_both_backends;
 use crate::support::*;
@@ -13,6 +14,8 @@ on_both_backends!(
     expired_bans_are_lifted_at_sign_in,
     list_sessions_hides_impersonation_sessions,
     uuid_ids,
+    serial_ids,
+    serial_ids_with_redis,
 );
 
 fn field(v: Value) -> sessiond::config::AdditionalField {
@@ -317,61 +320,229 @@ async fn list_sessions_hides_impersonation_sessions(b: Backend) {
     assert!(sessions.iter().all(|s| s["impersonatedBy"].is_null()));
 }
 
-/// `advanced.database.generate_id = "uuid"`: uuid columns on PostgreSQL (text on SQLite),
-/// random UUIDs for every row, and every route works on them.
 async fn uuid_ids(b: Backend) {
+    generated_ids(b, GenerateId::Uuid).await;
+}
+
+async fn serial_ids(b: Backend) {
+    generated_ids(b, GenerateId::Serial).await;
+}
+
+/// Whether `v` is an id of the kind `ids` makes: a UUID, or a number the database
+/// assigned, as a string (Better Auth outputs `String(id)`).
+fn id_of_kind(ids: GenerateId, v: &Value) -> bool {
+    let Some(s) = v.as_str() else {
+        return false;
+    };
+    match ids {
+        GenerateId::Uuid => uuid::Uuid::parse_str(s).is_ok(),
+        GenerateId::Serial => s.parse::<u32>().is_ok_and(|n| n > 0),
+        GenerateId::Default => s.len() == 32,
+    }
+}
+
+/// `advanced.database.generate_id` = "uuid" or "serial": the id columns Better Auth's
+/// migrator makes (PostgreSQL `uuid`, or `integer` identity ids and `integer` references;
+/// on SQLite text uuids, or `integer` ids, the rowid), ids of that kind for every row, in
+/// answers and in the cookie cache alike, and every route works on them.
+async fn generated_ids(b: Backend, ids: GenerateId) {
     let app = spawn_with(b, |s| {
-        s.advanced.database.generate_id = sessiond::config::GenerateId::Uuid;
+        s.advanced.database.generate_id = ids;
+        s.session.cookie_cache.enabled = true;
     })
     .await;
-    if b == Backend::Postgres {
-        let uuid_columns = app
+    let id_columns = |ty: &str| match b {
+        Backend::Postgres => format!(
+            r#"select count(*) from information_schema.columns where table_schema = current_schema()
+               and data_type = '{ty}' and (column_name = 'id' or column_name = 'userId')
+               and table_name in ('user', 'session', 'account', 'verification')"#
+        ),
+        Backend::Sqlite => format!(
+            r#"select count(*) from sqlite_master m join pragma_table_info(m.name) c
+               where m.type = 'table' and m.name in ('user', 'session', 'account', 'verification')
+               and (c.name = 'id' or c.name = 'userId') and lower(c.type) = '{ty}'"#
+        ),
+    };
+    match (ids, b) {
+        (GenerateId::Uuid, Backend::Postgres) => {
+            assert_eq!(app.count(&id_columns("uuid")).await, 6, "uuid id columns");
+        }
+        (GenerateId::Serial, _) => {
+            assert_eq!(
+                app.count(&id_columns("integer")).await,
+                6,
+                "integer id columns"
+            );
+        }
+        _ => {}
+    }
+    if (ids, b) == (GenerateId::Serial, Backend::Postgres) {
+        let identities = app
             .count(
                 r#"select count(*) from information_schema.columns where table_schema = current_schema()
-                   and data_type = 'uuid' and (column_name = 'id' or column_name = 'userId')
+                   and column_name = 'id' and is_identity = 'YES' and identity_generation = 'BY DEFAULT'
                    and table_name in ('user', 'session', 'account', 'verification')"#,
             )
             .await;
-        assert_eq!(uuid_columns, 6, "id and userId columns are uuid");
+        assert_eq!(identities, 4, "id columns are identities, as Better Auth's");
     }
+    let is_id = |v: &Value| id_of_kind(ids, v);
     let email = unique_email();
     let (mut jar, res) = app.sign_up(&email).await;
-    let is_uuid = |v: &Value| uuid::Uuid::parse_str(v.as_str().unwrap()).is_ok();
-    assert!(is_uuid(&res.json()["user"]["id"]), "{}", res.text);
+    let user_id = res.json()["user"]["id"].clone();
+    assert!(is_id(&user_id), "{}", res.text);
     let s = app.session(&mut jar).await;
-    assert!(
-        is_uuid(&s["session"]["id"]) && is_uuid(&s["session"]["userId"]),
-        "{s}"
-    );
+    assert!(is_id(&s["session"]["id"]), "{s}");
+    assert_eq!(s["session"]["userId"], user_id, "{s}");
     assert_eq!(s["session"]["token"].as_str().unwrap().len(), 32);
+    // The cookie cache carries the ids as stored.
+    let fresh = app
+        .get("/get-session?disableCookieCache=true", &mut jar)
+        .await
+        .json();
+    assert_eq!(fresh, s);
+    if ids == GenerateId::Serial {
+        // The database numbered them: the first user, account and session of the database.
+        assert_eq!(
+            (user_id.as_str(), s["session"]["id"].as_str()),
+            (Some("1"), Some("1"))
+        );
+        let account = app
+            .count(r#"select count(*) from "account" where "id" = 1 and "userId" = 1 and "accountId" = '1'"#)
+            .await;
+        assert_eq!(
+            account, 1,
+            "the credential account, as Better Auth writes it"
+        );
+    }
     let (mut other, res) = app.sign_in(&email, PASSWORD).await;
     assert_eq!(res.status, 200, "{}", res.text);
     let listed = app.get("/list-sessions", &mut jar).await.json();
-    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(
+        listed
+            .iter()
+            .all(|l| is_id(&l["id"]) && l["userId"] == user_id),
+        "{listed:?}"
+    );
     let res = app
         .post("/update-user", json!({"name": "Grace"}), &mut jar)
         .await;
     assert_eq!(res.json(), json!({"status": true}));
     let other_id = app.session(&mut other).await["session"]["id"].clone();
-    let res = app
-        .post("/revoke-session", json!({"id": other_id}), &mut jar)
-        .await;
-    assert_eq!(res.json(), json!({"status": true}));
-    assert_eq!(app.session(&mut other).await, Value::Null);
-    let res = app
-        .post(
-            "/change-password",
-            json!({"currentPassword": PASSWORD, "newPassword": "another-password-9", "revokeOtherSessions": true}),
-            &mut jar,
-        )
-        .await;
-    assert_eq!(res.status, 200, "{}", res.text);
-    assert_eq!(app.session(&mut jar).await["user"]["name"], "Grace");
+    assert!(
+        is_id(&other_id) && other_id != s["session"]["id"],
+        "{other_id}"
+    );
+    let replaced = revoke_by_id_then_replace(&app, &mut jar, &mut other, &other_id).await;
+    assert_eq!(replaced["user"]["name"], "Grace");
+    assert!(is_id(&replaced["session"]["id"]), "{replaced}");
+    let sessions = app.get("/list-sessions", &mut jar).await.json();
+    assert_eq!(sessions.as_array().unwrap().len(), 1, "{sessions}");
+    assert_eq!(sessions[0]["id"], replaced["session"]["id"]);
     let res = app
         .post("/revoke-other-sessions", json!({}), &mut jar)
         .await;
     assert_eq!(res.json(), json!({"status": true}));
     let res = app.post("/revoke-sessions", json!({}), &mut jar).await;
     assert_eq!(res.json(), json!({"status": true}));
-    assert_eq!(app.session(&mut jar).await, Value::Null);
+    let gone = app
+        .get("/get-session?disableCookieCache=true", &mut jar)
+        .await
+        .json();
+    assert_eq!(gone, Value::Null);
+}
+
+/// From `jar`, revokes `other`'s session by its `id`, then changes the password with
+/// `revokeOtherSessions` (every session replaced by one new one); `jar`'s session then.
+async fn revoke_by_id_then_replace(
+    app: &TestApp,
+    jar: &mut Jar,
+    other: &mut Jar,
+    id: &Value,
+) -> Value {
+    let res = app.post("/revoke-session", json!({ "id": id }), jar).await;
+    assert_eq!(res.json(), json!({"status": true}));
+    assert_eq!(app.session(other).await, Value::Null);
+    let res = app
+        .post(
+            "/change-password",
+            json!({"currentPassword": PASSWORD, "newPassword": "another-password-9", "revokeOtherSessions": true}),
+            jar,
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    app.session(jar).await
+}
+
+/// `serial` with Redis as secondary storage: users are numbered by the database; a session
+/// kept in Redis only gets a random id, as Better Auth gives it, and one also kept in the
+/// database the database's number.
+async fn serial_ids_with_redis(b: Backend) {
+    for store_in_db in [false, true] {
+        let (url, prefix) = (redis_url(), redis_prefix());
+        let app = spawn_with(b, |s| {
+            s.advanced.database.generate_id = GenerateId::Serial;
+            s.redis.url = url.into();
+            s.redis.key_prefix = prefix;
+            s.session.store_session_in_database = store_in_db;
+        })
+        .await;
+        let email = unique_email();
+        let (mut jar, res) = app.sign_up(&email).await;
+        assert_eq!(res.json()["user"]["id"], "1", "{}", res.text);
+        let (mut second, res) = app.sign_in(&email, PASSWORD).await;
+        assert_eq!(res.status, 200, "{}", res.text);
+        let listed = app.get("/list-sessions", &mut jar).await.json();
+        let ids: Vec<&str> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["id"].as_str().unwrap())
+            .collect();
+        if store_in_db {
+            assert_eq!(ids, ["1", "2"], "{listed}");
+        } else {
+            assert!(ids.iter().all(|id| id.len() == 32), "{listed}");
+        }
+        assert!(
+            listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|l| l["userId"] == "1"),
+            "{listed}"
+        );
+        let s = revoke_by_id_then_replace(&app, &mut jar, &mut second, &json!(ids[1])).await;
+        let id = s["session"]["id"].as_str().unwrap();
+        if store_in_db {
+            // A number again (SQLite may reuse a deleted row's, as its rowids do).
+            assert!(id.parse::<u32>().is_ok(), "{s}");
+        } else {
+            assert_eq!(id.len(), 32, "{s}");
+        }
+    }
+}
+
+/// `serial` in stateless mode: the process numbers its rows, as Better Auth's memory
+/// adapter does.
+#[tokio::test]
+async fn serial_ids_in_stateless_mode() {
+    let app = spawn_with(Backend::Sqlite, |s| {
+        s.database.url = "memory".into();
+        s.email_and_password.enabled = Some(true);
+        s.advanced.database.generate_id = GenerateId::Serial;
+    })
+    .await;
+    let (mut jar, res) = app.sign_up(&unique_email()).await;
+    assert_eq!(res.json()["user"]["id"], "1", "{}", res.text);
+    let s = app.session(&mut jar).await;
+    assert_eq!(
+        (&s["session"]["id"], &s["session"]["userId"]),
+        (&json!("1"), &json!("1")),
+        "{s}"
+    );
+    let (_, res) = app.sign_up(&unique_email()).await;
+    assert_eq!(res.json()["user"]["id"], "2", "{}", res.text);
 }

@@ -22,14 +22,15 @@ pub async fn create_user_writes_user_account_and_first_session(f: &Fixture) {
 pub async fn create_user_refuses_a_taken_email(f: &Fixture) {
     let now = start();
     let first = signed_up(&*f.store, now).await;
-    let second = User {
+    let mut second = User {
+        id: unknown_id(),
         email: first.email.clone(),
         ..user(now)
     };
-    let s = session(&second, now, hour());
+    let mut s = session(&second, now, hour());
     let res = f
         .store
-        .create_user(&second, &account("hash-2"), Some(&s), now)
+        .create_user(&mut second, &account("hash-2"), Some(&mut s), now)
         .await;
     assert!(matches!(res, Err(StoreError::Conflict)), "{res:?}");
     // Nothing of the refused user was written.
@@ -41,8 +42,8 @@ pub async fn create_user_refuses_a_taken_email(f: &Fixture) {
 
 pub async fn unknown_users_read_as_none(f: &Fixture) {
     let now = start();
-    let id = generate_id();
-    let email = format!("{}@example.com", id.to_lowercase());
+    let id = unknown_id();
+    let email = format!("{}@example.com", generate_id().to_lowercase());
     assert_eq!(f.store.user_by_email(&email).await.unwrap(), None);
     assert_eq!(f.store.credential_password(&id).await.unwrap(), None);
     f.store.set_password(&id, "hash-x", now).await.unwrap();
@@ -313,10 +314,10 @@ pub async fn replace_user_sessions_swaps_old_for_new(f: &Fixture) {
     let now = start();
     let n = neighbours(&*f.store, now, 2).await;
     let at = now + Duration::seconds(30);
-    let new = session(&n.u, at, hour());
+    let mut new = session(&n.u, at, hour());
     let gone = f
         .store
-        .replace_user_sessions(&n.u.id, &new, at)
+        .replace_user_sessions(&n.u.id, &mut new, at)
         .await
         .unwrap();
     assert_eq!(sorted(gone), tokens(&n.mine));
@@ -337,11 +338,14 @@ pub async fn replace_user_sessions_swaps_old_for_new(f: &Fixture) {
 pub async fn replace_that_fails_changes_nothing(f: &Fixture) {
     let now = start();
     let n = neighbours(&*f.store, now, 2).await;
-    let clash = Session {
+    let mut clash = Session {
         id: n.theirs[0].id.clone(),
         ..session(&n.u, now, hour())
     };
-    let res = f.store.replace_user_sessions(&n.u.id, &clash, now).await;
+    let res = f
+        .store
+        .replace_user_sessions(&n.u.id, &mut clash, now)
+        .await;
     assert!(res.is_err(), "{res:?}");
     assert_eq!(
         f.store.list_sessions(&n.u.id, now, 10).await.unwrap(),
@@ -360,8 +364,8 @@ pub async fn list_sessions_is_the_newest_live_ones_oldest_first(f: &Fixture) {
     let live = sessions(&*f.store, &u, now, 5).await;
     sessions(&*f.store, &other, now, 2).await;
     // Created last, but expired by the time of listing.
-    let short = session(&u, now + Duration::seconds(5), Duration::seconds(60));
-    f.store.create_session(&short, now).await.unwrap();
+    let mut short = session(&u, now + Duration::seconds(5), Duration::seconds(60));
+    f.store.create_session(&mut short, now).await.unwrap();
     let at = now + Duration::seconds(120);
 
     assert_eq!(f.store.list_sessions(&u.id, at, 10).await.unwrap(), live);
@@ -381,7 +385,7 @@ pub async fn list_sessions_is_the_newest_live_ones_oldest_first(f: &Fixture) {
     assert!(before.contains(&short));
     assert!(f
         .store
-        .list_sessions(&generate_id(), at, 10)
+        .list_sessions(&unknown_id(), at, 10)
         .await
         .unwrap()
         .is_empty());
@@ -398,7 +402,7 @@ pub async fn spans_carry_ids_never_secrets(f: &Fixture) {
     let now = start();
     let (u, first) = signed_up_with_session(&*f.store, now).await;
     let at = now + Duration::seconds(1);
-    let new = session(&u, at, hour());
+    let mut new = session(&u, at, hour());
     let calls = async {
         f.store.find_session(&first.token).await.unwrap();
         let due = now + Duration::hours(2);
@@ -412,7 +416,7 @@ pub async fn spans_carry_ids_never_secrets(f: &Fixture) {
             .await
             .unwrap();
         f.store
-            .replace_user_sessions(&u.id, &new, at)
+            .replace_user_sessions(&u.id, &mut new, at)
             .await
             .unwrap();
         f.store.set_password(&u.id, "hash-2", at).await.unwrap();
@@ -462,7 +466,7 @@ pub async fn user_by_id_reads_a_user(f: &Fixture) {
     let u = signed_up(&*f.store, now).await;
     let p = f.primary();
     assert_eq!(p.user_by_id(&u.id).await.unwrap(), Some(u));
-    assert_eq!(p.user_by_id(&generate_id()).await.unwrap(), None);
+    assert_eq!(p.user_by_id(&unknown_id()).await.unwrap(), None);
 }
 
 pub async fn end_sessions_ends_in_place(f: &Fixture) {
@@ -515,9 +519,9 @@ pub async fn end_and_replace_keeps_the_old_rows_ended(f: &Fixture) {
     let u = signed_up(&*f.store, now).await;
     let old = sessions(&*f.store, &u, now, 2).await;
     let at = now + Duration::seconds(30);
-    let new = session(&u, at, hour());
+    let mut new = session(&u, at, hour());
     let ended = p
-        .end_and_replace_user_sessions(&u.id, &new, at)
+        .end_and_replace_user_sessions(&u.id, &mut new, at)
         .await
         .unwrap();
     assert_eq!(sorted(ended), tokens(&old));

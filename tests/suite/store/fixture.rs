@@ -10,6 +10,9 @@ pub struct Fixture {
     pub primary: Option<Arc<dyn PrimaryStore>>,
     /// The database URL, for SQL stores.
     pub db_url: Option<String>,
+    /// The store numbers the sessions whose ids it is left to assign (all but Redis with
+    /// sessions in Redis only, which gives them random ids).
+    pub numbers_sessions: bool,
     _dir: Option<tempfile::TempDir>,
     _pg: Option<PgDb>,
     _redis: Option<RedisKeys>,
@@ -49,6 +52,14 @@ pub fn extras() -> Shape {
             ("beta", FieldType::Boolean),
         ]),
         generate_id: GenerateId::Default,
+    }
+}
+
+/// [`extras`] with ids the database assigns (`generate_id = "serial"`).
+pub fn serial_extras() -> Shape {
+    Shape {
+        generate_id: GenerateId::Serial,
+        ..extras()
     }
 }
 
@@ -102,6 +113,7 @@ fn plain(store: Arc<dyn PrimaryStore>) -> Fixture {
         store: store.clone(),
         primary: Some(store),
         db_url: None,
+        numbers_sessions: true,
         _dir: None,
         _pg: None,
         _redis: None,
@@ -113,9 +125,17 @@ pub async fn memory() -> Fixture {
 }
 
 pub async fn sqlite() -> Fixture {
+    sqlite_shaped(extras()).await
+}
+
+pub async fn sqlite_serial() -> Fixture {
+    sqlite_shaped(serial_extras()).await
+}
+
+async fn sqlite_shaped(shape: Shape) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("store.db").display());
-    let connected = connect(&db_settings(&url, 4), dir.path(), extras(), true)
+    let connected = connect(&db_settings(&url, 4), dir.path(), shape, true)
         .await
         .unwrap();
     Fixture {
@@ -126,9 +146,17 @@ pub async fn sqlite() -> Fixture {
 }
 
 pub async fn postgres() -> Fixture {
+    postgres_shaped(extras()).await
+}
+
+pub async fn postgres_serial() -> Fixture {
+    postgres_shaped(serial_extras()).await
+}
+
+async fn postgres_shaped(shape: Shape) -> Fixture {
     let pg = PgDb::create().await;
     let dir = tempfile::tempdir().unwrap();
-    let connected = connect(&db_settings(&pg.url, 4), dir.path(), extras(), true)
+    let connected = connect(&db_settings(&pg.url, 4), dir.path(), shape, true)
         .await
         .unwrap();
     Fixture {
@@ -139,8 +167,7 @@ pub async fn postgres() -> Fixture {
     }
 }
 
-async fn redis_around_sqlite(store_in_db: bool, preserve_in_db: bool) -> Fixture {
-    let mut f = sqlite().await;
+async fn redis_around(mut f: Fixture, store_in_db: bool, preserve_in_db: bool) -> Fixture {
     let prefix = redis_prefix();
     let opts = RedisOptions {
         prefix: prefix.clone(),
@@ -158,14 +185,23 @@ async fn redis_around_sqlite(store_in_db: bool, preserve_in_db: bool) -> Fixture
             )
         });
     f.store = Arc::new(store);
+    f.numbers_sessions = store_in_db;
     f._redis = Some(RedisKeys(prefix));
     f
 }
 
 pub async fn redis() -> Fixture {
-    redis_around_sqlite(false, false).await
+    redis_around(sqlite().await, false, false).await
 }
 
 pub async fn redis_db() -> Fixture {
-    redis_around_sqlite(true, true).await
+    redis_around(sqlite().await, true, true).await
+}
+
+pub async fn redis_serial() -> Fixture {
+    redis_around(sqlite_serial().await, false, false).await
+}
+
+pub async fn redis_db_serial() -> Fixture {
+    redis_around(sqlite_serial().await, true, true).await
 }

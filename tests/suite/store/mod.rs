@@ -2,7 +2,8 @@
 //! SQLite, PostgreSQL, and Redis around SQLite with sessions in Redis only (`redis`) or
 //! also kept, and ended in place, in the database (`redis_db`). Each contract test is one
 //! function in [`contract`]; [`conformance!`] expands it into one test per store, as
-//! tower-sessions' `route_tests!` does.
+//! tower-sessions' `route_tests!` does. [`serial`] runs it again over the stores opened
+//! with ids the database assigns (`*_serial`).
 //!
 //! PostgreSQL and Redis tests use a fresh database or key prefix each (the suite's
 //! `support` fixtures), so they run in parallel. When the service is unreachable they
@@ -55,27 +56,34 @@ macro_rules! contract_tests {
     };
 }
 
+/// Every contract test of users and sessions on the store `$fixture` builds.
+macro_rules! whole_contract {
+    ($fixture:path) => {
+        contract_tests!($fixture;
+            create_user_writes_user_account_and_first_session,
+            create_user_refuses_a_taken_email,
+            unknown_users_read_as_none,
+            set_password_replaces_the_credential_password,
+            update_user_changes_name_and_image_everywhere,
+            find_session_returns_the_session_and_its_user,
+            touch_session_refreshes_only_when_due,
+            update_session_fields_sets_and_clears_fields,
+            delete_session_removes_only_that_session,
+            delete_user_session_only_for_the_owner,
+            delete_user_sessions_removes_every_session_of_the_user,
+            delete_other_sessions_keeps_one,
+            replace_user_sessions_swaps_old_for_new,
+            list_sessions_is_the_newest_live_ones_oldest_first,
+        );
+    };
+}
+
 /// The whole contract over each named store (a function of [`fixture`]).
 macro_rules! conformance {
     ($($store:ident),* $(,)?) => {
         $(
             mod $store {
-                contract_tests!(crate::store::fixture::$store;
-                    create_user_writes_user_account_and_first_session,
-                    create_user_refuses_a_taken_email,
-                    unknown_users_read_as_none,
-                    set_password_replaces_the_credential_password,
-                    update_user_changes_name_and_image_everywhere,
-                    find_session_returns_the_session_and_its_user,
-                    touch_session_refreshes_only_when_due,
-                    update_session_fields_sets_and_clears_fields,
-                    delete_session_removes_only_that_session,
-                    delete_user_session_only_for_the_owner,
-                    delete_user_sessions_removes_every_session_of_the_user,
-                    delete_other_sessions_keeps_one,
-                    replace_user_sessions_swaps_old_for_new,
-                    list_sessions_is_the_newest_live_ones_oldest_first,
-                );
+                whole_contract!(crate::store::fixture::$store);
 
                 /// Spans, checked in a process of their own (see `spans::ran_alone`).
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,6 +102,9 @@ macro_rules! conformance {
 
 conformance!(memory, sqlite, postgres, redis, redis_db);
 
+// After the macros it uses.
+mod serial;
+
 /// The PrimaryStore contract, over the stores that can sit beneath Redis.
 mod primary {
     macro_rules! primary_conformance {
@@ -109,7 +120,7 @@ mod primary {
             )*
         };
     }
-    primary_conformance!(memory, sqlite, postgres);
+    primary_conformance!(memory, sqlite, postgres, sqlite_serial, postgres_serial);
 }
 
 /// What only stores over a database hold (Redis: around SQLite).
@@ -127,6 +138,14 @@ mod database {
         };
     }
     database_conformance!(sqlite, postgres);
+
+    mod sqlite_serial {
+        contract_tests!(crate::store::fixture::sqlite_serial; credential_password_without_password_or_account);
+    }
+
+    mod postgres_serial {
+        contract_tests!(crate::store::fixture::postgres_serial; credential_password_without_password_or_account);
+    }
 
     mod redis {
         contract_tests!(crate::store::fixture::redis; credential_password_without_password_or_account);

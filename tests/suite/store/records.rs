@@ -63,11 +63,17 @@ pub fn hour() -> Duration {
     Duration::hours(1)
 }
 
-/// A user written with its credential account and no session.
+/// An id no store has given a row: digits, which integer id columns can compare too.
+pub fn unknown_id() -> String {
+    "987654321".into()
+}
+
+/// A user written with its credential account and no session (as stored: with the ids a
+/// store assigns).
 pub async fn signed_up(store: &dyn Store, now: DateTime<Utc>) -> User {
-    let u = user(now);
+    let mut u = user(now);
     store
-        .create_user(&u, &account("hash-1"), None, now)
+        .create_user(&mut u, &account("hash-1"), None, now)
         .await
         .unwrap();
     u
@@ -75,10 +81,10 @@ pub async fn signed_up(store: &dyn Store, now: DateTime<Utc>) -> User {
 
 /// A user written with its credential account and its first session.
 pub async fn signed_up_with_session(store: &dyn Store, now: DateTime<Utc>) -> (User, Session) {
-    let u = user(now);
-    let s = session(&u, now, hour());
+    let mut u = user(now);
+    let mut s = session(&u, now, hour());
     store
-        .create_user(&u, &account("hash-1"), Some(&s), now)
+        .create_user(&mut u, &account("hash-1"), Some(&mut s), now)
         .await
         .unwrap();
     (u, s)
@@ -88,8 +94,8 @@ pub async fn signed_up_with_session(store: &dyn Store, now: DateTime<Utc>) -> (U
 pub async fn sessions(store: &dyn Store, u: &User, now: DateTime<Utc>, n: i64) -> Vec<Session> {
     let mut out = Vec::new();
     for i in 0..n {
-        let s = session(u, now + Duration::seconds(i), hour());
-        store.create_session(&s, now).await.unwrap();
+        let mut s = session(u, now + Duration::seconds(i), hour());
+        store.create_session(&mut s, now).await.unwrap();
         out.push(s);
     }
     out

@@ -71,8 +71,8 @@ async fn load(store: Arc<dyn Store>, tasks: usize) {
         handles.push(tokio::spawn(async move {
             let u = signed_up(&*store, now).await;
             for i in 0..10 {
-                let s = session(&u, now, hour());
-                store.create_session(&s, now).await.unwrap();
+                let mut s = session(&u, now, hour());
+                store.create_session(&mut s, now).await.unwrap();
                 assert!(store.find_session(&s.token).await.unwrap().is_some());
                 let due = now + Duration::hours(2);
                 store.touch_session(&s.token, due, now, due).await.unwrap();
@@ -291,23 +291,80 @@ async fn postgres_id_types_must_match_generate_id() {
     let dir = tempfile::tempdir().unwrap();
     run(
         &pg.url,
-        r#"create table "user" ("id" uuid not null primary key default gen_random_uuid(), "name" text not null,
-           "email" text not null unique, "emailVerified" boolean not null, "image" text,
-           "createdAt" timestamptz not null default now(), "updatedAt" timestamptz not null default now())"#,
+        &user_table(r#""id" uuid not null primary key default gen_random_uuid()"#),
     )
     .await;
-    let err = connect(
-        &db_settings(&pg.url, 2),
-        dir.path(),
-        Shape::default(),
-        false,
-    )
-    .await
-    .err()
-    .expect("started on uuid ids with generate_id = default")
-    .to_string();
+    let err = id_refusal(&pg.url, dir.path(), GenerateId::Default).await;
     assert!(
         err.contains(r#"the user table's "id" column is uuid, which advanced.database.generate_id = "default" does not make: set it to "uuid""#),
+        "{err}"
+    );
+}
+
+/// A PostgreSQL `user` table with the core columns and the id column `id`.
+fn user_table(id: &str) -> String {
+    format!(
+        r#"create table "user" ({id}, "name" text not null,
+           "email" text not null unique, "emailVerified" boolean not null, "image" text,
+           "createdAt" timestamptz not null default now(), "updatedAt" timestamptz not null default now())"#
+    )
+}
+
+/// The error of opening `url` with `generate_id`, without migrations.
+async fn id_refusal(url: &str, dir: &std::path::Path, generate_id: GenerateId) -> String {
+    let shape = Shape {
+        generate_id,
+        ..Shape::default()
+    };
+    connect(&db_settings(url, 2), dir, shape, false)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("started with generate_id = {generate_id:?}"))
+        .to_string()
+}
+
+/// Serial ids: a database migrated for them refuses the other settings, one migrated for
+/// text ids refuses serial, and an integer id column that nothing numbers is refused too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serial_id_columns_must_match_generate_id() {
+    let pg = PgDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let serial = Shape {
+        generate_id: GenerateId::Serial,
+        ..Shape::default()
+    };
+    connect(&db_settings(&pg.url, 2), dir.path(), serial, true)
+        .await
+        .unwrap();
+    for other in [GenerateId::Default, GenerateId::Uuid] {
+        let err = id_refusal(&pg.url, dir.path(), other).await;
+        assert!(
+            err.contains(
+                r#"the user table's "id" column is integer, which advanced.database.generate_id"#
+            ) && err.contains(r#"set it to "serial""#),
+            "{err}"
+        );
+    }
+
+    let sqlite = format!("sqlite://{}", dir.path().join("text.db").display());
+    connect(&db_settings(&sqlite, 2), dir.path(), Shape::default(), true)
+        .await
+        .unwrap();
+    let err = id_refusal(&sqlite, dir.path(), GenerateId::Serial).await;
+    assert!(
+        err.contains(r#"the user table's "id" column is text, which advanced.database.generate_id = "serial" does not make: set it to "default""#),
+        "{err}"
+    );
+
+    let bare = PgDb::create().await;
+    run(
+        &bare.url,
+        &user_table(r#""id" integer not null primary key"#),
+    )
+    .await;
+    let err = id_refusal(&bare.url, dir.path(), GenerateId::Serial).await;
+    assert!(
+        err.contains(r#"the user table's "id" column is integer with nothing to number it"#),
         "{err}"
     );
 }
