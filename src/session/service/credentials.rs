@@ -273,6 +273,15 @@ impl SessionService {
         if !self.password_matches(current_password, stored).await? {
             return Err(SessionError::WrongPassword);
         }
+        // A new session is created as sign-in creates one: refused to a banned user, whose
+        // row is read again (the resolved copy may be a Redis or cache snapshot); checked
+        // before the password changes, so that a refusal leaves nothing half-done.
+        if revoke_others && inner.banned_message.is_some() {
+            match inner.store.user_by_email(&cur.user.email).await? {
+                Some((mut user, _)) if user.id == cur.user.id => self.admit(&mut user).await?,
+                _ => return Err(SessionError::UserGone),
+            }
+        }
         let now = inner.clock.now();
         inner
             .store

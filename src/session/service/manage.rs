@@ -1,5 +1,7 @@
 //! What a signed-in user does to their sessions and profile: list, revoke, update.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use super::fields::{is_truthy, parse_input, Action};
@@ -117,12 +119,26 @@ impl SessionService {
         out: &mut Vec<CookieOp>,
     ) -> Result<Session, SessionError> {
         let fields = self.fields_to_set(body)?;
+        let req = cred.cookies();
+        // A session answered from the cookie cache carries the user as it was cached: the
+        // cache written below would hand that copy a new lifetime (and a user banned since
+        // would keep it for ever). So the user is read again first.
+        let user = if cur.from_cache && !self.inner.cache.authoritative {
+            match self.inner.store.find_session(&cur.session.token).await? {
+                Some((_, user)) if !self.banned_now(&user) => Arc::new(user),
+                _ => {
+                    self.delete_session_cookies(req, out);
+                    return Err(SessionError::SessionGone);
+                }
+            }
+        } else {
+            Arc::clone(&cur.user)
+        };
         let updated = self
             .inner
             .store
             .update_session_fields(&cur.session.token, &fields, self.now())
             .await?;
-        let req = cred.cookies();
         let s = match updated {
             Some(s) => s,
             None if self.inner.cache.authoritative => {
@@ -138,7 +154,7 @@ impl SessionService {
             }
         };
         let dont = cur.dont_remember;
-        self.set_session_cookie(&s, &cur.user, dont, dont, req, out);
+        self.set_session_cookie(&s, &user, dont, dont, req, out);
         Ok(s)
     }
 

@@ -283,7 +283,8 @@ impl RedisStore {
         Ok(swapped == 1)
     }
 
-    /// Applies `change` to a stored session by compare-and-set (retried once).
+    /// Applies `change` to a stored session by compare-and-set, retried while other writers
+    /// win (up to [`MAX_SWAP_ATTEMPTS`]); `None` when the session is gone.
     async fn modify(
         &self,
         token: &str,
@@ -291,7 +292,10 @@ impl RedisStore {
         change: impl Fn(&mut Session, &mut User),
     ) -> Result<Option<(Session, User)>, StoreError> {
         let key = self.key(token);
-        for _ in 0..2 {
+        // Each lost swap means another writer got there first; with n writers at once every
+        // one wins within n rounds. Past the bound the store is "busy" (503), never "gone",
+        // which would sign the client out.
+        for _ in 0..MAX_SWAP_ATTEMPTS {
             let Some(raw) = self.get(&key).await? else {
                 return Ok(None);
             };
@@ -311,9 +315,14 @@ impl RedisStore {
                 return Ok(Some((session, user)));
             }
         }
-        Ok(None)
+        Err(StoreError::Unavailable(
+            "too many concurrent changes to one session".into(),
+        ))
     }
 }
+
+/// How many times a read-modify-write of one session value is tried before it gives up.
+const MAX_SWAP_ATTEMPTS: usize = 32;
 
 /// Every Redis failure means "the store cannot serve now" (503), never "no session":
 /// sessiond's commands and scripts are fixed, so what fails is Redis or its set-up — down,

@@ -53,16 +53,69 @@ where
     for (i, c) in extras.iter().enumerate() {
         let at = at + i;
         let v = match c.kind {
-            FieldType::String => r.try_get::<Option<String>, _>(at)?.map(Value::from),
-            FieldType::Number => r.try_get::<Option<i64>, _>(at)?.map(Value::from),
-            FieldType::Boolean => r.try_get::<Option<bool>, _>(at)?.map(Value::from),
-            FieldType::Date => r
-                .try_get::<Option<DateTime<Utc>>, _>(at)?
-                .map(|d| Value::String(Iso(&d).to_string())),
+            FieldType::String => r
+                .try_get::<Option<String>, _>(at)
+                .or_else(|_| r.try_get::<Option<i64>, _>(at).map(|n| n.map(|n| n.to_string())))
+                .ok()
+                .flatten()
+                .map(Value::from),
+            FieldType::Number => r.try_get::<Option<i64>, _>(at).ok().flatten().map(Value::from),
+            FieldType::Boolean => match r.try_get::<Option<bool>, _>(at) {
+                Ok(b) => b.map(Value::from),
+                Err(_) => Some(Value::Bool(truthy_cell(r, at))),
+            },
+            FieldType::Date => match r.try_get::<Option<DateTime<Utc>>, _>(at) {
+                Ok(d) => d,
+                Err(_) => r
+                    .try_get::<Option<String>, _>(at)
+                    .ok()
+                    .flatten()
+                    .and_then(|t| lenient_date(&t)),
+            }
+            .map(|d| Value::String(Iso(&d).to_string())),
         };
         extra.insert(c.name.clone(), v.unwrap_or(Value::Null));
     }
     Ok(extra)
+}
+
+// A value of another type than its column's reads as what Better Auth would make of it,
+// never as a failed request: SQLite keeps whatever was written (an operator's `'yes'`
+// in a boolean column, `'2099-01-01'` in a date one), and a column another app altered
+// may differ too. Unreadable values are null, except booleans (below).
+
+/// A boolean cell holding something else: JavaScript's truthiness of it, so a ban written
+/// as `1`, `'true'` or `'yes'` holds (the admin plugin tests `user.banned` that way).
+fn truthy_cell<R: Row>(r: &R, at: usize) -> bool
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'q> String: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+    for<'q> i64: sqlx::Decode<'q, R::Database> + sqlx::Type<R::Database>,
+{
+    if let Ok(n) = r.try_get::<Option<i64>, _>(at) {
+        return n.is_some_and(|n| n != 0);
+    }
+    r.try_get::<Option<String>, _>(at)
+        .ok()
+        .flatten()
+        .is_some_and(|t| !t.is_empty())
+}
+
+/// A date written as text in another form than RFC 3339: `YYYY-MM-DD` (midnight UTC) or
+/// SQLite's `YYYY-MM-DD HH:MM:SS` (UTC).
+fn lenient_date(t: &str) -> Option<DateTime<Utc>> {
+    use chrono::{NaiveDate, NaiveDateTime};
+    let t = t.trim();
+    if let Ok(d) = DateTime::parse_from_rfc3339(t) {
+        return Some(d.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f") {
+        return Some(d.and_utc());
+    }
+    NaiveDate::parse_from_str(t, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|d| d.and_utc())
 }
 
 /// A session row in [`super::Statements`]' column order: the eight core columns, then the
