@@ -2,6 +2,7 @@
 //! PostgreSQL.
 
 mod account;
+mod attacks;
 mod auth;
 mod cookie_cache;
 mod cookies;
