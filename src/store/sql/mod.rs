@@ -346,9 +346,8 @@ impl Statements {
         };
         // A table's columns three ways: selected (`alias.`), inserted, returned.
         let columns = |alias: &str, core: &'static [&'static str], extras: &'a [ExtraColumn]| {
-            let list = |alias: &str| -> Vec<String> {
-                core.iter().map(|c| column(alias, c)).collect()
-            };
+            let list =
+                |alias: &str| -> Vec<String> { core.iter().map(|c| column(alias, c)).collect() };
             let (mut selected_cols, mut inserted, mut returned) =
                 (list(alias), core.to_vec(), list(""));
             for c in extras {

@@ -55,11 +55,18 @@ where
         let v = match c.kind {
             FieldType::String => r
                 .try_get::<Option<String>, _>(at)
-                .or_else(|_| r.try_get::<Option<i64>, _>(at).map(|n| n.map(|n| n.to_string())))
+                .or_else(|_| {
+                    r.try_get::<Option<i64>, _>(at)
+                        .map(|n| n.map(|n| n.to_string()))
+                })
                 .ok()
                 .flatten()
                 .map(Value::from),
-            FieldType::Number => r.try_get::<Option<i64>, _>(at).ok().flatten().map(Value::from),
+            FieldType::Number => r
+                .try_get::<Option<i64>, _>(at)
+                .ok()
+                .flatten()
+                .map(Value::from),
             FieldType::Boolean => match r.try_get::<Option<bool>, _>(at) {
                 Ok(b) => b.map(Value::from),
                 Err(_) => Some(Value::Bool(truthy_cell(r, at))),
