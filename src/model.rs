@@ -104,14 +104,6 @@ impl User {
             extra,
         })
     }
-
-    /// The user as a JSON object (output order).
-    pub fn to_json(&self) -> Map<String, Value> {
-        match serde_json::to_value(self) {
-            Ok(Value::Object(m)) => m,
-            _ => Map::new(),
-        }
-    }
 }
 
 /// A session row (Better Auth's `session` table), with configured additional fields.
@@ -306,7 +298,13 @@ mod tests {
         let u = User::from_json(&m).unwrap();
         assert_eq!(u.extra.get("role"), Some(&Value::String("admin".into())));
         assert_eq!(
-            u.to_json().keys().next_back().map(String::as_str),
+            serde_json::to_value(&u)
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .keys()
+                .next_back()
+                .map(String::as_str),
             Some("id")
         );
     }

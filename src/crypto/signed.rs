@@ -108,24 +108,6 @@ impl SigningKey {
     }
 }
 
-/// What verifies signed values: one [`SigningKey`], or a [`Keyring`] of every version.
-pub trait Verifier {
-    /// Verifies an already percent-decoded `value.signature` string.
-    fn verify_signed(&self, signed: &str) -> Verified;
-}
-
-impl Verifier for SigningKey {
-    fn verify_signed(&self, signed: &str) -> Verified {
-        self.verify(signed)
-    }
-}
-
-impl Verifier for Keyring {
-    fn verify_signed(&self, signed: &str) -> Verified {
-        self.verify(signed)
-    }
-}
-
 /// Verifies against each key in turn; a match on any but the first is [`Verified::Older`].
 fn verify<'k>(mut keys: impl Iterator<Item = &'k SigningKey>, signed: &str) -> Verified {
     let Some(dot) = signed.rfind('.') else {

@@ -15,7 +15,7 @@ use std::borrow::Cow;
 use percent_encoding::percent_decode_str;
 
 use crate::config::{SessionCookie, Settings};
-use crate::crypto::signed::{Keyring, Verified, Verifier};
+use crate::crypto::signed::{Keyring, Verified};
 
 /// Cookie names, computed once from the settings.
 #[derive(Debug, Clone)]
@@ -239,9 +239,9 @@ impl RequestCookies {
     }
 
     /// Reads and verifies a signed cookie.
-    pub fn signed(&self, name: &str, keys: &impl Verifier) -> Verified {
+    pub fn signed(&self, name: &str, keys: &Keyring) -> Verified {
         match self.get(name) {
-            Some(v) if !v.is_empty() => keys.verify_signed(&v),
+            Some(v) if !v.is_empty() => keys.verify(&v),
             _ => Verified::Absent,
         }
     }

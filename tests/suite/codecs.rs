@@ -4,7 +4,7 @@
 use serde_json::Value;
 use sessiond::config::Settings;
 use sessiond::crypto::password::{hash_with_salt, verify_blocking, PasswordError};
-use sessiond::crypto::signed::{SigningKey, Verified};
+use sessiond::crypto::signed::{Keyring, SigningKey, Verified};
 use sessiond::crypto::token::generate_with;
 use sessiond::http::set_cookie::{encode_uri_component, CookieWriter};
 use sessiond::session::cookies::{CarriedCache, CookieKind, RequestCookies};
@@ -49,9 +49,9 @@ fn signed_cookie_verify_cases() {
             "<inputs.secret>" => secret,
             other => other,
         };
-        let key = SigningKey::new(case_secret.as_bytes()).unwrap();
         let header = case["cookie_header"].as_str().unwrap_or("").to_string();
-        let got = RequestCookies::new(header).signed("better-auth.session_token", &key);
+        let ring = Keyring::new([case_secret]).unwrap();
+        let got = RequestCookies::new(header).signed("better-auth.session_token", &ring);
         let expected = match &case["result"] {
             Value::String(t) => Verified::Valid(t.clone()),
             Value::Bool(false) => Verified::Invalid,

@@ -6,7 +6,7 @@
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Map, Value};
 use sessiond::crypto::cache::{CacheCodec, Strategy};
-use sessiond::crypto::signed::{SigningKey, Verified};
+use sessiond::crypto::signed::{Keyring, SigningKey, Verified};
 use sessiond::model::{Session, User};
 use sessiond::session::cookies::RequestCookies;
 
@@ -45,7 +45,7 @@ fn payload() -> (Map<String, Value>, Map<String, Value>) {
 
 #[test]
 fn cookie_headers_never_panic() {
-    let key = SigningKey::new(SECRET.as_bytes()).unwrap();
+    let key = Keyring::new([SECRET]).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     for _ in 0..20_000 {
         let header = random_text(&mut rng, 120);

@@ -31,7 +31,7 @@ use crate::session::policy::Policy;
 use crate::session::revocation::Revocations;
 use crate::store::Store;
 use cached::CacheSetup;
-pub use fields::{ban_of, json_type, Ban};
+pub use fields::json_type;
 
 /// What the HTTP layer knows of the client, recorded on new sessions.
 #[derive(Debug, Clone, Default)]
