@@ -850,3 +850,36 @@ fn production_warns_about_each_risky_choice() {
         assert!(err.contains(option), "no warning for {option}: {err}");
     }
 }
+
+/// A nullable column the configuration does not know (a plugin's, the app's own) is named
+/// in the log at start, once per table, and does not stop the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_nullable_columns_are_logged_at_start() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path()).arg("migrate").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = format!("sqlite://{}", dir.path().join("data/sessiond.db").display());
+    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query(r#"alter table "user" add column "nickname" text"#)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+    let out = command(dir.path()).arg("migrate").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let noted: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("columns unknown to the configuration"))
+        .collect();
+    assert_eq!(noted.len(), 1, "{err}");
+    assert!(
+        noted[0].contains("nickname") && noted[0].contains("user"),
+        "{err}"
+    );
+}
