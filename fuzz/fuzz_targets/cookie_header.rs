@@ -6,7 +6,7 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use sessiond::crypto::signed::{SigningKey, Verified};
+use sessiond::crypto::signed::{Keyring, Verified};
 use sessiond::session::cookies::{RequestCookies, MAX_CHUNKS};
 
 const DATA: &str = "better-auth.session_data";
@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(c.get(&format!("{DATA}.{i}")).is_some(), "{i}");
         }
     }
-    if let Ok(key) = SigningKey::new(common::SECRET.as_bytes()) {
+    if let Some(key) = Keyring::new([common::SECRET]) {
         if let Verified::Valid(v) = c.signed("better-auth.session_token", &key) {
             // Only a value signed with the secret verifies.
             assert!(matches!(key.verify(&key.sign(&v)), Verified::Valid(_)));
