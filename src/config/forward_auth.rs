@@ -162,13 +162,16 @@ impl Settings {
                 "forward_auth.path {path:?} overlaps base_path {base:?} or an operations endpoint"
             )));
         }
-        let names = [
+        let mut names = vec![
             ("header_user_id", &fa.header_user_id),
             ("header_email", &fa.header_email),
             ("header_name", &fa.header_name),
             ("header_session_id", &fa.header_session_id),
             ("header_expires_at", &fa.header_expires_at),
         ];
+        if fa.jwt.enabled {
+            names.push(("jwt.header", &fa.jwt.header));
+        }
         for (i, (key, name)) in names.iter().enumerate() {
             if !is_identity_header(name) {
                 return Err(invalid(format!(

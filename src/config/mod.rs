@@ -45,6 +45,7 @@ mod secrets;
 mod serving;
 mod session;
 mod storage;
+mod tokens;
 mod validate;
 
 use std::path::PathBuf;
@@ -70,6 +71,10 @@ pub use session::{
     FieldType, ListSessionsTokens, SessionSettings, COMPACT_FALLBACK_S, TOKEN_FALLBACK_S,
 };
 pub use storage::{DatabaseSettings, KeyspaceNotifications, RedisSettings};
+pub use tokens::{
+    BearerSettings, ForwardAuthJwtSettings, JwksSettings, JwtSettings, KeyAlg,
+    RevocationFeedSettings,
+};
 pub use validate::{path_glob, CREDENTIAL_ROUTES, MAX_DURATION_SECS};
 
 /// Where the service runs; production refuses weak configuration.
@@ -134,6 +139,8 @@ pub struct Settings {
     pub ops: OpsSettings,
     /// Logging.
     pub log: LogSettings,
+    /// The revocation feed for offline verifiers.
+    pub revocation_feed: RevocationFeedSettings,
 }
 
 impl Default for Settings {
@@ -161,6 +168,7 @@ impl Default for Settings {
             metrics: MetricsSettings::default(),
             ops: OpsSettings::default(),
             log: LogSettings::default(),
+            revocation_feed: RevocationFeedSettings::default(),
         }
     }
 }

@@ -23,6 +23,10 @@ pub struct UserSettings {
 pub struct PluginSettings {
     /// The admin plugin's columns and rules (its routes are not served).
     pub admin: AdminSettings,
+    /// The bearer plugin.
+    pub bearer: super::BearerSettings,
+    /// The jwt plugin.
+    pub jwt: super::JwtSettings,
 }
 
 /// Better Auth's `admin()` options that bear on sessions.

@@ -31,6 +31,8 @@ pub struct ForwardAuthSettings {
     pub header_session_id: String,
     /// Response header carrying the session expiry (ISO 8601).
     pub header_expires_at: String,
+    /// A JWT for the upstream on 200 answers.
+    pub jwt: super::ForwardAuthJwtSettings,
 }
 
 impl Default for ForwardAuthSettings {
@@ -46,6 +48,7 @@ impl Default for ForwardAuthSettings {
             header_name: "X-Auth-Name".into(),
             header_session_id: "X-Auth-Session-Id".into(),
             header_expires_at: "X-Auth-Expires-At".into(),
+            jwt: super::ForwardAuthJwtSettings::default(),
         }
     }
 }

@@ -151,6 +151,7 @@ impl Settings {
             check_origin_pattern(p).map_err(|e| invalid(format!("trusted_origins: {e}")))?;
         }
         self.check_forward_auth()?;
+        self.check_tokens()?;
         self.check_advanced()?;
         self.check_server()
     }
