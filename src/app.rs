@@ -65,7 +65,7 @@ pub fn resolve_secret(s: &Settings) -> Result<SecretSet, StartError> {
         for v in &s.secrets {
             let value = v.value.expose_secret();
             check_strength(s, &format!("secrets version {}", v.version), value)?;
-            listed.push(value.to_owned());
+            listed.push((v.version, value.to_owned()));
         }
         let legacy = Some(s.secret.expose_secret())
             .filter(|l| !l.is_empty() && *l != BETTER_AUTH_DEFAULT_SECRET);
@@ -176,6 +176,7 @@ impl Application {
         let feeds_on = revocations.enabled();
         let listener: Arc<dyn crate::store::feed::Listener> = revocations.clone();
         let primary = connected.store;
+        let jwt = jwt_routes(&settings, connected.keys, &secrets, clock.clone());
         let sessions_in_db =
             settings.redis.url.is_empty() || settings.session.store_session_in_database;
         if let (Some(pool), true, true) = (connected.pg_pool, sessions_in_db, feeds_on) {
@@ -228,6 +229,8 @@ impl Application {
             coerce_field_types: settings.advanced.coerce_field_types,
             metrics: metrics_handle,
             ops_on_main: settings.ops_on_main_listener(),
+            jwt,
+            jwks_path: Arc::from(settings.plugins.jwt.jwks.jwks_path.as_str()),
             openapi: Arc::from(
                 openapi_document(&settings.base_path, &settings.forward_auth.path).as_str(),
             ),
@@ -361,7 +364,59 @@ fn extra_columns(settings: &Settings) -> Shape {
         user: columns(settings.user_fields()),
         session: columns(settings.session_fields()),
         generate_id: settings.advanced.database.generate_id,
+        jwks: settings.plugins.jwt.enabled,
     }
+}
+
+/// The jwt plugin's keys and routes, when enabled.
+fn jwt_routes(
+    settings: &Settings,
+    keys: Arc<dyn crate::store::keys::KeyStore>,
+    secrets: &SecretSet,
+    clock: Arc<dyn Clock>,
+) -> Option<crate::http::tokens::JwtRoutes> {
+    let j = &settings.plugins.jwt;
+    if !j.enabled {
+        return None;
+    }
+    let base = settings.effective_base_url();
+    let or_base = |v: &str| {
+        if v.is_empty() {
+            base.clone()
+        } else {
+            v.to_owned()
+        }
+    };
+    let secs_ms = |s: u64| {
+        i64::try_from(s)
+            .unwrap_or(i64::MAX / 1000)
+            .saturating_mul(1000)
+    };
+    let opts = crate::session::tokens::JwtOptions {
+        alg: j.jwks.alg.as_str(),
+        crv: j.jwks.crv.clone(),
+        modulus_bits: j.jwks.modulus_length,
+        rotation_ms: (j.jwks.rotation_interval > 0).then(|| secs_ms(j.jwks.rotation_interval)),
+        grace_ms: secs_ms(j.jwks.grace_period),
+        encrypt: !j.jwks.disable_private_key_encryption,
+        issuer: or_base(&j.issuer),
+        audience: or_base(&j.audience),
+        sid: settings.revocation_feed.enabled,
+        ids: settings.advanced.database.generate_id,
+    };
+    let cache = format!("public, max-age={}", j.jwks.cache_max_age);
+    Some(crate::http::tokens::JwtRoutes {
+        issuer: Arc::new(crate::session::tokens::JwtIssuer::new(
+            keys,
+            secrets.clone(),
+            clock,
+            opts,
+        )),
+        ttl: j.expiration_time,
+        header: !j.disable_setting_jwt_header,
+        jwks_cache: axum::http::HeaderValue::from_str(&cache)
+            .unwrap_or(axum::http::HeaderValue::from_static("no-store")),
+    })
 }
 
 /// Applies migrations and exits (the `migrate` command).

@@ -4,8 +4,10 @@
 //! versions they use ([`secrets`]). Nothing here knows about HTTP or storage.
 
 pub mod cache;
+pub mod jwk;
 pub mod password;
 pub mod secrets;
 pub mod signed;
 pub mod strength;
+pub mod symmetric;
 pub mod token;

@@ -10,6 +10,8 @@ pub struct SecretSet {
     current: String,
     older: Vec<String>,
     legacy: Option<String>,
+    /// The versions of `current` then `older`, when versioned.
+    versions: Vec<u64>,
 }
 
 impl std::fmt::Debug for SecretSet {
@@ -28,19 +30,37 @@ impl SecretSet {
             current: secret,
             older: Vec::new(),
             legacy: None,
+            versions: Vec::new(),
         }
     }
 
     /// Versioned secrets, the current one first, and the legacy secret; `None` without any
     /// version.
-    pub fn versioned(listed: Vec<String>, legacy: Option<String>) -> Option<Self> {
-        let mut listed = listed.into_iter();
+    pub fn versioned(listed: Vec<(u64, String)>, legacy: Option<String>) -> Option<Self> {
+        let versions = listed.iter().map(|(v, _)| *v).collect();
+        let mut listed = listed.into_iter().map(|(_, s)| s);
         let current = listed.next()?;
         Some(Self {
             current,
             older: listed.collect(),
             legacy,
+            versions,
         })
+    }
+
+    /// The current secret's version, when versioned.
+    pub fn current_version(&self) -> Option<u64> {
+        self.versions.first().copied()
+    }
+
+    /// The secret of a listed version.
+    pub fn by_version(&self, version: u64) -> Option<&str> {
+        let i = self.versions.iter().position(|v| *v == version)?;
+        if i == 0 {
+            Some(&self.current)
+        } else {
+            self.older.get(i - 1).map(String::as_str)
+        }
     }
 
     /// The secret that signs and encrypts.

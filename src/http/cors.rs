@@ -32,7 +32,11 @@ pub fn layer(origins: Arc<TrustedOrigins>) -> CorsLayer {
         }))
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers(AllowHeaders::mirror_request())
-        .expose_headers([HeaderName::from_static("set-auth-token")])
+        // The bearer and jwt plugins' response headers, readable by the page.
+        .expose_headers([
+            HeaderName::from_static("set-auth-token"),
+            HeaderName::from_static("set-auth-jwt"),
+        ])
         .max_age(std::time::Duration::from_secs(600))
 }
 

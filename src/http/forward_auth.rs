@@ -45,6 +45,8 @@ pub struct ForwardAuth {
     redirect: bool,
     sign_in_url: String,
     redirect_param: String,
+    /// A JWT for the upstream: its header, the audiences `?aud=` may name, its lifetime.
+    jwt: Option<(HeaderName, Vec<String>, u64)>,
 }
 
 impl ForwardAuth {
@@ -66,9 +68,25 @@ impl ForwardAuth {
             redirect: s.redirect,
             sign_in_url: s.sign_in_url.clone(),
             redirect_param: s.redirect_param.clone(),
+            jwt: if s.jwt.enabled {
+                Some((
+                    h("jwt.header", &s.jwt.header)?,
+                    s.jwt.audiences.clone(),
+                    s.jwt.expiration_time,
+                ))
+            } else {
+                None
+            },
         })
     }
 }
+
+/// `?aud=` names an audience `forward_auth.jwt.audiences` does not list.
+const INVALID_AUDIENCE: ApiError = ApiError::new(
+    StatusCode::BAD_REQUEST,
+    "INVALID_AUDIENCE",
+    "The audience is not one forward_auth.jwt.audiences lists",
+);
 
 /// What forward auth reads from the proxy's request besides cookies.
 pub struct ProxyRequest {
@@ -183,6 +201,14 @@ pub async fn check(mut ctx: Ctx, proxy: ProxyRequest) -> Response {
     ctx.adopt_bearer(proxy.authorization.as_deref());
     let svc = ctx.state.sessions.clone();
     let cfg = ctx.state.forward_auth.clone();
+    // The audience is checked before the session: a misconfigured location fails for
+    // everyone, visibly, not only for signed-in users.
+    let audience = match (&cfg.jwt, ctx.query("aud")) {
+        (Some((_, allowed, _)), Some(aud)) if !allowed.contains(&aud) => {
+            return INVALID_AUDIENCE.into_response();
+        }
+        (_, aud) => aud,
+    };
     let opts = ResolveOptions {
         disable_refresh: false,
         disable_cookie_cache: false,
@@ -198,8 +224,25 @@ pub async fn check(mut ctx: Ctx, proxy: ProxyRequest) -> Response {
                 user_id: &cur.user.id,
                 session_id: &cur.session.id,
             };
+            let jwt = match (&cfg.jwt, ctx.state.jwt.as_ref()) {
+                (Some((name, _, ttl)), Some(j)) => {
+                    match crate::http::tokens::mint_for(j, &svc, &cur, audience.as_deref(), *ttl)
+                        .await
+                    {
+                        Ok(t) => Some((name, t)),
+                        // No token, no pass: the upstream relies on it.
+                        Err(e) => return (cookies, e).into_response(),
+                    }
+                }
+                _ => None,
+            };
             let mut res = (cookies, json_response(&body, 128)).into_response();
             identity_headers(&cfg, &cur, res.headers_mut());
+            if let Some((name, t)) = jwt {
+                if let Ok(v) = HeaderValue::from_str(&t) {
+                    res.headers_mut().insert(name.clone(), v);
+                }
+            }
             res
         }
         Ok(None) if redirect && !cfg.sign_in_url.is_empty() => {

@@ -16,6 +16,7 @@ pub mod rate_limit;
 pub mod server;
 pub mod sessions;
 pub mod set_cookie;
+pub mod tokens;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -92,6 +93,10 @@ pub struct Shared {
     /// Whether `/metrics`, `/openapi.json` and `/readyz`'s detail are served by the main
     /// listener (else only by the operations listener).
     pub ops_on_main: bool,
+    /// The jwt plugin, when enabled.
+    pub jwt: Option<tokens::JwtRoutes>,
+    /// Its key set's path under the base path.
+    pub jwks_path: Arc<str>,
 }
 
 /// Every route the router serves, as (method, path) with the default base path and
@@ -110,6 +115,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/auth/update-user"),
     ("POST", "/api/auth/change-password"),
     ("GET", "/api/auth/ok"),
+    ("GET", "/api/auth/jwks"),
+    ("GET", "/api/auth/token"),
     ("GET", "/forward-auth"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
@@ -175,6 +182,13 @@ pub fn router(state: AppState) -> Router {
         .into_iter()
         .map(|(p, r)| (format!("{}{p}", state.base_path), r))
         .collect();
+    if state.jwt.is_some() {
+        served.push((
+            format!("{}{}", state.base_path, state.jwks_path),
+            get(tokens::jwks),
+        ));
+        served.push((format!("{}/token", state.base_path), get(tokens::token)));
+    }
     served.push(("/healthz".into(), get(ops::healthz)));
     if state.ops_on_main {
         served.push(("/readyz".into(), get(ops::readyz)));

@@ -17,13 +17,27 @@ async fn get_session_with(mut ctx: Ctx, defer_read_only: bool) -> Response {
         defer_read_only,
     };
     let svc = ctx.state.sessions.clone();
-    let result = svc
+    let resolved = svc
         .resolve(&ctx.credential, opts, &mut ctx.out)
         .await
-        .map_err(ApiError::from)
-        // Serialised straight from the session: no intermediate JSON tree.
-        .map(|cur| json_response(&cur.as_ref().map(|c| svc.session_json(c)), 1024));
+        .map_err(ApiError::from);
+    // The jwt plugin's after hook: a token for the session's user in `set-auth-jwt`.
+    let jwt = match (&resolved, ctx.state.jwt.as_ref()) {
+        (Ok(Some(cur)), Some(j)) if j.header => {
+            match crate::http::tokens::mint_for(j, &svc, cur, None, j.ttl).await {
+                Ok(t) => Some(t),
+                Err(e) => return ctx.respond::<Response>(Err(e)),
+            }
+        }
+        _ => None,
+    };
+    // Serialised straight from the session: no intermediate JSON tree.
+    let result =
+        resolved.map(|cur| json_response(&cur.as_ref().map(|c| svc.session_json(c)), 1024));
     let mut res = ctx.respond(result);
+    if let Some(t) = jwt {
+        crate::http::tokens::expose(res.headers_mut(), "set-auth-jwt", &t);
+    }
     no_store(&mut res);
     res
 }

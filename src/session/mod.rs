@@ -9,6 +9,7 @@ pub mod limits;
 pub mod policy;
 pub mod revocation;
 pub mod service;
+pub mod tokens;
 
 pub use error::SessionError;
 pub use service::{ClientInfo, Current, ResolveOptions, SessionService};

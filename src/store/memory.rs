@@ -39,6 +39,8 @@ fn assign(id: &mut String, last: &mut u64) {
 #[derive(Default)]
 pub struct MemoryStore {
     data: RwLock<Data>,
+    /// The jwt plugin's keys (this process's own in stateless mode).
+    keys: std::sync::Mutex<Vec<crate::store::keys::JwkRow>>,
 }
 
 impl MemoryStore {
@@ -351,5 +353,28 @@ impl PrimaryStore for MemoryStore {
         let ended = d.end_sessions(EndTarget::User(user_id, None), now);
         d.sessions.insert(new.token.clone(), new.clone());
         Ok(ended)
+    }
+}
+
+#[async_trait]
+impl crate::store::keys::KeyStore for MemoryStore {
+    async fn jwks(&self) -> Result<Vec<crate::store::keys::JwkRow>, StoreError> {
+        let keys = match self.keys.lock() {
+            Ok(k) => k,
+            Err(p) => p.into_inner(),
+        };
+        Ok(keys.clone())
+    }
+
+    async fn create_jwk(&self, row: &mut crate::store::keys::JwkRow) -> Result<(), StoreError> {
+        let mut keys = match self.keys.lock() {
+            Ok(k) => k,
+            Err(p) => p.into_inner(),
+        };
+        if row.id.is_empty() {
+            row.id = (keys.len() + 1).to_string();
+        }
+        keys.push(row.clone());
+        Ok(())
     }
 }

@@ -5,6 +5,7 @@
 //! under this module; nothing above it sees a query or a connection.
 
 pub mod feed;
+pub mod keys;
 pub mod memory;
 pub mod rate;
 pub mod redis;

@@ -216,3 +216,44 @@ fn cookie_parsing_rules() {
         }
     );
 }
+
+/// The jwt plugin's private keys are sealed with Better Auth's `symmetricEncrypt`: its
+/// values open here, bare and enveloped, and ours open under the same rules.
+#[test]
+fn symmetric_encryption_opens_better_auths_values() {
+    use sessiond::crypto::secrets::SecretSet;
+    use sessiond::crypto::symmetric::{open, seal, OpenError};
+    let v = vectors();
+    let secret = s(&v, "/inputs/secret").to_string();
+    let other = s(&v, "/inputs/other_secret_for_negative_cases").to_string();
+    let se = &v["symmetric_encryption"];
+    let data = s(se, "/xchacha20poly1305/data");
+    let single = SecretSet::single(secret.clone());
+    assert_eq!(
+        open(&single, s(se, "/xchacha20poly1305/output_hex")).unwrap(),
+        data
+    );
+    let versioned =
+        SecretSet::versioned(vec![(2, secret.clone()), (1, other.clone())], None).unwrap();
+    let enveloped = s(se, "/xchacha20poly1305_envelope/output");
+    assert_eq!(open(&versioned, enveloped).unwrap(), data);
+    // Version 2 rotated out: the envelope names a secret no longer held.
+    let rotated = SecretSet::versioned(vec![(3, other.clone()), (1, other.clone())], None).unwrap();
+    assert_eq!(open(&rotated, enveloped), Err(OpenError::UnknownVersion));
+    // A bare value under versioned secrets needs the legacy secret.
+    let bare = s(se, "/xchacha20poly1305/output_hex");
+    assert_eq!(open(&versioned, bare), Err(OpenError::UnknownVersion));
+    let with_legacy = SecretSet::versioned(vec![(2, other.clone())], Some(secret.clone())).unwrap();
+    assert_eq!(open(&with_legacy, bare).unwrap(), data);
+    assert_eq!(
+        open(&SecretSet::single(other), bare),
+        Err(OpenError::Refused)
+    );
+    // Ours: enveloped with the current version, and readable back.
+    let ours = seal(&versioned, data).unwrap();
+    assert!(ours.starts_with("$ba$2$"), "{ours}");
+    assert_eq!(open(&versioned, &ours).unwrap(), data);
+    let bare_ours = seal(&single, data).unwrap();
+    assert!(bare_ours.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(open(&single, &bare_ours).unwrap(), data);
+}

@@ -12,6 +12,7 @@
 
 mod error;
 mod hot;
+mod keys;
 mod rows;
 mod schema;
 mod sessions;
@@ -49,6 +50,8 @@ pub struct Connected {
     pub backend: Backend,
     /// The PostgreSQL pool (for the revocation listener).
     pub pg_pool: Option<sqlx::PgPool>,
+    /// The jwt plugin's keys (the same database).
+    pub keys: Arc<dyn super::keys::KeyStore>,
 }
 
 /// An additional column of `user` or `session`.
@@ -73,6 +76,8 @@ pub struct Shape {
     pub session: Vec<ExtraColumn>,
     /// How ids are made (and so the type of the id columns).
     pub generate_id: GenerateId,
+    /// The jwt plugin's `jwks` table is used.
+    pub jwks: bool,
 }
 
 /// Opens the configured database (SQLite under `data_dir` when no URL is set), applies
@@ -93,10 +98,12 @@ pub async fn connect(
     };
     let acquire = Duration::from_secs(db.acquire_timeout.max(1));
     if url == "memory" || url == "memory:" {
+        let store = Arc::new(super::memory::MemoryStore::new());
         return Ok(Connected {
-            store: Arc::new(super::memory::MemoryStore::new()),
+            store: store.clone(),
             backend: Backend::Memory,
             pg_pool: None,
+            keys: store,
         });
     }
     let (pool_size, hot_size) = split_connections(db.max_connections);
@@ -110,10 +117,12 @@ pub async fn connect(
             .await?;
         let hot = HotConns::new(opts, hot_size, acquire, &pool);
         schema::prepare_postgres(&pool, &extras, migrate).await?;
+        let store = Arc::new(SqlStore::new(pool.clone(), hot, extras));
         Ok(Connected {
-            store: Arc::new(SqlStore::new(pool.clone(), hot, extras)),
+            store: store.clone(),
             backend: Backend::Postgres,
             pg_pool: Some(pool),
+            keys: store,
         })
     } else if url.starts_with("sqlite:") {
         let opts = SqliteConnectOptions::from_str(&url)?
@@ -128,10 +137,12 @@ pub async fn connect(
             .await?;
         let hot = HotConns::new(opts, hot_size, acquire, &pool);
         schema::prepare_sqlite(&pool, &extras, migrate).await?;
+        let store = Arc::new(SqlStore::new(pool, hot, extras));
         Ok(Connected {
-            store: Arc::new(SqlStore::new(pool, hot, extras)),
+            store: store.clone(),
             backend: Backend::Sqlite,
             pg_pool: None,
+            keys: store,
         })
     } else {
         Err(StoreError::Backend(Box::new(sqlx::Error::Configuration(

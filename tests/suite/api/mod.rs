@@ -9,6 +9,7 @@ mod cookies;
 mod cors;
 mod forward_auth;
 mod hardening;
+mod jwt;
 mod lifecycle;
 mod openapi;
 mod ops;

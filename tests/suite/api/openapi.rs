@@ -6,7 +6,8 @@ use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_lists_every_route_and_only_routes() {
-    let app = spawn(Backend::Sqlite).await;
+    // Every optional route served.
+    let app = spawn_with(Backend::Sqlite, |s| s.plugins.jwt.enabled = true).await;
     let root = format!("http://{}", app.addr);
     let res = app
         .client

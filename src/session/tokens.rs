@@ -1,0 +1,329 @@
+//! Better Auth's jwt plugin: the signing keys of the `jwks` table, the public key set, and
+//! JWTs for a session's user, with the plugin's rules:
+//!
+//! - signing key = the newest key of the configured algorithm (or of any, if none) whose
+//!   `expiresAt` is unset or after now; none such ⇒ a new key is made and stored;
+//! - published = every key with `expiresAt` unset or `expiresAt + grace_period > now`;
+//! - claims = `{iat, …user, sub = user.id, exp = iat + ttl, iss, aud}` (+ `sid`).
+//!
+//! Unlike Better Auth, which reads the table and signs on every request, the keys are
+//! read at most every [`KEY_REFRESH_MS`] and a token is handed out again while it keeps at
+//! least four fifths of its lifetime.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{Map, Value};
+
+use crate::clock::Clock;
+use crate::crypto::jwk::{self, SigningJwk};
+use crate::crypto::secrets::SecretSet;
+use crate::crypto::symmetric;
+use crate::store::keys::{JwkRow, KeyStore};
+use crate::store::StoreError;
+
+/// Keys are read again from the table at most this often (ms): a key another replica or
+/// the Better Auth app made is published and used within this time.
+pub const KEY_REFRESH_MS: i64 = 10_000;
+
+/// Tokens remembered at most; beyond, the memory is emptied.
+pub const MAX_MINTED: usize = 20_000;
+
+/// Why no token or key set could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum JwtError {
+    /// The `jwks` table could not be read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The signing key cannot be opened with the configured secrets, or is not a key.
+    #[error("the signing key cannot be used: {0}")]
+    Key(&'static str),
+}
+
+/// What the plugin is configured with.
+#[derive(Debug, Clone)]
+pub struct JwtOptions {
+    /// Algorithm of new keys (and the one preferred for signing).
+    pub alg: &'static str,
+    /// Curve of new EdDSA keys.
+    pub crv: String,
+    /// RSA modulus bits.
+    pub modulus_bits: u32,
+    /// A new key expires this long after it is made (ms); `None`: never.
+    pub rotation_ms: Option<i64>,
+    /// An expired key stays published this long (ms).
+    pub grace_ms: i64,
+    /// Private keys are sealed with the secret.
+    pub encrypt: bool,
+    /// `iss`.
+    pub issuer: String,
+    /// `aud` unless the caller names one.
+    pub audience: String,
+    /// Add `sid` (the revocation feed is on).
+    pub sid: bool,
+    /// How row ids are made.
+    pub ids: crate::config::GenerateId,
+}
+
+/// The keys as last read: every row, the published set and the signing key.
+struct Keys {
+    read_at: i64,
+    rows: Vec<JwkRow>,
+    signer: Option<(Arc<SigningJwk>, Option<i64>)>,
+    published: Arc<str>,
+}
+
+/// The plugin's keys and tokens.
+pub struct JwtIssuer {
+    store: Arc<dyn KeyStore>,
+    secrets: SecretSet,
+    clock: Arc<dyn Clock>,
+    opts: JwtOptions,
+    keys: RwLock<Option<Keys>>,
+    /// One reader or maker of keys at a time.
+    loading: tokio::sync::Mutex<()>,
+    /// Tokens by their claims without times: the token and its `iat` (ms).
+    minted: Mutex<HashMap<String, (Arc<str>, i64)>>,
+}
+
+fn ms(d: &DateTime<Utc>) -> i64 {
+    d.timestamp_millis()
+}
+
+impl JwtIssuer {
+    /// The issuer over the `jwks` table.
+    pub fn new(
+        store: Arc<dyn KeyStore>,
+        secrets: SecretSet,
+        clock: Arc<dyn Clock>,
+        opts: JwtOptions,
+    ) -> Self {
+        Self {
+            store,
+            secrets,
+            clock,
+            opts,
+            keys: RwLock::new(None),
+            loading: tokio::sync::Mutex::new(()),
+            minted: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &JwtOptions {
+        &self.opts
+    }
+
+    fn read_keys(&self) -> std::sync::RwLockReadGuard<'_, Option<Keys>> {
+        match self.keys.read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// The keys as last read, while recent and their signing key live.
+    fn fresh(&self, now: i64) -> Option<(Option<Arc<SigningJwk>>, Arc<str>)> {
+        let guard = self.read_keys();
+        let k = guard.as_ref()?;
+        let live = k
+            .signer
+            .as_ref()
+            .is_some_and(|(_, exp)| exp.is_none_or(|e| e > now));
+        (live && now >= k.read_at && now - k.read_at < KEY_REFRESH_MS).then(|| {
+            (
+                k.signer.as_ref().map(|(s, _)| s.clone()),
+                k.published.clone(),
+            )
+        })
+    }
+
+    /// The keys, read again when older than [`KEY_REFRESH_MS`] or when the signing key has
+    /// expired (then a new one is made if none is live).
+    async fn current(&self) -> Result<(Option<Arc<SigningJwk>>, Arc<str>), JwtError> {
+        let now = self.clock.now_ms();
+        if let Some(fresh) = self.fresh(now) {
+            return Ok(fresh);
+        }
+        let _one = self.loading.lock().await;
+        let now = self.clock.now_ms();
+        if let Some(fresh) = self.fresh(now) {
+            return Ok(fresh);
+        }
+        let mut rows = self.store.jwks().await?;
+        if self.signing_row(&rows, now).is_none() {
+            rows.push(self.make_key(now).await?);
+        }
+        let signer = match self.signing_row(&rows, now) {
+            Some(row) => Some((Arc::new(self.open(row)?), row.expires_at.as_ref().map(ms))),
+            None => None,
+        };
+        let published = self.publish(&rows, now);
+        let out = (signer.as_ref().map(|(s, _)| s.clone()), published.clone());
+        let mut slot = match self.keys.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        *slot = Some(Keys {
+            read_at: now,
+            rows,
+            signer,
+            published,
+        });
+        Ok(out)
+    }
+
+    /// The key that signs: the newest live one of the configured algorithm, else the
+    /// newest live one.
+    fn signing_row<'r>(&self, rows: &'r [JwkRow], now: i64) -> Option<&'r JwkRow> {
+        let live = |r: &&JwkRow| r.expires_at.as_ref().is_none_or(|e| ms(e) > now);
+        let newest = |a: &&JwkRow, b: &&JwkRow| a.created_at.cmp(&b.created_at);
+        let alg = self.opts.alg;
+        rows.iter()
+            .filter(live)
+            .filter(|r| r.alg.as_deref().unwrap_or(alg) == alg)
+            .max_by(newest)
+            .or_else(|| rows.iter().filter(live).max_by(newest))
+    }
+
+    /// Makes, seals and stores a key.
+    async fn make_key(&self, now: i64) -> Result<JwkRow, JwtError> {
+        let o = &self.opts;
+        let pair = jwk::generate(o.alg, &o.crv, o.modulus_bits)
+            .map_err(|_| JwtError::Key("cannot make a key of the configured algorithm"))?;
+        let private_key = if o.encrypt {
+            let sealed = symmetric::seal(&self.secrets, &pair.private)
+                .ok_or(JwtError::Key("cannot seal the key"))?;
+            // Better Auth stores the sealed string as JSON text.
+            Value::String(sealed).to_string()
+        } else {
+            pair.private.clone()
+        };
+        let created_at = Utc
+            .timestamp_millis_opt(now)
+            .single()
+            .ok_or(JwtError::Key("the clock is out of range"))?;
+        let expires_at = o
+            .rotation_ms
+            .and_then(|r| Utc.timestamp_millis_opt(now.saturating_add(r)).single());
+        let mut row = JwkRow {
+            id: match o.ids {
+                crate::config::GenerateId::Default => crate::crypto::token::generate_id(),
+                crate::config::GenerateId::Uuid => uuid::Uuid::new_v4().to_string(),
+                crate::config::GenerateId::Serial => String::new(),
+            },
+            public_key: pair.public,
+            private_key,
+            created_at,
+            expires_at,
+            alg: Some(o.alg.to_owned()),
+            crv: pair.crv,
+        };
+        self.store.create_jwk(&mut row).await?;
+        tracing::info!(kid = %row.id, alg = o.alg, "made a new JWT signing key");
+        Ok(row)
+    }
+
+    /// Opens a row's private key.
+    fn open(&self, row: &JwkRow) -> Result<SigningJwk, JwtError> {
+        let alg = row.alg.as_deref().unwrap_or(self.opts.alg);
+        let private = if self.opts.encrypt {
+            let sealed: String = serde_json::from_str(&row.private_key)
+                .map_err(|_| JwtError::Key("the stored private key is not sealed"))?;
+            symmetric::open(&self.secrets, &sealed).map_err(|e| {
+                tracing::error!(kid = %row.id, error = %e, "the JWT signing key cannot be opened with the configured secrets");
+                JwtError::Key("the stored private key does not open with the configured secrets")
+            })?
+        } else {
+            row.private_key.clone()
+        };
+        SigningJwk::new(&row.id, alg, &private).map_err(|_| JwtError::Key("not a usable key"))
+    }
+
+    /// `{"keys":[…]}` of the published keys.
+    fn publish(&self, rows: &[JwkRow], now: i64) -> Arc<str> {
+        let keys: Vec<Value> = rows
+            .iter()
+            .filter(|r| {
+                r.expires_at
+                    .as_ref()
+                    .is_none_or(|e| ms(e).saturating_add(self.opts.grace_ms) > now)
+            })
+            .filter_map(|r| {
+                let alg = r.alg.as_deref().unwrap_or(self.opts.alg);
+                jwk::published(&r.id, alg, r.crv.as_deref(), &r.public_key)
+            })
+            .collect();
+        Arc::from(serde_json::json!({ "keys": keys }).to_string().as_str())
+    }
+
+    /// The public key set, as `/jwks` answers it (a key is made if there is none).
+    pub async fn key_set(&self) -> Result<Arc<str>, JwtError> {
+        Ok(self.current().await?.1)
+    }
+
+    /// A JWT for `user` (its JSON object as get-session returns it), valid `ttl_secs`, for
+    /// `audience` (else the configured one). `sid` is put in when the feed is on.
+    pub async fn mint(
+        &self,
+        user: &Map<String, Value>,
+        sid: &str,
+        audience: Option<&str>,
+        ttl_secs: u64,
+    ) -> Result<Arc<str>, JwtError> {
+        let (signer, _) = self.current().await?;
+        let signer = signer.ok_or(JwtError::Key("no signing key"))?;
+        let aud = audience.unwrap_or(&self.opts.audience);
+        let user_text = Value::Object(user.clone()).to_string();
+        let key = format!("{}\0{aud}\0{ttl_secs}\0{sid}\0{user_text}", signer.kid());
+        let now = self.clock.now_ms();
+        let ttl_ms = i64::try_from(ttl_secs).unwrap_or(i64::MAX / 2000) * 1000;
+        {
+            let minted = self.minted();
+            if let Some((token, iat)) = minted.get(&key) {
+                // Handed out again while it keeps four fifths of its lifetime.
+                if now >= *iat && (now - iat) * 5 < ttl_ms {
+                    return Ok(token.clone());
+                }
+            }
+        }
+        let iat = now.div_euclid(1000);
+        let mut claims = Map::new();
+        claims.insert("iat".into(), Value::from(iat));
+        for (k, v) in user {
+            claims.insert(k.clone(), v.clone());
+        }
+        let sub = user.get("id").cloned().unwrap_or(Value::Null);
+        claims.insert("sub".into(), sub);
+        claims.insert("exp".into(), Value::from(iat.saturating_add(ttl_ms / 1000)));
+        claims.insert("iss".into(), Value::from(self.opts.issuer.as_str()));
+        claims.insert("aud".into(), Value::from(aud));
+        if self.opts.sid {
+            claims.insert("sid".into(), Value::from(sid));
+        }
+        let token: Arc<str> = Arc::from(
+            signer
+                .sign(&Value::Object(claims).to_string())
+                .map_err(|_| JwtError::Key("signing failed"))?
+                .as_str(),
+        );
+        let mut minted = self.minted();
+        if minted.len() >= MAX_MINTED {
+            minted.clear();
+        }
+        minted.insert(key, (token.clone(), iat * 1000));
+        Ok(token)
+    }
+
+    fn minted(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<str>, i64)>> {
+        match self.minted.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// How many rows the table held when last read (for tests and `/readyz`).
+    pub fn keys_known(&self) -> usize {
+        self.read_keys().as_ref().map_or(0, |k| k.rows.len())
+    }
+}
