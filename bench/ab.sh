@@ -2,7 +2,9 @@
 # A/B: two sessiond binaries on one route, measured in alternation on the same machine.
 #
 #   bash bench/ab.sh BIN_A BIN_B [MODE] [ROUNDS] [SECONDS]
-#     MODE: db | compact | jwt | jwe | fa-db | fa-compact (as bench/profile.sh); default compact
+#     MODE: db | compact | jwt | jwe | fa-db | fa-compact | fa-compact-jwt (as bench/profile.sh);
+#     default compact. MODE_B=<mode> runs B in another mode on the same route (one binary
+#     twice: what a setting costs), e.g. MODE_B=fa-compact-jwt with MODE fa-compact.
 #
 # Both servers run at once on one throwaway database (idle one costs nothing), share a
 # secret so one cookie serves both, and wrk -t2 -c64 alternates between them ROUNDS times
@@ -41,6 +43,7 @@ declare -A URL
 for side in a b; do
   port=$(free_port)
   URL[$side]=http://127.0.0.1:$port
+  if [ "$side" = b ] && [ -n "${MODE_B:-}" ]; then bench_mode "$MODE_B"; fi
   start_sessiond_on "$OUT/$side.bin" "$DB" "$port" "$OUT/server-$side.log"
 done
 COOKIE=$(sign_up_cookie "${URL[a]}" ab@example.com "$OUT/jar")

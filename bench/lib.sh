@@ -11,11 +11,14 @@ PASSWORD=bench-password-123
 PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U "$PGUSER")
 
 # bench_mode MODE: CACHE (sessiond's cookie-cache environment) and ROUTE for a mode:
-# db | fa-db | list (no cache), compact | fa-compact, jwt | jwe.
+# db | fa-db | list (no cache), compact | fa-compact, jwt | jwe; fa-compact-jwt is fa-compact
+# with a JWT for the upstream on every answer (forward_auth.jwt).
 bench_mode() {
   case $1 in
   db | fa-db | list) CACHE=(SESSIOND_SESSION__COOKIE_CACHE__ENABLED=false) ;;
   compact | fa-compact) CACHE=(SESSIOND_SESSION__COOKIE_CACHE__ENABLED=true SESSIOND_SESSION__COOKIE_CACHE__STRATEGY=compact) ;;
+  fa-compact-jwt) CACHE=(SESSIOND_SESSION__COOKIE_CACHE__ENABLED=true SESSIOND_SESSION__COOKIE_CACHE__STRATEGY=compact
+    SESSIOND_PLUGINS__JWT__ENABLED=true SESSIOND_FORWARD_AUTH__JWT__ENABLED=true) ;;
   jwt | jwe) CACHE=(SESSIOND_SESSION__COOKIE_CACHE__ENABLED=true SESSIOND_SESSION__COOKIE_CACHE__STRATEGY=$1) ;;
   *) echo "unknown mode $1" >&2; exit 2 ;;
   esac
