@@ -217,6 +217,13 @@ impl Application {
             csrf_disabled: settings.advanced.disable_csrf_check
                 || settings.advanced.disable_origin_check,
             origin_check_disabled: settings.advanced.disable_origin_check,
+            bearer: settings
+                .plugins
+                .bearer
+                .enabled
+                .then_some(crate::http::bearer::Plugin {
+                    require_signature: settings.plugins.bearer.require_signature,
+                }),
             forward_auth: Arc::new(forward_auth),
             forward_auth_path: settings
                 .forward_auth

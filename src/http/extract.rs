@@ -481,6 +481,7 @@ impl FromRequestParts<AppState> for Ctx {
                 joined.push_str(s);
             }
         }
+        let joined = crate::http::bearer::cookie_header(state, parts, joined);
         let (mut disable_refresh, mut disable_cookie_cache) = (false, false);
         if let Some(q) = parts.uri.query() {
             for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {

@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod bearer;
 pub mod bodies;
 pub mod client;
 pub mod cors;
@@ -72,6 +73,8 @@ pub struct Shared {
     /// Redirect targets (`callbackURL` and its kin) are not checked
     /// (`advanced.disable_origin_check`).
     pub origin_check_disabled: bool,
+    /// Better Auth's bearer plugin, when on.
+    pub bearer: Option<bearer::Plugin>,
     /// Forward-auth settings.
     pub forward_auth: Arc<forward_auth::ForwardAuth>,
     /// Forward-auth path, if served.
@@ -439,6 +442,7 @@ async fn edge(
         }
     };
     if under_base {
+        bearer::expose_token(state, &mut res);
         res.headers_mut()
             .entry(axum::http::header::CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-store"));

@@ -1,5 +1,6 @@
 //! `String.prototype.trim` and `parseInt(s, 10)`, for reading Better Auth's environment
-//! variables as Node reads them.
+//! variables as Node reads them, and `decodeURIComponent`, for values Better Auth decodes
+//! only when they decode.
 
 /// Whether `c` is what `trim` removes (ECMAScript WhiteSpace and LineTerminator). Rust's
 /// `char::is_whitespace` differs: it keeps U+FEFF and removes U+0085.
@@ -45,9 +46,54 @@ pub fn parse_int(s: &str) -> Option<(bool, u64)> {
     digits.parse::<u64>().ok().map(|n| (negative, n))
 }
 
+/// `decodeURIComponent(s)`, or `None` where it throws: a `%` not followed by two hex
+/// digits, or escapes that do not make UTF-8. (`percent_decode_str` differs: it keeps a
+/// malformed escape as text and decodes the rest.)
+pub fn decode_uri_component(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'%' {
+            let hex = b.get(i + 1..i + 3)?;
+            let hi = char::from(*hex.first()?).to_digit(16)?;
+            let lo = char::from(*hex.get(1)?).to_digit(16)?;
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{parse_int, trim};
+    use super::{decode_uri_component, parse_int, trim};
+
+    #[test]
+    fn decode_uri_component_fails_where_javascript_throws() {
+        assert_eq!(decode_uri_component("a%2Eb%3D").as_deref(), Some("a.b="));
+        assert_eq!(
+            decode_uri_component("%E2%82%AC").as_deref(),
+            Some("\u{20ac}")
+        );
+        assert_eq!(decode_uri_component("%00").as_deref(), Some("\0"));
+        assert_eq!(decode_uri_component("plain").as_deref(), Some("plain"));
+        for bad in [
+            "%",
+            "%Z",
+            "%ZZ",
+            "a%2",
+            "%E2%82",
+            "%FF",
+            "%ED%A0%80",
+            "%C0%AF",
+        ] {
+            assert_eq!(decode_uri_component(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn trim_removes_what_javascript_removes() {

@@ -123,8 +123,10 @@ pub enum CookieOp {
 pub enum Credential {
     /// Its cookies.
     Cookies(RequestCookies),
-    /// `Authorization: Bearer` standing in for the session cookie (Better Auth's bearer
-    /// plugin), as `token.signature`; such a request has no other session cookie.
+    /// Forward auth's `Authorization: Bearer`, standing in for the session cookie of a
+    /// request that has none, as `token.signature`; no other cookie is read with it. (The
+    /// bearer plugin on the API routes replaces the token cookie in [`Self::Cookies`]
+    /// instead, as Better Auth does.)
     Bearer(String),
 }
 

@@ -1,8 +1,10 @@
-//! The session domain: cookies as the domain sees them ([`cookies`]), the lifecycle
-//! policy ([`policy`]), revocation ([`revocation`]) and the service that every route calls
-//! ([`service`]). It speaks no HTTP: handlers hand it what the request presented and get
-//! back a result or a [`SessionError`] and the cookie operations to carry out.
+//! The session domain: cookies as the domain sees them ([`cookies`]), the bearer plugin's
+//! rule ([`bearer`]), the lifecycle policy ([`policy`]), revocation ([`revocation`]) and
+//! the service that every route calls ([`service`]). It speaks no HTTP: handlers hand it
+//! what the request presented and get back a result or a [`SessionError`] and the cookie
+//! operations to carry out.
 
+pub mod bearer;
 pub mod cookies;
 pub mod error;
 pub mod limits;

@@ -244,6 +244,16 @@ impl SessionService {
         self.inner.keys.sign(token)
     }
 
+    /// The session-token cookie value an `Authorization` value stands for under Better
+    /// Auth's bearer plugin, checked with the current secret ([`crate::session::bearer`]).
+    pub fn bearer_cookie(&self, authorization: &str, require_signature: bool) -> Option<String> {
+        crate::session::bearer::cookie_value(
+            authorization,
+            self.inner.keys.current(),
+            require_signature,
+        )
+    }
+
     /// Whether a valid cookie cache is the session even for sensitive routes (stateless).
     pub fn cache_is_authoritative(&self) -> bool {
         self.inner.cache.authoritative

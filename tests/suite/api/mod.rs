@@ -4,6 +4,7 @@
 mod account;
 mod attacks;
 mod auth;
+mod bearer;
 mod cookie_cache;
 mod cookies;
 mod cors;
