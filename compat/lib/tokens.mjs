@@ -96,11 +96,19 @@ export function bearerOutcome(res, roles, baseURL, now = Date.now()) {
     data: norm(res.data, roles, now),
     error: res.error ? { status: res.error.status, statusText: res.error.statusText, code: res.error.code ?? null, message: res.error.message ?? null } : null,
     // the signed cookie value; whether it is percent-encoded as the cookie is
-    setAuthToken: tok == null ? null : { form: cookieForm(decodeURIComponent(tok), roles, now), percentEncoded: /%/.test(tok) },
+    setAuthToken: tok == null ? null : { form: cookieForm(safeDecode(tok), roles, now), percentEncoded: /%/.test(tok) },
     setAuthJwt: h.setAuthJwt == null ? null : norm(jwtShape(h.setAuthJwt, baseURL), roles, now),
     exposeHeaders: h.expose == null ? null : h.expose.split(",").map((s) => s.trim().toLowerCase()).sort(),
     setCookies: (h.setCookies ?? []).map((l) => l.split("=")[0]),
   };
+}
+
+function safeDecode(v) {
+  try {
+    return decodeURIComponent(v);
+  } catch {
+    return v;
+  }
 }
 
 /** The signed value a server's set-auth-token carries, as Authorization: Bearer sends it back. */
