@@ -25,6 +25,8 @@
 //   USER_ADDITIONAL_FIELDS  JSON: user.additionalFields, in Better Auth's shape
 //   GENERATE_ID           uuid or serial = advanced.database.generateId
 //   ADVANCED_COOKIES      JSON: advanced.cookies ({"session_token": {"name", "attributes"}, …})
+//   BEARER                1 = plugins: [bearer()] (Authorization: Bearer, set-auth-token)
+//   JWT                   1 = plugins: [jwt()] (/jwks, /token, set-auth-jwt; table jwks)
 import http from "node:http";
 import { pathToFileURL } from "node:url";
 import pg from "pg";
@@ -91,6 +93,14 @@ const plugins = [];
 if (on(env.ADMIN)) {
   const { admin } = await import("better-auth/plugins/admin");
   plugins.push(admin());
+}
+if (on(env.BEARER)) {
+  const { bearer } = await import("better-auth/plugins/bearer");
+  plugins.push(bearer());
+}
+if (on(env.JWT)) {
+  const { jwt } = await import("better-auth/plugins/jwt");
+  plugins.push(jwt());
 }
 
 const redis = env.REDIS_URL ? await redisStorage(env.REDIS_URL) : null;

@@ -142,7 +142,7 @@ function baseEnv() {
   for (const [k, v] of Object.entries(process.env)) {
     if (/^(SESSIOND_|BETTER_AUTH_|NODE_TEST|NODE_OPTIONS$|NODE_ENV$|DATABASE_URL$|REDIS_URL$|HOST$|PORT$|BASE_URL$|RUST_LOG$)/.test(k)) continue;
     // Better Auth server knobs (compat/better-auth/server.mjs)
-    if (/^(EXPIRES_IN|UPDATE_AGE|FRESH_AGE|DEFER_SESSION_REFRESH|COOKIE_CACHE.*|THEME_FIELD|STORE_SESSION_IN_DATABASE|PRESERVE_SESSION_IN_DATABASE|RATE_LIMIT|PG_POOL_MAX|ADMIN|USER_ADDITIONAL_FIELDS|GENERATE_ID|ADVANCED_COOKIES)$/.test(k)) continue;
+    if (/^(EXPIRES_IN|UPDATE_AGE|FRESH_AGE|DEFER_SESSION_REFRESH|COOKIE_CACHE.*|THEME_FIELD|STORE_SESSION_IN_DATABASE|PRESERVE_SESSION_IN_DATABASE|RATE_LIMIT|PG_POOL_MAX|ADMIN|USER_ADDITIONAL_FIELDS|GENERATE_ID|ADVANCED_COOKIES|BEARER|JWT)$/.test(k)) continue;
     env[k] = v;
   }
   return env;
@@ -238,7 +238,8 @@ async function startProcess({ label, cmd, args, env, port, cwd }) {
  * and the options of the Better Auth profiles (values in Better Auth's shape, mapped to
  * sessiond's snake_case options):
  *   { admin: bool, userFields: user.additionalFields, generateId: "uuid" | "serial",
- *     cookies: advanced.cookies, secrets: "2:<new>,1:<old>" (BETTER_AUTH_SECRETS, for both) }
+ *     cookies: advanced.cookies, secrets: "2:<new>,1:<old>" (BETTER_AUTH_SECRETS, for both),
+ *     bearer: bool (bearer()), jwt: bool (jwt()) }
  */
 /** Each server's variable for each session option, and how it spells "on". */
 const OPTION_VARS = {
@@ -278,6 +279,8 @@ function betterAuthEnv(o) {
   if (o.userFields) e.USER_ADDITIONAL_FIELDS = JSON.stringify(o.userFields);
   if (o.generateId) e.GENERATE_ID = o.generateId;
   if (o.cookies) e.ADVANCED_COOKIES = JSON.stringify(o.cookies);
+  if (o.bearer) e.BEARER = "1";
+  if (o.jwt) e.JWT = "1";
   return e;
 }
 
@@ -293,6 +296,8 @@ function sessiondProfileEnv(o) {
   if (o.admin) e.SESSIOND_PLUGINS__ADMIN__ENABLED = "true";
   if (o.userFields) e.SESSIOND_USER__ADDITIONAL_FIELDS = JSON.stringify(snakeKeys(o.userFields));
   if (o.generateId) e.SESSIOND_ADVANCED__DATABASE__GENERATE_ID = o.generateId;
+  if (o.bearer) e.SESSIOND_PLUGINS__BEARER__ENABLED = "true";
+  if (o.jwt) e.SESSIOND_PLUGINS__JWT__ENABLED = "true";
   for (const [kind, c] of Object.entries(o.cookies ?? {})) {
     const v = `SESSIOND_ADVANCED__COOKIES__${kind.toUpperCase()}`;
     if (c.name) e[`${v}__NAME`] = c.name;

@@ -25,7 +25,7 @@ const PASS2 = "client-suite-password-2";
  *
  * A profile (see compareClients) adds to it: `signUpFields` are sent with X's sign-up, and
  * `steps(t)` runs its own steps after update-user, with t = { step, device, ok, err, A, X, anon,
- * email, stamp, PASS1 }.
+ * email, stamp, PASS1, server }.
  */
 async function scenario(server, { stamp, names = DEFAULT_COOKIE_NAMES, profile = {} }) {
   const roles = new Roles();
@@ -143,7 +143,7 @@ async function scenario(server, { stamp, names = DEFAULT_COOKIE_NAMES, profile =
     (c) => c.getSession({ query: { disableCookieCache: true } }), ok);
 
   // the profile's own steps
-  await profile.steps?.({ step, device, ok, err, A, X, anon, email, stamp, PASS1 });
+  await profile.steps?.({ step, device, ok, err, A, X, anon, email, stamp, PASS1, server });
 
   // revoke-session
   const cStale = C.clone("C-stale");

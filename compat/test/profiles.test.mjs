@@ -1,10 +1,11 @@
-// Better Auth configured as real apps are, beside sessiond configured the same way. Four
+// Better Auth configured as real apps are, beside sessiond configured the same way. Five
 // profiles beyond the default one of the other files:
 //
 //   admin+fields     admin() + user.additionalFields (a required field with a default, a number)
 //   uuid             advanced.database.generateId: "uuid"
 //   serial           advanced.database.generateId: "serial"
 //   cookies+secrets  advanced.cookies renamed (and an attribute) + BETTER_AUTH_SECRETS
+//   tokens           bearer() + jwt() (test/tokens.test.mjs drives the bearer and the keys)
 //
 // Each runs the official-client comparison (lib/scenario.mjs: every step's outcome on sessiond
 // equals Better Auth's, `user` and `session` key by key, plus the profile's own steps) and the
@@ -25,6 +26,7 @@ import { createDatabase, migrateSessiond, startBetterAuth, startSessiond } from 
 import { Device, cookieNames } from "../lib/client.mjs";
 import { compareClients, clientTests } from "../lib/scenario.mjs";
 import { MIGRATIONS, sidecarVariant, ok, plain, refusedWithin, startPair } from "../lib/sidecar.mjs";
+import { tokenSteps } from "../lib/tokens.mjs";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 // a number the database assigned, answered as a string
@@ -129,6 +131,14 @@ const PROFILES = [
     cache: "jwe",
     // the devices know only the renamed cookies: a server setting others fails every check
     client: {},
+    sidecar: {},
+  },
+  {
+    // bearer() and jwt(): nothing of the cookie scenario changes; the jwks table is shared
+    key: "tokens",
+    options: { theme: true, bearer: true, jwt: true },
+    cache: "jwt",
+    client: { steps: tokenSteps },
     sidecar: {},
   },
 ];
