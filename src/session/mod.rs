@@ -8,6 +8,7 @@ pub mod error;
 pub mod limits;
 pub mod policy;
 pub mod revocation;
+pub mod revoked_log;
 pub mod service;
 
 pub use error::SessionError;
