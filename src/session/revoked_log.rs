@@ -159,20 +159,27 @@ impl RevokedLog {
         let _ = self.live.send(Live::Revoked(e));
     }
 
-    /// Sessions may have ended unannounced until now.
+    /// Sessions may have ended unannounced until now: live subscribers are reset.
     pub fn reset(&self) {
+        let inner = self.complete_from_now();
+        let _ = self.live.send(Live::Reset);
+        drop(inner);
+    }
+
+    fn complete_from_now(&self) -> std::sync::MutexGuard<'_, Inner> {
         let now = self.clock.now_ms();
         let mut inner = self.lock();
         inner.complete_since = inner.complete_since.max(now.saturating_add(1));
-        let _ = self.live.send(Live::Reset);
+        inner
     }
 
     /// Whether every feed guarantees now. Losing the guarantee resets live subscribers;
-    /// regaining it makes the log complete from then on (ends in between may be missing).
+    /// regaining it makes the log complete from then on (ends in between may be missing;
+    /// subscribers were told when it was lost, or at their start).
     pub fn set_guaranteed(&self, guaranteed: bool) {
         let was_down = self.down.swap(!guaranteed, Ordering::SeqCst);
         if guaranteed && was_down {
-            self.reset();
+            drop(self.complete_from_now());
         } else if !guaranteed && !was_down {
             let _inner = self.lock();
             let _ = self.live.send(Live::Reset);

@@ -184,3 +184,14 @@ fn retention_is_the_longest_lifetime_plus_a_margin() {
     assert_eq!(RevokedLog::retention_for(&[900, 300]), 960);
     assert_eq!(RevokedLog::retention_for(&[u64::MAX]), u64::MAX);
 }
+
+#[test]
+fn regaining_the_guarantee_does_not_end_streams_and_a_reset_does() {
+    let (l, _clock) = log();
+    l.set_guaranteed(false);
+    let mut rx = l.subscribe();
+    l.set_guaranteed(true);
+    assert!(rx.try_recv().is_err());
+    l.reset();
+    assert_eq!(rx.try_recv().ok(), Some(Live::Reset));
+}
