@@ -15,9 +15,11 @@ use crate::http::client::IpRules;
 use crate::http::forward_auth::ForwardAuth;
 use crate::http::origin::TrustedOrigins;
 use crate::http::rate_limit::RateLimiter;
+use crate::http::revocations::FeedAccess;
 use crate::http::server::{self, Limits};
 use crate::http::{openapi_document, ops_router, router, AppState, Shared};
 use crate::session::revocation::Revocations;
+use crate::session::revoked_log::RevokedLog;
 use crate::session::SessionService;
 use crate::store::rate::RedisRateCounter;
 use crate::store::sql::{connect, private_dir, ExtraColumn, Shape};
@@ -166,14 +168,33 @@ impl Application {
             .flatten();
         let cache = &settings.session.cookie_cache;
         let cache_on = settings.cookie_cache_enabled();
-        let revocations = Arc::new(Revocations::new(
+        let mut revocations = Revocations::new(
             // Stateless mode has no shared store to learn revocations from.
             cache_on && cache.immediate_revocation && !settings.is_stateless(),
             // Revocations are remembered as long as any cache value this service accepts.
             settings.cookie_cache_window_secs(),
             clock.clone(),
-        ));
-        let feeds_on = revocations.enabled();
+        );
+        let feed = &settings.revocation_feed;
+        let feed_access = if feed.enabled {
+            // Kept as long as any JWT naming the session may live.
+            let retention = RevokedLog::retention_for(&[
+                settings.plugins.jwt.expiration_time,
+                settings.forward_auth.jwt.expiration_time,
+            ]);
+            let log = Arc::new(RevokedLog::new(retention, clock.clone()));
+            revocations = revocations.with_log(log.clone());
+            Some(Arc::new(FeedAccess::new(
+                log,
+                feed.key.expose_secret(),
+                feed.open,
+                feed.max_streams,
+            )))
+        } else {
+            None
+        };
+        let revocations = Arc::new(revocations);
+        let feeds_on = revocations.listening();
         let listener: Arc<dyn crate::store::feed::Listener> = revocations.clone();
         let primary = connected.store;
         let jwt = jwt_routes(&settings, connected.keys, &secrets, clock.clone());
@@ -238,6 +259,7 @@ impl Application {
             ops_on_main: settings.ops_on_main_listener(),
             jwt,
             jwks_path: Arc::from(settings.plugins.jwt.jwks.jwks_path.as_str()),
+            revocation_feed: feed_access,
             openapi: Arc::from(
                 openapi_document(&settings.base_path, &settings.forward_auth.path).as_str(),
             ),

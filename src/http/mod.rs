@@ -10,10 +10,12 @@ pub mod bodies;
 pub mod client;
 pub mod cors;
 pub mod extract;
+pub mod feed_stream;
 pub mod forward_auth;
 pub mod ops;
 pub mod origin;
 pub mod rate_limit;
+pub mod revocations;
 pub mod server;
 pub mod sessions;
 pub mod set_cookie;
@@ -100,6 +102,8 @@ pub struct Shared {
     pub jwt: Option<tokens::JwtRoutes>,
     /// Its key set's path under the base path.
     pub jwks_path: Arc<str>,
+    /// The revocation feed, when served.
+    pub revocation_feed: Option<Arc<revocations::FeedAccess>>,
 }
 
 /// Every route the router serves, as (method, path) with the default base path and
@@ -120,6 +124,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/auth/ok"),
     ("GET", "/api/auth/jwks"),
     ("GET", "/api/auth/token"),
+    ("GET", "/api/auth/revocations"),
     ("GET", "/forward-auth"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
@@ -155,6 +160,7 @@ fn api_routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
         ("/update-user", post(account::update_user)),
         ("/change-password", post(account::change_password)),
         ("/ok", get(ok)),
+        ("/revocations", get(revocations::revocations)),
     ]
 }
 
@@ -183,6 +189,8 @@ pub fn router(state: AppState) -> Router {
     // Full paths rather than a nested router: nesting costs a prefix strip per request.
     let mut served: Vec<(String, axum::routing::MethodRouter<AppState>)> = api_routes()
         .into_iter()
+        // Off, the feed is an unknown path.
+        .filter(|(p, _)| *p != "/revocations" || state.revocation_feed.is_some())
         .map(|(p, r)| (format!("{}{p}", state.base_path), r))
         .collect();
     if state.jwt.is_some() {

@@ -36,7 +36,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         checks.insert(name.into(), json!(if ok { "ok" } else { "unavailable" }));
     }
     let revocations = state.sessions.revocations();
-    if revocations.enabled() {
+    if revocations.listening() {
         match revocations.guarantee() {
             Ok(()) => {
                 checks.insert("revocation".into(), json!("ok"));

@@ -6,11 +6,14 @@
 //!   requests, or still sending its request head or body — so that idle or half-sent
 //!   connections can never lock other clients out; failing that, the one whose request has
 //!   run longest, if longer than `header_read_timeout`; when every connection is in the
-//!   middle of a recent request, the new one is closed instead.
+//!   middle of a recent request, the new one is closed instead. A connection carrying an
+//!   event stream (the revocation feed) goes last: only when nothing else can, the oldest
+//!   stream is closed (its client resumes with `Last-Event-ID`).
 //! - **Time**: a request head must be complete `header_read_timeout` after its first byte;
 //!   an answer must be taken by the client with no pause longer than `header_read_timeout`
 //!   (a client that stops reading would otherwise keep the answer in memory); a connection
-//!   idle for `idle_timeout` is closed.
+//!   idle for `idle_timeout` is closed; one carrying an event stream is not idle (its
+//!   pings keep it moving, and a client that stops reading them is closed as above).
 //! - **Bytes**: a request head holds at most `max_header_bytes` and 100 header lines
 //!   (431 beyond); a connection's buffers never grow past that.
 
@@ -18,7 +21,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -93,6 +96,8 @@ struct Conn {
     kill: Notify,
     /// The registry's start, so that marking a phase touches nothing shared.
     epoch: Instant,
+    /// Event streams being answered on it.
+    streams: AtomicU32,
 }
 
 impl Conn {
@@ -154,6 +159,22 @@ impl ConnHandle {
     pub fn body_received(&self) {
         self.0.enter(Phase::Busy);
     }
+
+    /// The answer is an event stream: until the guard drops, the connection is not idle
+    /// and is evicted only as a last resort.
+    pub fn streaming(&self) -> Streaming {
+        self.0.streams.fetch_add(1, Ordering::Relaxed);
+        Streaming(self.0.clone())
+    }
+}
+
+/// An event stream in progress on a connection.
+pub struct Streaming(Arc<Conn>);
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The open connections.
@@ -189,6 +210,7 @@ impl Registry {
             let oldest = |busy: bool| {
                 conns
                     .iter()
+                    .filter(|(_, c)| c.streams.load(Ordering::Relaxed) == 0)
                     .map(|(id, c)| (*id, c.get()))
                     .filter(|(_, (phase, since))| {
                         (*phase == Phase::Busy) == busy
@@ -197,7 +219,16 @@ impl Registry {
                     .min_by_key(|(_, (_, since))| *since)
                     .map(|(id, _)| id)
             };
-            let victim = oldest(false).or_else(|| oldest(true))?;
+            let oldest_stream = || {
+                conns
+                    .iter()
+                    .filter(|(_, c)| c.streams.load(Ordering::Relaxed) > 0)
+                    .min_by_key(|(_, c)| c.get().1)
+                    .map(|(id, _)| *id)
+            };
+            let victim = oldest(false)
+                .or_else(|| oldest(true))
+                .or_else(oldest_stream)?;
             if let Some(c) = conns.remove(&victim) {
                 c.kill.notify_one();
                 crate::metrics::connection_evicted();
@@ -209,6 +240,7 @@ impl Registry {
             stalled: AtomicU64::new(0),
             kill: Notify::new(),
             epoch: self.epoch,
+            streams: AtomicU32::new(0),
         });
         conn.set(Phase::Idle, now);
         conns.insert(id, conn.clone());
@@ -408,7 +440,10 @@ async fn connection(
                     let age = Duration::from_millis(now.saturating_sub(since));
                     let expired = match phase {
                         Phase::Head => age > limits.header_read_timeout,
-                        Phase::Idle => age > limits.idle_timeout,
+                        Phase::Idle => {
+                            age > limits.idle_timeout
+                                && conn.streams.load(Ordering::Relaxed) == 0
+                        }
                         // The body reader answers 408 itself.
                         Phase::Busy | Phase::Body => false,
                     };

@@ -10,6 +10,7 @@ pub mod error;
 pub mod limits;
 pub mod policy;
 pub mod revocation;
+pub mod revoked_log;
 pub mod service;
 pub mod tokens;
 

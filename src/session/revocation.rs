@@ -12,12 +12,16 @@
 //! the store once, and re-cached. A fresh process therefore revalidates caches minted
 //! before it started. While a feed cannot guarantee (disconnected, Redis notifications
 //! off, the trigger missing), every hit is revalidated: slower, never stale.
+//!
+//! The same feeds fill the revocation feed's log ([`RevokedLog`]) when it is on, whether
+//! or not the deny set is.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::clock::Clock;
+use crate::session::revoked_log::RevokedLog;
 use crate::store::feed::{token_hash, Announcement, Listener, TokenHash};
 
 /// Revoked tokens remembered at most (about 64 bytes each); beyond, the set is emptied and
@@ -39,6 +43,8 @@ pub struct Revocations {
     unguaranteed: AtomicUsize,
     /// Caches minted before this (ms) are revalidated against the store.
     trusted_since: AtomicI64,
+    /// The revocation feed's log, when the feed is on.
+    log: Option<Arc<RevokedLog>>,
 }
 
 impl Revocations {
@@ -54,12 +60,29 @@ impl Revocations {
             feeds: Mutex::new(Vec::new()),
             unguaranteed: AtomicUsize::new(0),
             trusted_since: AtomicI64::new(now),
+            log: None,
         }
     }
 
-    /// Whether revocation checks run at all.
+    /// Also fills the revocation feed's `log`.
+    pub fn with_log(mut self, log: Arc<RevokedLog>) -> Self {
+        self.log = Some(log);
+        self
+    }
+
+    /// Whether revocation checks (the deny set) run at all.
     pub fn enabled(&self) -> bool {
         self.enabled
+    }
+
+    /// Whether the stores' feeds must run: for the deny set or for the feed's log.
+    pub fn listening(&self) -> bool {
+        self.enabled || self.log.is_some()
+    }
+
+    /// The revocation feed's log, when the feed is on.
+    pub fn log(&self) -> Option<&Arc<RevokedLog>> {
+        self.log.as_ref()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenHash, (i64, bool)>> {
@@ -126,8 +149,13 @@ impl Revocations {
 
     /// Records a revoked token.
     pub fn deny(&self, token: &str) {
-        if self.enabled {
-            self.deny_hash(token_hash(token));
+        if !self.listening() {
+            return;
+        }
+        let hash = token_hash(token);
+        self.deny_hash(hash);
+        if let Some(log) = &self.log {
+            log.record(hash);
         }
     }
 
@@ -167,17 +195,30 @@ impl Listener for Revocations {
         feeds.push((name, Some("starting")));
         self.unguaranteed.fetch_add(1, Ordering::SeqCst);
         crate::metrics::revocation_guaranteed(false);
+        if let Some(log) = &self.log {
+            log.set_guaranteed(false);
+        }
         feeds.len() - 1
     }
 
     fn announce(&self, source: usize, a: Announcement) {
-        if !self.enabled {
+        if !self.listening() {
             return;
         }
         match a {
-            Announcement::Revoked(hash) => self.deny_hash(hash),
+            Announcement::Revoked(hash) => {
+                self.deny_hash(hash);
+                if let Some(log) = &self.log {
+                    log.record(hash);
+                }
+            }
             Announcement::Changed(hash) => self.stale_hash(hash),
-            Announcement::Reset(why) => self.reset(why),
+            Announcement::Reset(why) => {
+                self.reset(why);
+                if let Some(log) = &self.log {
+                    log.reset();
+                }
+            }
             Announcement::Guaranteed | Announcement::Unguaranteed(_) => {
                 let mut feeds = self.feeds();
                 let Some((_, state)) = feeds.get_mut(source) else {
@@ -203,9 +244,11 @@ impl Listener for Revocations {
                     }
                     _ => {}
                 }
-                crate::metrics::revocation_guaranteed(
-                    self.unguaranteed.load(Ordering::SeqCst) == 0,
-                );
+                let all = self.unguaranteed.load(Ordering::SeqCst) == 0;
+                crate::metrics::revocation_guaranteed(all);
+                if let Some(log) = &self.log {
+                    log.set_guaranteed(all);
+                }
             }
         }
     }

@@ -26,5 +26,6 @@ mod config;
 mod layering;
 mod packaging;
 mod replicas;
+mod replicas_feed;
 mod robustness;
 mod store;

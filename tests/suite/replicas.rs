@@ -13,7 +13,7 @@ use crate::support::{redis_conn, redis_url, PgDb, PASSWORD};
 
 const SECRET: &str = "replica-test-secret-WKbtDE6kGZpDiPCFdcERFmdD6nHQss";
 
-fn replicas(
+pub(crate) fn replicas(
     db: &PgDb,
     redis_prefix: Option<&str>,
     extra: &[(&str, &str)],
@@ -41,7 +41,7 @@ fn replicas(
     (servers, dirs)
 }
 
-fn cookie_of(res: &reqwest::blocking::Response) -> String {
+pub(crate) fn cookie_of(res: &reqwest::blocking::Response) -> String {
     res.headers()
         .get_all("set-cookie")
         .iter()
@@ -50,7 +50,26 @@ fn cookie_of(res: &reqwest::blocking::Response) -> String {
         .join("; ")
 }
 
-fn sign_in(client: &reqwest::blocking::Client, s: &Server, email: &str) -> (String, String) {
+/// Signs a new user up on `s`; its email.
+pub(crate) fn signed_up(client: &reqwest::blocking::Client, s: &Server) -> String {
+    let email = format!(
+        "r{}@example.com",
+        sessiond::crypto::token::generate_id().to_lowercase()
+    );
+    let res = client
+        .post(s.url("/sign-up/email"))
+        .json(&json!({"name": "Replica", "email": email, "password": PASSWORD}))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    email
+}
+
+pub(crate) fn sign_in(
+    client: &reqwest::blocking::Client,
+    s: &Server,
+    email: &str,
+) -> (String, String) {
     let res = client
         .post(s.url("/sign-in/email"))
         .json(&json!({"email": email, "password": PASSWORD}))
@@ -106,16 +125,7 @@ fn scenario(redis_prefix: Option<&str>) {
     }
     let (servers, _dirs) = replicas(&db, redis_prefix, &[]);
     let client = reqwest::blocking::Client::new();
-    let email = format!(
-        "r{}@example.com",
-        sessiond::crypto::token::generate_id().to_lowercase()
-    );
-    let res = client
-        .post(servers[0].url("/sign-up/email"))
-        .json(&json!({"name": "Replica", "email": email, "password": PASSWORD}))
-        .send()
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    let email = signed_up(&client, &servers[0]);
 
     // Signed in on one, used on the others (cache primed on each).
     let (victim, victim_token) = sign_in(&client, &servers[0], &email);

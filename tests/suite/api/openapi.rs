@@ -6,8 +6,13 @@ use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_lists_every_route_and_only_routes() {
-    // Every optional route served.
-    let app = spawn_with(Backend::Sqlite, |s| s.plugins.jwt.enabled = true).await;
+    // Every optional route on.
+    let app = spawn_with(Backend::Sqlite, |s| {
+        s.plugins.jwt.enabled = true;
+        s.revocation_feed.enabled = true;
+        s.revocation_feed.open = true;
+    })
+    .await;
     let root = format!("http://{}", app.addr);
     let res = app
         .client

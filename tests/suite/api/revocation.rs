@@ -12,14 +12,7 @@ use sqlx::Connection;
 use crate::support::*;
 
 async fn readyz(app: &TestApp) -> Value {
-    app.client
-        .get(format!("http://{}/readyz", app.addr))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    app.readyz().await
 }
 
 /// Waits until the revocation listeners report `want` in `/readyz`.

@@ -179,6 +179,19 @@ impl TestApp {
         self.client.get(url).send().await.unwrap().status().as_u16()
     }
 
+    /// `/readyz`'s detailed answer (checks by name).
+    pub async fn readyz(&self) -> Value {
+        let url = format!("http://{}/readyz", self.addr);
+        self.client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Waits until `/readyz` answers 200: the revocation listeners are up, so cached
     /// sessions minted from now on are trusted (a cache minted before a listener connects
     /// is revalidated against the store). Bounded: fails after 200 tries.
