@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
-use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::http::{header, HeaderValue, Method};
 use axum::response::Response;
 use futures::future::Either;
 use tower::{Layer, Service};
@@ -32,11 +32,9 @@ pub fn layer(origins: Arc<TrustedOrigins>) -> CorsLayer {
         }))
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers(AllowHeaders::mirror_request())
-        // The bearer and jwt plugins' response headers, readable by the page.
-        .expose_headers([
-            HeaderName::from_static("set-auth-token"),
-            HeaderName::from_static("set-auth-jwt"),
-        ])
+        // No expose list here: the bearer and jwt plugins name `set-auth-token` and
+        // `set-auth-jwt` in `Access-Control-Expose-Headers` on the answers that carry them,
+        // as Better Auth does (a list here would replace theirs).
         .max_age(std::time::Duration::from_secs(600))
 }
 
