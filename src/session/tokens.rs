@@ -327,3 +327,59 @@ impl JwtIssuer {
         self.read_keys().as_ref().map_or(0, |k| k.rows.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::store::memory::MemoryStore;
+
+    fn issuer(clock: &ManualClock) -> JwtIssuer {
+        JwtIssuer::new(
+            Arc::new(MemoryStore::new()),
+            SecretSet::single("s".repeat(32)),
+            Arc::new(clock.clone()),
+            JwtOptions {
+                alg: "EdDSA",
+                crv: "Ed25519".into(),
+                modulus_bits: 2048,
+                rotation_ms: None,
+                grace_ms: 0,
+                encrypt: true,
+                issuer: "https://i".into(),
+                audience: "https://a".into(),
+                sid: false,
+                ids: crate::config::GenerateId::Default,
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn remembered_tokens_stay_under_the_cap() {
+        let clock = ManualClock::starting_now();
+        let jwt = issuer(&clock);
+        let mut user = Map::new();
+        for i in 0..MAX_MINTED + 5 {
+            user.insert("id".into(), Value::from(format!("u{i}")));
+            jwt.mint(&user, "", None, 60).await.unwrap();
+            assert!(jwt.minted().len() <= MAX_MINTED);
+        }
+        assert_eq!(jwt.minted().len(), 5, "emptied at the cap, then refilled");
+        assert_eq!(jwt.keys_known(), 1, "one key made, and reused");
+    }
+
+    #[tokio::test]
+    async fn a_token_is_reused_for_a_fifth_of_its_life_and_follows_the_audience() {
+        let clock = ManualClock::starting_now();
+        let jwt = issuer(&clock);
+        let mut user = Map::new();
+        user.insert("id".into(), Value::from("u"));
+        let a = jwt.mint(&user, "", None, 100).await.unwrap();
+        clock.advance_secs(19);
+        assert_eq!(jwt.mint(&user, "", None, 100).await.unwrap(), a);
+        let other = jwt.mint(&user, "", Some("x"), 100).await.unwrap();
+        assert_ne!(other, a, "another audience");
+        clock.advance_secs(2);
+        assert_ne!(jwt.mint(&user, "", None, 100).await.unwrap(), a);
+    }
+}
