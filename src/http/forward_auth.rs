@@ -203,11 +203,12 @@ pub async fn check(mut ctx: Ctx, proxy: ProxyRequest) -> Response {
     let cfg = ctx.state.forward_auth.clone();
     // The audience is checked before the session: a misconfigured location fails for
     // everyone, visibly, not only for signed-in users.
-    let audience = match (&cfg.jwt, ctx.query("aud")) {
-        (Some((_, allowed, _)), Some(aud)) if !allowed.contains(&aud) => {
-            return INVALID_AUDIENCE.into_response();
-        }
-        (_, aud) => aud,
+    let audience = match &cfg.jwt {
+        Some((_, allowed, _)) => match ctx.query("aud") {
+            Some(aud) if !allowed.contains(&aud) => return INVALID_AUDIENCE.into_response(),
+            aud => aud,
+        },
+        None => None,
     };
     let opts = ResolveOptions {
         disable_refresh: false,

@@ -64,9 +64,15 @@ pub async fn mint_for(
     audience: Option<&str>,
     ttl: u64,
 ) -> Result<Arc<str>, ApiError> {
+    let key = crate::session::tokens::MintKey {
+        session: &cur.session.token,
+        user_version: cur.user.updated_at.timestamp_millis(),
+        audience,
+        ttl_secs: ttl,
+    };
     Ok(jwt
         .issuer
-        .mint(&user_claims(svc, cur), &sid(cur), audience, ttl)
+        .mint(&key, || user_claims(svc, cur), || sid(cur))
         .await?)
 }
 

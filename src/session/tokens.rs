@@ -11,6 +11,7 @@
 //! least four fifths of its lifetime.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -83,8 +84,56 @@ pub struct JwtIssuer {
     keys: RwLock<Option<Keys>>,
     /// One reader or maker of keys at a time.
     loading: tokio::sync::Mutex<()>,
-    /// Tokens by their claims without times: the token and its `iat` (ms).
-    minted: Mutex<HashMap<String, (Arc<str>, i64)>>,
+    /// Tokens by the hash of what they were minted for (checked in full on a hit).
+    minted: Mutex<HashMap<u64, Minted>>,
+    hasher: std::hash::RandomState,
+}
+
+/// What a token is minted for: a session, the version of its user, an audience, a lifetime.
+#[derive(Debug, Clone, Copy, Hash)]
+pub struct MintKey<'a> {
+    /// The session token.
+    pub session: &'a str,
+    /// The user's `updatedAt` (ms): a changed user gets a new token.
+    pub user_version: i64,
+    /// The audience asked for, if not the configured one.
+    pub audience: Option<&'a str>,
+    /// Lifetime (s).
+    pub ttl_secs: u64,
+}
+
+/// A [`MintKey`] kept with its token.
+struct OwnedKey {
+    session: Box<str>,
+    user_version: i64,
+    audience: Option<Box<str>>,
+    ttl_secs: u64,
+}
+
+impl OwnedKey {
+    fn from(k: &MintKey<'_>) -> Self {
+        Self {
+            session: k.session.into(),
+            user_version: k.user_version,
+            audience: k.audience.map(Into::into),
+            ttl_secs: k.ttl_secs,
+        }
+    }
+
+    fn matches(&self, k: &MintKey<'_>) -> bool {
+        *self.session == *k.session
+            && self.user_version == k.user_version
+            && self.audience.as_deref() == k.audience
+            && self.ttl_secs == k.ttl_secs
+    }
+}
+
+/// A token handed out, kept for reuse.
+struct Minted {
+    key: OwnedKey,
+    kid: Arc<str>,
+    token: Arc<str>,
+    iat_ms: i64,
 }
 
 fn ms(d: &DateTime<Utc>) -> i64 {
@@ -107,6 +156,7 @@ impl JwtIssuer {
             keys: RwLock::new(None),
             loading: tokio::sync::Mutex::new(()),
             minted: Mutex::new(HashMap::new()),
+            hasher: std::hash::RandomState::new(),
         }
     }
 
@@ -262,35 +312,39 @@ impl JwtIssuer {
         Ok(self.current().await?.1)
     }
 
-    /// A JWT for `user` (its JSON object as get-session returns it), valid `ttl_secs`, for
-    /// `audience` (else the configured one). `sid` is put in when the feed is on.
+    /// A JWT for the session `key` names, for `key.audience` (else the configured one),
+    /// valid `key.ttl_secs`. `user` gives the user object as get-session returns it and `sid`
+    /// the session's `sid` claim; both are asked for only when a token is made: a token is
+    /// handed out again, for the same session, user version (`updatedAt`), audience and
+    /// lifetime, while it keeps four fifths of its lifetime.
     pub async fn mint(
         &self,
-        user: &Map<String, Value>,
-        sid: &str,
-        audience: Option<&str>,
-        ttl_secs: u64,
+        key: &MintKey<'_>,
+        user: impl FnOnce() -> Map<String, Value>,
+        sid: impl FnOnce() -> String,
     ) -> Result<Arc<str>, JwtError> {
         let (signer, _) = self.current().await?;
         let signer = signer.ok_or(JwtError::Key("no signing key"))?;
-        let aud = audience.unwrap_or(&self.opts.audience);
-        let user_text = Value::Object(user.clone()).to_string();
-        let key = format!("{}\0{aud}\0{ttl_secs}\0{sid}\0{user_text}", signer.kid());
         let now = self.clock.now_ms();
-        let ttl_ms = i64::try_from(ttl_secs).unwrap_or(i64::MAX / 2000) * 1000;
-        {
-            let minted = self.minted();
-            if let Some((token, iat)) = minted.get(&key) {
-                // Handed out again while it keeps four fifths of its lifetime.
-                if now >= *iat && (now - iat) * 5 < ttl_ms {
-                    return Ok(token.clone());
-                }
+        let ttl_ms = i64::try_from(key.ttl_secs)
+            .unwrap_or(i64::MAX / 2000)
+            .saturating_mul(1000);
+        let slot = self.hasher.hash_one(key);
+        if let Some(m) = self.minted().get(&slot) {
+            let reusable = m.key.matches(key)
+                && *m.kid == *signer.kid()
+                && now >= m.iat_ms
+                && (now - m.iat_ms).saturating_mul(5) < ttl_ms;
+            if reusable {
+                return Ok(m.token.clone());
             }
         }
+        let aud = key.audience.unwrap_or(&self.opts.audience);
+        let user = user();
         let iat = now.div_euclid(1000);
         let mut claims = Map::new();
         claims.insert("iat".into(), Value::from(iat));
-        for (k, v) in user {
+        for (k, v) in &user {
             claims.insert(k.clone(), v.clone());
         }
         let sub = user.get("id").cloned().unwrap_or(Value::Null);
@@ -299,7 +353,7 @@ impl JwtIssuer {
         claims.insert("iss".into(), Value::from(self.opts.issuer.as_str()));
         claims.insert("aud".into(), Value::from(aud));
         if self.opts.sid {
-            claims.insert("sid".into(), Value::from(sid));
+            claims.insert("sid".into(), Value::from(sid()));
         }
         let token: Arc<str> = Arc::from(
             signer
@@ -311,11 +365,19 @@ impl JwtIssuer {
         if minted.len() >= MAX_MINTED {
             minted.clear();
         }
-        minted.insert(key, (token.clone(), iat * 1000));
+        minted.insert(
+            slot,
+            Minted {
+                key: OwnedKey::from(key),
+                kid: Arc::from(signer.kid()),
+                token: token.clone(),
+                iat_ms: iat.saturating_mul(1000),
+            },
+        );
         Ok(token)
     }
 
-    fn minted(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<str>, i64)>> {
+    fn minted(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Minted>> {
         match self.minted.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -358,10 +420,15 @@ mod tests {
     async fn remembered_tokens_stay_under_the_cap() {
         let clock = ManualClock::starting_now();
         let jwt = issuer(&clock);
-        let mut user = Map::new();
         for i in 0..MAX_MINTED + 5 {
-            user.insert("id".into(), Value::from(format!("u{i}")));
-            jwt.mint(&user, "", None, 60).await.unwrap();
+            let session = format!("s{i}");
+            let key = MintKey {
+                session: &session,
+                user_version: 0,
+                audience: None,
+                ttl_secs: 60,
+            };
+            jwt.mint(&key, Map::new, String::new).await.unwrap();
             assert!(jwt.minted().len() <= MAX_MINTED);
         }
         assert_eq!(jwt.minted().len(), 5, "emptied at the cap, then refilled");
@@ -372,14 +439,42 @@ mod tests {
     async fn a_token_is_reused_for_a_fifth_of_its_life_and_follows_the_audience() {
         let clock = ManualClock::starting_now();
         let jwt = issuer(&clock);
-        let mut user = Map::new();
-        user.insert("id".into(), Value::from("u"));
-        let a = jwt.mint(&user, "", None, 100).await.unwrap();
+        let key = |audience, user_version| MintKey {
+            session: "s",
+            user_version,
+            audience,
+            ttl_secs: 100,
+        };
+        let a = jwt
+            .mint(&key(None, 1), Map::new, String::new)
+            .await
+            .unwrap();
         clock.advance_secs(19);
-        assert_eq!(jwt.mint(&user, "", None, 100).await.unwrap(), a);
-        let other = jwt.mint(&user, "", Some("x"), 100).await.unwrap();
+        assert_eq!(
+            jwt.mint(&key(None, 1), Map::new, String::new)
+                .await
+                .unwrap(),
+            a
+        );
+        let other = jwt
+            .mint(&key(Some("x"), 1), Map::new, String::new)
+            .await
+            .unwrap();
         assert_ne!(other, a, "another audience");
+        let v2 = || {
+            let mut m = Map::new();
+            m.insert("name".into(), Value::from("renamed"));
+            m
+        };
+        let changed = jwt.mint(&key(None, 2), v2, String::new).await.unwrap();
+        assert_ne!(changed, a, "the user changed");
         clock.advance_secs(2);
-        assert_ne!(jwt.mint(&user, "", None, 100).await.unwrap(), a);
+        assert_ne!(
+            jwt.mint(&key(None, 1), Map::new, String::new)
+                .await
+                .unwrap(),
+            a,
+            "past a fifth of its life"
+        );
     }
 }
