@@ -1,8 +1,10 @@
 // examples/jwt-verifier/ end to end: nginx (examples/jwt-verifier/nginx.conf) → sessiond's forward
 // auth with forward_auth.jwt → the Python verifier (PyJWT from PyPI, installed here in a virtual
 // environment under target/), which checks X-Auth-Jwt with sessiond's key set and follows the
-// revocation feed. A signed-in request passes; after the session is revoked through sessiond the
-// verifier refuses the very same JWT within a second (polled against a deadline).
+// revocation feed. Three sessiond replicas on one database sit behind nginx (round robin), and the
+// verifier follows the feed of the third. A signed-in request passes; after the session is revoked
+// through another replica the verifier refuses the very same JWT within a second (polled against
+// a deadline).
 
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -19,6 +21,7 @@ const EXAMPLE = path.join(REPO_DIR, "examples", "jwt-verifier");
 const VENV = path.join(REPO_DIR, "target", "jwt-verifier-venv");
 const FEED_KEY = `compat-feed-key-${randomBytes(16).toString("hex")}`;
 const PASS = "verifier-password-1";
+const PUBLIC_URL = "https://auth.example.test";
 
 /** The verifier's Python, with PyJWT[crypto] from requirements.txt installed (once). */
 function python() {
@@ -68,13 +71,15 @@ async function waitFor(url, proc) {
   }
 }
 
-/** nginx running examples/jwt-verifier/nginx.conf with the test's ports. */
-function startNginx(dir, listen, sessiond, verifier) {
+/** nginx running examples/jwt-verifier/nginx.conf with the test's ports, sessiond's being an
+ * upstream group of every replica. */
+function startNginx(dir, listen, replicas, verifier) {
   const server = readFileSync(path.join(EXAMPLE, "nginx.conf"), "utf8")
     .replace("127.0.0.1:8080", `127.0.0.1:${listen}`)
-    .replaceAll("127.0.0.1:3000", `127.0.0.1:${sessiond}`)
+    .replaceAll("http://127.0.0.1:3000", "http://sessiond_replicas")
     .replaceAll("127.0.0.1:9000", `127.0.0.1:${verifier}`);
-  const conf = `daemon off;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\nevents {}\nhttp {\naccess_log off;\n`
+  const upstream = `upstream sessiond_replicas {\n${replicas.map((p) => `  server 127.0.0.1:${p};\n`).join("")}}\n`;
+  const conf = `daemon off;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\nevents {}\nhttp {\naccess_log off;\n${upstream}`
     + `client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;\n`
     + `uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;\n${server}\n}\n`;
   writeFileSync(path.join(dir, "nginx.conf"), conf);
@@ -88,27 +93,35 @@ describe("[jwt-verifier] nginx auth_request → sessiond forward auth with a JWT
     const py = python();
     st.dir = mkdtempSync(path.join(tmpdir(), "sessiond-jwt-verifier-"));
     st.db = await createDatabase("jwt_verifier");
-    st.sd = await startSessiond({
+    const replica = (label) => startSessiond({
       databaseUrl: st.db.url,
+      label,
       extraEnv: {
         SESSIOND_PLUGINS__JWT__ENABLED: "true",
         SESSIOND_FORWARD_AUTH__JWT__ENABLED: "true",
         SESSIOND_REVOCATION_FEED__ENABLED: "true",
         SESSIOND_REVOCATION_FEED__KEY: FEED_KEY,
+        // Replicas of one service: one issuer, whatever address each listens on.
+        SESSIOND_PLUGINS__JWT__ISSUER: PUBLIC_URL,
+        SESSIOND_PLUGINS__JWT__AUDIENCE: PUBLIC_URL,
       },
     });
+    // One at a time: the first migrates the database.
+    st.sd = await replica("sessiond A");
+    st.sdB = await replica("sessiond B");
+    st.sdC = await replica("sessiond C");
     const [vPort, nPort] = [await freePort(), await freePort()];
     st.verifierURL = `http://127.0.0.1:${vPort}`;
     st.verifier = child(py, [path.join(EXAMPLE, "verifier.py")], {
-      env: { PATH: process.env.PATH, SESSIOND_URL: st.sd.baseURL, REVOCATION_KEY: FEED_KEY, LISTEN: `127.0.0.1:${vPort}` },
+      env: { PATH: process.env.PATH, SESSIOND_URL: st.sdC.baseURL, JWT_ISSUER: PUBLIC_URL, REVOCATION_KEY: FEED_KEY, LISTEN: `127.0.0.1:${vPort}` },
     });
     await waitFor(st.verifierURL, st.verifier);
-    st.nginx = startNginx(st.dir, nPort, st.sd.port, vPort);
+    st.nginx = startNginx(st.dir, nPort, [st.sd.port, st.sdB.port, st.sdC.port], vPort);
     st.proxyURL = `http://127.0.0.1:${nPort}`;
     await waitFor(st.proxyURL, st.nginx);
   });
   after(async () => {
-    await Promise.all([st.nginx?.stop(), st.verifier?.stop(), st.sd?.stop()]);
+    await Promise.all([st.nginx?.stop(), st.verifier?.stop(), st.sd?.stop(), st.sdB?.stop(), st.sdC?.stop()]);
     await st.db?.drop();
     if (st.dir) rmSync(st.dir, { recursive: true, force: true });
   });
@@ -159,8 +172,8 @@ describe("[jwt-verifier] nginx auth_request → sessiond forward auth with a JWT
     assert.equal((await viaProxy(null, { "x-auth-jwt": st.jwt })).status, 401, "signed out: auth_request refuses");
   });
 
-  it("after the session is revoked through sessiond the verifier refuses the same JWT within a second", async () => {
-    ok(await st.ada.d.clone().call(st.sd, (c) => c.signOut()), "sign-out");
+  it("after the session is revoked through replica B the verifier, following replica C, refuses the same JWT within a second", async () => {
+    ok(await st.ada.d.clone().call(st.sdB, (c) => c.signOut()), "sign-out on B");
     const deadline = Date.now() + 1000;
     let last;
     for (;;) {

@@ -8,9 +8,12 @@ claims as JSON, or 401 ``{"code", "message"}``.
 
 Configuration (environment):
 
-  SESSIOND_URL        sessiond's base URL as its tokens name it (``iss``), e.g. http://127.0.0.1:3000
+  SESSIOND_URL        where sessiond answers (its key set and feed), e.g. http://127.0.0.1:3000
   SESSIOND_BASE_PATH  the API's path (/api/auth)
-  JWT_AUDIENCE        the ``aud`` to require (SESSIOND_URL, sessiond's default audience)
+  JWT_ISSUER          the ``iss`` to require (SESSIOND_URL: sessiond's base_url, its default
+                      issuer; set it when sessiond is reached at another address, e.g. one
+                      replica of several behind a public URL)
+  JWT_AUDIENCE        the ``aud`` to require (JWT_ISSUER, sessiond's default audience)
   REVOCATION_KEY      sessiond's ``revocation_feed.key`` (empty: the feed is open)
   LISTEN              host:port to serve on (127.0.0.1:9000)
   POLL_INTERVAL       seconds between polls of the feed (0.3)
@@ -244,7 +247,8 @@ def main():
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     base = env("SESSIOND_URL", "http://127.0.0.1:3000").rstrip("/")
     base_path = env("SESSIOND_BASE_PATH", "/api/auth").rstrip("/")
-    audience = env("JWT_AUDIENCE", base)
+    issuer = env("JWT_ISSUER", base)
+    audience = env("JWT_AUDIENCE", issuer)
     host, _, port = env("LISTEN", "127.0.0.1:9000").rpartition(":")
     keys = KeySet(base + base_path + "/jwks")
     revocations = Revocations(
@@ -254,7 +258,7 @@ def main():
         float(env("FEED_STALE_AFTER", "5")),
     )
     threading.Thread(target=revocations.run, daemon=True).start()
-    server = ThreadingHTTPServer((host, int(port)), make_handler(Verifier(keys, revocations, base, audience)))
+    server = ThreadingHTTPServer((host, int(port)), make_handler(Verifier(keys, revocations, issuer, audience)))
     LOG.info("listening on %s:%s", host, port)
     try:
         server.serve_forever()
