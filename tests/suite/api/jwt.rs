@@ -236,7 +236,7 @@ async fn forward_auth_carries_a_jwt_per_audience(b: Backend) {
 
 /// A key sealed under secret version 1 still signs after version 2 becomes current; once
 /// version 1 is dropped it cannot be opened, and signing fails rather than making keys
-/// nobody else can read.
+/// nobody else can read; get-session keeps answering, without `set-auth-jwt`.
 async fn keys_open_under_every_secret_version(b: Backend) {
     let v = |version: u64, value: &str| VersionedSecret {
         version,
@@ -276,6 +276,11 @@ async fn keys_open_under_every_secret_version(b: Backend) {
     let res = retired.get("/token", &mut jar).await;
     assert_eq!(res.status, 500, "{}", res.text);
     assert_eq!(res.code().as_deref(), Some("JWT_SIGNING_FAILED"));
+    // get-session still answers, without the header (Better Auth would fail it).
+    let res = retired.get("/get-session", &mut jar).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert!(res.json()["user"].is_object());
+    assert!(res.header("set-auth-jwt").is_none());
 }
 
 /// Other algorithms, a key set elsewhere, no header, the `sid` claim, uuid and serial ids.
