@@ -30,7 +30,10 @@ async fn get_session_with(mut ctx: Ctx, defer_read_only: bool) -> Response {
             match crate::http::tokens::mint_for(j, &svc, cur, None, j.ttl).await {
                 Ok(t) => Some(t),
                 Err(e) => {
-                    tracing::warn!(code = e.code.unwrap_or(""), "get-session answered without set-auth-jwt");
+                    tracing::warn!(
+                        code = e.code.unwrap_or(""),
+                        "get-session answered without set-auth-jwt"
+                    );
                     None
                 }
             }

@@ -199,7 +199,10 @@ impl RevokedLog {
         let now = self.clock.now_ms();
         let mut inner = self.lock();
         self.prune(&mut inner, now);
-        let from = since.unwrap_or(i64::MIN);
+        // A cursor ahead of this replica's clock (another replica's, skewed; or made up)
+        // counts from now: kept as is, it would come back as the cursor, and ends heard
+        // before it would never be listed while the answers still said `complete`.
+        let from = since.unwrap_or(i64::MIN).min(now.saturating_add(1));
         let start = inner.entries.partition_point(|e| e.at < from);
         let complete = self.complete(&inner, from, now);
         let left = inner.entries.len() - start;

@@ -67,11 +67,16 @@ pub struct JwtOptions {
     pub ids: crate::config::GenerateId,
 }
 
+/// The signing key and when it expires, or why it cannot be used.
+type Signer = Result<Option<(Arc<SigningJwk>, Option<i64>)>, &'static str>;
+
 /// The keys as last read: every row, the published set and the signing key.
 struct Keys {
     read_at: i64,
     rows: Vec<JwkRow>,
-    signer: Option<(Arc<SigningJwk>, Option<i64>)>,
+    /// A key that does not open (the secret changed) is remembered as such until the next
+    /// read: publishing needs no private key, and each request must not retry the table.
+    signer: Signer,
     published: Arc<str>,
 }
 
@@ -136,6 +141,15 @@ struct Minted {
     iat_ms: i64,
 }
 
+/// The signing key as a caller uses it.
+type SignerNow = Result<Option<Arc<SigningJwk>>, &'static str>;
+
+fn signer_now(s: &Signer) -> SignerNow {
+    s.as_ref()
+        .map(|o| o.as_ref().map(|(k, _)| k.clone()))
+        .map_err(|e| *e)
+}
+
 fn ms(d: &DateTime<Utc>) -> i64 {
     d.timestamp_millis()
 }
@@ -173,24 +187,22 @@ impl JwtIssuer {
     }
 
     /// The keys as last read, while recent and their signing key live.
-    fn fresh(&self, now: i64) -> Option<(Option<Arc<SigningJwk>>, Arc<str>)> {
+    fn fresh(&self, now: i64) -> Option<(SignerNow, Arc<str>)> {
         let guard = self.read_keys();
         let k = guard.as_ref()?;
-        let live = k
-            .signer
-            .as_ref()
-            .is_some_and(|(_, exp)| exp.is_none_or(|e| e > now));
-        (live && now >= k.read_at && now - k.read_at < KEY_REFRESH_MS).then(|| {
-            (
-                k.signer.as_ref().map(|(s, _)| s.clone()),
-                k.published.clone(),
-            )
-        })
+        let live = match &k.signer {
+            Ok(s) => s
+                .as_ref()
+                .is_some_and(|(_, exp)| exp.is_none_or(|e| e > now)),
+            Err(_) => true,
+        };
+        (live && now >= k.read_at && now - k.read_at < KEY_REFRESH_MS)
+            .then(|| (signer_now(&k.signer), k.published.clone()))
     }
 
     /// The keys, read again when older than [`KEY_REFRESH_MS`] or when the signing key has
     /// expired (then a new one is made if none is live).
-    async fn current(&self) -> Result<(Option<Arc<SigningJwk>>, Arc<str>), JwtError> {
+    async fn current(&self) -> Result<(SignerNow, Arc<str>), JwtError> {
         let now = self.clock.now_ms();
         if let Some(fresh) = self.fresh(now) {
             return Ok(fresh);
@@ -204,12 +216,17 @@ impl JwtIssuer {
         if self.signing_row(&rows, now).is_none() {
             rows.push(self.make_key(now).await?);
         }
-        let signer = match self.signing_row(&rows, now) {
-            Some(row) => Some((Arc::new(self.open(row)?), row.expires_at.as_ref().map(ms))),
-            None => None,
+        // Not `?`: the key set is published even when the signing key does not open, so
+        // that verifiers keep checking the tokens already handed out (Better Auth's `/jwks`
+        // never opens a private key either).
+        let signer: Signer = match self.signing_row(&rows, now) {
+            Some(row) => self
+                .open(row)
+                .map(|k| Some((Arc::new(k), row.expires_at.as_ref().map(ms)))),
+            None => Ok(None),
         };
         let published = self.publish(&rows, now);
-        let out = (signer.as_ref().map(|(s, _)| s.clone()), published.clone());
+        let out = (signer_now(&signer), published.clone());
         let mut slot = match self.keys.write() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -275,19 +292,19 @@ impl JwtIssuer {
     }
 
     /// Opens a row's private key.
-    fn open(&self, row: &JwkRow) -> Result<SigningJwk, JwtError> {
+    fn open(&self, row: &JwkRow) -> Result<SigningJwk, &'static str> {
         let alg = row.alg.as_deref().unwrap_or(self.opts.alg);
         let private = if self.opts.encrypt {
             let sealed: String = serde_json::from_str(&row.private_key)
-                .map_err(|_| JwtError::Key("the stored private key is not sealed"))?;
+                .map_err(|_| "the stored private key is not sealed")?;
             symmetric::open(&self.secrets, &sealed).map_err(|e| {
                 tracing::error!(kid = %row.id, error = %e, "the JWT signing key cannot be opened with the configured secrets");
-                JwtError::Key("the stored private key does not open with the configured secrets")
+                "the stored private key does not open with the configured secrets"
             })?
         } else {
             row.private_key.clone()
         };
-        SigningJwk::new(&row.id, alg, &private).map_err(|_| JwtError::Key("not a usable key"))
+        SigningJwk::new(&row.id, alg, &private).map_err(|_| "not a usable key")
     }
 
     /// `{"keys":[…]}` of the published keys.
@@ -308,8 +325,25 @@ impl JwtIssuer {
     }
 
     /// The public key set, as `/jwks` answers it (a key is made if there is none).
+    /// While the table cannot be read, the set last read is served for another
+    /// [`KEY_REFRESH_MS`] rather than a 5xx: verifiers keep checking the tokens handed out,
+    /// and requests do not queue on the loader retrying a store that is down.
     pub async fn key_set(&self) -> Result<Arc<str>, JwtError> {
-        Ok(self.current().await?.1)
+        let e = match self.current().await {
+            Ok((_, set)) => return Ok(set),
+            Err(e) => e,
+        };
+        let mut slot = match self.keys.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        match slot.as_mut() {
+            Some(k) => {
+                k.read_at = self.clock.now_ms();
+                Ok(k.published.clone())
+            }
+            None => Err(e),
+        }
     }
 
     /// A JWT for the session `key` names, for `key.audience` (else the configured one),
@@ -324,7 +358,9 @@ impl JwtIssuer {
         sid: impl FnOnce() -> String,
     ) -> Result<Arc<str>, JwtError> {
         let (signer, _) = self.current().await?;
-        let signer = signer.ok_or(JwtError::Key("no signing key"))?;
+        let signer = signer
+            .map_err(JwtError::Key)?
+            .ok_or(JwtError::Key("no signing key"))?;
         let now = self.clock.now_ms();
         let ttl_ms = i64::try_from(key.ttl_secs)
             .unwrap_or(i64::MAX / 2000)

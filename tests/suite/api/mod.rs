@@ -3,6 +3,7 @@
 
 mod account;
 mod attacks;
+mod attacks_tokens;
 mod auth;
 mod bearer;
 mod cookie_cache;

@@ -52,7 +52,7 @@ pub fn extras() -> Shape {
             ("beta", FieldType::Boolean),
         ]),
         generate_id: GenerateId::Default,
-        jwks: true,
+        jwks: false,
     }
 }
 
