@@ -523,9 +523,11 @@ impl Ctx {
             return;
         }
         let Some(token) = authorization
+            // The scheme in any case, as the bearer plugin reads it.
             .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
+                v.get(..7)
+                    .filter(|s| s.eq_ignore_ascii_case("bearer "))
+                    .and_then(|_| v.get(7..))
             })
             .map(str::trim)
             .filter(|t| !t.is_empty())

@@ -214,7 +214,11 @@ impl JwtIssuer {
         }
         let mut rows = self.store.jwks().await?;
         if self.signing_row(&rows, now).is_none() {
-            rows.push(self.make_key(now).await?);
+            match self.make_key(now).await? {
+                Some(row) => rows.push(row),
+                // Another replica made one meanwhile: use it.
+                None => rows = self.store.jwks().await?,
+            }
         }
         // Not `?`: the key set is published even when the signing key does not open, so
         // that verifiers keep checking the tokens already handed out (Better Auth's `/jwks`
@@ -253,8 +257,8 @@ impl JwtIssuer {
             .or_else(|| rows.iter().filter(live).max_by(newest))
     }
 
-    /// Makes, seals and stores a key.
-    async fn make_key(&self, now: i64) -> Result<JwkRow, JwtError> {
+    /// Makes, seals and stores a key; `None` when another replica stored a live one first.
+    async fn make_key(&self, now: i64) -> Result<Option<JwkRow>, JwtError> {
         let o = &self.opts;
         let pair = jwk::generate(o.alg, &o.crv, o.modulus_bits)
             .map_err(|_| JwtError::Key("cannot make a key of the configured algorithm"))?;
@@ -286,9 +290,11 @@ impl JwtIssuer {
             alg: Some(o.alg.to_owned()),
             crv: pair.crv,
         };
-        self.store.create_jwk(&mut row).await?;
+        if !self.store.create_jwk(&mut row).await? {
+            return Ok(None);
+        }
         tracing::info!(kid = %row.id, alg = o.alg, "made a new JWT signing key");
-        Ok(row)
+        Ok(Some(row))
     }
 
     /// Opens a row's private key.

@@ -46,6 +46,9 @@ pub trait KeyStore: Send + Sync + 'static {
     /// Every row (at most [`MAX_KEYS`], the newest), oldest first.
     async fn jwks(&self) -> Result<Vec<JwkRow>, StoreError>;
 
-    /// Adds a row; a store that assigns ids writes the id into `row`.
-    async fn create_jwk(&self, row: &mut JwkRow) -> Result<(), StoreError>;
+    /// Adds `row` unless a key is live at `row.created_at` (no `expiresAt`, or a later
+    /// one), checked and written as one step, so that replicas finding no key at once make
+    /// one between them; whether it was added. A store that assigns ids writes the id into
+    /// `row`.
+    async fn create_jwk(&self, row: &mut JwkRow) -> Result<bool, StoreError>;
 }

@@ -366,15 +366,21 @@ impl crate::store::keys::KeyStore for MemoryStore {
         Ok(keys.clone())
     }
 
-    async fn create_jwk(&self, row: &mut crate::store::keys::JwkRow) -> Result<(), StoreError> {
+    async fn create_jwk(&self, row: &mut crate::store::keys::JwkRow) -> Result<bool, StoreError> {
         let mut keys = match self.keys.lock() {
             Ok(k) => k,
             Err(p) => p.into_inner(),
         };
+        let live = keys
+            .iter()
+            .any(|k| k.expires_at.is_none_or(|e| e > row.created_at));
+        if live {
+            return Ok(false);
+        }
         if row.id.is_empty() {
             row.id = (keys.len() + 1).to_string();
         }
         keys.push(row.clone());
-        Ok(())
+        Ok(true)
     }
 }

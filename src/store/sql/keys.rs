@@ -33,19 +33,28 @@ macro_rules! key_store {
                 Ok(out)
             }
 
-            async fn create_jwk(&self, row: &mut JwkRow) -> Result<(), StoreError> {
+            async fn create_jwk(&self, row: &mut JwkRow) -> Result<bool, StoreError> {
                 let ids = self.sql.ids;
                 let id_col = ids.col(r#""id""#);
-                let sql = if ids.assigned() {
-                    format!(
-                        r#"insert into "jwks" ("publicKey", "privateKey", "createdAt", "expiresAt", "alg", "crv") values ($1, $2, $3, $4, $5, $6) returning {id_col}"#
-                    )
+                // Under serial ids the database numbers the row: no id column, and the other
+                // parameters move down by one.
+                let (cols, id_param, n) = if ids.assigned() {
+                    ("", String::new(), 1)
                 } else {
-                    format!(
-                        r#"insert into "jwks" ("id", "publicKey", "privateKey", "createdAt", "expiresAt", "alg", "crv") values ({}, $2, $3, $4, $5, $6, $7) returning {id_col}"#,
-                        ids.param(1)
-                    )
+                    (r#""id", "#, format!("{}, ", ids.param(1)), 2)
                 };
+                let (pk, sk, created, expires, alg, crv) = (n, n + 1, n + 2, n + 3, n + 4, n + 5);
+                // One statement: SQLite runs it alone; PostgreSQL, under the lock below.
+                let sql = format!(
+                    r#"insert into "jwks" ({cols}"publicKey", "privateKey", "createdAt", "expiresAt", "alg", "crv") select {id_param}${pk}, ${sk}, ${created}, ${expires}, ${alg}, ${crv} where not exists (select 1 from "jwks" where "expiresAt" is null or "expiresAt" > ${created}) returning {id_col}"#
+                );
+                let mut tx = self.pool.begin().await?;
+                if <$db as sqlx::Database>::NAME == "PostgreSQL" {
+                    // Replicas making the first (or the next) key at once take turns.
+                    sqlx::query("select pg_advisory_xact_lock(7243012877342105877)")
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let mut q = sqlx::query(&sql);
                 if !ids.assigned() {
                     q = q.bind(row.id.clone());
@@ -57,10 +66,16 @@ macro_rules! key_store {
                     .bind(row.expires_at)
                     .bind(row.alg.clone())
                     .bind(row.crv.clone())
-                    .fetch_one(&self.pool)
+                    .fetch_optional(&mut *tx)
                     .await?;
-                row.id = r.try_get(0)?;
-                Ok(())
+                tx.commit().await?;
+                match r {
+                    Some(r) => {
+                        row.id = r.try_get(0)?;
+                        Ok(true)
+                    }
+                    None => Ok(false),
+                }
             }
         }
     };

@@ -102,9 +102,12 @@ async fn forward_auth_accepts_bearer_tokens(b: Backend) {
         .unwrap()
         .to_string();
     for credential in [token.clone(), signed] {
-        let auth = format!("Bearer {credential}");
-        let res = fa(&app, Method::GET, None, &[("authorization", &auth)]).await;
-        assert_eq!(res.status, 200, "{credential}");
+        // The scheme in any case, as the bearer plugin reads it.
+        for scheme in ["Bearer", "bearer", "BEARER"] {
+            let auth = format!("{scheme} {credential}");
+            let res = fa(&app, Method::GET, None, &[("authorization", &auth)]).await;
+            assert_eq!(res.status, 200, "{auth}");
+        }
     }
     for bad in [
         "Bearer nope",
