@@ -183,8 +183,12 @@ pub fn published(kid: &str, alg: &str, crv: Option<&str>, public_json: &str) -> 
     if let Some(c) = crv {
         m.insert("crv".into(), Value::from(c));
     }
+    // A row written by hand (or damaged) could hold private members: never published.
+    const PRIVATE: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
     for (k, v) in public {
-        m.insert(k, v);
+        if !PRIVATE.contains(&k.as_str()) {
+            m.insert(k, v);
+        }
     }
     m.insert("kid".into(), Value::from(kid));
     Some(Value::Object(m))
@@ -215,6 +219,12 @@ mod tests {
             assert!(!format!("{key:?}").contains("\"d\""));
         }
         assert_eq!(generate("HS256", "", 0).err(), Some(JwkError::Unsupported));
+        let leaky = r#"{"crv":"Ed25519","d":"secret","x":"pub","kty":"OKP","k":"s"}"#;
+        let shown = published("k", "EdDSA", Some("Ed25519"), leaky).unwrap();
+        assert_eq!(
+            shown,
+            serde_json::json!({"alg":"EdDSA","crv":"Ed25519","x":"pub","kty":"OKP","kid":"k"})
+        );
         assert_eq!(
             SigningJwk::new("k", "EdDSA", "{}").err(),
             Some(JwkError::Unusable)
