@@ -202,6 +202,7 @@ mod tests {
     fn every_algorithm_makes_keys_laid_out_as_jose_does_and_signs() {
         for (alg, crv, public_keys) in [
             ("EdDSA", "Ed25519", vec!["crv", "x", "kty"]),
+            ("EdDSA", "Ed448", vec!["crv", "x", "kty"]),
             ("ES256", "", vec!["kty", "x", "y", "crv"]),
             ("ES512", "", vec!["kty", "x", "y", "crv"]),
             ("RS256", "", vec!["kty", "n", "e"]),
