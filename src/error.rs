@@ -270,6 +270,55 @@ impl From<SessionError> for ApiError {
             E::Internal => codes::INTERNAL_SERVER_ERROR,
             E::Store(e) => e.into(),
             E::Hashing(e) => e.into(),
+            E::Admin(e) => admin_error(e),
+        }
+    }
+}
+
+/// The admin plugin's refusals, with its codes and messages.
+fn admin_error(e: crate::session::service::admin::AdminError) -> ApiError {
+    use crate::session::service::admin::{AdminError as A, Permission as P};
+    let forbidden = |code, message| ApiError::new(StatusCode::FORBIDDEN, code, message);
+    match e {
+        A::NotAllowed(P::ListSessions) => forbidden(
+            "YOU_ARE_NOT_ALLOWED_TO_LIST_USERS_SESSIONS",
+            "You are not allowed to list users sessions",
+        ),
+        A::NotAllowed(P::RevokeSessions) => forbidden(
+            "YOU_ARE_NOT_ALLOWED_TO_REVOKE_USERS_SESSIONS",
+            "You are not allowed to revoke users sessions",
+        ),
+        A::NotAllowed(P::Ban) => forbidden(
+            "YOU_ARE_NOT_ALLOWED_TO_BAN_USERS",
+            "You are not allowed to ban users",
+        ),
+        A::NotAllowed(P::SetRole) => forbidden(
+            "YOU_ARE_NOT_ALLOWED_TO_CHANGE_USERS_ROLE",
+            "You are not allowed to change users role",
+        ),
+        A::NotAllowed(P::Impersonate) => forbidden(
+            "YOU_ARE_NOT_ALLOWED_TO_IMPERSONATE_USERS",
+            "You are not allowed to impersonate users",
+        ),
+        A::ImpersonateAdmin => forbidden(
+            "YOU_CANNOT_IMPERSONATE_ADMINS",
+            "You cannot impersonate admins",
+        ),
+        A::UserNotFound => ApiError::new(StatusCode::NOT_FOUND, "USER_NOT_FOUND", "User not found"),
+        A::BanYourself => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "YOU_CANNOT_BAN_YOURSELF",
+            "You cannot ban yourself",
+        ),
+        A::NotImpersonating => {
+            ApiError::message_only(StatusCode::BAD_REQUEST, "You are not impersonating anyone")
+        }
+        A::AdminSessionGone => ApiError::message_only(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Failed to find admin session",
+        ),
+        A::AdminUserGone => {
+            ApiError::message_only(StatusCode::INTERNAL_SERVER_ERROR, "Failed to find user")
         }
     }
 }

@@ -46,6 +46,13 @@ pub struct AdminSettings {
     pub banned_user_message: String,
     /// Lifetime (s) of an impersonation session.
     pub impersonation_session_duration: u64,
+    /// Admins may impersonate other admins (`allowImpersonatingAdmins`).
+    pub allow_impersonating_admins: bool,
+    /// `banReason` of a ban that gives none (`defaultBanReason`).
+    pub default_ban_reason: String,
+    /// Lifetime (s) of a ban that gives no `banExpiresIn`; 0: for ever
+    /// (`defaultBanExpiresIn`).
+    pub default_ban_expires_in: u64,
 }
 
 impl Default for AdminSettings {
@@ -59,6 +66,9 @@ impl Default for AdminSettings {
                                   support if you believe this is an error."
                 .into(),
             impersonation_session_duration: 3600,
+            allow_impersonating_admins: false,
+            default_ban_reason: "No reason".into(),
+            default_ban_expires_in: 0,
         }
     }
 }

@@ -234,6 +234,22 @@ impl Settings {
                 "plugins.admin.impersonation_session_duration must be at most {MAX_DURATION_SECS} seconds"
             )));
         }
+        if admin.default_ban_expires_in > MAX_DURATION_SECS {
+            return Err(invalid(format!(
+                "plugins.admin.default_ban_expires_in must be at most {MAX_DURATION_SECS} seconds"
+            )));
+        }
+        // Better Auth refuses admin roles that are not roles: without custom roles, its
+        // roles are "admin" and "user".
+        if let Some(r) = admin
+            .admin_roles
+            .iter()
+            .find(|r| !["admin", "user"].contains(&r.to_lowercase().as_str()))
+        {
+            return Err(invalid(format!(
+                "plugins.admin.admin_roles: {r:?} is not a role (admin or user)"
+            )));
+        }
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 //! and the origin check ([`origin`]). Unknown paths get 404 with an empty body.
 
 pub mod account;
+pub mod admin;
 pub mod auth;
 pub mod bearer;
 pub mod bodies;
@@ -125,6 +126,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/auth/jwks"),
     ("GET", "/api/auth/token"),
     ("GET", "/api/auth/revocations"),
+    ("POST", "/api/auth/admin/list-user-sessions"),
+    ("POST", "/api/auth/admin/revoke-user-session"),
+    ("POST", "/api/auth/admin/revoke-user-sessions"),
+    ("POST", "/api/auth/admin/ban-user"),
+    ("POST", "/api/auth/admin/unban-user"),
+    ("POST", "/api/auth/admin/set-role"),
+    ("POST", "/api/auth/admin/impersonate-user"),
+    ("POST", "/api/auth/admin/stop-impersonating"),
     ("GET", "/forward-auth"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
@@ -161,6 +170,20 @@ fn api_routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
         ("/change-password", post(account::change_password)),
         ("/ok", get(ok)),
         ("/revocations", get(revocations::revocations)),
+        ("/admin/list-user-sessions", post(admin::list_user_sessions)),
+        (
+            "/admin/revoke-user-session",
+            post(admin::revoke_user_session),
+        ),
+        (
+            "/admin/revoke-user-sessions",
+            post(admin::revoke_user_sessions),
+        ),
+        ("/admin/ban-user", post(admin::ban_user)),
+        ("/admin/unban-user", post(admin::unban_user)),
+        ("/admin/set-role", post(admin::set_role)),
+        ("/admin/impersonate-user", post(admin::impersonate_user)),
+        ("/admin/stop-impersonating", post(admin::stop_impersonating)),
     ]
 }
 
@@ -191,6 +214,8 @@ pub fn router(state: AppState) -> Router {
         .into_iter()
         // Off, the feed is an unknown path.
         .filter(|(p, _)| *p != "/revocations" || state.revocation_feed.is_some())
+        // Off, the admin plugin's routes are unknown paths.
+        .filter(|(p, _)| !p.starts_with("/admin/") || state.sessions.admin_enabled())
         .map(|(p, r)| (format!("{}{p}", state.base_path), r))
         .collect();
     if state.jwt.is_some() {

@@ -106,7 +106,8 @@ impl CookieWriter {
     /// The attributes of a cookie kind (a cache chunk has the cache's).
     fn attrs(&self, kind: CookieKind) -> &str {
         match kind {
-            CookieKind::Token => &self.token_attrs,
+            // Better Auth writes `admin_session` with the session token's attributes.
+            CookieKind::Token | CookieKind::AdminSession => &self.token_attrs,
             CookieKind::DontRemember => &self.dont_remember_attrs,
             CookieKind::Cache | CookieKind::CacheChunk(_) => &self.data_attrs,
         }

@@ -26,6 +26,8 @@ pub struct CookieNames {
     pub data: String,
     /// `…dont_remember`.
     pub dont_remember: String,
+    /// `<cookie_prefix>.admin_session`.
+    pub admin_session: String,
 }
 
 impl CookieNames {
@@ -37,6 +39,7 @@ impl CookieNames {
             token: name(SessionCookie::SessionToken),
             data: name(SessionCookie::SessionData),
             dont_remember: name(SessionCookie::DontRemember),
+            admin_session: format!("{pre}{}.admin_session", s.advanced.cookie_prefix),
         }
     }
 
@@ -47,6 +50,7 @@ impl CookieNames {
             CookieKind::DontRemember => Cow::Borrowed(&self.dont_remember),
             CookieKind::Cache => Cow::Borrowed(&self.data),
             CookieKind::CacheChunk(i) => Cow::Owned(format!("{}.{i}", self.data)),
+            CookieKind::AdminSession => Cow::Borrowed(&self.admin_session),
         }
     }
 }
@@ -62,6 +66,8 @@ pub enum CookieKind {
     Cache,
     /// One chunk of a cookie-cache value too large for one cookie (`0..MAX_CHUNKS`).
     CacheChunk(u8),
+    /// The admin plugin's signed `admin_session` (the admin's session while impersonating).
+    AdminSession,
 }
 
 /// Which cache cookies a request carried: the whole value and a bit set of chunks (bit `i`

@@ -67,6 +67,9 @@ pub enum SessionError {
     /// A store failure not otherwise classified (cause logged where it happened).
     #[error("internal error")]
     Internal,
+    /// An admin route refused the operation.
+    #[error(transparent)]
+    Admin(#[from] crate::session::service::admin::AdminError),
     /// The store failed; [`StoreError`] says whether it is worth retrying.
     #[error(transparent)]
     Store(#[from] StoreError),

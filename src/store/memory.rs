@@ -160,6 +160,10 @@ impl UserStore for MemoryStore {
         Ok(())
     }
 
+    async fn find_user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        PrimaryStore::user_by_id(self, id).await
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
     async fn update_user(
         &self,

@@ -135,6 +135,9 @@ pub trait UserStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
+    /// A user by id (the admin routes act on users by id).
+    async fn find_user(&self, id: &str) -> Result<Option<User>, StoreError>;
+
     /// Applies `change` to a user and sets `updatedAt`; `None` if no such user.
     async fn update_user(
         &self,

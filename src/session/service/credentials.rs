@@ -42,7 +42,7 @@ impl SessionService {
         }
     }
 
-    fn new_session(
+    pub(super) fn new_session(
         &self,
         user_id: &str,
         remember: bool,

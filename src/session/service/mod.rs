@@ -10,6 +10,7 @@
 //! One file per concern: [`resolve`] (get-session), [`cached`] (the cookie cache),
 //! [`credentials`] (email and password), [`manage`] (listing, revocation, updates).
 
+pub mod admin;
 mod cached;
 mod credentials;
 mod fields;
@@ -153,6 +154,8 @@ struct Inner {
     default_role: Option<String>,
     /// With the admin plugin: the message refusing a banned user.
     banned_message: Option<String>,
+    /// The admin plugin's settings (its routes are served only when enabled).
+    admin: crate::config::AdminSettings,
     /// How row ids are made.
     ids: crate::config::GenerateId,
     list_tokens: crate::config::ListSessionsTokens,
@@ -207,6 +210,7 @@ impl SessionService {
                 hidden_user_fields,
                 default_role: admin.enabled.then(|| admin.default_role.clone()),
                 banned_message: admin.enabled.then(|| admin.banned_user_message.clone()),
+                admin: admin.clone(),
                 ids: settings.advanced.database.generate_id,
                 list_tokens: settings.session.list_sessions_tokens,
                 cache: CacheSetup::new(settings, secrets),

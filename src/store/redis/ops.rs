@@ -91,6 +91,11 @@ impl UserStore for RedisStore {
         self.primary.set_password(user_id, hash, now).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = id))]
+    async fn find_user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        self.primary.user_by_id(id).await
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
     async fn update_user(
         &self,

@@ -8,7 +8,7 @@ use super::rows::bind_extra;
 use super::rows::user_from;
 use super::SqlStore;
 use crate::model::{Session, User};
-use crate::store::{Health, NewCredentialAccount, StoreError, UserChange, UserStore};
+use crate::store::{Health, NewCredentialAccount, PrimaryStore, StoreError, UserChange, UserStore};
 
 /// [`Health`] and [`UserStore`] for one backend (the statements are the same on both).
 macro_rules! user_store {
@@ -134,6 +134,10 @@ impl UserStore for SqlStore<$db> {
         Ok(())
     }
 
+
+    async fn find_user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        PrimaryStore::user_by_id(self, id).await
+    }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id))]
     async fn update_user(

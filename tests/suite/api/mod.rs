@@ -2,6 +2,7 @@
 //! PostgreSQL.
 
 mod account;
+mod admin;
 mod attacks;
 mod attacks_tokens;
 mod auth;
