@@ -10,6 +10,7 @@
 //! One file per concern: [`resolve`] (get-session), [`cached`] (the cookie cache),
 //! [`credentials`] (email and password), [`manage`] (listing, revocation, updates).
 
+mod backend;
 mod cached;
 mod credentials;
 mod fields;
@@ -30,6 +31,7 @@ use crate::session::cookies::{CookieKind, CookieNames, CookieOp, RequestCookies}
 use crate::session::policy::Policy;
 use crate::session::revocation::Revocations;
 use crate::store::Store;
+pub use backend::{BanRequest, Cursor, MAX_BAN_REASON_CHARS, MAX_PAGE, MAX_USERS_PER_CALL};
 use cached::CacheSetup;
 pub use fields::json_type;
 

@@ -11,6 +11,7 @@ async fn openapi_lists_every_route_and_only_routes() {
         s.plugins.jwt.enabled = true;
         s.revocation_feed.enabled = true;
         s.revocation_feed.open = true;
+        s.service_api.enabled = true;
     })
     .await;
     let root = format!("http://{}", app.addr);
