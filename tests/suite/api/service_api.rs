@@ -447,3 +447,65 @@ async fn unusable_settings_are_refused() {
     s.database.url = "memory".into();
     assert!(s.validate().is_err());
 }
+
+/// On a listener of its own (and not on the main one), every call is logged with the key's
+/// name and operation, and no log line holds a key, good or wrong.
+#[test]
+fn calls_are_logged_by_key_name_never_the_key() {
+    use crate::support::process::{command, free_port, Server};
+    let dir = tempfile::tempdir().unwrap();
+    let svc_port = free_port();
+    let wrong = "a-wrong-key-that-must-never-be-logged-0123456789";
+    let config = format!(
+        "[plugins.admin]\nenabled = true\n[service_api]\nenabled = true\nlisten = \"127.0.0.1:{svc_port}\"\n\
+         [[service_api.keys]]\nname = \"billing\"\nhash = \"{}\"\noperations = [\"users:revoke-sessions\"]\n",
+        hash_key(FULL)
+    );
+    std::fs::write(dir.path().join("sessiond.toml"), config).unwrap();
+    let mut cmd = command(dir.path());
+    cmd.args(["--config", "sessiond.toml"])
+        .env("BETTER_AUTH_SECRET", SECRET)
+        .env("SESSIOND_LOG__FORMAT", "json");
+    let (server, client) = Server::start(cmd);
+    let svc = format!("http://127.0.0.1:{svc_port}{PREFIX}/users/revoke-sessions");
+    let body = json!({"userIds": ["someone"]});
+    let res = client
+        .post(&svc)
+        .bearer_auth(FULL)
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = client
+        .post(&svc)
+        .bearer_auth(wrong)
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    // The main listener does not serve it.
+    let res = client
+        .post(server.root(&format!("{PREFIX}/users/revoke-sessions")))
+        .bearer_auth(FULL)
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let mut child = server;
+    let pid = child.child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let out = child.wait_stderr();
+    let calls: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("service api call"))
+        .collect();
+    assert_eq!(calls.len(), 1, "{out}");
+    assert!(calls[0].contains("billing") && calls[0].contains("users:revoke-sessions"));
+    assert!(out.contains("unknown API key"), "{out}");
+    for needle in [FULL, wrong, &FULL[..20], &wrong[..20]] {
+        assert!(!out.contains(needle), "log leaked a key: {out}");
+    }
+}
