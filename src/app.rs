@@ -123,6 +123,8 @@ pub struct Application {
     grace: std::time::Duration,
     /// The operations listener and what it serves.
     ops: Option<(TcpListener, Router)>,
+    /// The service API's own listener and router, when it has one.
+    service: Option<(TcpListener, Router)>,
 }
 
 impl Application {
@@ -260,6 +262,9 @@ impl Application {
             jwt,
             jwks_path: Arc::from(settings.plugins.jwt.jwks.jwks_path.as_str()),
             revocation_feed: feed_access,
+            service_api: crate::http::service_api::ServiceApi::new(&settings.service_api)
+                .map(Arc::new),
+            service_api_on_main: settings.service_api.listen.is_none(),
             openapi: Arc::from(
                 openapi_document(&settings.base_path, &settings.forward_auth.path).as_str(),
             ),
@@ -270,6 +275,13 @@ impl Application {
                 let l = TcpListener::bind(addr.as_str()).await?;
                 Some((l, ops_router(state.clone())))
             }
+        };
+        let service = match (
+            &settings.service_api.listen,
+            crate::http::service_api::router(state.clone()),
+        ) {
+            (Some(addr), Some(r)) => Some((TcpListener::bind(addr.as_str()).await?, r)),
+            _ => None,
         };
         let listener = TcpListener::bind((settings.host.as_str(), settings.port)).await?;
         let sv = &settings.server;
@@ -289,7 +301,13 @@ impl Application {
             limits,
             grace: std::time::Duration::from_secs(settings.server.shutdown_grace),
             ops,
+            service,
         })
+    }
+
+    /// The service API listener's address, when it has its own.
+    pub fn service_addr(&self) -> Option<SocketAddr> {
+        self.service.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// The bound address (port 0 in settings picks a free one).
@@ -315,6 +333,15 @@ impl Application {
             tokio::spawn(async move {
                 if let Err(e) = server::serve(listener, app, limits, stop).await {
                     tracing::error!(error = %e, "operations listener failed");
+                }
+            });
+        }
+        if let Some((listener, app)) = self.service {
+            let stop = rx.clone();
+            let limits = self.limits;
+            tokio::spawn(async move {
+                if let Err(e) = server::serve(listener, app, limits, stop).await {
+                    tracing::error!(error = %e, "service API listener failed");
                 }
             });
         }

@@ -29,11 +29,17 @@ enum Command {
     Migrate,
     /// Exit 0 if the local service answers `GET /healthz`.
     Healthcheck,
+    /// Read a service API key on standard input (one line) and print the hash to put in
+    /// `service_api.keys` (the key is never an argument: it would show in process lists).
+    HashKey,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::HashKey)) {
+        return hash_key();
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -73,6 +79,7 @@ async fn main() -> ExitCode {
             }
         },
         Command::Healthcheck => healthcheck(&settings).await,
+        Command::HashKey => hash_key(),
     }
 }
 
@@ -98,4 +105,23 @@ async fn healthcheck(s: &Settings) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// `sessiond hash-key`: the SHA-256 (hex) of the key read on standard input.
+fn hash_key() -> ExitCode {
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_err() {
+        eprintln!("sessiond: could not read the key on standard input");
+        return ExitCode::from(2);
+    }
+    let key = line.trim_end_matches(['\r', '\n']);
+    if key.chars().count() < sessiond::config::MIN_KEY_LEN || key.trim() != key {
+        eprintln!(
+            "sessiond: an API key must be at least {} characters with no surrounding spaces (e.g. openssl rand -base64 32)",
+            sessiond::config::MIN_KEY_LEN
+        );
+        return ExitCode::from(2);
+    }
+    println!("{}", sessiond::config::hash_key(key));
+    ExitCode::SUCCESS
 }

@@ -42,6 +42,7 @@ mod proxies;
 mod schema;
 mod secret;
 mod secrets;
+mod service_api;
 mod serving;
 mod session;
 mod storage;
@@ -62,6 +63,7 @@ pub use secrets::{
     parse_secrets_env, VersionedSecret, BETTER_AUTH_DEFAULT_SECRET, MAX_SECRET_VERSION,
     MAX_SECRET_VERSIONS,
 };
+pub use service_api::{hash_key, Operation, ServiceApiSettings, ServiceKey, MAX_KEYS, MIN_KEY_LEN};
 pub use serving::{
     ForwardAuthSettings, ListenAddr, LogFormat, LogSettings, MetricsSettings, OnStoreFailure,
     OpsSettings, RateLimitRule, RateLimitSettings, RateLimitStorage, ServerSettings,
@@ -141,6 +143,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// The revocation feed for offline verifiers.
     pub revocation_feed: RevocationFeedSettings,
+    /// The service API for backends.
+    pub service_api: ServiceApiSettings,
 }
 
 impl Default for Settings {
@@ -169,6 +173,7 @@ impl Default for Settings {
             ops: OpsSettings::default(),
             log: LogSettings::default(),
             revocation_feed: RevocationFeedSettings::default(),
+            service_api: ServiceApiSettings::default(),
         }
     }
 }

@@ -250,7 +250,7 @@ impl<'de> Deserialize<'de> for ListenAddr {
 }
 
 /// An optional value written as empty text when absent.
-fn empty_is_none<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+pub(super) fn empty_is_none<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: std::str::FromStr<Err = String>,
@@ -262,7 +262,10 @@ where
 }
 
 /// The other half of [`empty_is_none`].
-fn none_is_empty<S: serde::Serializer>(v: &Option<ListenAddr>, s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn none_is_empty<S: serde::Serializer>(
+    v: &Option<ListenAddr>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     s.serialize_str(v.as_ref().map_or("", ListenAddr::as_str))
 }
 

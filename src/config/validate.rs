@@ -153,7 +153,37 @@ impl Settings {
         self.check_forward_auth()?;
         self.check_tokens()?;
         self.check_advanced()?;
+        self.check_service_api()?;
         self.check_server()
+    }
+
+    /// The service API's keys and paths, and what its operations need: a database to look
+    /// sessions up in, the admin plugin's columns to ban, sessions findable by id.
+    fn check_service_api(&self) -> Result<(), ConfigError> {
+        let api = &self.service_api;
+        api.check().map_err(invalid)?;
+        if !api.enabled {
+            return Ok(());
+        }
+        if self.is_stateless() {
+            return Err(invalid(
+                "service_api needs a database: a stateless service keeps no sessions to act on",
+            ));
+        }
+        if api.grants(super::Operation::UsersBan) && !self.plugins.admin.enabled {
+            return Err(invalid(
+                "service_api.keys grant users:ban, which needs plugins.admin.enabled (its columns banned, banReason, banExpires)",
+            ));
+        }
+        if api.grants(super::Operation::SessionsRevoke)
+            && !self.redis.url.is_empty()
+            && !self.session.store_session_in_database
+        {
+            return Err(invalid(
+                "service_api.keys grant sessions:revoke, which finds a session by id: sessions kept only in Redis cannot be; set session.store_session_in_database",
+            ));
+        }
+        Ok(())
     }
 
     fn check_durations(&self) -> Result<(), ConfigError> {

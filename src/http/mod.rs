@@ -18,6 +18,7 @@ pub mod origin;
 pub mod rate_limit;
 pub mod revocations;
 pub mod server;
+pub mod service_api;
 pub mod sessions;
 pub mod set_cookie;
 pub mod tokens;
@@ -105,6 +106,10 @@ pub struct Shared {
     pub jwks_path: Arc<str>,
     /// The revocation feed, when served.
     pub revocation_feed: Option<Arc<revocations::FeedAccess>>,
+    /// The service API, when enabled.
+    pub service_api: Option<Arc<service_api::ServiceApi>>,
+    /// Whether the main listener serves the service API (else its own listener does).
+    pub service_api_on_main: bool,
 }
 
 /// Every route the router serves, as (method, path) with the default base path and
@@ -139,6 +144,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/readyz"),
     ("GET", "/openapi.json"),
     ("GET", "/metrics"),
+    ("GET", "/service/v1/users/{userId}/sessions"),
+    ("DELETE", "/service/v1/sessions/{sessionId}"),
+    ("POST", "/service/v1/users/revoke-sessions"),
+    ("POST", "/service/v1/users/{userId}/ban"),
+    ("POST", "/service/v1/users/{userId}/unban"),
 ];
 
 /// The OpenAPI 3.1 document, with the configured paths.
@@ -318,7 +328,13 @@ pub fn router(state: AppState) -> Router {
         state.base_path.clone(),
         api_paths,
     );
-    Router::new().fallback_service(scoped)
+    let mut root = Router::new();
+    if state.service_api_on_main {
+        if let Some(service) = service_api::router(state.clone()) {
+            root = root.merge(service);
+        }
+    }
+    root.fallback_service(scoped)
 }
 
 /// Longest path written to a log line.

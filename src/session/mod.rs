@@ -4,6 +4,7 @@
 //! what the request presented and get back a result or a [`SessionError`] and the cookie
 //! operations to carry out.
 
+pub mod api_keys;
 pub mod bearer;
 pub mod cookies;
 pub mod error;

@@ -304,6 +304,18 @@ impl SessionStore for MemoryStore {
         Ok(gone)
     }
 
+    async fn session_by_id(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let d = self.data.read().await;
+        Ok(d.sessions
+            .values()
+            .find(|s| s.id == id && s.expires_at > now)
+            .map(|s| (s.token.clone(), s.user_id.clone())))
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id, limit = limit))]
     async fn list_sessions(
         &self,

@@ -242,6 +242,14 @@ pub trait SessionStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError>;
 
+    /// The live session with this id (expiring after `now`), as (token, user id): how the
+    /// service API revokes a session it knows by id only.
+    async fn session_by_id(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(String, String)>, StoreError>;
+
     /// The user's sessions that expire after `now`, oldest first: the newest `limit` of
     /// them (the answer's size must not grow with whatever number a client created).
     async fn list_sessions(

@@ -11,6 +11,7 @@
 //! [`credentials`] (email and password), [`manage`] (listing, revocation, updates).
 
 pub mod admin;
+mod backend;
 mod cached;
 mod credentials;
 mod fields;
@@ -31,6 +32,7 @@ use crate::session::cookies::{CookieKind, CookieNames, CookieOp, RequestCookies}
 use crate::session::policy::Policy;
 use crate::session::revocation::Revocations;
 use crate::store::Store;
+pub use backend::{BanRequest, Cursor, MAX_BAN_REASON_CHARS, MAX_PAGE, MAX_USERS_PER_CALL};
 use cached::CacheSetup;
 pub use fields::json_type;
 

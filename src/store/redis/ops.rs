@@ -338,6 +338,19 @@ impl SessionStore for RedisStore {
         Ok(tokens)
     }
 
+    /// Sessions kept only in Redis are keyed by token: none is found by id (the service
+    /// API refuses `sessions:revoke` at start in that setup).
+    async fn session_by_id(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        if !self.opts.store_in_db {
+            return Ok(None);
+        }
+        self.primary.session_by_id(id, now).await
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id, limit = limit))]
     async fn list_sessions(
         &self,

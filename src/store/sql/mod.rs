@@ -232,6 +232,7 @@ struct Statements {
     find_session: String,
     touch_session: String,
     list_sessions: String,
+    session_by_id: String,
     /// A user's columns, unqualified (`returning`).
     user_returning: String,
     insert_user: String,
@@ -384,6 +385,10 @@ impl Statements {
             list_sessions: ids.sql(&format!(
                 r#"select {cols} from "session" s where s."userId" = ID($1) and s."expiresAt" > $2
                    order by s."createdAt" desc, s."id" desc limit $3"#
+            )),
+            session_by_id: ids.sql(&format!(
+                r#"select "token", {} from "session" where "id" = ID($1) and "expiresAt" > $2"#,
+                ids.col(r#""userId""#)
             )),
             session_cols: returning,
             insert_user: ids.insert("user", &user_insert, &["id"]),

@@ -263,6 +263,22 @@ impl SessionStore for SqlStore<$db> {
         self.replace(user_id, new, now, false).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn session_by_id(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let row = sqlx::query(&self.sql.session_by_id)
+            .bind(id.to_owned())
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?)))
+            .transpose()
+            .map_err(|e: sqlx::Error| StoreError::from(e))
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = user_id, limit = limit))]
     async fn list_sessions(
         &self,

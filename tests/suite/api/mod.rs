@@ -26,6 +26,7 @@ mod revocation;
 mod rotation;
 mod schema;
 mod security;
+mod service_api;
 mod sessions;
 mod vectors;
 mod wire;

@@ -12,6 +12,7 @@ async fn openapi_lists_every_route_and_only_routes() {
         s.revocation_feed.enabled = true;
         s.revocation_feed.open = true;
         s.plugins.admin.enabled = true;
+        s.service_api.enabled = true;
     })
     .await;
     let root = format!("http://{}", app.addr);
