@@ -31,6 +31,7 @@ export class Device {
     this.cookieNames = cookieNames;
     this.cookies = new Map(); // name -> raw (percent-encoded) value
     this.log = []; // { method, url, status, setCookies }
+    this.plugins = []; // client plugins (e.g. adminClient())
   }
 
   cookieHeader() {
@@ -69,6 +70,7 @@ export class Device {
   clone(name = `${this.name}'`) {
     const d = new Device(name, this.cookieNames);
     d.cookies = new Map(this.cookies);
+    d.plugins = this.plugins;
     return d;
   }
 
@@ -94,7 +96,7 @@ export class Device {
       this.log.push({ method: init.method ?? "GET", url, status: res.status, setCookies });
       return res;
     };
-    return createAuthClient({ baseURL: server.baseURL, fetchOptions: { customFetchImpl } });
+    return createAuthClient({ baseURL: server.baseURL, plugins: this.plugins, fetchOptions: { customFetchImpl } });
   }
 
   /**

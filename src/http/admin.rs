@@ -42,10 +42,21 @@ fn wrap(v: &Value) -> Map<String, Value> {
     m
 }
 
+/// A `z.coerce.string()` field: any value but a missing one, which zod refuses.
+fn coerced_field(f: &mut Fields<'_>, key: &str) -> String {
+    if !f.object().contains_key(key) {
+        f.fail(
+            key,
+            "Invalid input: expected nonoptional, received undefined",
+        );
+    }
+    coerced(f.object(), key)
+}
+
 /// A body's `{userId}`.
 pub fn user_id_input(body: &Body<false>) -> Result<String, ApiError> {
-    let f = Fields::of(body)?;
-    let id = coerced(f.object(), "userId");
+    let mut f = Fields::of(body)?;
+    let id = coerced_field(&mut f, "userId");
     f.finish()?;
     Ok(id)
 }
@@ -53,7 +64,7 @@ pub fn user_id_input(body: &Body<false>) -> Result<String, ApiError> {
 /// Ban-user's body: `{userId, banReason?, banExpiresIn?}`.
 pub fn ban_input(body: &Body<false>) -> Result<(String, BanInput), ApiError> {
     let mut f = Fields::of(body)?;
-    let id = coerced(f.object(), "userId");
+    let id = coerced_field(&mut f, "userId");
     let reason = f.opt_string("banReason");
     f.storable("banReason", reason.as_deref(), MAX_FIELD_CHARS);
     let expires_in = match f.object().get("banExpiresIn") {
@@ -76,7 +87,7 @@ pub fn ban_input(body: &Body<false>) -> Result<(String, BanInput), ApiError> {
 /// with commas).
 pub fn set_role_input(body: &Body<false>) -> Result<(String, String), ApiError> {
     let mut f = Fields::of(body)?;
-    let id = coerced(f.object(), "userId");
+    let id = coerced_field(&mut f, "userId");
     let role = match f.object().get("role") {
         Some(Value::String(r)) => Some(r.clone()),
         Some(Value::Array(items)) if items.iter().all(Value::is_string) => Some(

@@ -367,7 +367,10 @@ impl SessionService {
             .await?;
         tracing::info!(admin = %admin_id, "impersonation stopped");
         let dont = !dont.is_empty();
-        self.set_session_cookie(&admin_session, &admin_user, dont, dont, req, out);
+        // The impersonation's own "don't remember" flag is in the request: a remembered
+        // admin session expires it, as Better Auth does.
+        let had_flag = self.has_dont_remember(req);
+        self.set_session_cookie(&admin_session, &admin_user, dont, had_flag, req, out);
         out.push(CookieOp::Expire(CookieKind::AdminSession));
         Ok((admin_session, admin_user))
     }

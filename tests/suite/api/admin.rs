@@ -334,10 +334,28 @@ async fn set_role_sets_one_or_several_roles(b: Backend) {
         json!({"userId": id}),
         json!({"userId": id, "role": 3}),
         json!({"userId": id, "role": [1]}),
+        json!({"role": "admin"}),
     ] {
         let res = app.post("/admin/set-role", bad, &mut adm).await;
         assert_eq!(res.code().as_deref(), Some("VALIDATION_ERROR"));
     }
+    // z.coerce.string() takes null ("null") but not a missing userId.
+    let res = app
+        .post("/admin/list-user-sessions", json!({}), &mut adm)
+        .await;
+    assert_eq!(res.status, 400, "{}", res.text);
+    assert_eq!(
+        res.json()["message"],
+        "[body.userId] Invalid input: expected nonoptional, received undefined"
+    );
+    let res = app
+        .post(
+            "/admin/list-user-sessions",
+            json!({"userId": null}),
+            &mut adm,
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
     let res = app
         .post(
             "/admin/set-role",
@@ -392,6 +410,11 @@ async fn impersonation_round_trip(b: Backend) {
     assert_eq!(res.json()["user"]["id"], admin_id.as_str());
     assert_eq!(res.json()["session"]["token"], admin_token);
     assert!(res.cookie(ADMIN_COOKIE).unwrap().contains("Max-Age=0"));
+    // The admin's remembered session replaces the impersonation's "don't remember" flag.
+    let flag = res
+        .cookie(DONT_REMEMBER_COOKIE)
+        .expect("dont_remember expired");
+    assert!(flag.contains("Max-Age=0"), "{flag}");
     assert_eq!(app.session(&mut adm).await["user"]["id"], admin_id.as_str());
     assert_eq!(app.session(&mut copy).await, Value::Null);
     // Not impersonating now.
