@@ -12,6 +12,7 @@ pub mod cors;
 pub mod extract;
 pub mod feed_stream;
 pub mod forward_auth;
+pub mod multi_session;
 pub mod ops;
 pub mod origin;
 pub mod rate_limit;
@@ -125,6 +126,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/auth/jwks"),
     ("GET", "/api/auth/token"),
     ("GET", "/api/auth/revocations"),
+    ("GET", "/api/auth/multi-session/list-device-sessions"),
+    ("POST", "/api/auth/multi-session/set-active"),
+    ("POST", "/api/auth/multi-session/revoke"),
     ("GET", "/forward-auth"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
@@ -161,6 +165,12 @@ fn api_routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
         ("/change-password", post(account::change_password)),
         ("/ok", get(ok)),
         ("/revocations", get(revocations::revocations)),
+        (
+            "/multi-session/list-device-sessions",
+            get(multi_session::list_device_sessions),
+        ),
+        ("/multi-session/set-active", post(multi_session::set_active)),
+        ("/multi-session/revoke", post(multi_session::revoke)),
     ]
 }
 
@@ -191,6 +201,9 @@ pub fn router(state: AppState) -> Router {
         .into_iter()
         // Off, the feed is an unknown path.
         .filter(|(p, _)| *p != "/revocations" || state.revocation_feed.is_some())
+        .filter(|(p, _)| {
+            !p.starts_with("/multi-session/") || state.sessions.multi_session_max().is_some()
+        })
         .map(|(p, r)| (format!("{}{p}", state.base_path), r))
         .collect();
     if state.jwt.is_some() {

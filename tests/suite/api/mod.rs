@@ -16,6 +16,7 @@ mod forward_auth;
 mod hardening;
 mod jwt;
 mod lifecycle;
+mod multi_session;
 mod openapi;
 mod ops;
 mod plugins;
