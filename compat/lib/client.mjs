@@ -31,6 +31,7 @@ export class Device {
     this.cookieNames = cookieNames;
     this.cookies = new Map(); // name -> raw (percent-encoded) value
     this.log = []; // { method, url, status, setCookies }
+    this.plugins = []; // client plugins (e.g. multiSessionClient())
   }
 
   cookieHeader() {
@@ -94,7 +95,7 @@ export class Device {
       this.log.push({ method: init.method ?? "GET", url, status: res.status, setCookies });
       return res;
     };
-    return createAuthClient({ baseURL: server.baseURL, fetchOptions: { customFetchImpl } });
+    return createAuthClient({ baseURL: server.baseURL, plugins: this.plugins, fetchOptions: { customFetchImpl } });
   }
 
   /**
