@@ -8,7 +8,8 @@
 // _multi- cookie), list-device-sessions, set-active (a held token, in upper case too, an
 // unknown one, one named by a forged cookie), revoke of a held session that is not the
 // active one, of the active one (the next held session becomes active), signing in again
-// as a held user (the earlier session ends), a revoke without a session, and sign-out
+// as a held user (the earlier session ends), change-password with revokeOtherSessions (its
+// new session gets a _multi- cookie), a revoke without a session, and sign-out
 // ending every held session.
 
 import { describe, it, before, after } from "node:test";
@@ -88,13 +89,18 @@ async function scenario(server, stamp) {
   known(again.data.token, "<token:cat2>");
   results.push({ name: "sign-in cat again", status: again.status, cookies: again.setCookies.map((l) => cookieShape(l, labels)) });
   await step("list after signing cat in again", D, (c) => c.multiSession.listDeviceSessions());
+  // change-password's new session (revokeOtherSessions) gets a _multi- cookie too.
+  const changed = await D.call(server, (c) => c.changePassword({ currentPassword: PASS, newPassword: `${PASS}-2`, revokeOtherSessions: true }));
+  known(changed.data.token, "<token:cat3>");
+  results.push({ name: "change-password", status: changed.status, cookies: changed.setCookies.map((l) => cookieShape(l, labels)) });
+  await step("list after change-password", D, (c) => c.multiSession.listDeviceSessions());
   const signedOut = device("S");
   await step("revoke without a session", signedOut, (c) => c.multiSession.revoke({ sessionToken: tokens.cat }));
   await step("sign-out", D, (c) => c.signOut());
   await step("get-session after sign-out", D, (c) => c.getSession());
   // Every session the browser held is over (probed with a session cookie signed here).
   const alive = {};
-  for (const [who, t] of Object.entries({ ...tokens, cat2: again.data.token })) {
+  for (const [who, t] of Object.entries({ ...tokens, cat2: again.data.token, cat3: changed.data.token })) {
     const probe = device(`probe-${who}`);
     probe.cookies.set("better-auth.session_token", encodeURIComponent(`${t}.${createHmac("sha256", SECRET).update(t).digest("base64")}`));
     alive[who] = (await probe.call(server, (c) => c.getSession())).data !== null;
@@ -132,7 +138,8 @@ describe("multiSession(): sessiond and Better Auth answer the same", () => {
     assert.equal(byName["get-session after sign-out"].data, null);
     assert.deepStrictEqual(byName["list-device-sessions (three held; dan past the cap)"].order.length, 3);
     // dan's session was the active one when cat was set active: it is not held, so it lives on.
-    assert.deepStrictEqual(ba.alive, { ann: false, bob: false, cat: false, dan: true, cat2: false });
+    assert.deepStrictEqual(ba.alive, { ann: false, bob: false, cat: false, dan: true, cat2: false, cat3: false });
     assert.deepStrictEqual(ba.jarAfter, []);
+    assert.ok(byName["change-password"].cookies.some((c) => c.startsWith("better-auth.session_token_multi-<token:cat3>=<token:cat3>.<sig>")));
   });
 });

@@ -75,6 +75,16 @@ pub async fn after_new_session(ctx: &mut Ctx, token: &str, user_id: &str) -> Res
     Ok(())
 }
 
+/// After any other answer of a signed-in user (`user_id`) that may set the session cookie:
+/// the `_multi-` cookie of that session when the browser has none yet (nothing when the
+/// plugin is off or no session cookie is set).
+pub async fn after_session_cookie(ctx: &mut Ctx, user_id: &str) -> Result<(), ApiError> {
+    let svc = ctx.state.sessions.clone();
+    svc.multi_after_session_cookie(user_id, &ctx.credential, &mut ctx.out)
+        .await?;
+    Ok(())
+}
+
 /// After a sign-out: every session of the browser's `_multi-` cookies ends (nothing when
 /// the plugin is off).
 pub async fn after_sign_out(ctx: &mut Ctx) -> Result<(), ApiError> {

@@ -9,7 +9,7 @@
 
 use super::{Current, SessionService};
 use crate::model::{Session, User};
-use crate::session::cookies::{CookieOp, Credential, RequestCookies};
+use crate::session::cookies::{CookieKind, CookieOp, Credential, RequestCookies};
 use crate::session::SessionError;
 
 impl SessionService {
@@ -158,6 +158,33 @@ impl SessionService {
             max_age: self.inner.policy.cookie_max_age(),
         });
         Ok(())
+    }
+
+    /// After any other answer that sets the session cookie (a refresh, update-session,
+    /// update-user, change-password's new session): as the plugin's after hook runs on every
+    /// route, that session gets its `_multi-` cookie when the browser does not send one yet
+    /// ([`Self::multi_after_new_session`]). `user_id`: the session's user.
+    pub async fn multi_after_session_cookie(
+        &self,
+        user_id: &str,
+        cred: &Credential,
+        out: &mut Vec<CookieOp>,
+    ) -> Result<(), SessionError> {
+        if self.inner.multi_max.is_none() {
+            return Ok(());
+        }
+        let token = out.iter().rev().find_map(|op| match op {
+            CookieOp::Set {
+                kind: CookieKind::Token,
+                value,
+                ..
+            } => value.split_once('.').map(|(t, _)| t.to_owned()),
+            _ => None,
+        });
+        match token {
+            Some(t) => self.multi_after_new_session(&t, user_id, cred, out).await,
+            None => Ok(()),
+        }
     }
 
     /// After sign-out: every session a verified `_multi-` cookie holds ends, and those

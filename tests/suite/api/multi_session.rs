@@ -26,6 +26,8 @@ on_both_backends!(
     forged_multi_cookies_count_but_never_act,
     the_largest_maximum_stays_under_the_set_cookie_cap,
     the_plugin_off_serves_nothing,
+    a_new_session_from_change_password_is_held_too,
+    a_refresh_adds_the_missing_multi_cookie,
     redis_ends_held_sessions_too,
 );
 
@@ -416,6 +418,46 @@ async fn the_largest_maximum_stays_under_the_set_cookie_cap(b: Backend) {
     for t in &tokens {
         assert!(!alive(&app, t).await);
     }
+}
+
+async fn a_new_session_from_change_password_is_held_too(b: Backend) {
+    let app = multi_app(b, |_| {}).await;
+    let mut jar = Jar::default();
+    let (old, _) = add_user(&app, &mut jar).await;
+    let res = app
+        .post(
+            "/change-password",
+            json!({"currentPassword": PASSWORD, "newPassword": "another-password-9", "revokeOtherSessions": true}),
+            &mut jar,
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let new = res.json()["token"].as_str().unwrap().to_owned();
+    assert!(res
+        .cookie(&format!("{MULTI}{}", new.to_lowercase()))
+        .is_some());
+    // The old session's cookie stays (its session is gone) and is no longer listed.
+    assert!(jar.get(&format!("{MULTI}{}", old.to_lowercase())).is_some());
+    let listed = list(&app, &mut jar).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["session"]["token"], new.as_str());
+}
+
+async fn a_refresh_adds_the_missing_multi_cookie(b: Backend) {
+    let app = multi_app(b, |s| s.session.update_age = 0).await;
+    let mut jar = Jar::default();
+    let (token, _) = add_user(&app, &mut jar).await;
+    let name = format!("{MULTI}{}", token.to_lowercase());
+    jar.cookies.remove(&name);
+    app.clock.advance_secs(5);
+    let res = app.get("/get-session", &mut jar).await;
+    assert_eq!(res.status, 200);
+    assert!(res.cookie(&name).is_some(), "{:?}", res.set_cookies());
+    // Once held, a refresh leaves it alone.
+    app.clock.advance_secs(5);
+    let res = app.get("/get-session", &mut jar).await;
+    assert!(res.cookie(TOKEN_COOKIE).is_some());
+    assert!(res.cookie(&name).is_none());
 }
 
 async fn the_plugin_off_serves_nothing(b: Backend) {
