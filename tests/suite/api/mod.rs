@@ -17,6 +17,7 @@ mod hardening;
 mod jwt;
 mod lifecycle;
 mod multi_session;
+mod multi_session_attacks;
 mod openapi;
 mod ops;
 mod plugins;

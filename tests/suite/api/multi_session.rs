@@ -16,24 +16,20 @@ on_both_backends!(
     list_is_one_live_session_per_user_in_cookie_order,
     signing_in_again_as_a_held_user_ends_the_earlier_session,
     set_active_switches_the_session_cookie,
-    set_active_refuses_tokens_the_browser_does_not_hold,
     set_active_expires_a_cookie_whose_session_is_over,
     revoke_keeps_or_moves_the_active_session,
     revoke_the_last_session_signs_out,
-    revoke_needs_a_session_and_a_held_cookie,
     sign_out_ends_every_held_session,
     maximum_sessions_caps_the_cookies,
-    forged_multi_cookies_count_but_never_act,
-    the_largest_maximum_stays_under_the_set_cookie_cap,
     the_plugin_off_serves_nothing,
     a_new_session_from_change_password_is_held_too,
     a_refresh_adds_the_missing_multi_cookie,
     redis_ends_held_sessions_too,
 );
 
-const MULTI: &str = "better-auth.session_token_multi-";
+pub(super) const MULTI: &str = "better-auth.session_token_multi-";
 
-async fn multi_app(b: Backend, f: impl FnOnce(&mut Settings)) -> TestApp {
+pub(super) async fn multi_app(b: Backend, f: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_with(b, |s| {
         s.plugins.multi_session.enabled = true;
         f(s);
@@ -42,7 +38,7 @@ async fn multi_app(b: Backend, f: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 /// Signs a new user up in `jar` (the browser); returns its session token.
-async fn add_user(app: &TestApp, jar: &mut Jar) -> (String, String) {
+pub(super) async fn add_user(app: &TestApp, jar: &mut Jar) -> (String, String) {
     let email = unique_email();
     let res = app
         .post(
@@ -56,7 +52,7 @@ async fn add_user(app: &TestApp, jar: &mut Jar) -> (String, String) {
 }
 
 /// Signs `email` in within `jar`; the response.
-async fn sign_in_into(app: &TestApp, jar: &mut Jar, email: &str) -> Res {
+pub(super) async fn sign_in_into(app: &TestApp, jar: &mut Jar, email: &str) -> Res {
     let res = app
         .post(
             "/sign-in/email",
@@ -68,7 +64,7 @@ async fn sign_in_into(app: &TestApp, jar: &mut Jar, email: &str) -> Res {
     res
 }
 
-fn multi_names(jar: &Jar) -> Vec<String> {
+pub(super) fn multi_names(jar: &Jar) -> Vec<String> {
     jar.cookies
         .keys()
         .filter(|k| k.contains("_multi-"))
@@ -77,7 +73,7 @@ fn multi_names(jar: &Jar) -> Vec<String> {
 }
 
 /// The bare session token the jar's session cookie holds.
-fn active_token(jar: &Jar) -> Option<String> {
+pub(super) fn active_token(jar: &Jar) -> Option<String> {
     let raw = jar.get(TOKEN_COOKIE)?;
     let decoded = percent_encoding::percent_decode_str(raw)
         .decode_utf8()
@@ -87,26 +83,26 @@ fn active_token(jar: &Jar) -> Option<String> {
 }
 
 /// Whether `token` is still a session (get-session with only its cookie).
-async fn alive(app: &TestApp, token: &str) -> bool {
+pub(super) async fn alive(app: &TestApp, token: &str) -> bool {
     let mut jar = app.jar_for(token);
     !app.session(&mut jar).await.is_null()
 }
 
 /// `POST /multi-session/<route>` with `{sessionToken}`.
-async fn by_token(app: &TestApp, route: &str, jar: &mut Jar, token: &str) -> Res {
+pub(super) async fn by_token(app: &TestApp, route: &str, jar: &mut Jar, token: &str) -> Res {
     let path = format!("/multi-session/{route}");
     app.post(&path, json!({ "sessionToken": token }), jar).await
 }
 
-async fn set_active(app: &TestApp, jar: &mut Jar, token: &str) -> Res {
+pub(super) async fn set_active(app: &TestApp, jar: &mut Jar, token: &str) -> Res {
     by_token(app, "set-active", jar, token).await
 }
 
-async fn revoke(app: &TestApp, jar: &mut Jar, token: &str) -> Res {
+pub(super) async fn revoke(app: &TestApp, jar: &mut Jar, token: &str) -> Res {
     by_token(app, "revoke", jar, token).await
 }
 
-async fn list(app: &TestApp, jar: &mut Jar) -> Vec<Value> {
+pub(super) async fn list(app: &TestApp, jar: &mut Jar) -> Vec<Value> {
     let res = app.get("/multi-session/list-device-sessions", jar).await;
     assert_eq!(res.status, 200, "{}", res.text);
     res.json().as_array().unwrap().clone()
@@ -203,50 +199,6 @@ async fn set_active_switches_the_session_cookie(b: Backend) {
     assert!(alive(&app, &tb).await);
 }
 
-async fn set_active_refuses_tokens_the_browser_does_not_hold(b: Backend) {
-    let app = multi_app(b, |_| {}).await;
-    let mut victim = Jar::default();
-    let (tv, _) = add_user(&app, &mut victim).await;
-    let mut jar = Jar::default();
-    let (mine, _) = add_user(&app, &mut jar).await;
-    for token in [tv.as_str(), "unknown", ""] {
-        let res = set_active(&app, &mut jar, token).await;
-        assert_eq!(res.status, 401, "{token}: {}", res.text);
-        assert_eq!(res.code().as_deref(), Some("INVALID_SESSION_TOKEN"));
-        assert_eq!(res.json()["message"], "Invalid session token");
-    }
-    // A cookie named for the victim's token but not signed by the service.
-    let name = format!("{MULTI}{}", tv.to_lowercase());
-    for value in [
-        tv.clone(),
-        format!("{tv}.forged"),
-        encode_uri_component(
-            &SigningKey::new(b"another-secret-abcdefghijklmnopqrstu")
-                .unwrap()
-                .sign(&tv),
-        ),
-    ] {
-        let mut forged = jar.clone();
-        forged.cookies.insert(name.clone(), value);
-        let res = set_active(&app, &mut forged, &tv).await;
-        assert_eq!(res.status, 401, "{}", res.text);
-        assert_eq!(active_token(&forged).unwrap(), mine);
-    }
-    let res = revoke(&app, &mut jar, &tv).await;
-    assert_eq!(res.code().as_deref(), Some("INVALID_SESSION_TOKEN"));
-    assert!(alive(&app, &tv).await);
-    // Missing or mistyped body.
-    let res = app
-        .post(
-            "/multi-session/set-active",
-            json!({"sessionToken": 1}),
-            &mut jar,
-        )
-        .await;
-    assert_eq!(res.status, 400);
-    assert_eq!(res.code().as_deref(), Some("VALIDATION_ERROR"));
-}
-
 async fn set_active_expires_a_cookie_whose_session_is_over(b: Backend) {
     let app = multi_app(b, |_| {}).await;
     let mut jar = Jar::default();
@@ -301,26 +253,6 @@ async fn revoke_the_last_session_signs_out(b: Backend) {
     assert!(!alive(&app, &ta).await);
 }
 
-async fn revoke_needs_a_session_and_a_held_cookie(b: Backend) {
-    let app = multi_app(b, |_| {}).await;
-    let mut jar = Jar::default();
-    let (ta, _) = add_user(&app, &mut jar).await;
-    // The _multi- cookie alone is not a session.
-    let mut only_multi = jar.clone();
-    only_multi.cookies.remove(TOKEN_COOKIE);
-    let res = revoke(&app, &mut only_multi, &ta).await;
-    assert_eq!(res.status, 401);
-    assert_eq!(res.code().as_deref(), Some("UNAUTHORIZED"));
-    assert!(alive(&app, &ta).await);
-    // Signed in, but not holding the named cookie.
-    let mut other = Jar::default();
-    add_user(&app, &mut other).await;
-    let res = revoke(&app, &mut other, &ta).await;
-    assert_eq!(res.status, 401);
-    assert_eq!(res.code().as_deref(), Some("INVALID_SESSION_TOKEN"));
-    assert!(alive(&app, &ta).await);
-}
-
 async fn sign_out_ends_every_held_session(b: Backend) {
     let app = multi_app(b, |_| {}).await;
     let mut jar = Jar::default();
@@ -356,66 +288,6 @@ async fn maximum_sessions_caps_the_cookies(b: Backend) {
     // Sign-out ends what the cookies hold and the active session.
     app.post("/sign-out", json!({}), &mut jar).await;
     for t in [&ta, &tb, &tc] {
-        assert!(!alive(&app, t).await);
-    }
-}
-
-async fn forged_multi_cookies_count_but_never_act(b: Backend) {
-    let app = multi_app(b, |_| {}).await;
-    let mut jar = Jar::default();
-    let (ta, _) = add_user(&app, &mut jar).await;
-    // Far more junk _multi- cookies than the read cap, one of them carrying the signed
-    // dont_remember value (the same key signs it).
-    let key = SigningKey::new(SECRET.as_bytes()).unwrap();
-    for i in 0..60 {
-        jar.cookies
-            .insert(format!("x_multi-{i:02}"), format!("junk{i}"));
-    }
-    jar.cookies.insert(
-        "a_multi-flag".into(),
-        encode_uri_component(&key.sign("true")),
-    );
-    // They count against maximum_sessions as Better Auth counts them: no new cookie.
-    let (tb, _) = add_user(&app, &mut jar).await;
-    assert!(jar.get(&format!("{MULTI}{}", tb.to_lowercase())).is_none());
-    let listed = list(&app, &mut jar).await;
-    assert!(listed.len() <= 1);
-    // Sign-out stays under the Set-Cookie cap and still ends the held session when it is
-    // among the first cookies read.
-    let res = app.post("/sign-out", json!({}), &mut jar).await;
-    assert_eq!(res.status, 200);
-    assert!(res.set_cookies().len() <= 32, "{}", res.set_cookies().len());
-    assert!(!alive(&app, &tb).await);
-    assert!(!alive(&app, &ta).await);
-}
-
-async fn the_largest_maximum_stays_under_the_set_cookie_cap(b: Backend) {
-    let max = sessiond::config::MAX_MULTI_SESSIONS;
-    let app = multi_app(b, |s| {
-        s.plugins.multi_session.maximum_sessions = max;
-        // The most cache lines a response can carry.
-        s.session.cookie_cache.enabled = true;
-    })
-    .await;
-    let mut jar = Jar::default();
-    let mut tokens = Vec::new();
-    for _ in 0..max {
-        tokens.push(add_user(&app, &mut jar).await.0);
-    }
-    assert_eq!(multi_names(&jar).len(), max);
-    assert_eq!(list(&app, &mut jar).await.len(), max);
-    // Stale cache chunks the browser sends are expired on sign-out too.
-    for i in 0..8 {
-        jar.cookies
-            .insert(format!("better-auth.session_data.{i}"), "x".into());
-    }
-    let res = app.post("/sign-out", json!({}), &mut jar).await;
-    assert_eq!(res.status, 200);
-    let lines = res.set_cookies();
-    assert!(lines.len() <= 32, "{}", lines.len());
-    // Every held session ended, every _multi- cookie expired: nothing was dropped.
-    assert_eq!(lines.iter().filter(|l| l.contains("_multi-")).count(), max);
-    for t in &tokens {
         assert!(!alive(&app, t).await);
     }
 }
@@ -491,13 +363,4 @@ async fn redis_ends_held_sessions_too(b: Backend) {
     assert_eq!(active_token(&jar).unwrap(), tb);
     app.post("/sign-out", json!({}), &mut jar).await;
     assert!(!alive(&app, &tb).await);
-}
-
-#[test]
-fn maximum_sessions_is_bounded() {
-    for (n, ok) in [(0, false), (1, true), (16, true), (17, false)] {
-        let mut s = test_settings();
-        s.plugins.multi_session.maximum_sessions = n;
-        assert_eq!(s.validate().is_ok(), ok, "{n}");
-    }
 }
