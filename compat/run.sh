@@ -72,7 +72,7 @@ trap 'exit 130' INT TERM
 if [ $# -gt 0 ]; then
   files=("$@")
 else
-  files=(compat/test/client.test.mjs compat/test/sidecar.test.mjs compat/test/compare.test.mjs compat/test/profiles.test.mjs compat/test/tokens.test.mjs compat/test/jwt-verifier.test.mjs compat/test/admin.test.mjs)
+  files=(compat/test/client.test.mjs compat/test/sidecar.test.mjs compat/test/compare.test.mjs compat/test/profiles.test.mjs compat/test/tokens.test.mjs compat/test/admin.test.mjs compat/test/multi-session.test.mjs compat/test/jwt-verifier.test.mjs)
 fi
 set +e
 node --test --test-reporter=tap --test-concurrency=1 "${files[@]}"

@@ -70,6 +70,12 @@ pub mod codes {
     use super::ApiError;
     use axum::http::StatusCode as S;
 
+    /// The multi-session plugin: no valid `_multi-` cookie for the token sent.
+    pub const INVALID_SESSION_TOKEN: ApiError = ApiError::new(
+        S::UNAUTHORIZED,
+        "INVALID_SESSION_TOKEN",
+        "Invalid session token",
+    );
     /// No valid session.
     pub const UNAUTHORIZED: ApiError =
         ApiError::new(S::UNAUTHORIZED, "UNAUTHORIZED", "Unauthorized");
@@ -264,6 +270,7 @@ impl From<SessionError> for ApiError {
             }
             E::UserGone => codes::UNAUTHORIZED,
             E::SessionGone => codes::FAILED_TO_GET_SESSION,
+            E::InvalidSessionToken => codes::INVALID_SESSION_TOKEN,
             E::CreateUserFailed => codes::FAILED_TO_CREATE_USER,
             E::CreateSessionFailed => codes::FAILED_TO_CREATE_SESSION,
             E::ReplaceSessionsFailed => codes::FAILED_TO_GET_SESSION_500,

@@ -27,6 +27,7 @@
 //   ADVANCED_COOKIES      JSON: advanced.cookies ({"session_token": {"name", "attributes"}, …})
 //   BEARER                1 = plugins: [bearer()] (Authorization: Bearer, set-auth-token)
 //   JWT                   1 = plugins: [jwt()] (/jwks, /token, set-auth-jwt; table jwks)
+//   MULTI_SESSION         1 = plugins: [multiSession()]; MULTI_SESSION_MAX = maximumSessions (5)
 import http from "node:http";
 import { pathToFileURL } from "node:url";
 import pg from "pg";
@@ -101,6 +102,10 @@ if (on(env.BEARER)) {
 if (on(env.JWT)) {
   const { jwt } = await import("better-auth/plugins/jwt");
   plugins.push(jwt());
+}
+if (on(env.MULTI_SESSION)) {
+  const { multiSession } = await import("better-auth/plugins/multi-session");
+  plugins.push(multiSession(num(env.MULTI_SESSION_MAX) ? { maximumSessions: num(env.MULTI_SESSION_MAX) } : {}));
 }
 
 const redis = env.REDIS_URL ? await redisStorage(env.REDIS_URL) : null;

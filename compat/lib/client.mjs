@@ -31,7 +31,7 @@ export class Device {
     this.cookieNames = cookieNames;
     this.cookies = new Map(); // name -> raw (percent-encoded) value
     this.log = []; // { method, url, status, setCookies }
-    this.plugins = []; // client plugins (e.g. adminClient())
+    this.plugins = []; // client plugins (e.g. adminClient(), multiSessionClient())
   }
 
   cookieHeader() {

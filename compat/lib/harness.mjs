@@ -241,7 +241,8 @@ async function startProcess({ label, cmd, args, env, port, cwd }) {
  * sessiond's snake_case options):
  *   { admin: bool, userFields: user.additionalFields, generateId: "uuid" | "serial",
  *     cookies: advanced.cookies, secrets: "2:<new>,1:<old>" (BETTER_AUTH_SECRETS, for both),
- *     bearer: bool (bearer()), jwt: bool (jwt()) }
+ *     bearer: bool (bearer()), jwt: bool (jwt()),
+ *     multiSession: { max?: maximumSessions } (multiSession()) }
  */
 /** Each server's variable for each session option, and how it spells "on". */
 const OPTION_VARS = {
@@ -283,6 +284,10 @@ function betterAuthEnv(o) {
   if (o.cookies) e.ADVANCED_COOKIES = JSON.stringify(o.cookies);
   if (o.bearer) e.BEARER = "1";
   if (o.jwt) e.JWT = "1";
+  if (o.multiSession) {
+    e.MULTI_SESSION = "1";
+    if (o.multiSession.max) e.MULTI_SESSION_MAX = String(o.multiSession.max);
+  }
   return e;
 }
 
@@ -300,6 +305,10 @@ function sessiondProfileEnv(o) {
   if (o.generateId) e.SESSIOND_ADVANCED__DATABASE__GENERATE_ID = o.generateId;
   if (o.bearer) e.SESSIOND_PLUGINS__BEARER__ENABLED = "true";
   if (o.jwt) e.SESSIOND_PLUGINS__JWT__ENABLED = "true";
+  if (o.multiSession) {
+    e.SESSIOND_PLUGINS__MULTI_SESSION__ENABLED = "true";
+    if (o.multiSession.max) e.SESSIOND_PLUGINS__MULTI_SESSION__MAXIMUM_SESSIONS = String(o.multiSession.max);
+  }
   for (const [kind, c] of Object.entries(o.cookies ?? {})) {
     const v = `SESSIOND_ADVANCED__COOKIES__${kind.toUpperCase()}`;
     if (c.name) e[`${v}__NAME`] = c.name;

@@ -7,7 +7,7 @@ mod common;
 
 use libfuzzer_sys::fuzz_target;
 use sessiond::crypto::signed::{Keyring, Verified};
-use sessiond::session::cookies::{RequestCookies, MAX_CHUNKS};
+use sessiond::session::cookies::{RequestCookies, MAX_CHUNKS, MAX_MULTI_COOKIES, MULTI_MARK};
 
 const DATA: &str = "better-auth.session_data";
 
@@ -27,10 +27,16 @@ fuzz_target!(|data: &[u8]| {
             assert!(c.get(&format!("{DATA}.{i}")).is_some(), "{i}");
         }
     }
+    let names = c.multi_names();
+    assert!(names.iter().all(|n| n.contains(MULTI_MARK)));
     if let Some(key) = Keyring::new([common::SECRET]) {
         if let Verified::Valid(v) = c.signed("better-auth.session_token", &key) {
             // Only a value signed with the secret verifies.
             assert!(matches!(key.verify(&key.sign(&v)), Verified::Valid(_)));
         }
+        // The multi-session plugin's cookies: at most the cap, each a name the header holds.
+        let held = c.multi_tokens(&key);
+        assert!(held.len() <= MAX_MULTI_COOKIES.min(names.len()));
+        assert!(held.iter().all(|(n, _)| names.contains(&n.as_str())));
     }
 });

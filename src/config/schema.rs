@@ -27,6 +27,8 @@ pub struct PluginSettings {
     pub bearer: super::BearerSettings,
     /// The jwt plugin.
     pub jwt: super::JwtSettings,
+    /// The multi-session plugin.
+    pub multi_session: super::MultiSessionSettings,
 }
 
 /// Better Auth's `admin()` options that bear on sessions.

@@ -152,6 +152,7 @@ impl Settings {
         }
         self.check_forward_auth()?;
         self.check_tokens()?;
+        self.plugins.multi_session.check()?;
         self.check_advanced()?;
         self.check_service_api()?;
         self.check_server()

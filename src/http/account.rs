@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use crate::error::{codes, ApiError};
 use crate::http::extract::{Body, Client, Ctx, Fields, Gate};
+use crate::http::multi_session;
 use crate::session::limits;
 use crate::session::service::PasswordChange;
 
@@ -73,6 +74,7 @@ pub async fn update_user(mut ctx: Ctx, body: Body<false>) -> Response {
         let cur = ctx.session(Gate::Session).await?;
         svc.update_user(&cur, name, image, &rest, &ctx.credential, &mut ctx.out)
             .await?;
+        multi_session::after_session_cookie(&mut ctx, &cur.user.id).await?;
         Ok(Json(json!({ "status": true })))
     }
     .await;
@@ -92,6 +94,7 @@ pub async fn change_password(mut ctx: Ctx, Client(client): Client, body: Body<fa
         let token = svc
             .change_password(&cur, change, &client, &ctx.credential, &mut ctx.out)
             .await?;
+        multi_session::after_session_cookie(&mut ctx, &cur.user.id).await?;
         Ok(Json(
             json!({ "token": token, "user": svc.user_output(&cur.user) }),
         ))

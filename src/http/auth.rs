@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::error::{codes, ApiError};
 use crate::http::extract::{is_valid_email, Body, Client, Ctx, Fields};
+use crate::http::multi_session;
 use crate::http::origin::form_csrf;
 use crate::session::limits;
 use crate::session::service::{SignIn, SignUp};
@@ -102,6 +103,9 @@ pub async fn sign_up(
         let (token, user) = svc
             .sign_up(input, &client, &ctx.credential, &mut ctx.out)
             .await?;
+        if let Some(t) = &token {
+            multi_session::after_new_session(&mut ctx, t, &user.id).await?;
+        }
         Ok(Json(
             json!({ "token": token, "user": svc.user_output(&user) }),
         ))
@@ -128,6 +132,7 @@ pub async fn sign_in(
         let (token, user) = svc
             .sign_in(input, &client, &ctx.credential, &mut ctx.out)
             .await?;
+        multi_session::after_new_session(&mut ctx, &token, &user.id).await?;
         let redirect = callback.as_deref().is_some_and(|u| !u.is_empty());
         let mut body = serde_json::Map::new();
         body.insert("redirect".into(), json!(redirect));
@@ -154,6 +159,7 @@ pub async fn sign_out(mut ctx: Ctx, body: Body<false>) -> Response {
             .sessions
             .sign_out(&ctx.credential, &mut ctx.out)
             .await?;
+        multi_session::after_sign_out(&mut ctx).await?;
         Ok(Json(json!({ "success": true })))
     }
     .await;

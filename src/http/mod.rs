@@ -13,6 +13,7 @@ pub mod cors;
 pub mod extract;
 pub mod feed_stream;
 pub mod forward_auth;
+pub mod multi_session;
 pub mod ops;
 pub mod origin;
 pub mod rate_limit;
@@ -139,6 +140,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/auth/admin/set-role"),
     ("POST", "/api/auth/admin/impersonate-user"),
     ("POST", "/api/auth/admin/stop-impersonating"),
+    ("GET", "/api/auth/multi-session/list-device-sessions"),
+    ("POST", "/api/auth/multi-session/set-active"),
+    ("POST", "/api/auth/multi-session/revoke"),
     ("GET", "/forward-auth"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
@@ -194,6 +198,12 @@ fn api_routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
         ("/admin/set-role", post(admin::set_role)),
         ("/admin/impersonate-user", post(admin::impersonate_user)),
         ("/admin/stop-impersonating", post(admin::stop_impersonating)),
+        (
+            "/multi-session/list-device-sessions",
+            get(multi_session::list_device_sessions),
+        ),
+        ("/multi-session/set-active", post(multi_session::set_active)),
+        ("/multi-session/revoke", post(multi_session::revoke)),
     ]
 }
 
@@ -226,6 +236,9 @@ pub fn router(state: AppState) -> Router {
         .filter(|(p, _)| *p != "/revocations" || state.revocation_feed.is_some())
         // Off, the admin plugin's routes are unknown paths.
         .filter(|(p, _)| !p.starts_with("/admin/") || state.sessions.admin_enabled())
+        .filter(|(p, _)| {
+            !p.starts_with("/multi-session/") || state.sessions.multi_session_max().is_some()
+        })
         .map(|(p, r)| (format!("{}{p}", state.base_path), r))
         .collect();
     if state.jwt.is_some() {

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::error::{codes, ApiError};
 use crate::http::extract::{json_response, Body, Ctx, Fields, Gate};
+use crate::http::multi_session;
 use crate::session::ResolveOptions;
 
 async fn get_session_with(mut ctx: Ctx, defer_read_only: bool) -> Response {
@@ -17,10 +18,16 @@ async fn get_session_with(mut ctx: Ctx, defer_read_only: bool) -> Response {
         defer_read_only,
     };
     let svc = ctx.state.sessions.clone();
-    let resolved = svc
+    let mut resolved = svc
         .resolve(&ctx.credential, opts, &mut ctx.out)
         .await
         .map_err(ApiError::from);
+    if let Ok(Some(cur)) = &resolved {
+        let user_id = cur.user.id.clone();
+        if let Err(e) = multi_session::after_session_cookie(&mut ctx, &user_id).await {
+            resolved = Err(e);
+        }
+    }
     // The jwt plugin's after hook: a token for the session's user in `set-auth-jwt`.
     let jwt = match (&resolved, ctx.state.jwt.as_ref()) {
         (Ok(Some(cur)), Some(j)) if j.header => {
@@ -183,6 +190,7 @@ pub async fn update_session(mut ctx: Ctx, body: Body<false>) -> Response {
         let s = svc
             .update_session(&cur, fields, &ctx.credential, &mut ctx.out)
             .await?;
+        multi_session::after_session_cookie(&mut ctx, &cur.user.id).await?;
         Ok(Json(json!({ "session": svc.output(&s) })))
     }
     .await;

@@ -152,6 +152,15 @@ impl CookieWriter {
                     max_age,
                 } => out.push(self.set(*kind, value, *max_age)),
                 CookieOp::Expire(kind) => out.push(self.expire(*kind)),
+                // Better Auth gives them the session token cookie's attributes.
+                CookieOp::SetMulti {
+                    name,
+                    value,
+                    max_age,
+                } => out.push(line(name, &self.token_attrs, value, Some(*max_age))),
+                CookieOp::ExpireMulti(name) => {
+                    out.push(line(name, &self.token_attrs, "", Some(0)));
+                }
                 CookieOp::SetCache {
                     value,
                     max_age,

@@ -53,7 +53,22 @@ impl CookieNames {
             CookieKind::AdminSession => Cow::Borrowed(&self.admin_session),
         }
     }
+
+    /// The multi-session plugin's cookie for a session token:
+    /// `<session token name>_multi-<token in lower case>`, as Better Auth names it.
+    pub fn multi(&self, token: &str) -> String {
+        format!("{}{MULTI_MARK}{}", self.token, token.to_lowercase())
+    }
 }
+
+/// What marks a cookie as the multi-session plugin's: Better Auth reads any cookie whose
+/// name contains it.
+pub const MULTI_MARK: &str = "_multi-";
+
+/// `_multi-` cookies read from one request at most (the first ones); any beyond are
+/// ignored, so a request costs at most this many store lookups, and the lines that end
+/// them fit under the response's cap on cookie lines (32).
+pub const MAX_MULTI_COOKIES: usize = 16;
 
 /// The session cookies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +137,25 @@ pub enum CookieOp {
     },
     /// Deletes a cookie.
     Expire(CookieKind),
+    /// Sets a multi-session cookie (named by [`CookieNames::multi`]) to a signed value,
+    /// with the session token cookie's attributes.
+    SetMulti {
+        /// The cookie's name.
+        name: String,
+        /// Its value, not yet encoded.
+        value: String,
+        /// Lifetime in seconds.
+        max_age: u64,
+    },
+    /// Deletes a multi-session cookie, by the name the request sent it under.
+    ExpireMulti(String),
+}
+
+impl CookieOp {
+    /// Whether it is a multi-session cookie's.
+    pub fn is_multi(&self) -> bool {
+        matches!(self, Self::SetMulti { .. } | Self::ExpireMulti(_))
+    }
 }
 
 /// What a request presents as its session.
@@ -252,6 +286,28 @@ impl RequestCookies {
             Some(v) if !v.is_empty() => keys.verify(&v),
             _ => Verified::Absent,
         }
+    }
+
+    /// Names of the cookies whose name contains [`MULTI_MARK`], each name once, in request
+    /// order (all of them: counting costs no lookup).
+    pub fn multi_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for (k, _) in self.pairs() {
+            if k.contains(MULTI_MARK) && !names.contains(&k) {
+                names.push(k);
+            }
+        }
+        names
+    }
+
+    /// The first [`MAX_MULTI_COOKIES`] multi-session cookies that verify under `keys`, as
+    /// (name, session token), in request order.
+    pub fn multi_tokens(&self, keys: &Keyring) -> Vec<(String, String)> {
+        self.multi_names()
+            .into_iter()
+            .take(MAX_MULTI_COOKIES)
+            .filter_map(|name| Some((name.to_owned(), self.signed(name, keys).valid()?)))
+            .collect()
     }
 
     /// Which chunks `name.0` … `name.{MAX_CHUNKS - 1}` the request carries, as a bit set

@@ -55,6 +55,10 @@ pub enum SessionError {
     /// The session disappeared between its lookup and a write.
     #[error("session gone")]
     SessionGone,
+    /// The multi-session plugin: no valid `_multi-` cookie for the token, or its session
+    /// is over.
+    #[error("invalid session token")]
+    InvalidSessionToken,
     /// Sign-up could not write the user (cause logged where it happened).
     #[error("failed to create user")]
     CreateUserFailed,

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# The browser test: examples/devices in headless Chromium (Debian's package) driven by
-# playwright-core, against target/debug/sessiond. Installs what it needs, runs
+# The browser tests: examples/devices and examples/account-switcher in headless Chromium
+# (Debian's package) driven by playwright-core, against target/debug/sessiond. Installs what it needs, runs
 # `node --test tests/browser/`, exits non-zero on failure.
 #
 #   bash tests/browser/run.sh
 #
 # SESSIOND_BIN: a sessiond binary to use instead of building target/debug/sessiond.
 # CHROMIUM_BIN: a Chromium to use instead of /usr/bin/chromium.
-# Artifacts: target/browser/ (devices.png, devices-phone.png, sessiond.log, requests.log,
-# console.log).
+# Artifacts: target/browser/ (devices.png, devices-phone.png, account-switcher.png,
+# *sessiond.log, requests.log, console.log).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -16,6 +16,7 @@ mod cached;
 mod credentials;
 mod fields;
 mod manage;
+mod multi;
 mod resolve;
 
 use std::sync::Arc;
@@ -163,6 +164,8 @@ struct Inner {
     list_tokens: crate::config::ListSessionsTokens,
     cache: CacheSetup,
     revocations: Arc<Revocations>,
+    /// With the multi-session plugin: accounts per browser at most.
+    multi_max: Option<usize>,
 }
 
 impl SessionService {
@@ -217,6 +220,11 @@ impl SessionService {
                 list_tokens: settings.session.list_sessions_tokens,
                 cache: CacheSetup::new(settings, secrets),
                 revocations,
+                multi_max: settings
+                    .plugins
+                    .multi_session
+                    .enabled
+                    .then_some(settings.plugins.multi_session.maximum_sessions),
             }),
         })
     }
@@ -355,9 +363,9 @@ impl SessionService {
     /// carried), and `dont_remember`.
     fn delete_session_cookies(&self, req: &RequestCookies, out: &mut Vec<CookieOp>) {
         // As Better Auth, cookie operations queued earlier in this request are dropped
-        // first (they can only be session cookies), so a response never carries a fresh
-        // cache for a session it ends.
-        out.clear();
+        // first (the session cookies'; multi-session cookies are others and stay), so a
+        // response never carries a fresh cache for a session it ends.
+        out.retain(CookieOp::is_multi);
         out.push(CookieOp::Expire(CookieKind::Token));
         out.push(CookieOp::Expire(CookieKind::Cache));
         let carried = req.carried(&self.inner.names.data);

@@ -17,6 +17,8 @@ mod forward_auth;
 mod hardening;
 mod jwt;
 mod lifecycle;
+mod multi_session;
+mod multi_session_attacks;
 mod openapi;
 mod ops;
 mod plugins;

@@ -9,6 +9,7 @@ async fn openapi_lists_every_route_and_only_routes() {
     // Every optional route on.
     let app = spawn_with(Backend::Sqlite, |s| {
         s.plugins.jwt.enabled = true;
+        s.plugins.multi_session.enabled = true;
         s.revocation_feed.enabled = true;
         s.revocation_feed.open = true;
         s.plugins.admin.enabled = true;
