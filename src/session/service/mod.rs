@@ -163,6 +163,21 @@ struct Inner {
     list_tokens: crate::config::ListSessionsTokens,
     cache: CacheSetup,
     revocations: Arc<Revocations>,
+    /// `session.max_per_user`, when set.
+    cap: Option<crate::store::SessionCap>,
+}
+
+/// The per-user session limit of the settings (`max_per_user = 0`: none).
+fn session_cap(s: &crate::config::SessionSettings) -> Option<crate::store::SessionCap> {
+    use crate::config::MaxPerUserAction as A;
+    use crate::store::Overflow;
+    (s.max_per_user > 0).then(|| crate::store::SessionCap {
+        max: usize::try_from(s.max_per_user).unwrap_or(usize::MAX),
+        overflow: match s.max_per_user_action {
+            A::EndOldest => Overflow::EndOldest,
+            A::Refuse => Overflow::Refuse,
+        },
+    })
 }
 
 impl SessionService {
@@ -217,6 +232,7 @@ impl SessionService {
                 list_tokens: settings.session.list_sessions_tokens,
                 cache: CacheSetup::new(settings, secrets),
                 revocations,
+                cap: session_cap(&settings.session),
             }),
         })
     }
