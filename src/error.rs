@@ -268,6 +268,11 @@ impl From<SessionError> for ApiError {
             E::Banned(message) => {
                 ApiError::with_message(StatusCode::FORBIDDEN, "BANNED_USER", message)
             }
+            E::TooManySessions => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "TOO_MANY_SESSIONS",
+                "Too many active sessions: sign out elsewhere first",
+            ),
             E::UserGone => codes::UNAUTHORIZED,
             E::SessionGone => codes::FAILED_TO_GET_SESSION,
             E::InvalidSessionToken => codes::INVALID_SESSION_TOKEN,

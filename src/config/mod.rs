@@ -72,7 +72,8 @@ pub use serving::{
 };
 pub use session::{
     field_type_matches, AdditionalField, CacheStrategy, CookieCacheSettings, EmailPasswordSettings,
-    FieldType, ListSessionsTokens, SessionSettings, COMPACT_FALLBACK_S, TOKEN_FALLBACK_S,
+    FieldType, ListSessionsTokens, MaxPerUserAction, SessionSettings, COMPACT_FALLBACK_S,
+    TOKEN_FALLBACK_S,
 };
 pub use storage::{DatabaseSettings, KeyspaceNotifications, RedisSettings};
 pub use tokens::{

@@ -34,6 +34,22 @@ pub struct SessionSettings {
     /// Which tokens `list-sessions` shows: every session's (Better Auth's behaviour), the
     /// caller's own only, or none (revoke by id instead).
     pub list_sessions_tokens: ListSessionsTokens,
+    /// Live sessions one user may hold (impersonations aside); 0: no limit. Not a Better
+    /// Auth option.
+    pub max_per_user: u64,
+    /// What a sign-in beyond `max_per_user` does.
+    pub max_per_user_action: MaxPerUserAction,
+}
+
+/// What a sign-in beyond `session.max_per_user` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MaxPerUserAction {
+    /// End the user's oldest sessions.
+    #[default]
+    EndOldest,
+    /// Refuse the sign-in (403 `TOO_MANY_SESSIONS`).
+    Refuse,
 }
 
 /// The tokens `list-sessions` returns.
@@ -96,6 +112,8 @@ impl Default for SessionSettings {
             store_session_in_database: false,
             preserve_session_in_database: false,
             list_sessions_tokens: ListSessionsTokens::All,
+            max_per_user: 0,
+            max_per_user_action: MaxPerUserAction::EndOldest,
         }
     }
 }

@@ -254,6 +254,11 @@ impl Settings {
                 }
             }
         }
+        if self.session.max_per_user > 0 && self.is_stateless() {
+            return Err(invalid(
+                "session.max_per_user needs a database: a stateless service's sessions live in cookies, where no replica can count them",
+            ));
+        }
         let admin = &self.plugins.admin;
         if admin.enabled && admin.impersonation_session_duration == 0 {
             return Err(invalid(

@@ -49,6 +49,9 @@ pub enum SessionError {
     /// An additional field's value does not fit it: zod's summary, `[body.<name>] …`.
     #[error("{0}")]
     InvalidField(String),
+    /// Sign-in beyond `session.max_per_user` with `max_per_user_action = "refuse"`.
+    #[error("too many sessions")]
+    TooManySessions,
     /// The signed-in user no longer exists.
     #[error("user not found")]
     UserGone,

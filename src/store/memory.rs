@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use tokio::sync::RwLock;
 
+use super::limit::{surplus, Capped, SessionCap};
 use super::{
     EndTarget, Health, NewCredentialAccount, PrimaryStore, SessionStore, StoreError, Touched,
     UserChange, UserStore,
@@ -51,6 +52,31 @@ impl MemoryStore {
 }
 
 impl Data {
+    /// [`SessionStore::create_session_capped`] under the write lock: deletes (or, when
+    /// `end`, ends in place) the surplus and inserts.
+    fn insert_capped(
+        &mut self,
+        new: &mut Session,
+        cap: SessionCap,
+        now: DateTime<Utc>,
+        end: bool,
+    ) -> Capped {
+        let mine = self.sessions.values().filter(|s| s.user_id == new.user_id);
+        let Some(gone) = surplus(mine, cap, now) else {
+            return Capped::Refused;
+        };
+        for t in &gone {
+            if end {
+                self.end_sessions(EndTarget::Token(t), now);
+            } else {
+                self.sessions.remove(t);
+            }
+        }
+        assign(&mut new.id, &mut self.last_session_id);
+        self.sessions.insert(new.token.clone(), new.clone());
+        Capped::Created(gone)
+    }
+
     /// Whether `s` is one of `target`'s sessions.
     fn targets(s: &Session, target: EndTarget<'_>) -> bool {
         match target {
@@ -195,6 +221,19 @@ impl SessionStore for MemoryStore {
         assign(&mut session.id, &mut d.last_session_id);
         d.sessions.insert(session.token.clone(), session.clone());
         Ok(())
+    }
+
+    async fn create_session_capped(
+        &self,
+        session: &mut Session,
+        cap: SessionCap,
+        now: DateTime<Utc>,
+    ) -> Result<Capped, StoreError> {
+        Ok(self
+            .data
+            .write()
+            .await
+            .insert_capped(session, cap, now, false))
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -351,6 +390,19 @@ impl PrimaryStore for MemoryStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
         Ok(self.data.write().await.end_sessions(target, now))
+    }
+
+    async fn end_and_create_session_capped(
+        &self,
+        session: &mut Session,
+        cap: SessionCap,
+        now: DateTime<Utc>,
+    ) -> Result<Capped, StoreError> {
+        Ok(self
+            .data
+            .write()
+            .await
+            .insert_capped(session, cap, now, true))
     }
 
     #[tracing::instrument(

@@ -6,12 +6,14 @@
 
 pub mod feed;
 pub mod keys;
+pub mod limit;
 pub mod memory;
 pub mod rate;
 pub mod redis;
 pub mod redis_feed;
 pub mod sql;
 
+pub use self::limit::{Capped, Overflow, SessionCap};
 pub use self::redis::{RedisOptions, RedisStore};
 
 use async_trait::async_trait;
@@ -184,6 +186,18 @@ pub trait SessionStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
+    /// Inserts a session as [`Self::create_session`] does, under `cap`: in one atomic step
+    /// (per user, across every replica sharing the store) it counts the user's live
+    /// sessions, ends the oldest beyond the cap ([`limit::to_end`]) through the same path
+    /// as any revocation (announced to every replica), and inserts, or refuses and writes
+    /// nothing.
+    async fn create_session_capped(
+        &self,
+        session: &mut Session,
+        cap: SessionCap,
+        now: DateTime<Utc>,
+    ) -> Result<Capped, StoreError>;
+
     /// A session and its user, by token, in one round trip.
     async fn find_session(&self, token: &str) -> Result<Option<(Session, User)>, StoreError>;
 
@@ -280,6 +294,15 @@ pub trait PrimaryStore: Store {
         target: EndTarget<'_>,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError>;
+
+    /// As [`SessionStore::create_session_capped`], ending the surplus sessions in place
+    /// instead of deleting them.
+    async fn end_and_create_session_capped(
+        &self,
+        session: &mut Session,
+        cap: SessionCap,
+        now: DateTime<Utc>,
+    ) -> Result<Capped, StoreError>;
 
     /// As [`SessionStore::replace_user_sessions`], ending the old sessions in place
     /// instead of deleting them; the ended tokens.

@@ -10,7 +10,7 @@ use crate::crypto::token::generate_id;
 use crate::model::{Session, User};
 use crate::session::cookies::{CookieOp, Credential};
 use crate::session::{limits, SessionError};
-use crate::store::{NewCredentialAccount, StoreError};
+use crate::store::{Capped, NewCredentialAccount, StoreError};
 
 impl SessionService {
     fn check_password_length(&self, password: &str) -> Result<(), SessionError> {
@@ -180,13 +180,7 @@ impl SessionService {
         self.admit(&mut user).await?;
         let now = inner.clock.now();
         let mut session = self.new_session(&user.id, input.remember_me, client, now);
-        if let Err(e) = inner.store.create_session(&mut session, now).await {
-            return Err(SessionError::from_store(
-                e,
-                "sign-in could not create its session",
-                SessionError::CreateSessionFailed,
-            ));
-        }
+        self.create_capped(&mut session, now).await?;
         self.password_still(&user.id, &stored, &session.token)
             .await?;
         crate::metrics::session_created();
@@ -195,6 +189,39 @@ impl SessionService {
         let had_flag = self.has_dont_remember(req);
         self.set_session_cookie(&session, &user, !input.remember_me, had_flag, req, out);
         Ok((session.token, user))
+    }
+
+    /// Writes a sign-in's session, under `session.max_per_user` when set: the sessions it
+    /// ends to make room are revoked as any revocation is (deny set here, the store's
+    /// announcement for the other replicas).
+    async fn create_capped(
+        &self,
+        session: &mut Session,
+        now: DateTime<Utc>,
+    ) -> Result<(), SessionError> {
+        let store = &self.inner.store;
+        let res = match self.inner.cap {
+            None => store
+                .create_session(session, now)
+                .await
+                .map(|()| Capped::Created(Vec::new())),
+            Some(cap) => store.create_session_capped(session, cap, now).await,
+        };
+        match res {
+            Ok(Capped::Created(gone)) => {
+                if !gone.is_empty() {
+                    tracing::debug!(user_id = %session.user_id, ended = gone.len(), "session limit ended the oldest sessions");
+                }
+                self.note_revoked(&gone);
+                Ok(())
+            }
+            Ok(Capped::Refused) => Err(SessionError::TooManySessions),
+            Err(e) => Err(SessionError::from_store(
+                e,
+                "sign-in could not create its session",
+                SessionError::CreateSessionFailed,
+            )),
+        }
     }
 
     /// A sign-in verified a password it read before hashing, which takes long enough for

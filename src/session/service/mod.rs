@@ -166,6 +166,21 @@ struct Inner {
     revocations: Arc<Revocations>,
     /// With the multi-session plugin: accounts per browser at most.
     multi_max: Option<usize>,
+    /// `session.max_per_user`, when set.
+    cap: Option<crate::store::SessionCap>,
+}
+
+/// The per-user session limit of the settings (`max_per_user = 0`: none).
+fn session_cap(s: &crate::config::SessionSettings) -> Option<crate::store::SessionCap> {
+    use crate::config::MaxPerUserAction as A;
+    use crate::store::Overflow;
+    (s.max_per_user > 0).then(|| crate::store::SessionCap {
+        max: usize::try_from(s.max_per_user).unwrap_or(usize::MAX),
+        overflow: match s.max_per_user_action {
+            A::EndOldest => Overflow::EndOldest,
+            A::Refuse => Overflow::Refuse,
+        },
+    })
 }
 
 impl SessionService {
@@ -225,6 +240,7 @@ impl SessionService {
                     .multi_session
                     .enabled
                     .then_some(settings.plugins.multi_session.maximum_sessions),
+                cap: session_cap(&settings.session),
             }),
         })
     }

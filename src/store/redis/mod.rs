@@ -18,9 +18,11 @@
 //! `<prefix>sessiond:revoked` for the other replicas' cookie-cache deny sets, by the same
 //! script that deletes the keys: one never happens without the other.
 //!
-//! Here: the store and its building blocks; [`ops`]: the store traits; [`scripts`]: the
-//! Lua scripts; [`values`]: stored values and list entries.
+//! Here: the store and its building blocks; [`ops`]: the store traits; [`capped`]:
+//! `session.max_per_user`; [`scripts`]: the Lua scripts; [`values`]: stored values and
+//! list entries.
 
+mod capped;
 mod ops;
 mod scripts;
 mod values;
@@ -31,7 +33,7 @@ use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script, ScriptInvocation};
 
-use self::scripts::{CAS_SCRIPT, LIST_SCRIPT, REPLACE_SCRIPT, REVOKE_SCRIPT};
+use self::scripts::{CAPPED_SCRIPT, CAS_SCRIPT, LIST_SCRIPT, REPLACE_SCRIPT, REVOKE_SCRIPT};
 use self::values::{merge, parse_value, stored_value, ttl_secs, ListEntry};
 use super::feed::{token_hash, Listener};
 use super::redis_feed::channel;
@@ -61,6 +63,7 @@ pub struct RedisStore {
     replace_script: Script,
     revoke_script: Script,
     cas_script: Script,
+    capped_script: Script,
 }
 
 impl RedisStore {
@@ -85,6 +88,7 @@ impl RedisStore {
             replace_script: Script::new(REPLACE_SCRIPT),
             revoke_script: Script::new(REVOKE_SCRIPT),
             cas_script: Script::new(CAS_SCRIPT),
+            capped_script: Script::new(CAPPED_SCRIPT),
         })
     }
 

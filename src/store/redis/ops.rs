@@ -12,8 +12,8 @@ use crate::model::{Session, User};
 use crate::store::feed::token_hash;
 use crate::store::redis_feed::channel;
 use crate::store::{
-    EndTarget, Health, NewCredentialAccount, SessionStore, StoreError, Touched, UserChange,
-    UserStore,
+    Capped, EndTarget, Health, NewCredentialAccount, SessionCap, SessionStore, StoreError, Touched,
+    UserChange, UserStore,
 };
 
 /// Gives a session whose id is left to the store (`generate_id = "serial"`) and that no
@@ -134,6 +134,16 @@ impl SessionStore for RedisStore {
         assign_id(session);
         let user = self.owner(session).await?;
         self.write_new(session, &user, now.timestamp_millis()).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %session.user_id))]
+    async fn create_session_capped(
+        &self,
+        session: &mut Session,
+        cap: SessionCap,
+        now: DateTime<Utc>,
+    ) -> Result<Capped, StoreError> {
+        self.insert_capped(session, cap, now).await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

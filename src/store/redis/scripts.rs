@@ -89,6 +89,61 @@ return rewrite_list(KEYS[1], now, drop, {token = ARGV[3], expiresAt = tonumber(A
 "#
 );
 
+/// Creates a session under `session.max_per_user` in one step: reads the user's live
+/// sessions (list entries whose token key holds a session that is not an impersonation),
+/// and with `ended = max(0, live + 1 − max)` (as `store::limit::to_end`) either refuses
+/// (nil, nothing written) or deletes the `ended` oldest (by `createdAt`, then token), writes
+/// the new token key and rewrites the list; returns the deleted tokens, which the caller
+/// announces. The old token keys are `ARGV[8] .. token`: read from the list inside the
+/// script, so this needs a single Redis (no cluster), as the list itself does.
+/// KEYS[1] list, KEYS[2] new token key; ARGV[1] now (ms), ARGV[2] new token, ARGV[3] its
+/// expiresAt (ms), ARGV[4] its value, ARGV[5] its TTL (s), ARGV[6] max, ARGV[7] "1" to
+/// refuse, ARGV[8] key prefix.
+pub(super) const CAPPED_SCRIPT: &str = concat!(
+    rewrite_list_lua!(),
+    r#"
+local now, max = tonumber(ARGV[1]), tonumber(ARGV[6])
+local raw = redis.call('GET', KEYS[1])
+local list = {}
+if raw then
+  local ok, v = pcall(cjson.decode, raw)
+  if ok and type(v) == 'table' then list = v end
+end
+local live, seen = {}, {}
+for _, e in ipairs(list) do
+  local exp = type(e) == 'table' and tonumber(e.expiresAt)
+  if exp and exp > now and type(e.token) == 'string' and e.token ~= ARGV[2] and not seen[e.token] then
+    seen[e.token] = true
+    local val = redis.call('GET', ARGV[8] .. e.token)
+    local ok, v = false, nil
+    if val then ok, v = pcall(cjson.decode, val) end
+    local s = ok and type(v) == 'table' and type(v.session) == 'table' and v.session or nil
+    local imp = s and s.impersonatedBy
+    if s and not (imp and imp ~= cjson.null and imp ~= '') then
+      local created = type(s.createdAt) == 'string' and s.createdAt or ''
+      table.insert(live, {token = e.token, created = created})
+    end
+  end
+end
+local ended = math.max(0, #live + 1 - math.max(max, 1))
+if ended > 0 and ARGV[7] == '1' then return false end
+table.sort(live, function(a, b)
+  if a.created ~= b.created then return a.created < b.created end
+  return a.token < b.token
+end)
+local drop, gone = {}, {}
+for i = 1, ended do
+  redis.call('DEL', ARGV[8] .. live[i].token)
+  drop[live[i].token] = true
+  gone[i] = live[i].token
+end
+drop[ARGV[2]] = true
+redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[5])
+rewrite_list(KEYS[1], now, drop, {token = ARGV[2], expiresAt = tonumber(ARGV[3])})
+return gone
+"#
+);
+
 /// Deletes token keys and their list entries in one step, and announces each token's hash.
 /// KEYS[1] list, KEYS[2..] token keys; ARGV[1] now, ARGV[2] channel, then for each key (same
 /// order) its token and its token's SHA-256 hex.

@@ -10,6 +10,7 @@
 //! columns; [`hot`]: the connections of `get-session`'s reads; [`users`] and [`sessions`]:
 //! the store traits; [`rows`]: reading rows; [`error`]: classifying failures.
 
+mod capped;
 mod error;
 mod hot;
 mod keys;

@@ -9,7 +9,9 @@ use sqlx::{Executor, Postgres, Row, Sqlite};
 use super::rows::{bind_extra, session_from, user_from};
 use super::{SqlStore, SESSION_CORE_COLS};
 use crate::model::{Session, User};
-use crate::store::{EndTarget, PrimaryStore, SessionStore, StoreError, Touched};
+use crate::store::{
+    Capped, EndTarget, PrimaryStore, SessionCap, SessionStore, StoreError, Touched,
+};
 
 /// [`SessionStore`] and [`PrimaryStore`] for one backend (the statements are the same on
 /// both).
@@ -104,6 +106,16 @@ impl SessionStore for SqlStore<$db> {
     async fn create_session(&self, session: &mut Session, _now: DateTime<Utc>) -> Result<(), StoreError> {
         session.id = self.insert_session(&self.pool, session, &session.user_id).await?;
         Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %session.user_id))]
+    async fn create_session_capped(
+        &self,
+        session: &mut Session,
+        cap: SessionCap,
+        now: DateTime<Utc>,
+    ) -> Result<Capped, StoreError> {
+        self.insert_capped(session, cap, now, false).await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -332,6 +344,16 @@ impl PrimaryStore for SqlStore<$db> {
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
         Ok(self.end(&self.pool, target, now).await?)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %session.user_id))]
+    async fn end_and_create_session_capped(
+        &self,
+        session: &mut Session,
+        cap: SessionCap,
+        now: DateTime<Utc>,
+    ) -> Result<Capped, StoreError> {
+        self.insert_capped(session, cap, now, true).await
     }
 
     #[tracing::instrument(

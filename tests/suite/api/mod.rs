@@ -29,6 +29,7 @@ mod rotation;
 mod schema;
 mod security;
 mod service_api;
+mod session_limits;
 mod sessions;
 mod vectors;
 mod wire;
