@@ -27,5 +27,6 @@ mod layering;
 mod packaging;
 mod replicas;
 mod replicas_feed;
+mod replicas_limits;
 mod robustness;
 mod store;
