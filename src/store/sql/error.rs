@@ -5,7 +5,8 @@ use crate::store::StoreError;
 /// Database error codes that mean "this server cannot serve now, try again (elsewhere)".
 /// PostgreSQL: connection exceptions (class 08), out of resources (53xxx), shutdown or
 /// start-up (57P01–57P04), a read-only transaction on a standby or a database made
-/// read-only (25006), a database not accepting connections (55000). SQLite (primary
+/// read-only (25006), a database not accepting connections (55000) or gone (3D000: the
+/// store cannot serve, whatever the request). SQLite (primary
 /// result codes): busy, locked, read-only, I/O error, full, cannot open (5, 6, 8, 10, 13, 14).
 fn is_transient_code(code: &str) -> bool {
     // SQLite's codes are numbers below 10,000; PostgreSQL's are five characters.
@@ -18,7 +19,7 @@ fn is_transient_code(code: &str) -> bool {
         || code.starts_with("53")
         || matches!(
             code,
-            "57P01" | "57P02" | "57P03" | "57P04" | "25006" | "55000"
+            "57P01" | "57P02" | "57P03" | "57P04" | "25006" | "55000" | "3D000"
         )
 }
 
@@ -47,7 +48,7 @@ mod tests {
     #[test]
     fn transient_codes_are_told_apart_from_failures() {
         for code in [
-            "08006", "08001", "53300", "57P01", "57P03", "57P04", "25006", "55000",
+            "08006", "08001", "53300", "57P01", "57P03", "57P04", "25006", "55000", "3D000",
         ] {
             assert!(is_transient_code(code), "{code}");
         }

@@ -18,11 +18,13 @@ impl Health for SqlStore<$db> {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn ping(&self) -> Result<(), StoreError> {
         // A PostgreSQL standby, or a database made read-only (as after a failover that
-        // went wrong), answers reads but refuses every sign-in: not ready.
+        // went wrong), answers reads but refuses every sign-in: not ready. Nor is one
+        // without the tables (dropped and made again empty): the statement names them, so
+        // it fails there too, at no cost (`where false` reads nothing).
         let sql = if <$db as Database>::NAME == "PostgreSQL" {
-            "select case when pg_is_in_recovery() or current_setting('transaction_read_only') = 'on' then 0::int8 else 1::int8 end"
+            r#"select case when pg_is_in_recovery() or current_setting('transaction_read_only') = 'on' then 0::int8 else 1::int8 end from (select 1 from "user" where false union all select 1 from "session" where false union all select 1) t"#
         } else {
-            "select 1"
+            r#"select 1 from (select 1 from "user" where 0 union all select 1 from "session" where 0 union all select 1)"#
         };
         let writable: i64 = sqlx::query_scalar(sql).fetch_one(&self.pool).await?;
         if writable != 1 {

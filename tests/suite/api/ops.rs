@@ -539,3 +539,26 @@ async fn writes_refused_with_503(app: &TestApp, jar: &Jar, known: &str, email: &
         assert_eq!(res.code().as_deref(), Some("SERVICE_UNAVAILABLE"), "{path}");
     }
 }
+
+/// A database whose tables are gone (dropped and made again empty) is not ready, though it
+/// answers; it is again once they are back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_without_the_tables() {
+    let app = spawn(Backend::Postgres).await;
+    let ready = || async {
+        app.client
+            .get(format!("http://{}/readyz", app.addr))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(ready().await, 200);
+    app.exec(r#"alter table "session" rename to "session_gone""#)
+        .await;
+    assert_eq!(ready().await, 503, "the session table is missing");
+    app.exec(r#"alter table "session_gone" rename to "session""#)
+        .await;
+    assert_eq!(ready().await, 200);
+}
