@@ -13,8 +13,8 @@
 //!
 //! Forward auth keeps its own bearer handling ([`crate::http::extract::Ctx::adopt_bearer`]).
 
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::Response;
 
 use crate::http::set_cookie::encode_uri_component;
@@ -83,29 +83,7 @@ pub fn expose_token(state: &AppState, res: &mut Response) {
     let Some(Some(token)) = last else {
         return;
     };
-    let Ok(value) = HeaderValue::from_str(&token) else {
-        return;
-    };
-    let headers = res.headers_mut();
-    headers.insert(HeaderName::from_static(SET_AUTH_TOKEN), value);
-    let mut exposed: Vec<String> = headers
-        .get_all(header::ACCESS_CONTROL_EXPOSE_HEADERS)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|h| !h.is_empty())
-        .map(String::from)
-        .collect();
-    if !exposed
-        .iter()
-        .any(|h| h.eq_ignore_ascii_case(SET_AUTH_TOKEN))
-    {
-        exposed.push(SET_AUTH_TOKEN.to_owned());
-    }
-    if let Ok(v) = HeaderValue::from_str(&exposed.join(", ")) {
-        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, v);
-    }
+    crate::http::tokens::expose(res.headers_mut(), SET_AUTH_TOKEN, &token);
 }
 
 /// For a `Set-Cookie` line of cookie `name`: `Some(Some(value))` when it sets a non-empty

@@ -22,9 +22,10 @@ async fn get_session_with(mut ctx: Ctx, defer_read_only: bool) -> Response {
         .resolve(&ctx.credential, opts, &mut ctx.out)
         .await
         .map_err(ApiError::from);
-    if let Ok(Some(cur)) = &resolved {
-        let user_id = cur.user.id.clone();
-        if let Err(e) = multi_session::after_session_cookie(&mut ctx, &user_id).await {
+    // The multi-session hook, only with the plugin on: no clone or call on every read.
+    if let (Ok(Some(cur)), Some(_)) = (&resolved, svc.multi_session_max()) {
+        let user = cur.user.clone();
+        if let Err(e) = multi_session::after_session_cookie(&mut ctx, &user.id).await {
             resolved = Err(e);
         }
     }

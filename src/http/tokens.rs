@@ -82,6 +82,13 @@ pub fn expose(headers: &mut HeaderMap, name: &'static str, value: &str) {
         return;
     };
     headers.insert(HeaderName::from_static(name), v);
+    if !headers.contains_key(header::ACCESS_CONTROL_EXPOSE_HEADERS) {
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(name),
+        );
+        return;
+    }
     let listed: Vec<String> = headers
         .get_all(header::ACCESS_CONTROL_EXPOSE_HEADERS)
         .iter()
