@@ -8,6 +8,7 @@ pub mod feed;
 pub mod keys;
 pub mod limit;
 pub mod memory;
+pub mod outbox;
 pub mod rate;
 pub mod redis;
 pub mod redis_feed;
