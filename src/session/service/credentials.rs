@@ -10,6 +10,7 @@ use crate::crypto::token::generate_id;
 use crate::model::{Session, User};
 use crate::session::cookies::{CookieOp, Credential};
 use crate::session::{limits, SessionError};
+use crate::store::outbox::{EventContext, Reason};
 use crate::store::{Capped, NewCredentialAccount, StoreError};
 
 impl SessionService {
@@ -119,9 +120,13 @@ impl SessionService {
             .email_password
             .auto_sign_in
             .then(|| self.new_session(&user.id, input.remember_me, client, now));
-        match inner
-            .store
-            .create_user(&mut user, &account, session.as_mut(), now)
+        let ctx = EventContext::current().unwrap_or_default().signing_in();
+        match ctx
+            .scope(
+                inner
+                    .store
+                    .create_user(&mut user, &account, session.as_mut(), now),
+            )
             .await
         {
             Ok(()) => {}
@@ -200,12 +205,17 @@ impl SessionService {
         now: DateTime<Utc>,
     ) -> Result<(), SessionError> {
         let store = &self.inner.store;
+        // Sessions it ends make room for this one.
+        let ctx = EventContext::because(Reason::Limit).signing_in();
         let res = match self.inner.cap {
-            None => store
-                .create_session(session, now)
+            None => ctx
+                .scope(store.create_session(session, now))
                 .await
                 .map(|()| Capped::Created(Vec::new())),
-            Some(cap) => store.create_session_capped(session, cap, now).await,
+            Some(cap) => {
+                ctx.scope(store.create_session_capped(session, cap, now))
+                    .await
+            }
         };
         match res {
             Ok(Capped::Created(gone)) => {
@@ -241,7 +251,10 @@ impl SessionService {
             return Ok(());
         }
         self.note_revoked(&[token.to_owned()]);
-        if let Err(e) = store.delete_session(token, self.now()).await {
+        let withdrawn = EventContext::because(Reason::PasswordChange)
+            .scope(store.delete_session(token, self.now()))
+            .await;
+        if let Err(e) = withdrawn {
             tracing::error!(error = %e, "sign-in could not withdraw its session");
         }
         match now {
@@ -268,7 +281,9 @@ impl SessionService {
         if let Some(token) = cred.token(&inner.names, &inner.keys).valid() {
             // Refused here at once whatever happens next.
             self.note_revoked(std::slice::from_ref(&token));
-            inner.store.delete_session(&token, self.now()).await?;
+            EventContext::because(Reason::SignOut)
+                .scope(inner.store.delete_session(&token, self.now()))
+                .await?;
         }
         self.delete_session_cookies(cred.cookies(), out);
         Ok(())
@@ -318,9 +333,12 @@ impl SessionService {
             return Ok(None);
         }
         let mut session = self.new_session(&cur.user.id, true, client, now);
-        match inner
-            .store
-            .replace_user_sessions(&cur.user.id, &mut session, now)
+        match EventContext::because(Reason::PasswordChange)
+            .scope(
+                inner
+                    .store
+                    .replace_user_sessions(&cur.user.id, &mut session, now),
+            )
             .await
         {
             Ok(gone) => self.note_revoked(&gone),
