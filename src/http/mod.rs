@@ -157,6 +157,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/service/v1/users/revoke-sessions"),
     ("POST", "/service/v1/users/{userId}/ban"),
     ("POST", "/service/v1/users/{userId}/unban"),
+    ("GET", "/service/v1/users/{userId}/history"),
 ];
 
 /// The OpenAPI 3.1 document, with the configured paths.

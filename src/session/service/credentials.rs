@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use super::audit::SignInFailure;
 use super::fields::Action;
 use super::{ClientInfo, Current, PasswordChange, SessionService, SignIn, SignUp};
 use crate::crypto::password::PasswordError;
@@ -171,8 +172,11 @@ impl SessionService {
         let found = inner.store.user_by_email(&email).await?;
         let (mut user, stored) = match found {
             Some((user, Some(stored))) => (user, stored),
-            _ => {
+            other => {
                 inner.hasher.hash(input.password).await?;
+                let user_id = other.as_ref().map(|(u, _)| u.id.as_str());
+                self.sign_in_failed(user_id, SignInFailure::UnknownUser, client)
+                    .await;
                 return Err(SessionError::InvalidCredentials);
             }
         };
@@ -180,9 +184,17 @@ impl SessionService {
             .password_matches(input.password, stored.clone())
             .await?
         {
+            self.sign_in_failed(Some(&user.id), SignInFailure::WrongPassword, client)
+                .await;
             return Err(SessionError::InvalidCredentials);
         }
-        self.admit(&mut user).await?;
+        if let Err(e) = self.admit(&mut user).await {
+            if matches!(e, SessionError::Banned(_)) {
+                self.sign_in_failed(Some(&user.id), SignInFailure::Banned, client)
+                    .await;
+            }
+            return Err(e);
+        }
         let now = inner.clock.now();
         let mut session = self.new_session(&user.id, input.remember_me, client, now);
         self.create_capped(&mut session, now).await?;

@@ -15,6 +15,7 @@ crate::on_both_backends!(
     expired_and_external_ends_are_recorded,
     events_hold_no_secret,
     with_events_off_nothing_is_installed,
+    with_redis_the_database_rows_carry_the_events,
 );
 
 fn audited(s: &mut Settings) {
@@ -280,4 +281,56 @@ async fn with_events_off_nothing_is_installed(b: Backend) {
         Backend::Sqlite => "select count(*) from sqlite_master where name like 'sessiond_event%'",
     };
     assert_eq!(app.count(sql).await, 0);
+}
+
+async fn with_redis_the_database_rows_carry_the_events(b: Backend) {
+    for preserve in [false, true] {
+        let url = redis_url();
+        let prefix = redis_prefix();
+        let app = spawn_with(b, move |s| {
+            audited(s);
+            s.redis.url = url.into();
+            s.redis.key_prefix = prefix;
+            s.session.store_session_in_database = true;
+            s.session.preserve_session_in_database = preserve;
+        })
+        .await;
+        let email = unique_email();
+        let (mut a, _) = app.sign_up(&email).await;
+        let sid = session_id(&app, &mut a).await;
+        app.clock.advance_secs(1);
+        let (mut bj, _) = app.sign_in(&email, PASSWORD).await;
+        app.post("/revoke-other-sessions", json!({}), &mut bj).await;
+        app.post("/sign-out", json!({}), &mut bj).await;
+        let evs = events(&app).await;
+        let ended: Vec<(&str, &str)> = evs
+            .iter()
+            .filter(|e| e.kind == "session.revoked")
+            .map(|e| {
+                (
+                    e.data["reason"].as_str().unwrap(),
+                    e.data["origin"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            ended,
+            [("revoke_others", "sessiond"), ("sign_out", "sessiond")],
+            "preserve = {preserve}"
+        );
+        assert_eq!(
+            evs.iter()
+                .find(|e| e.kind == "session.revoked")
+                .unwrap()
+                .session_id
+                .as_deref(),
+            Some(sid.as_str())
+        );
+    }
+    // Sessions kept in Redis only have no rows: refused at start.
+    let mut s = test_settings();
+    s.session.audit.keep_days = 1;
+    s.redis.url = redis_url().into();
+    let err = s.validate().unwrap_err().to_string();
+    assert!(err.contains("store_session_in_database"), "{err}");
 }
