@@ -10,6 +10,7 @@ use super::events::Writer;
 use super::rows::{bind_extra, session_from, user_from};
 use super::{SqlStore, SESSION_CORE_COLS};
 use crate::model::{Session, User};
+use crate::store::outbox::EventContext;
 use crate::store::{
     Capped, EndTarget, PrimaryStore, SessionCap, SessionStore, StoreError, Touched,
 };
@@ -166,7 +167,9 @@ impl SessionStore for SqlStore<$db> {
             .bind(due_by);
         let row = if self.refreshed {
             // Announced refreshes: a write with its context, as any other.
-            let mut w = Writer::<$db>::open(&self.pool, true, now).await?;
+            let mut ctx = EventContext::current().unwrap_or_default();
+            ctx.refreshed = true;
+            let mut w = ctx.scope(Writer::<$db>::open(&self.pool, true, now)).await?;
             let row = touch.fetch_optional(w.conn()).await?;
             w.done().await?;
             row

@@ -16,6 +16,7 @@ crate::on_both_backends!(
     events_hold_no_secret,
     with_events_off_nothing_is_installed,
     with_redis_the_database_rows_carry_the_events,
+    refreshes_are_recorded_only_when_asked,
 );
 
 fn audited(s: &mut Settings) {
@@ -333,4 +334,33 @@ async fn with_redis_the_database_rows_carry_the_events(b: Backend) {
     s.redis.url = redis_url().into();
     let err = s.validate().unwrap_err().to_string();
     assert!(err.contains("store_session_in_database"), "{err}");
+}
+
+async fn refreshes_are_recorded_only_when_asked(b: Backend) {
+    for on in [false, true] {
+        let app = spawn_with(b, move |s| {
+            audited(s);
+            s.session.audit.session_refreshed = on;
+            s.session.update_age = 60;
+        })
+        .await;
+        let (mut a, _) = app.sign_up(&unique_email()).await;
+        let sid = session_id(&app, &mut a).await;
+        let before = events(&app).await.len();
+        app.clock.advance_secs(120);
+        assert!(!app.session(&mut a).await.is_null());
+        // Within update_age again: no second refresh.
+        assert!(!app.session(&mut a).await.is_null());
+        let evs = events(&app).await;
+        let refreshed: Vec<_> = evs[before..]
+            .iter()
+            .filter(|e| e.kind == "session.refreshed")
+            .collect();
+        assert_eq!(refreshed.len(), usize::from(on), "session_refreshed = {on}");
+        if on {
+            assert_eq!(refreshed[0].session_id.as_deref(), Some(sid.as_str()));
+            assert_eq!(refreshed[0].data["origin"], "sessiond");
+        }
+        assert_eq!(evs.len(), before + usize::from(on), "{evs:?}");
+    }
 }
