@@ -197,10 +197,35 @@ async fn history_refuses_bad_input_and_other_keys(b: Backend) {
     )
     .await;
     assert_eq!(res.status, 400);
-    // Unknown user: an empty history.
-    let res = call(&app, Method::GET, "/users/nobody/history", KEY, None).await;
-    assert_eq!(res.status, 200);
-    assert_eq!(res.json(), json!({"events": [], "nextCursor": null}));
+    // Unknown users, odd encodings and quotes: an empty history, never an error.
+    for id in [
+        "nobody",
+        "%00",
+        "a%2Fb",
+        "x'%20or%20'1'='1",
+        "%F0%9F%98%80",
+        "%C0%AF",
+    ] {
+        let res = call(
+            &app,
+            Method::GET,
+            &format!("/users/{id}/history"),
+            KEY,
+            None,
+        )
+        .await;
+        if res.status == 200 {
+            assert_eq!(
+                res.json(),
+                json!({"events": [], "nextCursor": null}),
+                "{id}"
+            );
+        } else {
+            assert_eq!(res.status, 400, "{id}: {}", res.text);
+        }
+    }
+    let res = call(&app, Method::POST, "/users/x/history", KEY, None).await;
+    assert_ne!(res.status, 200);
     // With the trail off: 404.
     let off = spawn_with(b, |s| {
         configure(s);
@@ -223,7 +248,8 @@ async fn old_events_are_purged_at_start(b: Backend) {
         Backend::Sqlite => ("0", "1"),
     };
     for (days, pending, id) in [(40, f, "old"), (20, f, "kept"), (40, t, "pending")] {
-        let at = (sessiond::clock::from_ms(first.clock_ms()) - chrono::Duration::days(days)).to_rfc3339();
+        let at = (sessiond::clock::from_ms(first.clock_ms()) - chrono::Duration::days(days))
+            .to_rfc3339();
         first
             .exec(&format!(
                 r#"insert into "sessiond_event" ("eventId", "type", "occurredAt", "data", "nextAt", "pending")
