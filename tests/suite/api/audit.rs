@@ -14,6 +14,7 @@ crate::on_both_backends!(
     history_pages_newest_first_with_reasons,
     history_refuses_bad_input_and_other_keys,
     old_events_are_purged_at_start,
+    failed_sign_ins_recorded_are_capped_per_second,
 );
 
 const KEY: &str = "audit-reader-key-0123456789abcdefghijklmnopq";
@@ -284,4 +285,59 @@ async fn old_events_are_purged_at_start(b: Backend) {
         "undelivered events stay"
     );
     assert_eq!(events(&second).await.len(), fresh + 2);
+}
+
+async fn failed_sign_ins_recorded_are_capped_per_second(b: Backend) {
+    let app = spawn_with(b, |s| {
+        configure(s);
+        s.metrics.enabled = true;
+    })
+    .await;
+    let cap = sessiond::session::service::MAX_FAILED_SIGN_IN_EVENTS_PER_SEC as usize;
+    let before = dropped(&app).await;
+    // The clock stands still: every attempt falls in one second.
+    let attempts = futures::future::join_all((0..cap + 12).map(|_| {
+        let app = &app;
+        async move {
+            app.sign_in(&unique_email(), "wrong-password-here")
+                .await
+                .1
+                .status
+        }
+    }))
+    .await;
+    assert!(attempts.iter().all(|s| *s == 401));
+    let failed = events(&app)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == "user.sign_in_failed")
+        .count();
+    assert_eq!(failed, cap);
+    // Metrics are the process's: the other backend's run may add its own.
+    let after = dropped(&app).await;
+    assert!(after >= before + 12, "{before} -> {after}");
+    // The next second records again.
+    app.clock.advance_secs(1);
+    app.sign_in(&unique_email(), "wrong-password-here").await;
+    let failed = events(&app)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == "user.sign_in_failed")
+        .count();
+    assert_eq!(failed, cap + 1);
+}
+
+/// `sign_in_failed_events_dropped_total` as /metrics shows it (0 before the first drop).
+async fn dropped(app: &TestApp) -> u64 {
+    let res = app
+        .client
+        .get(format!("http://{}/metrics", app.addr))
+        .send()
+        .await
+        .unwrap();
+    let text = res.text().await.unwrap();
+    text.lines()
+        .find(|l| l.starts_with("sign_in_failed_events_dropped_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .map_or(0, |n| n.parse::<f64>().unwrap() as u64)
 }
