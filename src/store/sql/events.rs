@@ -21,6 +21,47 @@ const SQLITE: &str = include_str!("events/sqlite.sql");
 /// not safe to race).
 const PG_LOCK: &str = "select pg_advisory_xact_lock(hashtext('sessiond_event'))";
 
+/// Removes the triggers (the table and its events stay): a database whose replicas no
+/// longer record events must not keep growing a table nobody purges.
+const PG_OFF: &str = r#"
+drop trigger if exists sessiond_event_session on "session";
+drop trigger if exists sessiond_event_user on "user";
+drop trigger if exists sessiond_event_password on "account";
+"#;
+const SQLITE_OFF: &str = r#"
+drop trigger if exists "sessiond_event_session_insert";
+drop trigger if exists "sessiond_event_session_delete";
+drop trigger if exists "sessiond_event_session_update";
+drop trigger if exists "sessiond_event_user";
+drop trigger if exists "sessiond_event_password";
+"#;
+
+/// PostgreSQL, events off: the triggers go (when `migrate`).
+pub(super) async fn remove_postgres(pool: &PgPool) -> Result<(), StoreError> {
+    // Looked up first: dropping, even what is absent, locks the tables out.
+    let present: i64 = sqlx::query_scalar(
+        "select count(*) from pg_catalog.pg_trigger where tgname in \
+         ('sessiond_event_session', 'sessiond_event_user', 'sessiond_event_password')",
+    )
+    .fetch_one(pool)
+    .await?;
+    if present == 0 {
+        return Ok(());
+    }
+    tracing::warn!("events are off: the event triggers are removed (the recorded events stay)");
+    let mut tx = pool.begin().await?;
+    tx.execute(PG_LOCK).await?;
+    tx.execute(PG_OFF).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// SQLite, events off: the triggers go (when `migrate`).
+pub(super) async fn remove_sqlite(pool: &SqlitePool) -> Result<(), StoreError> {
+    pool.execute(SQLITE_OFF).await?;
+    Ok(())
+}
+
 /// PostgreSQL: installs the outbox when `migrate`, else checks that it is there.
 pub(super) async fn prepare_postgres(pool: &PgPool, migrate: bool) -> Result<(), StoreError> {
     if migrate {

@@ -47,6 +47,8 @@ pub(super) async fn prepare_postgres(
     }
     if shape.events {
         super::events::prepare_postgres(pool, migrate).await?;
+    } else if migrate {
+        super::events::remove_postgres(pool).await?;
     }
     if shape.jwks {
         if migrate {
@@ -103,6 +105,8 @@ pub(super) async fn prepare_sqlite(
     }
     if shape.events {
         super::events::prepare_sqlite(pool, migrate).await?;
+    } else if migrate {
+        super::events::remove_sqlite(pool).await?;
     }
     if shape.jwks {
         if migrate {

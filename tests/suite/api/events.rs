@@ -15,6 +15,7 @@ crate::on_both_backends!(
     expired_and_external_ends_are_recorded,
     events_hold_no_secret,
     with_events_off_nothing_is_installed,
+    turning_events_off_removes_the_triggers,
     with_redis_the_database_rows_carry_the_events,
     refreshes_are_recorded_only_when_asked,
 );
@@ -363,4 +364,18 @@ async fn refreshes_are_recorded_only_when_asked(b: Backend) {
         }
         assert_eq!(evs.len(), before + usize::from(on), "{evs:?}");
     }
+}
+
+async fn turning_events_off_removes_the_triggers(b: Backend) {
+    let on = spawn_with(b, audited).await;
+    on.sign_up(&unique_email()).await;
+    let recorded = events(&on).await.len();
+    assert!(recorded >= 3);
+    let url = on.db_url.clone();
+    let off = spawn_with(b, move |s| s.database.url = url.into()).await;
+    off.sign_up(&unique_email()).await;
+    // The events stay; no new ones are written, by this replica or by anyone.
+    assert_eq!(events(&off).await.len(), recorded);
+    off.exec(r#"delete from "session""#).await;
+    assert_eq!(events(&off).await.len(), recorded);
 }
