@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use tracing::subscriber::Interest;
 use tracing_subscriber::filter::{EnvFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -63,48 +64,89 @@ fn init_with(
     s: &Settings,
     get: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Telemetry, TelemetryError> {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&s.log.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = env_filter(s);
     let export = env::read(get)?;
     let provider = export
         .as_ref()
         .map(|e| provider(e, s.telemetry.record_ids))
         .transpose()?;
+    let Some(p) = provider.as_ref() else {
+        // No export: one global filter, as always (no per-layer filtering to pay for).
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
+        let _ = if s.json_logs() {
+            builder.json().try_init()
+        } else {
+            builder.try_init()
+        };
+        return Ok(Telemetry(None));
+    };
+    let gate = Reevaluate(env_filter(s));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let logs = match (s.json_logs(), provider.is_some()) {
-        (true, true) => fmt
-            .json()
+    let logs = if s.json_logs() {
+        fmt.json()
             .event_format(json::WithTraceIds(tracing_subscriber::fmt::format().json()))
             .with_filter(filter)
-            .boxed(),
-        (true, false) => fmt.json().with_filter(filter).boxed(),
-        (false, _) => fmt.with_filter(filter).boxed(),
+            .boxed()
+    } else {
+        fmt.with_filter(filter).boxed()
     };
-    let otel = provider.as_ref().map(|p| {
-        tracing_opentelemetry::layer()
-            .with_tracer(p.tracer("sessiond"))
-            .with_location(false)
-            .with_threads(false)
-            .with_tracked_inactivity(false)
-            .with_error_fields_to_exceptions(false)
-            .with_error_events_to_exceptions(false)
-            .with_error_records_to_exceptions(false)
-            // sessiond's own spans, debug ones included (store calls); no dependency's.
-            .with_filter(Targets::new().with_target("sessiond", tracing::Level::DEBUG))
-    });
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(p.tracer("sessiond"))
+        .with_location(false)
+        .with_threads(false)
+        .with_tracked_inactivity(false)
+        .with_error_fields_to_exceptions(false)
+        .with_error_events_to_exceptions(false)
+        .with_error_records_to_exceptions(false)
+        // sessiond's own spans, debug ones included (store calls); no dependency's.
+        .with_filter(Targets::new().with_target("sessiond", tracing::Level::DEBUG));
     if tracing_subscriber::registry()
         .with(logs)
         .with(otel)
+        .with(gate)
         .try_init()
         .is_ok()
     {
-        EXPORTING.store(provider.is_some(), Ordering::Relaxed);
+        EXPORTING.store(true, Ordering::Relaxed);
         if let Some(e) = &export {
             tracing::info!(endpoint = %e.endpoint, "exporting traces over OTLP/HTTP");
         }
     }
     Ok(Telemetry(provider))
+}
+
+/// The log filter: `RUST_LOG`, else `log.level`, else `info`.
+fn env_filter(s: &Settings) -> EnvFilter {
+    EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&s.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
+/// Makes every wanted callsite `sometimes`, so that the per-layer filters (logs and
+/// export) decide on each span and event. A callsite cached as `always` skips that
+/// decision, and the layers would then read a decision left over from another callsite
+/// (a dependency that asks `enabled` for ad hoc metadata, as sqlx's query logger does):
+/// spans went missing from the export and from log lines. Callsites that neither the log
+/// filter nor the export wants stay `never`.
+struct Reevaluate(EnvFilter);
+
+impl<S> Layer<S> for Reevaluate
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn register_callsite(&self, meta: &'static tracing::Metadata<'static>) -> Interest {
+        let exported = meta.is_span()
+            && meta.target().starts_with("sessiond")
+            && *meta.level() <= tracing::Level::DEBUG;
+        let logged = !Layer::<S>::register_callsite(&self.0, meta).is_never();
+        if exported || logged {
+            Interest::sometimes()
+        } else {
+            Interest::never()
+        }
+    }
 }
 
 /// The tracer provider: a bounded batch queue on its own thread, so that a slow or dead

@@ -5,10 +5,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
-
 use super::receiver::{Got, Receiver};
-use super::{assert_no_secrets, cookies, traced};
+use super::{assert_no_secrets, sign_up, traced};
 use crate::support::process::{free_port, Server};
 use crate::support::require_tool;
 
@@ -72,22 +70,8 @@ fn nginx_forward_auth_continues_nginx_trace() {
     let port = free_port();
     let _nginx = start_nginx(port, server.port, nginx_dir.path());
 
-    let email = format!(
-        "fa-{}@example.com",
-        sessiond::crypto::token::generate_id().to_lowercase()
-    );
     let password = "a-forward-auth-password-never-in-a-span";
-    let res = client
-        .post(server.url("/sign-up/email"))
-        .json(&json!({"name": "F", "email": email, "password": password}))
-        .send()
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let jar = cookies(&res);
-    let token = res.json::<Value>().unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (_, jar, token) = sign_up(&client, &server, "fa-up", password);
     let cookie = jar
         .iter()
         .map(|(k, v)| format!("{k}={v}"))

@@ -41,6 +41,32 @@ pub(crate) fn cookies(res: &reqwest::blocking::Response) -> Vec<(String, String)
         .collect()
 }
 
+/// Signs a new user up (request id `id`): email, cookies set, session token.
+pub(crate) fn sign_up(
+    client: &reqwest::blocking::Client,
+    server: &Server,
+    id: &str,
+    password: &str,
+) -> (String, Vec<(String, String)>, String) {
+    let email = format!(
+        "otel-{}@example.com",
+        sessiond::crypto::token::generate_id().to_lowercase()
+    );
+    let res = client
+        .post(server.url("/sign-up/email"))
+        .header("x-request-id", id)
+        .json(&json!({"name": "O", "email": email, "password": password}))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let jar = cookies(&res);
+    let token = res.json::<Value>().unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (email, jar, token)
+}
+
 fn header(pairs: &[(String, String)], only: &[&str]) -> String {
     pairs
         .iter()
@@ -116,21 +142,7 @@ fn get_session_spans_link_through_cache_database_and_scrypt() {
     let (server, client) = Server::start_with_stderr(cmd, log.try_clone().unwrap());
     let run = Run { server, client };
 
-    let email = format!(
-        "otel-{}@example.com",
-        sessiond::crypto::token::generate_id().to_lowercase()
-    );
-    let res = run.post(
-        "/sign-up/email",
-        json!({"name": "O", "email": email, "password": PASSWORD}),
-        "sign-up-1",
-    );
-    assert_eq!(res.status(), 200);
-    let jar = cookies(&res);
-    let token = res.json::<Value>().unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (email, jar, token) = sign_up(&run.client, &run.server, "sign-up-1", PASSWORD);
     let res = run.post(
         "/sign-in/email",
         json!({"email": email, "password": PASSWORD}),
@@ -312,17 +324,7 @@ fn redis_calls_are_spans_of_their_request() {
         .env("SESSIOND_REDIS__KEY_PREFIX", redis_prefix());
     let (server, client) = Server::start(cmd);
     let run = Run { server, client };
-    let email = format!(
-        "otel-{}@example.com",
-        sessiond::crypto::token::generate_id().to_lowercase()
-    );
-    let res = run.post(
-        "/sign-up/email",
-        json!({"name": "R", "email": email, "password": PASSWORD}),
-        "r-up",
-    );
-    assert_eq!(res.status(), 200);
-    let jar = cookies(&res);
+    let (_, jar, _) = sign_up(&run.client, &run.server, "r-up", PASSWORD);
     let alone = header(&jar, &[SESSION_COOKIE]);
     let res = run.get(
         "/get-session",
