@@ -321,16 +321,22 @@ fn redis_calls_are_spans_of_their_request() {
     let mut cmd = traced(dir.path(), &rx);
     cmd.env("DATABASE_URL", &db.url)
         .env("REDIS_URL", redis_url())
-        .env("SESSIOND_REDIS__KEY_PREFIX", redis_prefix());
+        .env("SESSIOND_REDIS__KEY_PREFIX", redis_prefix())
+        // Ids on spans, asked for.
+        .env("SESSIOND_TELEMETRY__RECORD_IDS", "true");
     let (server, client) = Server::start(cmd);
     let run = Run { server, client };
-    let (_, jar, _) = sign_up(&run.client, &run.server, "r-up", PASSWORD);
+    let (_, jar, token) = sign_up(&run.client, &run.server, "r-up", PASSWORD);
     let alone = header(&jar, &[SESSION_COOKIE]);
     let res = run.get(
         "/get-session",
         &[("cookie", &alone), ("x-request-id", "r-get")],
     );
     assert_eq!(res.status(), 200);
+    let user_id = res.json::<Value>().unwrap()["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let res = run
         .client
         .post(run.server.url("/revoke-sessions"))
@@ -356,8 +362,14 @@ fn redis_calls_are_spans_of_their_request() {
         let revoke = request(&spans, "r-revoke").unwrap();
         assert!(!below(&spans, revoke, "notify").is_empty(), "{spans:#?}");
     }
+    // With telemetry.record_ids on, the store spans name the user (never the token).
+    assert!(
+        spans.iter().any(|s| s.attr("user.id") == Some(&user_id)),
+        "{spans:#?}"
+    );
+    assert!(spans.iter().all(|s| s.attr("user_id").is_none()));
     let mut secrets: Vec<String> = jar.iter().map(|(_, v)| v.clone()).collect();
-    secrets.push(PASSWORD.to_string());
+    secrets.extend([PASSWORD.to_string(), token]);
     assert_no_secrets(&spans, &secrets);
 }
 
