@@ -6,6 +6,9 @@
 #     (as bench/profile.sh; the -audit modes record lifecycle events);
 #     default compact. MODE_B=<mode> runs B in another mode on the same route (one binary
 #     twice: what a setting costs), e.g. MODE_B=fa-compact-jwt with MODE fa-compact.
+#     OTLP_B=<ratio> runs B with trace export on (OTLP/HTTP to a local sink, bench/otlp_sink.py,
+#     sampler parentbased_traceidratio at that ratio), e.g. OTLP_B=0.01 with A = B = one
+#     binary: what tracing costs.
 #
 # Both servers run at once on one throwaway database (idle one costs nothing), share a
 # secret so one cookie serves both, and wrk -t2 -c64 alternates between them ROUNDS times
@@ -45,6 +48,13 @@ for side in a b; do
   port=$(free_port)
   URL[$side]=http://127.0.0.1:$port
   if [ "$side" = b ] && [ -n "${MODE_B:-}" ]; then bench_mode "$MODE_B"; fi
+  if [ "$side" = b ] && [ -n "${OTLP_B:-}" ]; then
+    sink_port=$(free_port)
+    python3 "$ROOT/bench/otlp_sink.py" "$sink_port" >"$OUT/otlp-sink.log" 2>&1 &
+    PIDS+=($!)
+    CACHE+=(OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$sink_port"
+      OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG="$OTLP_B")
+  fi
   start_sessiond_on "$OUT/$side.bin" "$DB" "$port" "$OUT/server-$side.log"
 done
 COOKIE=$(sign_up_cookie "${URL[a]}" ab@example.com "$OUT/jar")

@@ -47,7 +47,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    sessiond::telemetry::init(&settings);
+    let telemetry = match sessiond::telemetry::init(&settings) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("sessiond: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = match Application::build(settings).await {
@@ -60,7 +66,12 @@ async fn main() -> ExitCode {
             if let Ok(addr) = app.local_addr() {
                 tracing::info!(%addr, "sessiond listening");
             }
-            match app.run_until_stopped().await {
+            let ran = app.run_until_stopped().await;
+            // The spans of the last requests are sent before the process ends.
+            tokio::task::spawn_blocking(move || telemetry.shutdown())
+                .await
+                .ok();
+            match ran {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("sessiond: {e}");

@@ -275,12 +275,14 @@ pub fn sign_in_failed_event_dropped() {
 pub fn cache_hit() {
     static C: OnceLock<metrics::Counter> = OnceLock::new();
     counter(&C, "cookie_cache_hits_total").increment(1);
+    crate::telemetry::cache_verdict(true);
 }
 
 /// A cookie cache was present but refused.
 pub fn cache_miss() {
     static C: OnceLock<metrics::Counter> = OnceLock::new();
     counter(&C, "cookie_cache_misses_total").increment(1);
+    crate::telemetry::cache_verdict(false);
 }
 
 /// The store failed.

@@ -47,6 +47,7 @@ mod service_api;
 mod serving;
 mod session;
 mod storage;
+mod telemetry;
 mod tokens;
 mod validate;
 
@@ -76,6 +77,7 @@ pub use session::{
     TOKEN_FALLBACK_S,
 };
 pub use storage::{DatabaseSettings, KeyspaceNotifications, RedisSettings};
+pub use telemetry::TelemetrySettings;
 pub use tokens::{
     BearerSettings, ForwardAuthJwtSettings, JwksSettings, JwtSettings, KeyAlg,
     RevocationFeedSettings,
@@ -148,6 +150,8 @@ pub struct Settings {
     pub revocation_feed: RevocationFeedSettings,
     /// The service API for backends.
     pub service_api: ServiceApiSettings,
+    /// Trace export options (export itself is set by `OTEL_*` variables).
+    pub telemetry: TelemetrySettings,
 }
 
 impl Default for Settings {
@@ -177,6 +181,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             revocation_feed: RevocationFeedSettings::default(),
             service_api: ServiceApiSettings::default(),
+            telemetry: TelemetrySettings::default(),
         }
     }
 }

@@ -114,9 +114,17 @@ impl Hasher {
         f: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
     ) -> Result<T, PasswordError> {
         use std::sync::atomic::Ordering;
+        use tracing::Instrument as _;
         crate::metrics::hash_queue(self.queued.fetch_add(1, Ordering::Relaxed) + 1);
         let (tx, rx) = tokio::sync::oneshot::channel();
+        // The span covers queue and hash; the time spent queued behind other hashes (the
+        // pool is bounded) is its own attribute.
+        let span = tracing::debug_span!("scrypt", "scrypt.queue_wait_ms" = tracing::field::Empty);
+        let queued_at = std::time::Instant::now();
+        let job_span = span.clone();
         let job: Job = Box::new(move || {
+            let waited = u64::try_from(queued_at.elapsed().as_millis()).unwrap_or(u64::MAX);
+            job_span.record("scrypt.queue_wait_ms", waited);
             // The request was dropped while queued (client gone, request timed out): a hash
             // nobody waits for would only delay the sign-ins behind it.
             if tx.is_closed() {
@@ -126,7 +134,10 @@ impl Hasher {
             let _ = tx.send(f());
         });
         let result = match self.jobs.try_send(job) {
-            Ok(()) => rx.await.unwrap_or(Err(PasswordError::Internal)),
+            Ok(()) => rx
+                .instrument(span)
+                .await
+                .unwrap_or(Err(PasswordError::Internal)),
             // More than a thousand sign-ins waiting: refuse rather than queue without end.
             Err(_) => Err(PasswordError::Busy),
         };

@@ -23,6 +23,7 @@ pub mod service_api;
 pub mod sessions;
 pub mod set_cookie;
 pub mod tokens;
+pub mod trace;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -300,21 +301,7 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::x_request_id(FastRequestId))
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
-                    // Method, path (cut short) and request id only: never the query,
-                    // headers or cookies. The id was checked to be short and plain.
-                    let id = req
-                        .headers()
-                        .get("x-request-id")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("");
-                    tracing::info_span!(
-                        "request",
-                        method = %Shortened(req.method().as_str(), LOGGED_METHOD_MAX),
-                        path = %Shortened(req.uri().path(), LOGGED_PATH_MAX),
-                        request_id = %id,
-                    )
-                })
+                .make_span_with(trace::request_span::<axum::body::Body>)
                 .on_response(DefaultOnResponse::new().level(Level::INFO))
                 .on_failure(()),
         )
@@ -478,6 +465,9 @@ async fn edge(
         return StatusCode::NOT_FOUND.into_response();
     }
     let route = edge.route(req.uri().path());
+    if let Some((r, _)) = route {
+        trace::record_route(req.method(), r, &state.base_path);
+    }
     let timing = state
         .metrics
         .is_some()
@@ -527,6 +517,7 @@ async fn edge(
     // The router lists a known path's methods in `Allow` even on the 404 that a wrong
     // method gets here (as in Better Auth, which sends no `Allow`).
     res.headers_mut().remove(axum::http::header::ALLOW);
+    trace::record_status(res.status().as_u16());
     if let Some(t) = timing {
         crate::metrics::finish(t, &method, &res);
     }

@@ -24,6 +24,7 @@ mod cli;
 mod codecs;
 mod config;
 mod layering;
+mod otel;
 mod packaging;
 mod replicas;
 mod replicas_feed;

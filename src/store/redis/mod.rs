@@ -208,6 +208,7 @@ impl RedisStore {
     }
 
     /// Deletes sessions of one user from Redis atomically and announces them.
+    #[tracing::instrument(level = "debug", name = "notify", skip_all)]
     async fn revoke_in_redis(
         &self,
         user_id: &str,
