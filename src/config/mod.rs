@@ -49,6 +49,7 @@ mod session;
 mod storage;
 mod tokens;
 mod validate;
+mod webhooks;
 
 use std::path::PathBuf;
 
@@ -81,6 +82,7 @@ pub use tokens::{
     RevocationFeedSettings,
 };
 pub use validate::{path_glob, CREDENTIAL_ROUTES, MAX_DURATION_SECS};
+pub use webhooks::{WebhookEndpoint, WebhooksSettings, EVENT_TYPES};
 
 /// Where the service runs; production refuses weak configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -148,6 +150,8 @@ pub struct Settings {
     pub revocation_feed: RevocationFeedSettings,
     /// The service API for backends.
     pub service_api: ServiceApiSettings,
+    /// Signed webhooks for lifecycle events.
+    pub webhooks: WebhooksSettings,
 }
 
 impl Default for Settings {
@@ -177,6 +181,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             revocation_feed: RevocationFeedSettings::default(),
             service_api: ServiceApiSettings::default(),
+            webhooks: WebhooksSettings::default(),
         }
     }
 }

@@ -14,6 +14,7 @@ mod capped;
 mod error;
 mod hot;
 mod keys;
+mod outbox;
 mod rows;
 mod schema;
 mod sessions;
@@ -27,6 +28,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Database, Pool};
+
+pub use self::outbox::PG_EVENT_CHANNEL;
 
 use self::hot::HotConns;
 use super::{PrimaryStore, StoreError};
@@ -53,6 +56,8 @@ pub struct Connected {
     pub pg_pool: Option<sqlx::PgPool>,
     /// The jwt plugin's keys (the same database).
     pub keys: Arc<dyn super::keys::KeyStore>,
+    /// The event outbox (none in stateless mode).
+    pub outbox: Option<Arc<dyn super::outbox::Outbox>>,
 }
 
 /// An additional column of `user` or `session`.
@@ -105,6 +110,7 @@ pub async fn connect(
             backend: Backend::Memory,
             pg_pool: None,
             keys: store,
+            outbox: None,
         });
     }
     let (pool_size, hot_size) = split_connections(db.max_connections);
@@ -123,7 +129,8 @@ pub async fn connect(
             store: store.clone(),
             backend: Backend::Postgres,
             pg_pool: Some(pool),
-            keys: store,
+            keys: store.clone(),
+            outbox: Some(store),
         })
     } else if url.starts_with("sqlite:") {
         let opts = SqliteConnectOptions::from_str(&url)?
@@ -143,7 +150,8 @@ pub async fn connect(
             store: store.clone(),
             backend: Backend::Sqlite,
             pg_pool: None,
-            keys: store,
+            keys: store.clone(),
+            outbox: Some(store),
         })
     } else {
         Err(StoreError::Backend(Box::new(sqlx::Error::Configuration(
