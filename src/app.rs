@@ -274,6 +274,7 @@ impl Application {
             service_api: crate::http::service_api::ServiceApi::new(&settings.service_api)
                 .map(Arc::new),
             service_api_on_main: settings.service_api.listen.is_none(),
+            events: settings.events_on(),
             openapi: Arc::from(
                 openapi_document(&settings.base_path, &settings.forward_auth.path).as_str(),
             ),
@@ -433,6 +434,8 @@ fn extra_columns(settings: &Settings) -> Shape {
         session: columns(settings.session_fields()),
         generate_id: settings.advanced.database.generate_id,
         jwks: settings.plugins.jwt.enabled,
+        events: settings.events_on(),
+        events_refreshed: settings.session.audit.session_refreshed,
     }
 }
 

@@ -206,6 +206,12 @@ impl Settings {
         matches!(self.database.url.expose_secret(), "memory" | "memory:")
     }
 
+    /// Whether lifecycle events are recorded (the outbox and its triggers): for the audit
+    /// trail or for webhooks.
+    pub fn events_on(&self) -> bool {
+        self.session.audit.keep_days > 0
+    }
+
     /// Whether the rate limiter runs (Better Auth's default: in production only).
     pub fn rate_limit_enabled(&self) -> bool {
         self.rate_limit

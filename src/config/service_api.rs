@@ -20,6 +20,9 @@ pub enum Operation {
     /// Ban and unban users (ending their sessions).
     #[serde(rename = "users:ban")]
     UsersBan,
+    /// Read a user's session history (the audit trail).
+    #[serde(rename = "sessions:history")]
+    SessionsHistory,
 }
 
 impl Operation {
@@ -30,6 +33,7 @@ impl Operation {
             Self::SessionsRevoke => "sessions:revoke",
             Self::UsersRevokeSessions => "users:revoke-sessions",
             Self::UsersBan => "users:ban",
+            Self::SessionsHistory => "sessions:history",
         }
     }
 }

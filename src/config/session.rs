@@ -39,6 +39,19 @@ pub struct SessionSettings {
     pub max_per_user: u64,
     /// What a sign-in beyond `max_per_user` does.
     pub max_per_user_action: MaxPerUserAction,
+    /// The audit trail of sessions (lifecycle events kept in the database).
+    pub audit: AuditSettings,
+}
+
+/// `session.audit.*`: lifecycle events kept for the audit trail. Not Better Auth options.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Days events (sessions started and ended: who, when, why, from where) are kept; 0:
+    /// none kept beyond their delivery to the webhooks.
+    pub keep_days: u64,
+    /// Also record `session.refreshed` each time an expiry slides (many events).
+    pub session_refreshed: bool,
 }
 
 /// What a sign-in beyond `session.max_per_user` does.
@@ -114,6 +127,7 @@ impl Default for SessionSettings {
             list_sessions_tokens: ListSessionsTokens::All,
             max_per_user: 0,
             max_per_user_action: MaxPerUserAction::EndOldest,
+            audit: AuditSettings::default(),
         }
     }
 }

@@ -271,6 +271,20 @@ impl Settings {
                 "session.max_per_user needs a database: a stateless service's sessions live in cookies, where no replica can count them",
             ));
         }
+        if self.events_on() && self.is_stateless() {
+            return Err(invalid(
+                "session.audit and webhooks need a database: a stateless service writes nothing it could record events in",
+            ));
+        }
+        if self.events_on() && !self.redis.url.is_empty() && !self.session.store_session_in_database
+        {
+            return Err(invalid(
+                "session.audit and webhooks with Redis need session.store_session_in_database = true: events are written by the database, in the transaction of each change, and sessions kept only in Redis have no row there",
+            ));
+        }
+        if self.session.audit.keep_days > 36_500 {
+            return Err(invalid("session.audit.keep_days must be at most 36500"));
+        }
         let admin = &self.plugins.admin;
         if admin.enabled && admin.impersonation_session_duration == 0 {
             return Err(invalid(

@@ -40,6 +40,7 @@ use tracing::Level;
 
 use crate::metrics::RouteMetrics;
 use crate::session::SessionService;
+use crate::store::outbox::EventContext;
 
 /// Shared state of every handler: one `Arc`, so that cloning it per request is one
 /// reference count.
@@ -111,6 +112,9 @@ pub struct Shared {
     pub service_api: Option<Arc<service_api::ServiceApi>>,
     /// Whether the main listener serves the service API (else its own listener does).
     pub service_api_on_main: bool,
+    /// Lifecycle events are recorded: each request's writes carry its client's address
+    /// and user agent.
+    pub events: bool,
 }
 
 /// Every route the router serves, as (method, path) with the default base path and
@@ -153,6 +157,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/service/v1/users/revoke-sessions"),
     ("POST", "/service/v1/users/{userId}/ban"),
     ("POST", "/service/v1/users/{userId}/unban"),
+    ("GET", "/service/v1/users/{userId}/history"),
 ];
 
 /// The OpenAPI 3.1 document, with the configured paths.
@@ -493,7 +498,14 @@ async fn edge(
             .unwrap_or(e)
             .into_response()
     } else {
-        match tokio::time::timeout(state.request_timeout, next.run(req)).await {
+        let run = async {
+            if state.events {
+                events_context(state, &req).scope(next.run(req)).await
+            } else {
+                next.run(req).await
+            }
+        };
+        match tokio::time::timeout(state.request_timeout, run).await {
             Ok(res) => res,
             Err(_) => crate::error::ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -516,6 +528,20 @@ async fn edge(
         crate::metrics::finish(t, &method, &res);
     }
     res
+}
+
+/// What a request's writes tell the event triggers: its client (never a credential).
+fn events_context(state: &AppState, req: &axum::extract::Request) -> EventContext {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let client = state.ip.client_info(req.headers(), peer);
+    EventContext {
+        ip: (!client.ip_address.is_empty()).then_some(client.ip_address),
+        ua: (!client.user_agent.is_empty()).then_some(client.user_agent),
+        ..EventContext::default()
+    }
 }
 
 async fn openapi(

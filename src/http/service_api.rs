@@ -19,7 +19,7 @@ use crate::js::date::Iso;
 use crate::model::Session;
 use crate::session::api_keys::ApiKeys;
 use crate::session::service::{
-    BanRequest, Cursor, MAX_BAN_REASON_CHARS, MAX_PAGE, MAX_USERS_PER_CALL,
+    BanRequest, Cursor, MAX_BAN_REASON_CHARS, MAX_HISTORY_PAGE, MAX_PAGE, MAX_USERS_PER_CALL,
 };
 
 /// Largest request body the service API reads.
@@ -50,6 +50,7 @@ pub const PATHS: &[(&str, &str)] = &[
     ("POST", "/users/revoke-sessions"),
     ("POST", "/users/{userId}/ban"),
     ("POST", "/users/{userId}/unban"),
+    ("GET", "/users/{userId}/history"),
 ];
 
 /// The service API's router, `None` when it is off.
@@ -62,6 +63,7 @@ pub fn router(state: AppState) -> Option<Router> {
         .route(&format!("{p}/users/revoke-sessions"), post(revoke_users))
         .route(&format!("{p}/users/{{userId}}/ban"), post(ban))
         .route(&format!("{p}/users/{{userId}}/unban"), post(unban))
+        .route(&format!("{p}/users/{{userId}}/history"), get(history))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state);
     Some(r)
@@ -193,6 +195,20 @@ struct Paging {
     cursor: Option<String>,
 }
 
+/// A page size: `default` when absent, else a whole number from 1 to `max`.
+fn page_limit(limit: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(default),
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(bad(
+                "INVALID_LIMIT",
+                format!("limit must be a whole number from 1 to {max}"),
+            )),
+        },
+    }
+}
+
 /// `GET {prefix}/users/{userId}/sessions?limit=&cursor=`: a page of the user's live
 /// sessions, oldest first, without their tokens.
 async fn list(
@@ -205,18 +221,7 @@ async fn list(
     let user_id = param(user_id)?;
     check_id("userId", &user_id)?;
     let Query(paging) = paging.map_err(|_| bad("INVALID_QUERY", "Invalid query".into()))?;
-    let limit = match paging.limit.as_deref() {
-        None => MAX_PAGE,
-        Some(l) => match l.parse::<usize>() {
-            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
-            _ => {
-                return Err(bad(
-                    "INVALID_LIMIT",
-                    format!("limit must be a whole number from 1 to {MAX_PAGE}"),
-                ))
-            }
-        },
-    };
+    let limit = page_limit(paging.limit.as_deref(), MAX_PAGE, MAX_PAGE)?;
     let cursor = match paging.cursor.as_deref() {
         None | Some("") => None,
         Some(c) => {
@@ -231,6 +236,43 @@ async fn list(
     Ok(axum::Json(json!({
         "sessions": sessions,
         "nextCursor": next.map(|c| c.encode()),
+    }))
+    .into_response())
+}
+
+/// `GET {prefix}/users/{userId}/history?limit=&cursor=`: a page of the user's session
+/// history (the audit trail), newest first.
+async fn history(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user_id: Result<Path<String>, PathRejection>,
+    paging: Result<Query<Paging>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, Operation::SessionsHistory)?;
+    let user_id = param(user_id)?;
+    check_id("userId", &user_id)?;
+    if !state.sessions.audit_on() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "AUDIT_TRAIL_OFF",
+            "The audit trail is off (session.audit.keep_days)",
+        ));
+    }
+    let Query(paging) = paging.map_err(|_| bad("INVALID_QUERY", "Invalid query".into()))?;
+    let limit = page_limit(paging.limit.as_deref(), 50, MAX_HISTORY_PAGE)?;
+    let before = match paging.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(
+            c.parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0 && c.len() <= 20)
+                .ok_or_else(|| bad("INVALID_CURSOR", "Invalid cursor".into()))?,
+        ),
+    };
+    let (events, next) = state.sessions.user_history(&user_id, limit, before).await?;
+    Ok(axum::Json(json!({
+        "events": events,
+        "nextCursor": next.map(|n| n.to_string()),
     }))
     .into_response())
 }

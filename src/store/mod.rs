@@ -4,6 +4,7 @@
 //! secondary storage around either ([`redis`]). All SQL and Redis of the service lives
 //! under this module; nothing above it sees a query or a connection.
 
+pub mod audit;
 pub mod feed;
 pub mod keys;
 pub mod limit;

@@ -102,6 +102,18 @@ impl EventContext {
         c.reason = Some(reason);
         c
     }
+
+    /// This context, naming `user_id` as the one who acted.
+    pub fn by(mut self, user_id: &str) -> EventContext {
+        self.by = Some(user_id.to_owned());
+        self
+    }
+
+    /// This context, for a write that signs a user in.
+    pub fn signing_in(mut self) -> EventContext {
+        self.sign_in = true;
+        self
+    }
 }
 
 /// An event written by sessiond itself rather than by a trigger (`user.sign_in_failed`,

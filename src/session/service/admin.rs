@@ -10,6 +10,7 @@ use super::{ClientInfo, Current, SessionService};
 use crate::model::{Session, User};
 use crate::session::cookies::{CookieKind, CookieOp, Credential};
 use crate::session::{limits, SessionError};
+use crate::store::outbox::{EventContext, Reason};
 use crate::store::UserChange;
 
 /// A permission of Better Auth's default statements (`user:[…]`, `session:[…]`) that the
@@ -152,7 +153,10 @@ impl SessionService {
         self.require(cur, Permission::RevokeSessions)?;
         // Denied first: a cached copy is refused from now, whatever the store does next.
         self.note_revoked(std::slice::from_ref(&token.to_owned()));
-        self.inner.store.delete_session(token, self.now()).await?;
+        EventContext::because(Reason::Admin)
+            .by(&cur.user.id)
+            .scope(self.inner.store.delete_session(token, self.now()))
+            .await?;
         Ok(())
     }
 
@@ -163,14 +167,16 @@ impl SessionService {
         user_id: &str,
     ) -> Result<(), SessionError> {
         self.require(cur, Permission::RevokeSessions)?;
-        self.end_all(user_id).await
+        self.end_all(
+            user_id,
+            EventContext::because(Reason::Admin).by(&cur.user.id),
+        )
+        .await
     }
 
-    async fn end_all(&self, user_id: &str) -> Result<(), SessionError> {
-        let gone = self
-            .inner
-            .store
-            .delete_user_sessions(user_id, self.now())
+    async fn end_all(&self, user_id: &str, why: EventContext) -> Result<(), SessionError> {
+        let gone = why
+            .scope(self.inner.store.delete_user_sessions(user_id, self.now()))
             .await?;
         self.note_revoked(&gone);
         Ok(())
@@ -225,7 +231,8 @@ impl SessionService {
         fields.insert("banReason".into(), Value::String(reason));
         fields.insert("banExpires".into(), expires);
         let user = self.set_user_fields(user_id, &fields).await?;
-        self.end_all(user_id).await?;
+        self.end_all(user_id, EventContext::because(Reason::Ban).by(&cur.user.id))
+            .await?;
         tracing::info!(admin = %cur.user.id, user_id, "user banned");
         Ok(user)
     }
@@ -300,7 +307,11 @@ impl SessionService {
         session
             .extra
             .insert("impersonatedBy".into(), Value::String(cur.user.id.clone()));
-        if let Err(e) = self.inner.store.create_session(&mut session, now).await {
+        let ctx = EventContext::current().unwrap_or_default().by(&cur.user.id);
+        if let Err(e) = ctx
+            .scope(self.inner.store.create_session(&mut session, now))
+            .await
+        {
             return Err(SessionError::from_store(
                 e,
                 "impersonate-user could not create its session",
@@ -361,9 +372,9 @@ impl SessionService {
             _ => return Err(AdminError::AdminSessionGone.into()),
         };
         self.note_revoked(std::slice::from_ref(&cur.session.token));
-        self.inner
-            .store
-            .delete_session(&cur.session.token, now)
+        EventContext::because(Reason::SignOut)
+            .by(admin_id)
+            .scope(self.inner.store.delete_session(&cur.session.token, now))
             .await?;
         tracing::info!(admin = %admin_id, "impersonation stopped");
         let dont = !dont.is_empty();

@@ -10,6 +10,7 @@ use super::SessionService;
 use crate::js::date::Iso;
 use crate::model::Session;
 use crate::session::SessionError;
+use crate::store::outbox::{EventContext, Reason};
 use crate::store::UserChange;
 
 /// Sessions a page holds at most.
@@ -115,8 +116,8 @@ impl SessionService {
         else {
             return Ok(false);
         };
-        let deleted = store
-            .delete_user_session(&user_id, &token, now)
+        let deleted = EventContext::because(Reason::Admin)
+            .scope(store.delete_user_session(&user_id, &token, now))
             .await
             .map_err(Self::service_revoke_error)?;
         if deleted {
@@ -131,12 +132,18 @@ impl SessionService {
 
     /// Revokes every session of each user; how many sessions ended.
     pub async fn revoke_users_sessions(&self, user_ids: &[String]) -> Result<usize, SessionError> {
+        self.end_users_sessions(user_ids, Reason::Admin).await
+    }
+
+    async fn end_users_sessions(
+        &self,
+        user_ids: &[String],
+        why: Reason,
+    ) -> Result<usize, SessionError> {
         let mut ended = 0;
         for u in user_ids {
-            let tokens = self
-                .inner
-                .store
-                .delete_user_sessions(u, self.now())
+            let tokens = EventContext::because(why)
+                .scope(self.inner.store.delete_user_sessions(u, self.now()))
                 .await
                 .map_err(Self::service_revoke_error)?;
             self.note_revoked(&tokens);
@@ -169,7 +176,7 @@ impl SessionService {
         if !self.change_user_fields(user_id, &fields, now).await? {
             return Ok(None);
         }
-        self.revoke_users_sessions(std::slice::from_ref(&user_id.to_owned()))
+        self.end_users_sessions(std::slice::from_ref(&user_id.to_owned()), Reason::Ban)
             .await
             .map(Some)
     }

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use super::audit::SignInFailure;
 use super::fields::Action;
 use super::{ClientInfo, Current, PasswordChange, SessionService, SignIn, SignUp};
 use crate::crypto::password::PasswordError;
@@ -10,6 +11,7 @@ use crate::crypto::token::generate_id;
 use crate::model::{Session, User};
 use crate::session::cookies::{CookieOp, Credential};
 use crate::session::{limits, SessionError};
+use crate::store::outbox::{EventContext, Reason};
 use crate::store::{Capped, NewCredentialAccount, StoreError};
 
 impl SessionService {
@@ -119,9 +121,13 @@ impl SessionService {
             .email_password
             .auto_sign_in
             .then(|| self.new_session(&user.id, input.remember_me, client, now));
-        match inner
-            .store
-            .create_user(&mut user, &account, session.as_mut(), now)
+        let ctx = EventContext::current().unwrap_or_default().signing_in();
+        match ctx
+            .scope(
+                inner
+                    .store
+                    .create_user(&mut user, &account, session.as_mut(), now),
+            )
             .await
         {
             Ok(()) => {}
@@ -166,8 +172,11 @@ impl SessionService {
         let found = inner.store.user_by_email(&email).await?;
         let (mut user, stored) = match found {
             Some((user, Some(stored))) => (user, stored),
-            _ => {
+            other => {
                 inner.hasher.hash(input.password).await?;
+                let user_id = other.as_ref().map(|(u, _)| u.id.as_str());
+                self.sign_in_failed(user_id, SignInFailure::UnknownUser, client)
+                    .await;
                 return Err(SessionError::InvalidCredentials);
             }
         };
@@ -175,9 +184,17 @@ impl SessionService {
             .password_matches(input.password, stored.clone())
             .await?
         {
+            self.sign_in_failed(Some(&user.id), SignInFailure::WrongPassword, client)
+                .await;
             return Err(SessionError::InvalidCredentials);
         }
-        self.admit(&mut user).await?;
+        if let Err(e) = self.admit(&mut user).await {
+            if matches!(e, SessionError::Banned(_)) {
+                self.sign_in_failed(Some(&user.id), SignInFailure::Banned, client)
+                    .await;
+            }
+            return Err(e);
+        }
         let now = inner.clock.now();
         let mut session = self.new_session(&user.id, input.remember_me, client, now);
         self.create_capped(&mut session, now).await?;
@@ -200,12 +217,17 @@ impl SessionService {
         now: DateTime<Utc>,
     ) -> Result<(), SessionError> {
         let store = &self.inner.store;
+        // Sessions it ends make room for this one.
+        let ctx = EventContext::because(Reason::Limit).signing_in();
         let res = match self.inner.cap {
-            None => store
-                .create_session(session, now)
+            None => ctx
+                .scope(store.create_session(session, now))
                 .await
                 .map(|()| Capped::Created(Vec::new())),
-            Some(cap) => store.create_session_capped(session, cap, now).await,
+            Some(cap) => {
+                ctx.scope(store.create_session_capped(session, cap, now))
+                    .await
+            }
         };
         match res {
             Ok(Capped::Created(gone)) => {
@@ -241,7 +263,10 @@ impl SessionService {
             return Ok(());
         }
         self.note_revoked(&[token.to_owned()]);
-        if let Err(e) = store.delete_session(token, self.now()).await {
+        let withdrawn = EventContext::because(Reason::PasswordChange)
+            .scope(store.delete_session(token, self.now()))
+            .await;
+        if let Err(e) = withdrawn {
             tracing::error!(error = %e, "sign-in could not withdraw its session");
         }
         match now {
@@ -268,7 +293,9 @@ impl SessionService {
         if let Some(token) = cred.token(&inner.names, &inner.keys).valid() {
             // Refused here at once whatever happens next.
             self.note_revoked(std::slice::from_ref(&token));
-            inner.store.delete_session(&token, self.now()).await?;
+            EventContext::because(Reason::SignOut)
+                .scope(inner.store.delete_session(&token, self.now()))
+                .await?;
         }
         self.delete_session_cookies(cred.cookies(), out);
         Ok(())
@@ -318,9 +345,12 @@ impl SessionService {
             return Ok(None);
         }
         let mut session = self.new_session(&cur.user.id, true, client, now);
-        match inner
-            .store
-            .replace_user_sessions(&cur.user.id, &mut session, now)
+        match EventContext::because(Reason::PasswordChange)
+            .scope(
+                inner
+                    .store
+                    .replace_user_sessions(&cur.user.id, &mut session, now),
+            )
             .await
         {
             Ok(gone) => self.note_revoked(&gone),

@@ -9,6 +9,7 @@ use super::{Current, SessionService};
 use crate::model::{Session, User};
 use crate::session::cookies::{CookieOp, Credential};
 use crate::session::{limits, SessionError};
+use crate::store::outbox::{EventContext, Reason};
 use crate::store::{StoreError, UserChange};
 
 impl SessionService {
@@ -45,10 +46,12 @@ impl SessionService {
         cred: &Credential,
         out: &mut Vec<CookieOp>,
     ) -> Result<(), SessionError> {
-        let deleted = self
-            .inner
-            .store
-            .delete_user_session(&cur.user.id, token, self.now())
+        let deleted = EventContext::because(Reason::Revoke)
+            .scope(
+                self.inner
+                    .store
+                    .delete_user_session(&cur.user.id, token, self.now()),
+            )
             .await
             .map_err(Self::revoke_error)?;
         if deleted {
@@ -75,10 +78,12 @@ impl SessionService {
         cred: &Credential,
         out: &mut Vec<CookieOp>,
     ) -> Result<(), SessionError> {
-        let n = self
-            .inner
-            .store
-            .delete_user_sessions(&cur.user.id, self.now())
+        let n = EventContext::because(Reason::Revoke)
+            .scope(
+                self.inner
+                    .store
+                    .delete_user_sessions(&cur.user.id, self.now()),
+            )
             .await
             .map_err(Self::revoke_error)?;
         self.note_revoked(&n);
@@ -89,10 +94,12 @@ impl SessionService {
     /// Revokes every session of the user but the caller's.
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %cur.user.id))]
     pub async fn revoke_other_sessions(&self, cur: &Current) -> Result<(), SessionError> {
-        let n = self
-            .inner
-            .store
-            .delete_other_sessions(&cur.user.id, &cur.session.token, self.now())
+        let n = EventContext::because(Reason::RevokeOthers)
+            .scope(self.inner.store.delete_other_sessions(
+                &cur.user.id,
+                &cur.session.token,
+                self.now(),
+            ))
             .await
             .map_err(Self::revoke_error)?;
         self.note_revoked(&n);

@@ -11,6 +11,7 @@
 //! [`credentials`] (email and password), [`manage`] (listing, revocation, updates).
 
 pub mod admin;
+mod audit;
 mod backend;
 mod cached;
 mod credentials;
@@ -33,6 +34,7 @@ use crate::session::cookies::{CookieKind, CookieNames, CookieOp, RequestCookies}
 use crate::session::policy::Policy;
 use crate::session::revocation::Revocations;
 use crate::store::Store;
+pub use audit::MAX_HISTORY_PAGE;
 pub use backend::{BanRequest, Cursor, MAX_BAN_REASON_CHARS, MAX_PAGE, MAX_USERS_PER_CALL};
 use cached::CacheSetup;
 pub use fields::json_type;
@@ -168,6 +170,8 @@ struct Inner {
     multi_max: Option<usize>,
     /// `session.max_per_user`, when set.
     cap: Option<crate::store::SessionCap>,
+    /// The event outbox, when events are recorded.
+    outbox: Option<Arc<dyn crate::store::outbox::Outbox>>,
 }
 
 /// The per-user session limit of the settings (`max_per_user = 0`: none).
@@ -241,8 +245,18 @@ impl SessionService {
                     .enabled
                     .then_some(settings.plugins.multi_session.maximum_sessions),
                 cap: session_cap(&settings.session),
+                outbox: None,
             }),
         })
+    }
+
+    /// Records the events sessiond writes itself (failed sign-ins) in `outbox`, and reads
+    /// the audit trail from it. Called right after [`Self::new`], before any clone.
+    pub fn with_outbox(mut self, outbox: Arc<dyn crate::store::outbox::Outbox>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.outbox = Some(outbox);
+        }
+        self
     }
 
     /// Counts revoked sessions and denies their cached copies at once on this replica

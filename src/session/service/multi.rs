@@ -11,6 +11,7 @@ use super::{Current, SessionService};
 use crate::model::{Session, User};
 use crate::session::cookies::{CookieKind, CookieOp, Credential, RequestCookies};
 use crate::session::SessionError;
+use crate::store::outbox::{EventContext, Reason};
 
 impl SessionService {
     /// With the multi-session plugin, the accounts one browser holds at most.
@@ -32,14 +33,16 @@ impl SessionService {
     }
 
     /// Ends sessions at once (deny set first, then the store).
-    async fn end_tokens(&self, tokens: &[String]) -> Result<(), SessionError> {
+    async fn end_tokens(&self, tokens: &[String], why: Reason) -> Result<(), SessionError> {
         if tokens.is_empty() {
             return Ok(());
         }
         self.note_revoked(tokens);
         let now = self.now();
         for t in tokens {
-            self.inner.store.delete_session(t, now).await?;
+            EventContext::because(why)
+                .scope(self.inner.store.delete_session(t, now))
+                .await?;
         }
         Ok(())
     }
@@ -104,7 +107,8 @@ impl SessionService {
         let (name, held) = self
             .multi_cookie(req, token)
             .ok_or(SessionError::InvalidSessionToken)?;
-        self.end_tokens(std::slice::from_ref(&held)).await?;
+        self.end_tokens(std::slice::from_ref(&held), Reason::Revoke)
+            .await?;
         out.push(CookieOp::ExpireMulti(name));
         if held != cur.session.token {
             return Ok(());
@@ -146,7 +150,7 @@ impl SessionService {
                 out.push(CookieOp::ExpireMulti(cookie));
             }
         }
-        self.end_tokens(&same_user).await?;
+        self.end_tokens(&same_user, Reason::Revoke).await?;
         // As Better Auth counts: every `_multi-` cookie sent, verified or not, less the ones
         // just ended, plus the new session.
         if req.multi_names().len().saturating_sub(same_user.len()) + 1 > max {
@@ -203,6 +207,6 @@ impl SessionService {
             out.push(CookieOp::ExpireMulti(name));
             tokens.push(token);
         }
-        self.end_tokens(&tokens).await
+        self.end_tokens(&tokens, Reason::SignOut).await
     }
 }

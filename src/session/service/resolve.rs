@@ -7,6 +7,7 @@ use super::{Current, ResolveOptions, SessionService};
 use crate::model::{Session, User};
 use crate::session::cookies::{CookieOp, Credential, RequestCookies};
 use crate::session::SessionError;
+use crate::store::outbox::{EventContext, Reason};
 use crate::store::Touched;
 
 impl SessionService {
@@ -97,7 +98,9 @@ impl SessionService {
         if session.is_expired(now) || inner.policy.past_cap(&session, now) {
             self.delete_session_cookies(req, out);
             if !opts.defer_read_only {
-                inner.store.delete_session(&token, now).await?;
+                EventContext::because(Reason::Expired)
+                    .scope(inner.store.delete_session(&token, now))
+                    .await?;
             }
             return Ok(None);
         }

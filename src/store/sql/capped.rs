@@ -10,6 +10,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Sqlite};
 
+use super::events::Writer;
 use super::SqlStore;
 use crate::model::Session;
 use crate::store::limit::{to_end, Capped, SessionCap};
@@ -70,19 +71,19 @@ macro_rules! capped {
             ) -> Result<Capped, StoreError> {
                 let (count, change) = self.capped_sql(end);
                 let user_id = new.user_id.clone();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = Writer::<$db>::begin(&self.pool, self.events, now).await?;
                 if let Some(lock) = $lock {
                     sqlx::query(lock)
                         .bind(user_id.clone())
-                        .execute(&mut *tx)
+                        .execute(tx.conn())
                         .await?;
                 }
-                let id = self.insert_session(&mut *tx, new, &user_id).await?;
+                let id = self.insert_session(tx.conn(), new, &user_id).await?;
                 let live: i64 = sqlx::query_scalar(&count)
                     .bind(user_id.clone())
                     .bind(now)
                     .bind(new.token.clone())
-                    .fetch_one(&mut *tx)
+                    .fetch_one(tx.conn())
                     .await?;
                 let Some(n) = to_end(usize::try_from(live).unwrap_or(usize::MAX), cap) else {
                     // Dropped: rolled back, the insert with it.
@@ -96,10 +97,10 @@ macro_rules! capped {
                         .bind(now)
                         .bind(new.token.clone())
                         .bind(i64::try_from(n).unwrap_or(i64::MAX))
-                        .fetch_all(&mut *tx)
+                        .fetch_all(tx.conn())
                         .await?
                 };
-                tx.commit().await?;
+                tx.done().await?;
                 new.id = id;
                 Ok(Capped::Created(gone))
             }

@@ -12,6 +12,7 @@
 
 mod capped;
 mod error;
+mod events;
 mod hot;
 mod keys;
 mod outbox;
@@ -84,6 +85,10 @@ pub struct Shape {
     pub generate_id: GenerateId,
     /// The jwt plugin's `jwks` table is used.
     pub jwks: bool,
+    /// Lifecycle events are recorded (the outbox and its triggers).
+    pub events: bool,
+    /// `session.refreshed` events too.
+    pub events_refreshed: bool,
 }
 
 /// Opens the configured database (SQLite under `data_dir` when no URL is set), applies
@@ -457,6 +462,10 @@ pub struct SqlStore<DB: Database> {
     hot: HotConns<DB>,
     extras: Shape,
     sql: Statements,
+    /// Writes carry their event context (see [`events`]).
+    events: bool,
+    /// Refreshes are written with their context too (`session.refreshed`).
+    refreshed: bool,
 }
 
 impl<DB: Database> SqlStore<DB> {
@@ -465,6 +474,8 @@ impl<DB: Database> SqlStore<DB> {
         Self {
             pool,
             hot,
+            events: extras.events,
+            refreshed: extras.events && extras.events_refreshed,
             extras,
             sql,
         }

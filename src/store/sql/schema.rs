@@ -45,6 +45,9 @@ pub(super) async fn prepare_postgres(
                 .await?;
         }
     }
+    if shape.events {
+        super::events::prepare_postgres(pool, migrate).await?;
+    }
     if shape.jwks {
         if migrate {
             pool.execute(jwks_table(shape.generate_id, false).as_str())
@@ -97,6 +100,9 @@ pub(super) async fn prepare_sqlite(
             .run(pool)
             .await
             .map_err(|e| StoreError::Backend(e.into()))?;
+    }
+    if shape.events {
+        super::events::prepare_sqlite(pool, migrate).await?;
     }
     if shape.jwks {
         if migrate {

@@ -6,9 +6,11 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sqlx::{Executor, Postgres, Row, Sqlite};
 
+use super::events::Writer;
 use super::rows::{bind_extra, session_from, user_from};
 use super::{SqlStore, SESSION_CORE_COLS};
 use crate::model::{Session, User};
+use crate::store::outbox::EventContext;
 use crate::store::{
     Capped, EndTarget, PrimaryStore, SessionCap, SessionStore, StoreError, Touched,
 };
@@ -80,17 +82,17 @@ impl SqlStore<$db> {
         now: DateTime<Utc>,
         end: bool,
     ) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = Writer::<$db>::begin(&self.pool, self.events, now).await?;
         let tokens = if end {
-            self.end(&mut *tx, EndTarget::User(user_id, None), now).await?
+            self.end(tx.conn(), EndTarget::User(user_id, None), now).await?
         } else {
             sqlx::query_scalar(&self.sql.delete_user_sessions)
                 .bind(user_id.to_owned())
-                .fetch_all(&mut *tx)
+                .fetch_all(tx.conn())
                 .await?
         };
-        let id = self.insert_session(&mut *tx, new, &new.user_id).await?;
-        tx.commit().await?;
+        let id = self.insert_session(tx.conn(), new, &new.user_id).await?;
+        tx.done().await?;
         new.id = id;
         Ok(tokens)
     }
@@ -103,8 +105,10 @@ impl SessionStore for SqlStore<$db> {
         skip_all,
         fields(session_id = %session.id, user_id = %session.user_id)
     )]
-    async fn create_session(&self, session: &mut Session, _now: DateTime<Utc>) -> Result<(), StoreError> {
-        session.id = self.insert_session(&self.pool, session, &session.user_id).await?;
+    async fn create_session(&self, session: &mut Session, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut w = Writer::<$db>::open(&self.pool, self.events, now).await?;
+        session.id = self.insert_session(w.conn(), session, &session.user_id).await?;
+        w.done().await?;
         Ok(())
     }
 
@@ -156,15 +160,25 @@ impl SessionStore for SqlStore<$db> {
         now: DateTime<Utc>,
         due_by: DateTime<Utc>,
     ) -> Result<Touched, StoreError> {
-        let mut conn = self.hot.take().await?;
-        let row = sqlx::query(&self.sql.touch_session)
+        let touch = sqlx::query(&self.sql.touch_session)
             .bind(expires_at)
             .bind(now)
             .bind(token.to_owned())
-            .bind(due_by)
-            .fetch_optional(conn.get()?)
-            .await?;
-        conn.release();
+            .bind(due_by);
+        let row = if self.refreshed {
+            // Announced refreshes: a write with its context, as any other.
+            let mut ctx = EventContext::current().unwrap_or_default();
+            ctx.refreshed = true;
+            let mut w = ctx.scope(Writer::<$db>::open(&self.pool, true, now)).await?;
+            let row = touch.fetch_optional(w.conn()).await?;
+            w.done().await?;
+            row
+        } else {
+            let mut conn = self.hot.take().await?;
+            let row = touch.fetch_optional(conn.get()?).await?;
+            conn.release();
+            row
+        };
         if let Some(r) = row {
             return Ok(Touched::Refreshed(Box::new(session_from(&r, &self.extras.session)?)));
         }
@@ -210,11 +224,13 @@ impl SessionStore for SqlStore<$db> {
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn delete_session(&self, token: &str, _now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn delete_session(&self, token: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut w = Writer::<$db>::open(&self.pool, self.events, now).await?;
         sqlx::query(r#"delete from "session" where "token" = $1"#)
             .bind(token.to_owned())
-            .execute(&self.pool)
+            .execute(w.conn())
             .await?;
+        w.done().await?;
         Ok(())
     }
 
@@ -223,13 +239,15 @@ impl SessionStore for SqlStore<$db> {
         &self,
         user_id: &str,
         token: &str,
-        _now: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let mut w = Writer::<$db>::open(&self.pool, self.events, now).await?;
         let done = sqlx::query(&self.sql.delete_user_session)
             .bind(token.to_owned())
             .bind(user_id.to_owned())
-            .execute(&self.pool)
+            .execute(w.conn())
             .await?;
+        w.done().await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -237,12 +255,14 @@ impl SessionStore for SqlStore<$db> {
     async fn delete_user_sessions(
         &self,
         user_id: &str,
-        _now: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
+        let mut w = Writer::<$db>::open(&self.pool, self.events, now).await?;
         let tokens = sqlx::query_scalar(&self.sql.delete_user_sessions)
             .bind(user_id.to_owned())
-            .fetch_all(&self.pool)
+            .fetch_all(w.conn())
             .await?;
+        w.done().await?;
         Ok(tokens)
     }
 
@@ -251,13 +271,15 @@ impl SessionStore for SqlStore<$db> {
         &self,
         user_id: &str,
         keep_token: &str,
-        _now: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
+        let mut w = Writer::<$db>::open(&self.pool, self.events, now).await?;
         let tokens = sqlx::query_scalar(&self.sql.delete_other_sessions)
         .bind(user_id.to_owned())
         .bind(keep_token.to_owned())
-        .fetch_all(&self.pool)
+        .fetch_all(w.conn())
         .await?;
+        w.done().await?;
         Ok(tokens)
     }
 
@@ -343,7 +365,10 @@ impl PrimaryStore for SqlStore<$db> {
         target: EndTarget<'_>,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
-        Ok(self.end(&self.pool, target, now).await?)
+        let mut w = Writer::<$db>::open(&self.pool, self.events, now).await?;
+        let tokens = self.end(w.conn(), target, now).await?;
+        w.done().await?;
+        Ok(tokens)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %session.user_id))]

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Postgres, Row, Sqlite};
 
+use super::events::Writer;
 use super::rows::bind_extra;
 use super::rows::user_from;
 use super::SqlStore;
@@ -46,10 +47,10 @@ impl UserStore for SqlStore<$db> {
         user: &mut User,
         account: &NewCredentialAccount,
         session: Option<&mut Session>,
-        _now: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let assigned = self.sql.ids.assigned();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = Writer::<$db>::begin(&self.pool, self.events, now).await?;
         let mut q = sqlx::query(&self.sql.insert_user);
         if !assigned {
             q = q.bind(user.id.clone());
@@ -64,7 +65,7 @@ impl UserStore for SqlStore<$db> {
         for c in &self.extras.user {
             q = bind_extra(q, c.kind, user.extra.get(&c.name));
         }
-        let user_id: String = q.fetch_one(&mut *tx).await?.try_get(0)?;
+        let user_id: String = q.fetch_one(tx.conn()).await?.try_get(0)?;
         let mut q = sqlx::query(&self.sql.insert_account);
         if !assigned {
             q = q.bind(account.id.clone());
@@ -75,13 +76,13 @@ impl UserStore for SqlStore<$db> {
         .bind(account.password_hash.clone())
         .bind(user.created_at)
         .bind(user.created_at)
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await?;
         let session_id = match session.as_deref() {
-            Some(s) => Some(self.insert_session(&mut *tx, s, &user_id).await?),
+            Some(s) => Some(self.insert_session(tx.conn(), s, &user_id).await?),
             None => None,
         };
-        tx.commit().await?;
+        tx.done().await?;
         if let (Some(s), Some(id)) = (session, session_id) {
             s.id = id;
             user_id.clone_into(&mut s.user_id);
@@ -127,12 +128,14 @@ impl UserStore for SqlStore<$db> {
         hash: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let mut w = Writer::<$db>::open(&self.pool, self.events, now).await?;
         sqlx::query(&self.sql.set_password)
         .bind(hash.to_owned())
         .bind(now)
         .bind(user_id.to_owned())
-        .execute(&self.pool)
+        .execute(w.conn())
         .await?;
+        w.done().await?;
         Ok(())
     }
 

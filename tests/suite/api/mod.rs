@@ -10,6 +10,7 @@ mod bearer;
 mod cookie_cache;
 mod cookies;
 mod cors;
+mod events;
 mod feed;
 mod feed_attacks;
 mod feed_stream;

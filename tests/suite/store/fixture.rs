@@ -53,6 +53,8 @@ pub fn extras() -> Shape {
         ]),
         generate_id: GenerateId::Default,
         jwks: false,
+        events: false,
+        events_refreshed: false,
     }
 }
 

@@ -1,0 +1,213 @@
+//! The audit trail: failed sign-ins and bans are recorded, the service API lists a
+//! user's session history newest first in pages, refuses what it should, and old events
+//! are purged after `session.audit.keep_days`.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use sessiond::config::{hash_key, Operation, ServiceKey, Settings};
+
+use super::events::events;
+use crate::support::*;
+
+crate::on_both_backends!(
+    failed_sign_ins_are_recorded_without_the_password,
+    history_pages_newest_first_with_reasons,
+    history_refuses_bad_input_and_other_keys,
+    old_events_are_purged_at_start,
+);
+
+const KEY: &str = "audit-reader-key-0123456789abcdefghijklmnopq";
+const NO_HISTORY: &str = "banning-key-0123456789abcdefghijklmnopqrstuv";
+
+fn configure(s: &mut Settings) {
+    s.session.audit.keep_days = 30;
+    s.plugins.admin.enabled = true;
+    s.service_api.enabled = true;
+    s.service_api.keys = vec![
+        ServiceKey {
+            name: "auditor".into(),
+            hash: hash_key(KEY),
+            operations: vec![Operation::SessionsHistory, Operation::UsersBan],
+        },
+        ServiceKey {
+            name: "banner".into(),
+            hash: hash_key(NO_HISTORY),
+            operations: vec![Operation::UsersBan],
+        },
+    ];
+}
+
+async fn call(app: &TestApp, method: Method, path: &str, key: &str, body: Option<Value>) -> Res {
+    let mut req = app
+        .client
+        .request(method, format!("http://{}/service/v1{path}", app.addr))
+        .header("authorization", format!("Bearer {key}"));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    Res {
+        status: resp.status(),
+        headers: resp.headers().clone(),
+        text: resp.text().await.unwrap(),
+    }
+}
+
+async fn failed_sign_ins_are_recorded_without_the_password(b: Backend) {
+    let app = spawn_with(b, configure).await;
+    let email = unique_email();
+    let (_, res) = app.sign_up(&email).await;
+    let uid = res.json()["user"]["id"].as_str().unwrap().to_owned();
+    let wrong = "not-the-password-at-all";
+    let (_, res) = app.sign_in(&email, wrong).await;
+    assert_eq!(res.status, 401);
+    let (_, res) = app.sign_in(&unique_email(), wrong).await;
+    assert_eq!(res.status, 401);
+    let res = call(&app, Method::POST, &format!("/users/{uid}/ban"), KEY, Some(json!({}))).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let (_, res) = app.sign_in(&email, PASSWORD).await;
+    assert_eq!(res.status, 403);
+
+    let evs = events(&app).await;
+    let failed: Vec<_> = evs.iter().filter(|e| e.kind == "user.sign_in_failed").collect();
+    assert_eq!(failed.len(), 3, "{evs:?}");
+    assert_eq!(failed[0].user_id.as_deref(), Some(uid.as_str()));
+    assert_eq!(failed[0].data["reason"], "wrong_password");
+    assert_eq!(failed[1].user_id, None);
+    assert_eq!(failed[1].data["reason"], "unknown_user");
+    assert_eq!(failed[2].data["reason"], "banned");
+    let ban = evs
+        .iter()
+        .find(|e| e.kind == "session.revoked")
+        .expect("the ban ended the session");
+    assert_eq!(ban.data["reason"], "ban");
+    let text = format!("{evs:?}");
+    assert!(!text.contains(wrong) && !text.contains(PASSWORD));
+}
+
+async fn history_pages_newest_first_with_reasons(b: Backend) {
+    let app = spawn_with(b, configure).await;
+    let email = unique_email();
+    let (mut a, res) = app.sign_up(&email).await;
+    let uid = res.json()["user"]["id"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        app.clock.advance_secs(1);
+        let (mut j, _) = app.sign_in(&email, PASSWORD).await;
+        app.post("/sign-out", json!({}), &mut j).await;
+    }
+    app.post("/sign-out", json!({}), &mut a).await;
+    // Another user's history stays out.
+    app.sign_up(&unique_email()).await;
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("?limit=3&cursor={c}"),
+            None => "?limit=3".into(),
+        };
+        let res = call(&app, Method::GET, &format!("/users/{uid}/history{q}"), KEY, None).await;
+        assert_eq!(res.status, 200, "{}", res.text);
+        let body = res.json();
+        let page = body["events"].as_array().unwrap().clone();
+        assert!(page.len() <= 3);
+        seen.extend(page);
+        match body["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    // Four sessions, each started and ended: newest first, so an end comes first.
+    let kinds: Vec<&str> = seen.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds.len(), 8, "{seen:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "session.created").count(), 4);
+    assert_eq!(kinds[0], "session.revoked");
+    assert_eq!(seen[0]["data"]["reason"], "sign_out");
+    let times: Vec<&str> = seen.iter().map(|e| e["occurredAt"].as_str().unwrap()).collect();
+    let mut sorted = times.clone();
+    sorted.sort_by(|x, y| y.cmp(x));
+    assert_eq!(times, sorted, "newest first");
+    for e in &seen {
+        assert!(e["id"].as_str().unwrap().starts_with("evt_"));
+        assert_eq!(e["data"]["userId"], uid.as_str());
+    }
+}
+
+async fn history_refuses_bad_input_and_other_keys(b: Backend) {
+    let app = spawn_with(b, configure).await;
+    let res = call(&app, Method::GET, "/users/x/history", NO_HISTORY, None).await;
+    assert_eq!(res.status, 403);
+    assert_eq!(res.code().as_deref(), Some("OPERATION_NOT_ALLOWED"));
+    let res = call(&app, Method::GET, "/users/x/history", "no-such-key-0123456789abcdefghijklmn", None).await;
+    assert_eq!(res.status, 401);
+    for (q, code) in [
+        ("?limit=0", "INVALID_LIMIT"),
+        ("?limit=201", "INVALID_LIMIT"),
+        ("?limit=-1", "INVALID_LIMIT"),
+        ("?cursor=abc", "INVALID_CURSOR"),
+        ("?cursor=-5", "INVALID_CURSOR"),
+        ("?cursor=0", "INVALID_CURSOR"),
+        ("?cursor=99999999999999999999999", "INVALID_CURSOR"),
+    ] {
+        let res = call(&app, Method::GET, &format!("/users/x/history{q}"), KEY, None).await;
+        assert_eq!(res.status, 400, "{q}: {}", res.text);
+        assert_eq!(res.code().as_deref(), Some(code), "{q}");
+    }
+    let long = "u".repeat(256);
+    let res = call(&app, Method::GET, &format!("/users/{long}/history"), KEY, None).await;
+    assert_eq!(res.status, 400);
+    // Unknown user: an empty history.
+    let res = call(&app, Method::GET, "/users/nobody/history", KEY, None).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.json(), json!({"events": [], "nextCursor": null}));
+    // With the trail off: 404.
+    let off = spawn_with(b, |s| {
+        configure(s);
+        s.session.audit.keep_days = 0;
+    })
+    .await;
+    let res = call(&off, Method::GET, "/users/x/history", KEY, None).await;
+    assert_eq!(res.status, 404);
+    assert_eq!(res.code().as_deref(), Some("AUDIT_TRAIL_OFF"));
+}
+
+async fn old_events_are_purged_at_start(b: Backend) {
+    let first = spawn_with(b, configure).await;
+    first.sign_up(&unique_email()).await;
+    let (old_type, fresh) = ("session.created", events(&first).await.len());
+    assert!(fresh >= 3);
+    // Two settled events, 40 and 20 days old; a pending one 40 days old stays.
+    let (f, t) = match b {
+        Backend::Postgres => ("false", "true"),
+        Backend::Sqlite => ("0", "1"),
+    };
+    for (days, pending, id) in [(40, f, "old"), (20, f, "kept"), (40, t, "pending")] {
+        let at = (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339();
+        first
+            .exec(&format!(
+                r#"insert into "sessiond_event" ("eventId", "type", "occurredAt", "data", "nextAt", "pending")
+                   values ('evt_{id}', '{old_type}', '{at}', '{{}}', '{at}', {pending})"#
+            ))
+            .await;
+    }
+    let url = first.db_url.clone();
+    let second = spawn_with(b, move |s| {
+        configure(s);
+        s.database.url = url.into();
+    })
+    .await;
+    let left = |id: &str| {
+        format!(r#"select count(*) from "sessiond_event" where "eventId" = 'evt_{id}'"#)
+    };
+    // The purge runs at start, in the background: poll for it.
+    for _ in 0..100 {
+        if second.count(&left("old")).await == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(second.count(&left("old")).await, 0, "a 40-day-old event was purged");
+    assert_eq!(second.count(&left("kept")).await, 1);
+    assert_eq!(second.count(&left("pending")).await, 1, "undelivered events stay");
+    assert_eq!(events(&second).await.len(), fresh + 2);
+}
