@@ -209,7 +209,7 @@ impl Settings {
     /// Whether lifecycle events are recorded (the outbox and its triggers): for the audit
     /// trail or for webhooks.
     pub fn events_on(&self) -> bool {
-        self.session.audit.keep_days > 0
+        self.session.audit.keep_days > 0 || self.webhooks.enabled()
     }
 
     /// Whether the rate limiter runs (Better Auth's default: in production only).

@@ -4,6 +4,7 @@
 
 mod delivery;
 mod outbox;
+mod receiver;
 
 use std::sync::Arc;
 
