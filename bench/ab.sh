@@ -2,7 +2,8 @@
 # A/B: two sessiond binaries on one route, measured in alternation on the same machine.
 #
 #   bash bench/ab.sh BIN_A BIN_B [MODE] [ROUNDS] [SECONDS]
-#     MODE: db | compact | jwt | jwe | fa-db | fa-compact | fa-compact-jwt (as bench/profile.sh);
+#     MODE: db | compact | jwt | jwe | fa-db | fa-compact | fa-compact-jwt | compact-audit | db-audit
+#     (as bench/profile.sh; the -audit modes record lifecycle events);
 #     default compact. MODE_B=<mode> runs B in another mode on the same route (one binary
 #     twice: what a setting costs), e.g. MODE_B=fa-compact-jwt with MODE fa-compact.
 #

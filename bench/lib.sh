@@ -20,6 +20,9 @@ bench_mode() {
   fa-compact-jwt) CACHE=(SESSIOND_SESSION__COOKIE_CACHE__ENABLED=true SESSIOND_SESSION__COOKIE_CACHE__STRATEGY=compact
     SESSIOND_PLUGINS__JWT__ENABLED=true SESSIOND_FORWARD_AUTH__JWT__ENABLED=true) ;;
   jwt | jwe) CACHE=(SESSIOND_SESSION__COOKIE_CACHE__ENABLED=true SESSIOND_SESSION__COOKIE_CACHE__STRATEGY=$1) ;;
+  compact-audit) CACHE=(SESSIOND_SESSION__COOKIE_CACHE__ENABLED=true SESSIOND_SESSION__COOKIE_CACHE__STRATEGY=compact
+    SESSIOND_SESSION__AUDIT__KEEP_DAYS=30) ;;
+  db-audit) CACHE=(SESSIOND_SESSION__COOKIE_CACHE__ENABLED=false SESSIOND_SESSION__AUDIT__KEEP_DAYS=30) ;;
   *) echo "unknown mode $1" >&2; exit 2 ;;
   esac
   case $1 in fa-*) ROUTE=/forward-auth ;; list) ROUTE=/api/auth/list-sessions ;; *) ROUTE=/api/auth/get-session ;; esac

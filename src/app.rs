@@ -208,6 +208,15 @@ impl Application {
         let feeds_on = revocations.listening();
         let listener: Arc<dyn crate::store::feed::Listener> = revocations.clone();
         let primary = connected.store;
+        // Events: the audit trail's retention on every replica.
+        let outbox = connected.outbox.filter(|_| settings.events_on());
+        if let Some(o) = &outbox {
+            crate::store::audit::spawn_purge(
+                o.clone(),
+                settings.session.audit.keep_days,
+                clock.clone(),
+            );
+        }
         let jwt = jwt_routes(&settings, connected.keys, &secrets, clock.clone());
         let sessions_in_db =
             settings.redis.url.is_empty() || settings.session.store_session_in_database;
@@ -240,8 +249,14 @@ impl Application {
             None
         };
         let state = AppState::new(Shared {
-            sessions: SessionService::new(&settings, store, clock, &secrets, revocations)
-                .ok_or_else(|| StartError::Config("unusable secret".into()))?,
+            sessions: {
+                let s = SessionService::new(&settings, store, clock, &secrets, revocations)
+                    .ok_or_else(|| StartError::Config("unusable secret".into()))?;
+                match outbox {
+                    Some(o) => s.with_outbox(o),
+                    None => s,
+                }
+            },
             cookie_writer: Arc::new(crate::http::set_cookie::CookieWriter::new(&settings)),
             origins: Arc::new(TrustedOrigins::new(&settings)),
             ip: Arc::new(ip),

@@ -69,6 +69,10 @@ fn describe() {
     );
     describe_counter!("sessions_revoked_total", "Sessions revoked or signed out");
     describe_counter!(
+        "sign_in_failed_events_dropped_total",
+        "Failed sign-ins not recorded as events: beyond the per-second cap"
+    );
+    describe_counter!(
         "cookie_cache_hits_total",
         "get-session answered from the cookie cache"
     );
@@ -280,6 +284,12 @@ pub fn session_refreshed() {
 pub fn sessions_revoked(n: u64) {
     static C: OnceLock<metrics::Counter> = OnceLock::new();
     counter(&C, "sessions_revoked_total").increment(n);
+}
+
+/// A failed sign-in was not recorded (beyond the cap).
+pub fn sign_in_failed_event_dropped() {
+    static C: OnceLock<metrics::Counter> = OnceLock::new();
+    counter(&C, "sign_in_failed_events_dropped_total").increment(1);
 }
 
 /// A cookie cache answered.

@@ -13,13 +13,9 @@ use crate::clock::Clock;
 /// How often the purge runs (and once at start).
 pub const PURGE_EVERY: Duration = Duration::from_secs(600);
 
-/// Purges events older than `keep_days` every [`PURGE_EVERY`] until `stop` turns true.
-pub fn spawn_purge(
-    outbox: Arc<dyn Outbox>,
-    keep_days: u64,
-    clock: Arc<dyn Clock>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+/// Purges events older than `keep_days` every [`PURGE_EVERY`], for as long as the
+/// process runs (a purge cut short by shutdown is simply done again by the next start).
+pub fn spawn_purge(outbox: Arc<dyn Outbox>, keep_days: u64, clock: Arc<dyn Clock>) {
     let keep =
         TimeDelta::try_days(i64::try_from(keep_days).unwrap_or(i64::MAX)).unwrap_or(TimeDelta::MAX);
     tokio::spawn(async move {
@@ -32,13 +28,7 @@ pub fn spawn_purge(
                     Err(e) => tracing::warn!(error = %e, "audit trail: purge failed"),
                 }
             }
-            tokio::select! {
-                _ = tokio::time::sleep(PURGE_EVERY) => {}
-                _ = stop.changed() => return,
-            }
-            if *stop.borrow() {
-                return;
-            }
+            tokio::time::sleep(PURGE_EVERY).await;
         }
     });
 }

@@ -11,6 +11,34 @@ use crate::store::outbox::{AuditEntry, NewEvent};
 /// Most history entries one call returns.
 pub const MAX_HISTORY_PAGE: usize = 200;
 
+/// Failed sign-ins recorded per second at most, per replica: a stranger decides how many
+/// there are, so their rows are capped (beyond: counted in
+/// `sign_in_failed_events_dropped_total`, not recorded).
+pub const MAX_FAILED_SIGN_IN_EVENTS_PER_SEC: u32 = 50;
+
+/// The per-second window of [`MAX_FAILED_SIGN_IN_EVENTS_PER_SEC`]: (second, count).
+#[derive(Debug, Default)]
+pub struct FailedSignInWindow(std::sync::Mutex<(i64, u32)>);
+
+impl FailedSignInWindow {
+    /// Whether one more failed sign-in may be recorded in the second of `now_ms`:
+    /// `count(second) < MAX_FAILED_SIGN_IN_EVENTS_PER_SEC`.
+    pub fn admit(&self, now_ms: i64) -> bool {
+        let second = now_ms.div_euclid(1000);
+        let Ok(mut w) = self.0.lock() else {
+            return false;
+        };
+        if w.0 != second {
+            *w = (second, 0);
+        }
+        if w.1 >= MAX_FAILED_SIGN_IN_EVENTS_PER_SEC {
+            return false;
+        }
+        w.1 += 1;
+        true
+    }
+}
+
 /// Why a sign-in failed, as `user.sign_in_failed` names it.
 #[derive(Debug, Clone, Copy)]
 pub enum SignInFailure {
@@ -77,6 +105,10 @@ impl SessionService {
         let Some(outbox) = &self.inner.outbox else {
             return;
         };
+        if !self.inner.failed_window.admit(self.inner.clock.now_ms()) {
+            crate::metrics::sign_in_failed_event_dropped();
+            return;
+        }
         let mut data = Map::new();
         if let Some(u) = user_id {
             data.insert("userId".into(), Value::String(u.to_owned()));
@@ -99,5 +131,22 @@ impl SessionService {
         if let Err(e) = outbox.record(&[event], self.now()).await {
             tracing::warn!(error = %e, "a failed sign-in could not be recorded");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_sign_ins_are_capped_per_second() {
+        let w = FailedSignInWindow::default();
+        let admitted = (0..MAX_FAILED_SIGN_IN_EVENTS_PER_SEC + 10)
+            .filter(|_| w.admit(5_999))
+            .count();
+        assert_eq!(admitted, MAX_FAILED_SIGN_IN_EVENTS_PER_SEC as usize);
+        assert!(!w.admit(5_000), "the same second stays full");
+        assert!(w.admit(6_000), "a new second starts empty");
+        assert!(w.admit(-1), "before the epoch too");
     }
 }

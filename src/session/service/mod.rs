@@ -34,7 +34,7 @@ use crate::session::cookies::{CookieKind, CookieNames, CookieOp, RequestCookies}
 use crate::session::policy::Policy;
 use crate::session::revocation::Revocations;
 use crate::store::Store;
-pub use audit::MAX_HISTORY_PAGE;
+pub use audit::{MAX_FAILED_SIGN_IN_EVENTS_PER_SEC, MAX_HISTORY_PAGE};
 pub use backend::{BanRequest, Cursor, MAX_BAN_REASON_CHARS, MAX_PAGE, MAX_USERS_PER_CALL};
 use cached::CacheSetup;
 pub use fields::json_type;
@@ -172,6 +172,8 @@ struct Inner {
     cap: Option<crate::store::SessionCap>,
     /// The event outbox, when events are recorded.
     outbox: Option<Arc<dyn crate::store::outbox::Outbox>>,
+    /// Caps the failed sign-ins recorded.
+    failed_window: audit::FailedSignInWindow,
 }
 
 /// The per-user session limit of the settings (`max_per_user = 0`: none).
@@ -246,6 +248,7 @@ impl SessionService {
                     .then_some(settings.plugins.multi_session.maximum_sessions),
                 cap: session_cap(&settings.session),
                 outbox: None,
+                failed_window: audit::FailedSignInWindow::default(),
             }),
         })
     }

@@ -5,6 +5,7 @@ mod account;
 mod admin;
 mod attacks;
 mod attacks_tokens;
+mod audit;
 mod auth;
 mod bearer;
 mod cookie_cache;
