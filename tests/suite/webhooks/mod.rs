@@ -5,6 +5,7 @@
 mod delivery;
 mod outbox;
 mod receiver;
+mod replicas;
 
 use std::sync::Arc;
 
