@@ -11,6 +11,7 @@
 mod deliver;
 pub mod sign;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +53,9 @@ pub struct Webhooks {
     poll: Duration,
     /// The longest one round may take; deliveries still running then count as failed.
     round: Duration,
+    /// Failures were reported and no round has fully succeeded since (one warning per
+    /// outage, not one per round).
+    failing: AtomicBool,
 }
 
 impl Webhooks {
@@ -84,6 +88,7 @@ impl Webhooks {
             concurrency,
             poll: Duration::from_secs(settings.poll_interval.max(1)),
             round: timeout.saturating_mul(rounds) + Duration::from_secs(2),
+            failing: AtomicBool::new(false),
         })
     }
 
@@ -205,11 +210,13 @@ impl Webhooks {
             }
         }
         drop(running);
-        if failed > 0 {
+        if failed > 0 && !self.failing.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 failed,
-                "webhooks: deliveries failed; they are retried with backoff"
+                "webhooks: deliveries are failing; they are retried with backoff (webhook_deliveries_total has each endpoint's outcomes)"
             );
+        } else if failed == 0 && self.failing.swap(false, Ordering::Relaxed) {
+            tracing::info!("webhooks: deliveries succeed again");
         }
         for (i, ev) in events.iter().enumerate() {
             let ok = done.get(i).map_or(&[][..], Vec::as_slice);
