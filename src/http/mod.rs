@@ -499,7 +499,10 @@ async fn edge(
             .into_response()
     } else {
         let run = async {
-            if state.events {
+            // Reads (get-session's cache hits above all) pay nothing: the writes a GET can
+            // make (a refresh, an expired session's removal) are recorded without the
+            // requesting client, whose address the session row holds anyway.
+            if state.events && req.method() != axum::http::Method::GET {
                 events_context(state, &req).scope(next.run(req)).await
             } else {
                 next.run(req).await
