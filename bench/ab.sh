@@ -75,6 +75,9 @@ for r in $(seq "$ROUNDS"); do
     printf '%s\t%s\t%s\n' "$side" "$r" "$line" | tee -a "$OUT/runs.tsv"
   done
 done
+if [[ "$MODE ${MODE_B:-}" == *-hooks* ]]; then
+  echo "webhook events: $("${PSQL[@]}" -d "$DB" -At -F ' ' -c "select count(*) filter (where pending) || ' pending, ' || sum(attempts) || ' delivery rounds made' from sessiond_event")"
+fi
 python3 - "$OUT/runs.tsv" <<'PY'
 import statistics, sys
 def ms(v):
