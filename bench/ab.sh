@@ -3,7 +3,9 @@
 #
 #   bash bench/ab.sh BIN_A BIN_B [MODE] [ROUNDS] [SECONDS]
 #     MODE: db | compact | jwt | jwe | fa-db | fa-compact | fa-compact-jwt | compact-audit | db-audit
-#     (as bench/profile.sh; the -audit modes record lifecycle events);
+#     (as bench/profile.sh; the -audit modes record lifecycle events); db-hooks (as MODE_B)
+#     delivers webhooks to a receiver that answers after 10 s, with 10 000 events queued
+#     before the runs, so that deliveries hang on it throughout;
 #     default compact. MODE_B=<mode> runs B in another mode on the same route (one binary
 #     twice: what a setting costs), e.g. MODE_B=fa-compact-jwt with MODE fa-compact.
 #     OTLP_B=<ratio> runs B with trace export on (OTLP/HTTP to a local sink, bench/otlp_sink.py,
@@ -39,6 +41,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+HOOK_PORT=$(free_port)
+export HOOK_URL=http://127.0.0.1:$HOOK_PORT/hook
+if [[ "$MODE ${MODE_B:-}" == *-hooks* ]]; then
+  python3 "$ROOT/bench/slow_receiver.py" "$HOOK_PORT" 10 &
+  PIDS+=($!)
+fi
 bench_mode "$MODE"
 [ "$MODE" != list ] || { echo "list is profile.sh's mode" >&2; exit 2; }
 "${PSQL[@]}" -d postgres -c "create database $DB" >/dev/null
@@ -64,6 +72,11 @@ for side in a b; do
   wrk -t2 -c64 -d2s -H "Cookie: $COOKIE" "${URL[$side]}$ROUTE" >/dev/null
 done
 
+if [[ "$MODE ${MODE_B:-}" == *-hooks* ]]; then
+  # Events due at once, as triggers write them: the loop keeps its deliveries in flight.
+  "${PSQL[@]}" -d "$DB" -c "insert into sessiond_event (\"eventId\", \"type\", \"occurredAt\", \"data\", \"nextAt\")
+    select 'evt_bench' || g, 'session.created', now(), '{}'::jsonb, now() from generate_series(1, 10000) g" >/dev/null
+fi
 : >"$OUT/runs.tsv"
 for r in $(seq "$ROUNDS"); do
   for side in a b; do
@@ -72,6 +85,9 @@ for r in $(seq "$ROUNDS"); do
     printf '%s\t%s\t%s\n' "$side" "$r" "$line" | tee -a "$OUT/runs.tsv"
   done
 done
+if [[ "$MODE ${MODE_B:-}" == *-hooks* ]]; then
+  echo "webhook events: $("${PSQL[@]}" -d "$DB" -At -F ' ' -c "select count(*) filter (where pending) || ' pending, ' || sum(attempts) || ' delivery rounds made' from sessiond_event")"
+fi
 python3 - "$OUT/runs.tsv" <<'PY'
 import statistics, sys
 def ms(v):

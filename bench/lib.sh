@@ -12,7 +12,8 @@ PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h "$PGHOST" -p "$PGPORT" -U "$PGUSER")
 
 # bench_mode MODE: CACHE (sessiond's cookie-cache environment) and ROUTE for a mode:
 # db | fa-db | list (no cache), compact | fa-compact, jwt | jwe; fa-compact-jwt is fa-compact
-# with a JWT for the upstream on every answer (forward_auth.jwt).
+# with a JWT for the upstream on every answer (forward_auth.jwt); db-hooks is db with webhooks
+# to a receiver at HOOK_URL.
 bench_mode() {
   case $1 in
   db | fa-db | list) CACHE=(SESSIOND_SESSION__COOKIE_CACHE__ENABLED=false) ;;
@@ -23,6 +24,9 @@ bench_mode() {
   compact-audit) CACHE=(SESSIOND_SESSION__COOKIE_CACHE__ENABLED=true SESSIOND_SESSION__COOKIE_CACHE__STRATEGY=compact
     SESSIOND_SESSION__AUDIT__KEEP_DAYS=30) ;;
   db-audit) CACHE=(SESSIOND_SESSION__COOKIE_CACHE__ENABLED=false SESSIOND_SESSION__AUDIT__KEEP_DAYS=30) ;;
+  # Webhooks to HOOK_URL (bench/ab.sh starts a receiver there that answers after 10 s).
+  db-hooks) CACHE=(SESSIOND_SESSION__COOKIE_CACHE__ENABLED=false
+    "SESSIOND_WEBHOOKS__ENDPOINTS=[{\"id\":\"slow\",\"url\":\"$HOOK_URL\",\"secret\":\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"}]") ;;
   *) echo "unknown mode $1" >&2; exit 2 ;;
   esac
   case $1 in fa-*) ROUTE=/forward-auth ;; list) ROUTE=/api/auth/list-sessions ;; *) ROUTE=/api/auth/get-session ;; esac

@@ -125,6 +125,8 @@ pub struct Application {
     ops: Option<(TcpListener, Router)>,
     /// The service API's own listener and router, when it has one.
     service: Option<(TcpListener, Router)>,
+    /// Tells background loops (the webhook delivery) to stop at shutdown.
+    background: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
@@ -151,6 +153,13 @@ impl Application {
         )
         .await?;
         tracing::info!(backend = ?connected.backend, "store ready");
+        let background = crate::store::webhooks::start(
+            &settings.webhooks,
+            connected.outbox.clone(),
+            connected.pg_pool.clone(),
+            clock.clone(),
+        )
+        .map_err(StartError::Config)?;
         if settings.environment == crate::config::Environment::Production {
             for risk in settings.risky_choices() {
                 tracing::warn!("{risk}");
@@ -318,6 +327,7 @@ impl Application {
             grace: std::time::Duration::from_secs(settings.server.shutdown_grace),
             ops,
             service,
+            background,
         })
     }
 
@@ -361,8 +371,10 @@ impl Application {
                 }
             });
         }
+        let background = self.background;
         tokio::spawn(async move {
             shutdown_signal().await;
+            let _ = background.send(true);
             let _ = tx.send(true);
         });
         let mut deadline = rx.clone();

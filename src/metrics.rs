@@ -27,6 +27,11 @@ pub fn install() -> Option<PrometheusHandle> {
                     Matcher::Full("http_request_duration_seconds".into()),
                     &buckets,
                 )
+                .ok()?
+                .set_buckets_for_metric(
+                    Matcher::Full("webhook_delivery_duration_seconds".into()),
+                    &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+                )
                 .ok()?;
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
@@ -105,6 +110,22 @@ fn describe() {
     describe_counter!(
         "revocation_resets_total",
         "Every cached session was revalidated: the store was flushed, truncated or reconnected"
+    );
+    describe_counter!(
+        "webhook_deliveries_total",
+        "Webhook deliveries by endpoint id and outcome (success, status, redirect, timeout, connect, failed)"
+    );
+    describe_histogram!(
+        "webhook_delivery_duration_seconds",
+        "Webhook delivery time by endpoint id"
+    );
+    describe_counter!(
+        "webhook_events_dropped_total",
+        "Events given up undelivered: after webhooks.max_attempts (give_up) or beyond webhooks.max_pending (overflow)"
+    );
+    describe_gauge!(
+        "webhook_pending",
+        "Events waiting for delivery (all replicas)"
     );
     describe_counter!(
         "rate_limit_store_failures_total",
@@ -345,4 +366,24 @@ pub fn revocation_reset(reason: &'static str) {
 pub fn rate_limit_store_failure() {
     static C: OnceLock<metrics::Counter> = OnceLock::new();
     counter(&C, "rate_limit_store_failures_total").increment(1);
+}
+
+/// One webhook delivery to endpoint `endpoint` (a configured id: a bounded set) ended with
+/// `outcome` (a fixed word) after `took`.
+pub fn webhook_delivery(endpoint: &str, outcome: &'static str, took: std::time::Duration) {
+    let e = endpoint.to_owned();
+    metrics::counter!("webhook_deliveries_total", "endpoint" => e.clone(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("webhook_delivery_duration_seconds", "endpoint" => e)
+        .record(took.as_secs_f64());
+}
+
+/// Events given up undelivered (`reason`: `give_up` or `overflow`).
+pub fn webhook_dropped(reason: &'static str, n: u64) {
+    metrics::counter!("webhook_events_dropped_total", "reason" => reason).increment(n);
+}
+
+/// Events waiting for delivery.
+pub fn webhook_pending(n: u64) {
+    metrics::gauge!("webhook_pending").set(n as f64);
 }

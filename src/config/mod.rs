@@ -50,6 +50,7 @@ mod storage;
 mod telemetry;
 mod tokens;
 mod validate;
+mod webhooks;
 
 use std::path::PathBuf;
 
@@ -83,6 +84,7 @@ pub use tokens::{
     RevocationFeedSettings,
 };
 pub use validate::{path_glob, CREDENTIAL_ROUTES, MAX_DURATION_SECS};
+pub use webhooks::{WebhookEndpoint, WebhooksSettings, EVENT_TYPES};
 
 /// Where the service runs; production refuses weak configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -152,6 +154,8 @@ pub struct Settings {
     pub service_api: ServiceApiSettings,
     /// Trace export options (export itself is set by `OTEL_*` variables).
     pub telemetry: TelemetrySettings,
+    /// Signed webhooks for lifecycle events.
+    pub webhooks: WebhooksSettings,
 }
 
 impl Default for Settings {
@@ -182,6 +186,7 @@ impl Default for Settings {
             revocation_feed: RevocationFeedSettings::default(),
             service_api: ServiceApiSettings::default(),
             telemetry: TelemetrySettings::default(),
+            webhooks: WebhooksSettings::default(),
         }
     }
 }
@@ -209,7 +214,7 @@ impl Settings {
     /// Whether lifecycle events are recorded (the outbox and its triggers): for the audit
     /// trail or for webhooks.
     pub fn events_on(&self) -> bool {
-        self.session.audit.keep_days > 0
+        self.session.audit.keep_days > 0 || self.webhooks.enabled()
     }
 
     /// Whether the rate limiter runs (Better Auth's default: in production only).

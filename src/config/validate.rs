@@ -155,6 +155,7 @@ impl Settings {
         self.plugins.multi_session.check()?;
         self.check_advanced()?;
         self.check_service_api()?;
+        self.check_webhooks()?;
         self.check_server()
     }
 
@@ -182,6 +183,17 @@ impl Settings {
         {
             return Err(invalid(
                 "service_api.keys grant sessions:revoke, which finds a session by id: sessions kept only in Redis cannot be; set session.store_session_in_database",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Webhooks need the database's outbox: a stateless service has none.
+    fn check_webhooks(&self) -> Result<(), ConfigError> {
+        self.webhooks.check().map_err(invalid)?;
+        if self.webhooks.enabled() && self.is_stateless() {
+            return Err(invalid(
+                "webhooks.endpoints need a database: a stateless service (database.url = \"memory\") keeps no event outbox to deliver from",
             ));
         }
         Ok(())

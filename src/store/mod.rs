@@ -14,6 +14,7 @@ pub mod rate;
 pub mod redis;
 pub mod redis_feed;
 pub mod sql;
+pub mod webhooks;
 
 pub use self::limit::{Capped, Overflow, SessionCap};
 pub use self::redis::{RedisOptions, RedisStore};

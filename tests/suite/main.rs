@@ -31,3 +31,4 @@ mod replicas_feed;
 mod replicas_limits;
 mod robustness;
 mod store;
+mod webhooks;

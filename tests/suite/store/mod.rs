@@ -23,13 +23,13 @@ use sessiond::store::sql::{connect, ExtraColumn, Shape};
 use sessiond::store::{NewCredentialAccount, PrimaryStore, Store, UserChange};
 
 mod contract;
-mod fixture;
+pub(crate) mod fixture;
 mod records;
 mod spans;
 mod startup;
 
 /// Raw SQL, for rows the store interface cannot write.
-mod sql {
+pub(crate) mod sql {
     use sqlx::Connection;
 
     pub async fn exec(url: &str, stmt: &str) {
