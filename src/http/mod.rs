@@ -533,7 +533,13 @@ fn events_context(state: &AppState, req: &axum::extract::Request) -> EventContex
     let client = state.ip.client_info(req.headers(), peer);
     EventContext {
         ip: (!client.ip_address.is_empty()).then_some(client.ip_address),
-        ua: (!client.user_agent.is_empty()).then_some(client.user_agent),
+        ua: (!client.user_agent.is_empty()).then(|| {
+            crate::session::limits::cut(
+                &client.user_agent,
+                crate::session::limits::MAX_USER_AGENT_BYTES,
+            )
+            .to_owned()
+        }),
         ..EventContext::default()
     }
 }

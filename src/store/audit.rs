@@ -1,6 +1,7 @@
-//! The audit trail's retention: a loop on every replica that deletes settled events older
-//! than `session.audit.keep_days` (with no trail kept, events go once the webhooks have
-//! them). Replicas purging together delete the same rows; that is harmless.
+//! The audit trail's retention: a loop on every replica that deletes events older than
+//! `session.audit.keep_days`, delivered to the webhooks or not (an event that old is past
+//! its use); with no trail kept (webhooks alone), events go once the webhooks have them.
+//! Replicas purging together delete the same rows; that is harmless.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +23,7 @@ pub fn spawn_purge(outbox: Arc<dyn Outbox>, keep_days: u64, clock: Arc<dyn Clock
         loop {
             let before = clock.now().checked_sub_signed(keep);
             if let Some(before) = before {
-                match outbox.purge(before).await {
+                match outbox.purge(before, keep_days == 0).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(purged = n, "audit trail: old events purged"),
                     Err(e) => tracing::warn!(error = %e, "audit trail: purge failed"),

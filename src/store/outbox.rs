@@ -206,8 +206,9 @@ pub trait Outbox: Send + Sync + 'static {
     /// Gives up the oldest pending events beyond `cap`; how many.
     async fn drop_beyond(&self, cap: u64) -> Result<u64, StoreError>;
 
-    /// Deletes settled events older than `before`; how many.
-    async fn purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Deletes events older than `before` (only those settled, when `settled_only`); how
+    /// many.
+    async fn purge(&self, before: DateTime<Utc>, settled_only: bool) -> Result<u64, StoreError>;
 
     /// A user's session history: `session.created` and `session.revoked`, newest first,
     /// before row id `before` when given, at most `limit`.

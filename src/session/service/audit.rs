@@ -5,7 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use super::{ClientInfo, SessionService};
-use crate::session::SessionError;
+use crate::session::{limits, SessionError};
 use crate::store::outbox::{AuditEntry, NewEvent};
 
 /// Most history entries one call returns.
@@ -119,7 +119,8 @@ impl SessionService {
             "request".into(),
             json!({
                 "ipAddress": (!client.ip_address.is_empty()).then_some(&client.ip_address),
-                "userAgent": (!client.user_agent.is_empty()).then_some(&client.user_agent),
+                "userAgent": (!client.user_agent.is_empty())
+                    .then(|| limits::cut(&client.user_agent, limits::MAX_USER_AGENT_BYTES)),
             }),
         );
         let event = NewEvent {

@@ -185,11 +185,12 @@ macro_rules! outbox {
                 Ok(r.rows_affected())
             }
 
-            async fn purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+            async fn purge(&self, before: DateTime<Utc>, settled_only: bool) -> Result<u64, StoreError> {
                 let r = sqlx::query(
-                    r#"delete from "sessiond_event" where not "pending" and "occurredAt" < $1"#,
+                    r#"delete from "sessiond_event" where ("pending" = false or not $2) and "occurredAt" < $1"#,
                 )
                 .bind($time(before))
+                .bind(settled_only)
                 .execute(&self.pool)
                 .await?;
                 Ok(r.rows_affected())

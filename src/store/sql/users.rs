@@ -22,10 +22,13 @@ impl Health for SqlStore<$db> {
         // went wrong), answers reads but refuses every sign-in: not ready. Nor is one
         // without the tables (dropped and made again empty): the statement names them, so
         // it fails there too, at no cost (`where false` reads nothing).
-        let sql = if <$db as Database>::NAME == "PostgreSQL" {
-            r#"select case when pg_is_in_recovery() or current_setting('transaction_read_only') = 'on' then 0::int8 else 1::int8 end from (select 1 from "user" where false union all select 1 from "session" where false union all select 1) t"#
-        } else {
-            r#"select 1 from (select 1 from "user" where 0 union all select 1 from "session" where 0 union all select 1)"#
+        // With events on, every session write also writes the event table: without it
+        // (dropped, renamed) nothing can sign in, so it is named too.
+        let sql = match (<$db as Database>::NAME == "PostgreSQL", self.events) {
+            (true, false) => r#"select case when pg_is_in_recovery() or current_setting('transaction_read_only') = 'on' then 0::int8 else 1::int8 end from (select 1 from "user" where false union all select 1 from "session" where false union all select 1) t"#,
+            (true, true) => r#"select case when pg_is_in_recovery() or current_setting('transaction_read_only') = 'on' then 0::int8 else 1::int8 end from (select 1 from "user" where false union all select 1 from "session" where false union all select 1 from "sessiond_event" where false union all select 1) t"#,
+            (false, false) => r#"select 1 from (select 1 from "user" where 0 union all select 1 from "session" where 0 union all select 1)"#,
+            (false, true) => r#"select 1 from (select 1 from "user" where 0 union all select 1 from "session" where 0 union all select 1 from "sessiond_event" where 0 union all select 1)"#,
         };
         let writable: i64 = sqlx::query_scalar(sql).fetch_one(&self.pool).await?;
         if writable != 1 {

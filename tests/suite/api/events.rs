@@ -16,6 +16,8 @@ crate::on_both_backends!(
     events_hold_no_secret,
     with_events_off_nothing_is_installed,
     turning_events_off_removes_the_triggers,
+    a_missing_event_table_is_not_ready,
+    long_user_agents_are_cut,
     with_redis_the_database_rows_carry_the_events,
     refreshes_are_recorded_only_when_asked,
 );
@@ -378,4 +380,52 @@ async fn turning_events_off_removes_the_triggers(b: Backend) {
     assert_eq!(events(&off).await.len(), recorded);
     off.exec(r#"delete from "session""#).await;
     assert_eq!(events(&off).await.len(), recorded);
+}
+
+async fn a_missing_event_table_is_not_ready(b: Backend) {
+    let app = spawn_with(b, audited).await;
+    let (mut a, _) = app.sign_up(&unique_email()).await;
+    assert_eq!(app.ready_status().await, 200);
+    app.exec(r#"drop table "sessiond_event""#).await;
+    // Every session write needs it: sign-out fails rather than end a session unrecorded,
+    // the session stays valid, and readiness says so.
+    let res = app.post("/sign-out", json!({}), &mut a).await;
+    assert!(res.status.is_server_error(), "{}", res.text);
+    assert!(!app.session(&mut a).await.is_null());
+    assert_eq!(app.ready_status().await, 503);
+}
+
+async fn long_user_agents_are_cut(b: Backend) {
+    let app = spawn_with(b, audited).await;
+    let ua = "x".repeat(6000);
+    let mut jar = Jar::default();
+    let body = json!({"name": "Ua", "email": unique_email(), "password": PASSWORD});
+    let res = app
+        .send(
+            Method::POST,
+            "/sign-up/email",
+            Some(body),
+            Some(&mut jar),
+            &[("user-agent", &ua)],
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    let body = json!({"email": unique_email(), "password": PASSWORD});
+    app.send(
+        Method::POST,
+        "/sign-in/email",
+        Some(body),
+        None,
+        &[("user-agent", &ua)],
+    )
+    .await;
+    let evs = events(&app).await;
+    assert!(evs.iter().any(|e| e.kind == "user.sign_in_failed"));
+    for e in &evs {
+        for v in [&e.data["userAgent"], &e.data["request"]["userAgent"]] {
+            if let Some(s) = v.as_str() {
+                assert_eq!(s.len(), 512, "{}", e.kind);
+            }
+        }
+    }
 }

@@ -148,10 +148,16 @@ async fn purge_deletes_settled_events_only(db: Db) {
     o.settle(c[0].id, &Settled::Done).await.unwrap();
     o.settle(c[2].id, &Settled::Done).await.unwrap();
     // c[1] is old but pending: kept; c[2] is settled but recent: kept.
-    assert_eq!(o.purge(t - secs(50)).await.unwrap(), 1);
+    assert_eq!(o.purge(t - secs(50), true).await.unwrap(), 1);
     assert_eq!(
         db.count(r#"select count(*) from "sessiond_event""#).await,
         2
+    );
+    // Past the audit trail's retention, delivered or not, events go.
+    assert_eq!(o.purge(t - secs(50), false).await.unwrap(), 1);
+    assert_eq!(
+        db.count(r#"select count(*) from "sessiond_event""#).await,
+        1
     );
 }
 
