@@ -86,6 +86,7 @@ describe("[webhooks] three replicas, two endpoints, one receiver", { concurrency
     }
   });
   after(async () => {
+    await Promise.all((st.replicas ?? []).map((r) => r.stop()));
     await st.rx?.stop().catch(() => {});
     await st.db?.drop();
   });
@@ -137,11 +138,18 @@ describe("[webhooks] three replicas, two endpoints, one receiver", { concurrency
     const work = churn(100, 100);
     await sleep(1500);
     await st.rx.stop();
+    const down = new Date();
     await sleep(4000);
+    const up = new Date();
     await st.rx.start();
     await work;
     const events = await settled();
     assert.deepEqual(st.rx.bad, []);
+    // Events made while the receiver was down exist, so their first deliveries failed: they
+    // arrived through retries.
+    const during = await st.db.query(
+      `select "eventId" from "sessiond_event" where "occurredAt" > $1 and "occurredAt" < $2`, [down, up]);
+    assert.ok(during.rows.length > 0, "events were made during the outage");
     for (const ep of ["a", "b"]) {
       const c = counts(ep);
       assert.deepEqual([...c.keys()].sort(), events.map((e) => e.eventId).sort(), `${ep}: missing or extra`);
