@@ -34,12 +34,7 @@ cp "$B" "$OUT/b.bin"
 
 PIDS=()
 DB_CREATED=0
-cleanup() {
-  set +e
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-  [ "$DB_CREATED" = 1 ] && "${PSQL[@]}" -d postgres -c "drop database if exists $DB with (force)" >/dev/null
-}
-trap cleanup EXIT
+trap stop_started EXIT
 
 HOOK_PORT=$(free_port)
 export HOOK_URL=http://127.0.0.1:$HOOK_PORT/hook

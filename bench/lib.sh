@@ -1,4 +1,4 @@
-# Shared by run.sh, profile.sh and ab.sh: connection settings, the secret and password every
+# Shared by run.sh, profile.sh, ab.sh and instructions.sh: connection settings, the secret and password every
 # bench server uses, starting sessiond, and reading the cookies a sign-up or sign-in set.
 # Source it after setting OUT; it sets PGHOST/PGPORT/PGUSER defaults, SECRET,
 # PASSWORD and PSQL.
@@ -73,4 +73,12 @@ sign_up_cookie() {
   curl -sS -o /dev/null -c "$3" -H "Origin: $1" -H 'Content-Type: application/json' \
     --data "{\"name\":\"P\",\"email\":\"$2\",\"password\":\"$PASSWORD\"}" "$1/api/auth/sign-up/email"
   cookie_header "$3"
+}
+
+# stop_started: stops every pid in PIDS and drops database DB if DB_CREATED is 1 (the scripts'
+# exit trap).
+stop_started() {
+  set +e
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+  [ "$DB_CREATED" = 1 ] && "${PSQL[@]}" -d postgres -c "drop database if exists $DB with (force)" >/dev/null
 }

@@ -32,12 +32,7 @@ BIN=$OUT/sessiond-profile.bin
 
 PIDS=()
 DB_CREATED=0
-cleanup() {
-  set +e
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-  [ "$DB_CREATED" = 1 ] && "${PSQL[@]}" -d postgres -c "drop database if exists $DB with (force)" >/dev/null
-}
-trap cleanup EXIT
+trap stop_started EXIT
 
 bench_mode "$MODE"
 

@@ -289,7 +289,8 @@ pub fn router(state: AppState) -> Router {
         // A known path with another method is a 404 in Better Auth, not a 405.
         .method_not_allowed_fallback(not_found)
         .with_state(state.clone());
-    // Layers run outside in: CORS (API paths only), request id, trace span, then `edge`
+    // Layers run outside in: CORS (API paths only), request id, the sampling verdict (export
+    // on only), trace span, then `edge`
     // (metrics, rate limit, origin check, timeout, no-store), the body limit, and the
     // routes. They wrap the routes once, as one service, rather than through
     // `Router::layer`, which wraps every route in every layer with a boxed clone per
@@ -299,6 +300,7 @@ pub fn router(state: AppState) -> Router {
         .map_response(axum::response::IntoResponse::into_response)
         .map_request(sanitise_request_id)
         .layer(SetRequestIdLayer::x_request_id(FastRequestId))
+        .option_layer(crate::telemetry::exporting().then_some(trace::SampleLayer))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(trace::request_span::<axum::body::Body>)

@@ -64,9 +64,14 @@ pub fn router(state: AppState) -> Option<Router> {
         .route(&format!("{p}/users/{{userId}}/ban"), post(ban))
         .route(&format!("{p}/users/{{userId}}/unban"), post(unban))
         .route(&format!("{p}/users/{{userId}}/history"), get(history))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
-        .with_state(state);
-    Some(r)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard));
+    // Its calls are sampled as requests (their store spans are exported or not as one).
+    let r = if crate::telemetry::exporting() {
+        r.layer(super::trace::SampleLayer)
+    } else {
+        r
+    };
+    Some(r.with_state(state))
 }
 
 /// Around every call: the request time limit, and no caching of the answers.

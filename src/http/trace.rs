@@ -5,14 +5,74 @@
 //! method alone, so names stay few), `http.request.method`, `http.route`,
 //! `http.response.status_code` and `better_auth.operation_id`.
 
-use axum::http::{Method, Request};
-use opentelemetry::trace::TraceContextExt as _;
+use std::task::{Context, Poll};
+
+use axum::http::{HeaderMap, HeaderName, Method, Request};
+use opentelemetry::trace::{SpanContext, TraceContextExt as _};
+use tokio::task::futures::TaskLocalFuture;
 use tracing::field::Empty;
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::Shortened;
 use crate::telemetry;
+use crate::telemetry::sample;
+
+/// Decides whether a request is traced before its span exists (the configured sampler,
+/// once), and keeps that verdict for the request's spans (`telemetry::sample`). Only
+/// installed when spans are exported.
+#[derive(Clone, Copy)]
+pub struct SampleLayer;
+
+impl<S> tower::Layer<S> for SampleLayer {
+    type Service = Sample<S>;
+
+    fn layer(&self, inner: S) -> Sample<S> {
+        Sample(inner)
+    }
+}
+
+/// See [`SampleLayer`].
+#[derive(Clone)]
+pub struct Sample<S>(S);
+
+impl<S, B> tower::Service<Request<B>> for Sample<S>
+where
+    S: tower::Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = TaskLocalFuture<bool, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let sampled = sample::decide(remote_parent(req.headers()).as_ref());
+        let inner = &mut self.0;
+        // The request span is made in the inner `call`: the verdict is in force for it too.
+        sample::in_request(sampled, move || inner.call(req))
+    }
+}
+
+/// The caller's span, from exactly one valid `traceparent` (two are ambiguous and start a
+/// new trace) and its `tracestate`.
+pub fn remote_parent(headers: &HeaderMap) -> Option<SpanContext> {
+    // Typed names: a `&str` name is parsed again on every lookup.
+    const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+    const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+    let mut parents = headers.get_all(TRACEPARENT).iter();
+    let (Some(tp), None) = (parents.next(), parents.next()) else {
+        return None;
+    };
+    let mut states = headers.get_all(TRACESTATE).iter();
+    let state = match (states.next(), states.next()) {
+        (Some(s), None) => Some(s.as_bytes()),
+        _ => None,
+    };
+    telemetry::propagate::remote_parent(tp.as_bytes(), state)
+}
 
 /// The span of one request.
 pub fn request_span<B>(req: &Request<B>) -> Span {
@@ -25,7 +85,8 @@ pub fn request_span<B>(req: &Request<B>) -> Span {
         .unwrap_or("");
     let method = Shortened(req.method().as_str(), super::LOGGED_METHOD_MAX);
     let path = Shortened(req.uri().path(), super::LOGGED_PATH_MAX);
-    if !telemetry::exporting() {
+    // Unsampled, the request span is the log span alone: nothing of it is exported.
+    if !telemetry::exporting() || !sample::sampled() {
         return tracing::info_span!("request", method = %method, path = %path, request_id = %id);
     }
     let name = method_name(req.method());
@@ -41,27 +102,17 @@ pub fn request_span<B>(req: &Request<B>) -> Span {
         "http.response.status_code" = Empty,
         "better_auth.operation_id" = Empty,
     );
-    let headers = req.headers();
-    let mut parents = headers.get_all("traceparent").iter();
-    // Exactly one traceparent; two are ambiguous and start a new trace.
-    if let (Some(tp), None) = (parents.next(), parents.next()) {
-        let mut states = headers.get_all("tracestate").iter();
-        let state = match (states.next(), states.next()) {
-            (Some(s), None) => Some(s.as_bytes()),
-            _ => None,
-        };
-        if let Some(parent) = telemetry::propagate::remote_parent(tp.as_bytes(), state) {
-            let cx = opentelemetry::Context::new().with_remote_span_context(parent);
-            let _ = span.set_parent(cx);
-        }
+    if let Some(parent) = remote_parent(req.headers()) {
+        let cx = opentelemetry::Context::new().with_remote_span_context(parent);
+        let _ = span.set_parent(cx);
     }
     span
 }
 
 /// Records the served route (full template) and its operation id on the current request
-/// span, when spans are exported.
+/// span, when the request is traced.
 pub fn record_route(method: &Method, route: &str, base_path: &str) {
-    if !telemetry::exporting() {
+    if !telemetry::exporting() || !sample::sampled() {
         return;
     }
     let span = Span::current();
@@ -72,9 +123,9 @@ pub fn record_route(method: &Method, route: &str, base_path: &str) {
     }
 }
 
-/// Records the response status on the current request span, when spans are exported.
+/// Records the response status on the current request span, when the request is traced.
 pub fn record_status(status: u16) {
-    if telemetry::exporting() {
+    if telemetry::exporting() && sample::sampled() {
         Span::current().record("http.response.status_code", status);
     }
 }

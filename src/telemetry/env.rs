@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use opentelemetry_sdk::trace::Sampler;
+use super::sample::{Root, Sampler};
 
 /// Longest endpoint URL accepted.
 const ENDPOINT_MAX: usize = 2048;
@@ -241,15 +241,13 @@ fn sampler(name: Option<String>, arg: Option<String>) -> Result<Sampler, EnvErro
             },
         }
     };
-    Ok(match name.map(|n| n.to_ascii_lowercase()).as_deref() {
-        None | Some("parentbased_always_on") => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
-        Some("always_on") => Sampler::AlwaysOn,
-        Some("always_off") => Sampler::AlwaysOff,
-        Some("traceidratio") => Sampler::TraceIdRatioBased(ratio()?),
-        Some("parentbased_always_off") => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
-        Some("parentbased_traceidratio") => {
-            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio()?)))
-        }
+    let (root, parent_based) = match name.map(|n| n.to_ascii_lowercase()).as_deref() {
+        None | Some("parentbased_always_on") => (Root::On, true),
+        Some("always_on") => (Root::On, false),
+        Some("always_off") => (Root::Off, false),
+        Some("traceidratio") => (Root::ratio(ratio()?), false),
+        Some("parentbased_always_off") => (Root::Off, true),
+        Some("parentbased_traceidratio") => (Root::ratio(ratio()?), true),
         Some(_) => {
             return Err(bad(
                 "OTEL_TRACES_SAMPLER",
@@ -257,7 +255,8 @@ fn sampler(name: Option<String>, arg: Option<String>) -> Result<Sampler, EnvErro
                      parentbased_always_off or parentbased_traceidratio",
             ))
         }
-    })
+    };
+    Ok(Sampler { root, parent_based })
 }
 
 #[cfg(test)]
@@ -356,6 +355,13 @@ mod tests {
                 ("api-key".into(), "a b".into()),
                 ("x-team".into(), "t".into())
             ]
+        );
+        assert_eq!(
+            e.sampler,
+            super::Sampler {
+                root: super::Root::ratio(0.01),
+                parent_based: true
+            }
         );
     }
 }

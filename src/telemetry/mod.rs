@@ -8,6 +8,7 @@ pub mod env;
 mod json;
 pub mod propagate;
 mod redact;
+pub mod sample;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -15,13 +16,14 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
 use tracing::subscriber::Interest;
 use tracing_subscriber::filter::{EnvFilter, Targets};
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
 use crate::config::Settings;
 
 /// Whether spans are exported: the HTTP layer reads it to skip trace work when off.
+/// Per request, [`sample::sampled`] says whether that request is traced.
 static EXPORTING: AtomicBool = AtomicBool::new(false);
 
 /// Whether spans are exported.
@@ -100,8 +102,11 @@ fn init_with(
         .with_error_fields_to_exceptions(false)
         .with_error_events_to_exceptions(false)
         .with_error_records_to_exceptions(false)
-        // sessiond's own spans, debug ones included (store calls); no dependency's.
-        .with_filter(Targets::new().with_target("sessiond", tracing::Level::DEBUG));
+        // sessiond's own spans, debug ones included (store calls); no dependency's; and
+        // only in a request that was sampled.
+        .with_filter(sample::OnlySampled(
+            Targets::new().with_target("sessiond", tracing::Level::DEBUG),
+        ));
     if tracing_subscriber::registry()
         .with(logs)
         .with(otel)
@@ -111,6 +116,7 @@ fn init_with(
     {
         EXPORTING.store(true, Ordering::Relaxed);
         if let Some(e) = &export {
+            sample::install(e.sampler);
             tracing::info!(endpoint = %e.endpoint, "exporting traces over OTLP/HTTP");
         }
     }
@@ -129,7 +135,10 @@ fn env_filter(s: &Settings) -> EnvFilter {
 /// decision, and the layers would then read a decision left over from another callsite
 /// (a dependency that asks `enabled` for ad hoc metadata, as sqlx's query logger does):
 /// spans went missing from the export and from log lines. Callsites that neither the log
-/// filter nor the export wants stay `never`.
+/// filter nor the export wants stay `never`. Outside a sampled request it also refuses,
+/// before any per-layer filter is asked, what the log filter does not want: the registry
+/// makes a span unless every one of its 64 possible per-layer filters refused it, so the
+/// two filters' refusals alone would still make every span.
 struct Reevaluate(EnvFilter);
 
 impl<S> Layer<S> for Reevaluate
@@ -146,6 +155,10 @@ where
         } else {
             Interest::never()
         }
+    }
+
+    fn enabled(&self, meta: &tracing::Metadata<'_>, cx: Context<'_, S>) -> bool {
+        sample::sampled() || Layer::<S>::enabled(&self.0, meta, cx)
     }
 }
 
@@ -177,7 +190,8 @@ fn provider(e: &env::Export, record_ids: bool) -> Result<SdkTracerProvider, Tele
             inner: processor,
             record_ids,
         })
-        .with_sampler(e.sampler.clone())
+        // The sampler already ran, once per request (`sample`): what reaches the SDK is kept.
+        .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOn)
         .with_resource(resource)
         .build())
 }

@@ -4,6 +4,7 @@
 
 mod forward_auth;
 mod receiver;
+mod sampling;
 
 use std::process::Command;
 
@@ -29,6 +30,16 @@ pub(crate) fn traced(dir: &std::path::Path, rx: &Receiver) -> Command {
         .env("OTEL_BSP_SCHEDULE_DELAY", "50")
         .env("OTEL_SERVICE_NAME", "sessiond-under-test");
     cmd
+}
+
+/// A fresh database, a working directory, and [`traced`] sessiond on them.
+pub(crate) fn traced_on_pg(rx: &Receiver) -> (PgDb, tempfile::TempDir, Command) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(PgDb::create());
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = traced(dir.path(), rx);
+    cmd.env("DATABASE_URL", &db.url);
+    (db, dir, cmd)
 }
 
 /// The cookies a response sets, as `name=value` pairs.
@@ -130,14 +141,10 @@ impl Run {
 
 #[test]
 fn get_session_spans_link_through_cache_database_and_scrypt() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let db = rt.block_on(PgDb::create());
     let rx = Receiver::start();
-    let dir = tempfile::tempdir().unwrap();
+    let (_db, dir, mut cmd) = traced_on_pg(&rx);
     let log = std::fs::File::create(dir.path().join("stderr")).unwrap();
-    let mut cmd = traced(dir.path(), &rx);
-    cmd.env("DATABASE_URL", &db.url)
-        .env("SESSIOND_LOG__FORMAT", "json")
+    cmd.env("SESSIOND_LOG__FORMAT", "json")
         .env("SESSIOND_PLUGINS__BEARER__ENABLED", "true");
     let (server, client) = Server::start_with_stderr(cmd, log.try_clone().unwrap());
     let run = Run { server, client };
@@ -314,13 +321,9 @@ fn get_session_spans_link_through_cache_database_and_scrypt() {
 
 #[test]
 fn redis_calls_are_spans_of_their_request() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let db = rt.block_on(PgDb::create());
     let rx = Receiver::start();
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = traced(dir.path(), &rx);
-    cmd.env("DATABASE_URL", &db.url)
-        .env("REDIS_URL", redis_url())
+    let (_db, _dir, mut cmd) = traced_on_pg(&rx);
+    cmd.env("REDIS_URL", redis_url())
         .env("SESSIOND_REDIS__KEY_PREFIX", redis_prefix())
         // Ids on spans, asked for.
         .env("SESSIOND_TELEMETRY__RECORD_IDS", "true");
