@@ -342,7 +342,10 @@ fn sigterm_drains_in_flight_requests() {
         if queued >= 8.0 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the sign-ups never queued");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sign-ups never queued"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let signalled = std::time::Instant::now();
