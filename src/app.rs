@@ -249,14 +249,8 @@ impl Application {
             None
         };
         let state = AppState::new(Shared {
-            sessions: {
-                let s = SessionService::new(&settings, store, clock, &secrets, revocations)
-                    .ok_or_else(|| StartError::Config("unusable secret".into()))?;
-                match outbox {
-                    Some(o) => s.with_outbox(o),
-                    None => s,
-                }
-            },
+            sessions: SessionService::new(&settings, store, clock, &secrets, revocations, outbox)
+                .ok_or_else(|| StartError::Config("unusable secret".into()))?,
             cookie_writer: Arc::new(crate::http::set_cookie::CookieWriter::new(&settings)),
             origins: Arc::new(TrustedOrigins::new(&settings)),
             ip: Arc::new(ip),

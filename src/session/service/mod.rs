@@ -190,14 +190,16 @@ fn session_cap(s: &crate::config::SessionSettings) -> Option<crate::store::Sessi
 }
 
 impl SessionService {
-    /// Builds the service from settings, a store, a clock and the secrets (keyed here,
-    /// once); `None` when they cannot key HMAC.
+    /// Builds the service from settings, a store, a clock, the secrets (keyed here, once)
+    /// and the event outbox when events are recorded (failed sign-ins are written to it,
+    /// the audit trail read from it); `None` when the secrets cannot key HMAC.
     pub fn new(
         settings: &Settings,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         secrets: &SecretSet,
         revocations: Arc<Revocations>,
+        outbox: Option<Arc<dyn crate::store::outbox::Outbox>>,
     ) -> Option<Self> {
         let keys = secrets.keyring()?;
         let ep = settings.email_and_password.clone();
@@ -247,19 +249,10 @@ impl SessionService {
                     .enabled
                     .then_some(settings.plugins.multi_session.maximum_sessions),
                 cap: session_cap(&settings.session),
-                outbox: None,
+                outbox,
                 failed_window: audit::FailedSignInWindow::default(),
             }),
         })
-    }
-
-    /// Records the events sessiond writes itself (failed sign-ins) in `outbox`, and reads
-    /// the audit trail from it. Called right after [`Self::new`], before any clone.
-    pub fn with_outbox(mut self, outbox: Arc<dyn crate::store::outbox::Outbox>) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.outbox = Some(outbox);
-        }
-        self
     }
 
     /// Counts revoked sessions and denies their cached copies at once on this replica

@@ -105,15 +105,17 @@ fn missing() -> StoreError {
 /// empty one: still sessiond's own change) and the write's time, in the text form the
 /// SQLite store writes times in.
 pub(super) fn context_json(now: DateTime<Utc>) -> String {
-    let ctx = EventContext::current().unwrap_or_default();
-    let mut v = serde_json::to_value(ctx).unwrap_or_else(|_| serde_json::json!({}));
-    if let Some(m) = v.as_object_mut() {
-        m.insert(
-            "at".into(),
-            now.to_rfc3339_opts(SecondsFormat::AutoSi, false).into(),
-        );
+    #[derive(serde::Serialize)]
+    struct Told {
+        #[serde(flatten)]
+        ctx: EventContext,
+        at: String,
     }
-    v.to_string()
+    let told = Told {
+        ctx: EventContext::current().unwrap_or_default(),
+        at: now.to_rfc3339_opts(SecondsFormat::AutoSi, false),
+    };
+    serde_json::to_string(&told).unwrap_or_else(|_| String::from("{}"))
 }
 
 /// The connection a write runs on: plain, or a transaction carrying its context.

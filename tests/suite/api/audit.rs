@@ -39,19 +39,7 @@ fn configure(s: &mut Settings) {
 }
 
 async fn call(app: &TestApp, method: Method, path: &str, key: &str, body: Option<Value>) -> Res {
-    let mut req = app
-        .client
-        .request(method, format!("http://{}/service/v1{path}", app.addr))
-        .header("authorization", format!("Bearer {key}"));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    Res {
-        status: resp.status(),
-        headers: resp.headers().clone(),
-        text: resp.text().await.unwrap(),
-    }
+    super::service_api::call(app, method, path, Some(key), body).await
 }
 
 async fn failed_sign_ins_are_recorded_without_the_password(b: Backend) {

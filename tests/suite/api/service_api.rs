@@ -42,7 +42,7 @@ fn configure(s: &mut Settings) {
     ];
 }
 
-async fn call(
+pub(crate) async fn call(
     app: &TestApp,
     method: Method,
     path: &str,

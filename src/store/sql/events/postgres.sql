@@ -38,16 +38,28 @@ begin
 end
 $$;
 
-create or replace function sessiond_event_session() returns trigger
-language plpgsql set search_path from current as $$
-declare
-    ctx jsonb := nullif(pg_catalog.current_setting('sessiond.ctx', true), '')::jsonb;
-    at timestamptz := coalesce((ctx ->> 'at')::timestamptz, pg_catalog.now());
-    req jsonb := pg_catalog.jsonb_build_object(
+-- The write's context (null: another application's change) and what every event says of
+-- it: its origin, the acting client and who acted.
+create or replace function sessiond_event_ctx() returns jsonb
+language sql stable set search_path = pg_catalog as $$
+    select nullif(pg_catalog.current_setting('sessiond.ctx', true), '')::jsonb
+$$;
+
+create or replace function sessiond_event_about(ctx jsonb) returns jsonb
+language sql immutable set search_path = pg_catalog as $$
+    select pg_catalog.jsonb_build_object(
         'origin', case when ctx is null then 'external' else 'sessiond' end,
         'request', case when ctx ? 'ip' or ctx ? 'ua'
                         then pg_catalog.jsonb_build_object('ipAddress', ctx ->> 'ip', 'userAgent', ctx ->> 'ua') end,
-        'by', ctx ->> 'by');
+        'by', ctx ->> 'by')
+$$;
+
+create or replace function sessiond_event_session() returns trigger
+language plpgsql set search_path from current as $$
+declare
+    ctx jsonb := sessiond_event_ctx();
+    at timestamptz := coalesce((ctx ->> 'at')::timestamptz, pg_catalog.now());
+    req jsonb := sessiond_event_about(ctx);
     row_ "session";
     body jsonb;
 begin
@@ -84,14 +96,11 @@ $$;
 create or replace function sessiond_event_user() returns trigger
 language plpgsql set search_path from current as $$
 declare
-    ctx jsonb := nullif(pg_catalog.current_setting('sessiond.ctx', true), '')::jsonb;
+    ctx jsonb := sessiond_event_ctx();
     at timestamptz := coalesce((ctx ->> 'at')::timestamptz, pg_catalog.now());
 begin
     perform sessiond_event_add('user.created', at, new."id"::text, null,
-        pg_catalog.jsonb_build_object('userId', new."id"::text,
-            'origin', case when ctx is null then 'external' else 'sessiond' end,
-            'request', case when ctx ? 'ip' or ctx ? 'ua'
-                            then pg_catalog.jsonb_build_object('ipAddress', ctx ->> 'ip', 'userAgent', ctx ->> 'ua') end));
+        sessiond_event_about(ctx) || pg_catalog.jsonb_build_object('userId', new."id"::text));
     return null;
 end
 $$;
@@ -99,15 +108,12 @@ $$;
 create or replace function sessiond_event_password() returns trigger
 language plpgsql set search_path from current as $$
 declare
-    ctx jsonb := nullif(pg_catalog.current_setting('sessiond.ctx', true), '')::jsonb;
+    ctx jsonb := sessiond_event_ctx();
     at timestamptz := coalesce((ctx ->> 'at')::timestamptz, pg_catalog.now());
 begin
     if new."providerId" = 'credential' and new."password" is distinct from old."password" then
         perform sessiond_event_add('user.password_changed', at, new."userId"::text, null,
-            pg_catalog.jsonb_build_object('userId', new."userId"::text,
-                'origin', case when ctx is null then 'external' else 'sessiond' end,
-                'request', case when ctx ? 'ip' or ctx ? 'ua'
-                                then pg_catalog.jsonb_build_object('ipAddress', ctx ->> 'ip', 'userAgent', ctx ->> 'ua') end));
+            sessiond_event_about(ctx) || pg_catalog.jsonb_build_object('userId', new."userId"::text));
     end if;
     return null;
 end

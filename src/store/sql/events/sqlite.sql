@@ -28,18 +28,20 @@ create table if not exists "sessiond_event_ctx" (
 
 drop view if exists "sessiond_event_now";
 create view "sessiond_event_now" as
-    select (select "data" from "sessiond_event_ctx" where "id" = 1) as "ctx",
-           coalesce(json_extract((select "data" from "sessiond_event_ctx" where "id" = 1), '$.at'),
-                    strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')) as "at";
+    select c."ctx",
+           coalesce(json_extract(c."ctx", '$.at'), strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')) as "at",
+           case when c."ctx" is null then 'external' else 'sessiond' end as "origin",
+           case when json_extract(c."ctx", '$.ip') is not null or json_extract(c."ctx", '$.ua') is not null
+                then json_object('ipAddress', json_extract(c."ctx", '$.ip'), 'userAgent', json_extract(c."ctx", '$.ua'))
+           end as "request"
+    from (select (select "data" from "sessiond_event_ctx" where "id" = 1) as "ctx") c;
 
 drop trigger if exists "sessiond_event_session_insert";
 create trigger "sessiond_event_session_insert" after insert on "session"
 begin
     insert into "sessiond_event" ("eventId", "type", "occurredAt", "userId", "sessionId", "data", "nextAt")
     select 'evt_' || lower(hex(randomblob(16))), k."type", n."at", new."userId", new."id",
-           json_object('origin', case when n."ctx" is null then 'external' else 'sessiond' end,
-                       'request', case when json_extract(n."ctx", '$.ip') is not null or json_extract(n."ctx", '$.ua') is not null
-                                       then json_object('ipAddress', json_extract(n."ctx", '$.ip'), 'userAgent', json_extract(n."ctx", '$.ua')) end,
+           json_object('origin', n."origin", 'request', json(n."request"),
                        'sessionId', new."id", 'userId', new."userId",
                        'ipAddress', new."ipAddress", 'userAgent', new."userAgent",
                        'createdAt', new."createdAt", 'expiresAt', new."expiresAt"),
@@ -55,9 +57,7 @@ create trigger "sessiond_event_session_delete" after delete on "session"
 begin
     insert into "sessiond_event" ("eventId", "type", "occurredAt", "userId", "sessionId", "data", "nextAt")
     select 'evt_' || lower(hex(randomblob(16))), 'session.revoked', n."at", old."userId", old."id",
-           json_object('origin', case when n."ctx" is null then 'external' else 'sessiond' end,
-                       'request', case when json_extract(n."ctx", '$.ip') is not null or json_extract(n."ctx", '$.ua') is not null
-                                       then json_object('ipAddress', json_extract(n."ctx", '$.ip'), 'userAgent', json_extract(n."ctx", '$.ua')) end,
+           json_object('origin', n."origin", 'request', json(n."request"),
                        'by', json_extract(n."ctx", '$.by'),
                        'sessionId', old."id", 'userId', old."userId",
                        'ipAddress', old."ipAddress", 'userAgent', old."userAgent",
@@ -75,9 +75,7 @@ begin
     select 'evt_' || lower(hex(randomblob(16))),
            case when new."expiresAt" <= n."at" then 'session.revoked' else 'session.refreshed' end,
            n."at", new."userId", new."id",
-           json_object('origin', case when n."ctx" is null then 'external' else 'sessiond' end,
-                       'request', case when json_extract(n."ctx", '$.ip') is not null or json_extract(n."ctx", '$.ua') is not null
-                                       then json_object('ipAddress', json_extract(n."ctx", '$.ip'), 'userAgent', json_extract(n."ctx", '$.ua')) end,
+           json_object('origin', n."origin", 'request', json(n."request"),
                        'by', json_extract(n."ctx", '$.by'),
                        'sessionId', new."id", 'userId', new."userId",
                        'ipAddress', new."ipAddress", 'userAgent', new."userAgent",
@@ -96,9 +94,7 @@ create trigger "sessiond_event_user" after insert on "user"
 begin
     insert into "sessiond_event" ("eventId", "type", "occurredAt", "userId", "sessionId", "data", "nextAt")
     select 'evt_' || lower(hex(randomblob(16))), 'user.created', n."at", new."id", null,
-           json_object('origin', case when n."ctx" is null then 'external' else 'sessiond' end,
-                       'request', case when json_extract(n."ctx", '$.ip') is not null or json_extract(n."ctx", '$.ua') is not null
-                                       then json_object('ipAddress', json_extract(n."ctx", '$.ip'), 'userAgent', json_extract(n."ctx", '$.ua')) end,
+           json_object('origin', n."origin", 'request', json(n."request"),
                        'userId', new."id"),
            n."at"
     from "sessiond_event_now" n;
@@ -110,9 +106,7 @@ when new."providerId" = 'credential' and new."password" is not old."password"
 begin
     insert into "sessiond_event" ("eventId", "type", "occurredAt", "userId", "sessionId", "data", "nextAt")
     select 'evt_' || lower(hex(randomblob(16))), 'user.password_changed', n."at", new."userId", null,
-           json_object('origin', case when n."ctx" is null then 'external' else 'sessiond' end,
-                       'request', case when json_extract(n."ctx", '$.ip') is not null or json_extract(n."ctx", '$.ua') is not null
-                                       then json_object('ipAddress', json_extract(n."ctx", '$.ip'), 'userAgent', json_extract(n."ctx", '$.ua')) end,
+           json_object('origin', n."origin", 'request', json(n."request"),
                        'userId', new."userId"),
            n."at"
     from "sessiond_event_now" n;
