@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -98,6 +98,8 @@ struct Conn {
     epoch: Instant,
     /// Event streams being answered on it.
     streams: AtomicU32,
+    /// Some bytes have arrived on it.
+    heard: AtomicBool,
 }
 
 impl Conn {
@@ -241,6 +243,7 @@ impl Registry {
             kill: Notify::new(),
             epoch: self.epoch,
             streams: AtomicU32::new(0),
+            heard: AtomicBool::new(false),
         });
         conn.set(Phase::Idle, now);
         conns.insert(id, conn.clone());
@@ -277,6 +280,7 @@ impl AsyncRead for Watched {
         let res = Pin::new(&mut self.stream).poll_read(cx, buf);
         if buf.filled().len() > before && self.conn.get().0 == Phase::Idle {
             self.conn.enter(Phase::Head);
+            self.conn.heard.store(true, Ordering::Relaxed);
         }
         res
     }
@@ -332,6 +336,23 @@ pub async fn serve(
         ended: Notify::new(),
     });
     let mut last_error_log: Option<Instant> = None;
+    let conn_stop = stop.clone();
+    let spawn = |stream: TcpStream, peer: SocketAddr| {
+        let slow_ms = u64::try_from(limits.header_read_timeout.as_millis()).unwrap_or(u64::MAX);
+        let Some((id, conn)) = registry.admit(slow_ms) else {
+            crate::metrics::connection_refused();
+            return;
+        };
+        tokio::spawn(connection(
+            stream,
+            peer,
+            router.clone(),
+            limits,
+            (id, conn),
+            registry.clone(),
+            conn_stop.clone(),
+        ));
+    };
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -349,21 +370,21 @@ pub async fn serve(
                 continue;
             }
         };
-        let slow_ms = u64::try_from(limits.header_read_timeout.as_millis()).unwrap_or(u64::MAX);
-        let Some((id, conn)) = registry.admit(slow_ms) else {
-            crate::metrics::connection_refused();
-            continue;
-        };
-        tokio::spawn(connection(
-            stream,
-            peer,
-            router.clone(),
-            limits,
-            (id, conn),
-            registry.clone(),
-            stop.clone(),
-        ));
+        spawn(stream, peer);
     }
+    // Clients that connected before the stop wait in the kernel's backlog: closing the
+    // listener would reset them, so they are taken in and served like the others.
+    let listener = listener.into_std()?;
+    while let Ok((stream, peer)) = listener.accept() {
+        match stream
+            .set_nonblocking(true)
+            .and_then(|()| TcpStream::from_std(stream))
+        {
+            Ok(stream) => spawn(stream, peer),
+            Err(_) => continue,
+        }
+    }
+    drop(listener);
     while !registry.is_empty() {
         let ended = registry.ended.notified();
         if registry.is_empty() {
@@ -372,6 +393,24 @@ pub async fn serve(
         ended.await;
     }
     Ok(())
+}
+
+/// How long shutdown waits for the first bytes of a connection accepted but not yet heard
+/// from: a client that connected just before SIGTERM has usually sent its request already.
+const FIRST_REQUEST_GRACE_MS: u64 = 250;
+
+/// Whether shutdown (asked at `asked` ms) may tell hyper to close the connection now:
+/// not while a request head is arriving (hyper would drop it unread; the header timeout
+/// bounds the wait), nor within the grace for a connection that has sent nothing yet.
+/// A request being handled is finished by hyper itself after it is told.
+fn may_close(conn: &Conn, asked: u64, now: u64) -> bool {
+    match conn.get().0 {
+        Phase::Head => false,
+        Phase::Idle if !conn.heard.load(Ordering::Relaxed) => {
+            now.saturating_sub(asked) >= FIRST_REQUEST_GRACE_MS
+        }
+        _ => true,
+    }
 }
 
 /// Serves one connection until it ends, times out, is evicted, or shutdown closes it.
@@ -419,18 +458,30 @@ async fn connection(
             .clamp(Duration::from_millis(100), Duration::from_secs(1));
         let mut ticks = tokio::time::interval(tick);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut stopping = false;
+        // Since when (ms) shutdown has been asked, and whether hyper has been told.
+        let mut stopping: Option<u64> = None;
+        let mut closing = false;
         loop {
             tokio::select! {
                 _ = served.as_mut() => break,
                 () = conn.kill.notified() => break,
-                _ = stop.wait_for(|s| *s), if !stopping => {
-                    stopping = true;
-                    served.as_mut().graceful_shutdown();
+                _ = stop.wait_for(|s| *s), if stopping.is_none() => {
+                    let now = registry.now_ms();
+                    stopping = Some(now);
+                    if may_close(&conn, now, now) {
+                        closing = true;
+                        served.as_mut().graceful_shutdown();
+                    }
                 }
                 _ = ticks.tick() => {
                     let (phase, since) = conn.get();
                     let now = registry.now_ms();
+                    if let Some(asked) = stopping.filter(|_| !closing) {
+                        if may_close(&conn, asked, now) {
+                            closing = true;
+                            served.as_mut().graceful_shutdown();
+                        }
+                    }
                     if conn.stalled_since().is_some_and(|t| {
                         Duration::from_millis(now.saturating_sub(t)) > limits.header_read_timeout
                     }) {
