@@ -373,9 +373,13 @@ pub async fn serve(
         spawn(stream, peer);
     }
     // Clients that connected before the stop wait in the kernel's backlog: closing the
-    // listener would reset them, so they are taken in and served like the others.
+    // listener would reset them, so they are taken in and served like the others (no more
+    // than the connection cap: a flood of connects must not keep shutdown accepting).
     let listener = listener.into_std()?;
-    while let Ok((stream, peer)) = listener.accept() {
+    for _ in 0..registry.cap {
+        let Ok((stream, peer)) = listener.accept() else {
+            break;
+        };
         match stream
             .set_nonblocking(true)
             .and_then(|()| TcpStream::from_std(stream))
