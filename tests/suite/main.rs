@@ -23,6 +23,8 @@ mod cache_codecs;
 mod cli;
 mod codecs;
 mod config;
+mod kubernetes;
+mod kubernetes_run;
 mod layering;
 mod otel;
 mod packaging;
