@@ -171,6 +171,8 @@ fn assert_locked_down(what: &str, spec: &Value, container: &Value) {
         "{what}"
     );
     assert_eq!(spec["automountServiceAccountToken"], false, "{what}");
+    // Service links would set SESSIOND_PORT=tcp://… for the Service `sessiond`.
+    assert_eq!(spec["enableServiceLinks"], false, "{what}");
     let sc = &container["securityContext"];
     assert_eq!(sc["readOnlyRootFilesystem"], true, "{what}");
     assert_eq!(sc["allowPrivilegeEscalation"], false, "{what}");

@@ -84,6 +84,25 @@ fn the_binary_runs_as_the_manifests_configure_it() {
         "the secret itself is never shown: {err}"
     );
 
+    // What `enableServiceLinks: false` keeps out: the variables Kubernetes would set for
+    // the Service `sessiond` are under sessiond's prefix and stop the start.
+    let out = as_in_the_pod(
+        dir.path(),
+        data.path(),
+        &db,
+        &prefix,
+        ops_port,
+        Some(SECRET),
+        &["serve"],
+    )
+    .env("SESSIOND_SERVICE_HOST", "10.96.0.10")
+    .env("SESSIOND_PORT_3000_TCP_ADDR", "10.96.0.10")
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("SESSIOND_"), "{err}");
+
     // A replica that starts before the migration Job has run: alive, not ready.
     let cmd = as_in_the_pod(
         dir.path(),
