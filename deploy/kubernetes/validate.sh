@@ -2,11 +2,12 @@
 # Validates every manifest here offline: the built-in kinds with kubernetes-validate
 # (strict: an unknown field is an error) against the Kubernetes version below, the custom
 # resources with check-jsonschema against the schemas in schemas/. Both come from PyPI
-# (`pip install kubernetes-validate check-jsonschema`). With kubectl at hand, the
-# kustomization is also rendered and its output validated the same way.
+# (`pip install kubernetes-validate check-jsonschema`). With kubectl at hand ($KUBECTL),
+# the kustomization is also rendered and its output validated the same way.
 set -euo pipefail
 cd "$(dirname "$0")"
 K8S_VERSION=${K8S_VERSION:-1.33.0}
+KUBECTL=${KUBECTL:-kubectl}
 
 for tool in kubernetes-validate check-jsonschema; do
   command -v "$tool" >/dev/null 2>&1 || {
@@ -97,8 +98,8 @@ check() {
 split *.yaml recipes/*.yaml
 check "manifests and recipes"
 
-if command -v kubectl >/dev/null 2>&1; then
-  kubectl kustomize . >"$rendered" || { echo "validate: kubectl kustomize FAILED" >&2; exit 1; }
+if command -v "$KUBECTL" >/dev/null 2>&1; then
+  "$KUBECTL" kustomize . >"$rendered" || { echo "validate: kubectl kustomize FAILED" >&2; exit 1; }
   split "$rendered"
   check "kubectl kustomize output"
 else
