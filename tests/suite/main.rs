@@ -24,6 +24,7 @@ mod cli;
 mod codecs;
 mod config;
 mod kubernetes;
+mod kubernetes_recipes;
 mod kubernetes_run;
 mod layering;
 mod otel;
