@@ -1,7 +1,8 @@
 //! What a test needs from outside the crate: PostgreSQL and Redis (always there in CI and
 //! on a developer's machine, see README), and the programs `redis-server`, nginx, Caddy,
-//! docker-compose and hadolint (which `.ci/run` installs). A test whose service or program
-//! is missing fails, saying what to start or install: it never passes without having run.
+//! docker-compose, hadolint, kubernetes-validate and check-jsonschema (which `.ci/run`
+//! installs). A test whose service or program is missing fails, saying what to start or
+//! install: it never passes without having run.
 
 use std::process::{Command, Stdio};
 
