@@ -24,6 +24,7 @@ mod cli;
 mod codecs;
 mod config;
 mod layering;
+mod netfault;
 mod otel;
 mod packaging;
 mod replicas;
