@@ -166,6 +166,9 @@ impl Replica {
             .env("SESSIOND_PORT", "3000")
             .env("SESSIOND_BASE_URL", "http://sessiond.test")
             .env("SESSIOND_LOG__LEVEL", "warn")
+            // Far above the test's patience for one request (super::HUNG): a store call
+            // that hangs shows as a hang, not as the request timeout's 503.
+            .env("SESSIOND_SERVER__REQUEST_TIMEOUT", "300")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log);
