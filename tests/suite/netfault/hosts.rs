@@ -92,16 +92,6 @@ impl Postgres {
         .await;
         pg
     }
-
-    /// A scalar query (from the test's namespace, over the bridge).
-    pub async fn scalar(&self, sql: &str) -> i64 {
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
-        sqlx::query_scalar::<_, i64>(sql)
-            .fetch_one(&mut c)
-            .await
-            .unwrap()
-    }
 }
 
 /// redis-server on `host`, port 6379, nothing saved.

@@ -76,6 +76,11 @@ async fn sign_in(c: &reqwest::Client, r: &Replica, email: &str) -> Signed {
         .await
         .unwrap();
     assert_eq!(res.status(), 200, "sign-in on {}", r.name);
+    signed(res).await
+}
+
+/// The session a 200 sign-in answer set.
+async fn signed(res: reqwest::Response) -> Signed {
     let pairs: Vec<String> = res
         .headers()
         .get_all("set-cookie")

@@ -71,7 +71,6 @@ fn nft(script: &str) {
 /// A host: its namespace and address.
 #[derive(Debug, Clone)]
 pub struct Host {
-    pub name: String,
     pub netns: String,
     pub ip: String,
     /// Its end of the veth pair on the bridge.
@@ -158,15 +157,8 @@ impl Net {
         );
         run("ip", &["-n", &netns, "link", "set", "eth0", "up"]);
         run("ip", &["-n", &netns, "link", "set", "lo", "up"]);
-        self.hosts.insert(
-            name.to_string(),
-            Host {
-                name: name.to_string(),
-                netns,
-                ip,
-                port,
-            },
-        );
+        self.hosts
+            .insert(name.to_string(), Host { netns, ip, port });
     }
 
     pub fn host(&self, name: &str) -> &Host {
