@@ -17,8 +17,10 @@ use std::sync::Mutex;
 /// bridge) and `sdnf<n>h<k>` (a host's end on the bridge), the nftables table `sdnf<n>`.
 const PREFIX: &str = "sdnf";
 
-/// One allocation of a subnet at a time in this process.
-static ALLOCATE: Mutex<()> = Mutex::new(());
+/// One allocation of a subnet at a time in this process; the next to try. Allocations
+/// move on rather than take the lowest free one: a namespace deleted is torn down by the
+/// kernel a little later, its links with it.
+static ALLOCATE: Mutex<u32> = Mutex::new(0);
 
 /// Runs `ip`, `nft` or `tc` and fails the test with its error output when it fails.
 pub fn run(program: &str, args: &[&str]) -> String {
@@ -90,18 +92,22 @@ pub struct Net {
 impl Net {
     /// A new bridge with `hosts` on it, addressed .10, .11, … in the order given.
     pub fn new(hosts: &[&str]) -> Self {
-        let guard = ALLOCATE.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = ALLOCATE.lock().unwrap_or_else(|p| p.into_inner());
         remove_stale();
         let used = run("ip", &["-o", "-4", "addr", "show"]);
         let links = run("ip", &["-o", "link", "show"]);
-        let start = std::process::id() % 200;
+        let namespaces = run("ip", &["netns", "list"]);
+        let start = std::process::id() % 200 + *next;
         let n = (0..250u32)
             .map(|i| ((start + i) % 250 + 1) as u8)
             .find(|n| {
                 !used.contains(&format!(" 10.77.{n}."))
                     && !links.contains(&format!(" {PREFIX}{n}b:"))
+                    && !links.contains(&format!(" {PREFIX}{n}h"))
+                    && !namespaces.contains(&format!("-{n}-"))
             })
             .expect("a free 10.77.x.0/24");
+        *next += 1;
         let bridge = format!("{PREFIX}{n}b");
         run("ip", &["link", "add", &bridge, "type", "bridge"]);
         // The alias names the owner, so that a later run knows whether it is stale.
@@ -119,7 +125,7 @@ impl Net {
             &["addr", "add", &format!("10.77.{n}.1/24"), "dev", &bridge],
         );
         run("ip", &["link", "set", &bridge, "up"]);
-        drop(guard);
+        drop(next);
         nft(&format!(
             "table bridge {t} {{\n chain forward {{\n type filter hook forward priority 0; policy accept;\n }}\n}}\n",
             t = net.table
@@ -135,6 +141,13 @@ impl Net {
         let netns = format!("{PREFIX}-{}-{n}-{name}", std::process::id());
         let port = format!("{PREFIX}{n}h{k}");
         let ip = format!("10.77.{n}.{}", 10 + k);
+        // Known before it exists, so that a failure half-way is cleaned up too.
+        let host = Host {
+            netns: netns.clone(),
+            ip: ip.clone(),
+            port: port.clone(),
+        };
+        self.hosts.insert(name.to_string(), host);
         run("ip", &["netns", "add", &netns]);
         run(
             "ip",
@@ -157,8 +170,6 @@ impl Net {
         );
         run("ip", &["-n", &netns, "link", "set", "eth0", "up"]);
         run("ip", &["-n", &netns, "link", "set", "lo", "up"]);
-        self.hosts
-            .insert(name.to_string(), Host { netns, ip, port });
     }
 
     pub fn host(&self, name: &str) -> &Host {
@@ -270,6 +281,8 @@ impl Drop for Net {
     fn drop(&mut self) {
         for h in self.hosts.values() {
             delete_netns(&h.netns);
+            // At once: the kernel tears a deleted namespace's links down later.
+            try_run("ip", &["link", "del", &h.port]);
         }
         try_run("nft", &["delete", "table", "bridge", &self.table]);
         try_run("ip", &["link", "del", &self.bridge]);
