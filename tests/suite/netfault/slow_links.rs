@@ -84,6 +84,7 @@ async fn load(
             );
             revoked.push(s);
         }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     revoked
 }
@@ -108,7 +109,9 @@ async fn lossy_slow_and_cut_links_under_load() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
-    let clients: Vec<_> = (0..4)
+    // Two clients, each pausing between rounds: every round hashes a password (scrypt),
+    // and the suite shares the machine with hundreds of other tests.
+    let clients: Vec<_> = (0..2)
         .map(|_| tokio::spawn(load(s1.clone(), email.clone(), stop.clone(), tally.clone())))
         .collect();
     let phase = |name: &str| println!("netfault: s1 under load, {name}: {}", tally.take());
