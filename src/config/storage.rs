@@ -14,7 +14,9 @@ pub struct DatabaseSettings {
     /// Connections to the database at most, all uses together: half are kept open for
     /// session reads, the rest (at least two) are the pool for everything else.
     pub max_connections: u32,
-    /// Seconds to wait for a pooled connection before answering 503.
+    /// Seconds to wait for a pooled connection before answering 503; also how long
+    /// get-session's and list-sessions' reads wait for the database to answer (one cut
+    /// off without a reset would otherwise hold them until the request timeout).
     pub acquire_timeout: u64,
     /// Apply migrations at start.
     pub migrate_on_start: bool,

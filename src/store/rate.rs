@@ -32,7 +32,7 @@ impl RedisRateCounter {
     /// Connects (auto-reconnecting, with short timeouts so that a Redis outage answers
     /// quickly instead of holding requests).
     pub async fn connect(url: &str, prefix: String) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)?;
+        let client = super::redis::client(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(std::time::Duration::from_secs(1)))
             .set_response_timeout(Some(std::time::Duration::from_secs(1)))

@@ -27,6 +27,7 @@ mod kubernetes;
 mod kubernetes_recipes;
 mod kubernetes_run;
 mod layering;
+mod netfault;
 mod otel;
 mod packaging;
 mod replicas;

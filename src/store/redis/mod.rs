@@ -41,6 +41,23 @@ use super::{EndTarget, PrimaryStore, StoreError};
 use crate::config::KeyspaceNotifications;
 use crate::model::{Session, User};
 
+/// How long data sent to Redis may stay unacknowledged before the kernel gives the
+/// connection up (TCP_USER_TIMEOUT). A network that goes silent (a partition, packets
+/// dropped without a reset) fails each call at its response timeout but leaves the
+/// connection in place, retransmitting ever more rarely: after a long silence it would
+/// come back tens of seconds, up to two minutes, after the network did. Given up, it is
+/// replaced by a new one, which answers as soon as the network does.
+const SILENT_NETWORK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A client for `url` whose connections are given up after [`SILENT_NETWORK`].
+pub(crate) fn client(url: &str) -> Result<redis::Client, StoreError> {
+    use redis::IntoConnectionInfo;
+    let tcp = redis::io::tcp::TcpSettings::default().set_user_timeout(SILENT_NETWORK);
+    Ok(redis::Client::open(
+        url.into_connection_info()?.set_tcp_settings(tcp),
+    )?)
+}
+
 /// Redis settings for the secondary store.
 #[derive(Debug, Clone)]
 pub struct RedisOptions {
@@ -73,7 +90,7 @@ impl RedisStore {
         primary: Arc<dyn PrimaryStore>,
         opts: RedisOptions,
     ) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)?;
+        let client = client(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
             .set_response_timeout(Some(std::time::Duration::from_secs(2)))

@@ -57,6 +57,24 @@ impl<DB: Database> HotConns<DB> {
         }
     }
 
+    /// Runs one statement on a hot connection, waiting for its answer at most
+    /// `database.acquire_timeout`. A connection that stalls without closing (a partition:
+    /// packets dropped, no reset) would otherwise hold get-session until the request
+    /// timeout. No answer in time is the outer error, 503 at once: not worth a second
+    /// connection, which would wait as long. The inner result is the statement's.
+    pub(super) async fn bounded<T>(
+        &self,
+        statement: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<Result<T, StoreError>, StoreError> {
+        match tokio::time::timeout(self.inner.acquire_timeout, statement).await {
+            Ok(res) => Ok(res.map_err(StoreError::from)),
+            Err(_) => Err(StoreError::Unavailable(Box::new(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the database did not answer within database.acquire_timeout",
+            )))),
+        }
+    }
+
     /// A connection, holding one of the permits that bound how many are out.
     pub(super) async fn take(&self) -> Result<HotConn<DB>, StoreError> {
         let inner = &self.inner;

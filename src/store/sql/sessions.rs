@@ -129,11 +129,10 @@ impl SessionStore for SqlStore<$db> {
         let mut attempt = 0;
         let row = loop {
             let mut conn = self.hot.take().await?;
-            let res = sqlx::query(&self.sql.find_session)
+            let read = sqlx::query(&self.sql.find_session)
                 .bind(token.to_owned())
-                .fetch_optional(conn.get()?)
-                .await
-                .map_err(StoreError::from);
+                .fetch_optional(conn.get()?);
+            let res = self.hot.bounded(read).await?;
             match res {
                 Ok(row) => {
                     conn.release();
@@ -175,7 +174,7 @@ impl SessionStore for SqlStore<$db> {
             row
         } else {
             let mut conn = self.hot.take().await?;
-            let row = touch.fetch_optional(conn.get()?).await?;
+            let row = self.hot.bounded(touch.fetch_optional(conn.get()?)).await??;
             conn.release();
             row
         };
@@ -324,13 +323,12 @@ impl SessionStore for SqlStore<$db> {
         let mut attempt = 0;
         let rows = loop {
             let mut conn = self.hot.take().await?;
-            let res = sqlx::query(&self.sql.list_sessions)
+            let read = sqlx::query(&self.sql.list_sessions)
                 .bind(user_id.to_owned())
                 .bind(now)
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .fetch_all(conn.get()?)
-                .await
-                .map_err(StoreError::from);
+                .fetch_all(conn.get()?);
+            let res = self.hot.bounded(read).await?;
             match res {
                 Ok(rows) => {
                     conn.release();
