@@ -26,6 +26,7 @@ mod config;
 mod layering;
 mod otel;
 mod packaging;
+mod read_replica;
 mod replicas;
 mod replicas_feed;
 mod replicas_limits;
