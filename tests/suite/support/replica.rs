@@ -137,12 +137,11 @@ impl PgReplica {
             data = data.display(),
             dir = dir.display(),
         );
+        // Detached (the shell that starts it exits at once), so it outlives this process.
         Command::new("sh")
-            .args(["-c", &watchdog])
+            .args(["-c", &format!("( {watchdog} ) >/dev/null 2>&1 &")])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
+            .status()
             .unwrap();
         PgReplica { port: rport }
     }
