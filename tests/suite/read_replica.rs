@@ -403,3 +403,43 @@ async fn read_url_is_refused_without_postgres() {
     let err = s.validate().unwrap_err().to_string();
     assert!(err.contains("read_max_lag_ms"), "{err}");
 }
+
+/// Attack on the stale read: another process refreshed a session the paused replica still
+/// holds with its old expiry, now past. Taking the replica's word would sign the client out
+/// and delete a live session; the primary is asked instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiry_seen_on_the_replica_is_checked_on_the_primary() {
+    let replica = PgReplica::get();
+    let _one = PgReplica::exclusive().await;
+    replica.resume().await;
+    let short = |s: &mut sessiond::config::Settings| {
+        s.session.expires_in = 3600;
+        s.session.update_age = 60;
+    };
+    let reader = replicated_with(replica.port, 600_000, short).await;
+    let primary_url = reader.db_url.clone();
+    let writer = spawn_with(Backend::Postgres, |s| {
+        s.database.url = primary_url.into();
+        short(s);
+    })
+    .await;
+    let email = unique_email();
+    let (mut jar, _) = writer.sign_up(&email).await;
+    until_read_from_replica(&reader, &mut jar.clone(), &email).await;
+    let paused = replica.pause().await;
+    writer.clock.advance_secs(3000);
+    let refreshed = writer.session(&mut jar).await;
+    assert_eq!(refreshed["user"]["email"], email, "{refreshed}");
+    // Past the expiry the replica holds, before the refreshed one.
+    reader.clock.advance_secs(3700);
+    let body = reader.session(&mut jar.clone()).await;
+    assert_eq!(body["user"]["email"], email, "{body}");
+    let token = token_of(&jar);
+    let live = reader
+        .count(&format!(
+            r#"select count(*) from "session" where "token" = '{token}'"#
+        ))
+        .await;
+    assert_eq!(live, 1, "the live session must not have been deleted");
+    paused.resume().await;
+}

@@ -37,6 +37,32 @@ fn as_postgres(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// The shell command dropping `slot` on the primary.
+fn drop_slot_cmd(host: &str, port: &str, slot: &str) -> String {
+    format!(
+        "{BIN}/psql -h {host} -p {port} -U postgres -d postgres -qAtc \
+         \"select pg_drop_replication_slot('{slot}')\" >/dev/null 2>&1"
+    )
+}
+
+/// Drops the slots of test processes that are gone (their watchdog could not run).
+fn sweep_slots(host: &str, port: &str) {
+    let out = Command::new(format!("{BIN}/psql"))
+        .args(["-h", host, "-p", port, "-U", "postgres", "-d", "postgres", "-qAtc"])
+        .arg("select slot_name from pg_replication_slots where slot_name like 'sessiond_test_%' and not active")
+        .output();
+    let Ok(out) = out else { return };
+    for slot in String::from_utf8_lossy(&out.stdout).lines() {
+        let pid = slot.split('_').nth(2).unwrap_or("");
+        let alive = !pid.is_empty() && std::path::Path::new(&format!("/proc/{pid}")).exists();
+        if !alive {
+            let _ = Command::new("sh")
+                .args(["-c", &drop_slot_cmd(host, port, slot)])
+                .status();
+        }
+    }
+}
+
 impl PgReplica {
     /// The replica, made on first use (fails the test when it cannot be).
     pub fn get() -> &'static PgReplica {
@@ -74,6 +100,16 @@ impl PgReplica {
         }
         let data_s = data.to_str().unwrap();
         let port_s = port.to_string();
+        // A slot keeps the primary's WAL until the replica has it: a busy primary (whole
+        // suites creating and dropping databases, each drop a checkpoint) otherwise
+        // recycles segments the replica has not streamed yet. Named after this process, so
+        // that slots of processes gone without cleaning up are found and dropped.
+        sweep_slots(&host, &port_s);
+        let slot = format!(
+            "sessiond_test_{}_{}",
+            std::process::id(),
+            sessiond::crypto::token::generate_id()[..8].to_lowercase()
+        );
         if let Err(e) = as_postgres(&[
             &format!("{BIN}/pg_basebackup"),
             "-h",
@@ -87,6 +123,9 @@ impl PgReplica {
             "-R",
             "-X",
             "stream",
+            "-C",
+            "-S",
+            &slot,
         ]) {
             let _ = std::fs::remove_dir_all(&dir);
             unavailable(
@@ -132,10 +171,11 @@ impl PgReplica {
         let watchdog = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
              runuser -u postgres -- {BIN}/pg_ctl -D {data} stop -m immediate >/dev/null 2>&1; \
-             rm -rf {dir}",
+             {drop}; rm -rf {dir}",
             pid = std::process::id(),
             data = data.display(),
             dir = dir.display(),
+            drop = drop_slot_cmd(&host, &port_s, &slot),
         );
         // Detached (the shell that starts it exits at once), so it outlives this process.
         Command::new("sh")
