@@ -9,7 +9,7 @@
 //! Time here is monotonic, as timeouts are: it is not the service's (injected) clock.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -224,8 +224,107 @@ fn prune(g: &mut Inner, max_lag: Duration) {
     }
 }
 
+/// Probes the replica for as long as the process runs.
+pub(super) fn spawn_probe(
+    lag: Arc<Lag>,
+    primary: PgPool,
+    replica: PgPool,
+    max_lag: Duration,
+    acquire: Duration,
+) {
+    let every = probe_interval(max_lag);
+    // A probe that takes longer than the bound proves nothing in time.
+    let timeout = max_lag.max(Duration::from_millis(200)).min(acquire);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            lag.probe(&primary, &replica, timeout).await;
+        }
+    });
+}
+
 /// How often the replica is probed: a quarter of the bound (at least every second, at most
 /// every 20 ms), so that a replica within it is seen so.
-pub(super) fn probe_interval(max_lag: Duration) -> Duration {
+fn probe_interval(max_lag: Duration) -> Duration {
     (max_lag / 4).clamp(Duration::from_millis(20), Duration::from_secs(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOUND: Duration = Duration::from_secs(10);
+
+    /// A replica probed just now, caught up with everything before `at`.
+    fn caught_up(lag: &Lag, at: Instant) {
+        let mut g = lag.lock();
+        g.state = ReplicaState::Ok;
+        g.caught_up_to = Some(at);
+    }
+
+    #[test]
+    fn nothing_is_read_before_a_probe_or_beyond_the_bound() {
+        let lag = Lag::new(BOUND);
+        assert!(!lag.readable(&[]));
+        assert_eq!(lag.state(), ReplicaState::Starting);
+        let long_ago = Instant::now()
+            .checked_sub(BOUND * 2)
+            .unwrap_or_else(Instant::now);
+        caught_up(&lag, long_ago);
+        if long_ago.elapsed() > BOUND {
+            assert!(!lag.readable(&[]));
+            assert_eq!(lag.state(), ReplicaState::Lagging);
+        }
+        caught_up(&lag, Instant::now());
+        assert!(lag.readable(&["t:a"]));
+        lag.failed();
+        assert!(!lag.readable(&[]));
+        assert_eq!(lag.state(), ReplicaState::Unavailable);
+    }
+
+    #[test]
+    fn a_write_is_read_from_the_primary_until_the_replica_has_it() {
+        let lag = Lag::new(BOUND);
+        caught_up(&lag, Instant::now());
+        lag.wrote(["t:a", "u:1"]);
+        assert!(!lag.readable(&["t:a"]));
+        assert!(!lag.readable(&["t:b", "u:1"]));
+        assert!(lag.readable(&["t:b", "u:2"]));
+        // A probe taken after the write ended, replayed.
+        std::thread::sleep(Duration::from_millis(1));
+        caught_up(&lag, Instant::now());
+        assert!(lag.readable(&["t:a", "u:1"]));
+    }
+
+    #[test]
+    fn a_flood_of_writes_is_bounded_and_sends_every_read_to_the_primary() {
+        let lag = Lag::new(BOUND);
+        caught_up(&lag, Instant::now());
+        let keys: Vec<String> = (0..=MAX_RECENT).map(|i| format!("t:{i}")).collect();
+        lag.wrote(keys.iter().map(String::as_str));
+        assert!(lag.lock().recent.len() <= MAX_RECENT);
+        assert!(!lag.readable(&["t:never-written"]));
+        std::thread::sleep(Duration::from_millis(1));
+        caught_up(&lag, Instant::now());
+        assert!(lag.readable(&["t:never-written"]));
+        assert!(lag.readable(&["t:0", "t:1"]));
+    }
+
+    #[test]
+    fn the_probe_runs_several_times_per_bound() {
+        assert_eq!(
+            probe_interval(Duration::from_millis(1000)),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            probe_interval(Duration::from_millis(1)),
+            Duration::from_millis(20)
+        );
+        assert_eq!(
+            probe_interval(Duration::from_secs(600)),
+            Duration::from_secs(1)
+        );
+    }
 }

@@ -18,10 +18,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres};
+use sqlx::Postgres;
 
 use super::hot::HotConns;
-use super::lag::{probe_interval, Lag};
+use super::lag::{spawn_probe, Lag};
 use super::{Connected, Shape, SqlStore};
 use crate::clock::Clock;
 use crate::config::DatabaseSettings;
@@ -68,27 +68,6 @@ pub async fn with_read_replica(
     });
     tracing::info!(max_lag_ms = db.read_max_lag_ms, "read replica configured");
     Ok(connected)
-}
-
-/// Probes the replica for as long as the process runs.
-fn spawn_probe(
-    lag: Arc<Lag>,
-    primary: PgPool,
-    replica: PgPool,
-    max_lag: Duration,
-    acquire: Duration,
-) {
-    let every = probe_interval(max_lag);
-    // A probe that takes longer than the bound proves nothing in time.
-    let timeout = max_lag.max(Duration::from_millis(200)).min(acquire);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            lag.probe(&primary, &replica, timeout).await;
-        }
-    });
 }
 
 /// The primary store, with get-session's and list-sessions' reads routed to the replica.
