@@ -56,6 +56,8 @@ struct Inner {
     caught_up_to: Option<Instant>,
     /// (when, primary flush position) of recent probes, oldest first.
     samples: VecDeque<(Instant, i64)>,
+    /// The primary's cluster (`pg_control_system()`), which the replica must replicate.
+    primary_id: Option<i64>,
     /// Keys (a session token, a user id) this process wrote, and when the write ended.
     recent: HashMap<String, Instant>,
     /// Every read goes to the primary until the replica caught up with this moment.
@@ -75,6 +77,7 @@ impl Lag {
                 state: ReplicaState::Starting,
                 caught_up_to: None,
                 samples: VecDeque::new(),
+                primary_id: None,
                 recent: HashMap::new(),
                 all_since: None,
             }),
@@ -141,14 +144,16 @@ impl Lag {
         let at = Instant::now();
         let flushed = tokio::time::timeout(
             timeout,
-            sqlx::query_scalar::<_, i64>(
-                "select (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::int8",
+            sqlx::query_as::<_, (i64, i64)>(
+                "select (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::int8, \
+                 (select system_identifier from pg_control_system())",
             )
             .fetch_one(primary),
         )
         .await;
-        if let Ok(Ok(lsn)) = flushed {
+        if let Ok(Ok((lsn, id))) = flushed {
             let mut g = self.lock();
+            g.primary_id = Some(id);
             g.samples.push_back((at, lsn));
             if g.samples.len() > MAX_SAMPLES {
                 g.samples.pop_front();
@@ -158,15 +163,30 @@ impl Lag {
         // moves, and the replica ages out of the bound by itself.
         let replayed = tokio::time::timeout(
             timeout,
-            sqlx::query_as::<_, (bool, Option<i64>)>(
-                "select pg_is_in_recovery(), (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::int8",
+            sqlx::query_as::<_, (bool, Option<i64>, i64)>(
+                "select pg_is_in_recovery(), (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::int8, \
+                 (select system_identifier from pg_control_system())",
             )
             .fetch_one(replica),
         )
         .await;
         let mut g = self.lock();
         match replayed {
-            Ok(Ok((true, Some(lsn)))) => {
+            // A standby of another cluster (a wrong URL): its positions mean nothing here,
+            // and its sessions are not this database's.
+            Ok(Ok((true, _, id))) if g.primary_id.is_some_and(|p| p != id) => {
+                if g.state != ReplicaState::NotStandby {
+                    tracing::warn!(
+                        "database.read_url is a standby of another cluster than database.url: reading from the primary only"
+                    );
+                }
+                g.state = ReplicaState::NotStandby;
+                g.caught_up_to = None;
+            }
+            // Not placed in time yet (the primary not reached so far, or nothing replayed).
+            Ok(Ok((true, None, _))) => g.caught_up_to = None,
+            Ok(Ok((true, _, _))) if g.primary_id.is_none() => g.caught_up_to = None,
+            Ok(Ok((true, Some(lsn), _))) => {
                 // The newest moment whose position the replica has replayed.
                 let reached = g.samples.iter().rev().find(|(_, l)| *l <= lsn).map(|s| s.0);
                 if let Some(t) = reached {
@@ -181,7 +201,7 @@ impl Lag {
                 g.state = ReplicaState::Ok;
                 prune(&mut g, self.max_lag);
             }
-            Ok(Ok((_, _))) => {
+            Ok(Ok((false, _, _))) => {
                 if g.state != ReplicaState::NotStandby {
                     tracing::warn!(
                         "database.read_url is not a standby: reading from the primary only"
