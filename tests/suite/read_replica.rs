@@ -443,3 +443,28 @@ async fn an_expiry_seen_on_the_replica_is_checked_on_the_primary() {
     assert_eq!(live, 1, "the live session must not have been deleted");
     paused.resume().await;
 }
+
+/// A stalled replica (a partition: connections hang) under a long lag bound: reads still
+/// fall back to the primary rather than wait on it until the request times out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_replica_is_not_waited_for_under_a_long_bound() {
+    let replica = PgReplica::get();
+    let _one = PgReplica::exclusive().await;
+    replica.resume().await;
+    let relay = Relay::start(replica.port).await;
+    let app = replicated(relay.port, 600_000).await;
+    let email = unique_email();
+    let (mut jar, _) = app.sign_up(&email).await;
+    until_read_from_replica(&app, &mut jar, &email).await;
+    relay.set(2);
+    for _ in 0..3 {
+        let res = app.get("/get-session", &mut jar).await;
+        assert_eq!(res.status, 200, "{}", res.text);
+        assert_eq!(res.json()["user"]["email"], email);
+        let listed = app.get("/list-sessions", &mut jar).await;
+        assert_eq!(listed.status, 200, "{}", listed.text);
+    }
+    until_replica_state(&app, "unavailable").await;
+    relay.set(0);
+    until_replica_state(&app, "ok").await;
+}

@@ -63,8 +63,9 @@ pub async fn with_read_replica(
         replica,
         lag,
         clock,
-        // A replica slower than the bound is no better than a stale one.
-        read_timeout: max_lag.max(Duration::from_millis(100)),
+        // A replica slower than the bound is no better than a stale one; nor is one that
+        // takes a second over one indexed row, whatever the bound.
+        read_timeout: max_lag.clamp(Duration::from_millis(100), Duration::from_secs(1)),
     });
     tracing::info!(max_lag_ms = db.read_max_lag_ms, "read replica configured");
     Ok(connected)
