@@ -22,7 +22,7 @@ use crate::session::revocation::Revocations;
 use crate::session::revoked_log::RevokedLog;
 use crate::session::SessionService;
 use crate::store::rate::RedisRateCounter;
-use crate::store::sql::{connect, private_dir, ExtraColumn, Shape};
+use crate::store::sql::{connect, private_dir, with_read_replica, ExtraColumn, Shape};
 use crate::store::{RedisOptions, RedisStore, Store};
 
 /// Why the service could not start.
@@ -148,10 +148,12 @@ impl Application {
         let connected = connect(
             &settings.database,
             &settings.data_dir,
-            extras,
+            extras.clone(),
             settings.database.migrate_on_start,
         )
         .await?;
+        let connected =
+            with_read_replica(connected, &settings.database, extras, clock.clone()).await?;
         tracing::info!(backend = ?connected.backend, "store ready");
         let background = crate::store::webhooks::start(
             &settings.webhooks,

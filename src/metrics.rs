@@ -73,6 +73,14 @@ fn describe() {
         "Failed sign-ins not recorded as events: beyond the per-second cap"
     );
     describe_counter!(
+        "db_reads_total",
+        "Session reads with a read replica configured, by where they went (replica, primary)"
+    );
+    describe_gauge!(
+        "db_replica_staleness_seconds",
+        "How far behind the primary the read replica was at its last probe"
+    );
+    describe_counter!(
         "cookie_cache_hits_total",
         "get-session answered from the cookie cache"
     );
@@ -290,6 +298,11 @@ pub fn sessions_revoked(n: u64) {
 pub fn sign_in_failed_event_dropped() {
     static C: OnceLock<metrics::Counter> = OnceLock::new();
     counter(&C, "sign_in_failed_events_dropped_total").increment(1);
+}
+
+/// A session read with a read replica configured, by `target` (`replica`, `primary`).
+pub fn db_read(target: &'static str) {
+    metrics::counter!("db_reads_total", "target" => target).increment(1);
 }
 
 /// A cookie cache answered.

@@ -20,9 +20,25 @@ pub struct DatabaseSettings {
     pub acquire_timeout: u64,
     /// Apply migrations at start.
     pub migrate_on_start: bool,
+    /// A PostgreSQL streaming replica of `url` (`postgres://…`); empty: none. get-session
+    /// and list-sessions read from it while it is within `read_max_lag_ms`; everything
+    /// else, and whatever this process just wrote, is read from the primary. May carry a
+    /// password.
+    pub read_url: Secret,
+    /// How far behind the primary (ms) the replica may be and still be read from.
+    pub read_max_lag_ms: u64,
+    /// Connections to the replica at most (its own budget, apart from `max_connections`):
+    /// one measures its lag, the others read.
+    pub read_max_connections: u32,
 }
 
 impl DatabaseSettings {
+    /// Whether `read_url` names PostgreSQL.
+    pub fn read_is_postgres(&self) -> bool {
+        let url = self.read_url.expose_secret();
+        url.starts_with("postgres://") || url.starts_with("postgresql://")
+    }
+
     /// Whether the URL names PostgreSQL (`postgres://` or `postgresql://`).
     pub fn is_postgres(&self) -> bool {
         let url = self.url.expose_secret();
@@ -37,6 +53,9 @@ impl Default for DatabaseSettings {
             max_connections: 16,
             acquire_timeout: 5,
             migrate_on_start: true,
+            read_url: Secret::default(),
+            read_max_lag_ms: 1000,
+            read_max_connections: 8,
         }
     }
 }

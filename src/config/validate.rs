@@ -130,6 +130,23 @@ impl Settings {
                 "database.max_connections must be at least 2 with PostgreSQL: the revocation listener keeps one connection open",
             ));
         }
+        if !db.read_url.is_empty() {
+            if !db.is_postgres() || !db.read_is_postgres() {
+                return Err(invalid(
+                    "database.read_url needs PostgreSQL: both database.url and database.read_url must start with postgres:// or postgresql://",
+                ));
+            }
+            if db.read_max_connections < 2 {
+                return Err(invalid(
+                    "database.read_max_connections must be at least 2: one connection measures the replica's lag",
+                ));
+            }
+            if db.read_max_lag_ms == 0 || db.read_max_lag_ms > 3_600_000 {
+                return Err(invalid(
+                    "database.read_max_lag_ms must be between 1 and 3600000",
+                ));
+            }
+        }
         if self.session.expires_in == 0 {
             return Err(invalid("session.expires_in must be > 0"));
         }

@@ -35,6 +35,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     for (name, ok) in health {
         checks.insert(name.into(), json!(if ok { "ok" } else { "unavailable" }));
     }
+    // A degraded read replica is reported, never unready: the primary serves its reads.
+    for (name, word) in state.sessions.health_notes() {
+        checks.insert(name.into(), json!(word));
+    }
     let revocations = state.sessions.revocations();
     if revocations.listening() {
         match revocations.guarantee() {

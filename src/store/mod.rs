@@ -102,6 +102,12 @@ pub trait Health: Send + Sync + 'static {
     async fn health(&self) -> Vec<(&'static str, bool)> {
         vec![("database", self.ping().await.is_ok())]
     }
+
+    /// What `/readyz` reports without it deciding readiness (a read replica's state: the
+    /// primary serves whatever it cannot).
+    fn notes(&self) -> Vec<(&'static str, &'static str)> {
+        Vec::new()
+    }
 }
 
 /// Users and their credential accounts: what sign-up, sign-in, change-password and

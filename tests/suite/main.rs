@@ -30,6 +30,7 @@ mod layering;
 mod netfault;
 mod otel;
 mod packaging;
+mod read_replica;
 mod replicas;
 mod replicas_feed;
 mod replicas_limits;

@@ -383,6 +383,11 @@ impl SessionService {
         self.inner.store.health().await
     }
 
+    /// What readiness reports without depending on it (a read replica's state).
+    pub fn health_notes(&self) -> Vec<(&'static str, &'static str)> {
+        self.inner.store.notes()
+    }
+
     // ---- cookies -------------------------------------------------------------------
 
     /// Expires the session cookies: token, cache (and every cache chunk the request

@@ -39,6 +39,10 @@ impl Health for RedisStore {
             ("redis", self.writable().await.is_ok()),
         ]
     }
+
+    fn notes(&self) -> Vec<(&'static str, &'static str)> {
+        self.primary.notes()
+    }
 }
 
 #[async_trait]

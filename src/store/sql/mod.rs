@@ -15,7 +15,9 @@ mod error;
 mod events;
 mod hot;
 mod keys;
+mod lag;
 mod outbox;
+mod replica;
 mod rows;
 mod schema;
 mod sessions;
@@ -30,7 +32,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Database, Pool};
 
+pub use self::lag::ReplicaState;
 pub use self::outbox::PG_EVENT_CHANNEL;
+pub use self::replica::with_read_replica;
 
 use self::hot::HotConns;
 use super::{PrimaryStore, StoreError};
@@ -59,6 +63,8 @@ pub struct Connected {
     pub keys: Arc<dyn super::keys::KeyStore>,
     /// The event outbox (none in stateless mode).
     pub outbox: Option<Arc<dyn super::outbox::Outbox>>,
+    /// The PostgreSQL store itself, for a read replica to be put in front of.
+    primary_sql: Option<Arc<SqlStore<sqlx::Postgres>>>,
 }
 
 /// An additional column of `user` or `session`.
@@ -116,6 +122,7 @@ pub async fn connect(
             pg_pool: None,
             keys: store,
             outbox: None,
+            primary_sql: None,
         });
     }
     let (pool_size, hot_size) = split_connections(db.max_connections);
@@ -135,7 +142,8 @@ pub async fn connect(
             backend: Backend::Postgres,
             pg_pool: Some(pool),
             keys: store.clone(),
-            outbox: Some(store),
+            outbox: Some(store.clone()),
+            primary_sql: Some(store),
         })
     } else if url.starts_with("sqlite:") {
         let opts = SqliteConnectOptions::from_str(&url)?
@@ -157,6 +165,7 @@ pub async fn connect(
             pg_pool: None,
             keys: store.clone(),
             outbox: Some(store),
+            primary_sql: None,
         })
     } else {
         Err(StoreError::Backend(Box::new(sqlx::Error::Configuration(
