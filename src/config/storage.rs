@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Secret;
+use super::{ConfigError, Secret};
 
 /// Database connection settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,6 +51,8 @@ pub struct RedisSettings {
     /// How session keys deleted by other applications (a Better Auth app sharing this
     /// Redis, an operator) are learned: through Redis keyspace notifications.
     pub keyspace_notifications: KeyspaceNotifications,
+    /// A master found through Redis Sentinel, instead of `url`.
+    pub sentinel: SentinelSettings,
 }
 
 impl Default for RedisSettings {
@@ -59,8 +61,98 @@ impl Default for RedisSettings {
             url: Secret::default(),
             key_prefix: String::new(),
             keyspace_notifications: KeyspaceNotifications::Check,
+            sentinel: SentinelSettings::default(),
         }
     }
+}
+
+impl RedisSettings {
+    /// Whether Redis is configured at all (a URL or sentinels).
+    pub fn enabled(&self) -> bool {
+        !self.url.is_empty() || self.sentinel.enabled()
+    }
+
+    /// Refuses a Redis set-up that cannot be used: two ways to reach Redis, a sentinel
+    /// set-up without a master name or with an unreadable address.
+    pub(super) fn check(&self) -> Result<(), ConfigError> {
+        let s = &self.sentinel;
+        let invalid = |m: String| ConfigError::Invalid(m);
+        if !s.enabled() {
+            if !s.master_name.is_empty() || !s.username.is_empty() || !s.password.is_empty() {
+                return Err(invalid(
+                    "redis.sentinel is set without redis.sentinel.urls: list the sentinels".into(),
+                ));
+            }
+            return Ok(());
+        }
+        if !self.url.is_empty() {
+            return Err(invalid(
+                "redis.url and redis.sentinel are exclusive: with Sentinel the master's address \
+                 comes from the sentinels; leave redis.url (and REDIS_URL) empty"
+                    .into(),
+            ));
+        }
+        if s.master_name.trim().is_empty() || s.master_name.chars().any(char::is_whitespace) {
+            return Err(invalid(
+                "redis.sentinel.master_name must name the master the sentinels monitor".into(),
+            ));
+        }
+        for u in &s.urls {
+            sentinel_addr(u).map_err(|e| invalid(format!("redis.sentinel.urls: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// Redis Sentinel: the master is asked of the sentinels, and asked again after a failover.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SentinelSettings {
+    /// The name the sentinels monitor the master under (`sentinel monitor <name> …`).
+    pub master_name: String,
+    /// The sentinels, `host:port` or `redis://host:port` (port 26379 when left out),
+    /// without credentials; empty: no Sentinel.
+    pub urls: Vec<String>,
+    /// The ACL user on the master; empty: the default user.
+    pub username: String,
+    /// The master's password, also given to sentinels that ask for one.
+    pub password: Secret,
+}
+
+impl SentinelSettings {
+    /// Whether sentinels are configured.
+    pub fn enabled(&self) -> bool {
+        !self.urls.is_empty()
+    }
+}
+
+/// Reads a sentinel address: `host:port` or `redis://host:port`, port 26379 when left out.
+pub fn sentinel_addr(text: &str) -> Result<(String, u16), String> {
+    let full = if text.contains("://") {
+        text.to_string()
+    } else {
+        format!("redis://{text}")
+    };
+    // Credentials are refused before anything echoes the text: it must not show a password.
+    if text.contains('@') {
+        return Err(
+            "a sentinel address carries no credentials: set redis.sentinel.username and password"
+                .into(),
+        );
+    }
+    let url = url::Url::parse(&full).map_err(|e| format!("{text:?} is not an address: {e}"))?;
+    if url.scheme() != "redis" {
+        return Err(format!("{text:?}: only redis:// sentinels are supported"));
+    }
+    if !matches!(url.path(), "" | "/") || url.query().is_some() {
+        return Err(format!("{text:?}: a sentinel address is host:port only"));
+    }
+    let host = match url.host() {
+        Some(url::Host::Ipv6(a)) => a.to_string(),
+        Some(h) => h.to_string(),
+        None => return Err(format!("{text:?} names no host")),
+    };
+    Ok((host, url.port().unwrap_or(26379)))
 }
 
 /// Whether sessiond may rely on, or set, Redis's `notify-keyspace-events`.
@@ -102,5 +194,65 @@ impl<'de> Deserialize<'de> for KeyspaceNotifications {
                 ))),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{sentinel_addr, RedisSettings};
+
+    fn sentinel(urls: &[&str], name: &str) -> RedisSettings {
+        let mut r = RedisSettings::default();
+        r.sentinel.urls = urls.iter().map(|u| u.to_string()).collect();
+        r.sentinel.master_name = name.into();
+        r
+    }
+
+    #[test]
+    fn sentinel_addresses() {
+        assert_eq!(sentinel_addr("s1:26380"), Ok(("s1".into(), 26380)));
+        assert_eq!(
+            sentinel_addr("redis://10.0.0.2"),
+            Ok(("10.0.0.2".into(), 26379))
+        );
+        assert_eq!(sentinel_addr("[::1]:5000"), Ok(("::1".into(), 5000)));
+        for bad in [
+            "redis://:pw@s1:26379",
+            "redis://u:pw@s1",
+            "rediss://s1:26379",
+            "s1:26379/0",
+            "http://s1",
+            "s1:notaport",
+            "",
+        ] {
+            assert!(sentinel_addr(bad).is_err(), "{bad}");
+        }
+        // A refused address with a password never shows it.
+        for bad in [
+            "redis://:hunter2@s1",
+            "rediss://:hunter2@s1",
+            "x://u:hunter2@/",
+        ] {
+            assert!(
+                !sentinel_addr(bad).unwrap_err().contains("hunter2"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn sentinel_settings() {
+        assert!(sentinel(&["s1:26379"], "mymaster").check().is_ok());
+        let mut both = sentinel(&["s1:26379"], "mymaster");
+        both.url = "redis://127.0.0.1:6379".into();
+        assert!(both.check().unwrap_err().to_string().contains("exclusive"));
+        for name in ["", " ", "my master"] {
+            assert!(sentinel(&["s1:26379"], name).check().is_err(), "{name:?}");
+        }
+        assert!(sentinel(&[], "mymaster").check().is_err());
+        assert!(sentinel(&["s1:26379", "redis://:pw@s2"], "m")
+            .check()
+            .is_err());
+        assert!(RedisSettings::default().check().is_ok());
     }
 }

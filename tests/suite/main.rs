@@ -30,5 +30,6 @@ mod replicas;
 mod replicas_feed;
 mod replicas_limits;
 mod robustness;
+mod sentinel;
 mod store;
 mod webhooks;

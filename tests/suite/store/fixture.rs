@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::support::{redis_prefix, redis_url, unavailable, PgDb};
+use sessiond::store::redis_conn::RedisTarget;
 
 /// A store under test and what it lives in, removed when dropped.
 pub struct Fixture {
@@ -179,7 +180,8 @@ async fn redis_around(mut f: Fixture, store_in_db: bool, preserve_in_db: bool) -
     };
     let url = redis_url();
     let primary = f.primary.take().unwrap();
-    let store = RedisStore::connect(&url, primary, opts)
+    let target = RedisTarget::Single(::redis::Client::open(url.as_str()).unwrap());
+    let store = RedisStore::connect(target, primary, opts)
         .await
         .unwrap_or_else(|e| {
             unavailable(

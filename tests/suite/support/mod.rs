@@ -5,6 +5,7 @@ mod pg;
 pub mod process;
 mod redis;
 mod relay;
+pub mod sentinel;
 mod services;
 pub mod vectors;
 

@@ -1,0 +1,145 @@
+//! One connection type for every way of reaching Redis, so that the stores and the
+//! revocation feed keep one code path: a fixed address (`redis.url`, redis-rs's
+//! reconnecting `ConnectionManager`) or a master found through Redis Sentinel
+//! ([`super::redis_sentinel`], which follows failovers).
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+
+use super::redis_sentinel::{SentinelConn, SentinelTarget};
+use super::StoreError;
+use crate::config::{sentinel_addr, RedisSettings};
+
+/// Where Redis is, read from the settings once; each [`RedisConn`] is made from it.
+#[derive(Clone)]
+pub enum RedisTarget {
+    /// One server at a fixed address.
+    Single(redis::Client),
+    /// The master the sentinels name.
+    Sentinel(SentinelTarget),
+}
+
+impl RedisTarget {
+    /// Reads the settings (already validated at start).
+    pub fn new(s: &RedisSettings) -> Result<Self, StoreError> {
+        if !s.sentinel.enabled() {
+            return Ok(Self::Single(redis::Client::open(s.url.expose_secret())?));
+        }
+        let sentinels = s
+            .sentinel
+            .urls
+            .iter()
+            .map(|u| sentinel_addr(u))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Backend(e.into()))?;
+        Ok(Self::Sentinel(SentinelTarget {
+            master_name: s.sentinel.master_name.clone(),
+            sentinels,
+            username: s.sentinel.username.clone(),
+            password: s.sentinel.password.clone(),
+        }))
+    }
+
+    /// The database keyspace events are announced for.
+    pub fn db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_connection_info().redis_settings().db(),
+            Self::Sentinel(_) => 0,
+        }
+    }
+}
+
+/// Connection limits: how long a connection attempt and a reply may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Connecting (TCP and hand-shake).
+    pub connect: Duration,
+    /// Waiting for one reply.
+    pub response: Duration,
+    /// Reconnection attempts of a fixed-address connection before a command fails.
+    pub retries: usize,
+}
+
+/// A connection to wherever Redis currently is: cheap to clone, shared by every request.
+#[derive(Clone)]
+pub enum RedisConn {
+    /// A fixed address.
+    Single(ConnectionManager),
+    /// The current master of a Sentinel set-up.
+    Sentinel(SentinelConn),
+}
+
+impl RedisConn {
+    /// Connects: fails when Redis cannot be reached now, so that a wrong address, a
+    /// wrong master name or no reachable sentinel stops sessiond at start.
+    pub async fn connect(target: &RedisTarget, t: Timeouts) -> Result<Self, StoreError> {
+        match target {
+            RedisTarget::Single(client) => {
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(t.connect))
+                    .set_response_timeout(Some(t.response))
+                    .set_number_of_retries(t.retries);
+                Ok(Self::Single(
+                    ConnectionManager::new_with_config(client.clone(), config).await?,
+                ))
+            }
+            RedisTarget::Sentinel(s) => Ok(Self::Sentinel(SentinelConn::connect(s, t).await?)),
+        }
+    }
+
+    /// A client for the server the revocation subscriber listens on now, and a name for
+    /// that server (see [`Self::still_serves`]).
+    pub async fn subscriber_client(
+        &self,
+        target: &RedisTarget,
+    ) -> redis::RedisResult<(redis::Client, String)> {
+        match (self, target) {
+            (Self::Sentinel(s), _) => s.master_client().await,
+            (_, RedisTarget::Single(c)) => Ok((c.clone(), String::new())),
+            (Self::Single(_), RedisTarget::Sentinel(_)) => Err(redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "a fixed-address connection for a Sentinel target",
+            ))),
+        }
+    }
+
+    /// Whether the server named `server` (by [`Self::subscriber_client`]) is still the
+    /// one to listen on: after a failover the old master may live on as a replica, where
+    /// nothing is announced any more.
+    pub fn still_serves(&self, server: &str) -> bool {
+        match self {
+            Self::Single(_) => true,
+            Self::Sentinel(s) => s.still_serves(server),
+        }
+    }
+}
+
+impl ConnectionLike for RedisConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Sentinel(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Sentinel(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Sentinel(c) => c.get_db(),
+        }
+    }
+}
