@@ -395,7 +395,7 @@ async fn rate_limiter(s: &Settings, clock: Arc<dyn Clock>) -> Result<RateLimiter
     }
     if !s.redis.enabled() {
         return Err(StartError::Config(
-            "rate_limit.storage = \"secondary-storage\" needs redis.url or redis.sentinel".into(),
+            "rate_limit.storage = \"secondary-storage\" needs redis.url, redis.sentinel or redis.cluster".into(),
         ));
     }
     let target = RedisTarget::new(&s.redis)?;

@@ -33,6 +33,7 @@ const SENSITIVE: &[&str] = &[
     "database.url",
     "redis.url",
     "redis.sentinel.password",
+    "redis.cluster.password",
 ];
 
 /// Whether an error about `key` could show a secret: a sensitive option or a part of one,

@@ -78,7 +78,8 @@ pub use session::{
     TOKEN_FALLBACK_S,
 };
 pub use storage::{
-    sentinel_addr, DatabaseSettings, KeyspaceNotifications, RedisSettings, SentinelSettings,
+    has_hash_tag, redis_addr, sentinel_addr, ClusterSettings, DatabaseSettings,
+    KeyspaceNotifications, RedisSettings, SentinelSettings,
 };
 pub use telemetry::TelemetrySettings;
 pub use tokens::{

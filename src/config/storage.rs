@@ -53,6 +53,8 @@ pub struct RedisSettings {
     pub keyspace_notifications: KeyspaceNotifications,
     /// A master found through Redis Sentinel, instead of `url`.
     pub sentinel: SentinelSettings,
+    /// A Redis Cluster, instead of `url`.
+    pub cluster: ClusterSettings,
 }
 
 impl Default for RedisSettings {
@@ -62,6 +64,7 @@ impl Default for RedisSettings {
             key_prefix: String::new(),
             keyspace_notifications: KeyspaceNotifications::Check,
             sentinel: SentinelSettings::default(),
+            cluster: ClusterSettings::default(),
         }
     }
 }
@@ -69,12 +72,13 @@ impl Default for RedisSettings {
 impl RedisSettings {
     /// Whether Redis is configured at all (a URL or sentinels).
     pub fn enabled(&self) -> bool {
-        !self.url.is_empty() || self.sentinel.enabled()
+        !self.url.is_empty() || self.sentinel.enabled() || self.cluster.enabled()
     }
 
     /// Refuses a Redis set-up that cannot be used: two ways to reach Redis, a sentinel
     /// set-up without a master name or with an unreadable address.
     pub(super) fn check(&self) -> Result<(), ConfigError> {
+        self.check_cluster()?;
         let s = &self.sentinel;
         let invalid = |m: String| ConfigError::Invalid(m);
         if !s.enabled() {
@@ -102,6 +106,67 @@ impl RedisSettings {
         }
         Ok(())
     }
+
+    fn check_cluster(&self) -> Result<(), ConfigError> {
+        let c = &self.cluster;
+        let invalid = |m: String| ConfigError::Invalid(m);
+        if !c.enabled() {
+            if !c.username.is_empty() || !c.password.is_empty() {
+                return Err(invalid(
+                    "redis.cluster is set without redis.cluster.urls: list the nodes".into(),
+                ));
+            }
+            return Ok(());
+        }
+        if !self.url.is_empty() || self.sentinel.enabled() {
+            return Err(invalid(
+                "redis.cluster is exclusive with redis.url (and REDIS_URL) and redis.sentinel"
+                    .into(),
+            ));
+        }
+        if !has_hash_tag(&self.key_prefix) {
+            return Err(invalid(format!(
+                "redis.cluster needs a redis.key_prefix with a hash tag, such as \"{{sessiond}}\" \
+                 or \"better-auth:{{s}}:\" (not {:?}): the session scripts change <token> and \
+                 active-sessions-<userId> together, which Redis Cluster allows only for keys \
+                 in one slot",
+                self.key_prefix
+            )));
+        }
+        for u in &c.urls {
+            redis_addr(u, 6379).map_err(|e| invalid(format!("redis.cluster.urls: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether keys starting with `prefix` all hash to one Redis Cluster slot: the prefix
+/// holds a `{…}` with something inside (the first `{` and the first `}` after it).
+pub fn has_hash_tag(prefix: &str) -> bool {
+    prefix
+        .split_once('{')
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .is_some_and(|(tag, _)| !tag.is_empty())
+}
+
+/// Redis Cluster: sessions and their lists in the slot of the key prefix's hash tag.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// Some of the cluster's nodes, `host:port` or `redis://host:port` (port 6379 when
+    /// left out), without credentials; the rest are learned from them. Empty: no Cluster.
+    pub urls: Vec<String>,
+    /// The ACL user on the nodes; empty: the default user.
+    pub username: String,
+    /// The nodes' password.
+    pub password: Secret,
+}
+
+impl ClusterSettings {
+    /// Whether cluster nodes are configured.
+    pub fn enabled(&self) -> bool {
+        !self.urls.is_empty()
+    }
 }
 
 /// Redis Sentinel: the master is asked of the sentinels, and asked again after a failover.
@@ -128,6 +193,11 @@ impl SentinelSettings {
 
 /// Reads a sentinel address: `host:port` or `redis://host:port`, port 26379 when left out.
 pub fn sentinel_addr(text: &str) -> Result<(String, u16), String> {
+    redis_addr(text, 26379)
+}
+
+/// Reads a Redis address: `host:port` or `redis://host:port`, `default_port` when left out.
+pub fn redis_addr(text: &str, default_port: u16) -> Result<(String, u16), String> {
     let full = if text.contains("://") {
         text.to_string()
     } else {
@@ -136,23 +206,22 @@ pub fn sentinel_addr(text: &str) -> Result<(String, u16), String> {
     // Credentials are refused before anything echoes the text: it must not show a password.
     if text.contains('@') {
         return Err(
-            "a sentinel address carries no credentials: set redis.sentinel.username and password"
-                .into(),
+            "an address here carries no credentials: set the username and password options".into(),
         );
     }
     let url = url::Url::parse(&full).map_err(|e| format!("{text:?} is not an address: {e}"))?;
     if url.scheme() != "redis" {
-        return Err(format!("{text:?}: only redis:// sentinels are supported"));
+        return Err(format!("{text:?}: only redis:// addresses are supported"));
     }
     if !matches!(url.path(), "" | "/") || url.query().is_some() {
-        return Err(format!("{text:?}: a sentinel address is host:port only"));
+        return Err(format!("{text:?}: an address is host:port only"));
     }
     let host = match url.host() {
         Some(url::Host::Ipv6(a)) => a.to_string(),
         Some(h) => h.to_string(),
         None => return Err(format!("{text:?} names no host")),
     };
-    Ok((host, url.port().unwrap_or(26379)))
+    Ok((host, url.port().unwrap_or(default_port)))
 }
 
 /// Whether sessiond may rely on, or set, Redis's `notify-keyspace-events`.
@@ -238,6 +307,33 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn cluster_settings() {
+        let cluster = |prefix: &str| {
+            let mut r = RedisSettings::default();
+            r.cluster.urls = vec!["n1:7000".into()];
+            r.key_prefix = prefix.into();
+            r
+        };
+        for ok in ["{sessiond}", "better-auth:{s}:", "{a}{b}", "x{y}z"] {
+            assert!(cluster(ok).check().is_ok(), "{ok}");
+        }
+        for bad in ["", "better-auth:", "{}", "{}{a}", "}a{", "{open"] {
+            let e = cluster(bad).check().unwrap_err().to_string();
+            assert!(e.contains("hash tag"), "{bad}: {e}");
+        }
+        let mut both = cluster("{s}");
+        both.url = "redis://127.0.0.1:6379".into();
+        assert!(both.check().unwrap_err().to_string().contains("exclusive"));
+        let mut both = cluster("{s}");
+        both.sentinel.urls = vec!["s1".into()];
+        both.sentinel.master_name = "m".into();
+        assert!(both.check().unwrap_err().to_string().contains("exclusive"));
+        let mut creds = cluster("{s}");
+        creds.cluster.urls.push("redis://:pw@n2".into());
+        assert!(!creds.check().unwrap_err().to_string().contains("pw"));
     }
 
     #[test]

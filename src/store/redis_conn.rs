@@ -1,16 +1,18 @@
 //! One connection type for every way of reaching Redis, so that the stores and the
 //! revocation feed keep one code path: a fixed address (`redis.url`, redis-rs's
-//! reconnecting `ConnectionManager`) or a master found through Redis Sentinel
-//! ([`super::redis_sentinel`], which follows failovers).
+//! reconnecting `ConnectionManager`), a master found through Redis Sentinel
+//! ([`super::redis_sentinel`], which follows failovers), or a Redis Cluster
+//! ([`super::redis_cluster`]).
 
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
+use super::redis_cluster::{ClusterConn, ClusterTarget};
 use super::redis_sentinel::{SentinelConn, SentinelTarget};
 use super::StoreError;
-use crate::config::{sentinel_addr, RedisSettings};
+use crate::config::{redis_addr, sentinel_addr, RedisSettings};
 
 /// Where Redis is, read from the settings once; each [`RedisConn`] is made from it.
 #[derive(Clone)]
@@ -19,11 +21,28 @@ pub enum RedisTarget {
     Single(redis::Client),
     /// The master the sentinels name.
     Sentinel(SentinelTarget),
+    /// A cluster.
+    Cluster(ClusterTarget),
 }
 
 impl RedisTarget {
     /// Reads the settings (already validated at start).
     pub fn new(s: &RedisSettings) -> Result<Self, StoreError> {
+        if s.cluster.enabled() {
+            let nodes = s
+                .cluster
+                .urls
+                .iter()
+                .map(|u| redis_addr(u, 6379))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StoreError::Backend(e.into()))?;
+            return Ok(Self::Cluster(ClusterTarget {
+                nodes,
+                username: s.cluster.username.clone(),
+                password: s.cluster.password.clone(),
+                slot_key: format!("{}sessiond:slot", s.key_prefix),
+            }));
+        }
         if !s.sentinel.enabled() {
             return Ok(Self::Single(redis::Client::open(s.url.expose_secret())?));
         }
@@ -46,7 +65,7 @@ impl RedisTarget {
     pub fn db(&self) -> i64 {
         match self {
             Self::Single(c) => c.get_connection_info().redis_settings().db(),
-            Self::Sentinel(_) => 0,
+            Self::Sentinel(_) | Self::Cluster(_) => 0,
         }
     }
 }
@@ -69,6 +88,8 @@ pub enum RedisConn {
     Single(ConnectionManager),
     /// The current master of a Sentinel set-up.
     Sentinel(SentinelConn),
+    /// A cluster.
+    Cluster(ClusterConn),
 }
 
 impl RedisConn {
@@ -86,6 +107,7 @@ impl RedisConn {
                 ))
             }
             RedisTarget::Sentinel(s) => Ok(Self::Sentinel(SentinelConn::connect(s, t).await?)),
+            RedisTarget::Cluster(c) => Ok(Self::Cluster(ClusterConn::connect(c, t).await?)),
         }
     }
 
@@ -97,21 +119,24 @@ impl RedisConn {
     ) -> redis::RedisResult<(redis::Client, String)> {
         match (self, target) {
             (Self::Sentinel(s), _) => s.master_client().await,
-            (_, RedisTarget::Single(c)) => Ok((c.clone(), String::new())),
-            (Self::Single(_), RedisTarget::Sentinel(_)) => Err(redis::RedisError::from((
+            (Self::Cluster(c), _) => c.master_client().await,
+            (Self::Single(_), RedisTarget::Single(c)) => Ok((c.clone(), String::new())),
+            (Self::Single(_), _) => Err(redis::RedisError::from((
                 redis::ErrorKind::InvalidClientConfig,
-                "a fixed-address connection for a Sentinel target",
+                "a fixed-address connection for another target",
             ))),
         }
     }
 
     /// Whether the server named `server` (by [`Self::subscriber_client`]) is still the
     /// one to listen on: after a failover the old master may live on as a replica, where
-    /// nothing is announced any more.
-    pub fn still_serves(&self, server: &str) -> bool {
+    /// nothing is announced any more; in a cluster the slot may have moved.
+    pub async fn still_serves(&self, server: &str) -> bool {
         match self {
             Self::Single(_) => true,
             Self::Sentinel(s) => s.still_serves(server),
+            // Unknown (the cluster unreachable) counts as moved: the subscriber reconnects.
+            Self::Cluster(c) => c.slot_master().await.is_ok_and(|m| m == server),
         }
     }
 }
@@ -121,6 +146,7 @@ impl ConnectionLike for RedisConn {
         match self {
             Self::Single(c) => c.req_packed_command(cmd),
             Self::Sentinel(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -133,6 +159,7 @@ impl ConnectionLike for RedisConn {
         match self {
             Self::Single(c) => c.req_packed_commands(cmd, offset, count),
             Self::Sentinel(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
         }
     }
 
@@ -140,6 +167,7 @@ impl ConnectionLike for RedisConn {
         match self {
             Self::Single(c) => c.get_db(),
             Self::Sentinel(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
         }
     }
 }

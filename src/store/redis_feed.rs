@@ -112,7 +112,7 @@ async fn subscriber(
                     m = stream.next() => m,
                     () = live.reconnect.notified() => None,
                     _ = moved.tick() => {
-                        if conn.still_serves(&server) {
+                        if conn.still_serves(&server).await {
                             continue;
                         }
                         tracing::warn!("redis master changed; resubscribing on the new one");

@@ -21,6 +21,7 @@ mod api;
 mod bounds;
 mod cache_codecs;
 mod cli;
+mod cluster;
 mod codecs;
 mod config;
 mod layering;

@@ -33,7 +33,11 @@ fn sessiond(db: &PgDb, set: &SentinelSet, prefix: &str) -> (Server, tempfile::Te
 }
 
 /// Signs in; the whole cookie (token and cookie cache) and the token cookie alone.
-fn sign_in(client: &reqwest::blocking::Client, s: &Server, email: &str) -> (String, String) {
+pub(crate) fn sign_in(
+    client: &reqwest::blocking::Client,
+    s: &Server,
+    email: &str,
+) -> (String, String) {
     let res = client
         .post(s.url("/sign-in/email"))
         .json(&json!({"email": email, "password": PASSWORD}))
@@ -52,12 +56,16 @@ fn sign_in(client: &reqwest::blocking::Client, s: &Server, email: &str) -> (Stri
 
 /// get-session: `Some(true)` a session, `Some(false)` none, `None` an error (503, no
 /// answer).
-fn probe(client: &reqwest::blocking::Client, s: &Server, cookie: &str) -> Option<bool> {
+pub(crate) fn probe(client: &reqwest::blocking::Client, s: &Server, cookie: &str) -> Option<bool> {
     probe_url(client, &s.url("/get-session"), cookie).ok()
 }
 
 /// As [`probe`], with what went wrong.
-fn probe_url(client: &reqwest::blocking::Client, url: &str, cookie: &str) -> Result<bool, String> {
+pub(crate) fn probe_url(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    cookie: &str,
+) -> Result<bool, String> {
     let res = client
         .get(url)
         .header("cookie", cookie)
@@ -73,7 +81,7 @@ fn probe_url(client: &reqwest::blocking::Client, url: &str, cookie: &str) -> Res
     Ok(!v.is_null())
 }
 
-fn revocation_guaranteed(client: &reqwest::blocking::Client, s: &Server) -> bool {
+pub(crate) fn revocation_guaranteed(client: &reqwest::blocking::Client, s: &Server) -> bool {
     client
         .get(s.root("/readyz"))
         .send()
@@ -81,7 +89,7 @@ fn revocation_guaranteed(client: &reqwest::blocking::Client, s: &Server) -> bool
         .is_ok_and(|v| v["checks"]["revocation"] == "ok")
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) -> Duration {
+pub(crate) fn wait_until(what: &str, mut f: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
     while !f() {
         assert!(start.elapsed() < Duration::from_secs(60), "{what}");
@@ -364,7 +372,7 @@ fn a_demoted_master_is_left_for_the_new_one() {
     t.revocations_reach_both(&victim, &other_app_victim);
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     percent_encoding::percent_decode_str(s)
         .decode_utf8()
         .unwrap()

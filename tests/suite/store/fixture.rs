@@ -195,6 +195,31 @@ async fn redis_around(mut f: Fixture, store_in_db: bool, preserve_in_db: bool) -
     f
 }
 
+/// Redis Cluster around SQLite, sessions in Redis only, under a hash-tagged prefix of its own.
+pub async fn redis_cluster(cluster: &crate::support::cluster::PrivateCluster) -> Fixture {
+    let mut f = sqlite().await;
+    let prefix = format!("{{{}}}:", generate_id());
+    let opts = RedisOptions {
+        prefix: prefix.clone(),
+        store_in_db: false,
+        preserve_in_db: false,
+    };
+    let target = RedisTarget::Cluster(sessiond::store::redis_cluster::ClusterTarget {
+        nodes: cluster
+            .nodes
+            .iter()
+            .map(|n| ("127.0.0.1".to_string(), n.port))
+            .collect(),
+        username: String::new(),
+        password: Default::default(),
+        slot_key: format!("{prefix}sessiond:slot"),
+    });
+    let primary = f.primary.take().unwrap();
+    f.store = Arc::new(RedisStore::connect(target, primary, opts).await.unwrap());
+    f.numbers_sessions = false;
+    f
+}
+
 pub async fn redis() -> Fixture {
     redis_around(sqlite().await, false, false).await
 }

@@ -1,6 +1,7 @@
 //! The fixtures and helpers shared by the whole suite, one copy each.
 
 pub mod app;
+pub mod cluster;
 mod pg;
 pub mod process;
 mod redis;
