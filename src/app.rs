@@ -22,6 +22,7 @@ use crate::session::revocation::Revocations;
 use crate::session::revoked_log::RevokedLog;
 use crate::session::SessionService;
 use crate::store::rate::RedisRateCounter;
+use crate::store::redis_conn::RedisTarget;
 use crate::store::sql::{connect, private_dir, with_read_replica, ExtraColumn, Shape};
 use crate::store::{RedisOptions, RedisStore, Store};
 
@@ -221,11 +222,11 @@ impl Application {
         }
         let jwt = jwt_routes(&settings, connected.keys, &secrets, clock.clone());
         let sessions_in_db =
-            settings.redis.url.is_empty() || settings.session.store_session_in_database;
+            !settings.redis.enabled() || settings.session.store_session_in_database;
         if let (Some(pool), true, true) = (connected.pg_pool, sessions_in_db, feeds_on) {
             crate::store::feed::spawn_pg(pool, listener.clone());
         }
-        let store: Arc<dyn Store> = if settings.redis.url.is_empty() {
+        let store: Arc<dyn Store> = if !settings.redis.enabled() {
             primary
         } else {
             let opts = RedisOptions {
@@ -234,7 +235,7 @@ impl Application {
                 preserve_in_db: settings.session.preserve_session_in_database,
             };
             let redis_store =
-                RedisStore::connect(settings.redis.url.expose_secret(), primary, opts).await?;
+                RedisStore::connect(RedisTarget::new(&settings.redis)?, primary, opts).await?;
             if feeds_on {
                 redis_store
                     .follow_revocations(settings.redis.keyspace_notifications, listener)
@@ -394,13 +395,13 @@ async fn rate_limiter(s: &Settings, clock: Arc<dyn Clock>) -> Result<RateLimiter
     if !s.rate_limit_shared() {
         return Ok(limiter);
     }
-    if s.redis.url.is_empty() {
+    if !s.redis.enabled() {
         return Err(StartError::Config(
-            "rate_limit.storage = \"secondary-storage\" needs redis.url".into(),
+            "rate_limit.storage = \"secondary-storage\" needs redis.url, redis.sentinel or redis.cluster".into(),
         ));
     }
-    let counter =
-        RedisRateCounter::connect(s.redis.url.expose_secret(), s.redis.key_prefix.clone()).await?;
+    let target = RedisTarget::new(&s.redis)?;
+    let counter = RedisRateCounter::connect(&target, s.redis.key_prefix.clone()).await?;
     Ok(limiter.with_shared(Arc::new(counter)))
 }
 

@@ -27,7 +27,14 @@ pub enum ConfigError {
 
 /// Options whose values may be (or contain) secrets: errors never show them (nor any part
 /// of them, such as `secrets.0.value`).
-const SENSITIVE: &[&str] = &["secret", "secrets", "database.url", "redis.url"];
+const SENSITIVE: &[&str] = &[
+    "secret",
+    "secrets",
+    "database.url",
+    "redis.url",
+    "redis.sentinel.password",
+    "redis.cluster.password",
+];
 
 /// Whether an error about `key` could show a secret: a sensitive option or a part of one,
 /// except a version number.

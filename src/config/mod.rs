@@ -77,7 +77,10 @@ pub use session::{
     FieldType, ListSessionsTokens, MaxPerUserAction, SessionSettings, COMPACT_FALLBACK_S,
     TOKEN_FALLBACK_S,
 };
-pub use storage::{DatabaseSettings, KeyspaceNotifications, RedisSettings};
+pub use storage::{
+    has_hash_tag, redis_addr, sentinel_addr, ClusterSettings, DatabaseSettings,
+    KeyspaceNotifications, RedisSettings, SentinelSettings,
+};
 pub use telemetry::TelemetrySettings;
 pub use tokens::{
     BearerSettings, ForwardAuthJwtSettings, JwksSettings, JwtSettings, KeyAlg,
@@ -228,7 +231,7 @@ impl Settings {
     /// Redis is configured), rather than in this process.
     pub fn rate_limit_shared(&self) -> bool {
         match self.rate_limit.storage {
-            RateLimitStorage::Auto => !self.redis.url.is_empty(),
+            RateLimitStorage::Auto => self.redis.enabled(),
             RateLimitStorage::SecondaryStorage => true,
             RateLimitStorage::Memory => false,
         }

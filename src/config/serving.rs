@@ -77,7 +77,7 @@ pub struct RateLimitSettings {
 /// Where the rate limiter counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 pub enum RateLimitStorage {
-    /// Empty: Redis when `redis.url` is set, else memory.
+    /// Empty: Redis when Redis is configured (`redis.url`, `sentinel` or `cluster`), else memory.
     #[default]
     #[serde(rename = "")]
     Auto,

@@ -94,7 +94,7 @@ impl Settings {
         }
         if cache.enabled
             && self.redis.keyspace_notifications == super::KeyspaceNotifications::Off
-            && !self.redis.url.is_empty()
+            && self.redis.enabled()
             && self.cache_max_age() > 300
         {
             out.push(
@@ -107,6 +107,7 @@ impl Settings {
 
     /// Refuses settings that cannot work, naming the option.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.redis.check()?;
         if !self.base_path.starts_with('/') || self.base_path.ends_with('/') {
             return Err(invalid(format!(
                 "base_path must start with '/' and not end with '/': {:?}",
@@ -195,7 +196,7 @@ impl Settings {
             ));
         }
         if api.grants(super::Operation::SessionsRevoke)
-            && !self.redis.url.is_empty()
+            && self.redis.enabled()
             && !self.session.store_session_in_database
         {
             return Err(invalid(
@@ -293,8 +294,7 @@ impl Settings {
                 "session.audit and webhooks need a database: a stateless service writes nothing it could record events in",
             ));
         }
-        if self.events_on() && !self.redis.url.is_empty() && !self.session.store_session_in_database
-        {
+        if self.events_on() && self.redis.enabled() && !self.session.store_session_in_database {
             return Err(invalid(
                 "session.audit and webhooks with Redis need session.store_session_in_database = true: events are written by the database, in the transaction of each change, and sessions kept only in Redis have no row there",
             ));

@@ -12,7 +12,10 @@ pub mod memory;
 pub mod outbox;
 pub mod rate;
 pub mod redis;
+pub mod redis_cluster;
+pub mod redis_conn;
 pub mod redis_feed;
+pub mod redis_sentinel;
 pub mod sql;
 pub mod webhooks;
 

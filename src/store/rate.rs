@@ -2,9 +2,9 @@
 //! key per client and route, counted in a fixed window that starts with the first hit.
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 use redis::Script;
 
+use super::redis_conn::{RedisConn, RedisTarget, Timeouts};
 use super::StoreError;
 
 /// A counter shared by every replica.
@@ -23,7 +23,7 @@ return c
 
 /// The Redis counter (keys `<prefix><key>`).
 pub struct RedisRateCounter {
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     script: Script,
 }
@@ -31,13 +31,13 @@ pub struct RedisRateCounter {
 impl RedisRateCounter {
     /// Connects (auto-reconnecting, with short timeouts so that a Redis outage answers
     /// quickly instead of holding requests).
-    pub async fn connect(url: &str, prefix: String) -> Result<Self, StoreError> {
-        let client = super::redis::client(url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(std::time::Duration::from_secs(1)))
-            .set_response_timeout(Some(std::time::Duration::from_secs(1)))
-            .set_number_of_retries(1);
-        let conn = ConnectionManager::new_with_config(client, config).await?;
+    pub async fn connect(target: &RedisTarget, prefix: String) -> Result<Self, StoreError> {
+        let timeouts = Timeouts {
+            connect: std::time::Duration::from_secs(1),
+            response: std::time::Duration::from_secs(1),
+            retries: 1,
+        };
+        let conn = RedisConn::connect(target, timeouts).await?;
         Ok(Self {
             conn,
             prefix,

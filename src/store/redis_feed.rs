@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use redis::aio::ConnectionManager;
 
 use super::feed::{parse_payload, token_hash, Announcement, Listener, Liveness, LOOK_INTERVAL};
+use super::redis_conn::{RedisConn, RedisTarget};
 use crate::config::KeyspaceNotifications;
 
 /// The channel sessiond announces revocations on.
@@ -39,8 +39,8 @@ pub fn flags_announce_deletions(flags: &str, evicting: bool) -> bool {
 
 /// Spawns the subscriber and the watchdog.
 pub fn spawn(
-    client: redis::Client,
-    conn: ConnectionManager,
+    target: RedisTarget,
+    conn: RedisConn,
     prefix: String,
     mode: KeyspaceNotifications,
     listener: Arc<dyn Listener>,
@@ -48,7 +48,8 @@ pub fn spawn(
     let live = Arc::new(Liveness::new("redis"));
     let sub = listener.register("redis-subscriber");
     tokio::spawn(subscriber(
-        client.clone(),
+        target,
+        conn.clone(),
         prefix.clone(),
         listener.clone(),
         sub,
@@ -59,20 +60,31 @@ pub fn spawn(
 }
 
 async fn subscriber(
-    client: redis::Client,
+    target: RedisTarget,
+    conn: RedisConn,
     prefix: String,
     listener: Arc<dyn Listener>,
     source: usize,
     live: Arc<Liveness>,
 ) {
     let own = channel(&prefix);
-    let db = client.get_connection_info().redis_settings().db();
+    let db = target.db();
     let events: Vec<String> = ENDING_EVENTS
         .iter()
         .map(|e| format!("__keyevent@{db}__:{e}"))
         .collect();
     loop {
-        let mut pubsub = match client.get_async_pubsub().await {
+        // Where to listen: with Sentinel, the master of now (a new one after a failover).
+        let connected = match conn.subscriber_client(&target).await {
+            Ok((client, server)) => {
+                tokio::time::timeout(SUBSCRIBE_TIMEOUT, client.get_async_pubsub())
+                    .await
+                    .unwrap_or_else(|_| Err(timed_out()))
+                    .map(|p| (p, server))
+            }
+            Err(e) => Err(e),
+        };
+        let (mut pubsub, server) = match connected {
             Ok(p) => p,
             Err(e) => {
                 tracing::debug!(error = %e, "revocation subscriber cannot connect");
@@ -94,10 +106,18 @@ async fn subscriber(
         listener.announce(source, Announcement::Guaranteed);
         {
             let mut stream = pubsub.on_message();
+            let mut moved = tokio::time::interval(LOOK_INTERVAL);
             loop {
                 let msg = tokio::select! {
                     m = stream.next() => m,
                     () = live.reconnect.notified() => None,
+                    _ = moved.tick() => {
+                        if conn.still_serves(&server).await {
+                            continue;
+                        }
+                        tracing::warn!("redis master changed; resubscribing on the new one");
+                        None
+                    }
                 };
                 let Some(msg) = msg else { break };
                 let Ok(payload) = msg.get_payload::<String>() else {
@@ -137,6 +157,14 @@ async fn subscriber(
     }
 }
 
+/// How long connecting the subscriber may take: an address that swallows packets (a
+/// master cut off) must not hold it for the system's TCP timeout.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn timed_out() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
+}
+
 /// What one look at Redis found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Seen {
@@ -149,7 +177,7 @@ enum Seen {
 
 /// The watchdog's state between looks.
 struct Watchdog {
-    conn: ConnectionManager,
+    conn: RedisConn,
     marker: String,
     /// The marker's value after the last look: it counts looks, so that a value lower
     /// than expected means Redis lost writes (a flush, a restart, a failover to a lagging
@@ -165,7 +193,7 @@ struct Watchdog {
 }
 
 async fn watchdog(
-    conn: ConnectionManager,
+    conn: RedisConn,
     prefix: String,
     mode: KeyspaceNotifications,
     listener: Arc<dyn Listener>,
@@ -335,10 +363,7 @@ impl Watchdog {
     }
 }
 
-async fn read_config(
-    conn: &mut ConnectionManager,
-    name: &str,
-) -> Result<String, redis::RedisError> {
+async fn read_config(conn: &mut RedisConn, name: &str) -> Result<String, redis::RedisError> {
     let v: Vec<String> = redis::cmd("CONFIG")
         .arg("GET")
         .arg(name)
@@ -349,7 +374,7 @@ async fn read_config(
 
 /// `CONFIG SET` calls counted by Redis (`INFO commandstats`, Redis 7 and later), if it
 /// tells.
-async fn config_set_calls(conn: &mut ConnectionManager) -> Option<u64> {
+async fn config_set_calls(conn: &mut RedisConn) -> Option<u64> {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(conn)

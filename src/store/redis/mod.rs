@@ -30,33 +30,16 @@ mod values;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script, ScriptInvocation};
 
 use self::scripts::{CAPPED_SCRIPT, CAS_SCRIPT, LIST_SCRIPT, REPLACE_SCRIPT, REVOKE_SCRIPT};
 use self::values::{merge, parse_value, stored_value, ttl_secs, ListEntry};
 use super::feed::{token_hash, Listener};
+use super::redis_conn::{RedisConn, RedisTarget, Timeouts};
 use super::redis_feed::channel;
 use super::{EndTarget, PrimaryStore, StoreError};
 use crate::config::KeyspaceNotifications;
 use crate::model::{Session, User};
-
-/// How long data sent to Redis may stay unacknowledged before the kernel gives the
-/// connection up (TCP_USER_TIMEOUT). A network that goes silent (a partition, packets
-/// dropped without a reset) fails each call at its response timeout but leaves the
-/// connection in place, retransmitting ever more rarely: after a long silence it would
-/// come back tens of seconds, up to two minutes, after the network did. Given up, it is
-/// replaced by a new one, which answers as soon as the network does.
-const SILENT_NETWORK: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// A client for `url` whose connections are given up after [`SILENT_NETWORK`].
-pub(crate) fn client(url: &str) -> Result<redis::Client, StoreError> {
-    use redis::IntoConnectionInfo;
-    let tcp = redis::io::tcp::TcpSettings::default().set_user_timeout(SILENT_NETWORK);
-    Ok(redis::Client::open(
-        url.into_connection_info()?.set_tcp_settings(tcp),
-    )?)
-}
 
 /// Redis settings for the secondary store.
 #[derive(Debug, Clone)]
@@ -73,8 +56,8 @@ pub struct RedisOptions {
 /// The secondary store.
 pub struct RedisStore {
     primary: Arc<dyn PrimaryStore>,
-    client: redis::Client,
-    conn: ConnectionManager,
+    target: RedisTarget,
+    conn: RedisConn,
     opts: RedisOptions,
     list_script: Script,
     replace_script: Script,
@@ -84,21 +67,16 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// Connects to Redis (auto-reconnecting) around `primary`.
+    /// Connects to Redis (auto-reconnecting, following failovers) around `primary`.
     pub async fn connect(
-        url: &str,
+        target: RedisTarget,
         primary: Arc<dyn PrimaryStore>,
         opts: RedisOptions,
     ) -> Result<Self, StoreError> {
-        let client = client(url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
-            .set_response_timeout(Some(std::time::Duration::from_secs(2)))
-            .set_number_of_retries(2);
-        let conn = ConnectionManager::new_with_config(client.clone(), config).await?;
+        let conn = RedisConn::connect(&target, STORE_TIMEOUTS).await?;
         Ok(Self {
             primary,
-            client,
+            target,
             conn,
             opts,
             list_script: Script::new(LIST_SCRIPT),
@@ -117,9 +95,9 @@ impl RedisStore {
         mode: KeyspaceNotifications,
         listener: Arc<dyn Listener>,
     ) -> Result<(), StoreError> {
-        let conn = ConnectionManager::new(self.client.clone()).await?;
+        let conn = RedisConn::connect(&self.target, FEED_TIMEOUTS).await?;
         super::redis_feed::spawn(
-            self.client.clone(),
+            self.target.clone(),
             conn,
             self.opts.prefix.clone(),
             mode,
@@ -207,7 +185,7 @@ impl RedisStore {
     /// Puts a session's entry in its user's list (while its key exists), with its expiry.
     async fn list_add(
         &self,
-        c: &mut ConnectionManager,
+        c: &mut RedisConn,
         s: &Session,
         now_ms: i64,
     ) -> Result<(), StoreError> {
@@ -288,7 +266,7 @@ impl RedisStore {
     /// holds `raw` (compare-and-set); whether it did.
     async fn swap(
         &self,
-        c: &mut ConnectionManager,
+        c: &mut RedisConn,
         key: &str,
         raw: &str,
         (session, user): (&Session, &User),
@@ -342,6 +320,20 @@ impl RedisStore {
         ))
     }
 }
+
+/// Requests wait for Redis at most this long before answering 503.
+const STORE_TIMEOUTS: Timeouts = Timeouts {
+    connect: std::time::Duration::from_secs(2),
+    response: std::time::Duration::from_secs(2),
+    retries: 2,
+};
+
+/// The revocation watchdog's connection (it bounds each look itself).
+const FEED_TIMEOUTS: Timeouts = Timeouts {
+    connect: std::time::Duration::from_secs(2),
+    response: std::time::Duration::from_secs(2),
+    retries: 2,
+};
 
 /// How many times a read-modify-write of one session value is tried before it gives up.
 const MAX_SWAP_ATTEMPTS: usize = 32;

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::support::{redis_prefix, redis_url, unavailable, PgDb};
+use sessiond::store::redis_conn::RedisTarget;
 
 /// A store under test and what it lives in, removed when dropped.
 pub struct Fixture {
@@ -179,7 +180,8 @@ async fn redis_around(mut f: Fixture, store_in_db: bool, preserve_in_db: bool) -
     };
     let url = redis_url();
     let primary = f.primary.take().unwrap();
-    let store = RedisStore::connect(&url, primary, opts)
+    let target = RedisTarget::Single(::redis::Client::open(url.as_str()).unwrap());
+    let store = RedisStore::connect(target, primary, opts)
         .await
         .unwrap_or_else(|e| {
             unavailable(
@@ -190,6 +192,31 @@ async fn redis_around(mut f: Fixture, store_in_db: bool, preserve_in_db: bool) -
     f.store = Arc::new(store);
     f.numbers_sessions = store_in_db;
     f._redis = Some(RedisKeys(prefix));
+    f
+}
+
+/// Redis Cluster around SQLite, sessions in Redis only, under a hash-tagged prefix of its own.
+pub async fn redis_cluster(cluster: &crate::support::cluster::PrivateCluster) -> Fixture {
+    let mut f = sqlite().await;
+    let prefix = format!("{{{}}}:", generate_id());
+    let opts = RedisOptions {
+        prefix: prefix.clone(),
+        store_in_db: false,
+        preserve_in_db: false,
+    };
+    let target = RedisTarget::Cluster(sessiond::store::redis_cluster::ClusterTarget {
+        nodes: cluster
+            .nodes
+            .iter()
+            .map(|n| ("127.0.0.1".to_string(), n.port))
+            .collect(),
+        username: String::new(),
+        password: Default::default(),
+        slot_key: format!("{prefix}sessiond:slot"),
+    });
+    let primary = f.primary.take().unwrap();
+    f.store = Arc::new(RedisStore::connect(target, primary, opts).await.unwrap());
+    f.numbers_sessions = false;
     f
 }
 

@@ -22,6 +22,7 @@ use sessiond::store::redis::{RedisOptions, RedisStore};
 use sessiond::store::sql::{connect, ExtraColumn, Shape};
 use sessiond::store::{NewCredentialAccount, PrimaryStore, Store, UserChange};
 
+mod cluster;
 mod contract;
 pub(crate) mod fixture;
 mod records;

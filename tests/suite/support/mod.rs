@@ -1,11 +1,13 @@
 //! The fixtures and helpers shared by the whole suite, one copy each.
 
 pub mod app;
+pub mod cluster;
 mod pg;
 pub mod process;
 mod redis;
 mod relay;
 pub mod replica;
+pub mod sentinel;
 mod services;
 pub mod vectors;
 
