@@ -28,8 +28,13 @@ pub(crate) fn tcp_settings() -> redis::io::tcp::TcpSettings {
 }
 
 /// A client for `info` whose connections are given up after [`SILENT_NETWORK`].
-pub(crate) fn open_client(info: impl redis::IntoConnectionInfo) -> redis::RedisResult<redis::Client> {
-    redis::Client::open(info.into_connection_info()?.set_tcp_settings(tcp_settings()))
+pub(crate) fn open_client(
+    info: impl redis::IntoConnectionInfo,
+) -> redis::RedisResult<redis::Client> {
+    redis::Client::open(
+        info.into_connection_info()?
+            .set_tcp_settings(tcp_settings()),
+    )
 }
 
 /// Where Redis is, read from the settings once; each [`RedisConn`] is made from it.
