@@ -67,14 +67,19 @@ pub fn verify_blocking(password: &str, stored: &str) -> Result<bool, PasswordErr
     Ok(derived.as_bytes().ct_eq(key.as_bytes()).into())
 }
 
-/// Puts the calling thread at the lowest CPU priority, so that a core busy hashing is
-/// handed to the async workers whenever they have requests. Linux applies a nice value
-/// set for a thread id to that thread alone.
+/// The hashing threads' nice value: against a busy async worker (nice 0) a hashing thread
+/// gets about a quarter of a core. Not 19: at the lowest priority, other processes on a busy
+/// machine starve the hashes outright (queued sign-ins then time out).
+pub const HASH_NICE: i32 = 5;
+
+/// Lowers the calling thread's CPU priority, so that a core busy hashing is mostly handed to
+/// the async workers whenever they have requests. Linux applies a nice value set for a
+/// thread id to that thread alone.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
         let tid = rustix::thread::gettid();
-        if let Err(e) = rustix::process::setpriority_process(Some(tid), 19) {
+        if let Err(e) = rustix::process::setpriority_process(Some(tid), HASH_NICE) {
             tracing::warn!(error = %e, "password hashing runs at normal priority");
         }
     }
@@ -84,9 +89,9 @@ fn lower_priority() {
 type Job = Box<dyn FnOnce() + Send>;
 
 /// Runs password hashing on its own threads — as many as hashes may run at once — so that
-/// sign-ins never occupy the async workers that serve `get-session`. The threads run at the
-/// lowest CPU priority (nice 19 on Linux): they may take every core the requests leave
-/// idle, and the scheduler gives a core back to the async workers as soon as they have
+/// sign-ins never occupy the async workers that serve `get-session`. The threads run at a
+/// lower CPU priority ([`HASH_NICE`] on Linux): they may take every core the requests leave
+/// idle, and the scheduler gives most of a core back to the async workers when they have
 /// work. Dedicated threads also bound memory: each scrypt needs a 32 MiB buffer, so `limit`
 /// threads hold at most `limit` × 32 MiB.
 #[derive(Clone)]

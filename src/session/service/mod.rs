@@ -204,7 +204,7 @@ impl SessionService {
         let keys = secrets.keyring()?;
         let ep = settings.email_and_password.clone();
         let limit = if ep.hash_concurrency == 0 {
-            // Every CPU: the hashing threads run at the lowest priority, so the requests
+            // Every CPU: the hashing threads run at a lower priority, so the requests
             // that only read sessions get a core first (see `Hasher`). Each running hash
             // holds 32 MiB.
             std::thread::available_parallelism().map_or(1, |n| n.get())

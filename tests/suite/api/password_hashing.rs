@@ -1,9 +1,11 @@
 //! Password hashing, counted rather than timed: every sign-in costs exactly one scrypt
 //! whether or not the email exists, sign-up hashes once, and the hashing threads (one per
-//! CPU by default) run at the lowest CPU priority. Against the real binary, so that its
+//! CPU by default) run at a lower CPU priority. Against the real binary, so that its
 //! `/metrics` counts this server's hashes alone.
 
 use serde_json::json;
+
+use sessiond::crypto::password::HASH_NICE;
 
 use crate::support::process::{command, Server};
 
@@ -104,11 +106,11 @@ fn every_sign_in_costs_one_hash_known_email_or_not() {
         );
     }
 
-    // One hashing thread per CPU by default, every one at the lowest priority.
+    // One hashing thread per CPU by default, every one at a lower priority.
     let cpus = std::thread::available_parallelism().unwrap().get();
     let nice = hashing_threads(server.child.id());
     assert_eq!(nice.len(), cpus, "{nice:?}");
-    assert!(nice.iter().all(|n| *n == 19), "{nice:?}");
+    assert!(nice.iter().all(|n| *n == i64::from(HASH_NICE)), "{nice:?}");
 }
 
 /// `hash_concurrency` still sets the number of hashing threads.
@@ -121,5 +123,5 @@ fn hash_concurrency_sets_the_thread_count() {
         .env("RUST_LOG", "warn");
     let (server, _) = Server::start(cmd);
     let nice = hashing_threads(server.child.id());
-    assert_eq!(nice, vec![19, 19, 19]);
+    assert_eq!(nice, vec![i64::from(HASH_NICE); 3]);
 }
