@@ -30,7 +30,7 @@
 #   QUIET_PCT % of it, at most QUIET_MAX s; default 10/0 = do not wait), RESULTS (output
 #   file, bench/RESULTS.md), OUT (raw files, bench/out).
 #
-# Row keys: ceiling gs_db gs_tls gs_compact gs_jwt gs_jwe fa_cache fa_db list signin signin64
+# Row keys: ceiling gs_db gs_tls gs_compact gs_jwt gs_jwe fa_cache fa_db list signin signin_unknown signin64
 #   gs_mixed scale (scale = spread_1k gs_db_ref gs_db_1m spread_1k_ref spread_1m_1k spread_1m list_1k).
 #
 # Everything it starts is stopped by pid, and the database is dropped, on exit.
@@ -49,7 +49,7 @@ SQL_N=${SQL_N:-200}
 SCALE_SESSIONS=${SCALE_SESSIONS:-1000000}
 SPREAD_SAMPLE=${SPREAD_SAMPLE:-50000}
 LIST_SESSIONS=${LIST_SESSIONS:-1000}
-ROWS=${ROWS:-"ceiling gs_db gs_tls gs_compact gs_jwt gs_jwe fa_cache fa_db list signin signin64 gs_mixed scale"}
+ROWS=${ROWS:-"ceiling gs_db gs_tls gs_compact gs_jwt gs_jwe fa_cache fa_db list signin signin_unknown signin64 gs_mixed scale"}
 PG_SSLMODE=${PG_SSLMODE:-disable}
 QUIET_PCT=${QUIET_PCT:-10}
 QUIET_MAX=${QUIET_MAX:-0}
@@ -443,6 +443,8 @@ GS=/api/auth/get-session
 LS=/api/auth/list-sessions
 SI=/api/auth/sign-in/email
 SI_BODY="{\"email\":\"signin@example.com\",\"password\":\"$PASSWORD\"}"
+# an email no user has: answered 401 after the same scrypt (a dummy hash), so as slow as signin
+SI_UNKNOWN_BODY="{\"email\":\"nobody@example.com\",\"password\":\"$PASSWORD\"}"
 
 # The ceiling is measured in turn with the compact cache hit it is compared with (see
 # run_interleaved); alone when that row is not run. It idles in between.
@@ -522,6 +524,11 @@ db_rows() { # server start-function
     WRK_METHOD=POST WRK_BODY="$SI_BODY" run_wrk signin "$server" "sign-in/email (scrypt)" "$SRV_URL$SI" \
       "$SIGNIN_CONNS" -H "Origin: $SRV_URL"
   fi
+  if has_row signin_unknown; then
+    # every response is a 401 (counted under errors): its rate is the one to compare with signin
+    WRK_METHOD=POST WRK_BODY="$SI_UNKNOWN_BODY" run_wrk signin_unknown "$server" \
+      "sign-in/email, unknown email (401 after the same scrypt)" "$SRV_URL$SI" "$SIGNIN_CONNS" -H "Origin: $SRV_URL"
+  fi
   if has_row signin64; then
     # The same at 64 connections: most of them wait for a hashing thread, hence the long
     # timeout (wrk's 2 s would count them as errors and leave them out of the latencies).
@@ -545,7 +552,7 @@ db_rows() { # server start-function
   fi
   stop_server
 }
-if has_row gs_db || has_row fa_db || has_row list || has_row signin || has_row signin64 || has_row gs_mixed || has_row scale; then
+if has_row gs_db || has_row fa_db || has_row list || has_row signin || has_row signin_unknown || has_row signin64 || has_row gs_mixed || has_row scale; then
   db_rows sessiond start_sessiond
   db_rows better-auth start_ba
 fi

@@ -91,6 +91,10 @@ fn describe() {
     describe_counter!("store_errors_total", "Storage errors by kind");
     describe_gauge!("password_hash_queue", "Password hashes waiting or running");
     describe_counter!(
+        "password_hashes_total",
+        "Password hashes computed (sign-up, sign-in, unknown-email sign-in, password change)"
+    );
+    describe_counter!(
         "password_hashes_abandoned_total",
         "Queued password hashes skipped because their request was gone"
     );
@@ -328,6 +332,12 @@ pub fn store_error(kind: &'static str) {
 pub fn hash_abandoned() {
     static C: OnceLock<metrics::Counter> = OnceLock::new();
     counter(&C, "password_hashes_abandoned_total").increment(1);
+}
+
+/// A password hash is starting (a scrypt, whatever the outcome).
+pub fn hash_run() {
+    static C: OnceLock<metrics::Counter> = OnceLock::new();
+    counter(&C, "password_hashes_total").increment(1);
 }
 
 /// Password hashes waiting or running.

@@ -195,7 +195,8 @@ pub struct EmailPasswordSettings {
     pub max_password_length: usize,
     /// Sign the user in after sign-up.
     pub auto_sign_in: bool,
-    /// Password hashes allowed to run at once (0: half the CPUs).
+    /// Password hashes allowed to run at once, on as many threads at a lower CPU
+    /// priority (0: one per CPU). Each running hash holds 32 MiB.
     pub hash_concurrency: usize,
 }
 

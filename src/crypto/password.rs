@@ -34,7 +34,8 @@ pub enum PasswordError {
 
 fn derive(password: &str, salt: &str) -> Result<[u8; KEY_LEN], PasswordError> {
     let normalized: String = password.nfkc().collect();
-    let params = scrypt::Params::new(LOG_N, R, P, KEY_LEN).map_err(|_| PasswordError::Internal)?;
+    let params = scrypt::Params::new(LOG_N, R, P).map_err(|_| PasswordError::Internal)?;
+    // The key length is the output's length.
     let mut key = [0u8; KEY_LEN];
     scrypt::scrypt(normalized.as_bytes(), salt.as_bytes(), &params, &mut key)
         .map_err(|_| PasswordError::Internal)?;
@@ -66,14 +67,33 @@ pub fn verify_blocking(password: &str, stored: &str) -> Result<bool, PasswordErr
     Ok(derived.as_bytes().ct_eq(key.as_bytes()).into())
 }
 
+/// The hashing threads' nice value: against a busy async worker (nice 0) a hashing thread
+/// gets about a quarter of a core. Not 19: at the lowest priority, other processes on a busy
+/// machine starve the hashes outright (queued sign-ins then time out).
+pub const HASH_NICE: i32 = 5;
+
+/// Lowers the calling thread's CPU priority, so that a core busy hashing is mostly handed to
+/// the async workers whenever they have requests. Linux applies a nice value set for a
+/// thread id to that thread alone.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let tid = rustix::thread::gettid();
+        if let Err(e) = rustix::process::setpriority_process(Some(tid), HASH_NICE) {
+            tracing::warn!(error = %e, "password hashing runs at normal priority");
+        }
+    }
+}
+
 /// A unit of hashing work for the hashing threads.
 type Job = Box<dyn FnOnce() + Send>;
 
 /// Runs password hashing on its own threads — as many as hashes may run at once — so that
-/// sign-ins never occupy the async workers that serve `get-session`. Dedicated threads
-/// also bound memory: each scrypt needs a 32 MiB buffer, and an allocator keeps what a
-/// thread freed for that thread; a few long-lived threads reuse their buffers instead of
-/// every blocking-pool thread keeping one.
+/// sign-ins never occupy the async workers that serve `get-session`. The threads run at a
+/// lower CPU priority ([`HASH_NICE`] on Linux): they may take every core the requests leave
+/// idle, and the scheduler gives most of a core back to the async workers when they have
+/// work. Dedicated threads also bound memory: each scrypt needs a 32 MiB buffer, so `limit`
+/// threads hold at most `limit` × 32 MiB.
 #[derive(Clone)]
 pub struct Hasher {
     jobs: std::sync::mpsc::SyncSender<Job>,
@@ -89,14 +109,17 @@ impl Hasher {
             let rx = rx.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("sessiond-hash-{i}"))
-                .spawn(move || loop {
-                    let job = match rx.lock() {
-                        Ok(r) => r.recv(),
-                        Err(p) => p.into_inner().recv(),
-                    };
-                    match job {
-                        Ok(job) => job(),
-                        Err(_) => return,
+                .spawn(move || {
+                    lower_priority();
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(r) => r.recv(),
+                            Err(p) => p.into_inner().recv(),
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
                     }
                 });
             if let Err(e) = spawned {
@@ -131,6 +154,7 @@ impl Hasher {
                 crate::metrics::hash_abandoned();
                 return;
             }
+            crate::metrics::hash_run();
             let _ = tx.send(f());
         });
         let result = match self.jobs.try_send(job) {

@@ -204,9 +204,10 @@ impl SessionService {
         let keys = secrets.keyring()?;
         let ep = settings.email_and_password.clone();
         let limit = if ep.hash_concurrency == 0 {
-            // Half the CPUs: hashes (32 MiB and tens of ms each) must leave room for the
-            // requests that only read sessions.
-            std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+            // Every CPU: the hashing threads run at a lower priority, so the requests
+            // that only read sessions get a core first (see `Hasher`). Each running hash
+            // holds 32 MiB.
+            std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
             ep.hash_concurrency
         };

@@ -23,6 +23,7 @@ mod multi_session;
 mod multi_session_attacks;
 mod openapi;
 mod ops;
+mod password_hashing;
 mod plugins;
 mod proxies;
 mod redis;
