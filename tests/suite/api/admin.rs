@@ -508,13 +508,8 @@ fn signed_token_of(cookie: &str) -> String {
 }
 
 async fn ban_ends_sessions_with_redis(b: Backend) {
-    let url = redis_url();
     let p = redis_prefix();
-    let app = admin_app(b, move |s| {
-        s.redis.url = url.into();
-        s.redis.key_prefix = p;
-    })
-    .await;
+    let app = admin_app(b, move |s| use_shared_redis(&mut s.redis, p)).await;
     let (mut adm, _) = admin(&app).await;
     let email = unique_email();
     let (mut one, res) = app.sign_up(&email).await;

@@ -39,10 +39,9 @@ async fn forward_auth(app: &TestApp, jar: &Jar) -> u16 {
 
 /// An app on `b` with Redis (secondary storage) under a key prefix of its own.
 async fn redis_app(b: Backend, f: impl FnOnce(&mut sessiond::config::Settings)) -> TestApp {
-    let (url, p) = (redis_url(), redis_prefix());
+    let p = redis_prefix();
     spawn_with(b, move |s| {
-        s.redis.url = url.into();
-        s.redis.key_prefix = p;
+        use_shared_redis(&mut s.redis, p);
         f(s);
     })
     .await

@@ -289,12 +289,10 @@ async fn with_events_off_nothing_is_installed(b: Backend) {
 
 async fn with_redis_the_database_rows_carry_the_events(b: Backend) {
     for preserve in [false, true] {
-        let url = redis_url();
         let prefix = redis_prefix();
         let app = spawn_with(b, move |s| {
             audited(s);
-            s.redis.url = url.into();
-            s.redis.key_prefix = prefix;
+            use_shared_redis(&mut s.redis, prefix);
             s.session.store_session_in_database = true;
             s.session.preserve_session_in_database = preserve;
         })

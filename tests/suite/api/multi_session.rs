@@ -346,13 +346,8 @@ async fn the_plugin_off_serves_nothing(b: Backend) {
 }
 
 async fn redis_ends_held_sessions_too(b: Backend) {
-    let url = redis_url();
     let prefix = redis_prefix();
-    let app = multi_app(b, move |s| {
-        s.redis.url = url.into();
-        s.redis.key_prefix = prefix;
-    })
-    .await;
+    let app = multi_app(b, move |s| use_shared_redis(&mut s.redis, prefix)).await;
     let mut jar = Jar::default();
     let (ta, _) = add_user(&app, &mut jar).await;
     let (tb, _) = add_user(&app, &mut jar).await;

@@ -481,11 +481,10 @@ async fn revoke_by_id_then_replace(
 /// database the database's number.
 async fn serial_ids_with_redis(b: Backend) {
     for store_in_db in [false, true] {
-        let (url, prefix) = (redis_url(), redis_prefix());
+        let prefix = redis_prefix();
         let app = spawn_with(b, |s| {
             s.advanced.database.generate_id = GenerateId::Serial;
-            s.redis.url = url.into();
-            s.redis.key_prefix = prefix;
+            use_shared_redis(&mut s.redis, prefix);
             s.session.store_session_in_database = store_in_db;
         })
         .await;

@@ -50,13 +50,11 @@ async fn redis_app(
     b: Backend,
     f: impl FnOnce(&mut sessiond::config::Settings),
 ) -> (TestApp, Redis) {
-    let url = redis_url();
-    let conn = redis_conn(&url).await;
     let p = redis_prefix();
+    let conn = shared_redis_conn(&p).await;
     let pp = p.clone();
     let app = spawn_with(b, move |s| {
-        s.redis.url = url.into();
-        s.redis.key_prefix = pp;
+        use_shared_redis(&mut s.redis, pp);
         f(s);
     })
     .await;
@@ -523,18 +521,16 @@ async fn redis_outage_falls_back_to_database_when_sessions_are_there_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_rate_limits_through_redis() {
-    let url = redis_url();
-    let mut conn = redis_conn(&url).await;
     let p = redis_prefix();
-    let mk = |p: String, url: String| {
+    let mut conn = shared_redis_conn(&p).await;
+    let mk = |p: String| {
         move |s: &mut sessiond::config::Settings| {
-            s.redis.url = url.into();
-            s.redis.key_prefix = p;
+            use_shared_redis(&mut s.redis, p);
             s.rate_limit.enabled = Some(true);
         }
     };
-    let a = spawn_with(Backend::Sqlite, mk(p.clone(), url.clone())).await;
-    let b = spawn_with(Backend::Sqlite, mk(p.clone(), url.clone())).await;
+    let a = spawn_with(Backend::Sqlite, mk(p.clone())).await;
+    let b = spawn_with(Backend::Sqlite, mk(p.clone())).await;
     let body = json!({"email": "nobody@example.com", "password": "wrong-password"});
     for app in [&a, &b, &a] {
         assert_eq!(
@@ -557,13 +553,11 @@ async fn replicas_share_rate_limits_through_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_key_deleted_by_another_application_is_refused_at_once() {
-    let url = redis_url();
-    let mut conn = redis_conn(&url).await;
     let p = redis_prefix();
-    let (u, pp) = (url.clone(), p.clone());
+    let mut conn = shared_redis_conn(&p).await;
+    let pp = p.clone();
     let app = spawn_with(Backend::Sqlite, move |s| {
-        s.redis.url = u.into();
-        s.redis.key_prefix = pp;
+        use_shared_redis(&mut s.redis, pp);
         s.session.cookie_cache.enabled = true;
     })
     .await;

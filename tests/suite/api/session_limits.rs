@@ -174,12 +174,11 @@ async fn listed(r: &mut redis::aio::MultiplexedConnection, key: &str) -> usize {
 async fn redis_keeps_the_limit(b: Backend) {
     for store_in_db in [false, true] {
         let prefix = redis_prefix();
-        let mut r = redis_conn(&redis_url()).await;
+        let mut r = shared_redis_conn(&prefix).await;
         let p = prefix.clone();
         let app = spawn_with(b, move |s| {
             capped(2, MaxPerUserAction::EndOldest)(s);
-            s.redis.url = redis_url().into();
-            s.redis.key_prefix = p;
+            use_shared_redis(&mut s.redis, p);
             s.session.store_session_in_database = store_in_db;
         })
         .await;
@@ -225,8 +224,7 @@ async fn redis_keeps_the_limit(b: Backend) {
         let p = redis_prefix();
         let app = spawn_with(b, move |s| {
             capped(1, MaxPerUserAction::Refuse)(s);
-            s.redis.url = redis_url().into();
-            s.redis.key_prefix = p;
+            use_shared_redis(&mut s.redis, p);
             s.session.store_session_in_database = store_in_db;
         })
         .await;

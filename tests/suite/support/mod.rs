@@ -13,6 +13,8 @@ pub mod vectors;
 
 pub use self::app::*;
 pub use self::pg::{admin_url, PgDb};
-pub use self::redis::{redis_conn, redis_prefix, redis_url, PrivateRedis};
+pub use self::redis::{
+    redis_conn, redis_prefix, redis_url, shared_redis_conn, use_shared_redis, PrivateRedis,
+};
 pub use self::relay::Relay;
 pub use self::services::{require_tool, unavailable};

@@ -1,6 +1,7 @@
 //! Redis: the shared server at `TEST_REDIS_URL` (default 127.0.0.1:6379), where each test
 //! keeps to a key prefix of its own, and private `redis-server`s for tests that flush,
-//! reconfigure, stop or restart theirs.
+//! reconfigure, stop or restart theirs. With `TEST_REDIS_CLUSTER=host:port,…` the shared
+//! Redis is that cluster instead: prefixes carry a hash tag, so each test's keys share a slot.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -11,6 +12,45 @@ use super::services::{require_tool, unavailable};
 /// The shared Redis.
 pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The shared Redis Cluster's nodes, when the suite runs on one.
+fn shared_cluster() -> Option<Vec<String>> {
+    let nodes = std::env::var("TEST_REDIS_CLUSTER").ok()?;
+    let nodes: Vec<String> = nodes
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(String::from)
+        .collect();
+    (!nodes.is_empty()).then_some(nodes)
+}
+
+/// Points `r` at the shared Redis (or cluster) under `prefix`, from `redis_prefix`.
+pub fn use_shared_redis(r: &mut sessiond::config::RedisSettings, prefix: String) {
+    match shared_cluster() {
+        Some(nodes) => r.cluster.urls = nodes,
+        None => r.url = redis_url().into(),
+    }
+    r.key_prefix = prefix;
+}
+
+/// A connection to the shared Redis that sees the keys under `prefix`: on a cluster, the
+/// node owning the prefix's hash-tag slot (found by asking each which answers without
+/// redirecting), so that the tests read and scan keys as on one server.
+pub async fn shared_redis_conn(prefix: &str) -> redis::aio::MultiplexedConnection {
+    let Some(nodes) = shared_cluster() else {
+        return redis_conn(&redis_url()).await;
+    };
+    for n in &nodes {
+        let mut c = redis_conn(&format!("redis://{n}")).await;
+        let r: redis::RedisResult<redis::Value> =
+            redis::cmd("TYPE").arg(prefix).query_async(&mut c).await;
+        if r.is_ok() {
+            return c;
+        }
+    }
+    panic!("no node of TEST_REDIS_CLUSTER ({nodes:?}) owns the slot of {prefix}");
 }
 
 /// A connection to the Redis at `url`; fails the test when it is unreachable.
@@ -29,7 +69,11 @@ pub async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
 
 /// A unique key prefix, so that tests sharing one Redis never see each other's keys.
 pub fn redis_prefix() -> String {
-    format!("t{}:", sessiond::crypto::token::generate_id())
+    let id = sessiond::crypto::token::generate_id();
+    match shared_cluster() {
+        Some(_) => format!("{{t{id}}}:"),
+        None => format!("t{id}:"),
+    }
 }
 
 /// A private redis-server, so that a test may flush, reconfigure, stop and restart it.
