@@ -119,6 +119,20 @@ if ! command -v wrk >/dev/null; then
   log "installing wrk"
   apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 fi
+need() { # ROW-KEY PROGRAM...: the programs a requested row runs must be there
+  local row=$1 prog
+  shift
+  has_row "$row" || return 0
+  for prog in "$@"; do
+    command -v "$prog" >/dev/null || { log "row $row needs $prog (not found): install it or leave the row out of ROWS"; exit 1; }
+  done
+}
+need pgbench pgbench
+need gs_redis redis-server redis-cli
+need fa_redis redis-server redis-cli
+need redis_get redis-server redis-cli redis-benchmark
+need nginx nginx
+if [ -n "$PIN_WRK$PIN_SRV$PIN_PG" ] && ! command -v taskset >/dev/null; then log "PIN_* need taskset (util-linux)"; exit 1; fi
 if [ ! -d compat/node_modules/better-auth ]; then
   log "npm ci in compat/"
   (cd compat && npm ci --no-audit --no-fund >/dev/null)
