@@ -191,7 +191,11 @@ build_peer() {
     return 1
   fi
   log "building bench/peers/better-auth-rs (cached in its own target/)"
-  cargo build --release --quiet --locked --manifest-path "$PEER_DIR/Cargo.toml"
+  # better-auth-core collates with ICU (rust_icu_sys without bindgen): it picks the bindings
+  # pre-generated for the system's ICU major version, which it must be told (libicu-dev)
+  local icu
+  icu=$(pkg-config --modversion icu-uc 2>/dev/null) || { log "better-auth-rs needs ICU (libicu-dev)"; return 1; }
+  RUST_ICU_MAJOR_VERSION_NUMBER=${icu%%.*} cargo build --release --quiet --locked --manifest-path "$PEER_DIR/Cargo.toml"
 }
 start_peer() {
   local name=$1 port
