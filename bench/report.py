@@ -260,7 +260,7 @@ if terminal:
                          [[c["path"], c["server"], c["commands_per_req"], c["commands"]] for c in redis_counts]))
     if targets:
         print("\nPerformance targets (bench/README.md)\n")
-        print(text_table(["target", "measured", "met"], targets))
+        print(text_table(["target", "measured (median)", "met"], targets))
     sys.exit(0)
 
 p = print
@@ -343,4 +343,4 @@ if targets:
     p()
     p("## Performance targets (bench/README.md)")
     p()
-    p(md_table(["target", "measured", "met"], targets))
+    p(md_table(["target", "measured (median)", "met"], targets))
