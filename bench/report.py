@@ -27,6 +27,7 @@ def tsv(name):
 
 runs = tsv("rows.tsv")
 sql = tsv("sql.tsv")
+redis_counts = tsv("redis.tsv")
 machine = [l.rstrip("\n").split("\t", 1) for l in open(os.path.join(out, "machine.tsv"))]
 
 
@@ -51,11 +52,18 @@ ceiling = by.get(("ceiling", "ceiling"))
 ceiling_rps = float(ceiling["rps"]) if ceiling else None
 
 # which Better Auth row a sessiond row is compared with
-BA_KEY = {"fa_cache": "gs_compact", "fa_db": "gs_db", "gs_tls": "gs_db"}
+BA_KEY = {"fa_cache": "gs_compact", "fa_db": "gs_db", "gs_tls": "gs_db", "fa_redis": "gs_redis",
+          "gs_db_pgb": "gs_db"}
+# the row a row's "% of ceiling" is taken against: the bare axum handler, unless one of these
+CEIL_OF = {"gs_redis": ("redis_get", "redis-benchmark"), "fa_redis": ("redis_get", "redis-benchmark"),
+           "gs_db_pgb": ("pgbench", "pgbench"), "nginx_auth": ("nginx_noauth", "nginx")}
+SERVERS = ("ceiling", "pgbench", "redis-benchmark", "nginx", "sessiond", "better-auth", "better-auth-rs")
 SECTIONS = [
     ("Throughput and latency (about %s sessions stored)" % sessions_a,
      ["ceiling", "gs_db", "gs_tls", "gs_compact", "gs_jwt", "gs_jwe", "fa_cache", "fa_db", "spread_1k", "list",
       "signin", "signin_unknown", "signin64", "gs_mixed"]),
+    ("Against PostgreSQL and Redis themselves, and behind nginx (each group measured in turn)",
+     ["pgbench", "gs_db_pgb", "redis_get", "gs_redis", "fa_redis", "nginx_noauth", "nginx_auth"]),
     ("Scale (%s sessions stored)" % (sessions_b or "1,000,000"),
      ["gs_db_ref", "gs_db_1m", "spread_1k_ref", "spread_1m_1k", "spread_1m", "list_1k"]),
 ]
@@ -70,27 +78,34 @@ def mib(kib):
     return f"{int(kib) / 1024:.1f}" if kib and kib != "0" else "?"
 
 
+def times(r, peer):
+    """r's req/s against the same path on a peer (ratio of medians), "1×" on the peer itself."""
+    if r["server"] == peer:
+        return "1×"
+    if r["server"] != "sessiond":
+        return "–"
+    other = rps(BA_KEY.get(r["key"], r["key"]), peer)
+    return f"{float(r['rps']) / other:.1f}×" if other else "–"
+
+
 def row_cells(r):
-    ba = None
-    if r["server"] == "sessiond":
-        ba = rps(BA_KEY.get(r["key"], r["key"]), "better-auth")
-    ratio = f"{float(r['rps']) / ba:.1f}×" if ba else "–"
-    if r["server"] == "better-auth":
-        ratio = "1×"
-    pct = f"{100 * float(r['rps']) / ceiling_rps:.0f} %" if ceiling_rps else "–"
+    ck, cs = CEIL_OF.get(r["key"], ("ceiling", "ceiling"))
+    ceil = rps(ck, cs)
+    own = r["server"] in ("ceiling", "pgbench", "redis-benchmark") or r["key"] == "nginx_noauth"
+    pct = f"{100 * float(r['rps']) / ceil:.0f} %" if ceil and not own else "–"
     errs = int(r["non2xx"]) + int(r["sock_err"])
     cpu = f"{r['server_cpu_pct']}/{r['pg_cpu_pct']}/{r['other_cpu_pct']}"
     spread = "–"
     # a row may complete nothing in a run (64 queued sign-ins on a loaded machine)
     if len(r["all_rps"]) > 1 and float(r["rps"]) > 0:
-        lo, hi = min(r["all_rps"]), max(r["all_rps"])
-        spread = f"±{50 * (hi - lo) / float(r['rps']):.0f} %"
+        spread = f"{min(r['all_rps']):,.0f}–{max(r['all_rps']):,.0f}"
     return [r["path"], r["server"], f"{float(r['rps']):,.0f}", spread, r["p50_ms"], r["p99_ms"],
-            mib(r["peak_rss_kib"]), ratio, pct, cpu, r["conns"], str(errs)]
+            mib(r["peak_rss_kib"]), times(r, "better-auth"), times(r, "better-auth-rs"), pct, cpu,
+            r["conns"], str(errs)]
 
 
-HEAD = ["path", "server", "req/s", "runs", "p50 ms", "p99 ms", "peak RSS MiB", "× Better Auth", "% of ceiling",
-        "CPU % srv/pg/other", "conns", "errors"]
+HEAD = ["path", "server", "req/s (median)", "min–max", "p50 ms", "p99 ms", "peak RSS MiB", "× Better Auth",
+        "× better-auth-rs", "% of ceiling", "CPU % srv/pg/other", "conns", "errors"]
 
 
 def md_table(head, body):
@@ -108,7 +123,7 @@ def text_table(head, body):
 def section_rows(keys):
     body = []
     for k in keys:
-        for server in ("ceiling", "sessiond", "better-auth"):
+        for server in SERVERS:
             r = by.get((k, server))
             if r:
                 body.append(row_cells(r))
@@ -130,6 +145,7 @@ targets = []
 
 
 def target(what, value, ok):
+    # every figure here is a median (of runs, or of per-round ratios): a target is met only when its median is
     targets.append([what, value, "n/a" if ok is None else ("yes" if ok else "**no**" if not terminal else "NO")])
 
 
@@ -137,12 +153,12 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 
-def paired(a, b, server_b="sessiond"):
+def paired(a, b, server_b="sessiond", server_a="sessiond"):
     """sessiond's row a against row b (of server_b), two rows measured in turn (run.sh's
     run_interleaved): the median of the per-round ratios, each between two runs made seconds
     apart, so that the machine's drift cancels, and the ratios themselves (None, [] if either
     row is missing)."""
-    ra = {r["rep"]: float(r["rps"]) for r in runs if (r["key"], r["server"]) == (a, "sessiond")}
+    ra = {r["rep"]: float(r["rps"]) for r in runs if (r["key"], r["server"]) == (a, server_a)}
     rb = {r["rep"]: float(r["rps"]) for r in runs if (r["key"], r["server"]) == (b, server_b)}
     xs = sorted(ra[k] / rb[k] for k in ra.keys() & rb.keys() if rb[k])
     return (xs[(len(xs) - 1) // 2], xs) if xs else (None, [])
@@ -192,6 +208,22 @@ for a, b, what in (("gs_db_1m", "gs_db_ref", "one hot session"),
     if x is not None:
         target(f"1M sessions stored: get-session ≥ 80 % of the 1,000-session figure ({what})",
                f"{100 * x:.0f} %{rounds(xs)}", x >= 0.8)
+x, xs = paired("gs_db_pgb", "pgbench", "pgbench")
+if x is not None:
+    target("get-session database path ≥ 75 % of pgbench -S -M prepared", f"{100 * x:.0f} %{rounds(xs)}", x >= 0.75)
+for k, what in (("gs_redis", "get-session"), ("fa_redis", "forward-auth")):
+    x, xs = paired(k, "gs_redis", "better-auth")
+    if x is not None:
+        target(f"{what}, Redis secondary storage ≥ 20× Better Auth's get-session", f"{x:.1f}×{rounds(xs)}", x >= 20)
+for c in redis_counts:
+    if c["server"] == "sessiond":
+        m = float(c["commands_per_req"])
+        target(f"{c['path']}, Redis: ≤ 1 Redis round trip per call (commands counted: ≥ round trips)",
+               f"{m:g} ({c['commands']})", m <= 1.0)
+x, xs = paired("nginx_auth", "nginx_noauth", "nginx", "nginx")
+if x is not None:
+    target("nginx: the auth subrequest costs ≤ 35 % of the no-auth throughput (compact cache)",
+           f"{100 * (1 - x):.0f} %{rounds([1 - v for v in xs][::-1])}", 1 - x <= 0.35)
 # A larger working set, not a larger table: reported beside the targets, not one of them.
 x = ratio(rps("spread_1m", "sessiond"), rps("spread_1k_ref", "sessiond"))
 if x is not None:
@@ -223,9 +255,13 @@ if terminal:
         print(text_table(["path", "server", "round trips", "statements", "pool pings"],
                          [[s["path"], s["server"], s["round_trips_per_req"], s["statements_per_req"],
                            s["pings_per_req"]] for s in sql]))
+    if redis_counts:
+        print("\nRedis commands per request (sequential, INFO commandstats)\n")
+        print(text_table(["path", "server", "commands", "which"],
+                         [[c["path"], c["server"], c["commands_per_req"], c["commands"]] for c in redis_counts]))
     if targets:
         print("\nPerformance targets (bench/README.md)\n")
-        print(text_table(["target", "measured", "met"], targets))
+        print(text_table(["target", "measured (median)", "met"], targets))
     sys.exit(0)
 
 p = print
@@ -252,10 +288,13 @@ p("All servers, PostgreSQL and wrk share the same cores. **CPU % srv/pg/other** 
   "measured run as % of one core: the server process, its PostgreSQL backends, and everything else on "
   "the machine except wrk (other builds, tests, servers). A large *other* means the row is noisy. "
   "Each row was measured several times back to back (see *settings*); the table shows the run with the "
-  "median req/s, and **runs** is half the range of all its runs' req/s relative to that median. "
+  "median req/s, and **min–max** the lowest and highest req/s of its runs. "
   "**Peak RSS** is the server's highest VmHWM over its measured runs (reset after the warm-up). "
   "**× Better Auth** compares with Better Auth on the same path (forward-auth with Better Auth's "
-  "get-session on that path); **% of ceiling** compares with the bare axum handler.")
+  "get-session on that path), **× better-auth-rs** with the Rust port on the same path; **% of ceiling** "
+  "compares with the bare axum handler, or for the Redis rows with `redis-benchmark`'s GET, for the database "
+  "row measured with pgbench with pgbench, for nginx with auth with nginx without. Every target below is judged on a median (of a row's runs, or of the per-round ratios of "
+  "rows measured in turn).")
 for title, keys in SECTIONS:
     body = section_rows(keys)
     if body:
@@ -291,8 +330,18 @@ if sql:
     p(md_table(["path", "server", "round trips", "statements", "pool pings", "statements prepared in the window"],
                [[s["path"], s["server"], s["round_trips_per_req"], s["statements_per_req"], s["pings_per_req"],
                  s["statements"].replace("|", "\\|")[:400]] for s in sql]))
+if redis_counts:
+    p()
+    p("## Redis commands per request")
+    p()
+    p("Sequential requests on one connection against the private Redis of the Redis rows, counted with "
+      "`INFO commandstats` before and after (INFO itself left out). A round trip carries at least one "
+      "command, so commands per request bound round trips from above.")
+    p()
+    p(md_table(["path", "server", "commands per request", "which"],
+               [[c["path"], c["server"], c["commands_per_req"], c["commands"]] for c in redis_counts]))
 if targets:
     p()
     p("## Performance targets (bench/README.md)")
     p()
-    p(md_table(["target", "measured", "met"], targets))
+    p(md_table(["target", "measured (median)", "met"], targets))

@@ -28,10 +28,15 @@
 #   connections as node-pg's, no TLS), BENCH_BIN (use this binary, skip the build),
 #   QUIET_PCT/QUIET_MAX (before each row wait until the rest of the machine uses at most
 #   QUIET_PCT % of it, at most QUIET_MAX s; default 10/0 = do not wait), RESULTS (output
-#   file, bench/RESULTS.md), OUT (raw files, bench/out).
+#   file, bench/RESULTS.md), OUT (raw files, bench/out), SQL_WARM/SIGNIN_N (20/10: requests
+#   before a round-trip count, sign-ins counted), PIN_WRK/PIN_SRV/PIN_PG (taskset CPU lists for
+#   wrk and the load tools, the servers, the bench databases' PostgreSQL backends; unset =
+#   unpinned), NGINX_WORKERS (1), BUILD_PROFILE (release), SMOKE (1 = does it still work: 2 s
+#   runs of a few rows, debug builds, better-auth-rs only if already built; bench/out-smoke).
 #
 # Row keys: ceiling gs_db gs_tls gs_compact gs_jwt gs_jwe fa_cache fa_db list signin signin_unknown signin64
-#   gs_mixed scale (scale = spread_1k gs_db_ref gs_db_1m spread_1k_ref spread_1m_1k spread_1m list_1k).
+#   gs_mixed pgbench gs_redis fa_redis redis_get nginx peer scale (scale = spread_1k gs_db_ref
+#   gs_db_1m spread_1k_ref spread_1m_1k spread_1m list_1k; peer = better-auth-rs's rows).
 #
 # Everything it starts is stopped by pid, and the database is dropped, on exit.
 set -euo pipefail
@@ -39,17 +44,34 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 BENCH=$ROOT/bench
 
+# SMOKE=1: does the script still work? (CI) A second each, a few rows, debug builds.
+if [ -n "${SMOKE:-}" ]; then
+  DUR=${DUR:-2} REPS=${REPS:-1} WARM=${WARM:-0} SQL_N=${SQL_N:-20} SQL_WARM=${SQL_WARM:-3} SIGNIN_N=${SIGNIN_N:-2}
+  ROWS=${ROWS:-"ceiling gs_db gs_compact fa_cache pgbench gs_redis fa_redis redis_get nginx peer"}
+  OUT=${OUT:-$BENCH/out-smoke} RESULTS=${RESULTS:-$BENCH/out-smoke/RESULTS.md}
+  BUILD_PROFILE=${BUILD_PROFILE:-debug}
+fi
 DUR=${DUR:-12}
 REPS=${REPS:-3}
 WARM=${WARM:-3}
+BUILD_PROFILE=${BUILD_PROFILE:-release}
+# taskset CPU lists (empty = unpinned): wrk and the load tools, the servers (all their threads),
+# the PostgreSQL backends of the bench databases (pinned before each measured run)
+PIN_WRK=${PIN_WRK:-}
+PIN_SRV=${PIN_SRV:-}
+PIN_PG=${PIN_PG:-}
+PIN_WRK_CMD=()
+[ -z "$PIN_WRK" ] || PIN_WRK_CMD=(taskset -c "$PIN_WRK")
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-64}
 SIGNIN_CONNS=${SIGNIN_CONNS:-4}
 SQL_N=${SQL_N:-200}
+SQL_WARM=${SQL_WARM:-20}
+SIGNIN_N=${SIGNIN_N:-10}
 SCALE_SESSIONS=${SCALE_SESSIONS:-1000000}
 SPREAD_SAMPLE=${SPREAD_SAMPLE:-50000}
 LIST_SESSIONS=${LIST_SESSIONS:-1000}
-ROWS=${ROWS:-"ceiling gs_db gs_tls gs_compact gs_jwt gs_jwe fa_cache fa_db list signin signin_unknown signin64 gs_mixed scale"}
+ROWS=${ROWS:-"ceiling gs_db gs_tls gs_compact gs_jwt gs_jwe fa_cache fa_db list signin signin_unknown signin64 gs_mixed pgbench gs_redis fa_redis redis_get nginx peer scale"}
 PG_SSLMODE=${PG_SSLMODE:-disable}
 QUIET_PCT=${QUIET_PCT:-10}
 QUIET_MAX=${QUIET_MAX:-0}
@@ -74,6 +96,7 @@ rm -f "$OUT"/*.txt "$OUT"/*.tsv "$OUT"/*.json "$OUT"/*.log "$OUT"/*.cookies "$OU
 # ------------------------------------------------------------------ cleanup
 PIDS=()
 DB_CREATED=0
+DB_EXTRA=()
 cleanup() {
   set +e
   local p
@@ -83,6 +106,7 @@ cleanup() {
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
   if [ "$DB_CREATED" = 1 ]; then
     "${PSQL[@]}" -d postgres -c "drop database if exists $REF_DB with (force)" >/dev/null 2>&1
+    for p in "${DB_EXTRA[@]}"; do "${PSQL[@]}" -d postgres -c "drop database if exists $p with (force)" >/dev/null 2>&1; done
     "${PSQL[@]}" -d postgres -c "drop database if exists $DB with (force)" >/dev/null 2>&1 &&
       log "dropped database $DB"
   fi
@@ -95,6 +119,20 @@ if ! command -v wrk >/dev/null; then
   log "installing wrk"
   apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 fi
+need() { # ROW-KEY PROGRAM...: the programs a requested row runs must be there
+  local row=$1 prog
+  shift
+  has_row "$row" || return 0
+  for prog in "$@"; do
+    command -v "$prog" >/dev/null || { log "row $row needs $prog (not found): install it or leave the row out of ROWS"; exit 1; }
+  done
+}
+need pgbench pgbench
+need gs_redis redis-server redis-cli
+need fa_redis redis-server redis-cli
+need redis_get redis-server redis-cli redis-benchmark
+need nginx nginx
+if [ -n "$PIN_WRK$PIN_SRV$PIN_PG" ] && ! command -v taskset >/dev/null; then log "PIN_* need taskset (util-linux)"; exit 1; fi
 if [ ! -d compat/node_modules/better-auth ]; then
   log "npm ci in compat/"
   (cd compat && npm ci --no-audit --no-fund >/dev/null)
@@ -103,16 +141,16 @@ if [ -n "${BENCH_BIN:-}" ]; then
   BENCH_BIN=$(realpath "$BENCH_BIN")
   log "using $BENCH_BIN (no build)"
 else
-  log "cargo build --release"
-  cargo build --release --quiet
-  BENCH_BIN=$ROOT/target/release/sessiond
+  log "cargo build --profile $BUILD_PROFILE"
+  cargo build --profile "${BUILD_PROFILE/debug/dev}" --quiet
+  BENCH_BIN=$ROOT/target/$BUILD_PROFILE/sessiond
 fi
 # run a private copy: other builds may replace target/release/sessiond mid-run
 cp "$BENCH_BIN" "$OUT/sessiond.bin"
 BENCH_BIN=$OUT/sessiond.bin
 log "building bench/ceiling"
-cargo build --release --quiet --locked --manifest-path bench/ceiling/Cargo.toml
-CEILING_BIN=$BENCH/ceiling/target/release/bench-ceiling
+cargo build --profile "${BUILD_PROFILE/debug/dev}" --quiet --locked --manifest-path bench/ceiling/Cargo.toml
+CEILING_BIN=$BENCH/ceiling/target/$BUILD_PROFILE/bench-ceiling
 
 # ------------------------------------------------------------------ machine
 {
@@ -126,7 +164,9 @@ CEILING_BIN=$BENCH/ceiling/target/release/bench-ceiling
   echo "better-auth	$(node -p 'require("./compat/node_modules/better-auth/package.json").version')"
   echo "postgres	$("${PSQL[@]}" -d postgres -Atc 'show server_version') (shared_buffers $("${PSQL[@]}" -d postgres -Atc 'show shared_buffers'))"
   echo "wrk	$(wrk -v 2>&1 | head -1)"
-  echo "settings	wrk -t$THREADS -c$CONNS, ${WARM} s warm-up + $REPS × ${DUR} s measured per row (the median run is shown); sign-in -c$SIGNIN_CONNS; sessiond sslmode=$PG_SSLMODE"
+  echo "settings	wrk -t$THREADS -c$CONNS, ${WARM} s warm-up + $REPS × ${DUR} s measured per row (the median run is shown); sign-in -c$SIGNIN_CONNS; sessiond sslmode=$PG_SSLMODE; $BUILD_PROFILE builds"
+  pins="${PIN_WRK:+wrk and load tools on CPU $PIN_WRK; }${PIN_SRV:+servers on CPU $PIN_SRV; }${PIN_PG:+bench PostgreSQL backends on CPU $PIN_PG}"
+  echo "pinning	${pins:-none (taskset: PIN_WRK, PIN_SRV, PIN_PG)}"
 } >"$OUT/machine.tsv"
 sed 's/\t/: /' "$OUT/machine.tsv" >&2
 
@@ -152,6 +192,8 @@ started() {
   SRV_URL=http://127.0.0.1:$2
   SRV_NAME=$3
   wait_http "$SRV_URL$4" "$SRV_PID"
+  # every thread; threads started later inherit it
+  [ -z "$PIN_SRV" ] || taskset -a -p -c "$PIN_SRV" "$SRV_PID" >/dev/null
 }
 # start_ba NAME [VAR=value...] / start_sessiond NAME [VAR=value...] / start_ceiling
 start_ba() {
@@ -218,7 +260,7 @@ sys_ticks() { awk '/^cpu /{b=$2+$3+$4+$7+$8+$9; print b, b+$5+$6}' /proc/stat; }
 # requests cut short when wrk stops, so backends come and go during a row).
 pg_ticks() {
   local p pm=""
-  for p in $("${PSQL[@]}" -d postgres -Atc "select pid from pg_stat_activity where datname in ('$DB', '$REF_DB')"); do
+  for p in $("${PSQL[@]}" -d postgres -Atc "select pid from pg_stat_activity where datname in ('$DB', '$REF_DB', '${DB}_pgbench')"); do
     echo "$p $(ticks "$p")"
     [ -n "$pm" ] || pm=$(awk '{sub(/^.*\) /,""); print $2}' "/proc/$p/stat" 2>/dev/null || true)
   done
@@ -258,8 +300,8 @@ run_interleaved() {
   wait_quiet
   for job in "$@"; do
     job_spec "$job"
-    if [ "$WARM" -gt 0 ]; then
-      WRK_COOKIES=$cookies wrk -t"$THREADS" -c"${spec[4]}" -d"${WARM}s" -s "$BENCH/wrk.lua" "${args[@]}" "${spec[3]}" \
+    if [ "$WARM" -gt 0 ] && ! is_tool "${spec[1]}"; then
+      WRK_COOKIES=$cookies "${PIN_WRK_CMD[@]}" wrk -t"$THREADS" -c"${spec[4]}" -d"${WARM}s" -s "$BENCH/wrk.lua" "${args[@]}" "${spec[3]}" \
         >"$OUT/wrk-${spec[0]}-${spec[1]}-warmup.txt" 2>&1
     fi
   done
@@ -271,6 +313,7 @@ run_interleaved() {
     done
   done
 }
+is_tool() { [ "$1" = pgbench ] || [ "$1" = redis-benchmark ]; }
 # job_spec JOB: sets spec (the job's array), args (its wrk arguments) and cookies (the file of
 # a WRK_COOKIES=file element, else the caller's WRK_COOKIES)
 job_spec() {
@@ -289,13 +332,20 @@ job_spec() {
 measure_once() {
   local key=$1 server=$2 label=$3 url=$4 conns=$5 pid=$6 tag=$7 rep=$8
   shift 8
-  reset_hwm "$pid"
+  [ -z "$pid" ] || reset_hwm "$pid"
   local y0 y1 s0 s1 t0 t1
   [ "$server" = ceiling ] || pg_ticks >"$OUT/pg-$tag-before.txt"
-  y0=$(sys_ticks); s0=$(ticks "$pid"); t0=$(date +%s.%N)
+  if [ -n "$PIN_PG" ] && [ "$server" != ceiling ]; then
+    for p in $(awk '$1 != "reaped" {print $1}' "$OUT/pg-$tag-before.txt"); do taskset -p -c "$PIN_PG" "$p" >/dev/null 2>&1 || true; done
+  fi
+  y0=$(sys_ticks); s0=$(ticks $pid); t0=$(date +%s.%N)
   local TIMEFORMAT='%U %S'
-  { time wrk -t"$THREADS" -c"$conns" -d"${DUR}s" --latency -s "$BENCH/wrk.lua" "$@" "$url" >"$OUT/wrk-$tag.txt" 2>&1; } 2>"$OUT/wrk-$tag.time"
-  t1=$(date +%s.%N); s1=$(ticks "$pid"); y1=$(sys_ticks)
+  if is_tool "$server"; then
+    { time measure_tool "$key" "$server" "$url" "$conns" "$tag"; } 2>"$OUT/wrk-$tag.time"
+  else
+    { time "${PIN_WRK_CMD[@]}" wrk -t"$THREADS" -c"$conns" -d"${DUR}s" --latency -s "$BENCH/wrk.lua" "$@" "$url" >"$OUT/wrk-$tag.txt" 2>&1; } 2>"$OUT/wrk-$tag.time"
+  fi
+  t1=$(date +%s.%N); s1=$(ticks $pid); y1=$(sys_ticks)
   # backends that connected during the run count whole; ones that left are lost (rare)
   local pg=0
   if [ "$server" != ceiling ]; then
@@ -306,8 +356,8 @@ measure_once() {
       END {for (k in a) s += a[k] - b[k]; for (k in b) if (!(k in a)) s -= b[k]; print (s > 0 ? s : 0)}' \
       "$OUT/pg-$tag-before.txt" "$OUT/pg-$tag-after.txt")
   fi
-  local hwm
-  hwm=$(hwm_kib "$pid")
+  local hwm=0
+  [ -z "$pid" ] || hwm=$(hwm_kib "$pid")
   python3 - "$key" "$server" "$label" "$OUT/wrk-$tag.txt" "$OUT/wrk-$tag.time" "$hwm" "$s0" "$s1" 0 "$pg" \
     "$t0" "$t1" "$CLK_TCK" "$y0" "$y1" "$conns" "${EXTRA_TICKS:-0}" "$rep" >>"$ROWS_TSV" <<'PY'
 import json, sys
@@ -323,8 +373,9 @@ busy = int(y1.split()[0]) - int(y0.split()[0])
 other = max(0.0, 100.0 * (busy - srv - pg - (u + s) * clk - int(extra)) / clk / wall)
 pct = lambda t: 100.0 * t / clk / wall
 sock = j["err_connect"] + j["err_read"] + j["err_write"] + j["err_timeout"]
-print("\t".join([key, server, label, f'{j["rps"]:.0f}', f'{j["lat_p50_ms"]:.2f}', f'{j["lat_p90_ms"]:.2f}',
-    f'{j["lat_p99_ms"]:.2f}', f'{j["lat_p999_ms"]:.2f}', f'{j["lat_max_ms"]:.2f}', str(j["requests"]),
+ms = lambda k: "-" if j.get(k) is None else f"{j[k]:.2f}"  # pgbench reports no percentiles
+print("\t".join([key, server, label, f'{j["rps"]:.0f}', ms("lat_p50_ms"), ms("lat_p90_ms"),
+    ms("lat_p99_ms"), ms("lat_p999_ms"), ms("lat_max_ms"), str(j["requests"]),
     str(j["non2xx"]), str(sock), hwm, f"{pct(srv):.0f}", "-" if server == "ceiling" else f"{pct(pg):.0f}",
     f"{100 * (u + s) / wall:.0f}", f"{other:.0f}", conns, rep]))
 PY
@@ -358,7 +409,7 @@ sql_count() {
   local key=$1 server=$2 label=$3 n=$4
   shift 4
   local urls=() i last=("${@: -1}")
-  for i in $(seq 20); do urls+=("$last"); done
+  for i in $(seq "$SQL_WARM"); do urls+=("$last"); done
   curl -sS "${@:1:$#-1}" "${urls[@]}" >/dev/null
   proxy_snapshot "$OUT/sql-$key-$server-before.json"
   urls=()
@@ -469,7 +520,7 @@ if has_row gs_db || has_row fa_db || has_row list || has_row gs_compact || has_r
   sql_count fa_db sessiond "forward-auth, no cache" "$SQL_N" -H "Cookie: $c" "$SRV_URL/forward-auth"
   c=$(sign_in "$SRV_URL" list@example.com "$OUT/sql.jar")
   sql_count list sessiond "list-sessions" "$SQL_N" -H "Cookie: $c" "$SRV_URL$LS"
-  sql_count signin sessiond "sign-in/email" 10 -H "Origin: $SRV_URL" -H 'Content-Type: application/json' --data "$SI_BODY" "$SRV_URL$SI"
+  sql_count signin sessiond "sign-in/email" "$SIGNIN_N" -H "Origin: $SRV_URL" -H 'Content-Type: application/json' --data "$SI_BODY" "$SRV_URL$SI"
   stop_server
   SD_DB_URL="$PROXY_URL?sslmode=disable" start_sessiond sql-compact SESSIOND_SESSION__COOKIE_CACHE__ENABLED=true SESSIOND_SESSION__COOKIE_CACHE__STRATEGY=compact
   c=$(sign_in "$SRV_URL" bench@example.com "$OUT/sql.jar")
@@ -481,7 +532,7 @@ if has_row gs_db || has_row fa_db || has_row list || has_row gs_compact || has_r
   sql_count gs_db better-auth "get-session, no cache" "$SQL_N" -H "Cookie: $c" "$SRV_URL$GS"
   c=$(sign_in "$SRV_URL" list@example.com "$OUT/sql.jar")
   sql_count list better-auth "list-sessions" "$SQL_N" -H "Cookie: $c" "$SRV_URL$LS"
-  sql_count signin better-auth "sign-in/email" 10 -H "Origin: $SRV_URL" -H 'Content-Type: application/json' --data "$SI_BODY" "$SRV_URL$SI"
+  sql_count signin better-auth "sign-in/email" "$SIGNIN_N" -H "Origin: $SRV_URL" -H 'Content-Type: application/json' --data "$SI_BODY" "$SRV_URL$SI"
   stop_server
   BA_DB_URL=$PROXY_URL start_ba sql-compact COOKIE_CACHE=1 COOKIE_CACHE_STRATEGY=compact
   c=$(sign_in "$SRV_URL" bench@example.com "$OUT/sql.jar")
@@ -542,7 +593,7 @@ db_rows() { # server start-function
     $start nocache
     c=$(sign_in "$SRV_URL" bench@example.com "$OUT/$server.jar")
     # sign-ins hash passwords for the whole warm-up and every measured run
-    WRK_METHOD=POST WRK_BODY="$SI_BODY" wrk -t1 -c"$SIGNIN_CONNS" -d"$((WARM + REPS * (DUR + 1) + 2))s" -s "$BENCH/wrk.lua" \
+    WRK_METHOD=POST WRK_BODY="$SI_BODY" "${PIN_WRK_CMD[@]}" wrk -t1 -c"$SIGNIN_CONNS" -d"$((WARM + REPS * (DUR + 1) + 2))s" -s "$BENCH/wrk.lua" \
       -H "Origin: $SRV_URL" "$SRV_URL$SI" >"$OUT/wrk-gs_mixed-$server-signins.txt" 2>&1 &
     local bg=$!
     PIDS+=("$bg")
@@ -595,6 +646,13 @@ for strategy in compact jwt jwe; do
   run_wrk "gs_$strategy" better-auth "get-session, $strategy cache hit" "$SRV_URL$GS" "$CONNS" -H "Cookie: $c"
   stop_server
 done
+
+# --- pgbench, Redis secondary storage, nginx in front, better-auth-rs (bench/more_rows.sh)
+source "$BENCH/more_rows.sh"
+if has_row pgbench; then pgbench_rows; fi
+if has_row gs_redis || has_row fa_redis || has_row redis_get; then redis_rows; fi
+if has_row nginx; then proxy_rows; fi
+if has_row peer; then peer_rows; fi
 
 # ------------------------------------------------------------------ scale
 SESSIONS_PHASE_B=""
