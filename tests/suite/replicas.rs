@@ -231,6 +231,7 @@ fn concurrent_refresh(redis_prefix: Option<&str>) {
     let before = refreshed(&servers);
     // Wait until a refresh is due (update_age is one second), then hit all replicas at once.
     std::thread::sleep(Duration::from_millis(1100));
+    let burst = std::time::Instant::now();
     let handles: Vec<_> = (0..30)
         .map(|i| {
             let url = servers[i % 3].url("/get-session");
@@ -252,9 +253,13 @@ fn concurrent_refresh(redis_prefix: Option<&str>) {
     }
     let writes = refreshed(&servers) - before;
     assert!(writes >= 1.0, "the due refresh happened");
+    // Each replica writes a due refresh at most once; on a loaded machine the burst may
+    // outlast update_age, and then a refresh is due again (three more at most per second).
+    let seconds = burst.elapsed().as_secs_f64().floor();
+    let allowed = 3.0 * (1.0 + seconds);
     assert!(
-        writes <= 3.0,
-        "refresh writes bounded: {writes} for 30 requests"
+        writes <= allowed,
+        "refresh writes bounded: {writes} for 30 requests over {seconds} s"
     );
     for s in &servers {
         assert_eq!(

@@ -587,8 +587,9 @@ async fn session_key_deleted_by_another_application_is_refused_at_once() {
         if app.session(&mut jar.clone()).await.is_null() {
             break;
         }
+        // Milliseconds in practice; five seconds so that a loaded machine cannot fail it.
         assert!(
-            start.elapsed() < Duration::from_secs(1),
+            start.elapsed() < Duration::from_secs(5),
             "still served from the cookie cache"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
