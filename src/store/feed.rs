@@ -84,6 +84,12 @@ pub struct Liveness {
     /// Tells the listener to drop its connection and make a new one.
     pub reconnect: Notify,
     silent: AtomicU64,
+    /// Subscriptions the listener made, and whether the latest still holds. A listener
+    /// whose guarantee depends on the server it listens on (Redis: keyspace events are
+    /// configured per server, and a failover moves it) is vouched for by its watchdog,
+    /// under this lock, so that a disconnection cannot fall between the check and the
+    /// announcement.
+    subscription: std::sync::Mutex<(u64, bool)>,
 }
 
 impl Liveness {
@@ -97,7 +103,48 @@ impl Liveness {
             seen: AtomicU64::new(0),
             reconnect: Notify::new(),
             silent: AtomicU64::new(0),
+            subscription: std::sync::Mutex::new((0, false)),
         }
+    }
+
+    fn subscription_state(&self) -> std::sync::MutexGuard<'_, (u64, bool)> {
+        self.subscription
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The listener subscribed anew.
+    pub fn subscribed(&self) {
+        let mut s = self.subscription_state();
+        *s = (s.0 + 1, true);
+    }
+
+    /// The listener lost its subscription: `then` runs before a watchdog can vouch again.
+    pub fn unsubscribed(&self, then: impl FnOnce()) {
+        let mut s = self.subscription_state();
+        s.1 = false;
+        then();
+    }
+
+    /// The subscription holding now, if any.
+    pub fn subscription(&self) -> Option<u64> {
+        let s = self.subscription_state();
+        s.1.then_some(s.0)
+    }
+
+    /// Runs `then` if subscription `n` still holds; whether it did.
+    pub fn vouch(&self, n: u64, then: impl FnOnce()) -> bool {
+        let s = self.subscription_state();
+        let holds = *s == (n, true);
+        if holds {
+            then();
+        }
+        holds
+    }
+
+    /// Whether the listener heard ping `seq` or a later one.
+    pub fn heard_since(&self, seq: u64) -> bool {
+        self.seen.load(Ordering::SeqCst) >= seq
     }
 
     /// The listener heard ping `payload`.
@@ -282,4 +329,31 @@ pub async fn trigger_state(pool: &sqlx::PgPool) -> Result<(bool, String), sqlx::
     .fetch_one(pool)
     .await?;
     Ok((sound == 2, versions.unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Liveness;
+
+    /// A watchdog vouches only for the subscription that holds now: not for one lost
+    /// since, nor for an earlier one after a resubscription.
+    #[test]
+    fn only_the_holding_subscription_is_vouched_for() {
+        let live = Liveness::new("t");
+        assert_eq!(live.subscription(), None);
+        live.subscribed();
+        let n = live.subscription().unwrap();
+        let mut said = 0;
+        live.unsubscribed(|| said += 1);
+        assert_eq!(said, 1);
+        assert!(!live.vouch(n, || said += 10));
+        live.subscribed();
+        assert!(!live.vouch(n, || said += 10));
+        let m = live.subscription().unwrap();
+        assert!(m != n);
+        assert!(live.vouch(m, || said += 100));
+        assert_eq!(said, 101);
+        live.heard("7");
+        assert!(live.heard_since(7) && !live.heard_since(8));
+    }
 }

@@ -46,6 +46,9 @@ pub fn spawn(
     listener: Arc<dyn Listener>,
 ) {
     let live = Arc::new(Liveness::new("redis"));
+    // The watchdog first: /readyz names the first feed not guaranteed, and the
+    // watchdog's reason (notifications off, unreachable) says more than the subscriber's.
+    let watch = listener.register("redis-watchdog");
     let sub = listener.register("redis-subscriber");
     tokio::spawn(subscriber(
         target,
@@ -55,8 +58,7 @@ pub fn spawn(
         sub,
         live.clone(),
     ));
-    let watch = listener.register("redis-watchdog");
-    tokio::spawn(watchdog(conn, prefix, mode, listener, watch, live));
+    tokio::spawn(watchdog(conn, prefix, mode, listener, [watch, sub], live));
 }
 
 async fn subscriber(
@@ -103,7 +105,10 @@ async fn subscriber(
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         }
-        listener.announce(source, Announcement::Guaranteed);
+        // Not guaranteed yet: the watchdog vouches for this subscription once it has
+        // checked the server's keyspace events after it and the subscriber heard a ping
+        // sent after it (a new master after a failover starts with them off).
+        live.subscribed();
         {
             let mut stream = pubsub.on_message();
             let mut moved = tokio::time::interval(LOOK_INTERVAL);
@@ -153,7 +158,9 @@ async fn subscriber(
             }
         }
         tracing::warn!("revocation subscriber disconnected; cache hits are revalidated");
-        listener.announce(source, Announcement::Unguaranteed("redis disconnected"));
+        live.unsubscribed(|| {
+            listener.announce(source, Announcement::Unguaranteed("redis disconnected"))
+        });
     }
 }
 
@@ -192,12 +199,15 @@ struct Watchdog {
     source: usize,
 }
 
+/// The watchdog's feed and the subscriber's, which it vouches for.
+type Sources = [usize; 2];
+
 async fn watchdog(
     conn: RedisConn,
     prefix: String,
     mode: KeyspaceNotifications,
     listener: Arc<dyn Listener>,
-    source: usize,
+    [source, subscriber]: Sources,
     live: Arc<Liveness>,
 ) {
     let mut w = Watchdog {
@@ -215,15 +225,37 @@ async fn watchdog(
         source,
     };
     let mut last: Option<Seen> = None;
+    // The subscription vouched for, and one being checked since which ping.
+    let mut vouched = 0;
+    let mut checking: Option<(u64, u64)> = None;
     loop {
         // A stalled Redis answers nothing: that counts as unreachable.
         w.ticks += 1;
+        let subscription = w.live.subscription();
         let seen = tokio::time::timeout(LOOK_INTERVAL * 2, w.look())
             .await
             .unwrap_or(Seen::Unreachable);
         if last != Some(seen) {
             w.announce(seen);
             last = Some(seen);
+        }
+        match (subscription, checking) {
+            (Some(n), _) if n == vouched => {}
+            // This look began after subscription `n` and found the server fine; the ping
+            // it sent is heard at the next look, or a later one.
+            (Some(n), Some((c, ping))) if c == n => {
+                if seen == Seen::Fine
+                    && w.live.heard_since(ping)
+                    && w.live.vouch(n, || {
+                        w.listener.announce(subscriber, Announcement::Guaranteed)
+                    })
+                {
+                    vouched = n;
+                    checking = None;
+                }
+            }
+            (Some(n), _) => checking = (seen == Seen::Fine).then_some((n, w.ticks)),
+            (None, _) => checking = None,
         }
         tokio::time::sleep(LOOK_INTERVAL).await;
     }

@@ -169,6 +169,28 @@ impl Setup {
     /// cache, and a key deleted by another application is refused by both.
     fn revocations_reach_both(&self, victim: &str, other_app_victim: &str) {
         let (rt, client, servers) = (&self.rt, &self.client, &self.servers);
+        // Each replica's subscriber has moved to the new master (a demoted master still
+        // answers, so until then the old subscription holds)...
+        wait_until("the subscribers did not move to the new master", || {
+            rt.block_on(async {
+                let Some(mut c) = self.set.replica.conn().await else {
+                    return false;
+                };
+                let list: String = redis::cmd("CLIENT")
+                    .arg("LIST")
+                    .arg("TYPE")
+                    .arg("pubsub")
+                    .query_async(&mut c)
+                    .await
+                    .unwrap_or_default();
+                // The sentinels' own hello subscriptions do not count.
+                list.lines()
+                    .filter(|l| !l.contains("name=sentinel"))
+                    .count()
+                    >= servers.len()
+            })
+        });
+        // ... and is guaranteed only once the keyspace events are on there.
         for (s, _) in servers {
             wait_until("revocation feed not guaranteed after the failover", || {
                 revocation_guaranteed(client, s)
@@ -253,7 +275,9 @@ fn a_killed_master_is_followed_and_revocations_still_reach_every_replica() {
                 if stop.load(Ordering::SeqCst) {
                     break;
                 }
-                log.push((Instant::now(), probe_url(&client, &url, &cookie)));
+                // Logged when answered: a request sent just before the kill may fail.
+                let r = probe_url(&client, &url, &cookie);
+                log.push((Instant::now(), r));
                 std::thread::sleep(Duration::from_millis(5));
             }
             log
