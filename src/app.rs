@@ -233,6 +233,7 @@ impl Application {
                 prefix: settings.redis.key_prefix.clone(),
                 store_in_db: settings.session.store_session_in_database,
                 preserve_in_db: settings.session.preserve_session_in_database,
+                ended_mark_secs: settings.server.request_timeout.saturating_add(60),
             };
             let redis_store =
                 RedisStore::connect(RedisTarget::new(&settings.redis)?, primary, opts).await?;

@@ -6,7 +6,8 @@
 //! SHA-256); a replica that dies in between leaves them to the keyspace-event feed.
 //!
 //! Sessions in the database too: the database's transaction decides (it holds every
-//! session and locks per user), then Redis drops the ended sessions and takes the new one.
+//! session and locks per user), then one script drops the ended sessions from Redis,
+//! marking them ended, and writes the new one unless it is marked ended itself.
 
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
@@ -39,9 +40,11 @@ impl RedisStore {
                     .await?
             };
             if let Capped::Created(gone) = &decided {
+                // One script: a concurrent sign-in whose transaction came later may have
+                // ended this session already, and its script run first.
                 let user = self.owner(session).await?;
-                self.revoke_in_redis(&session.user_id, gone, now_ms).await?;
-                self.write_new(session, &user, now_ms).await?;
+                self.replace_in_redis(&session.user_id, session, &user, gone, now_ms)
+                    .await?;
             }
             return Ok(decided);
         }

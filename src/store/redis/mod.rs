@@ -51,6 +51,10 @@ pub struct RedisOptions {
     pub store_in_db: bool,
     /// End revoked database rows in place instead of deleting them.
     pub preserve_in_db: bool,
+    /// How long a session ended alongside a write stays marked ended (s): longer than a
+    /// request may take from its database transaction to its Redis script, so that a
+    /// session a later transaction ended is not written back by a slower request.
+    pub ended_mark_secs: u64,
 }
 
 /// The secondary store.
@@ -108,6 +112,10 @@ impl RedisStore {
 
     fn key(&self, token: &str) -> String {
         format!("{}{token}", self.opts.prefix)
+    }
+
+    fn ended_key(&self, token: &str) -> String {
+        format!("{}ended:{token}", self.opts.prefix)
     }
 
     fn list_key(&self, user_id: &str) -> String {
@@ -219,6 +227,35 @@ impl RedisStore {
         self.revoking(&mut inv, tokens);
         let deleted: u64 = inv.invoke_async(&mut c).await?;
         Ok(deleted)
+    }
+
+    /// Ends `old` and writes `new` in one script ([`scripts::REPLACE_SCRIPT`]): `new` is
+    /// not written when it was itself ended meanwhile; whether it was written.
+    async fn replace_in_redis(
+        &self,
+        user_id: &str,
+        new: &Session,
+        user: &User,
+        old: &[String],
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut c = self.conn.clone();
+        let mut inv = self.replace_script.key(self.list_key(user_id));
+        inv.key(self.key(&new.token))
+            .key(self.ended_key(&new.token))
+            .arg(now_ms)
+            .arg(channel(&self.opts.prefix))
+            .arg(&new.token)
+            .arg(new.expires_at.timestamp_millis())
+            .arg(stored_value(new, user))
+            .arg(ttl_secs(new.expires_at, now_ms))
+            .arg(self.opts.ended_mark_secs);
+        for t in old {
+            inv.key(self.key(t)).key(self.ended_key(t));
+            inv.arg(t).arg(hex::encode(token_hash(t)));
+        }
+        let written: i64 = inv.invoke_async(&mut c).await?;
+        Ok(written == 1)
     }
 
     /// Adds the sessions a script revokes to its call: each token's key after the keys

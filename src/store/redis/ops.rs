@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
 use serde_json::{Map, Value};
 
-use super::values::{merge, parse_value, stored_value, ttl_secs};
+use super::values::{merge, parse_value, ttl_secs};
 use super::RedisStore;
 use crate::model::{Session, User};
 use crate::store::feed::token_hash;
@@ -333,22 +333,8 @@ impl SessionStore for RedisStore {
             merge(&mut tokens, db);
         }
         assign_id(new);
-        let ttl = ttl_secs(new.expires_at, now_ms);
-        if ttl <= 0 {
-            self.revoke_in_redis(user_id, &tokens, now_ms).await?;
-            return Ok(tokens);
-        }
-        let mut c = self.conn.clone();
-        let mut inv = self.replace_script.key(self.list_key(user_id));
-        inv.key(self.key(&new.token))
-            .arg(now_ms)
-            .arg(channel(&self.opts.prefix))
-            .arg(&new.token)
-            .arg(new.expires_at.timestamp_millis())
-            .arg(stored_value(new, &user))
-            .arg(ttl);
-        self.revoking(&mut inv, &tokens);
-        let _: i64 = inv.invoke_async(&mut c).await?;
+        self.replace_in_redis(user_id, new, &user, &tokens, now_ms)
+            .await?;
         Ok(tokens)
     }
 

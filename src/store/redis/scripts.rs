@@ -66,26 +66,36 @@ return rewrite_list(KEYS[1], now, drop, add)
 "#
 );
 
-/// Replaces a user's sessions in one step: deletes the old token keys and announces each
-/// token's hash, writes the new token key, and rewrites the list without the old entries
-/// and with the new one.
-/// KEYS[1] list, KEYS[2] new token key, KEYS[3..] old token keys; ARGV[1] now (ms),
-/// ARGV[2] channel, ARGV[3] new token, ARGV[4] its expiresAt (ms), ARGV[5] its value,
-/// ARGV[6] its TTL (s), then for each old key (same order) its token and its token's
-/// SHA-256 hex.
+/// Replaces sessions in one step: deletes the old token keys, marks each as ended and
+/// announces its token's hash, then writes the new token key and its list entry — unless
+/// the new session was itself marked ended (a concurrent request whose database
+/// transaction came later ended it, and its script ran first): a session the database
+/// ended is never written back. Returns 1 when the new session was written, else 0.
+/// KEYS[1] list, KEYS[2] new token key, KEYS[3] its ended mark, then for each old session
+/// its token key and its ended mark; ARGV[1] now (ms), ARGV[2] channel, ARGV[3] new
+/// token, ARGV[4] its expiresAt (ms), ARGV[5] its value, ARGV[6] its TTL (s, ≤ 0: not
+/// written), ARGV[7] the marks' TTL (s), then for each old session (same order) its token
+/// and its token's SHA-256 hex.
 pub(super) const REPLACE_SCRIPT: &str = concat!(
     rewrite_list_lua!(),
     r#"
 local now = tonumber(ARGV[1])
 local drop = {}
-for i = 3, #KEYS do
+for i = 4, #KEYS, 2 do
+  local a = 8 + (i - 4)
   redis.call('DEL', KEYS[i])
-  drop[ARGV[2 * i + 1]] = true
-  redis.call('PUBLISH', ARGV[2], ARGV[2 * i + 2])
+  redis.call('SET', KEYS[i + 1], '1', 'EX', ARGV[7])
+  drop[ARGV[a]] = true
+  redis.call('PUBLISH', ARGV[2], ARGV[a + 1])
 end
 drop[ARGV[3]] = true
+if tonumber(ARGV[6]) <= 0 or redis.call('EXISTS', KEYS[3]) == 1 then
+  rewrite_list(KEYS[1], now, drop, nil)
+  return 0
+end
 redis.call('SET', KEYS[2], ARGV[5], 'EX', ARGV[6])
-return rewrite_list(KEYS[1], now, drop, {token = ARGV[3], expiresAt = tonumber(ARGV[4])})
+rewrite_list(KEYS[1], now, drop, {token = ARGV[3], expiresAt = tonumber(ARGV[4])})
+return 1
 "#
 );
 

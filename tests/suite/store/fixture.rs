@@ -177,6 +177,7 @@ async fn redis_around(mut f: Fixture, store_in_db: bool, preserve_in_db: bool) -
         prefix: prefix.clone(),
         store_in_db,
         preserve_in_db,
+        ended_mark_secs: 90,
     };
     let url = redis_url();
     let primary = f.primary.take().unwrap();
@@ -203,6 +204,7 @@ pub async fn redis_cluster(cluster: &crate::support::cluster::PrivateCluster) ->
         prefix: prefix.clone(),
         store_in_db: false,
         preserve_in_db: false,
+        ended_mark_secs: 90,
     };
     let target = RedisTarget::Cluster(sessiond::store::redis_cluster::ClusterTarget {
         nodes: cluster
