@@ -23,19 +23,13 @@ async fn replica_cut_from_redis_answers_503_and_recovers() {
     let s2 = Replica::start(&net, "s2", &env).await;
     let c = client();
 
-    let email = sign_up(&c, &s1).await;
-    let kept = sign_in(&c, &s1, &email).await;
-    let gone_before = sign_in(&c, &s2, &email).await;
-    let gone_during = sign_in(&c, &s1, &email).await;
-    let admin = sign_in(&c, &s2, &email).await;
-    assert!(revoke(&c, &s2, &admin, &gone_before).await);
-    settled(
-        &c,
-        &[&s1, &s2],
-        &[&kept, &gone_during, &admin],
-        &[&gone_before],
-    )
-    .await;
+    let Victims {
+        email,
+        kept,
+        gone_before,
+        gone_during,
+        admin,
+    } = victims(&c, &s1, &s2).await;
 
     // s1 loses Redis; s2 keeps it and revokes a session s1 holds in its cookie cache.
     let cut = Instant::now();
