@@ -90,6 +90,8 @@ pub struct Liveness {
     /// under this lock, so that a disconnection cannot fall between the check and the
     /// announcement.
     subscription: std::sync::Mutex<(u64, bool)>,
+    /// Wakes the watchdog when the listener subscribes, so that it vouches at once.
+    pub subscribed_now: Notify,
 }
 
 impl Liveness {
@@ -104,6 +106,7 @@ impl Liveness {
             reconnect: Notify::new(),
             silent: AtomicU64::new(0),
             subscription: std::sync::Mutex::new((0, false)),
+            subscribed_now: Notify::new(),
         }
     }
 
@@ -115,8 +118,11 @@ impl Liveness {
 
     /// The listener subscribed anew.
     pub fn subscribed(&self) {
-        let mut s = self.subscription_state();
-        *s = (s.0 + 1, true);
+        {
+            let mut s = self.subscription_state();
+            *s = (s.0 + 1, true);
+        }
+        self.subscribed_now.notify_one();
     }
 
     /// The listener lost its subscription: `then` runs before a watchdog can vouch again.
@@ -145,6 +151,18 @@ impl Liveness {
     /// Whether the listener heard ping `seq` or a later one.
     pub fn heard_since(&self, seq: u64) -> bool {
         self.seen.load(Ordering::SeqCst) >= seq
+    }
+
+    /// Whether the listener hears ping `seq` (or a later one) within `wait`.
+    pub async fn hears(&self, seq: u64, wait: Duration) -> bool {
+        let until = tokio::time::Instant::now() + wait;
+        while !self.heard_since(seq) {
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
     }
 
     /// The listener heard ping `payload`.

@@ -225,9 +225,8 @@ async fn watchdog(
         source,
     };
     let mut last: Option<Seen> = None;
-    // The subscription vouched for, and one being checked since which ping.
+    // The subscription vouched for (0: none yet).
     let mut vouched = 0;
-    let mut checking: Option<(u64, u64)> = None;
     loop {
         // A stalled Redis answers nothing: that counts as unreachable.
         w.ticks += 1;
@@ -239,25 +238,23 @@ async fn watchdog(
             w.announce(seen);
             last = Some(seen);
         }
-        match (subscription, checking) {
-            (Some(n), _) if n == vouched => {}
-            // This look began after subscription `n` and found the server fine; the ping
-            // it sent is heard at the next look, or a later one.
-            (Some(n), Some((c, ping))) if c == n => {
-                if seen == Seen::Fine
-                    && w.live.heard_since(ping)
-                    && w.live.vouch(n, || {
-                        w.listener.announce(subscriber, Announcement::Guaranteed)
-                    })
-                {
-                    vouched = n;
-                    checking = None;
-                }
+        // A new subscription is vouched for by a look that began after it, found the
+        // server fine, and whose ping the subscriber heard.
+        if let Some(n) = subscription.filter(|n| *n != vouched) {
+            if seen == Seen::Fine
+                && w.live.hears(w.ticks, LOOK_INTERVAL / 2).await
+                && w.live.vouch(n, || {
+                    w.listener.announce(subscriber, Announcement::Guaranteed)
+                })
+            {
+                vouched = n;
             }
-            (Some(n), _) => checking = (seen == Seen::Fine).then_some((n, w.ticks)),
-            (None, _) => checking = None,
         }
-        tokio::time::sleep(LOOK_INTERVAL).await;
+        // The next look at the interval, or at once when the subscriber subscribes anew.
+        tokio::select! {
+            () = tokio::time::sleep(LOOK_INTERVAL) => {}
+            () = w.live.subscribed_now.notified() => {}
+        }
     }
 }
 
