@@ -9,6 +9,8 @@
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
+use futures::stream::{FuturesUnordered, StreamExt};
+
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{
     AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ErrorKind, IntoConnectionInfo, Pipeline,
@@ -136,12 +138,19 @@ impl Inner {
         }
     }
 
-    /// Asks each sentinel in turn for the master's address, and connects to the first
-    /// address that is a master.
+    /// Asks every sentinel at once for the master's address (one that stalls costs its
+    /// timeout only when no other answers), and connects to the first address given that
+    /// is a master.
     async fn discover(&self, generation: u64) -> RedisResult<Master> {
         let mut last = RedisError::from((ErrorKind::EmptySentinelList, "no sentinel configured"));
-        for (host, port) in &self.target.sentinels {
-            let (mhost, mport) = match self.ask(host, *port).await {
+        let mut asked: FuturesUnordered<_> = self
+            .target
+            .sentinels
+            .iter()
+            .map(|(host, port)| async move { (host, *port, self.ask(host, *port).await) })
+            .collect();
+        while let Some((host, port, answer)) = asked.next().await {
+            let (mhost, mport) = match answer {
                 Ok(Some(addr)) => addr,
                 Ok(None) => {
                     last = RedisError::from((
@@ -156,11 +165,15 @@ impl Inner {
                     continue;
                 }
                 Err(e) => {
-                    last = RedisError::from((
-                        ErrorKind::Io,
-                        "no sentinel answered",
-                        format!("sentinel {host}:{port}: {e}"),
-                    ));
+                    // A sentinel that answered "no such master" says more than one that
+                    // did not answer.
+                    if last.kind() != ErrorKind::MasterNameNotFoundBySentinel {
+                        last = RedisError::from((
+                            ErrorKind::Io,
+                            "no sentinel answered",
+                            format!("sentinel {host}:{port}: {e}"),
+                        ));
+                    }
                     continue;
                 }
             };

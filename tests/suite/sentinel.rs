@@ -17,6 +17,11 @@ use crate::support::{redis_prefix, PgDb, PASSWORD};
 const SECRET: &str = "sentinel-test-secret-Hq7Rk2Wm9Tz4Xc6Vb8Np3Ld5";
 
 fn sessiond(db: &PgDb, set: &SentinelSet, prefix: &str) -> (Server, tempfile::TempDir) {
+    sessiond_on(db, &set.urls_json(), prefix)
+}
+
+/// sessiond on the sentinels `urls` (a JSON list).
+fn sessiond_on(db: &PgDb, urls: &str, prefix: &str) -> (Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = command(dir.path());
     cmd.env("DATABASE_URL", &db.url)
@@ -24,7 +29,7 @@ fn sessiond(db: &PgDb, set: &SentinelSet, prefix: &str) -> (Server, tempfile::Te
         .env("SESSIOND_BASE_URL", "http://sessiond.test")
         .env("SESSIOND_SESSION__COOKIE_CACHE__ENABLED", "true")
         .env("SESSIOND_REDIS__SENTINEL__MASTER_NAME", MASTER_NAME)
-        .env("SESSIOND_REDIS__SENTINEL__URLS", set.urls_json())
+        .env("SESSIOND_REDIS__SENTINEL__URLS", urls)
         .env("SESSIOND_REDIS__KEY_PREFIX", prefix)
         .env("SESSIOND_REDIS__KEYSPACE_NOTIFICATIONS", "configure")
         .env("SESSIOND_LOG__LEVEL", "warn");
@@ -440,4 +445,30 @@ fn an_unknown_master_or_no_sentinel_stops_the_start() {
     assert!(!status.success());
     assert!(err.contains("no sentinel answered"), "{err}");
     assert!(err.contains(&format!("127.0.0.1:{dead}")), "{err}");
+}
+
+/// Sentinels that accept connections and never answer, listed before the real ones: the
+/// sentinels are asked at once, so the master is found as soon as a real one answers
+/// (asked one after another, 20 of them at 2 s each would hold the start for 40 s, past
+/// the 30 s the test waits for it).
+#[test]
+fn stalled_sentinels_listed_first_do_not_hold_the_master_back() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let set = rt.block_on(SentinelSet::start());
+    let db = rt.block_on(PgDb::create());
+    // Never accepted: the kernel completes each connection, and nothing answers.
+    let stalled: Vec<std::net::TcpListener> = (0..20)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let mut urls: Vec<String> = stalled
+        .iter()
+        .map(|l| l.local_addr().unwrap().to_string())
+        .collect();
+    let real: Vec<String> = serde_json::from_str(&set.urls_json()).unwrap();
+    urls.extend(real);
+    let (s, _dir) = sessiond_on(&db, &serde_json::to_string(&urls).unwrap(), &redis_prefix());
+    let client = reqwest::blocking::Client::new();
+    let email = signed_up(&client, &s);
+    let (cookie, _) = sign_in(&client, &s, &email);
+    assert_eq!(probe(&client, &s, &cookie), Some(true));
 }
