@@ -6,6 +6,9 @@
 //! where keyspace events for session keys are emitted, so the revocation subscriber
 //! listens there (`PUBLISH` reaches every node of a cluster) and moves when the slot does.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use redis::aio::ConnectionLike;
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
@@ -13,6 +16,9 @@ use redis::{
     Client, Cmd, ConnectionAddr, ErrorKind, IntoConnectionInfo, Pipeline, RedisError, RedisFuture,
     RedisResult, Value,
 };
+
+use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use super::redis_conn::Timeouts;
 use crate::config::Secret;
@@ -30,45 +36,94 @@ pub struct ClusterTarget {
     pub slot_key: String,
 }
 
-/// A connection to the whole cluster.
+/// A connection to the whole cluster, shared by every clone. redis-rs's cluster
+/// connection keeps a node connection whose reply never comes (a stalled node, a proxy
+/// holding the connection open) and queues every later command behind it, and it reads
+/// a reply however long it grows: a call that times out or loses its connection drops
+/// the whole cluster connection, and the next call makes a new one from the seed nodes.
 #[derive(Clone)]
-pub struct ClusterConn {
-    conn: ClusterConnection,
+pub struct ClusterConn(Arc<Shared>);
+
+struct Shared {
     target: ClusterTarget,
+    timeouts: Timeouts,
+    state: Mutex<State>,
 }
+
+#[derive(Default)]
+struct State {
+    /// The connection in use and its number (so that an old call's failure does not
+    /// drop a newer connection).
+    current: Option<(u64, ClusterConnection)>,
+    made: u64,
+    /// The last failure to connect: calls within [`RECONNECT_BACKOFF`] fail at once.
+    failed: Option<(Instant, RedisError)>,
+}
+
+/// After the cluster could not be reached, calls fail at once for this long rather than
+/// each connecting again.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
 
 impl ClusterConn {
     /// Connects to the cluster; fails when no node answers.
     pub async fn connect(target: &ClusterTarget, t: Timeouts) -> RedisResult<Self> {
-        let nodes: Vec<ConnectionAddr> = target
-            .nodes
-            .iter()
-            .map(|(h, p)| ConnectionAddr::Tcp(h.clone(), *p))
-            .collect();
-        let mut b = ClusterClientBuilder::new(nodes)
-            .connection_timeout(t.connect)
-            .response_timeout(t.response)
-            .retries(u32::try_from(t.retries).unwrap_or(u32::MAX))
-            .tcp_settings(super::redis_conn::tcp_settings());
-        if !target.username.is_empty() {
-            b = b.username(&target.username);
-        }
-        if !target.password.is_empty() {
-            b = b.password(target.password.expose_secret());
-        }
-        let conn = b.build()?.get_async_connection().await?;
-        Ok(Self {
-            conn,
+        let c = Self(Arc::new(Shared {
             target: target.clone(),
-        })
+            timeouts: t,
+            state: Mutex::new(State::default()),
+        }));
+        c.current().await?;
+        Ok(c)
+    }
+
+    /// The connection in use, made anew when there is none.
+    async fn current(&self) -> RedisResult<(u64, ClusterConnection)> {
+        let mut st = self.0.state.lock().await;
+        if let Some((n, c)) = &st.current {
+            return Ok((*n, c.clone()));
+        }
+        if let Some((at, e)) = &st.failed {
+            if at.elapsed() < RECONNECT_BACKOFF {
+                return Err(e.clone());
+            }
+        }
+        match open(&self.0.target, self.0.timeouts).await {
+            Ok(c) => {
+                st.made += 1;
+                st.failed = None;
+                st.current = Some((st.made, c.clone()));
+                Ok((st.made, c))
+            }
+            Err(e) => {
+                st.failed = Some((Instant::now(), e.clone()));
+                Err(e)
+            }
+        }
+    }
+
+    /// After call on connection `n` failed with `e`: drops that connection when the
+    /// failure was the connection's (a timeout, a lost or broken connection).
+    async fn failed(&self, n: u64, e: &RedisError) {
+        if !(e.is_timeout()
+            || e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_unrecoverable_error())
+        {
+            return;
+        }
+        let mut st = self.0.state.lock().await;
+        if st.current.as_ref().is_some_and(|(m, _)| *m == n) {
+            tracing::warn!(error = %e, "redis cluster connection dropped; a new one is made");
+            st.current = None;
+        }
     }
 
     /// The master of sessiond's slot (`host:port`), as the cluster tells now.
     pub async fn slot_master(&self) -> RedisResult<String> {
-        let mut c = self.conn.clone();
+        let mut c = self.clone();
         let slot: i64 = redis::cmd("CLUSTER")
             .arg("KEYSLOT")
-            .arg(&self.target.slot_key)
+            .arg(&self.0.target.slot_key)
             .query_async(&mut c)
             .await?;
         let slots: Vec<Vec<Value>> = redis::cmd("CLUSTER")
@@ -91,17 +146,45 @@ impl ClusterConn {
             .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
             .ok_or_else(|| RedisError::from((ErrorKind::Parse, "a node address")))?;
         let mut redis = redis::RedisConnectionInfo::default();
-        if !self.target.username.is_empty() {
-            redis = redis.set_username(&self.target.username);
+        if !self.0.target.username.is_empty() {
+            redis = redis.set_username(&self.0.target.username);
         }
-        if !self.target.password.is_empty() {
-            redis = redis.set_password(self.target.password.expose_secret());
+        if !self.0.target.password.is_empty() {
+            redis = redis.set_password(self.0.target.password.expose_secret());
         }
         let info = ConnectionAddr::Tcp(host, port)
             .into_connection_info()?
             .set_redis_settings(redis);
         Ok((super::redis_conn::open_client(info)?, name))
     }
+}
+
+/// A new cluster connection from the seed nodes.
+async fn open(target: &ClusterTarget, t: Timeouts) -> RedisResult<ClusterConnection> {
+    let nodes: Vec<ConnectionAddr> = target
+        .nodes
+        .iter()
+        .map(|(h, p)| ConnectionAddr::Tcp(h.clone(), *p))
+        .collect();
+    let mut b = ClusterClientBuilder::new(nodes)
+        .connection_timeout(t.connect)
+        .response_timeout(t.response)
+        .retries(u32::try_from(t.retries).unwrap_or(u32::MAX))
+        .tcp_settings(super::redis_conn::tcp_settings());
+    if !target.username.is_empty() {
+        b = b.username(&target.username);
+    }
+    if !target.password.is_empty() {
+        b = b.password(target.password.expose_secret());
+    }
+    // Connecting asks the seeds for the slots: bounded as a call is.
+    tokio::time::timeout(t.connect + t.response, b.build()?.get_async_connection())
+        .await
+        .unwrap_or_else(|_| {
+            Err(RedisError::from(std::io::Error::from(
+                std::io::ErrorKind::TimedOut,
+            )))
+        })
 }
 
 /// In one `CLUSTER SLOTS` entry (`[start, end, [ip, port, id], replicas…]`), the master's
@@ -128,7 +211,14 @@ fn master_of(range: &[Value], slot: i64) -> Option<String> {
 
 impl ConnectionLike for ClusterConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        self.conn.req_packed_command(cmd)
+        Box::pin(async move {
+            let (n, mut c) = self.current().await?;
+            let res = c.req_packed_command(cmd).await;
+            if let Err(e) = &res {
+                self.failed(n, e).await;
+            }
+            res
+        })
     }
 
     fn req_packed_commands<'a>(
@@ -137,7 +227,14 @@ impl ConnectionLike for ClusterConn {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        self.conn.req_packed_commands(cmd, offset, count)
+        Box::pin(async move {
+            let (n, mut c) = self.current().await?;
+            let res = c.req_packed_commands(cmd, offset, count).await;
+            if let Err(e) = &res {
+                self.failed(n, e).await;
+            }
+            res
+        })
     }
 
     fn get_db(&self) -> i64 {

@@ -116,3 +116,83 @@ fn a_prefix_without_hash_tag_stops_the_start() {
         "{err}"
     );
 }
+
+/// A cluster node that misbehaves: sessiond answers 503 while it does, never grows its
+/// memory with it, and serves again as soon as the node behaves. A command whose answer
+/// never comes (a stalled node, a proxy holding the connection open) used to leave every
+/// later command queued behind it until a restart; an endless `CLUSTER SLOTS` reply was
+/// read without end (gigabytes within seconds).
+#[test]
+fn a_stalled_or_endless_node_is_dropped_and_replaced() {
+    crate::support::require_tool("python3");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let backend = rt.block_on(crate::support::PrivateRedis::start(&[]));
+    let db = rt.block_on(PgDb::create());
+    let dir = tempfile::tempdir().unwrap();
+    let mode = dir.path().join("mode");
+    let set_mode = |m: &str| std::fs::write(&mode, m).unwrap();
+    set_mode("normal");
+    let port = free_port();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/suite/support/fake_cluster_node.py"
+    );
+    let node = std::process::Command::new("python3")
+        .arg(script)
+        .arg(port.to_string())
+        .arg(backend.port.to_string())
+        .arg(&mode)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed however the test ends.
+    let _node = KillOnDrop(node);
+    let mut cmd = command(dir.path());
+    cmd.env("DATABASE_URL", &db.url)
+        .env("BETTER_AUTH_SECRET", SECRET)
+        .env("SESSIOND_BASE_URL", "http://sessiond.test")
+        .env(
+            "SESSIOND_REDIS__CLUSTER__URLS",
+            format!(r#"["127.0.0.1:{port}"]"#),
+        )
+        .env("SESSIOND_REDIS__KEY_PREFIX", "{fake}:")
+        .env("SESSIOND_REDIS__KEYSPACE_NOTIFICATIONS", "off")
+        .env("SESSIOND_LOG__LEVEL", "error");
+    wait_until("the fake node does not listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let (s, _) = Server::start_with_stderr(cmd, std::process::Stdio::null());
+    let client = reqwest::blocking::Client::new();
+    let email = signed_up(&client, &s);
+    let (cookie, _) = sign_in(&client, &s, &email);
+    assert_eq!(probe(&client, &s, &cookie), Some(true));
+
+    for bad in ["stallcmd", "slots_huge"] {
+        set_mode(bad);
+        for _ in 0..3 {
+            assert_eq!(probe(&client, &s, &cookie), None, "{bad}");
+        }
+        set_mode("normal");
+        wait_until(&format!("not served again after {bad}"), || {
+            probe(&client, &s, &cookie) == Some(true)
+        });
+        // Nothing keeps reading in the background: memory stays flat.
+        let before = crate::support::process::rss_kib(s.child.id());
+        std::thread::sleep(Duration::from_secs(3));
+        let after = crate::support::process::rss_kib(s.child.id());
+        assert!(
+            after < 1024 * 1024 && after <= before + 64 * 1024,
+            "{bad}: RSS {before} KiB, then {after} KiB"
+        );
+    }
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
