@@ -7,7 +7,6 @@
 //! listens there (`PUBLISH` reaches every node of a cluster) and moves when the slot does.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use redis::aio::ConnectionLike;
 use redis::cluster::ClusterClientBuilder;
@@ -17,10 +16,7 @@ use redis::{
     RedisResult, Value,
 };
 
-use tokio::sync::Mutex;
-use tokio::time::Instant;
-
-use super::redis_conn::Timeouts;
+use super::redis_conn::{Reconnecting, Timeouts};
 use crate::config::Secret;
 
 /// The nodes to start from and how to log in.
@@ -47,22 +43,8 @@ pub struct ClusterConn(Arc<Shared>);
 struct Shared {
     target: ClusterTarget,
     timeouts: Timeouts,
-    state: Mutex<State>,
+    conn: Reconnecting<ClusterConnection>,
 }
-
-#[derive(Default)]
-struct State {
-    /// The connection in use and its number (so that an old call's failure does not
-    /// drop a newer connection).
-    current: Option<(u64, ClusterConnection)>,
-    made: u64,
-    /// The last failure to connect: calls within [`RECONNECT_BACKOFF`] fail at once.
-    failed: Option<(Instant, RedisError)>,
-}
-
-/// After the cluster could not be reached, calls fail at once for this long rather than
-/// each connecting again.
-const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
 
 impl ClusterConn {
     /// Connects to the cluster; fails when no node answers.
@@ -70,7 +52,7 @@ impl ClusterConn {
         let c = Self(Arc::new(Shared {
             target: target.clone(),
             timeouts: t,
-            state: Mutex::new(State::default()),
+            conn: Reconnecting::new(),
         }));
         c.current().await?;
         Ok(c)
@@ -78,43 +60,19 @@ impl ClusterConn {
 
     /// The connection in use, made anew when there is none.
     async fn current(&self) -> RedisResult<(u64, ClusterConnection)> {
-        let mut st = self.0.state.lock().await;
-        if let Some((n, c)) = &st.current {
-            return Ok((*n, c.clone()));
-        }
-        if let Some((at, e)) = &st.failed {
-            if at.elapsed() < RECONNECT_BACKOFF {
-                return Err(e.clone());
-            }
-        }
-        match open(&self.0.target, self.0.timeouts).await {
-            Ok(c) => {
-                st.made += 1;
-                st.failed = None;
-                st.current = Some((st.made, c.clone()));
-                Ok((st.made, c))
-            }
-            Err(e) => {
-                st.failed = Some((Instant::now(), e.clone()));
-                Err(e)
-            }
-        }
+        let s = &self.0;
+        s.conn.get(|_| open(&s.target, s.timeouts)).await
     }
 
-    /// After call on connection `n` failed with `e`: drops that connection when the
+    /// After a call on connection `n` failed with `e`: drops that connection when the
     /// failure was the connection's (a timeout, a lost or broken connection).
     async fn failed(&self, n: u64, e: &RedisError) {
-        if !(e.is_timeout()
+        let connection_failed = e.is_timeout()
             || e.is_io_error()
             || e.is_connection_dropped()
-            || e.is_unrecoverable_error())
-        {
-            return;
-        }
-        let mut st = self.0.state.lock().await;
-        if st.current.as_ref().is_some_and(|(m, _)| *m == n) {
+            || e.is_unrecoverable_error();
+        if connection_failed && self.0.conn.forget(n).await {
             tracing::warn!(error = %e, "redis cluster connection dropped; a new one is made");
-            st.current = None;
         }
     }
 

@@ -4,10 +4,13 @@
 //! ([`super::redis_sentinel`], which follows failovers), or a Redis Cluster
 //! ([`super::redis_cluster`]).
 
+use std::future::Future;
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager};
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use super::redis_cluster::{ClusterConn, ClusterTarget};
 use super::redis_sentinel::{SentinelConn, SentinelTarget};
@@ -35,6 +38,82 @@ pub(crate) fn open_client(
         info.into_connection_info()?
             .set_tcp_settings(tcp_settings()),
     )
+}
+
+/// After a connection could not be made, calls fail at once for this long rather than
+/// each trying again: a Redis lost under load is not followed by a storm of attempts.
+pub(crate) const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
+
+/// The connection in use, shared by every clone of its owner: made by the first call
+/// that finds none (the others wait for it), dropped when a call on it fails, made anew
+/// by the next call, and numbered, so that an old call's failure does not drop a newer
+/// connection. After a failure to make one, calls fail at once for
+/// [`RECONNECT_BACKOFF`].
+pub(crate) struct Reconnecting<T> {
+    state: Mutex<Slot<T>>,
+}
+
+struct Slot<T> {
+    current: Option<(u64, T)>,
+    made: u64,
+    failed: Option<(Instant, RedisError)>,
+}
+
+impl<T: Clone> Reconnecting<T> {
+    pub(crate) fn new() -> Self {
+        Self {
+            state: Mutex::new(Slot {
+                current: None,
+                made: 0,
+                failed: None,
+            }),
+        }
+    }
+
+    /// The connection in use and its number; made with `make` (given the number it
+    /// will have) when there is none.
+    pub(crate) async fn get<F>(&self, make: impl FnOnce(u64) -> F) -> RedisResult<(u64, T)>
+    where
+        F: Future<Output = RedisResult<T>>,
+    {
+        let mut st = self.state.lock().await;
+        if let Some((n, c)) = &st.current {
+            return Ok((*n, c.clone()));
+        }
+        if let Some((at, e)) = &st.failed {
+            if at.elapsed() < RECONNECT_BACKOFF {
+                return Err(e.clone());
+            }
+        }
+        let n = st.made + 1;
+        match make(n).await {
+            Ok(c) => {
+                st.made = n;
+                st.failed = None;
+                st.current = Some((n, c.clone()));
+                Ok((n, c))
+            }
+            Err(e) => {
+                st.failed = Some((Instant::now(), e.clone()));
+                Err(e)
+            }
+        }
+    }
+
+    /// The connection in use, if there is one (none is made).
+    pub(crate) async fn peek(&self) -> Option<(u64, T)> {
+        self.state.lock().await.current.clone()
+    }
+
+    /// Drops connection `n` if it is still the one in use; whether it was.
+    pub(crate) async fn forget(&self, n: u64) -> bool {
+        let mut st = self.state.lock().await;
+        let current = st.current.as_ref().is_some_and(|(m, _)| *m == n);
+        if current {
+            st.current = None;
+        }
+        current
+    }
 }
 
 /// Where Redis is, read from the settings once; each [`RedisConn`] is made from it.

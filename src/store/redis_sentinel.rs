@@ -10,16 +10,13 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
-
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{
     AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ErrorKind, IntoConnectionInfo, Pipeline,
     RedisError, RedisFuture, RedisResult, Value,
 };
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
-use super::redis_conn::Timeouts;
+use super::redis_conn::{Reconnecting, Timeouts};
 use crate::config::Secret;
 
 /// The sentinels and what to ask them.
@@ -35,11 +32,6 @@ pub struct SentinelTarget {
     pub password: Secret,
 }
 
-/// After the sentinels could not name a usable master, commands fail at once for this
-/// long rather than each asking them again: a master lost under load is not followed by
-/// a storm of discoveries.
-const DISCOVERY_BACKOFF: Duration = Duration::from_millis(200);
-
 /// A connection to the current master, shared by every clone.
 #[derive(Clone)]
 pub struct SentinelConn(Arc<Inner>);
@@ -47,17 +39,11 @@ pub struct SentinelConn(Arc<Inner>);
 struct Inner {
     target: SentinelTarget,
     timeouts: Timeouts,
-    state: Mutex<State>,
+    /// The master in use (after the sentinels could not name a usable one, commands fail
+    /// at once for a moment rather than each asking them again).
+    state: Reconnecting<Master>,
     /// The current master (`host:port`), readable without waiting for a discovery.
     master: StdMutex<String>,
-}
-
-#[derive(Default)]
-struct State {
-    current: Option<Master>,
-    /// Counts discoveries, so that an error on an old connection does not drop a new one.
-    generation: u64,
-    failed: Option<(Instant, RedisError)>,
 }
 
 #[derive(Clone)]
@@ -75,7 +61,7 @@ impl SentinelConn {
         let c = Self(Arc::new(Inner {
             target: target.clone(),
             timeouts,
-            state: Mutex::new(State::default()),
+            state: Reconnecting::new(),
             master: StdMutex::new(String::new()),
         }));
         c.0.current().await?;
@@ -98,43 +84,24 @@ impl SentinelConn {
 impl Inner {
     /// The current master, found through the sentinels if there is none.
     async fn current(&self) -> RedisResult<Master> {
-        let mut st = self.state.lock().await;
-        if let Some(m) = &st.current {
-            return Ok(m.clone());
-        }
-        if let Some((at, e)) = &st.failed {
-            if at.elapsed() < DISCOVERY_BACKOFF {
-                return Err(e.clone());
-            }
-        }
-        match self.discover(st.generation + 1).await {
-            Ok(m) => {
-                st.generation = m.generation;
-                st.failed = None;
-                st.current = Some(m.clone());
+        let (_, m) = self
+            .state
+            .get(|generation| async move {
+                let m = self.discover(generation).await?;
                 if let Ok(mut name) = self.master.lock() {
                     name.clone_from(&m.name);
                 }
                 tracing::info!(master = %m.name, "redis master found through the sentinels");
                 Ok(m)
-            }
-            Err(e) => {
-                st.failed = Some((Instant::now(), e.clone()));
-                Err(e)
-            }
-        }
+            })
+            .await?;
+        Ok(m)
     }
 
     /// Drops the master of `generation` after it failed (not a newer one).
     async fn forget(&self, generation: u64, why: &RedisError) {
-        let mut st = self.state.lock().await;
-        if st
-            .current
-            .as_ref()
-            .is_some_and(|m| m.generation == generation)
-        {
+        if self.state.forget(generation).await {
             tracing::warn!(error = %why, "redis master lost; asking the sentinels again");
-            st.current = None;
         }
     }
 
@@ -270,8 +237,9 @@ async fn watch(inner: std::sync::Weak<Inner>) {
     loop {
         tokio::time::sleep(ROLE_CHECK).await;
         let Some(inner) = inner.upgrade() else { return };
-        let current = inner.state.lock().await.current.clone();
-        let Some(m) = current else { continue };
+        let Some((_, m)) = inner.state.peek().await else {
+            continue;
+        };
         let mut conn = m.conn.clone();
         let role: RedisResult<Vec<Value>> = redis::cmd("ROLE").query_async(&mut conn).await;
         match role {

@@ -230,7 +230,7 @@ impl RedisStore {
     }
 
     /// Ends `old` and writes `new` in one script ([`scripts::REPLACE_SCRIPT`]): `new` is
-    /// not written when it was itself ended meanwhile; whether it was written.
+    /// not written when it was itself ended meanwhile.
     async fn replace_in_redis(
         &self,
         user_id: &str,
@@ -238,7 +238,7 @@ impl RedisStore {
         user: &User,
         old: &[String],
         now_ms: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<(), StoreError> {
         let mut c = self.conn.clone();
         let mut inv = self.replace_script.key(self.list_key(user_id));
         inv.key(self.key(&new.token))
@@ -254,8 +254,8 @@ impl RedisStore {
             inv.key(self.key(t)).key(self.ended_key(t));
             inv.arg(t).arg(hex::encode(token_hash(t)));
         }
-        let written: i64 = inv.invoke_async(&mut c).await?;
-        Ok(written == 1)
+        let _written: i64 = inv.invoke_async(&mut c).await?;
+        Ok(())
     }
 
     /// Adds the sessions a script revokes to its call: each token's key after the keys
@@ -365,12 +365,8 @@ const STORE_TIMEOUTS: Timeouts = Timeouts {
     retries: 2,
 };
 
-/// The revocation watchdog's connection (it bounds each look itself).
-const FEED_TIMEOUTS: Timeouts = Timeouts {
-    connect: std::time::Duration::from_secs(2),
-    response: std::time::Duration::from_secs(2),
-    retries: 2,
-};
+/// The revocation watchdog's connection (it bounds each look itself): as the store's.
+const FEED_TIMEOUTS: Timeouts = STORE_TIMEOUTS;
 
 /// How many times a read-modify-write of one session value is tried before it gives up.
 const MAX_SWAP_ATTEMPTS: usize = 32;
