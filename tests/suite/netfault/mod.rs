@@ -276,6 +276,50 @@ async fn each_until(
     }
 }
 
+/// A sign-in on `r` is refused with 503 (`why`: what `r` is cut from).
+async fn sign_in_refused(c: &reqwest::Client, r: &Replica, email: &str, why: &str) {
+    let res = c
+        .post(r.url("/sign-in/email"))
+        .header("origin", "http://sessiond.test")
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503, "sign-in on {} {why}", r.name);
+}
+
+/// Unplugs `host` from every replica: each answers `kept`'s get-session with 503; ten
+/// seconds later `host` is plugged back and each serves it again. When it was plugged
+/// back (`name` says what `host` is, in the printed waits).
+async fn unplugged_and_back(
+    c: &reqwest::Client,
+    net: &net::Net,
+    host: &str,
+    name: &str,
+    replicas: &[&Replica],
+    kept: &Signed,
+) -> Instant {
+    let cut = Instant::now();
+    net.plug(host, false);
+    let what = format!("{name} unplugged, 503");
+    each_until(
+        c,
+        replicas,
+        kept,
+        Seen::Unavailable,
+        &[Seen::Valid],
+        cut,
+        &what,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let healed = Instant::now();
+    net.plug(host, true);
+    let what = format!("{name} plugged back, serving");
+    each_until(c, replicas, kept, Seen::Valid, &[], healed, &what).await;
+    healed
+}
+
 /// The sessions of one user that a cut is tried on, the cluster settled around them.
 struct Victims {
     email: String,

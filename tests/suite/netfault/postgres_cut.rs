@@ -58,14 +58,7 @@ async fn replica_cut_from_postgres_answers_503_and_recovers() {
     }
     let unavailable = unavailable.unwrap_or_default();
     // A write on s1 fails as 503 too.
-    let res = c
-        .post(s1.url("/sign-in/email"))
-        .header("origin", "http://sessiond.test")
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 503, "sign-in on s1 cut from the database");
+    sign_in_refused(&c, &s1, &email, "cut from the database").await;
 
     let healed = Instant::now();
     net.heal("s1", "pg");
@@ -91,24 +84,7 @@ async fn replica_cut_from_postgres_answers_503_and_recovers() {
 
     // The database unplugged: both replicas answer 503, then recover.
     let both = [&s1, &s2];
-    let cut = Instant::now();
-    net.plug("pg", false);
-    let what = "PostgreSQL unplugged, 503";
-    each_until(
-        &c,
-        &both,
-        &kept,
-        Seen::Unavailable,
-        &[Seen::Valid],
-        cut,
-        what,
-    )
-    .await;
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let healed = Instant::now();
-    net.plug("pg", true);
-    let what = "PostgreSQL plugged back, serving";
-    each_until(&c, &both, &kept, Seen::Valid, &[], healed, what).await;
+    let healed = unplugged_and_back(&c, &net, "pg", "PostgreSQL", &both, &kept).await;
     for r in both {
         until_signed_in(&c, r, &email, healed).await;
     }

@@ -54,14 +54,7 @@ async fn replica_cut_from_redis_answers_503_and_recovers() {
     }
     let unavailable = unavailable.expect("s1 never answered 503 while cut from Redis");
     // Writes fail too, as 503.
-    let res = c
-        .post(s1.url("/sign-in/email"))
-        .header("origin", "http://sessiond.test")
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 503, "sign-in on s1 cut from Redis");
+    sign_in_refused(&c, &s1, &email, "cut from Redis").await;
 
     let healed = Instant::now();
     net.heal("s1", "redis");
@@ -82,23 +75,6 @@ async fn replica_cut_from_redis_answers_503_and_recovers() {
 
     // Redis unplugged: both replicas answer 503, then recover.
     let both = [&s1, &s2];
-    let cut = Instant::now();
-    net.plug("redis", false);
-    let what = "Redis unplugged, 503";
-    each_until(
-        &c,
-        &both,
-        &kept,
-        Seen::Unavailable,
-        &[Seen::Valid],
-        cut,
-        what,
-    )
-    .await;
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let healed = Instant::now();
-    net.plug("redis", true);
-    let what = "Redis plugged back, serving";
-    each_until(&c, &both, &kept, Seen::Valid, &[], healed, what).await;
+    unplugged_and_back(&c, &net, "redis", "Redis", &both, &kept).await;
     settled(&c, &both, &[&kept, &admin], &[&gone_before, &gone_during]).await;
 }
