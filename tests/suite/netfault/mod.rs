@@ -67,14 +67,21 @@ async fn sign_up(c: &reqwest::Client, r: &Replica) -> String {
     email
 }
 
-async fn sign_in(c: &reqwest::Client, r: &Replica, email: &str) -> Signed {
-    let res = c
-        .post(r.url("/sign-in/email"))
+/// POST /sign-in/email on `r` with the test password.
+async fn post_sign_in(
+    c: &reqwest::Client,
+    r: &Replica,
+    email: &str,
+) -> reqwest::Result<reqwest::Response> {
+    c.post(r.url("/sign-in/email"))
         .header("origin", "http://sessiond.test")
         .json(&json!({"email": email, "password": PASSWORD}))
         .send()
         .await
-        .unwrap();
+}
+
+async fn sign_in(c: &reqwest::Client, r: &Replica, email: &str) -> Signed {
+    let res = post_sign_in(c, r, email).await.unwrap();
     assert_eq!(res.status(), 200, "sign-in on {}", r.name);
     signed(res).await
 }
@@ -278,13 +285,7 @@ async fn each_until(
 
 /// A sign-in on `r` is refused with 503 (`why`: what `r` is cut from).
 async fn sign_in_refused(c: &reqwest::Client, r: &Replica, email: &str, why: &str) {
-    let res = c
-        .post(r.url("/sign-in/email"))
-        .header("origin", "http://sessiond.test")
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let res = post_sign_in(c, r, email).await.unwrap();
     assert_eq!(res.status(), 503, "sign-in on {} {why}", r.name);
 }
 

@@ -50,11 +50,7 @@ async fn load(
     let mut revoked = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let t = Instant::now();
-        let res = c
-            .post(r.url("/sign-in/email"))
-            .header("origin", "http://sessiond.test")
-            .json(&json!({"email": email, "password": PASSWORD}))
-            .send()
+        let res = post_sign_in(&c, &r, &email)
             .await
             .unwrap_or_else(|e| panic!("sign-in hung {:?}: {e}", t.elapsed()));
         let status = res.status();
