@@ -7,6 +7,10 @@ use clap::{Parser, Subcommand};
 use sessiond::app::{migrate_only, Application};
 use sessiond::config::Settings;
 
+/// The system allocator, with scrypt's 32 MiB buffers on huge pages (see the module).
+#[global_allocator]
+static ALLOCATOR: sessiond::crypto::scratch::Allocator = sessiond::crypto::scratch::Allocator;
+
 #[derive(Parser)]
 #[command(
     name = "sessiond",

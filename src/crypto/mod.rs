@@ -6,6 +6,7 @@
 pub mod cache;
 pub mod jwk;
 pub mod password;
+pub mod scratch;
 pub mod secrets;
 pub mod signed;
 pub mod strength;

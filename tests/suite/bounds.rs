@@ -10,7 +10,9 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::support::process::{command, get_with, parse_response, raw_http, rss_kib, Server, BIN};
+use crate::support::process::{
+    command, get_with, parse_response, raw_http, rss_kib, status_kib, Server, BIN,
+};
 
 /// What a measured burst may add to the resident set: allocator arenas settle in steps.
 const RSS_SLACK_KIB: u64 = 12 * 1024;
@@ -558,4 +560,61 @@ fn answers_a_client_stops_taking_are_dropped() {
         got < n * size / 2,
         "the answers were delivered: the client never stalled"
     );
+}
+
+/// Each password hash holds a 32 MiB buffer (its own mapping, on huge pages where the kernel
+/// allows): a stream of sign-ins, many more than there are hashing threads, peaks at one
+/// buffer per thread and gives every buffer back, mapping and all.
+#[test]
+fn password_hashes_hold_their_buffer_only_while_hashing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(
+        dir.path(),
+        &[("SESSIOND_EMAIL_AND_PASSWORD__HASH_CONCURRENCY", "2")],
+    );
+    let pid = server.child.id();
+    // Writable anonymous mappings of 16 MiB or more: only a hash's buffer is that large (the
+    // allocator's arenas reserve 64 MiB but write to a few pages of it).
+    let buffers = || {
+        std::fs::read_to_string(format!("/proc/{pid}/maps"))
+            .unwrap()
+            .lines()
+            .filter(|l| {
+                let mut f = l.split_whitespace();
+                let (range, perms) = (f.next().unwrap(), f.next().unwrap());
+                let inode = f.nth(2).unwrap();
+                let (lo, hi) = range.split_once('-').unwrap();
+                let size =
+                    u64::from_str_radix(hi, 16).unwrap() - u64::from_str_radix(lo, 16).unwrap();
+                perms == "rw-p" && inode == "0" && size >= 16 << 20
+            })
+            .count()
+    };
+    // Unknown emails: each is answered 401 after the same scrypt as a known one.
+    let sign_in = |i: usize| {
+        let body =
+            format!("{{\"email\":\"nobody{i}@example.com\",\"password\":\"pw-{i}-long-enough\"}}");
+        format!(
+            "POST /api/auth/sign-in/email HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    };
+    burst(server.port, 8, &sign_in);
+    let rss_before = rss_kib(pid);
+    assert_eq!(buffers(), 0, "a buffer outlived its hash");
+    let (statuses, _) = burst(server.port, 40, &|i| sign_in(i + 100));
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    let (rss_after, peak) = (rss_kib(pid), status_kib(pid, "VmHWM:"));
+    eprintln!("40 sign-ins, 8 at a time: RSS {rss_before} -> {rss_after} KiB, peak {peak} KiB");
+    assert!(
+        rss_after <= rss_before + RSS_SLACK_KIB,
+        "RSS grew from {rss_before} to {rss_after} KiB"
+    );
+    assert!(
+        peak <= rss_before + 2 * 32 * 1024 + RSS_SLACK_KIB,
+        "peak {peak} KiB: more than two 32 MiB buffers over {rss_before} KiB"
+    );
+    assert_eq!(buffers(), 0, "a buffer outlived its hash");
 }

@@ -171,10 +171,15 @@ pub fn get_with(port: u16, method: &str, path: &str, extra: &str) -> Option<RawR
 
 /// The resident set size of a process, in KiB (from /proc).
 pub fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A `Vm*` line of a process's status (`"VmHWM:"`: its peak resident set), in KiB.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap()
