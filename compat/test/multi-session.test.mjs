@@ -39,6 +39,18 @@ function cookieShape(line, labels) {
   return `${name}=${value}; ${c.attrs.map((a) => (a.value === null ? a.name : `${a.name}=${a.value}`)).join("; ")}`;
 }
 
+/**
+ * A response's Set-Cookie lines as shapes, ordered by cookie name. Browsers apply lines for
+ * different names independently, so only the order within one name is kept (a stable sort):
+ * the order of the _multi- cookies that sign-out clears varied from run to run.
+ */
+function cookieShapes(res, labels) {
+  const name = (shape) => shape.slice(0, shape.indexOf("="));
+  return res.setCookies
+    .map((l) => cookieShape(l, labels))
+    .sort((a, b) => (name(a) < name(b) ? -1 : name(a) > name(b) ? 1 : 0));
+}
+
 async function scenario(server, stamp) {
   const roles = new Roles();
   const labels = new Map(); // lower-cased token -> label
@@ -59,7 +71,7 @@ async function scenario(server, stamp) {
       data: norm(d, roles, now),
       // norm sorts arrays: the list's order is compared on its own.
       order: Array.isArray(d) ? d.map((e) => roles.map.get(e.session?.token) ?? "<other>") : undefined,
-      cookies: res.setCookies.map((l) => cookieShape(l, labels)),
+      cookies: cookieShapes(res, labels),
     });
     return res;
   };
@@ -71,7 +83,7 @@ async function scenario(server, stamp) {
     const c = await D.call(server, (c) => c.signUp.email({ name: who, email, password: PASS }));
     tokens[who] = c.data.token;
     known(c.data.token, `<token:${who}>`);
-    results.push({ name: `sign-up ${who}`, status: c.status, cookies: c.setCookies.map((l) => cookieShape(l, labels)) });
+    results.push({ name: `sign-up ${who}`, status: c.status, cookies: cookieShapes(c, labels) });
   }
   await step("list-device-sessions (three held; dan past the cap)", D, (c) => c.multiSession.listDeviceSessions());
   await step("set-active ann", D, (c) => c.multiSession.setActive({ sessionToken: tokens.ann }));
@@ -87,12 +99,12 @@ async function scenario(server, stamp) {
   await step("get-session now cat", D, (c) => c.getSession());
   const again = await D.call(server, (c) => c.signIn.email({ email: `cat-${stamp}@example.com`, password: PASS }));
   known(again.data.token, "<token:cat2>");
-  results.push({ name: "sign-in cat again", status: again.status, cookies: again.setCookies.map((l) => cookieShape(l, labels)) });
+  results.push({ name: "sign-in cat again", status: again.status, cookies: cookieShapes(again, labels) });
   await step("list after signing cat in again", D, (c) => c.multiSession.listDeviceSessions());
   // change-password's new session (revokeOtherSessions) gets a _multi- cookie too.
   const changed = await D.call(server, (c) => c.changePassword({ currentPassword: PASS, newPassword: `${PASS}-2`, revokeOtherSessions: true }));
   known(changed.data.token, "<token:cat3>");
-  results.push({ name: "change-password", status: changed.status, cookies: changed.setCookies.map((l) => cookieShape(l, labels)) });
+  results.push({ name: "change-password", status: changed.status, cookies: cookieShapes(changed, labels) });
   await step("list after change-password", D, (c) => c.multiSession.listDeviceSessions());
   const signedOut = device("S");
   await step("revoke without a session", signedOut, (c) => c.multiSession.revoke({ sessionToken: tokens.cat }));
