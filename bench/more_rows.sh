@@ -152,7 +152,7 @@ proxy_rows() {
   mkdir -p "$dir"
   auth_port=$(free_port); up_port=$(free_port); plain_port=$(free_port)
   # The README's recipe as the tests run it, an upstream answering a fixed body, and the same
-  # proxy_pass to it without auth_request.
+  # proxy_pass to it (the recipe's keep-alive upstream block) without auth_request.
   {
     echo "daemon off; worker_processes ${NGINX_WORKERS:-1}; pid $dir/nginx.pid; error_log $dir/error.log;"
     echo "events { worker_connections 4096; }"
@@ -162,7 +162,8 @@ proxy_rows() {
     sed -e "s/8080/$auth_port/" -e "s/127.0.0.1:3000/127.0.0.1:$sd_port/" -e "s/127.0.0.1:9000/127.0.0.1:$up_port/" \
       "$ROOT/examples/proxies/nginx.conf"
     echo "server { listen 127.0.0.1:$up_port; location / { return 200 \"upstream ok\\n\"; } }"
-    echo "server { listen 127.0.0.1:$plain_port; location / { proxy_pass http://127.0.0.1:$up_port; } }"
+    echo "server { listen 127.0.0.1:$plain_port; location / { proxy_pass http://app;"
+    echo "  proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host \$host; } }"
     echo "}"
   } >"$dir/nginx.conf"
   nginx -p "$dir" -c "$dir/nginx.conf" 2>"$dir/stderr.log" &

@@ -4,9 +4,9 @@
 //! Why: each password hash (scrypt, N = 16384, r = 16) allocates a 32 MiB work buffer, fills
 //! it once and reads it back in random order. From the system allocator that buffer is a
 //! fresh mapping of 4 KiB pages: 8,192 page faults per hash and a TLB miss on nearly every
-//! read. On 2 MiB pages it is 16 faults, and a hash takes about 70 % of the CPU time
-//! (`bench/README.md`, sign-in). The block is unmapped when freed, exactly as the system
-//! allocator does with blocks this large, so memory between hashes does not change.
+//! read. On 2 MiB pages it is 16 faults, and a hash takes about 70 % of the CPU time (the
+//! README's Benchmarks section, on sign-in). The block is unmapped when freed, exactly as the
+//! system allocator does with blocks this large, so memory between hashes does not change.
 //!
 //! Only blocks of at least [`LARGE`] take this path; nothing else in the service allocates
 //! that much (request bodies and JSON are capped far below it). Where the kernel has
@@ -92,6 +92,7 @@ unsafe fn unmap_large(block: *mut u8, size: usize) {
 // mappings aligned to 2 MiB (≥ any alignment they are asked for), zero-filled by the kernel,
 // and unmapped only by `dealloc`/`realloc` with the layout they were made with.
 unsafe impl GlobalAlloc for Allocator {
+    #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if is_large(layout.size(), layout.align()) {
             map_large(layout.size())
@@ -101,6 +102,7 @@ unsafe impl GlobalAlloc for Allocator {
         }
     }
 
+    #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if is_large(layout.size(), layout.align()) {
             map_large(layout.size()) // a new anonymous mapping reads as zeros
@@ -110,6 +112,7 @@ unsafe impl GlobalAlloc for Allocator {
         }
     }
 
+    #[inline]
     unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
         if is_large(layout.size(), layout.align()) {
             // SAFETY: a large layout was allocated by map_large with this size.
@@ -120,6 +123,7 @@ unsafe impl GlobalAlloc for Allocator {
         }
     }
 
+    #[inline]
     unsafe fn realloc(&self, block: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let align = layout.align();
         if !is_large(layout.size(), align) && !is_large(new_size, align) {

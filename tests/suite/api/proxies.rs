@@ -172,13 +172,20 @@ async fn scenario(app: &TestApp, proxy: u16, signed_out: u16) {
     assert_eq!(status, signed_out);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nginx_auth_request() {
+/// sessiond behind nginx running the recipe, in front of the echoing upstream: the app,
+/// nginx's port, sessiond's port, and what keeps nginx running.
+async fn nginx_in_front() -> (TestApp, u16, u16, (Proc, tempfile::TempDir)) {
     require_tool("nginx");
     let port = free_port();
     let (app, sd_port) = behind_proxy(port).await;
     let upstream = echo_upstream().await;
-    let _nginx = start_nginx(port, sd_port, upstream).await;
+    let nginx = start_nginx(port, sd_port, upstream).await;
+    (app, port, sd_port, nginx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_auth_request() {
+    let (app, port, sd_port, _nginx) = nginx_in_front().await;
     scenario(&app, port, 401).await;
 
     // A refreshed session cookie reaches the browser through the proxy.
@@ -295,6 +302,60 @@ async fn nginx_recipe_keeps_clients_apart() {
     let b = from([127, 0, 0, 3]);
     let res = b.post(&url).json(&body).send().await.unwrap();
     assert_eq!(res.status(), 401, "another client is not locked out");
+}
+
+/// Connections from nginx to sessiond in state ESTABLISHED, read from the kernel's table
+/// (`/proc/net/tcp`: hex local port, state `01`).
+fn established_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let local = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1].ends_with(&local) && f[3] == "01"
+        })
+        .count()
+}
+
+/// The recipe keeps its connections to sessiond open, and a connection that served one
+/// client never answers another with the first one's identity: signed-in, signed-out and
+/// forging clients interleaved over the same few kept-alive connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_recipe_reuses_connections_without_mixing_clients() {
+    let (app, port, sd_port, _nginx) = nginx_in_front().await;
+    let mut users = Vec::new();
+    for _ in 0..3 {
+        let (jar, res) = app.sign_up(&unique_email()).await;
+        users.push((jar.header(), res.json()["user"]["id"].clone()));
+    }
+    // The test's own client keeps its connections to sessiond too: count them first.
+    let before = established_to(sd_port);
+    let rounds = (0..60).map(|i| {
+        let user = users.get(i % 4).cloned();
+        async move {
+            let cookie = user.as_ref().map(|(c, _)| c.as_str());
+            let (status, _, body) = through(port, &format!("/private/{i}"), cookie).await;
+            (user.map(|(_, id)| id), status, body)
+        }
+    });
+    for (user, status, body) in futures::future::join_all(rounds).await {
+        match user {
+            Some(id) => {
+                assert_eq!(status, 200, "{body}");
+                let seen: Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(seen["x-auth-user-id"], id, "{seen}");
+            }
+            None => assert_eq!(status, 401, "{body}"),
+        }
+    }
+    // Idle now: without keep-alive nginx would have closed every connection to sessiond.
+    let kept = established_to(sd_port).saturating_sub(before);
+    assert!(
+        (1..=32).contains(&kept),
+        "{kept} connections from nginx kept open"
+    );
 }
 
 /// sessiond for a proxy on `port`: the proxy's origin is trusted (so the way back is handed
