@@ -185,7 +185,7 @@ async fn nginx_in_front() -> (TestApp, u16, u16, (Proc, tempfile::TempDir)) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_auth_request() {
-    let (app, port, sd_port, _nginx) = nginx_in_front().await;
+    let (app, port, _, _nginx) = nginx_in_front().await;
     scenario(&app, port, 401).await;
 
     // A refreshed session cookie reaches the browser through the proxy.
