@@ -24,6 +24,7 @@ pub mod sessions;
 pub mod set_cookie;
 pub mod tokens;
 pub mod trace;
+pub mod unread;
 
 use std::fmt::Write as _;
 use std::sync::Arc;

@@ -428,18 +428,25 @@ async fn connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let (busy, idle) = (conn.clone(), conn.clone());
+    // Whether the request being served still has body bytes unread (see `unread`).
+    let unread = Arc::new(AtomicBool::new(false));
+    let unread_after = unread.clone();
     let service = router
         .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
             busy.enter(Phase::Busy);
             let ext = req.extensions_mut();
             ext.insert(ConnectInfo(peer));
             ext.insert(ConnHandle(busy.clone()));
-            req
+            super::unread::track(req, &unread)
         })
         .map_future(move |fut| {
             let idle = idle.clone();
+            let unread = unread_after.clone();
             async move {
-                let res = fut.await;
+                let mut res = fut.await;
+                if let Ok(res) = res.as_mut() {
+                    super::unread::close_if_unread(res, &unread);
+                }
                 idle.enter(Phase::Idle);
                 res
             }

@@ -18,6 +18,7 @@ mod feed_stream;
 mod forward_auth;
 mod hardening;
 mod jwt;
+mod keep_alive;
 mod lifecycle;
 mod multi_session;
 mod multi_session_attacks;

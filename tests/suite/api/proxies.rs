@@ -358,6 +358,70 @@ async fn nginx_recipe_reuses_connections_without_mixing_clients() {
     );
 }
 
+/// A stranger's requests that sessiond answers before reading their body (an unknown route,
+/// here with 60 KB that nginx sends after the head) end their connections. nginx must learn
+/// that from the answer (`Connection: close`), or it hands the closing connection to the
+/// next request from its pool, another user's, who gets a 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_recipe_strangers_early_answers_do_not_fail_other_users() {
+    let (app, port, _, _nginx) = nginx_in_front().await;
+    let (jar, _) = app.sign_up(&unique_email()).await;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let base = format!("http://127.0.0.1:{port}/api/auth");
+    let strangers: Vec<_> = (0..3)
+        .map(|_| {
+            let (done, url) = (done.clone(), format!("{base}/no-such-route"));
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut answered = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let res = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(vec![b'x'; 60_000])
+                        .send()
+                        .await
+                        .unwrap();
+                    // sessiond answers 404 and hangs up while nginx is still sending the
+                    // body: nginx may then answer the stranger 502 itself.
+                    assert!([404, 502].contains(&res.status().as_u16()));
+                    answered += 1;
+                }
+                answered
+            })
+        })
+        .collect();
+    let users: Vec<_> = (0..2)
+        .map(|i| {
+            let (cookie, url) = (jar.header(), format!("{base}/update-user"));
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut statuses = std::collections::BTreeMap::new();
+                for n in 0..150 {
+                    let res = client
+                        .post(&url)
+                        .header("cookie", &cookie)
+                        .header("origin", format!("http://127.0.0.1:{port}"))
+                        .json(&json!({ "name": format!("user {i} {n}") }))
+                        .send()
+                        .await
+                        .unwrap();
+                    *statuses.entry(res.status().as_u16()).or_insert(0) += 1;
+                }
+                statuses
+            })
+        })
+        .collect();
+    for user in users {
+        let statuses = user.await.unwrap();
+        assert_eq!(statuses.keys().collect::<Vec<_>>(), [&200], "{statuses:?}");
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for stranger in strangers {
+        assert!(stranger.await.unwrap() > 0, "the strangers ran alongside");
+    }
+}
+
 /// sessiond for a proxy on `port`: the proxy's origin is trusted (so the way back is handed
 /// to the sign-in page), and its own port.
 async fn behind_proxy(port: u16) -> (TestApp, u16) {
