@@ -40,8 +40,7 @@ struct Proc(Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        crate::support::process::terminate(&mut self.0);
     }
 }
 

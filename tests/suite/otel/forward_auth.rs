@@ -16,8 +16,7 @@ struct Nginx(std::process::Child);
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        crate::support::process::terminate(&mut self.0);
     }
 }
 

@@ -94,6 +94,27 @@ impl Drop for Server {
     }
 }
 
+/// Stops a child as an operator would (SIGTERM), so that a master process such as nginx's
+/// takes its workers down with it: killed outright, it leaves them running, each holding the
+/// test's ports. SIGKILL if it has not exited within 5 s.
+pub fn terminate(child: &mut Child) {
+    let pid = i32::try_from(child.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw);
+    if let Some(pid) = pid {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// A response read off a raw socket.
 #[derive(Debug)]
 pub struct RawResponse {
