@@ -9,6 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use crate::support::process::{parse_response, RawResponse};
 use crate::support::*;
 
 fn connect(app: &TestApp) -> TcpStream {
@@ -18,23 +19,23 @@ fn connect(app: &TestApp) -> TcpStream {
     s
 }
 
-/// Reads one answer: its status, its head (lower case) and its body, by `content-length`.
-fn answer(s: &mut TcpStream) -> (u16, String, Vec<u8>) {
+/// Reads one answer off a connection that may stay open: the head, then as many body bytes
+/// as `content-length` says.
+fn answer(s: &mut TcpStream) -> RawResponse {
     let mut buf = Vec::new();
     let mut byte = [0u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {
         assert_eq!(s.read(&mut byte).unwrap(), 1, "closed mid-head: {buf:?}");
         buf.push(byte[0]);
     }
-    let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let head = parse_response(&buf).unwrap();
     let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length: "))
-        .map_or(0, |n| n.trim().parse().unwrap());
+        .header("content-length")
+        .map_or(0, |n| n.parse().unwrap());
     let mut body = vec![0u8; len];
     s.read_exact(&mut body).unwrap();
-    (status, head, body)
+    buf.extend_from_slice(&body);
+    parse_response(&buf).unwrap()
 }
 
 fn post_head(path: &str, len: usize) -> String {
@@ -60,9 +61,9 @@ async fn answers_before_the_body_say_connection_close() {
     ] {
         let mut s = connect(&app);
         s.write_all(post_head(path, 30_000).as_bytes()).unwrap();
-        let (got, head, _) = answer(&mut s);
-        assert_eq!(got, status, "{path}: {head}");
-        assert!(head.contains("\r\nconnection: close\r\n"), "{path}: {head}");
+        let res = answer(&mut s);
+        assert_eq!(res.status, status, "{path}: {res:?}");
+        assert_eq!(res.header("connection"), Some("close"), "{path}: {res:?}");
         assert!(closed(&mut s), "{path}: the connection stays open");
     }
     // A body past the limit, sent whole: the rest of it is never read.
@@ -71,9 +72,9 @@ async fn answers_before_the_body_say_connection_close() {
     s.write_all(post_head("/api/auth/sign-in/email", body.len()).as_bytes())
         .unwrap();
     let _ = s.write_all(&body);
-    let (got, head, _) = answer(&mut s);
-    assert_eq!(got, 413, "{head}");
-    assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
+    let res = answer(&mut s);
+    assert_eq!(res.status, 413, "{res:?}");
+    assert_eq!(res.header("connection"), Some("close"), "{res:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,13 +87,13 @@ async fn read_bodies_and_no_bodies_keep_the_connection() {
         s.write_all(post_head("/api/auth/sign-in/email", body.len()).as_bytes())
             .unwrap();
         s.write_all(body.as_bytes()).unwrap();
-        let (got, head, _) = answer(&mut s);
-        assert_eq!(got, 401, "{head}");
-        assert!(!head.contains("connection: close"), "{head}");
+        let res = answer(&mut s);
+        assert_eq!(res.status, 401, "{res:?}");
+        assert_eq!(res.header("connection"), None, "{res:?}");
         s.write_all(b"GET /api/auth/get-session HTTP/1.1\r\nHost: sessiond.test\r\n\r\n")
             .unwrap();
-        let (got, head, body) = answer(&mut s);
-        assert_eq!((got, body.as_slice()), (200, &b"null"[..]), "{head}");
-        assert!(!head.contains("connection: close"), "{head}");
+        let res = answer(&mut s);
+        assert_eq!((res.status, res.text().as_str()), (200, "null"), "{res:?}");
+        assert_eq!(res.header("connection"), None, "{res:?}");
     }
 }
