@@ -429,7 +429,7 @@ async fn connection(
 ) {
     let (busy, idle) = (conn.clone(), conn.clone());
     // Whether the request being served still has body bytes unread (see `unread`).
-    let unread = Arc::new(AtomicBool::new(false));
+    let unread = Arc::new(super::unread::Unread::default());
     let unread_after = unread.clone();
     let service = router
         .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
@@ -445,7 +445,7 @@ async fn connection(
             async move {
                 let mut res = fut.await;
                 if let Ok(res) = res.as_mut() {
-                    super::unread::close_if_unread(res, &unread);
+                    super::unread::finish(res, &unread).await;
                 }
                 idle.enter(Phase::Idle);
                 res
