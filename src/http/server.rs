@@ -445,6 +445,11 @@ async fn connection(
             async move {
                 let mut res = fut.await;
                 if let Ok(res) = res.as_mut() {
+                    if unread.pending() {
+                        // Waiting for the rest of a body, as a body reader does: evictable
+                        // at the connection cap.
+                        idle.enter(Phase::Body);
+                    }
                     super::unread::finish(res, &unread).await;
                 }
                 idle.enter(Phase::Idle);

@@ -48,6 +48,11 @@ impl<B> Default for Unread<B> {
 }
 
 impl<B> Unread<B> {
+    /// Whether the request being answered left body bytes unread.
+    pub fn pending(&self) -> bool {
+        self.pending.load(Ordering::Relaxed)
+    }
+
     fn take(&self) -> Option<B> {
         match self.left.lock() {
             Ok(mut left) => left.take(),
@@ -93,7 +98,7 @@ pub async fn finish<B, R>(res: &mut Response<R>, unread: &Unread<B>)
 where
     B: Body + Unpin,
 {
-    if !unread.pending.load(Ordering::Relaxed) {
+    if !unread.pending() {
         return;
     }
     if let Some(body) = unread.take() {
