@@ -11,6 +11,9 @@
 #     OTLP_B=<ratio> runs B with trace export on (OTLP/HTTP to a local sink, bench/otlp_sink.py,
 #     sampler parentbased_traceidratio at that ratio), e.g. OTLP_B=0.01 with A = B = one
 #     binary: what tracing costs.
+#     SESSIONS=<n> spreads the requests over n distinct sessions (of n users, inserted in the
+#     database, cookies signed here) instead of one: for the database modes, where reads of
+#     one session would share its row.
 #
 # Both servers run at once on one throwaway database (idle one costs nothing), share a
 # secret so one cookie serves both, and wrk -t2 -c64 alternates between them ROUNDS times
@@ -61,10 +64,34 @@ for side in a b; do
   start_sessiond_on "$OUT/$side.bin" "$DB" "$port" "$OUT/server-$side.log"
 done
 COOKIE=$(sign_up_cookie "${URL[a]}" ab@example.com "$OUT/jar")
+WRK_ARGS=(-H "Cookie: $COOKIE")
+if [ -n "${SESSIONS:-}" ]; then
+  "${PSQL[@]}" -d "$DB" >/dev/null <<SQL
+insert into "user" ("id", "name", "email", "emailVerified", "createdAt", "updatedAt")
+  select 'au' || i, 'AB ' || i, 'ab' || i || '@bench.invalid', false, now(), now()
+  from generate_series(1, $SESSIONS) i;
+insert into "session" ("id", "token", "userId", "expiresAt", "createdAt", "updatedAt", "ipAddress", "userAgent")
+  select 'ai' || i, 'as' || lpad(i::text, 30, '0'), 'au' || i, now() + interval '7 days', now(), now(), '', 'bench'
+  from generate_series(1, $SESSIONS) i;
+analyze;
+SQL
+  python3 - "$SECRET" "$OUT/cookies" "$SESSIONS" <<'PY'
+import base64, hashlib, hmac, sys, urllib.parse
+secret, path, n = sys.argv[1].encode(), sys.argv[2], int(sys.argv[3])
+with open(path, "w") as f:
+    for i in range(1, n + 1):
+        t = "as" + str(i).zfill(30)
+        sig = base64.b64encode(hmac.new(secret, t.encode(), hashlib.sha256).digest()).decode()
+        f.write("better-auth.session_token=" + urllib.parse.quote(t + "." + sig, safe="-_.!~*'()") + "\n")
+PY
+  export WRK_COOKIES=$OUT/cookies
+  WRK_ARGS=(-s "$ROOT/bench/wrk.lua")
+  COOKIE=$(head -1 "$OUT/cookies")
+fi
 for side in a b; do
   code=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "${URL[$side]}$ROUTE")
   [ "$code" = 200 ] || { echo "$side answered $code" >&2; exit 1; }
-  wrk -t2 -c64 -d2s -H "Cookie: $COOKIE" "${URL[$side]}$ROUTE" >/dev/null
+  wrk -t2 -c64 -d2s "${WRK_ARGS[@]}" "${URL[$side]}$ROUTE" >/dev/null
 done
 
 if [[ "$MODE ${MODE_B:-}" == *-hooks* ]]; then
@@ -75,8 +102,8 @@ fi
 : >"$OUT/runs.tsv"
 for r in $(seq "$ROUNDS"); do
   for side in a b; do
-    line=$(wrk -t2 -c64 -d"${SECS}s" --latency -H "Cookie: $COOKIE" "${URL[$side]}$ROUTE" |
-      awk '/Requests\/sec/ {rps=$2} /^ +99%/ {p99=$2} END {print rps "\t" p99}')
+    line=$(wrk -t2 -c64 -d"${SECS}s" --latency "${WRK_ARGS[@]}" "${URL[$side]}$ROUTE" |
+      tee "$OUT/wrk-$side-$r.txt" | awk '/Requests\/sec/ {rps=$2} /^ +99%/ {p99=$2} END {print rps "\t" p99}')
     printf '%s\t%s\t%s\n' "$side" "$r" "$line" | tee -a "$OUT/runs.tsv"
   done
 done
