@@ -86,12 +86,11 @@ pgbench_rows() {
   DB_EXTRA+=("$PGBENCH_DB")
   pgbench -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -i -q "$PGBENCH_DB" >"$OUT/pgbench-init.log" 2>&1
   start_sessiond pgbench-ref
-  expect_session "$SRV_URL$GS" "$(head -1 "$OUT/spread-1k.cookies")" "sessiond, a filler session"
+  local c
+  c=$(sign_in "$SRV_URL" bench@example.com "$OUT/pgbench.jar")
   PGB_JOB=(pgbench pgbench "pgbench -S -M prepared (one indexed read)" "$PGBENCH_DB" "$CONNS" "")
-  # 1,000 distinct sessions, as pgbench -S reads random rows: reads waiting at the same time
-  # share a statement, and one session's requests would share its row as well.
-  GSP_JOB=(gs_db_pgb sessiond "get-session, database, 1,000 distinct sessions (measured in turn with pgbench)" \
-    "$SRV_URL$GS" "$CONNS" "$SRV_PID" "WRK_COOKIES=$OUT/spread-1k.cookies")
+  GSP_JOB=(gs_db_pgb sessiond "get-session, database (measured in turn with pgbench)" "$SRV_URL$GS" "$CONNS" \
+    "$SRV_PID" -H "Cookie: $c")
   run_interleaved PGB_JOB GSP_JOB
   stop_server
 }

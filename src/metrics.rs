@@ -76,14 +76,6 @@ fn describe() {
         "db_reads_total",
         "Session reads with a read replica configured, by where they went (replica, primary)"
     );
-    describe_counter!(
-        "db_session_reads_total",
-        "get-session's session reads on PostgreSQL"
-    );
-    describe_counter!(
-        "db_session_read_statements_total",
-        "Statements those reads took: reads waiting at the same time share one"
-    );
     describe_gauge!(
         "db_replica_staleness_seconds",
         "How far behind the primary the read replica was at its last probe"
@@ -315,14 +307,6 @@ pub fn sign_in_failed_event_dropped() {
 /// A session read with a read replica configured, by `target` (`replica`, `primary`).
 pub fn db_read(target: &'static str) {
     metrics::counter!("db_reads_total", "target" => target).increment(1);
-}
-
-/// One statement read `n` of get-session's sessions on PostgreSQL.
-pub fn session_reads(n: usize) {
-    static S: OnceLock<metrics::Counter> = OnceLock::new();
-    static R: OnceLock<metrics::Counter> = OnceLock::new();
-    counter(&S, "db_session_read_statements_total").increment(1);
-    counter(&R, "db_session_reads_total").increment(n as u64);
 }
 
 /// A cookie cache answered.

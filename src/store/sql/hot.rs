@@ -68,7 +68,10 @@ impl<DB: Database> HotConns<DB> {
     ) -> Result<Result<T, StoreError>, StoreError> {
         match tokio::time::timeout(self.inner.acquire_timeout, statement).await {
             Ok(res) => Ok(res.map_err(StoreError::from)),
-            Err(_) => Err(timed_out()),
+            Err(_) => Err(StoreError::Unavailable(Box::new(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the database did not answer within database.acquire_timeout",
+            )))),
         }
     }
 
@@ -165,12 +168,4 @@ impl<DB: Database> Drop for HotConn<DB> {
             drop(permit);
         });
     }
-}
-
-/// The error of a statement the database did not answer within `database.acquire_timeout`.
-pub(super) fn timed_out() -> StoreError {
-    StoreError::Unavailable(Box::new(std::io::Error::new(
-        std::io::ErrorKind::TimedOut,
-        "the database did not answer within database.acquire_timeout",
-    )))
 }

@@ -10,7 +10,6 @@
 //! columns; [`hot`]: the connections of `get-session`'s reads; [`users`] and [`sessions`]:
 //! the store traits; [`rows`]: reading rows; [`error`]: classifying failures.
 
-mod batch;
 mod capped;
 mod error;
 mod events;
@@ -254,8 +253,6 @@ struct Statements {
     session_cols: String,
     insert_session: String,
     find_session: String,
-    /// `find_session` for an array of tokens (PostgreSQL only: see `batch`).
-    find_sessions: String,
     touch_session: String,
     list_sessions: String,
     session_by_id: String,
@@ -404,9 +401,6 @@ impl Statements {
             find_session: format!(
                 r#"select {cols}, {user_cols} from "session" s join "user" u on u."id" = s."userId" where s."token" = $1"#
             ),
-            find_sessions: format!(
-                r#"select {cols}, {user_cols} from "session" s join "user" u on u."id" = s."userId" where s."token" = any($1)"#
-            ),
             touch_session: format!(
                 r#"update "session" set "expiresAt" = $1, "updatedAt" = $2
                    where "token" = $3 and "expiresAt" <= $4 and "expiresAt" > "updatedAt" returning {returning}"#
@@ -475,8 +469,6 @@ impl Statements {
 pub struct SqlStore<DB: Database> {
     pool: Pool<DB>,
     hot: HotConns<DB>,
-    /// get-session's reads waiting to be combined (PostgreSQL).
-    pending: batch::Pending,
     extras: Shape,
     sql: Statements,
     /// Writes carry their event context (see [`events`]).
@@ -491,7 +483,6 @@ impl<DB: Database> SqlStore<DB> {
         Self {
             pool,
             hot,
-            pending: batch::Pending::default(),
             events: extras.events,
             refreshed: extras.events && extras.events_refreshed,
             extras,

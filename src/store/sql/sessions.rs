@@ -6,9 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sqlx::{Executor, Postgres, Row, Sqlite};
 
-use super::batch;
 use super::events::Writer;
-use super::hot::HotConn;
 use super::rows::{bind_extra, session_from, user_from};
 use super::{SqlStore, SESSION_CORE_COLS};
 use crate::model::{Session, User};
@@ -22,37 +20,6 @@ use crate::store::{
 macro_rules! session_store {
     ($db:ty) => {
 impl SqlStore<$db> {
-    /// get-session's read of one token on a connection of its own.
-    async fn find_one(&self, token: &str) -> Result<Option<(Session, User)>, StoreError> {
-        // A read: tried again once on a fresh connection when the first one turns out dead
-        // (a server restart or a terminated backend leaves idle connections broken).
-        let mut attempt = 0;
-        let row = loop {
-            let mut conn = self.hot.take().await?;
-            let read = sqlx::query(&self.sql.find_session)
-                .bind(token.to_owned())
-                .fetch_optional(conn.get()?);
-            let res = self.hot.bounded(read).await?;
-            match res {
-                Ok(row) => {
-                    conn.release();
-                    break row;
-                }
-                Err(StoreError::Unavailable(_)) if attempt == 0 => attempt += 1,
-                Err(e) => return Err(e),
-            }
-        };
-        row.map(|r| self.found(&r)).transpose()
-    }
-
-    /// The session and user of a row of `find_session`.
-    fn found(&self, r: &<$db as sqlx::Database>::Row) -> Result<(Session, User), StoreError> {
-        Ok((
-            session_from(r, &self.extras.session)?,
-            user_from(r, SESSION_CORE_COLS + self.extras.session.len(), &self.extras.user)?,
-        ))
-    }
-
     /// Inserts `s` as a session of `user_id`; the id it was stored under.
     pub(super) async fn insert_session<'e, E>(
         &self,
@@ -157,7 +124,31 @@ impl SessionStore for SqlStore<$db> {
 
     #[tracing::instrument(level = "debug", skip_all)]
     async fn find_session(&self, token: &str) -> Result<Option<(Session, User)>, StoreError> {
-        self.find_read(token).await
+        // A read: tried again once on a fresh connection when the first one turns out dead
+        // (a server restart or a terminated backend leaves idle connections broken).
+        let mut attempt = 0;
+        let row = loop {
+            let mut conn = self.hot.take().await?;
+            let read = sqlx::query(&self.sql.find_session)
+                .bind(token.to_owned())
+                .fetch_optional(conn.get()?);
+            let res = self.hot.bounded(read).await?;
+            match res {
+                Ok(row) => {
+                    conn.release();
+                    break row;
+                }
+                Err(StoreError::Unavailable(_)) if attempt == 0 => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        };
+        match row {
+            None => Ok(None),
+            Some(r) => Ok(Some((
+                session_from(&r, &self.extras.session)?,
+                user_from(&r, SESSION_CORE_COLS + self.extras.session.len(), &self.extras.user)?,
+            ))),
+        }
     }
 
     #[tracing::instrument(level = "debug", skip_all)]
@@ -407,62 +398,3 @@ impl PrimaryStore for SqlStore<$db> {
 
 session_store!(Postgres);
 session_store!(Sqlite);
-
-impl SqlStore<Postgres> {
-    /// get-session's read, combined with those waiting at the same time ([`batch::Pending`]).
-    async fn find_read(&self, token: &str) -> Result<Option<(Session, User)>, StoreError> {
-        let mut rx = self.pending.push(token);
-        let answer = tokio::select! {
-            biased;
-            answer = &mut rx => answer,
-            conn = self.hot.take() => {
-                self.read_pending(conn?).await;
-                rx.await
-            }
-        };
-        match answer {
-            Ok(Ok(found)) => Ok(found),
-            Ok(Err(batch::Unanswered::TimedOut)) => Err(super::hot::timed_out()),
-            // The combined read failed, or the read that took this one was cancelled.
-            Ok(Err(batch::Unanswered::ReadAlone)) | Err(_) => {
-                crate::metrics::session_reads(1);
-                self.find_one(token).await
-            }
-        }
-    }
-
-    /// Reads every queued token in one statement on `conn` and answers their readers.
-    async fn read_pending(&self, mut conn: HotConn<Postgres>) {
-        let waiting = self.pending.take();
-        if waiting.is_empty() {
-            conn.release();
-            return;
-        }
-        let Ok(c) = conn.get() else {
-            return batch::fail(waiting, batch::Unanswered::ReadAlone);
-        };
-        crate::metrics::session_reads(waiting.len());
-        let read = sqlx::query(&self.sql.find_sessions)
-            .bind(batch::tokens(&waiting))
-            .fetch_all(c);
-        match self.hot.bounded(read).await {
-            Ok(Ok(rows)) => {
-                conn.release();
-                match rows.iter().map(|r| self.found(r)).collect() {
-                    Ok(found) => batch::answer(waiting, found),
-                    Err(_) => batch::fail(waiting, batch::Unanswered::ReadAlone),
-                }
-            }
-            // The connection is dropped, to be checked; each reader tries on its own.
-            Ok(Err(_)) => batch::fail(waiting, batch::Unanswered::ReadAlone),
-            Err(_) => batch::fail(waiting, batch::Unanswered::TimedOut),
-        }
-    }
-}
-
-impl SqlStore<Sqlite> {
-    /// get-session's read: SQLite runs in this process, with nothing to combine.
-    async fn find_read(&self, token: &str) -> Result<Option<(Session, User)>, StoreError> {
-        self.find_one(token).await
-    }
-}

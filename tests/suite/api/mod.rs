@@ -8,7 +8,6 @@ mod attacks_tokens;
 mod audit;
 mod auth;
 mod bearer;
-mod combined_reads;
 mod cookie_cache;
 mod cookies;
 mod cors;
