@@ -35,6 +35,8 @@ pub const DRAIN_WAIT: Duration = Duration::from_secs(1);
 /// body itself once the request's handler has dropped it unread.
 pub struct Unread<B> {
     pending: AtomicBool,
+    /// The request came as HTTP/1.0 (see [`finish`]).
+    http10: AtomicBool,
     left: Mutex<Option<B>>,
 }
 
@@ -42,6 +44,7 @@ impl<B> Default for Unread<B> {
     fn default() -> Self {
         Self {
             pending: AtomicBool::new(false),
+            http10: AtomicBool::new(false),
             left: Mutex::new(None),
         }
     }
@@ -84,6 +87,10 @@ pub struct Tracked<B> {
 pub fn track<B: Body>(req: Request<B>, unread: &Arc<Unread<B>>) -> Request<Tracked<B>> {
     let pending = !req.body().is_end_stream();
     unread.pending.store(pending, Ordering::Relaxed);
+    if pending {
+        let http10 = req.version() == axum::http::Version::HTTP_10;
+        unread.http10.store(http10, Ordering::Relaxed);
+    }
     let drainable = !req.headers().contains_key(header::EXPECT);
     req.map(|inner| Tracked {
         inner: Some(inner),
@@ -112,6 +119,12 @@ where
     }
     res.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    // To an HTTP/1.0 client that asked for keep-alive, hyper adds `keep-alive` to the
+    // Connection header of an HTTP/1.1 answer, even beside `close`; it answers such a
+    // client in HTTP/1.0 anyway, and then adds nothing.
+    if unread.http10.load(Ordering::Relaxed) {
+        *res.version_mut() = axum::http::Version::HTTP_10;
+    }
 }
 
 /// Whether `body` ended within [`DRAIN_BYTES`].

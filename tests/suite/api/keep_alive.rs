@@ -95,6 +95,11 @@ async fn bodies_not_drained_say_connection_close() {
     };
     let expect =
         |path: &str| post_head(path, 2).replace("\r\n\r\n", "\r\nExpect: 100-continue\r\n\r\n");
+    let http10 = |path: &str, len: usize| {
+        post_head(path, len)
+            .replace("HTTP/1.1", "HTTP/1.0")
+            .replace("\r\n\r\n", "\r\nConnection: keep-alive\r\n\r\n")
+    };
     for (what, mut s, status) in [
         // Past what is drained (a stranger's large body): never read.
         (
@@ -116,6 +121,12 @@ async fn bodies_not_drained_say_connection_close() {
         ),
         // The client waits for a 100 before it sends: reading would ask for the body.
         ("expect", send(expect("/api/auth/no-such-route"), 0), 404),
+        // HTTP/1.0 with keep-alive: `close` alone, not `close, keep-alive`.
+        (
+            "http/1.0",
+            send(http10("/api/auth/no-such-route", 70_000), 70_000),
+            404,
+        ),
     ] {
         let res = answer(&mut s);
         assert_eq!(res.status, status, "{what}: {res:?}");
