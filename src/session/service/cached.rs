@@ -93,8 +93,13 @@ pub(super) struct Hit {
 /// every request. Bounded; emptied when full.
 #[derive(Default)]
 struct Memo {
-    map: std::sync::Mutex<std::collections::HashMap<String, Arc<Decoded>>>,
+    /// foldhash rather than SipHash: a key is a whole cookie value (often 1–2 KB), hashed on
+    /// every request; only values that passed verification are inserted, so a stranger
+    /// cannot choose the keys.
+    map: std::sync::Mutex<MemoMap>,
 }
+
+type MemoMap = std::collections::HashMap<String, Arc<Decoded>, foldhash::fast::RandomState>;
 
 /// Entries kept: with values of at most [`MEMO_MAX_VALUE`] bytes, a few MiB at most.
 const MEMO_CAP: usize = 1024;
@@ -102,7 +107,7 @@ const MEMO_CAP: usize = 1024;
 const MEMO_MAX_VALUE: usize = 4096;
 
 impl Memo {
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Arc<Decoded>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoMap> {
         match self.map.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
