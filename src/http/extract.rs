@@ -589,7 +589,12 @@ pub fn json_response<T: serde::Serialize>(value: &T, capacity: usize) -> Respons
         tracing::error!(error = %e, "response serialisation failed");
         return codes::INTERNAL_SERVER_ERROR.into_response();
     }
-    let mut res = Response::new(axum::body::Body::from(buf));
+    json_bytes(buf.into())
+}
+
+/// A 200 with a JSON body already serialised.
+pub fn json_bytes(body: bytes::Bytes) -> Response {
+    let mut res = Response::new(axum::body::Body::from(body));
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

@@ -7,7 +7,7 @@ use axum::Json;
 use serde_json::json;
 
 use crate::error::{codes, ApiError};
-use crate::http::extract::{json_response, Body, Ctx, Fields, Gate};
+use crate::http::extract::{json_bytes, json_response, Body, Ctx, Fields, Gate};
 use crate::http::multi_session;
 use crate::session::ResolveOptions;
 
@@ -48,9 +48,16 @@ async fn get_session_with(mut ctx: Ctx, defer_read_only: bool) -> Response {
         }
         _ => None,
     };
-    // Serialised straight from the session: no intermediate JSON tree.
-    let result =
-        resolved.map(|cur| json_response(&cur.as_ref().map(|c| svc.session_json(c)), 1024));
+    // Serialised straight from the session (no intermediate JSON tree), once per cached
+    // cookie value.
+    let result = resolved.map(|cur| match cur.as_ref().map(|c| svc.session_answer(c)) {
+        Some(Ok(body)) => json_bytes(body),
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "response serialisation failed");
+            codes::INTERNAL_SERVER_ERROR.into_response()
+        }
+        None => json_response(&serde_json::Value::Null, 8),
+    });
     let mut res = ctx.respond(result);
     if let Some(t) = jwt {
         crate::http::tokens::expose(res.headers_mut(), "set-auth-jwt", &t);

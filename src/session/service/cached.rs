@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use super::SessionService;
+use super::{AnswerMemo, SessionService};
 use crate::config::Settings;
 use crate::crypto::cache::{CacheCodec, Strategy};
 use crate::crypto::secrets::SecretSet;
@@ -75,6 +75,7 @@ struct Decoded {
     window_end_ms: i64,
     minted_ms: Option<i64>,
     older_secret: bool,
+    answer: Arc<AnswerMemo>,
 }
 
 /// A cached session a request may be answered from.
@@ -85,11 +86,13 @@ pub(super) struct Hit {
     pub(super) window_end_ms: i64,
     /// Signed or encrypted under an older secret version: to be written again.
     pub(super) older_secret: bool,
+    pub(super) answer: Arc<AnswerMemo>,
 }
 
 /// Verified cache values by their exact text, so that a client sending the same cookie
-/// again costs a lookup instead of a decode and a signature check. Only the cryptography
-/// and parsing are remembered: token, version, windows and revocation are checked on
+/// again costs a lookup instead of a decode and a signature check, and its answer is the
+/// body already made ([`AnswerMemo`]). Only the cryptography, the parsing and the answer's
+/// bytes are remembered: token, version, windows, bans and revocation are checked on
 /// every request. Bounded; emptied when full.
 #[derive(Default)]
 struct Memo {
@@ -101,7 +104,8 @@ struct Memo {
 
 type MemoMap = std::collections::HashMap<String, Arc<Decoded>, foldhash::fast::RandomState>;
 
-/// Entries kept: with values of at most [`MEMO_MAX_VALUE`] bytes, a few MiB at most.
+/// Entries kept: with values of at most [`MEMO_MAX_VALUE`] bytes, each with an answer no
+/// larger than its value, a few MiB at most.
 const MEMO_CAP: usize = 1024;
 /// Longer values are decoded every time rather than remembered.
 const MEMO_MAX_VALUE: usize = 4096;
@@ -210,6 +214,7 @@ impl SessionService {
                     window_end_ms: p.expires_at_ms,
                     minted_ms: p.updated_at,
                     older_secret: p.older_secret,
+                    answer: Arc::default(),
                 });
                 cache.memo.put(raw, d.clone());
                 d
@@ -235,6 +240,7 @@ impl SessionService {
             user: d.user.clone(),
             window_end_ms: d.window_end_ms,
             older_secret: d.older_secret,
+            answer: d.answer.clone(),
         })
     }
 }
@@ -272,6 +278,7 @@ mod tests {
             window_end_ms: 0,
             minted_ms: None,
             older_secret: false,
+            answer: Arc::default(),
         })
     }
 

@@ -72,7 +72,15 @@ pub struct Current {
     pub dont_remember: bool,
     /// Served from the cookie cache (Better Auth then outputs its schema's key order).
     pub from_cache: bool,
+    /// For a cookie-cache hit, its remembered answer body ([`AnswerMemo`]).
+    pub memo: Option<Arc<AnswerMemo>>,
 }
+
+/// The `get-session` body of a remembered cookie-cache value, made on its first hit. It
+/// depends only on the cached session and user (and the configuration): every later
+/// request with the same cookie sends the same bytes without serialising them again.
+#[derive(Debug, Default)]
+pub struct AnswerMemo(std::sync::OnceLock<bytes::Bytes>);
 
 /// `get-session`'s body, serialised straight from the resolved session.
 pub struct SessionBody<'a> {
@@ -347,6 +355,26 @@ impl SessionService {
             hidden: &self.inner.hidden_user_fields,
             schema_order: false,
         }
+    }
+
+    /// `get-session`'s JSON body for a resolved session: [`Self::session_json`], made once
+    /// per remembered cookie-cache value.
+    pub fn session_answer(&self, c: &Current) -> Result<bytes::Bytes, serde_json::Error> {
+        let write = || -> Result<bytes::Bytes, serde_json::Error> {
+            let mut buf = Vec::with_capacity(1024);
+            serde_json::to_writer(&mut buf, &self.session_json(c))?;
+            Ok(buf.into())
+        };
+        // A cache hit's answer has no needsRefresh: the memo is for that shape alone.
+        let Some(memo) = c.memo.as_ref().filter(|_| c.needs_refresh.is_none()) else {
+            return write();
+        };
+        if let Some(body) = memo.0.get() {
+            return Ok(body.clone());
+        }
+        let body = write()?;
+        let _ = memo.0.set(body.clone());
+        Ok(body)
     }
 
     /// The `{session, user}` body of a resolved session: Better Auth's schema key order when

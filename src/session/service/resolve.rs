@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Current, ResolveOptions, SessionService};
+use super::{AnswerMemo, Current, ResolveOptions, SessionService};
 use crate::model::{Session, User};
 use crate::session::cookies::{CookieOp, Credential, RequestCookies};
 use crate::session::SessionError;
@@ -43,12 +43,16 @@ impl SessionService {
             return Ok(None);
         };
         let dont_remember = flag.valid().is_some();
-        let current = |session: Arc<Session>, user: Arc<User>, needs_refresh, from_cache| Current {
+        let current = |session: Arc<Session>,
+                       user: Arc<User>,
+                       needs_refresh,
+                       memo: Option<Arc<AnswerMemo>>| Current {
             session,
             user,
             needs_refresh,
             dont_remember,
-            from_cache,
+            from_cache: memo.is_some(),
+            memo,
         };
         let now = inner.clock.now();
         if inner.cache.enabled && !opts.disable_cookie_cache {
@@ -70,7 +74,7 @@ impl SessionService {
                                 out,
                             );
                         }
-                        return Ok(Some(current(hit.session, hit.user, None, true)));
+                        return Ok(Some(current(hit.session, hit.user, None, Some(hit.answer))));
                     }
                     // Valid under an older secret: answered from the store below, which
                     // writes every cookie again.
@@ -108,16 +112,16 @@ impl SessionService {
             if stale {
                 self.set_session_cookie(&session, &user, dont_remember, dont_remember, req, out);
             }
-            return Ok(Some(current(session, user, None, false)));
+            return Ok(Some(current(session, user, None, None)));
         }
         let due = inner.policy.needs_refresh(&session, now);
         if opts.defer_read_only {
             self.write_cookies(&session, &user, stale, req, out);
-            return Ok(Some(current(session, user, Some(due), false)));
+            return Ok(Some(current(session, user, Some(due), None)));
         }
         if !due {
             self.write_cookies(&session, &user, stale, req, out);
-            return Ok(Some(current(session, user, None, false)));
+            return Ok(Some(current(session, user, None, None)));
         }
         let expires_at = inner.policy.refreshed_expiry(&session, now);
         let due_by = inner.policy.due_by(now);
@@ -130,12 +134,12 @@ impl SessionService {
                 let updated = Arc::new(*updated);
                 crate::metrics::session_refreshed();
                 self.set_session_cookie(&updated, &user, false, dont_remember, req, out);
-                Ok(Some(current(updated, user, None, false)))
+                Ok(Some(current(updated, user, None, None)))
             }
             Touched::AlreadyFresh => {
                 // Another request or replica refreshed it a moment ago.
                 self.write_cookies(&session, &user, stale, req, out);
-                Ok(Some(current(session, user, None, false)))
+                Ok(Some(current(session, user, None, None)))
             }
             Touched::Gone => {
                 // Deleted between the read and the refresh: fail closed.

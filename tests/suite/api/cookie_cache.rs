@@ -19,6 +19,7 @@ on_both_backends!(
     large_cache_is_chunked,
     dont_remember_cache_has_no_max_age,
     another_users_cache_never_answers_for_a_token,
+    a_remembered_answer_is_the_same_answer,
 );
 
 /// An app with the cache on and Better Auth's semantics (no immediate revocation), so
@@ -334,6 +335,8 @@ async fn another_users_cache_never_answers_for_a_token(b: Backend) {
         let me = app.session(&mut mine).await["user"]["id"].clone();
         let (theirs, _) = app.sign_up(&unique_email()).await;
         let their_cache = theirs.get(DATA).unwrap().clone();
+        // Their answer is remembered with their cache value: it must not answer for me.
+        app.session(&mut theirs.clone()).await;
 
         let mut mixed = mine.clone();
         mixed.cookies.insert(DATA.into(), their_cache.clone());
@@ -345,5 +348,29 @@ async fn another_users_cache_never_answers_for_a_token(b: Backend) {
         rebuilt.cookies.insert(DATA.into(), their_cache.clone());
         let res = app.get("/get-session", &mut rebuilt).await;
         assert_eq!(res.json()["user"]["id"], me, "{strategy:?}: rebuilt");
+    }
+}
+
+/// A cache hit's answer body is made once per cache value and sent again as it was: the
+/// same bytes on every hit, and a new cache value (the user renamed) answers anew.
+async fn a_remembered_answer_is_the_same_answer(b: Backend) {
+    for strategy in STRATEGIES {
+        let app = cached_app(b, strategy).await;
+        let (mut jar, _) = app.sign_up(&unique_email()).await;
+        let old = jar.clone();
+        let first = app.get("/get-session", &mut jar).await;
+        let again = app.get("/get-session", &mut jar).await;
+        assert_eq!(first.status, 200, "{strategy:?}");
+        assert_eq!(first.text, again.text, "{strategy:?}: the same bytes");
+        assert_eq!(first.header("content-type"), again.header("content-type"));
+        let res = app
+            .post("/update-user", json!({"name": "Renamed"}), &mut jar)
+            .await;
+        assert_eq!(res.status, 200, "{strategy:?}: {}", res.text);
+        let renamed = app.get("/get-session", &mut jar).await;
+        assert_eq!(renamed.json()["user"]["name"], "Renamed", "{strategy:?}");
+        // The old cache value still answers as it did (the cache's own window), unchanged.
+        let stale = app.get("/get-session", &mut old.clone()).await;
+        assert_eq!(stale.text, first.text, "{strategy:?}");
     }
 }
