@@ -88,6 +88,30 @@ fn lower_priority() {
 /// A unit of hashing work for the hashing threads.
 type Job = Box<dyn FnOnce() + Send>;
 
+/// Hashes that may wait per hashing thread; beyond, a sign-in is refused at once (503). At
+/// tens of milliseconds a hash, the last of them waits a few seconds. Far below the
+/// connection cap: a connection whose sign-in waits for a hash cannot be closed to admit
+/// another, so a longer queue let a flood of sign-ins hold every connection.
+pub const QUEUE_PER_THREAD: usize = 64;
+
+/// Counts a hash as queued or running until dropped: also when its request is dropped
+/// while it waits.
+struct InQueue<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> InQueue<'a> {
+    fn enter(n: &'a std::sync::atomic::AtomicUsize) -> Self {
+        crate::metrics::hash_queue(n.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
+        Self(n)
+    }
+}
+
+impl Drop for InQueue<'_> {
+    fn drop(&mut self) {
+        let before = self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::hash_queue(before.saturating_sub(1));
+    }
+}
+
 /// Runs password hashing on its own threads — as many as hashes may run at once — so that
 /// sign-ins never occupy the async workers that serve `get-session`. The threads run at a
 /// lower CPU priority ([`HASH_NICE`] on Linux): they may take every core the requests leave
@@ -103,7 +127,7 @@ pub struct Hasher {
 impl Hasher {
     /// A hasher with `limit` threads (at least one).
     pub fn new(limit: usize) -> Self {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(1024);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(QUEUE_PER_THREAD * limit.max(1));
         let rx = Arc::new(std::sync::Mutex::new(rx));
         for i in 0..limit.max(1) {
             let rx = rx.clone();
@@ -136,9 +160,8 @@ impl Hasher {
         &self,
         f: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
     ) -> Result<T, PasswordError> {
-        use std::sync::atomic::Ordering;
         use tracing::Instrument as _;
-        crate::metrics::hash_queue(self.queued.fetch_add(1, Ordering::Relaxed) + 1);
+        let _queued = InQueue::enter(&self.queued);
         let (tx, rx) = tokio::sync::oneshot::channel();
         // The span covers queue and hash; the time spent queued behind other hashes (the
         // pool is bounded) is its own attribute.
@@ -157,20 +180,14 @@ impl Hasher {
             crate::metrics::hash_run();
             let _ = tx.send(f());
         });
-        let result = match self.jobs.try_send(job) {
+        match self.jobs.try_send(job) {
             Ok(()) => rx
                 .instrument(span)
                 .await
                 .unwrap_or(Err(PasswordError::Internal)),
-            // More than a thousand sign-ins waiting: refuse rather than queue without end.
+            // The queue is full: refuse rather than keep the connection waiting.
             Err(_) => Err(PasswordError::Busy),
-        };
-        crate::metrics::hash_queue(
-            self.queued
-                .fetch_sub(1, Ordering::Relaxed)
-                .saturating_sub(1),
-        );
-        result
+        }
     }
 
     /// Hashes a new password.

@@ -125,3 +125,67 @@ fn hash_concurrency_sets_the_thread_count() {
     let nice = hashing_threads(server.child.id());
     assert_eq!(nice, vec![i64::from(HASH_NICE); 3]);
 }
+
+fn gauge(server: &Server, client: &reqwest::blocking::Client, name: &str) -> f64 {
+    let text = client
+        .get(server.root("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    text.lines()
+        .filter(|l| l.split(' ').next() == Some(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// At most `QUEUE_PER_THREAD` hashes wait per hashing thread; a sign-in beyond is refused
+/// at once (503), so that a flood of sign-ins cannot keep every connection waiting (a
+/// connection waiting for a hash cannot be closed to admit another). And the queue gauge
+/// counts requests that left while waiting out again: it returns to 0.
+#[test]
+fn a_full_hash_queue_refuses_at_once_and_the_gauge_returns_to_zero() {
+    use sessiond::crypto::password::QUEUE_PER_THREAD;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = command(dir.path());
+    cmd.env("SESSIOND_DATA_DIR", dir.path().join("state"))
+        .env("SESSIOND_EMAIL_AND_PASSWORD__HASH_CONCURRENCY", "1")
+        .env("RUST_LOG", "error");
+    let (server, client) = Server::start(cmd);
+    let flood = 2 * QUEUE_PER_THREAD + 20;
+    let body = json!({"email": "nobody@example.com", "password": PASSWORD});
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..flood)
+            .map(|i| {
+                let (server, body) = (&server, &body);
+                scope.spawn(move || {
+                    // Every fourth client gives up after 100 ms: its request is dropped
+                    // while its hash waits.
+                    let mut c = reqwest::blocking::Client::builder();
+                    if i % 4 == 0 {
+                        c = c.timeout(std::time::Duration::from_millis(100));
+                    }
+                    let res = c
+                        .build()
+                        .unwrap()
+                        .post(server.url("/sign-in/email"))
+                        .json(body)
+                        .send();
+                    res.map_or(0, |r| r.status().as_u16())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let refused = statuses.iter().filter(|s| **s == 503).count();
+    assert!(
+        statuses.iter().all(|s| [0, 401, 503].contains(s)),
+        "{statuses:?}"
+    );
+    // One hashing, QUEUE_PER_THREAD waiting: the rest of those who stayed were refused.
+    assert!(
+        refused >= flood / 4,
+        "{refused} of {flood} refused: {statuses:?}"
+    );
+    assert_eq!(gauge(&server, &client, "password_hash_queue"), 0.0);
+}
