@@ -14,6 +14,8 @@ use crate::session::cookies::{CookieOp, Credential, RequestCookies};
 use crate::session::service::json_type;
 use crate::session::{ClientInfo, Current, ResolveOptions};
 
+pub use super::json::{json_bytes, json_response};
+
 /// A request body: `None` when there is none (or, as in Better Auth on Node, when it came
 /// without a `Content-Type`). `FORM` also admits `application/x-www-form-urlencoded`.
 /// Extracted, it has passed Better Auth's router-wide check of redirect targets
@@ -577,27 +579,4 @@ impl Ctx {
     pub fn respond<T: IntoResponse>(mut self, result: Result<T, ApiError>) -> Response {
         (self.take_cookies(), result).into_response()
     }
-}
-
-/// A JSON response written into a buffer of `capacity` bytes, so that it does not grow on
-/// the hot paths (the headers are left to grow as they come: reserving room for all of them up
-/// front costs an allocation too large for the allocator's fast path, and measured slower).
-/// A value that cannot be serialised is a 500.
-pub fn json_response<T: serde::Serialize>(value: &T, capacity: usize) -> Response {
-    let mut buf = Vec::with_capacity(capacity);
-    if let Err(e) = serde_json::to_writer(&mut buf, value) {
-        tracing::error!(error = %e, "response serialisation failed");
-        return codes::INTERNAL_SERVER_ERROR.into_response();
-    }
-    json_bytes(buf.into())
-}
-
-/// A 200 with a JSON body already serialised.
-pub fn json_bytes(body: bytes::Bytes) -> Response {
-    let mut res = Response::new(axum::body::Body::from(body));
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    res
 }

@@ -13,6 +13,7 @@ pub mod cors;
 pub mod extract;
 pub mod feed_stream;
 pub mod forward_auth;
+pub mod json;
 pub mod multi_session;
 pub mod ops;
 pub mod origin;
