@@ -11,15 +11,19 @@ use crate::error::codes;
 /// A value that cannot be serialised is a 500.
 pub fn json_response<T: serde::Serialize>(value: &T, capacity: usize) -> Response {
     let mut buf = Vec::with_capacity(capacity);
-    if let Err(e) = serde_json::to_writer(&mut buf, value) {
-        tracing::error!(error = %e, "response serialisation failed");
-        return codes::INTERNAL_SERVER_ERROR.into_response();
-    }
-    json_bytes(buf.into())
+    let written = serde_json::to_writer(&mut buf, value);
+    json_bytes(written.map(|()| buf.into()))
 }
 
-/// A 200 with a JSON body already serialised.
-pub fn json_bytes(body: bytes::Bytes) -> Response {
+/// A 200 with a JSON body already serialised; a 500 when it could not be.
+pub fn json_bytes(body: Result<bytes::Bytes, serde_json::Error>) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(error = %e, "response serialisation failed");
+            return codes::INTERNAL_SERVER_ERROR.into_response();
+        }
+    };
     let mut res = Response::new(axum::body::Body::from(body));
     res.headers_mut().insert(
         header::CONTENT_TYPE,

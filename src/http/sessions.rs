@@ -50,12 +50,8 @@ async fn get_session_with(mut ctx: Ctx, defer_read_only: bool) -> Response {
     };
     // Serialised straight from the session (no intermediate JSON tree), once per cached
     // cookie value.
-    let result = resolved.map(|cur| match cur.as_ref().map(|c| svc.session_answer(c)) {
-        Some(Ok(body)) => json_bytes(body),
-        Some(Err(e)) => {
-            tracing::error!(error = %e, "response serialisation failed");
-            codes::INTERNAL_SERVER_ERROR.into_response()
-        }
+    let result = resolved.map(|cur| match cur.as_ref() {
+        Some(c) => json_bytes(svc.session_answer(c)),
         None => json_response(&serde_json::Value::Null, 8),
     });
     let mut res = ctx.respond(result);
