@@ -130,7 +130,7 @@ impl SessionService {
         // A session answered from the cookie cache carries the user as it was cached: the
         // cache written below would hand that copy a new lifetime (and a user banned since
         // would keep it for ever). So the user is read again first.
-        let user = if cur.from_cache && !self.inner.cache.authoritative {
+        let user = if cur.from_cache() && !self.inner.cache.authoritative {
             match self.inner.store.find_session(&cur.session.token).await? {
                 Some((_, user)) if !self.banned_now(&user) => Arc::new(user),
                 _ => {

@@ -70,10 +70,16 @@ pub struct Current {
     pub needs_refresh: Option<bool>,
     /// Whether the request carried a valid `dont_remember` cookie.
     pub dont_remember: bool,
-    /// Served from the cookie cache (Better Auth then outputs its schema's key order).
-    pub from_cache: bool,
-    /// For a cookie-cache hit, its remembered answer body ([`AnswerMemo`]).
+    /// For a cookie-cache hit, its remembered answer body ([`AnswerMemo`]); `None` for a
+    /// session read from the store.
     pub memo: Option<Arc<AnswerMemo>>,
+}
+
+impl Current {
+    /// Served from the cookie cache (Better Auth then outputs its schema's key order).
+    pub fn from_cache(&self) -> bool {
+        self.memo.is_some()
+    }
 }
 
 /// The `get-session` body of a remembered cookie-cache value, made on its first hit. It
@@ -384,13 +390,13 @@ impl SessionService {
             session: SessionJson {
                 session: &c.session,
                 hidden: &self.inner.hidden_fields,
-                schema_order: c.from_cache,
+                schema_order: c.from_cache(),
                 show_token: true,
             },
             user: UserJson {
                 user: &c.user,
                 hidden: &self.inner.hidden_user_fields,
-                schema_order: c.from_cache,
+                schema_order: c.from_cache(),
             },
             needs_refresh: c.needs_refresh,
         }

@@ -51,7 +51,6 @@ impl SessionService {
             user,
             needs_refresh,
             dont_remember,
-            from_cache: memo.is_some(),
             memo,
         };
         let now = inner.clock.now();
