@@ -11,7 +11,8 @@ use crate::support::process::{command, Server};
 
 const PASSWORD: &str = "password-123";
 
-fn hashes(server: &Server, client: &reqwest::blocking::Client) -> f64 {
+/// A counter or gauge of the server's `/metrics`, summed over its label sets.
+fn metric(server: &Server, client: &reqwest::blocking::Client, name: &str) -> f64 {
     let text = client
         .get(server.root("/metrics"))
         .send()
@@ -19,9 +20,16 @@ fn hashes(server: &Server, client: &reqwest::blocking::Client) -> f64 {
         .text()
         .unwrap();
     text.lines()
-        .filter(|l| l.starts_with("password_hashes_total"))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|r| r.starts_with([' ', '{']))
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+fn hashes(server: &Server, client: &reqwest::blocking::Client) -> f64 {
+    metric(server, client, "password_hashes_total")
 }
 
 fn post(
@@ -126,19 +134,6 @@ fn hash_concurrency_sets_the_thread_count() {
     assert_eq!(nice, vec![i64::from(HASH_NICE); 3]);
 }
 
-fn gauge(server: &Server, client: &reqwest::blocking::Client, name: &str) -> f64 {
-    let text = client
-        .get(server.root("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    text.lines()
-        .filter(|l| l.split(' ').next() == Some(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// At most `QUEUE_PER_THREAD` hashes wait per hashing thread; a sign-in beyond is refused
 /// at once (503), so that a flood of sign-ins cannot keep every connection waiting (a
 /// connection waiting for a hash cannot be closed to admit another). And the queue gauge
@@ -187,5 +182,5 @@ fn a_full_hash_queue_refuses_at_once_and_the_gauge_returns_to_zero() {
         refused >= flood / 4,
         "{refused} of {flood} refused: {statuses:?}"
     );
-    assert_eq!(gauge(&server, &client, "password_hash_queue"), 0.0);
+    assert_eq!(metric(&server, &client, "password_hash_queue"), 0.0);
 }
