@@ -6,6 +6,8 @@
 #     RATIO: off (default), or trace export on (OTLP/HTTP to bench/otlp_sink.py, sampler
 #     parentbased_traceidratio at that ratio), e.g. 0.01.
 #     N: requests counted (default 2000), after 300 that are not.
+#   REQUEST="HEAD /forward-auth" bash bench/instructions.sh BIN   counts another route instead
+#     (default "GET /api/auth/get-session"), with the same session's cookies.
 #
 # sessiond runs under valgrind on a throwaway database; one client sends the requests one
 # after another on one connection. The count covers the whole process between the two marks
@@ -17,6 +19,7 @@ ROOT=$PWD
 BIN=$(realpath "$1")
 RATIO=${2:-off}
 N=${3:-2000}
+REQUEST=${REQUEST:-GET /api/auth/get-session}
 OUT=$(mktemp -d)
 DB=sessiond_cg_$$
 source "$ROOT/bench/lib.sh"
@@ -44,11 +47,11 @@ PIDS+=("$SPAWNED_PID")
 for _ in $(seq 600); do curl -sf -o /dev/null "http://127.0.0.1:$port/api/auth/ok" && break; sleep 0.2; done
 COOKIE=$(sign_up_cookie "http://127.0.0.1:$port" cg@example.com "$OUT/jar")
 requests() {
-  python3 - "$port" "$COOKIE" "$1" <<'PY'
+  python3 - "$port" "$COOKIE" "$1" $REQUEST <<'PY'
 import http.client, sys
 c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]))
 for _ in range(int(sys.argv[3])):
-    c.request("GET", "/api/auth/get-session", headers={"Cookie": sys.argv[2]})
+    c.request(sys.argv[4], sys.argv[5], headers={"Cookie": sys.argv[2]})
     r = c.getresponse()
     r.read()
     assert r.status == 200, r.status
@@ -60,4 +63,4 @@ requests "$N"
 callgrind_control -d "$SPAWNED_PID" >/dev/null 2>&1
 sleep 1
 total=$(awk '/^(summary|totals):/ {print $2; exit}' "$OUT"/cg.out.*)
-echo "ratio $RATIO: $N requests, $total instructions, $((total / N)) per request"
+echo "$REQUEST, ratio $RATIO: $N requests, $total instructions, $((total / N)) per request"

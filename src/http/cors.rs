@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
-use axum::http::{header, HeaderValue, Method};
+use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::response::Response;
-use futures::future::Either;
+use futures::future::{Either, FutureExt, Map};
 use tower::{Layer, Service};
 use tower_http::cors::{AllowCredentials, AllowHeaders, AllowOrigin, Cors, CorsLayer};
 
@@ -36,7 +36,26 @@ pub fn layer(origins: Arc<TrustedOrigins>) -> CorsLayer {
         // `set-auth-jwt` in `Access-Control-Expose-Headers` on the answers that carry them,
         // as Better Auth does (a list here would replace theirs).
         .max_age(std::time::Duration::from_secs(600))
+        // Added by `Scoped` as one value made at compile time: tower-http builds the
+        // same list into a new header value on every request.
+        .vary(Vec::<HeaderName>::new())
 }
+
+/// The `Vary` of every answer CORS handles: the request headers a preflight's answer
+/// depends on (tower-http's default list).
+const VARY: HeaderValue = HeaderValue::from_static(
+    "origin, access-control-request-method, access-control-request-headers",
+);
+
+/// Appends [`VARY`], keeping any `Vary` the answer already has (as tower-http does).
+fn add_vary(res: Result<Response, Infallible>) -> Result<Response, Infallible> {
+    res.map(|mut r| {
+        r.headers_mut().append(header::VARY, VARY);
+        r
+    })
+}
+
+type VaryAdded<F> = Map<F, fn(Result<Response, Infallible>) -> Result<Response, Infallible>>;
 
 /// `inner`, with CORS applied to the requests under the base path only. One copy of the
 /// inner service, reached through the CORS wrapper or around it: the router clones this
@@ -83,7 +102,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Either<<Cors<S> as Service<Request>>::Future, S::Future>;
+    type Future = Either<VaryAdded<<Cors<S> as Service<Request>>::Future>, S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // The CORS wrapper is ready when the service inside is: either path may follow.
@@ -92,7 +111,7 @@ where
 
     fn call(&mut self, req: Request) -> Self::Future {
         if wants_cors(&req, &self.base_path, &self.api_paths) {
-            Either::Left(self.cors.call(req))
+            Either::Left(self.cors.call(req).map(add_vary as fn(_) -> _))
         } else {
             Either::Right(self.cors.get_mut().call(req))
         }

@@ -521,7 +521,7 @@ impl Ctx {
     pub fn adopt_bearer(&mut self, authorization: Option<&str>) {
         let svc = &self.state.sessions;
         let name = &svc.cookie_names().token;
-        if self.credential.cookies().get(name).is_some() {
+        if self.credential.cookies().has(name) {
             return;
         }
         let Some(token) = authorization

@@ -25,6 +25,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 
 use crate::config::ForwardAuthSettings;
 use crate::error::{codes, ApiError};
@@ -88,42 +89,55 @@ const INVALID_AUDIENCE: ApiError = ApiError::new(
     "The audience is not one forward_auth.jwt.audiences lists",
 );
 
-/// What forward auth reads from the proxy's request besides cookies.
+/// What forward auth reads from the proxy's request besides cookies: the values as sent,
+/// the original URL put together only for a signed-out user.
 pub struct ProxyRequest {
     authorization: Option<String>,
-    original_url: Option<String>,
+    original_url: Option<HeaderValue>,
+    forwarded_uri: Option<HeaderValue>,
+    original_uri: Option<HeaderValue>,
+    forwarded_host: Option<HeaderValue>,
+    host: Option<HeaderValue>,
+    forwarded_proto: Option<HeaderValue>,
 }
 
 impl FromRequestParts<AppState> for ProxyRequest {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
-        let authorization = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(String::from);
+        let h = &parts.headers;
+        let get = |name: HeaderName| h.get(name).cloned();
         Ok(Self {
-            authorization,
-            original_url: original_url(&parts.headers),
+            authorization: h
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(String::from),
+            original_url: get(HeaderName::from_static("x-original-url")),
+            forwarded_uri: get(HeaderName::from_static("x-forwarded-uri")),
+            original_uri: get(HeaderName::from_static("x-original-uri")),
+            forwarded_host: get(HeaderName::from_static("x-forwarded-host")),
+            host: get(header::HOST),
+            forwarded_proto: get(HeaderName::from_static("x-forwarded-proto")),
         })
     }
 }
 
-/// The URL the user asked for, from the proxy's forwarding headers.
-fn original_url(h: &HeaderMap) -> Option<String> {
-    let get = |n: &str| {
-        h.get(n)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty())
-    };
-    if let Some(url) = get("x-original-url") {
-        return Some(url.to_owned());
+impl ProxyRequest {
+    /// The URL the user asked for, from the proxy's forwarding headers.
+    fn original_url(&self) -> Option<String> {
+        fn text(v: &Option<HeaderValue>) -> Option<&str> {
+            v.as_ref()
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty())
+        }
+        if let Some(url) = text(&self.original_url) {
+            return Some(url.to_owned());
+        }
+        let uri = text(&self.forwarded_uri).or_else(|| text(&self.original_uri))?;
+        let host = text(&self.forwarded_host).or_else(|| text(&self.host))?;
+        let proto = text(&self.forwarded_proto).unwrap_or("https");
+        Some(format!("{proto}://{host}{uri}"))
     }
-    let uri = get("x-forwarded-uri").or_else(|| get("x-original-uri"))?;
-    let host = get("x-forwarded-host").or_else(|| get("host"))?;
-    let proto = get("x-forwarded-proto").unwrap_or("https");
-    Some(format!("{proto}://{host}{uri}"))
 }
 
 fn redirect_requested(ctx: &Ctx, cfg: &ForwardAuth) -> bool {
@@ -147,17 +161,41 @@ pub fn header_text(v: &str) -> std::borrow::Cow<'_, str> {
 }
 
 fn identity_headers(cfg: &ForwardAuth, cur: &Current, h: &mut HeaderMap) {
-    let mut put = |name: &HeaderName, value: &str| {
-        // Always valid: header_text leaves only printable ASCII.
-        if let Ok(v) = HeaderValue::from_str(&header_text(value)) {
-            h.insert(name.clone(), v);
+    // The values depend on the session and user alone: made once per remembered
+    // cookie-cache value.
+    let make = || -> Box<[Bytes]> {
+        let expires_at = iso(&cur.session.expires_at);
+        [
+            cur.user.id.as_str(),
+            &cur.user.email,
+            &cur.user.name,
+            &cur.session.id,
+            &expires_at,
+        ]
+        .map(|v| Bytes::from(header_text(v).into_owned()))
+        .into()
+    };
+    let made;
+    let values = match &cur.memo {
+        Some(memo) => memo.pieces(make),
+        None => {
+            made = make();
+            &made
         }
     };
-    put(&cfg.user_id, &cur.user.id);
-    put(&cfg.email, &cur.user.email);
-    put(&cfg.name, &cur.user.name);
-    put(&cfg.session_id, &cur.session.id);
-    put(&cfg.expires_at, &iso(&cur.session.expires_at));
+    let names = [
+        &cfg.user_id,
+        &cfg.email,
+        &cfg.name,
+        &cfg.session_id,
+        &cfg.expires_at,
+    ];
+    for (name, value) in names.into_iter().zip(values) {
+        // Always valid: header_text leaves only printable ASCII.
+        if let Ok(v) = HeaderValue::from_maybe_shared(value.clone()) {
+            h.insert(name.clone(), v);
+        }
+    }
 }
 
 /// The original URL, if it may be handed to the sign-in page: an http(s) URL of a trusted
@@ -216,8 +254,12 @@ pub async fn check(mut ctx: Ctx, proxy: ProxyRequest) -> Response {
         defer_read_only: svc.policy().defer_refresh,
     };
     let resolved = svc.resolve(&ctx.credential, opts, &mut ctx.out).await;
-    let redirect = redirect_requested(&ctx, &cfg);
-    let original = trusted_return_url(&ctx, proxy.original_url);
+    // Where a signed-out user goes: worked out only for one.
+    let signed_out = matches!(resolved, Ok(None));
+    let redirect = signed_out && redirect_requested(&ctx, &cfg);
+    let original = signed_out
+        .then(|| trusted_return_url(&ctx, proxy.original_url()))
+        .flatten();
     let cookies = ctx.take_cookies();
     let mut res = match resolved {
         Ok(Some(cur)) => {

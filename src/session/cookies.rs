@@ -280,6 +280,11 @@ impl RequestCookies {
         }
     }
 
+    /// Whether a cookie called `name` was sent (its value neither copied nor decoded).
+    pub fn has(&self, name: &str) -> bool {
+        self.pairs().any(|(k, _)| k == name)
+    }
+
     /// Reads and verifies a signed cookie.
     pub fn signed(&self, name: &str, keys: &Keyring) -> Verified {
         match self.get(name) {

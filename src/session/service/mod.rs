@@ -82,11 +82,23 @@ impl Current {
     }
 }
 
-/// The `get-session` body of a remembered cookie-cache value, made on its first hit. It
-/// depends only on the cached session and user (and the configuration): every later
-/// request with the same cookie sends the same bytes without serialising them again.
+/// What is answered for a remembered cookie-cache value, made on its first hit: the
+/// `get-session` body, and the pieces of forward auth's answer. They depend only on the
+/// cached session and user (and the configuration): every later request with the same
+/// cookie sends the same bytes without making them again.
 #[derive(Debug, Default)]
-pub struct AnswerMemo(std::sync::OnceLock<bytes::Bytes>);
+pub struct AnswerMemo {
+    body: std::sync::OnceLock<bytes::Bytes>,
+    pieces: std::sync::OnceLock<Box<[bytes::Bytes]>>,
+}
+
+impl AnswerMemo {
+    /// The answer pieces another route makes from the session and user alone (forward
+    /// auth's identity header values and body), made by `make` on first use.
+    pub fn pieces(&self, make: impl FnOnce() -> Box<[bytes::Bytes]>) -> &[bytes::Bytes] {
+        self.pieces.get_or_init(make)
+    }
+}
 
 /// `get-session`'s body, serialised straight from the resolved session.
 pub struct SessionBody<'a> {
@@ -375,11 +387,11 @@ impl SessionService {
         let Some(memo) = c.memo.as_ref().filter(|_| c.needs_refresh.is_none()) else {
             return write();
         };
-        if let Some(body) = memo.0.get() {
+        if let Some(body) = memo.body.get() {
             return Ok(body.clone());
         }
         let body = write()?;
-        let _ = memo.0.set(body.clone());
+        let _ = memo.body.set(body.clone());
         Ok(body)
     }
 

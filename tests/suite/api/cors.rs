@@ -58,6 +58,34 @@ async fn cors_grants_trusted_origins_only(b: Backend) {
         "https://app.example"
     );
     assert_eq!(res.headers()["access-control-allow-credentials"], "true");
+    // Every answer under the base path, preflight or not, with an origin or without, names
+    // what it varies with, once; forward auth (no CORS) does not.
+    const VARY: &str = "origin, access-control-request-method, access-control-request-headers";
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    for r in [&res, &preflight] {
+        let vary: Vec<_> = r.headers().get_all("vary").iter().collect();
+        assert_eq!(vary, [VARY], "{}", r.url());
+    }
+    let mut jar = Jar::default();
+    let plain = app.get("/get-session", &mut jar).await;
+    let vary: Vec<_> = plain.headers.get_all("vary").iter().collect();
+    assert_eq!(vary, [VARY]);
+    assert!(app
+        .client
+        .get(format!("http://{}/forward-auth", app.addr))
+        .send()
+        .await
+        .unwrap()
+        .headers()
+        .get("vary")
+        .is_none());
     // Untrusted origins get no grant at all.
     for origin in ["https://evil.example", "https://app.example.evil", "null"] {
         let res = app

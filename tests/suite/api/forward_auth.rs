@@ -13,6 +13,7 @@ on_both_backends!(
     a_bearer_token_is_never_answered_from_another_users_cache,
     forward_auth_redirect_mode,
     forward_auth_passes_refreshed_cookies_and_follows_revocation,
+    cache_hits_answer_each_user_their_own_identity,
 );
 
 async fn fa(app: &TestApp, method: Method, jar: Option<&mut Jar>, headers: &[(&str, &str)]) -> Res {
@@ -91,6 +92,67 @@ async fn forward_auth_answers_identity_or_401(b: Backend) {
     let res = fa(&app, Method::GET, Some(&mut jar), &[]).await;
     assert!(res.header("remote-user").is_some());
     assert!(res.header("x-auth-user-id").is_none());
+}
+
+/// The identity headers of a cookie-cache hit are made once per cookie value and sent again
+/// after that: each user still gets their own, and a new value (after a profile change) its
+/// new ones.
+async fn cache_hits_answer_each_user_their_own_identity(b: Backend) {
+    let app = spawn_with(b, |s| s.session.cookie_cache.enabled = true).await;
+    let (mut ann, _) = app.sign_up(&unique_email()).await;
+    let (mut bob, _) = app.sign_up(&unique_email()).await;
+    app.post("/update-user", json!({"name": "Zoë"}), &mut bob)
+        .await;
+    let expected = |s: &Value, name: &str| {
+        [
+            s["user"]["id"].as_str().unwrap().to_owned(),
+            s["user"]["email"].as_str().unwrap().to_owned(),
+            name.to_owned(),
+            s["session"]["id"].as_str().unwrap().to_owned(),
+            s["session"]["expiresAt"].as_str().unwrap().to_owned(),
+        ]
+    };
+    let identity = |res: &Res| {
+        assert_eq!(res.status, 200, "{}", res.text);
+        [
+            "x-auth-user-id",
+            "x-auth-email",
+            "x-auth-name",
+            "x-auth-session-id",
+            "x-auth-expires-at",
+        ]
+        .map(|h| res.header(h).unwrap())
+    };
+    let a = expected(&app.session(&mut ann).await, "Test User");
+    let z = expected(&app.session(&mut bob).await, "Zo%C3%AB");
+    assert_ne!(a[0], z[0]);
+    for _ in 0..3 {
+        for method in [Method::HEAD, Method::GET] {
+            assert_eq!(
+                identity(&fa(&app, method.clone(), Some(&mut ann), &[]).await),
+                a
+            );
+            assert_eq!(identity(&fa(&app, method, Some(&mut bob), &[]).await), z);
+        }
+    }
+    let res = fa(&app, Method::GET, Some(&mut bob), &[]).await;
+    assert_eq!(
+        res.json(),
+        json!({"userId": z[0], "sessionId": z[3]}),
+        "the body is the same session's"
+    );
+    app.post("/update-user", json!({"name": "Zoë Ångström"}), &mut bob)
+        .await;
+    let z2 = expected(
+        &app.session(&mut bob).await,
+        "Zo%C3%AB%20%C3%85ngstr%C3%B6m",
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            identity(&fa(&app, Method::HEAD, Some(&mut bob), &[]).await),
+            z2
+        );
+    }
 }
 
 async fn forward_auth_accepts_bearer_tokens(b: Backend) {
