@@ -4,7 +4,9 @@
 //! - **Connections**: at most `max_connections` (lowered at start to fit the process's file
 //!   descriptor limit). At the cap a new connection closes the longest-idle one — between
 //!   requests, or still sending its request head or body — so that idle or half-sent
-//!   connections can never lock other clients out; failing that, the one whose request has
+//!   connections can never lock other clients out (one never answered goes before one
+//!   that has been, so that a flood of new connections closes its own rather than a
+//!   proxy's kept-alive ones); failing that, the one whose request has
 //!   run longest, if longer than `header_read_timeout`; when every connection is in the
 //!   middle of a recent request, the new one is closed instead. A connection carrying an
 //!   event stream (the revocation feed) goes last: only when nothing else can, the oldest
@@ -100,6 +102,8 @@ struct Conn {
     streams: AtomicU32,
     /// Some bytes have arrived on it.
     heard: AtomicBool,
+    /// A request on it has been answered.
+    served: AtomicBool,
 }
 
 impl Conn {
@@ -202,24 +206,27 @@ impl Registry {
     }
 
     /// Registers a new connection, first closing one at the cap: the longest idle (or
-    /// still sending its head or body), else the one whose request has run longest if
+    /// still sending its head or body) of those never answered, else of all, else the one whose request has run longest if
     /// that is longer than `slow_ms`; `None` when every open connection is busy with a
     /// recent request.
     fn admit(&self, slow_ms: u64) -> Option<(u64, Arc<Conn>)> {
         let now = self.now_ms();
         let mut conns = self.lock();
         if conns.len() >= self.cap {
+            // Among connections not busy, one that has never been answered goes first:
+            // a flood of connections that send nothing (or trickle a head) then closes its
+            // own, not the ones a proxy keeps open between the requests it forwards.
             let oldest = |busy: bool| {
                 conns
                     .iter()
                     .filter(|(_, c)| c.streams.load(Ordering::Relaxed) == 0)
-                    .map(|(id, c)| (*id, c.get()))
-                    .filter(|(_, (phase, since))| {
+                    .map(|(id, c)| (*id, c.get(), c.served.load(Ordering::Relaxed)))
+                    .filter(|(_, (phase, since), _)| {
                         (*phase == Phase::Busy) == busy
                             && (!busy || now.saturating_sub(*since) > slow_ms)
                     })
-                    .min_by_key(|(_, (_, since))| *since)
-                    .map(|(id, _)| id)
+                    .min_by_key(|(_, (_, since), served)| (*served, *since))
+                    .map(|(id, _, _)| id)
             };
             let oldest_stream = || {
                 conns
@@ -244,6 +251,7 @@ impl Registry {
             epoch: self.epoch,
             streams: AtomicU32::new(0),
             heard: AtomicBool::new(false),
+            served: AtomicBool::new(false),
         });
         conn.set(Phase::Idle, now);
         conns.insert(id, conn.clone());
@@ -452,6 +460,7 @@ async fn connection(
                     }
                     super::unread::finish(res, &unread).await;
                 }
+                idle.served.store(true, Ordering::Relaxed);
                 idle.enter(Phase::Idle);
                 res
             }

@@ -446,6 +446,53 @@ fn connections_draining_an_ignored_body_are_evictable_at_the_cap() {
     });
 }
 
+/// At the cap, connections that have never been answered are closed before ones that have:
+/// a flood of silent connections closes its own, not those a proxy keeps open between the
+/// requests it forwards (their next request would have met a closed connection: a 502).
+#[test]
+fn kept_alive_connections_outlast_a_flood_of_silent_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[("SESSIOND_SERVER__MAX_CONNECTIONS", "32")]);
+    let port = server.port;
+    let ask = |s: &mut TcpStream| -> Option<u16> {
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .ok()?;
+        let mut buf = [0u8; 2048];
+        let n = s.read(&mut buf).ok()?;
+        Some(parse_response(&buf[..n])?.status)
+    };
+    let mut pooled: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            assert_eq!(ask(&mut s), Some(200));
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    // Ten times the cap of connections that send nothing, kept open by the client.
+    let mut silent = Vec::new();
+    for _ in 0..320 {
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
+            silent.push(s);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    for (i, s) in pooled.iter_mut().enumerate() {
+        assert_eq!(ask(s), Some(200), "kept-alive connection {i} was closed");
+    }
+    // The flood's own connections made room for each other.
+    let closed = silent
+        .iter_mut()
+        .map(|s| closed_by_server(s, Duration::from_millis(50)))
+        .filter(|closed| *closed)
+        .count();
+    assert!(
+        closed >= 320 - 32,
+        "only {closed} of 320 silent connections closed"
+    );
+}
+
 #[test]
 fn connection_cap_follows_the_file_descriptor_limit() {
     let dir = tempfile::tempdir().unwrap();
