@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{codes, ApiError};
 use crate::http::AppState;
-use crate::session::cookies::{CookieOp, Credential, RequestCookies};
+use crate::session::cookies::{token_first, CookieOp, Credential, RequestCookies};
 use crate::session::service::json_type;
 use crate::session::{ClientInfo, Current, ResolveOptions};
 
@@ -572,6 +572,12 @@ impl Ctx {
     /// The collected cookie operations as `Set-Cookie` lines (taken: the list is empty after).
     pub fn take_cookies(&mut self) -> SetCookies {
         let ops = std::mem::take(&mut self.out);
+        SetCookies(self.state.cookie_writer.render(&ops))
+    }
+
+    /// The collected cookies for a proxy that passes on one line (see [`token_first`]).
+    pub fn take_cookies_token_first(&mut self) -> SetCookies {
+        let ops = token_first(std::mem::take(&mut self.out));
         SetCookies(self.state.cookie_writer.render(&ops))
     }
 

@@ -260,7 +260,8 @@ pub async fn check(mut ctx: Ctx, proxy: ProxyRequest) -> Response {
     let original = signed_out
         .then(|| trusted_return_url(&ctx, proxy.original_url()))
         .flatten();
-    let cookies = ctx.take_cookies();
+    // nginx hands the browser only the first Set-Cookie line of this answer.
+    let cookies = ctx.take_cookies_token_first();
     let mut res = match resolved {
         Ok(Some(cur)) => {
             let body = Identity {

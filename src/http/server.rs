@@ -4,9 +4,9 @@
 //! - **Connections**: at most `max_connections` (lowered at start to fit the process's file
 //!   descriptor limit). At the cap a new connection closes the longest-idle one — between
 //!   requests, or still sending its request head or body — so that idle or half-sent
-//!   connections can never lock other clients out (one never answered goes before one
-//!   that has been, so that a flood of new connections closes its own rather than a
-//!   proxy's kept-alive ones); failing that, the one whose request has
+//!   connections can never lock other clients out (one unanswered for 250 ms goes before
+//!   one that has been answered, so that a flood of silent connections closes its own
+//!   rather than a proxy's kept-alive ones); failing that, the one whose request has
 //!   run longest, if longer than `header_read_timeout`; when every connection is in the
 //!   middle of a recent request, the new one is closed instead. A connection carrying an
 //!   event stream (the revocation feed) goes last: only when nothing else can, the oldest
@@ -183,6 +183,11 @@ impl Drop for Streaming {
     }
 }
 
+/// How long a connection may go unanswered before, at the cap, it is closed ahead of
+/// connections that have been answered (ms). A client's first request is read within
+/// milliseconds of its connection being taken in.
+const UNANSWERED_GRACE_MS: u64 = 250;
+
 /// The open connections.
 struct Registry {
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
@@ -206,16 +211,19 @@ impl Registry {
     }
 
     /// Registers a new connection, first closing one at the cap: the longest idle (or
-    /// still sending its head or body) of those never answered, else of all, else the one whose request has run longest if
+    /// still sending its head or body) of those unanswered for [`UNANSWERED_GRACE_MS`],
+    /// else of all, else the one whose request has run longest if
     /// that is longer than `slow_ms`; `None` when every open connection is busy with a
     /// recent request.
     fn admit(&self, slow_ms: u64) -> Option<(u64, Arc<Conn>)> {
         let now = self.now_ms();
         let mut conns = self.lock();
         if conns.len() >= self.cap {
-            // Among connections not busy, one that has never been answered goes first:
-            // a flood of connections that send nothing (or trickle a head) then closes its
-            // own, not the ones a proxy keeps open between the requests it forwards.
+            // Among connections not busy, one never answered in [`UNANSWERED_GRACE_MS`]
+            // goes first: a flood of connections that send nothing (or trickle a head)
+            // then closes its own, not the ones a proxy keeps open between the requests it
+            // forwards. Younger ones are not suspects: in a burst of new connections, each
+            // has its request waiting to be read.
             let oldest = |busy: bool| {
                 conns
                     .iter()
@@ -225,7 +233,10 @@ impl Registry {
                         (*phase == Phase::Busy) == busy
                             && (!busy || now.saturating_sub(*since) > slow_ms)
                     })
-                    .min_by_key(|(_, (_, since), served)| (*served, *since))
+                    .min_by_key(|(_, (_, since), served)| {
+                        let suspect = !served && now.saturating_sub(*since) >= UNANSWERED_GRACE_MS;
+                        (!suspect, *since)
+                    })
                     .map(|(id, _, _)| id)
             };
             let oldest_stream = || {

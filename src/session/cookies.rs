@@ -156,6 +156,50 @@ impl CookieOp {
     pub fn is_multi(&self) -> bool {
         matches!(self, Self::SetMulti { .. } | Self::ExpireMulti(_))
     }
+
+    /// Whether it writes `kind` anew, deleting any copy `kind` had: a [`Self::Set`] of it,
+    /// or for the cache's cookies a [`Self::SetCache`] (which expires the carried cache
+    /// cookies it does not rewrite).
+    fn rewrites(&self, kind: CookieKind) -> bool {
+        match self {
+            Self::Set { kind: k, .. } => *k == kind,
+            Self::SetCache { .. } => {
+                matches!(kind, CookieKind::Cache | CookieKind::CacheChunk(_))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// `ops` for a proxy that passes on only the first `Set-Cookie` line of an answer (nginx's
+/// `$upstream_http_set_cookie`): a deletion that a later write of the same cookie makes
+/// needless is left out, and the session token's write goes first. The browser ends with
+/// the same cookies; through such a proxy, a refreshed session reaches it before a cache
+/// value does (which is written again on a later request).
+pub fn token_first(ops: Vec<CookieOp>) -> Vec<CookieOp> {
+    let needless: Vec<bool> = ops
+        .iter()
+        .enumerate()
+        .map(|(i, op)| match op {
+            CookieOp::Expire(kind) => ops.iter().skip(i + 1).any(|later| later.rewrites(*kind)),
+            _ => false,
+        })
+        .collect();
+    let (mut first, rest): (Vec<_>, Vec<_>) = ops
+        .into_iter()
+        .zip(needless)
+        .filter_map(|(op, needless)| (!needless).then_some(op))
+        .partition(|op| {
+            matches!(
+                op,
+                CookieOp::Set {
+                    kind: CookieKind::Token,
+                    ..
+                }
+            )
+        });
+    first.extend(rest);
+    first
 }
 
 /// What a request presents as its session.
@@ -340,5 +384,58 @@ impl RequestCookies {
             whole: self.pairs().any(|(k, _)| k == name),
             chunks: self.chunk_set(name),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(kind: CookieKind) -> CookieOp {
+        CookieOp::Set {
+            kind,
+            value: "v".into(),
+            max_age: Some(1),
+        }
+    }
+
+    fn cache() -> CookieOp {
+        CookieOp::SetCache {
+            value: "c".into(),
+            max_age: Some(1),
+            carried: CarriedCache::default(),
+        }
+    }
+
+    #[test]
+    fn token_first_puts_the_token_first_and_drops_only_deletions_written_over() {
+        use CookieKind::*;
+        // A cache miss (its cookies expired) followed by a refresh.
+        let ops = vec![
+            CookieOp::Expire(Cache),
+            CookieOp::Expire(CacheChunk(1)),
+            set(Token),
+            cache(),
+        ];
+        assert_eq!(token_first(ops), vec![set(Token), cache()]);
+        // Deletions nothing rewrites stay, in order, after the token.
+        let ops = vec![
+            CookieOp::Expire(DontRemember),
+            cache(),
+            CookieOp::Expire(Cache),
+            set(Token),
+        ];
+        assert_eq!(
+            token_first(ops),
+            vec![
+                set(Token),
+                CookieOp::Expire(DontRemember),
+                cache(),
+                CookieOp::Expire(Cache),
+            ]
+        );
+        // A signed-out answer is left as it is.
+        let ops = vec![CookieOp::Expire(Token), CookieOp::Expire(Cache)];
+        assert_eq!(token_first(ops.clone()), ops);
     }
 }

@@ -182,6 +182,30 @@ async fn nginx_in_front() -> (TestApp, u16, u16, (Proc, tempfile::TempDir)) {
     (app, port, sd_port, nginx)
 }
 
+/// nginx hands the browser only the first `Set-Cookie` line of the auth answer: with the
+/// cookie cache on, a refresh also rewrites the cache (after expiring the old one), and
+/// the refreshed session cookie must be the line that gets through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_recipe_passes_a_refreshed_session_with_the_cookie_cache_on() {
+    require_tool("nginx");
+    let port = free_port();
+    let (app, sd_port) = behind_proxy_with(port, |s| s.session.cookie_cache.enabled = true).await;
+    let upstream = echo_upstream().await;
+    let _nginx = start_nginx(port, sd_port, upstream).await;
+    let (jar, _) = app.sign_up(&unique_email()).await;
+    assert!(jar.get("better-auth.session_data").is_some());
+    app.clock.advance_secs(86_400 + 1);
+    let (status, headers, _) = through(port, "/private", Some(&jar.header())).await;
+    assert_eq!(status, 200);
+    let lines: Vec<_> = headers.get_all("set-cookie").iter().collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = lines[0].to_str().unwrap();
+    assert!(
+        line.starts_with(&format!("{TOKEN_COOKIE}=")) && line.contains("Max-Age=604800"),
+        "{line}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_auth_request() {
     let (app, port, _, _nginx) = nginx_in_front().await;
@@ -220,6 +244,28 @@ async fn nginx_auth_request() {
         .unwrap();
     assert_eq!(res.status(), 302);
     assert_eq!(res.headers()["location"], "https://app.example/login");
+    // Nor does a way back the client names itself, even on a trusted origin: the way back
+    // is the page asked for.
+    let res = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("http://127.0.0.1:{port}/login-redirect/asked"))
+        .header(
+            "x-original-url",
+            format!("http://127.0.0.1:{port}/login-redirect/chosen"),
+        )
+        .header("x-forwarded-uri", "/login-redirect/chosen-too")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    assert_eq!(
+        res.headers()["location"],
+        format!(
+            "https://app.example/login?rd=http%3A%2F%2F127.0.0.1%3A{port}%2Flogin-redirect%2Fasked"
+        )
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -458,9 +504,17 @@ async fn nginx_recipe_refuses_large_bodies_with_413() {
 /// sessiond for a proxy on `port`: the proxy's origin is trusted (so the way back is handed
 /// to the sign-in page), and its own port.
 async fn behind_proxy(port: u16) -> (TestApp, u16) {
+    behind_proxy_with(port, |_| {}).await
+}
+
+async fn behind_proxy_with(
+    port: u16,
+    f: impl FnOnce(&mut sessiond::config::Settings) + Send + 'static,
+) -> (TestApp, u16) {
     let app = spawn_with(Backend::Sqlite, move |s| {
         s.forward_auth.sign_in_url = "https://app.example/login".into();
         s.trusted_origins = vec![format!("http://127.0.0.1:{port}")];
+        f(s);
     })
     .await;
     let sd_port: u16 = app.addr.rsplit(':').next().unwrap().parse().unwrap();
