@@ -171,7 +171,7 @@ impl CookieOp {
     }
 }
 
-/// `ops` for a proxy that passes on only the first `Set-Cookie` line of an answer (nginx's
+/// `ops` for a proxy that passes on only the first cookie line of an answer (nginx's
 /// `$upstream_http_set_cookie`): a deletion that a later write of the same cookie makes
 /// needless is left out, and the session token's write goes first. The browser ends with
 /// the same cookies; through such a proxy, a refreshed session reaches it before a cache
