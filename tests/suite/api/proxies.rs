@@ -119,6 +119,16 @@ fn is_identity(name: &str) -> bool {
 }
 
 async fn through(proxy: u16, path: &str, cookie: Option<&str>) -> (u16, HeaderMap, String) {
+    through_with(proxy, path, cookie, &[]).await
+}
+
+/// [`through`], with more headers of the client's own.
+async fn through_with(
+    proxy: u16,
+    path: &str,
+    cookie: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, HeaderMap, String) {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -127,8 +137,8 @@ async fn through(proxy: u16, path: &str, cookie: Option<&str>) -> (u16, HeaderMa
     if let Some(c) = cookie {
         req = req.header("cookie", c);
     }
-    for (k, v) in FORGED {
-        req = req.header(k, v);
+    for (k, v) in FORGED.iter().chain(headers) {
+        req = req.header(*k, *v);
     }
     let res = req.send().await.unwrap();
     let status = res.status().as_u16();
@@ -233,35 +243,26 @@ async fn nginx_auth_request() {
         format!("https://app.example/login?rd=http%3A%2F%2F127.0.0.1%3A{port}%2Flogin-redirect%2Fprivate%3Fa%3D1%26rd%3Dx")
     );
     // A Host the client chose is not trusted: no way back, only the sign-in page.
-    let res = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(format!("http://127.0.0.1:{port}/login-redirect/x"))
-        .header("host", "evil.example")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 302);
-    assert_eq!(res.headers()["location"], "https://app.example/login");
+    let (status, headers, _) =
+        through_with(port, "/login-redirect/x", None, &[("host", "evil.example")]).await;
+    assert_eq!(status, 302);
+    assert_eq!(headers["location"], "https://app.example/login");
     // Nor does a way back the client names itself, even on a trusted origin: the way back
     // is the page asked for.
-    let res = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(format!("http://127.0.0.1:{port}/login-redirect/asked"))
-        .header(
-            "x-original-url",
-            format!("http://127.0.0.1:{port}/login-redirect/chosen"),
-        )
-        .header("x-forwarded-uri", "/login-redirect/chosen-too")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 302);
+    let chosen = format!("http://127.0.0.1:{port}/login-redirect/chosen");
+    let (status, headers, _) = through_with(
+        port,
+        "/login-redirect/asked",
+        None,
+        &[
+            ("x-original-url", &chosen),
+            ("x-forwarded-uri", "/login-redirect/chosen-too"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 302);
     assert_eq!(
-        res.headers()["location"],
+        headers["location"],
         format!(
             "https://app.example/login?rd=http%3A%2F%2F127.0.0.1%3A{port}%2Flogin-redirect%2Fasked"
         )
@@ -305,6 +306,21 @@ async fn caddy_forward_auth() {
         "{location}"
     );
     assert!(location.ends_with("%2Fapp%2Fpage"), "{location}");
+    // A way back the client names itself, even on a trusted origin, is not taken.
+    let chosen = format!("http://127.0.0.1:{port}/chosen");
+    let (status, headers, _) = through_with(
+        port,
+        "/app/asked",
+        None,
+        &[
+            ("x-original-url", &chosen),
+            ("x-forwarded-uri", "/chosen-too"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 302);
+    let location = headers["location"].to_str().unwrap();
+    assert!(location.ends_with("%2Fapp%2Fasked"), "{location}");
 }
 
 /// Sign-ins through the nginx recipe from two client addresses (127.0.0.2 and 127.0.0.3,
