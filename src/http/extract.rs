@@ -577,8 +577,8 @@ impl Ctx {
 
     /// The collected cookies for a proxy that passes on one line (see [`token_first`]).
     pub fn take_cookies_token_first(&mut self) -> SetCookies {
-        let ops = token_first(std::mem::take(&mut self.out));
-        SetCookies(self.state.cookie_writer.render(&ops))
+        self.out = token_first(std::mem::take(&mut self.out));
+        self.take_cookies()
     }
 
     /// Sends `result` with the collected cookies, on success and on error alike.

@@ -101,6 +101,12 @@ pub struct ProxyRequest {
     forwarded_proto: Option<HeaderValue>,
 }
 
+const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
+const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
 impl FromRequestParts<AppState> for ProxyRequest {
     type Rejection = std::convert::Infallible;
 
@@ -112,12 +118,12 @@ impl FromRequestParts<AppState> for ProxyRequest {
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
                 .map(String::from),
-            original_url: get(HeaderName::from_static("x-original-url")),
-            forwarded_uri: get(HeaderName::from_static("x-forwarded-uri")),
-            original_uri: get(HeaderName::from_static("x-original-uri")),
-            forwarded_host: get(HeaderName::from_static("x-forwarded-host")),
+            original_url: get(X_ORIGINAL_URL),
+            forwarded_uri: get(X_FORWARDED_URI),
+            original_uri: get(X_ORIGINAL_URI),
+            forwarded_host: get(X_FORWARDED_HOST),
             host: get(header::HOST),
-            forwarded_proto: get(HeaderName::from_static("x-forwarded-proto")),
+            forwarded_proto: get(X_FORWARDED_PROTO),
         })
     }
 }

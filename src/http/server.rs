@@ -212,9 +212,8 @@ impl Registry {
 
     /// Registers a new connection, first closing one at the cap: the longest idle (or
     /// still sending its head or body) of those unanswered for [`UNANSWERED_GRACE_MS`],
-    /// else of all, else the one whose request has run longest if
-    /// that is longer than `slow_ms`; `None` when every open connection is busy with a
-    /// recent request.
+    /// else of all, else the one whose request has run longest if that is longer than
+    /// `slow_ms`; `None` when every open connection is busy with a recent request.
     fn admit(&self, slow_ms: u64) -> Option<(u64, Arc<Conn>)> {
         let now = self.now_ms();
         let mut conns = self.lock();

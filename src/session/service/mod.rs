@@ -94,7 +94,7 @@ pub struct AnswerMemo {
 
 impl AnswerMemo {
     /// The answer pieces another route makes from the session and user alone (forward
-    /// auth's identity header values and body), made by `make` on first use.
+    /// auth's identity header values), made by `make` on first use.
     pub fn pieces(&self, make: impl FnOnce() -> Box<[bytes::Bytes]>) -> &[bytes::Bytes] {
         self.pieces.get_or_init(make)
     }
